@@ -1,0 +1,40 @@
+# Three-Plane Data + AI Sandbox. Every target sets itself up (idempotently) first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+AS_OF ?= 2026-11-01
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup pipeline test lint lab docs bench airflow-ui notebooks clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}: install it or run make PYTHON=/path/to/python3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the project (skipped when up to date)
+
+pipeline: setup ## set up, then run the whole pipeline for the shipped data's as-of date
+	$(BIN)/sandbox build --date $(AS_OF)
+
+lint: setup ## ruff over the package, tests, DAGs and notebooks
+	$(BIN)/ruff check sandbox tests dags notebooks bench
+
+test: lint ## set up, lint, and run every test
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+lab: setup ## open JupyterLab on the notebooks
+	$(BIN)/jupyter lab notebooks/
+
+clean: ## remove everything the other targets created
+	rm -rf $(VENV) warehouse .airflow dbt_project/target dbt_project/logs logs bench/out
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -rf *.egg-info .pytest_cache .ruff_cache

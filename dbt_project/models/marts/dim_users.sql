@@ -1,0 +1,28 @@
+with
+
+users as (
+
+    select * from {{ ref('stg_users') }}
+
+),
+
+final as (
+
+    select
+        user_id,
+        plan_tier,
+        country_code,
+        signed_up_at,
+        cast(
+            {{ dbt.datediff('signed_up_at', as_of_date(), 'day') }} as {{ dbt.type_bigint() }}
+        ) as days_since_signup,
+        {{ as_of_date() }} as as_of_date
+
+    from users
+
+    -- a backfill for a past date must not see users who had not signed up yet
+    where signed_up_at < {{ as_of_date() }}
+
+)
+
+select * from final

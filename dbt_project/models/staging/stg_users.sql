@@ -1,0 +1,21 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'users') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as {{ dbt.type_string() }}) as user_id,
+        cast(plan_tier as {{ dbt.type_string() }}) as plan_tier,
+        cast(signed_up_at as {{ dbt.type_timestamp() }}) as signed_up_at,
+        cast(country as {{ dbt.type_string() }}) as country_code
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,111 @@
+"""The ``sandbox`` command: one entry point for every plane.
+
+Expected failures (bad input, a failed quality gate, a busy warehouse, a missing API key)
+print a short paragraph naming the cause and the fix and exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+
+from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, parse_date, warehouse_path
+
+EXIT_ERROR = 2
+"""Exit status for an expected failure (bad input, failed gate, busy warehouse...)."""
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from sandbox.data import generate
+
+    files = generate(
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        out=args.out,
+        as_of_date=parse_date(args.as_of),
+        fmt=args.format,
+    )
+    print(
+        f"wrote {files.users:,} users and {files.events:,} events (as of {files.as_of_date}):\n"
+        f"  {files.users_path}\n  {files.events_path}\n"
+        f"build them with: SANDBOX_RAW_DIR={files.users_path.parent} sandbox build "
+        f"--date {files.as_of_date}"
+    )
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from sandbox.data import build
+
+    result = build(parse_date(args.date), target=args.target, progress=sys.stderr.isatty())
+    print(result.render())
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from sandbox.data import target_dir
+
+    path = warehouse_path()
+    removed = []
+    for candidate in (path, path.with_name(path.name + ".wal")):
+        if candidate.exists():
+            candidate.unlink()
+            removed.append(candidate)
+    if target_dir().exists():
+        shutil.rmtree(target_dir())
+        removed.append(target_dir())
+    print("removed " + ", ".join(map(str, removed)) if removed else f"nothing to remove at {path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sandbox",
+        description="Three-Plane Data + AI Sandbox: Airflow (control), dbt (data), LLM (decision).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="write raw users/events files (deterministic)")
+    gen.add_argument("--users", type=int, default=500, help="number of users (default 500)")
+    gen.add_argument("--days", type=int, default=60, help="days of events (default 60)")
+    gen.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    gen.add_argument("--out", default="data/generated", help="output folder")
+    gen.add_argument("--as-of", default=str(SHIPPED_AS_OF_DATE), help="last day + 1 of events")
+    gen.add_argument("--format", choices=("auto", "csv", "parquet"), default="auto")
+    gen.set_defaults(func=_generate)
+
+    bld = sub.add_parser("build", help="dbt build (models + tests = the quality gate) for a date")
+    bld.add_argument("--date", required=True, help="the as-of date, YYYY-MM-DD")
+    bld.add_argument("--target", choices=("duckdb", "spark"), default="duckdb")
+    bld.set_defaults(func=_build)
+
+    rst = sub.add_parser("reset", help="delete the warehouse file and dbt's target folder")
+    rst.set_defaults(func=_reset)
+
+    for module in ("sandbox.decision.cli", "sandbox.control.cli"):
+        try:
+            register = __import__(module, fromlist=["register"]).register
+        except ImportError:
+            continue
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SandboxError as exc:
+        print(f"sandbox {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"sandbox {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The data plane: raw files in, tested AI-ready features out (dbt on DuckDB).
+
+It knows nothing of LLMs: the decision plane reads its tables, never its functions.
+"""
+
+from sandbox.data.build import (
+    BuildResult,
+    GateFailed,
+    GateFailure,
+    NodeOutcome,
+    build,
+    dbt_args,
+    project_dir,
+    target_dir,
+)
+from sandbox.data.generate import GeneratedFiles, generate
+
+__all__ = [
+    "BuildResult",
+    "GateFailed",
+    "GateFailure",
+    "GeneratedFiles",
+    "NodeOutcome",
+    "build",
+    "dbt_args",
+    "generate",
+    "project_dir",
+    "target_dir",
+]

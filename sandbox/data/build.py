@@ -1,0 +1,295 @@
+"""Run ``dbt build`` in-process and turn its results into a typed outcome or a ``GateFailed``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sandbox.config import DBT_PROJECT_DIR, SandboxError, parse_date, raw_dir, warehouse_path
+from sandbox.warehouse import connect, ensure_writable
+
+LAYERS = ("staging", "intermediate", "marts")
+TARGETS = ("duckdb", "spark")
+
+
+class GateFailed(SandboxError):
+    """The data plane's quality gate failed: a model, a contract or a test did not pass.
+
+    ``failures`` lists what failed (model, column, test, failing rows); ``skipped`` the nodes
+    dbt did not run because they lie downstream. The published marts keep their earlier rows.
+    """
+
+    def __init__(self, as_of_date: date, failures: list[GateFailure], skipped: list[str]):
+        self.as_of_date = as_of_date
+        self.failures = failures
+        self.skipped = skipped
+        lines = [
+            f"the quality gate failed for {as_of_date}: {len(failures)} check"
+            f"{'s' if len(failures) != 1 else ''} failed and {len(skipped)} downstream node"
+            f"{'s were' if len(skipped) != 1 else ' was'} skipped; the published marts keep "
+            "their previous rows."
+        ]
+        lines += [f"  - {f.describe()}" for f in failures]
+        lines.append(
+            "Fix the raw data (SANDBOX_RAW_DIR) or the model named above, then build again."
+        )
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    """One failing node of a build: a data test, a unit test or a model (incl. its contract)."""
+
+    node: str
+    kind: str  # "data test", "unit test", "model"
+    model: str | None
+    column: str | None
+    test: str | None
+    failing_rows: int | None
+    message: str
+
+    def describe(self) -> str:
+        """One readable line: what failed, where, and how many rows."""
+        where = ".".join(p for p in (self.model, self.column) if p) or self.node
+        if self.kind == "data test":
+            rows = f"{self.failing_rows} failing row{'s' if self.failing_rows != 1 else ''}"
+            return f"{self.test} on {where}: {rows}"
+        if self.kind == "unit test":
+            return f"unit test {self.test} on {where}: {self.message}"
+        return f"model {where} did not build: {self.message}"
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """One node of a dbt build and how it ended."""
+
+    name: str
+    kind: str
+    status: str
+    seconds: float
+    failing_rows: int | None = None
+
+
+@dataclass
+class BuildResult:
+    """A successful build: what ran, how long it took and what the warehouse now holds."""
+
+    as_of_date: date
+    target: str
+    warehouse: Path
+    nodes: list[NodeOutcome]
+    elapsed_s: float
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def models(self) -> int:
+        return sum(n.kind == "model" for n in self.nodes)
+
+    @property
+    def data_tests(self) -> int:
+        return sum(n.kind == "data test" for n in self.nodes)
+
+    @property
+    def unit_tests(self) -> int:
+        return sum(n.kind == "unit test" for n in self.nodes)
+
+    @property
+    def sql_s(self) -> float:
+        """Seconds spent running nodes (the rest of ``elapsed_s`` is dbt's fixed start-up)."""
+        return sum(n.seconds for n in self.nodes)
+
+    def render(self) -> str:
+        """A short summary for the terminal."""
+        lines = [
+            f"dbt build for {self.as_of_date} on {self.target}: {self.models} models, "
+            f"{self.data_tests} data tests and {self.unit_tests} unit tests passed "
+            f"in {self.elapsed_s:.1f} s",
+        ]
+        for relation, count in self.rows.items():
+            lines.append(f"  {relation:<45} {count:>12,} rows")
+        lines.append(f"warehouse: {self.warehouse}")
+        return "\n".join(lines)
+
+
+def project_dir() -> Path:
+    """The dbt project (``SANDBOX_DBT_PROJECT_DIR``, default ``dbt_project/``)."""
+    return Path(os.environ.get("SANDBOX_DBT_PROJECT_DIR") or DBT_PROJECT_DIR).resolve()
+
+
+def target_dir() -> Path:
+    """dbt's target folder for this warehouse (compiled SQL, manifest, docs).
+
+    Kept next to the warehouse file, so two warehouses (a test's and yours) never share one.
+    """
+    return warehouse_path().parent / "dbt_target"
+
+
+def raw_format(folder: Path) -> str:
+    """``parquet`` or ``csv``: which raw files ``folder`` holds, with a clear error if neither."""
+    for fmt in ("parquet", "csv"):
+        if (folder / f"users.{fmt}").is_file() and (folder / f"events.{fmt}").is_file():
+            return fmt
+    raise SandboxError(
+        f"no raw data in {folder}: it needs users.csv and events.csv (or users.parquet and "
+        "events.parquet). Point SANDBOX_RAW_DIR at such a folder, or write one with "
+        "`sandbox generate --out DIR`."
+    )
+
+
+def dbt_args(command: str, as_of_date: date, target: str = "duckdb") -> list[str]:
+    """The dbt command line ``sandbox`` runs (also handy to copy into a terminal)."""
+    folder = raw_dir()
+    project = project_dir()
+    variables = {
+        "as_of_date": as_of_date.isoformat(),
+        "raw_dir": folder.as_posix(),
+        "raw_format": raw_format(folder),
+    }
+    return [
+        command,
+        "--project-dir", str(project),
+        "--profiles-dir", str(project),
+        "--target", target,
+        "--vars", json.dumps(variables),
+        "--target-path", str(target_dir()),
+        "--log-path", str(target_dir() / "logs"),
+        "--log-level", "none",
+    ]  # fmt: skip
+
+
+def invoke(args: list[str], callbacks: list | None = None):
+    """Run one dbt command in this process with the warehouse path exported for profiles.yml."""
+    from dbt.cli.main import dbtRunner
+
+    path = warehouse_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.environ["SANDBOX_WAREHOUSE"] = str(path)
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    try:
+        return dbtRunner(callbacks=callbacks or []).invoke(args)
+    finally:
+        _release_duckdb()
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open after a run.
+
+    dbt-duckdb caches one database instance per process (until exit), which would keep the
+    file's write lock: a notebook kernel that built once would lock the CLI out. We close it
+    after every invocation so the lock lasts exactly one step.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
+    except ImportError:  # another adapter (spark) without dbt-duckdb
+        return
+    with manager._LOCK:
+        if manager._ENV is not None:
+            try:
+                manager._ENV.close()
+            finally:
+                manager._ENV = None
+
+
+def _kind(node) -> str:
+    resource = str(getattr(node.resource_type, "value", node.resource_type))
+    return {"model": "model", "test": "data test", "unit_test": "unit test"}.get(resource, resource)
+
+
+def _relation(node) -> str:
+    return f"{node.schema}.{node.name}" if getattr(node, "schema", None) else node.name
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+MESSAGE_CHARS = 400
+
+
+def _clean(message: str) -> str:
+    """One line, no terminal colours, at most MESSAGE_CHARS characters."""
+    text = " ".join(_ANSI.sub("", message).split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def _failure(result, relations: dict[str, str]) -> GateFailure:
+    node = result.node
+    kind = _kind(node)
+    message = _clean(str(result.message or result.status))
+    if kind == "data test":
+        meta = getattr(node, "test_metadata", None)
+        test = meta.name if meta else node.name
+        model = relations.get(node.attached_node or "", node.attached_node)
+        return GateFailure(
+            node.unique_id, kind, model, node.column_name, test, result.failures, message
+        )
+    if kind == "unit test":
+        tested = getattr(node, "tested_node_unique_id", None) or ""
+        model = relations.get(tested, tested.rsplit(".", 1)[-1] or None)
+        name = node.name.split(".")[-1]
+        return GateFailure(node.unique_id, kind, model, None, name, None, message)
+    if "constraint" in message.lower() and "check" in message.lower():
+        message = f"contract constraint failed before the swap ({message})"
+    return GateFailure(node.unique_id, kind, _relation(node), None, None, None, message)
+
+
+def _row_counts(relations: list[str]) -> dict[str, int]:
+    with connect(read_only=True) as con:
+        return {r: con.execute(f"select count(*) from {r}").fetchone()[0] for r in relations}
+
+
+def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = False) -> BuildResult:
+    """Build and test the data plane for ``as_of_date`` with ``dbt build``.
+
+    Raises :class:`GateFailed` when any model, contract, data test or unit test fails; what
+    was already published downstream of the failure stays as it was.
+    """
+    as_of_date = parse_date(as_of_date)
+    if target not in TARGETS:
+        raise SandboxError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
+    args = dbt_args("build", as_of_date, target)
+    bar = None
+    callbacks = []
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc=f"dbt build {as_of_date}", unit="node", leave=False)
+
+        def _advance(event) -> None:
+            if event.info.name == "LogStartLine" and bar.total is None:
+                bar.total = event.data.total
+            elif event.info.name == "NodeFinished":
+                bar.update(1)
+
+        callbacks.append(_advance)
+    if target == "duckdb":
+        ensure_writable()  # a clear "in use by PID" now rather than dbt's raw lock error
+    started = time.perf_counter()
+    try:
+        outcome = invoke(args, callbacks)
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - started
+    if outcome.result is None or not hasattr(outcome.result, "results"):
+        reason = " ".join(str(outcome.exception or "dbt stopped before running any node").split())
+        raise SandboxError(f"dbt could not start the build for {as_of_date}: {reason}")
+
+    results = outcome.result.results
+    relations = {r.node.unique_id: _relation(r.node) for r in results if _kind(r.node) == "model"}
+    failed = [r for r in results if str(r.status) in ("error", "fail", "runtime error")]
+    if failed:
+        skipped = [r.node.name for r in results if str(r.status) == "skipped"]
+        raise GateFailed(as_of_date, [_failure(r, relations) for r in failed], skipped)
+
+    nodes = [
+        NodeOutcome(r.node.name, _kind(r.node), str(r.status), r.execution_time, r.failures)
+        for r in results
+    ]
+    result = BuildResult(as_of_date, target, warehouse_path(), nodes, elapsed)
+    if target == "duckdb":
+        ordered = sorted(relations.values(), key=lambda r: (LAYERS.index(r.split(".")[0]), r))
+        result.rows = _row_counts(ordered)
+    return result

@@ -1,0 +1,219 @@
+"""Deterministic raw-data generator: the ``users`` and ``events`` files the course reads.
+
+Same arguments, same bytes. Everything is vectorised with NumPy and written with Arrow, so a
+million users with ~30 events each take well under a minute. The shipped files in
+``data/seed`` come from ``generate(users=500, days=60, seed=42)``.
+
+Each user gets a behaviour *segment* that shapes their events over the ``days`` before the
+as-of date (events stop at midnight of the as-of date: the data a 02:00 run would see):
+
+========== ===== =========================================================
+segment    share events
+========== ===== =========================================================
+active     45 %  steady, ~0.6 a day
+power       7 %  steady, ~2 a day
+fading     25 %  frequent at first, thinning out to nothing ~2 weeks ago
+dormant    15 %  a handful, all more than two weeks ago
+silent      8 %  none at all
+========== ===== =========================================================
+
+Edge cases on purpose: ~0.5 % of events have no ``event_type`` (staging drops them), some
+users have no events in the last 7 days, some have none at all, and some signed up during
+the window (their events start at signup).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError
+
+PLAN_TIERS = ("free", "starter", "pro", "enterprise")
+PLAN_WEIGHTS = (0.55, 0.25, 0.15, 0.05)
+EVENT_TYPES = (
+    "login",
+    "view_dashboard",
+    "create_report",
+    "share_report",
+    "invite_teammate",
+    "export_csv",
+    "api_call",
+    "view_billing",
+)
+EVENT_WEIGHTS = (0.30, 0.25, 0.12, 0.07, 0.04, 0.08, 0.10, 0.04)
+COUNTRIES = ("US", "GB", "DE", "FR", "IN", "BR", "JP", "CA", "AU", "NL")
+SOURCES = ("web", "ios", "android", "api")
+SEGMENTS = ("active", "power", "fading", "dormant", "silent")
+SEGMENT_WEIGHTS = (0.45, 0.07, 0.25, 0.15, 0.08)
+SEGMENT_RATE_PER_DAY = (0.6, 2.0, 0.5, 0.15, 0.0)
+NULL_EVENT_TYPE_SHARE = 0.005
+CSV_MAX_USERS = 10_000
+"""Up to this many users the default format is CSV (readable, diffable); above it, Parquet."""
+
+USERS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("plan_tier", pa.string()),
+        ("signed_up_at", pa.timestamp("s")),
+        ("country", pa.string()),
+    ]
+)
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("user_id", pa.string()),
+        ("event_type", pa.string()),
+        ("created_at", pa.timestamp("s")),
+        ("properties", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class GeneratedFiles:
+    """What :func:`generate` wrote."""
+
+    users_path: Path
+    events_path: Path
+    users: int
+    events: int
+    as_of_date: date
+
+
+def _choice(rng: np.random.Generator, n: int, weights: tuple[float, ...]) -> np.ndarray:
+    """Indices 0..len(weights)-1 drawn with the given weights (int8, vectorised)."""
+    cumulative = np.cumsum(weights)
+    cumulative /= cumulative[-1]
+    return np.searchsorted(cumulative, rng.random(n), side="right").astype(np.int8)
+
+
+def _dictionary_strings(indices: np.ndarray, values: list[str]) -> pa.Array:
+    """A plain string column built from small integer codes (fast for millions of rows)."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, type=pa.int32()), pa.array(values, type=pa.string())
+    ).cast(pa.string())
+
+
+def generate(
+    users: int = 500,
+    days: int = 60,
+    seed: int = 42,
+    out: Path | str = "data/generated",
+    as_of_date: date = SHIPPED_AS_OF_DATE,
+    fmt: str = "auto",
+) -> GeneratedFiles:
+    """Write ``users`` and ``events`` files for ``users`` users over ``days`` days to ``out``.
+
+    ``fmt`` is ``csv``, ``parquet`` or ``auto`` (CSV up to 10,000 users, Parquet above).
+    """
+    if users < 1:
+        raise SandboxError(f"--users must be at least 1 (got {users})")
+    if days < 8:
+        raise SandboxError(f"--days must be at least 8 to fill a 7-day window (got {days})")
+    if fmt not in ("auto", "csv", "parquet"):
+        raise SandboxError(f"--format must be csv, parquet or auto (got {fmt!r})")
+    if fmt == "auto":
+        fmt = "csv" if users <= CSV_MAX_USERS else "parquet"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    as_of = datetime.combine(as_of_date, datetime.min.time())
+    as_of_s = int((as_of - datetime(1970, 1, 1)).total_seconds())
+    window_s = days * 86_400
+
+    # Users: ~20 % signed up inside the window, the rest up to three years earlier.
+    width = max(6, len(str(users)))
+    user_ids = [f"u{i:0{width}d}" for i in range(1, users + 1)]
+    recent = rng.random(users) < 0.2
+    signup_age_s = np.where(
+        recent,
+        rng.integers(86_400, window_s, users),
+        rng.integers(window_s, 3 * 365 * 86_400, users),
+    )
+    signed_up_at = as_of_s - signup_age_s
+    plan = _choice(rng, users, PLAN_WEIGHTS)
+    country = _choice(rng, users, (1.0,) * len(COUNTRIES))
+    segment = _choice(rng, users, SEGMENT_WEIGHTS)
+
+    # Each user's active span (seconds before the as-of date) depends on the segment.
+    span_start = np.minimum(signup_age_s, window_s).astype(np.float64)
+    span_end = np.zeros(users)
+    span_end[segment == SEGMENTS.index("fading")] = 14 * 86_400
+    span_end[segment == SEGMENTS.index("dormant")] = 15 * 86_400
+    span_end = np.minimum(span_end, span_start * 0.5)
+    span_days = (span_start - span_end) / 86_400
+    rate = np.asarray(SEGMENT_RATE_PER_DAY)[segment]
+    counts = rng.poisson(rate * span_days)
+    counts[segment == SEGMENTS.index("silent")] = 0
+
+    # Events: place each one inside its user's span (fading users thin out over time).
+    owner = np.repeat(np.arange(users), counts)
+    u = rng.random(owner.size)
+    fading = segment[owner] == SEGMENTS.index("fading")
+    u = np.where(fading, np.sqrt(u), u)  # more mass near the start of the span
+    age_s = span_end[owner] + (1.0 - u) * (span_start[owner] - span_end[owner])
+    created_at = as_of_s - np.maximum(age_s, 1.0).astype(np.int64)
+    order = np.lexsort((owner, created_at))
+    owner, created_at = owner[order], created_at[order]
+    n_events = owner.size
+
+    event_type = _choice(rng, n_events, EVENT_WEIGHTS)
+    null_type = rng.random(n_events) < NULL_EVENT_TYPE_SHARE
+    source = _choice(rng, n_events, (0.6, 0.15, 0.15, 0.1))
+    duration_bucket = rng.integers(0, 16, n_events)
+    property_values = [
+        json.dumps({"source": s, "duration_ms": 250 * (b + 1)}) for s in SOURCES for b in range(16)
+    ]
+    properties = source.astype(np.int32) * 16 + duration_bucket.astype(np.int32)
+
+    users_table = pa.table(
+        {
+            "id": pa.array(user_ids, type=pa.string()),
+            "plan_tier": _dictionary_strings(plan, list(PLAN_TIERS)),
+            "signed_up_at": pa.array(signed_up_at, type=pa.timestamp("s")),
+            "country": _dictionary_strings(country, list(COUNTRIES)),
+        },
+        schema=USERS_SCHEMA,
+    )
+    event_type_col = pa.DictionaryArray.from_arrays(
+        pa.array(event_type.astype(np.int32), mask=null_type, type=pa.int32()),
+        pa.array(list(EVENT_TYPES), type=pa.string()),
+    ).cast(pa.string())
+    events_table = pa.table(
+        {
+            "id": pa.array(np.arange(1, n_events + 1, dtype=np.int64)),
+            "user_id": pa.DictionaryArray.from_arrays(
+                pa.array(owner.astype(np.int32)), pa.array(user_ids, type=pa.string())
+            ).cast(pa.string()),
+            "event_type": event_type_col,
+            "created_at": pa.array(created_at, type=pa.timestamp("s")),
+            "properties": _dictionary_strings(properties, property_values),
+        },
+        schema=EVENTS_SCHEMA,
+    )
+
+    users_path, events_path = out / f"users.{fmt}", out / f"events.{fmt}"
+    for stale in ("csv", "parquet"):  # one format per folder, so readers never mix them
+        if stale != fmt:
+            (out / f"users.{stale}").unlink(missing_ok=True)
+            (out / f"events.{stale}").unlink(missing_ok=True)
+    if fmt == "csv":
+        pacsv.write_csv(users_table, users_path)
+        pacsv.write_csv(events_table, events_path)
+    else:
+        pq.write_table(users_table, users_path, compression="zstd")
+        pq.write_table(events_table, events_path, compression="zstd", row_group_size=1_000_000)
+    return GeneratedFiles(users_path, events_path, users, n_events, as_of_date)
+
+
+def shipped_window_start(days: int = 60, as_of_date: date = SHIPPED_AS_OF_DATE) -> date:
+    """The first day covered by events generated for ``days`` days before ``as_of_date``."""
+    return as_of_date - timedelta(days=days)

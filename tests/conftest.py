@@ -1,0 +1,60 @@
+"""Shared fixtures: every test gets its own warehouse and raw folder, never the user's."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sandbox.config import DEFAULT_RAW_DIR, SHIPPED_AS_OF_DATE
+
+AS_OF = SHIPPED_AS_OF_DATE
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the warehouse at a temporary file and clear settings that would leak in."""
+    warehouse = tmp_path / "warehouse" / "sandbox.duckdb"
+    monkeypatch.setenv("SANDBOX_WAREHOUSE", str(warehouse))
+    for name in (
+        "SANDBOX_RAW_DIR",
+        "SANDBOX_DBT_PROJECT_DIR",
+        "SANDBOX_LLM",
+        "SANDBOX_MOCK_LATENCY_MS",
+        "SANDBOX_MOCK_FAULTS",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return warehouse
+
+
+@pytest.fixture
+def raw_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A writable copy of the shipped raw files, used as SANDBOX_RAW_DIR."""
+    folder = tmp_path / "raw"
+    shutil.copytree(DEFAULT_RAW_DIR, folder)
+    monkeypatch.setenv("SANDBOX_RAW_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse built once per session from the shipped data (copy it before changing it)."""
+    from sandbox.data import build
+
+    path = tmp_path_factory.mktemp("built") / "sandbox.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SANDBOX_WAREHOUSE", str(path))
+        mp.delenv("SANDBOX_RAW_DIR", raising=False)
+        build(AS_OF)
+    return path
+
+
+@pytest.fixture
+def warehouse(isolated_env: Path, built_warehouse: Path) -> Path:
+    """This test's own copy of the session's built warehouse."""
+    isolated_env.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built_warehouse, isolated_env)
+    return isolated_env

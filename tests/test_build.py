@@ -1,0 +1,144 @@
+"""The data plane's build: AI-ready rows on good data, a GateFailed that names the culprit on bad."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sandbox.config import DBT_PROJECT_DIR
+from sandbox.data import GateFailed, build
+from sandbox.warehouse import connect
+from tests.conftest import AS_OF
+
+MART = "marts.fct_user_features_for_ai"
+
+
+def _mart_rows() -> list[tuple]:
+    with connect(read_only=True) as con:
+        return con.execute(f"select * from {MART} order by user_id").fetchall()
+
+
+def test_shipped_data_gives_one_row_per_user_within_bounds(warehouse: Path) -> None:
+    with connect(read_only=True) as con:
+        users = con.execute("select count(*) from staging.stg_users").fetchone()[0]
+        rows, distinct, shortest, longest, dates = con.execute(
+            f"""select count(*), count(distinct user_id), min(length(user_summary_for_llm)),
+                       max(length(user_summary_for_llm)), count(distinct as_of_date) from {MART}"""
+        ).fetchone()
+        never = con.execute(
+            f"select user_summary_for_llm from {MART} where days_since_last_event is null limit 1"
+        ).fetchone()[0]
+    assert rows == distinct == users == 500
+    assert 50 <= shortest and longest <= 500
+    assert dates == 1
+    assert never.endswith("No activity recorded since signing up.")
+
+
+def test_result_reports_layers_and_tests(isolated_env: Path) -> None:
+    result = build(AS_OF)
+    assert result.models == 5 and result.unit_tests == 3 and result.data_tests >= 20
+    assert list(result.rows) == [
+        "staging.stg_user_events",
+        "staging.stg_users",
+        "intermediate.int_user_engagement_rolling",
+        "marts.dim_users",
+        MART,
+    ]
+    assert result.rows[MART] == 500
+    assert "warehouse:" in result.render()
+
+
+def test_building_the_same_date_twice_gives_identical_marts(warehouse: Path) -> None:
+    before = _mart_rows()
+    build(AS_OF)
+    assert _mart_rows() == before
+
+
+def test_a_backfill_ignores_later_data(warehouse: Path) -> None:
+    build("2026-10-15")
+    with connect(read_only=True) as con:
+        latest, as_of, users = con.execute(
+            f"select max(last_event_at), min(as_of_date), count(*) from {MART}"
+        ).fetchone()
+    assert str(as_of) == "2026-10-15"
+    assert str(latest) < "2026-10-15"
+    assert users < 500  # users who signed up later do not exist yet on that date
+
+
+def _append(path: Path, line: str) -> None:
+    with path.open("a") as handle:
+        handle.write(line + "\n")
+
+
+def _replace_first_data_line(path: Path, old: str, new: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace(old, new, 1)
+    path.write_text("\n".join(lines) + "\n")
+
+
+BAD_DATA = {
+    "duplicate user id": (
+        lambda raw: _append(raw / "users.csv", (raw / "users.csv").read_text().splitlines()[1]),
+        ("unique", "staging.stg_users", "user_id"),
+    ),
+    "null user id": (
+        lambda raw: _replace_first_data_line(raw / "users.csv", '"u000001"', ""),
+        ("not_null", "staging.stg_users", "user_id"),
+    ),
+    "unknown plan tier": (
+        lambda raw: _replace_first_data_line(raw / "users.csv", '"free"', '"platinum"'),
+        ("accepted_values", "staging.stg_users", "plan_tier"),
+    ),
+    "event for an unknown user": (
+        lambda raw: _append(raw / "events.csv", '999999,"u999999","login",2026-10-30 10:00:00,"{}"'),
+        ("relationships", "staging.stg_user_events", "user_id"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_data_fails_the_gate_and_keeps_the_mart(warehouse: Path, raw_copy: Path, case: str) -> None:
+    corrupt, (test, model, column) = BAD_DATA[case]
+    before = _mart_rows()
+    corrupt(raw_copy)
+    with pytest.raises(GateFailed) as caught:
+        build(AS_OF)
+    failure = next(f for f in caught.value.failures if f.test == test)
+    assert (failure.model, failure.column, failure.failing_rows) == (model, column, 1)
+    assert f"{test} on {model}.{column}: 1 failing row" in str(caught.value)
+    assert caught.value.skipped, "downstream models must be skipped"
+    assert _mart_rows() == before
+
+
+def test_runaway_summary_fails_the_contract_before_the_swap(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model change that makes some summaries > 500 chars is stopped by the check constraint."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    model = project / "models" / "marts" / "fct_user_features_for_ai.sql"
+    sql = model.read_text()
+    old = "'User has been on the ', plan_tier"
+    assert old in sql
+    model.write_text(sql.replace(
+        old,
+        "case when days_since_signup > 400 then repeat('Valued long-time customer. ', 20) "
+        f"else '' end, {old}",
+    ))
+    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
+    before = _mart_rows()
+    with pytest.raises(GateFailed) as caught:
+        build(AS_OF)
+    (failure,) = caught.value.failures
+    assert failure.kind == "model" and failure.model == MART
+    assert "length(user_summary_for_llm) BETWEEN 50 AND 500" in failure.message
+    assert _mart_rows() == before
+
+
+def test_missing_as_of_date_is_a_clear_error(isolated_env: Path) -> None:
+    from sandbox.config import SandboxError
+
+    with pytest.raises(SandboxError, match="YYYY-MM-DD"):
+        build("yesterday")

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +14,8 @@ from sandbox.config import DBT_PROJECT_DIR, SandboxError, parse_date, raw_dir, w
 from sandbox.warehouse import connect, ensure_writable
 
 LAYERS = ("staging", "intermediate", "marts")
+RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
+"""The raw table behind each staging model, to name the file in a failure."""
 TARGETS = ("duckdb", "spark")
 
 
@@ -52,16 +54,18 @@ class GateFailure:
     test: str | None
     failing_rows: int | None
     message: str
+    raw_file: str | None = None
 
     def describe(self) -> str:
-        """One readable line: what failed, where, and how many rows."""
-        where = ".".join(p for p in (self.model, self.column) if p) or self.node
+        """One readable line: what failed, where, how many rows (and the raw file behind it)."""
+        where = ".".join(p for p in (self.model, self.column) if p)
+        source = f" (raw file: {self.raw_file})" if self.raw_file else ""
         if self.kind == "data test":
             rows = f"{self.failing_rows} failing row{'s' if self.failing_rows != 1 else ''}"
-            return f"{self.test} on {where}: {rows}"
+            return f"{self.test}{' on ' + where if where else ''}: {rows}{source}"
         if self.kind == "unit test":
             return f"unit test {self.test} on {where}: {self.message}"
-        return f"model {where} did not build: {self.message}"
+        return f"model {where} did not build{source}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -221,10 +225,10 @@ def _failure(result, relations: dict[str, str]) -> GateFailure:
     if kind == "data test":
         meta = getattr(node, "test_metadata", None)
         test = meta.name if meta else node.name
-        model = relations.get(node.attached_node or "", node.attached_node)
-        return GateFailure(
-            node.unique_id, kind, model, node.column_name, test, result.failures, message
-        )
+        attached = getattr(node, "attached_node", None)
+        model = relations.get(attached or "", attached)
+        column = getattr(node, "column_name", None)
+        return GateFailure(node.unique_id, kind, model, column, test, result.failures, message)
     if kind == "unit test":
         tested = getattr(node, "tested_node_unique_id", None) or ""
         model = relations.get(tested, tested.rsplit(".", 1)[-1] or None)
@@ -282,7 +286,15 @@ def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = Fa
     failed = [r for r in results if str(r.status) in ("error", "fail", "runtime error")]
     if failed:
         skipped = [r.node.name for r in results if str(r.status) == "skipped"]
-        raise GateFailed(as_of_date, [_failure(r, relations) for r in failed], skipped)
+        folder = raw_dir()
+        fmt = raw_format(folder)
+        failures = [
+            replace(f, raw_file=str(folder / f"{RAW_TABLE_OF[f.model]}.{fmt}"))
+            if f.model in RAW_TABLE_OF
+            else f
+            for f in (_failure(r, relations) for r in failed)
+        ]
+        raise GateFailed(as_of_date, failures, skipped)
 
     nodes = [
         NodeOutcome(r.node.name, _kind(r.node), str(r.status), r.execution_time, r.failures)

@@ -9,10 +9,10 @@ source as (
 renamed as (
 
     select
-        cast(id as {{ dbt.type_bigint() }}) as event_id,
+        try_cast(id as {{ dbt.type_bigint() }}) as event_id,
         cast(user_id as {{ dbt.type_string() }}) as user_id,
         cast(event_type as {{ dbt.type_string() }}) as event_type,
-        cast(created_at as {{ dbt.type_timestamp() }}) as event_at,
+        try_cast(created_at as {{ dbt.type_timestamp() }}) as event_at,
         cast(properties as {{ dbt.type_string() }}) as properties_json
 
     from source

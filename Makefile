@@ -28,8 +28,17 @@ pipeline: setup ## set up, then run the whole pipeline for the shipped data's as
 lint: setup ## ruff over the package, tests, DAGs and notebooks
 	$(BIN)/ruff check sandbox tests dags notebooks bench
 
-test: lint ## set up, lint, and run every test
-	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+test: lint ## set up, lint, and run every test and every notebook (nbval, stored outputs)
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	SANDBOX_NOTEBOOK_SCRATCH=$$scratch $(BIN)/pytest -n 2 --dist loadfile \
+		--nbval --nbval-current-env tests notebooks $(PYTEST_ARGS)
+
+notebooks: setup ## re-execute every notebook and store its outputs
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	for nb in notebooks/[0-9]*.ipynb; do \
+		SANDBOX_NOTEBOOK_SCRATCH=$$scratch $(BIN)/jupyter nbconvert --to notebook --execute \
+			--inplace --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
+	done
 
 lab: setup ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks/

@@ -197,6 +197,14 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     )
 
 
+def checksum(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """An order-independent fingerprint of a table's rows (md5 over the sorted rows)."""
+    return con.execute(
+        f"select coalesce(md5(string_agg(cast(t as varchar), chr(10) order by cast(t as varchar))), "
+        f"'empty') from {table} as t"
+    ).fetchone()[0]
+
+
 def query_df(sql: str, params: list | None = None):
     """Run one read-only query and return a pandas DataFrame (for notebooks and the CLI)."""
     with connect(read_only=True) as con:

@@ -263,7 +263,7 @@ def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = Fa
 
         def _advance(event) -> None:
             if event.info.name == "LogStartLine" and bar.total is None:
-                bar.total = event.data.total
+                bar.reset(total=event.data.total)
             elif event.info.name == "NodeFinished":
                 bar.update(1)
 

@@ -40,6 +40,10 @@ notebooks: setup ## re-execute every notebook and store its outputs
 			--inplace --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
 	done
 
+docs: setup ## build, then write dbt's static docs site (open the printed path)
+	$(BIN)/sandbox build --date $(AS_OF)
+	$(BIN)/sandbox docs --date $(AS_OF)
+
 lab: setup ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks/
 

@@ -45,6 +45,14 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _docs(args: argparse.Namespace) -> int:
+    from sandbox.data.build import docs
+
+    page = docs(parse_date(args.date))
+    print(f"dbt docs written to {page}\nopen it in a browser: models, columns, tests and lineage")
+    return 0
+
+
 def _reset(args: argparse.Namespace) -> int:
     from sandbox.data import target_dir
 
@@ -81,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     bld.add_argument("--date", required=True, help="the as-of date, YYYY-MM-DD")
     bld.add_argument("--target", choices=("duckdb", "spark"), default="duckdb")
     bld.set_defaults(func=_build)
+
+    doc = sub.add_parser("docs", help="write dbt's static docs site (models, tests, lineage)")
+    doc.add_argument("--date", default=str(SHIPPED_AS_OF_DATE), help="as-of date to compile for")
+    doc.set_defaults(func=_docs)
 
     rst = sub.add_parser("reset", help="delete the warehouse file and dbt's target folder")
     rst.set_defaults(func=_reset)

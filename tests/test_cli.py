@@ -68,3 +68,9 @@ def test_python_dash_m_and_warehouse_in_use(isolated_env: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "warehouse is in use by PID" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_docs_writes_a_static_site(warehouse: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["docs", "--date", "2026-11-01"]) == 0
+    page = warehouse.parent / "dbt_target" / "static_index.html"
+    assert page.exists() and "fct_user_features_for_ai" in page.read_text()

@@ -10,6 +10,7 @@ from sandbox.data.build import (
     NodeOutcome,
     build,
     dbt_args,
+    docs,
     project_dir,
     target_dir,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "NodeOutcome",
     "build",
     "dbt_args",
+    "docs",
     "generate",
     "project_dir",
     "target_dir",

@@ -146,7 +146,7 @@ def raw_format(folder: Path) -> str:
 
 
 def dbt_args(command: str, as_of_date: date, target: str = "duckdb") -> list[str]:
-    """The dbt command line ``sandbox`` runs (also handy to copy into a terminal)."""
+    """The dbt command line ``sandbox`` runs for ``command`` (e.g. ``"build"``, ``"docs generate"``)."""
     folder = raw_dir()
     project = project_dir()
     variables = {
@@ -155,7 +155,7 @@ def dbt_args(command: str, as_of_date: date, target: str = "duckdb") -> list[str
         "raw_format": raw_format(folder),
     }
     return [
-        command,
+        *command.split(),
         "--project-dir", str(project),
         "--profiles-dir", str(project),
         "--target", target,
@@ -305,3 +305,19 @@ def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = Fa
         ordered = sorted(relations.values(), key=lambda r: (LAYERS.index(r.split(".")[0]), r))
         result.rows = _row_counts(ordered)
     return result
+
+
+def docs(as_of_date: date | str) -> Path:
+    """Write dbt's static docs site (one self-contained HTML file) and return its path.
+
+    ``dbt docs generate --static`` works offline; the catalog (column types, row counts) comes
+    from the warehouse, so build first for the fullest picture.
+    """
+    as_of_date = parse_date(as_of_date)
+    ensure_writable()
+    outcome = invoke([*dbt_args("docs generate", as_of_date), "--static"])
+    page = target_dir() / "static_index.html"
+    if not outcome.success or not page.exists():
+        reason = " ".join(str(outcome.exception or "see the dbt log").split())
+        raise SandboxError(f"dbt docs generate failed: {reason} ({target_dir() / 'logs'})")
+    return page

@@ -62,9 +62,10 @@ def _reset(args: argparse.Namespace) -> int:
         if candidate.exists():
             candidate.unlink()
             removed.append(candidate)
-    if target_dir().exists():
-        shutil.rmtree(target_dir())
-        removed.append(target_dir())
+    for folder in (target_dir(), path.with_name(path.stem + ".mock-batches")):
+        if folder.exists():
+            shutil.rmtree(folder)
+            removed.append(folder)
     print("removed " + ", ".join(map(str, removed)) if removed else f"nothing to remove at {path}")
     return 0
 

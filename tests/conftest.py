@@ -23,6 +23,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "SANDBOX_LLM",
         "SANDBOX_MOCK_LATENCY_MS",
         "SANDBOX_MOCK_FAULTS",
+        "SANDBOX_MOCK_REQUEST_LOG",
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_BASE_URL",
     ):

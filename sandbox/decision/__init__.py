@@ -1,0 +1,70 @@
+"""The decision plane: frozen feature rows in, validated recommendations out.
+
+Steps (each reads and writes tables, never the other planes' code)::
+
+    prepare_features(date)    marts.fct_user_features_for_ai -> decision.inference_inputs
+    run_llm_inference(date)   pending inputs -> decision.recommendations_staging
+                              (+ decision.inference_failures, decision.llm_calls)
+    write_results(date)       staging -> marts.user_recommendations (idempotent upsert)
+    infer(date)               the three in a row
+
+The LLM is the ``anthropic`` SDK either way: ``llm="anthropic"`` calls Claude,
+``llm="mock"`` (the default) answers through a deterministic fake Messages API
+(:mod:`sandbox.decision.fake_api`) plugged in as the SDK's HTTP transport.
+
+Names are imported on first use, so ``sandbox --help`` does not pay for the SDK import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "HIGH_STAKES": "sandbox.decision.prompt",
+    "PROMPT_VERSION": "sandbox.decision.prompt",
+    "RECOMMENDATION_TYPES": "sandbox.decision.prompt",
+    "Recommendation": "sandbox.decision.prompt",
+    "InferenceSummary": "sandbox.decision.summary",
+    "make_client": "sandbox.decision.clients",
+    "infer": "sandbox.decision.pipeline",
+    "prepare_features": "sandbox.decision.pipeline",
+    "run_llm_inference": "sandbox.decision.pipeline",
+    "write_results": "sandbox.decision.pipeline",
+}
+
+__all__ = [
+    "HIGH_STAKES",
+    "PROMPT_VERSION",
+    "RECOMMENDATION_TYPES",
+    "InferenceSummary",
+    "Recommendation",
+    "infer",
+    "make_client",
+    "prepare_features",
+    "run_llm_inference",
+    "write_results",
+]
+
+if TYPE_CHECKING:
+    from sandbox.decision.clients import make_client
+    from sandbox.decision.pipeline import infer, prepare_features, run_llm_inference, write_results
+    from sandbox.decision.prompt import (
+        HIGH_STAKES,
+        PROMPT_VERSION,
+        RECOMMENDATION_TYPES,
+        Recommendation,
+    )
+    from sandbox.decision.summary import InferenceSummary
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sandbox.decision' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

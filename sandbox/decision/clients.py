@@ -1,0 +1,56 @@
+"""Build the ``anthropic.Anthropic`` client: the real API, or the same SDK over the fake.
+
+Both are the SDK's own client, so retries (``max_retries``, honouring ``retry-after``),
+timeouts and error classes behave the same way offline and online. The real client is
+built with the SDK's defaults, so ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL`` (a
+gateway or proxy) are read from the environment as usual.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anthropic
+import httpx2
+
+from sandbox.config import SandboxError, warehouse_path
+from sandbox.decision.fake_api import FakeMessagesAPI
+
+LLM_CHOICES = ("mock", "anthropic")
+DEFAULT_MAX_RETRIES = 4
+"""Retries per request for 429, 529, 5xx and timeouts (the SDK's default is 2)."""
+REQUEST_TIMEOUT_S = 60.0
+
+
+def resolve_llm(llm: str | None) -> str:
+    """``llm``, else ``SANDBOX_LLM``, else ``mock``; a clear error for anything else."""
+    name = (llm or os.environ.get("SANDBOX_LLM") or "mock").strip().lower()
+    if name not in LLM_CHOICES:
+        raise SandboxError(
+            f"unknown LLM {name!r}: use --llm mock (offline fake) or --llm anthropic "
+            "(needs ANTHROPIC_API_KEY), or set SANDBOX_LLM to one of them"
+        )
+    return name
+
+
+def mock_state_dir() -> Path:
+    """Where the fake keeps its Message Batches: beside the warehouse file."""
+    wh = warehouse_path()
+    return wh.parent / f"{wh.stem}.mock-batches"
+
+
+def make_client(llm: str | None = None, *, max_retries: int | None = None) -> anthropic.Anthropic:
+    """The client for ``llm`` (see :func:`resolve_llm`)."""
+    retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+    if resolve_llm(llm) == "mock":
+        fake = FakeMessagesAPI.from_env(state_dir=mock_state_dir())
+        return anthropic.Anthropic(
+            api_key="mock-key-offline",
+            http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(fake.handle)),
+            max_retries=retries,
+            timeout=REQUEST_TIMEOUT_S,
+        )
+    if not os.environ.get("ANTHROPIC_API_KEY"):
+        raise SandboxError("ANTHROPIC_API_KEY is not set: set it, or run with --llm mock")
+    return anthropic.Anthropic(max_retries=retries, timeout=REQUEST_TIMEOUT_S)

@@ -1,0 +1,245 @@
+"""Model ids, list prices and the cost arithmetic behind estimates and the budget guard.
+
+Every price comes from ``models.json`` next to this module, the one file to edit when a
+price or a model id changes. Costs are list prices: input and output tokens at the
+model's USD-per-million-token rates, times ``batch_discount`` for the Message Batches API.
+No prompt-cache discount is assumed (see :func:`cache_note`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from sandbox.config import SandboxError
+
+MODELS_FILE = Path(__file__).with_name("models.json")
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """One model's id and list prices (USD per million tokens)."""
+
+    id: str
+    label: str
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    structured_outputs: bool = True
+    min_cacheable_prompt_tokens: int = 1024
+    aliases: tuple[str, ...] = ()
+
+    def cost(self, input_tokens: int, output_tokens: int, *, discount: float = 1.0) -> float:
+        """USD for one request's tokens, times ``discount`` (0.5 for the Batches API)."""
+        return (
+            (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok)
+            / 1_000_000
+            * discount
+        )
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """The contents of ``models.json``: default tiers, batch discount and prices."""
+
+    primary: str
+    escalation: str
+    batch_discount: float
+    models: dict[str, ModelPrice]
+
+    def get(self, name: str) -> ModelPrice:
+        """The model with this id or alias; a clear error when the file does not list it."""
+        for model in self.models.values():
+            if name == model.id or name in model.aliases:
+                return model
+        known = ", ".join(sorted(self.models))
+        raise SandboxError(
+            f"model {name!r} has no price in {MODELS_FILE.name} (known: {known}): add it to "
+            f"{MODELS_FILE} with its input/output price per million tokens, or pick a known one"
+        )
+
+    def cost(
+        self, model: str, input_tokens: int, output_tokens: int, *, batch: bool = False
+    ) -> float:
+        """USD for one request to ``model`` (at the batch discount when ``batch``)."""
+        discount = self.batch_discount if batch else 1.0
+        return self.get(model).cost(input_tokens, output_tokens, discount=discount)
+
+
+def load_price_book(path: Path | None = None) -> PriceBook:
+    """Read ``models.json`` (or ``path``) into a :class:`PriceBook`."""
+    return _load(str(path or MODELS_FILE))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> PriceBook:
+    try:
+        raw = json.loads(Path(path).read_text())
+        models = {
+            model_id: ModelPrice(
+                id=model_id,
+                label=spec.get("label", model_id),
+                input_usd_per_mtok=float(spec["input_usd_per_mtok"]),
+                output_usd_per_mtok=float(spec["output_usd_per_mtok"]),
+                structured_outputs=bool(spec.get("structured_outputs", False)),
+                min_cacheable_prompt_tokens=int(spec.get("min_cacheable_prompt_tokens", 1024)),
+                aliases=tuple(spec.get("aliases", ())),
+            )
+            for model_id, spec in raw["models"].items()
+        }
+        book = PriceBook(
+            primary=raw["primary"],
+            escalation=raw["escalation"],
+            batch_discount=float(raw["batch_discount"]),
+            models=models,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SandboxError(
+            f"cannot read the price file {path} ({type(exc).__name__}: {exc}): restore it from git "
+            "or fix the JSON (each model needs input_usd_per_mtok and output_usd_per_mtok)"
+        ) from None
+    book.get(book.primary)
+    book.get(book.escalation)
+    return book
+
+
+def approx_tokens(text: str) -> int:
+    """A tokenizer-free estimate: one token per four characters, rounded up."""
+    return math.ceil(len(text) / 4)
+
+
+def cache_note(model: ModelPrice, prefix_tokens: int) -> str:
+    """Why the estimate assumes no prompt-cache discount (or that it could apply)."""
+    minimum = model.min_cacheable_prompt_tokens
+    if prefix_tokens < minimum:
+        return (
+            f"no prompt-cache discount: the shared prefix is ~{prefix_tokens:,} tokens, below the "
+            f"{minimum:,}-token minimum {model.label} caches"
+        )
+    return (
+        f"the shared prefix (~{prefix_tokens:,} tokens) is long enough to cache on {model.label}, "
+        "but the estimate assumes list price"
+    )
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What a run should cost before it is sent.
+
+    ``expected_usd`` prices every primary request at its counted input tokens plus
+    ``expected_output_tokens``, and ``escalation_share`` of the rows once more on the
+    escalation model; ``worst_usd`` prices every output at ``max_tokens`` and assumes every
+    answer is escalated. The budget refuses a run whose expected cost is
+    over the limit; during the run the guard reserves the worst case of each row in flight.
+    """
+
+    rows: int
+    primary: str
+    escalation: str | None
+    batch: bool
+    input_tokens: int
+    expected_output_tokens: int
+    max_output_tokens: int
+    expected_usd: float
+    worst_usd: float
+    escalation_share: float
+    note: str
+
+    def render(self) -> str:
+        """One line for the CLI and notebooks."""
+        tier = self.primary
+        if self.escalation:
+            tier += f" + {self.escalation} for ~{self.escalation_share:.0%} of rows"
+        price = "batch price" if self.batch else "list price"
+        return (
+            f"estimate for {self.rows:,} rows on {tier} at {price}: ~${self.expected_usd:.4f} "
+            f"expected, at most ${self.worst_usd:.4f}; {self.note}"
+        )
+
+
+def estimate_cost(
+    book: PriceBook,
+    *,
+    primary: str,
+    escalation: str | None,
+    input_tokens: list[int],
+    expected_output_tokens: int,
+    max_output_tokens: int,
+    batch: bool,
+    prefix_tokens: int,
+    escalation_share: float = 0.0,
+) -> CostEstimate:
+    """Price a run from per-row input token counts (see :class:`CostEstimate`)."""
+    total_in = sum(input_tokens)
+    rows = len(input_tokens)
+    expected = book.cost(primary, total_in, expected_output_tokens * rows, batch=batch)
+    worst = book.cost(primary, total_in, max_output_tokens * rows, batch=batch)
+    if escalation:
+        worst += book.cost(escalation, total_in, max_output_tokens * rows, batch=batch)
+        expected += escalation_share * book.cost(
+            escalation, total_in, expected_output_tokens * rows, batch=batch
+        )
+    else:
+        escalation_share = 0.0
+    return CostEstimate(
+        rows=rows,
+        primary=book.get(primary).id,
+        escalation=book.get(escalation).id if escalation else None,
+        batch=batch,
+        input_tokens=total_in,
+        expected_output_tokens=expected_output_tokens * rows,
+        max_output_tokens=max_output_tokens * rows,
+        expected_usd=expected,
+        worst_usd=worst,
+        escalation_share=escalation_share,
+        note=cache_note(book.get(primary), prefix_tokens),
+    )
+
+
+class Budget:
+    """A spend limit that admits work only while ``spent + reserved + worst case`` fits.
+
+    ``reserve`` before sending (the worst case of what is about to be in flight),
+    ``settle`` when it is done (release the reservation, add what was really spent).
+    With no limit every reservation succeeds and the class just adds up the spend.
+    """
+
+    def __init__(self, limit_usd: float | None):
+        if limit_usd is not None and limit_usd < 0:
+            raise SandboxError(f"--max-cost-usd must be zero or more, got {limit_usd}")
+        self.limit_usd = limit_usd
+        self.spent_usd = 0.0
+        self.reserved_usd = 0.0
+        self.refused = False
+        self._lock = threading.Lock()
+
+    def reserve(self, amount_usd: float) -> bool:
+        """Hold ``amount_usd`` if it still fits under the limit; remember a refusal."""
+        with self._lock:
+            if (
+                self.limit_usd is not None
+                and self.spent_usd + self.reserved_usd + amount_usd > self.limit_usd + 1e-12
+            ):
+                self.refused = True
+                return False
+            self.reserved_usd += amount_usd
+            return True
+
+    def settle(self, reserved_usd: float, spent_usd: float) -> None:
+        """Release a reservation and record what the work really cost."""
+        with self._lock:
+            self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
+            self.spent_usd += spent_usd
+
+    def check_estimate(self, estimate: CostEstimate) -> None:
+        """Refuse, before anything is sent, a run whose expected cost exceeds the limit."""
+        if self.limit_usd is not None and estimate.expected_usd > self.limit_usd:
+            cheaper = "" if estimate.batch else ", or use --mode batch (half price)"
+            raise SandboxError(
+                f"estimated cost ${estimate.expected_usd:.4f} for {estimate.rows:,} rows exceeds "
+                f"--max-cost-usd {self.limit_usd:g}: raise the budget, process fewer rows "
+                f"(batch_size){cheaper}. {estimate.render()}"
+            )

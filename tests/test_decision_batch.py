@@ -1,0 +1,152 @@
+"""Batch mode: Message Batches, batch-priced, resumable from the stored batch id."""
+
+# ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from sandbox.decision import prepare_features, run_llm_inference
+from sandbox.decision.batch import BatchRun, custom_id_for
+from sandbox.decision.pricing import load_price_book
+from tests.decision_fixtures import (  # noqa: F401 (pytest fixtures)
+    DAY,
+    mart,
+    requests_log,
+    scalar,
+)
+
+BATCHES = "/v1/messages/batches"
+
+
+def run(**kwargs):
+    return run_llm_inference(DAY, mode="batch", progress=False, **kwargs)
+
+
+def test_custom_ids_are_readable_and_safe() -> None:
+    assert custom_id_for(date(2026, 11, 1), "u0001") == "20261101-u0001"
+    unsafe = custom_id_for(date(2026, 11, 1), "anna@example.com")
+    assert unsafe.startswith("20261101-h") and len(unsafe) <= 64 and "@" not in unsafe
+
+
+def test_batch_mode_does_every_row_at_half_price(mart, requests_log) -> None:
+    prepare_features(DAY)
+    summary = run()
+    assert (summary.done, summary.failed, summary.status) == (40, 0, "ok")
+    assert requests_log.count(BATCHES) == 2  # primary, then escalation
+    assert len(summary.batch_ids) == 2
+    assert requests_log.messages() == []  # no realtime requests
+    book = load_price_book()
+    calls = scalar(
+        "select sum(cost_usd) - sum(case when model like 'claude-haiku%' "
+        "then (input_tokens * 1.0 + output_tokens * 5.0) / 2e6 "
+        "else (input_tokens * 3.0 + output_tokens * 15.0) / 2e6 end) "
+        "from decision.llm_calls where mode = 'batch' and purpose <> 'estimate'"
+    )
+    assert abs(calls) < 1e-9 and book.batch_discount == 0.5
+    escalated = scalar("select count(*) from decision.recommendations_staging where escalated")
+    assert summary.escalated == escalated > 0
+    # an escalated row's cost covers its primary and its escalation request
+    assert (
+        scalar(
+            "select abs(sum(s.cost_usd) - (select sum(cost_usd) from decision.llm_calls where purpose <> 'estimate')) "
+            "from decision.recommendations_staging s"
+        )
+        < 1e-9
+    )
+    assert scalar("select count(*) from decision.batch_jobs where status <> 'ingested'") == 0
+    again = run()
+    assert (again.done, again.skipped, again.requests) == (0, 40, 0)
+    assert requests_log.count(BATCHES) == 2
+
+
+def test_a_rerun_resumes_the_stored_batch_instead_of_paying_again(
+    mart, requests_log, monkeypatch
+) -> None:
+    prepare_features(DAY)
+    real_poll = BatchRun._poll
+
+    def crash(self, batch_id, bar):
+        raise KeyboardInterrupt  # the process dies while polling
+
+    monkeypatch.setattr(BatchRun, "_poll", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    stored = scalar(
+        "select count(distinct batch_id) from decision.batch_jobs where status = 'in_progress'"
+    )
+    assert stored == 1 and requests_log.count(BATCHES) == 1
+    assert scalar("select count(*) from decision.recommendations_staging") == 0
+
+    monkeypatch.setattr(BatchRun, "_poll", real_poll)
+    summary = run()
+    assert requests_log.count(BATCHES) == 2  # no second primary batch: only the escalation one
+    assert (summary.done, summary.skipped, summary.failed) == (40, 0, 0)
+    assert scalar("select count(*) from decision.recommendations_staging") == 40
+    assert scalar("select count(*) from decision.llm_calls where purpose = 'primary'") == 40
+
+
+def test_a_batch_still_running_is_left_for_the_next_run(mart, requests_log) -> None:
+    prepare_features(DAY)
+    first = run(wait_s=0)
+    assert first.status == "waiting" and first.exit_code == 3
+    assert first.pending_left == 40 and any("still processing" in n for n in first.notes)
+    second = run()
+    assert (second.done, second.status) == (40, "ok")
+    assert requests_log.count(BATCHES) == 2
+
+
+def test_realtime_leaves_rows_of_an_open_batch_alone(mart, requests_log) -> None:
+    prepare_features(DAY)
+    run(wait_s=0)
+    summary = run_llm_inference(DAY, progress=False)
+    assert summary.done == 0 and requests_log.messages() == []
+    assert any("open Message Batch" in n for n in summary.notes)
+
+
+@pytest.mark.parametrize(
+    ("faults", "error_class"),
+    [
+        ("expired=1", "batch_expired"),
+        ("canceled=1", "batch_canceled"),
+        ("server_error=1", "batch_api_error"),
+        ("overloaded=1", "batch_overloaded_error"),
+        ("malformed=1", "invalid_json"),
+        ("refusal=1", "refusal"),
+    ],
+)
+def test_batch_results_that_are_not_answers_become_failures(
+    mart, monkeypatch, faults, error_class
+) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", faults)
+    prepare_features(DAY)
+    summary = run()
+    assert (summary.done, summary.failed) == (0, 40)
+    assert summary.failures_by_class == {error_class: 40}
+    assert scalar("select count(*) from decision.batch_jobs where status = 'ingested'") == 40
+
+
+def test_transient_batch_errors_clear_in_the_next_batch(mart, monkeypatch, requests_log) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "server_error=0.3,expired=0.1")
+    prepare_features(DAY)
+    first = run(escalate=False)
+    assert first.failed > 0 and first.done + first.failed == 40
+    second = run(escalate=False)
+    assert second.skipped == first.done
+    assert second.done + second.failed == first.failed
+    assert second.done > 0
+
+
+def test_batch_respects_the_budget(mart) -> None:
+    prepare_features(DAY)
+    summary = run(max_cost_usd=0.03, escalate=False)
+    assert summary.status == "budget" and summary.pending_left > 0
+    assert summary.cost_usd <= 0.03
+
+
+def test_rate_limits_do_not_apply_to_batches(mart, monkeypatch) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "rate_limit=1")
+    prepare_features(DAY)
+    assert run(escalate=False).done == 40

@@ -1,0 +1,297 @@
+"""prepare -> realtime inference -> write, on the fake, end to end."""
+
+# ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.config import SandboxError
+from sandbox.decision import (
+    HIGH_STAKES,
+    infer,
+    prepare_features,
+    run_llm_inference,
+    write_results,
+)
+from sandbox.decision.fake_api import Faults
+from sandbox.decision.prompt import opaque_user_id
+from sandbox.warehouse import connect
+from tests.decision_fixtures import (  # noqa: F401 (pytest fixtures)
+    DAY,
+    create_mart,
+    mart,
+    requests_log,
+    scalar,
+    table,
+)
+
+STAGING = "decision.recommendations_staging"
+
+
+def run(**kwargs):
+    return run_llm_inference(DAY, progress=False, **kwargs)
+
+
+def rows_by_user(sql: str) -> dict:
+    with connect() as con:
+        return {r[0]: r[1:] for r in con.execute(sql).fetchall()}
+
+
+# -- prepare_features -------------------------------------------------------------------------
+
+
+def test_prepare_needs_the_mart() -> None:
+    with pytest.raises(SandboxError, match=r"run `sandbox build --date 2026-11-01` first"):
+        prepare_features(DAY)
+
+
+def test_prepare_refuses_a_mart_built_for_another_date() -> None:
+    create_mart(5, as_of=DAY.replace(day=2))
+    with pytest.raises(SandboxError, match="holds 2026-11-02, not 2026-11-01"):
+        prepare_features(DAY)
+
+
+def test_prepare_is_idempotent(mart) -> None:
+    assert prepare_features(DAY) == 40
+    assert prepare_features(str(DAY)) == 40
+    assert scalar("select count(*) from decision.inference_inputs") == 40
+    assert scalar("select count(distinct input_sha) from decision.inference_inputs") > 1
+
+
+def test_inference_needs_frozen_inputs(mart) -> None:
+    with pytest.raises(SandboxError, match="has no rows for 2026-11-01"):
+        run()
+
+
+# -- realtime inference -----------------------------------------------------------------------
+
+
+def test_every_row_is_done_and_high_stakes_answers_are_escalated(mart, requests_log) -> None:
+    prepare_features(DAY)
+    summary = run()
+    assert (summary.done, summary.failed, summary.skipped, summary.pending_left) == (40, 0, 0, 0)
+    assert summary.status == "ok" and summary.exit_code == 0
+    staged = rows_by_user(
+        f"select user_id, recommendation_type, escalated, model, cost_usd from {STAGING}"
+    )
+    assert len(staged) == 40
+    for kind, escalated, model, _ in staged.values():
+        assert escalated == (kind in HIGH_STAKES)
+        assert model == ("claude-sonnet-4-6" if escalated else "claude-haiku-4-5-20251001")
+    escalated = sum(1 for v in staged.values() if v[1])
+    assert summary.escalated == escalated > 0
+    # ledger: one primary request per row, one escalation per escalated row, costs add up
+    calls = rows_by_user(
+        "select purpose, count(*), sum(cost_usd) from decision.llm_calls "
+        "where purpose <> 'estimate' group by purpose"
+    )
+    assert calls["primary"][0] == 40 and calls["escalation"][0] == escalated
+    assert summary.requests == 40 + escalated == len(requests_log.messages())
+    assert sum(v[3] for v in staged.values()) == pytest.approx(
+        calls["primary"][1] + calls["escalation"][1]
+    )
+    assert summary.cost_usd == pytest.approx(sum(v[3] for v in staged.values()))
+    assert "40 done" in summary.render()
+
+
+def test_a_rerun_sends_zero_requests(mart, requests_log) -> None:
+    prepare_features(DAY)
+    run()
+    before = len(requests_log.entries())
+    again = run()
+    assert len(requests_log.entries()) == before
+    assert (again.done, again.skipped, again.requests, again.cost_usd) == (0, 40, 0, 0.0)
+
+
+def test_no_escalate_sends_one_request_per_row(mart, requests_log) -> None:
+    prepare_features(DAY)
+    summary = run(escalate=False)
+    assert summary.requests == 40 and summary.escalated == 0
+    assert scalar(f"select count(*) from {STAGING} where escalated") == 0
+
+
+def test_batch_size_limits_the_rows_of_one_run(mart) -> None:
+    prepare_features(DAY)
+    first = run(batch_size=15)
+    assert (first.done, first.pending_left, first.status) == (15, 25, "ok")
+    second = run()
+    assert (second.done, second.skipped) == (25, 15)
+
+
+FAULTS = "rate_limit=0.2,overloaded=0.1,server_error=0.1,timeout=0.03,malformed=0.1,out_of_range=0.05,wrong_enum=0.05,max_tokens=0.05,refusal=0.05"
+
+
+def test_every_fault_kind_ends_as_the_right_row_kind(mart, requests_log, monkeypatch) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", FAULTS)
+    faults = Faults.parse(FAULTS)
+    prepare_features(DAY)
+    summary = run()
+    expected_failure = {
+        "malformed": "invalid_json",
+        "out_of_range": "validation_error",
+        "wrong_enum": "validation_error",
+        "max_tokens": "max_tokens",
+        "refusal": "refusal",
+    }
+    failures = rows_by_user(
+        "select user_id, error_class, raw_text from decision.inference_failures"
+    )
+    staged = rows_by_user(f"select user_id, recommendation_type from {STAGING}")
+    seen_transient = set()
+    for user in mart:
+        uid = user["user_id"]
+        answer_fault = faults.pick("answer", opaque_user_id(uid))
+        if answer_fault:  # permanent: a failure row with the raw text, never a result row
+            assert uid not in staged
+            assert failures[uid][0] == expected_failure[answer_fault]
+            assert failures[uid][1] is not None
+        else:  # clean or transient: the SDK retried, the row is done
+            assert uid in staged and uid not in failures
+        if faults.pick("transient", opaque_user_id(uid), "claude-haiku-4-5-20251001"):
+            seen_transient.add(uid)
+    assert summary.failed == len(failures) > 0 and summary.done == len(staged)
+    assert summary.status == "partial" and summary.exit_code == 3
+    # transient faults cost a retry: the ledger counts attempts
+    retried = scalar(
+        "select count(*) from decision.llm_calls where attempts = 2 and purpose = 'primary'"
+    )
+    assert retried == len(seen_transient) > 0
+    assert summary.done + summary.failed == 40
+
+
+def test_rerun_retries_failed_rows_only(mart, requests_log, monkeypatch) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "refusal=0.2")
+    prepare_features(DAY)
+    first = run(escalate=False)
+    assert first.failed > 0
+    sent = len(requests_log.messages())
+    second = run(escalate=False)
+    assert second.skipped == first.done
+    assert len(requests_log.messages()) - sent == first.failed  # only the failed rows again
+    assert second.failed == first.failed  # a permanent fault does not clear
+
+
+def test_transient_errors_after_retries_are_recorded_and_clear_later(mart, monkeypatch) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "overloaded=0.3")
+    prepare_features(DAY)
+    first = run(max_retries=0, escalate=False)
+    assert first.failures_by_class == {"OverloadedError": first.failed} and first.failed > 0
+    assert scalar("select count(*) from decision.llm_calls where status = 'error'") == first.failed
+    second = run(escalate=False)
+    assert (second.done, second.failed) == (first.failed, 0)
+
+
+def test_a_bad_key_stops_the_run_before_any_message(mart, requests_log, monkeypatch) -> None:
+    prepare_features(DAY)
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "auth=1")
+    with pytest.raises(
+        SandboxError, match="stopped before sending anything.*401.*ANTHROPIC_API_KEY"
+    ):
+        run(workers=4)
+    assert requests_log.messages() == []  # count_tokens got the 401 first
+
+
+def test_a_400_stops_the_run_at_once(mart, requests_log, monkeypatch) -> None:
+    prepare_features(DAY)
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "bad_request=1")
+    with pytest.raises(SandboxError, match="stopped after 0 rows.*400 invalid_request_error"):
+        run(workers=4)
+    assert 1 <= len(requests_log.messages()) <= 2 * 4 - 1  # the first requests in flight only
+    assert scalar("select count(*) from decision.inference_failures") == 0
+
+
+def test_a_401_mid_run_stops_within_the_requests_in_flight(mart, requests_log, monkeypatch) -> None:
+    prepare_features(DAY)
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "auth=0.15,seed=3")
+    with pytest.raises(SandboxError, match="401 authentication_error.*ANTHROPIC_API_KEY") as err:
+        run(workers=4, escalate=False)
+    assert "stopped after" in str(err.value)
+    sent = requests_log.messages()
+    first_401 = next(i for i, e in enumerate(sent) if e["status"] == 401)
+    # after the first 401 came back: the 3 other rows in flight, plus at most 4 the main
+    # thread submitted for rows that finished before it read the 401; nothing after that
+    assert len(sent) - first_401 - 1 <= 2 * 4 - 1
+    assert len(sent) < 40
+
+
+def test_an_unknown_model_is_a_clear_error(mart) -> None:
+    prepare_features(DAY)
+    with pytest.raises(SandboxError, match="no price in models.json"):
+        run(model="claude-imaginary-9")
+
+
+def test_anthropic_needs_a_key(mart) -> None:
+    prepare_features(DAY)
+    with pytest.raises(
+        SandboxError, match="ANTHROPIC_API_KEY is not set: set it, or run with --llm mock"
+    ):
+        run(llm="anthropic")
+
+
+def test_unknown_llm(monkeypatch) -> None:
+    monkeypatch.setenv("SANDBOX_LLM", "openai")
+    with pytest.raises(SandboxError, match="unknown LLM 'openai'"):
+        run()
+
+
+# -- budget -----------------------------------------------------------------------------------
+
+
+def test_a_run_over_budget_is_refused_before_sending(mart, requests_log) -> None:
+    prepare_features(DAY)
+    with pytest.raises(SandboxError, match="exceeds --max-cost-usd"):
+        run(max_cost_usd=0.001)
+    assert requests_log.messages() == []
+
+
+def test_the_budget_stops_submitting_and_reports_what_is_left(mart, monkeypatch) -> None:
+    prepare_features(DAY)
+    # above the expected cost (so not refused up front), below the worst case of every row
+    monkeypatch.setattr("sandbox.decision.pipeline.DEFAULT_ESCALATION_SHARE", 0.0)
+    summary = run(max_cost_usd=0.05, escalate=True, workers=4)
+    assert summary.status == "budget" and summary.exit_code == 3
+    assert summary.pending_left > 0 and summary.done + summary.pending_left == 40
+    assert summary.cost_usd <= 0.05
+    assert any("stopped submitting" in note for note in summary.notes)
+
+
+# -- write_results ----------------------------------------------------------------------------
+
+
+def test_write_results_is_idempotent(mart) -> None:
+    prepare_features(DAY)
+    run()
+    assert write_results(DAY) == 40
+    first = table("marts.user_recommendations")
+    assert write_results(DAY) == 40
+    assert table("marts.user_recommendations") == first
+    staged = {r[1]: r for r in table(STAGING)}
+    for row in first:
+        assert row[2] == staged[row[0]][2]  # recommendation_type
+
+
+def test_infer_runs_prepare_inference_write(mart) -> None:
+    summary = infer(DAY, progress=False)
+    assert summary.done == 40
+    assert scalar("select count(*) from marts.user_recommendations") == 40
+    again = infer(DAY, progress=False)
+    assert (again.done, again.skipped, again.requests) == (0, 40, 0)
+
+
+def test_a_changed_input_is_redone(mart, requests_log) -> None:
+    infer(DAY, progress=False)
+    with connect() as con:
+        con.execute(
+            "update marts.fct_user_features_for_ai set user_summary_for_llm = "
+            "'User has been on the pro plan for 400 days. No activity recorded since signing up.' "
+            "where user_id = 'u0003'"
+        )
+    sent = len(requests_log.messages())
+    summary = infer(DAY, progress=False)
+    assert (summary.done, summary.skipped) == (1, 39)
+    assert len(requests_log.messages()) - sent in (1, 2)  # the row, and maybe its escalation
+    assert (
+        scalar("select recommendation_type from marts.user_recommendations where user_id = 'u0003'")
+        == "churn_risk"
+    )

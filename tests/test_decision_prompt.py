@@ -1,0 +1,124 @@
+"""The prompt, the answer schema and the validation of every answer."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from sandbox.decision.pricing import ModelPrice, load_price_book
+from sandbox.decision.prompt import (
+    MAX_REASONING_CHARS,
+    MAX_TEXT_CHARS,
+    OUTPUT_SCHEMA,
+    PROMPT_VERSION,
+    RECOMMENDATION_TYPES,
+    InvalidAnswer,
+    build_params,
+    opaque_user_id,
+    parse_answer,
+    validate_answer,
+)
+
+GOOD = {
+    "recommendation_type": "churn_risk",
+    "recommendation_text": "Send a personal check-in.",
+    "confidence_score": 0.8,
+    "reasoning": "Inactive for 40 days.",
+}
+SUMMARY = "User has been on the pro plan for 123 days. Last active 2 days ago."
+
+
+def message(text: str, stop_reason: str = "end_turn"):
+    """A stand-in for ``anthropic.types.Message`` with one text block."""
+    blocks = [SimpleNamespace(type="text", text=text)] if text else []
+    return SimpleNamespace(content=blocks, stop_reason=stop_reason)
+
+
+def test_a_valid_answer_parses() -> None:
+    answer = parse_answer(message(json.dumps(GOOD)))
+    assert answer.recommendation_type == "churn_risk"
+    assert answer.confidence_score == 0.8
+
+
+def test_json_in_a_code_fence_is_accepted() -> None:
+    answer = parse_answer(message("```json\n" + json.dumps(GOOD) + "\n```"))
+    assert answer.reasoning == "Inactive for 40 days."
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"confidence_score": 1.5}, "confidence_score"),
+        ({"confidence_score": -0.1}, "confidence_score"),
+        ({"confidence_score": True}, "confidence_score"),
+        ({"confidence_score": "0.5"}, "confidence_score"),
+        ({"recommendation_type": "discount_offer"}, "recommendation_type"),
+        ({"recommendation_text": "   "}, "recommendation_text"),
+        ({"recommendation_text": "x" * (MAX_TEXT_CHARS + 1)}, "recommendation_text"),
+        ({"reasoning": "y" * (MAX_REASONING_CHARS + 1)}, "reasoning"),
+        ({"reasoning": "First sentence. Second sentence."}, "reasoning"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_invalid_answers_are_rejected_with_the_field_named(change: dict, field: str) -> None:
+    with pytest.raises(InvalidAnswer) as err:
+        validate_answer({**GOOD, **change})
+    assert err.value.error_class == "validation_error"
+    assert field in str(err.value)
+
+
+def test_a_missing_field_is_rejected() -> None:
+    data = dict(GOOD)
+    del data["reasoning"]
+    with pytest.raises(InvalidAnswer, match="reasoning"):
+        validate_answer(data)
+
+
+def test_numbers_with_decimals_are_one_sentence() -> None:
+    assert validate_answer({**GOOD, "reasoning": "Usage grew 2.5 times this week."})
+
+
+@pytest.mark.parametrize(
+    ("text", "stop", "kind"),
+    [
+        ('{"recommendation_type": "churn', "max_tokens", "max_tokens"),
+        ("", "refusal", "refusal"),
+        ("Here you go: {}", "end_turn", "invalid_json"),
+        ("", "end_turn", "empty_answer"),
+        (json.dumps(GOOD), "tool_use", "stop_reason"),
+    ],
+)
+def test_stop_reason_is_checked_before_parsing(text: str, stop: str, kind: str) -> None:
+    with pytest.raises(InvalidAnswer) as err:
+        parse_answer(message(text, stop))
+    assert err.value.error_class == kind
+    assert err.value.raw_text == text
+
+
+def test_prompt_version_is_a_short_stable_hash() -> None:
+    assert len(PROMPT_VERSION) == 12
+    int(PROMPT_VERSION, 16)
+
+
+def test_schema_lists_the_four_types_and_forbids_extra_keys() -> None:
+    assert OUTPUT_SCHEMA["properties"]["recommendation_type"]["enum"] == list(RECOMMENDATION_TYPES)
+    assert OUTPUT_SCHEMA["additionalProperties"] is False
+    assert set(OUTPUT_SCHEMA["required"]) == set(GOOD)
+
+
+def test_only_the_summary_reaches_the_prompt() -> None:
+    model = load_price_book().get("claude-haiku-4-5")
+    params = build_params(model, "u42", SUMMARY)
+    assert params["messages"] == [
+        {"role": "user", "content": f"<user_summary>{SUMMARY}</user_summary>"}
+    ]
+    assert "u42" not in json.dumps(params)
+    assert params["metadata"] == {"user_id": opaque_user_id("u42")}
+    assert params["output_config"]["format"] == {"type": "json_schema", "schema": OUTPUT_SCHEMA}
+
+
+def test_models_without_structured_outputs_get_the_prompt_only() -> None:
+    plain = ModelPrice("old-model", "Old", 1.0, 1.0, structured_outputs=False)
+    assert "output_config" not in build_params(plain, "u1", SUMMARY)

@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AS_OF ?= 2026-11-01
 PYTEST_ARGS ?=
+PORT ?= 8080
 
 .DEFAULT_GOAL := help
 .PHONY: help setup pipeline test lint lab docs bench airflow-ui notebooks clean
@@ -22,8 +23,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the project (skipped when up to date)
 
-pipeline: setup ## set up, then run the whole pipeline for the shipped data's as-of date
-	$(BIN)/sandbox build --date $(AS_OF)
+pipeline: setup ## set up, then run the whole pipeline (both Airflow DAGs) for the shipped date
+	$(BIN)/sandbox run --date $(AS_OF)
 
 lint: setup ## ruff over the package, tests, DAGs and notebooks
 	$(BIN)/ruff check sandbox tests dags notebooks bench
@@ -43,6 +44,9 @@ notebooks: setup ## re-execute every notebook and store its outputs
 docs: setup ## build, then write dbt's static docs site (open the printed path)
 	$(BIN)/sandbox build --date $(AS_OF)
 	$(BIN)/sandbox docs --date $(AS_OF)
+
+airflow-ui: setup ## start Airflow's UI on http://127.0.0.1:$(PORT) to browse recorded runs
+	$(BIN)/python -m sandbox.control.ui --port $(PORT)
 
 lab: setup ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks/

@@ -1,0 +1,50 @@
+"""
+### dbt_production: the data plane's daily build, and the gate
+
+Every day at 02:00 the single task `dbt_run` runs `dbt build` for the run's logical date
+(`ds`, passed to dbt as `as_of_date`): models, contracts, unit tests and data tests, in one
+invocation. The tests *are* the quality gate: when one fails, `dbt_run` fails, and
+`ai_recommendation_pipeline` (which waits for this task with an ExternalTaskSensor) never
+sends a single row to the LLM.
+
+**Retries.** A failed test is bad data, and bad data does not fix itself on a retry, so a
+gate failure fails the task at once (no retry) and leaves the names of the failing tests in
+the task's XCom (`gate_failures`). Other errors (a busy warehouse, a crash) are retried.
+
+The task is thin on purpose: it calls `sandbox.control.tasks.dbt_run`, which calls the data
+plane. No business logic lives in this file.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
+
+
+@dag(
+    dag_id="dbt_production",
+    schedule="0 2 * * *",
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-platform", "retries": 3, "retry_delay": RETRY_DELAY},
+    tags=["data-plane", "dbt"],
+    doc_md=__doc__,
+)
+def dbt_production():
+    @task
+    def dbt_run(ds: str | None = None):
+        """Build and test every dbt model for the logical date; fail on a gate failure."""
+        from sandbox.control.tasks import dbt_run
+
+        return dbt_run(ds)
+
+    dbt_run()
+
+
+dbt_production()

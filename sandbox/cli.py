@@ -62,7 +62,11 @@ def _reset(args: argparse.Namespace) -> int:
         if candidate.exists():
             candidate.unlink()
             removed.append(candidate)
-    for folder in (target_dir(), path.with_name(path.stem + ".mock-batches")):
+    for folder in (
+        target_dir(),
+        path.with_name(path.stem + ".mock-batches"),
+        path.parent / "spark-warehouse",
+    ):
         if folder.exists():
             shutil.rmtree(folder)
             removed.append(folder)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 import re
+import shutil
+import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -17,6 +22,10 @@ LAYERS = ("staging", "intermediate", "marts")
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
 """The raw table behind each staging model, to name the file in a failure."""
 TARGETS = ("duckdb", "spark")
+SPARK_NEEDS = (
+    "the spark target needs the [spark] extra and Java 17: pip install -e '.[spark]' and "
+    "apt-get install openjdk-17-jre-headless"
+)
 
 
 class GateFailed(SandboxError):
@@ -133,6 +142,70 @@ def target_dir() -> Path:
     return warehouse_path().parent / "dbt_target"
 
 
+def spark_warehouse_dir() -> Path:
+    """Where the spark target keeps its tables and metastore: ``spark-warehouse/`` beside the
+    DuckDB file, so a test's or a scratch warehouse gets its own."""
+    return warehouse_path().parent / "spark-warehouse"
+
+
+def _java_major() -> int | None:
+    """The major version of the ``java`` PySpark will start (``$JAVA_HOME/bin/java`` or PATH)."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java:
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not found:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+
+
+def _prepare_spark() -> None:
+    """Check what the spark target needs and export the settings profiles.yml and Spark read."""
+    missing = [
+        name
+        for name, module in (("dbt-spark", "dbt.adapters.spark"), ("pyspark", "pyspark"))
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        raise SandboxError(f"{SPARK_NEEDS} ({' and '.join(missing)} not installed)")
+    java = _java_major()
+    if java is None or java < 17:
+        found = "no java found" if java is None else f"found Java {java}"
+        raise SandboxError(f"{SPARK_NEEDS} ({found}; set JAVA_HOME or put java on PATH)")
+    warnings.filterwarnings(  # printed at import; we hand Spark no pandas objects
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
+    from pyspark import SparkContext
+
+    try:  # PySpark 4 also logs every failing statement as JSON; dbt reports it already
+        from pyspark.logger import PySparkLogger
+
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+    except ImportError:  # PySpark 3.5 has no such logger
+        pass
+    wanted = spark_warehouse_dir()
+    running = SparkContext._active_spark_context  # dbt-spark keeps its session per process
+    if running is not None:
+        current = running.getConf().get("spark.sql.warehouse.dir") or ""
+        if Path(current.removeprefix("file:")).resolve() != wanted:
+            raise SandboxError(
+                f"this process already runs Spark on {current}, and Spark cannot switch to "
+                f"{wanted} inside one process: build from a new process (restart the notebook "
+                "kernel, or run `sandbox build --target spark`)."
+            )
+    wanted.mkdir(parents=True, exist_ok=True)
+    os.environ["SANDBOX_SPARK_WAREHOUSE"] = str(wanted)
+    os.environ.setdefault("SPARK_CONF_DIR", str(project_dir() / "spark"))  # log4j2: errors only
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # offline: no hostname lookups
+
+
 def raw_format(folder: Path) -> str:
     """``parquet`` or ``csv``: which raw files ``folder`` holds, with a clear error if neither."""
     for fmt in ("parquet", "csv"):
@@ -244,15 +317,30 @@ def _row_counts(relations: list[str]) -> dict[str, int]:
         return {r: con.execute(f"select count(*) from {r}").fetchone()[0] for r in relations}
 
 
+def _spark_row_counts(relations: list[str]) -> dict[str, int]:
+    """Counts from the Spark session dbt-spark left running in this process (≈1 s)."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    if SparkContext._active_spark_context is None:
+        return {}
+    spark = SparkSession.builder.getOrCreate()  # the session dbt used, not a new one
+    return {r: spark.table(r).count() for r in relations}
+
+
 def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = False) -> BuildResult:
     """Build and test the data plane for ``as_of_date`` with ``dbt build``.
 
     Raises :class:`GateFailed` when any model, contract, data test or unit test fails; what
-    was already published downstream of the failure stays as it was.
+    was already published downstream of the failure stays as it was. (On ``target="spark"``
+    the data tests are the whole gate: Spark enforces no constraints, so a mart that breaks a
+    contract rule is replaced and then fails its tests.)
     """
     as_of_date = parse_date(as_of_date)
     if target not in TARGETS:
         raise SandboxError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
+    if target == "spark":
+        _prepare_spark()
     args = dbt_args("build", as_of_date, target)
     bar = None
     callbacks = []
@@ -300,10 +388,10 @@ def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = Fa
         NodeOutcome(r.node.name, _kind(r.node), str(r.status), r.execution_time, r.failures)
         for r in results
     ]
-    result = BuildResult(as_of_date, target, warehouse_path(), nodes, elapsed)
-    if target == "duckdb":
-        ordered = sorted(relations.values(), key=lambda r: (LAYERS.index(r.split(".")[0]), r))
-        result.rows = _row_counts(ordered)
+    where = warehouse_path() if target == "duckdb" else spark_warehouse_dir()
+    result = BuildResult(as_of_date, target, where, nodes, elapsed)
+    ordered = sorted(relations.values(), key=lambda r: (LAYERS.index(r.split(".")[0]), r))
+    result.rows = _row_counts(ordered) if target == "duckdb" else _spark_row_counts(ordered)
     return result
 
 

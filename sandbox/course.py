@@ -46,8 +46,6 @@ def setup(notebook: str) -> None:
         os.environ["SANDBOX_AIRFLOW_HOME"] = str(folder / "airflow")
         os.environ.pop("SANDBOX_RAW_DIR", None)
     os.environ.setdefault("SANDBOX_LLM", "mock")
-    os.environ.setdefault("SANDBOX_SENSOR_TIMEOUT_S", "20")
-    os.environ.setdefault("SANDBOX_SENSOR_POKE_S", "2")
 
     import pandas as pd
 
@@ -161,3 +159,140 @@ def check_custom_break(break_raw) -> Verdict:
             else:
                 os.environ["SANDBOX_RAW_DIR"] = saved
     return Verdict(False, "the build passed: your change did not break anything the gate checks.")
+
+
+# --- 03 · decision plane -------------------------------------------------------------------
+
+
+def check_predicted_type(summary: str, predicted_type: str | None) -> Verdict:
+    """Exercise 03.1: predict the offline fake's recommendation type for a summary."""
+    from sandbox.decision.fake_rules import recommend
+
+    if not predicted_type:
+        return Verdict(False, "set `predicted_type` to one of the four recommendation types.")
+    actual = recommend(summary)
+    if predicted_type.strip() == actual.recommendation_type:
+        return Verdict(True, f"{actual.recommendation_type} (confidence {actual.confidence_score}).")
+    return Verdict(False, f"the fake answers {actual.recommendation_type}; re-read the rules table.")
+
+
+def check_escalation_cost(execution_date, answer_usd: float | None) -> Verdict:
+    """Exercise 03.2: the total cost of the escalation requests of a date, from the ledger."""
+    if answer_usd is None:
+        return Verdict(False, "set `escalation_cost_usd` to the number your query returns.")
+    (expected,) = _rows(
+        "select coalesce(sum(cost_usd), 0) from decision.llm_calls "
+        f"where purpose = 'escalation' and execution_date = '{execution_date}'"
+    )[0]
+    if abs(float(answer_usd) - expected) < 1e-6:
+        return Verdict(True, f"${expected:.4f} went to the capable model.")
+    return Verdict(False, f"not {answer_usd}: sum cost_usd over purpose = 'escalation' for {execution_date}.")
+
+
+# --- 04 · control plane --------------------------------------------------------------------
+
+
+def check_sensor_target(dag_id: str | None, task_id: str | None) -> Verdict:
+    """Exercise 04.1: which DAG and task does the gate sensor wait for?"""
+    if not dag_id or not task_id:
+        return Verdict(False, "set `sensor_dag_id` and `sensor_task_id` above.")
+    if (dag_id.strip(), task_id.strip()) == ("dbt_production", "dbt_run"):
+        return Verdict(True, "the sensor waits for dbt_production.dbt_run of the same logical date.")
+    return Verdict(False, "look at the sensor's external_dag_id and external_task_id.")
+
+
+def check_backfill_requests(execution_date, answer: int | None) -> Verdict:
+    """Exercise 04.2: how many LLM requests did a re-run of an already finished date send?"""
+    if answer is None:
+        return Verdict(False, "set `rerun_requests` to the number the ledger shows.")
+    (runs,) = _rows(
+        "select count(*) from ops.pipeline_runs "
+        f"where execution_date = '{execution_date}' and status = 'success'"
+    )[0]
+    if runs < 2:
+        return Verdict(False, f"run {execution_date} a second time first (Step 5), then look again.")
+    latest = _rows(
+        "select llm_requests from ops.pipeline_runs "
+        f"where execution_date = '{execution_date}' order by recorded_at desc limit 1"
+    )[0][0]
+    if int(answer) == latest:
+        return Verdict(True, f"{latest} requests: finished rows are never paid for twice.")
+    return Verdict(False, "read llm_requests of the latest ops.pipeline_runs row for that date.")
+
+
+# --- 00 · start here / 05 · end to end -----------------------------------------------------
+
+PLANE_OF = {
+    "decides when the dbt build runs": "control",
+    "computes days_since_last_event": "data",
+    "chooses between Haiku and Sonnet": "decision",
+    "refuses a duplicated user id": "data",
+    "retries a 429 from the API": "decision",
+    "blocks inference until the tests passed": "control",
+}
+
+
+def check_planes(answers: dict | None) -> Verdict:
+    """Exercise 00.1: which plane owns each responsibility?"""
+    if not answers or any(v is None for v in answers.values()):
+        return Verdict(False, "fill in every value of `answers` with control, data or decision.")
+    wrong = [k for k, v in PLANE_OF.items() if str(answers.get(k, "")).strip().lower() != v]
+    if not wrong:
+        return Verdict(True, "every responsibility sits in exactly one plane.")
+    return Verdict(False, f"{len(wrong)} to rethink, e.g. {wrong[0]!r}.")
+
+
+def check_top_recommendation(execution_date, answer: str | None) -> Verdict:
+    """Exercise 00.2: the most frequent recommendation type of a date."""
+    if not answer:
+        return Verdict(False, "set `top_type` to the type your query returns first.")
+    top = _rows(
+        "select recommendation_type from marts.user_recommendations "
+        f"where execution_date = '{execution_date}' group by 1 order by count(*) desc limit 1"
+    )[0][0]
+    if answer.strip() == top:
+        return Verdict(True, f"{top} is the most common recommendation on {execution_date}.")
+    return Verdict(False, "group marts.user_recommendations by recommendation_type and count.")
+
+
+def check_trace(execution_date, user_id: str | None, answer: dict | None) -> Verdict:
+    """Exercise 05.1: trace one recommendation to its prompt version, input and total cost."""
+    if not user_id or not answer or all(v is None for v in answer.values()):
+        return Verdict(False, "fill in the three values of `trace` above.")
+    row = _rows(
+        "select r.prompt_version, i.user_summary_for_llm, "
+        "(select sum(cost_usd) from decision.llm_calls c where c.execution_date = r.execution_date "
+        " and c.user_id = r.user_id and c.status = 'ok' and c.purpose <> 'estimate') "
+        "from marts.user_recommendations r join decision.inference_inputs i "
+        "using (execution_date, user_id) "
+        f"where r.execution_date = '{execution_date}' and r.user_id = '{user_id.replace(chr(39), '')}'"
+    )
+    if not row:
+        return Verdict(False, f"no recommendation for {user_id!r} on {execution_date}.")
+    version, summary, cost = row[0]
+    problems = []
+    if answer.get("prompt_version") != version:
+        problems.append("prompt_version")
+    if answer.get("user_summary_for_llm") != summary:
+        problems.append("user_summary_for_llm")
+    if answer.get("cost_usd") is None or abs(float(answer["cost_usd"]) - cost) > 1e-9:
+        problems.append("cost_usd (sum every ok request of that user and date in the ledger)")
+    if not problems:
+        return Verdict(True, f"{user_id}: prompt {version}, ${cost:.6f} over all its requests.")
+    return Verdict(False, "check " + ", ".join(problems) + ".")
+
+
+def check_new_model(project_dir, model_name: str | None) -> Verdict:
+    """Exercise 05.2: a new dbt model, added to a copy of the project, built into the warehouse."""
+    if not model_name:
+        return Verdict(False, "set `new_model` to the name of the model you added.")
+    path = Path(project_dir) / "models" / "marts" / f"{model_name}.sql"
+    if not path.exists():
+        return Verdict(False, f"no file {path.name} in the copied project's models/marts.")
+    from sandbox.warehouse import connect, table_exists
+
+    with connect(read_only=True) as con:
+        if not table_exists(con, f"marts.{model_name}"):
+            return Verdict(False, f"marts.{model_name} is not in the warehouse yet: run the pipeline.")
+        rows = con.execute(f"select count(*) from marts.{model_name}").fetchone()[0]
+    return Verdict(True, f"marts.{model_name} has {rows} rows — and dags/ was never touched.")

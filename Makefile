@@ -49,7 +49,7 @@ airflow-ui: setup ## start Airflow's UI on http://127.0.0.1:$(PORT) to browse re
 	$(BIN)/python -m sandbox.control.ui --port $(PORT)
 
 lab: setup ## open JupyterLab on the notebooks
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 clean: ## remove everything the other targets created
 	rm -rf $(VENV) warehouse .airflow dbt_project/target dbt_project/logs logs bench/out

@@ -7,7 +7,12 @@ locking each other out.
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import os
 import re
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,12 +147,86 @@ DDL: dict[str, str] = {
 }
 
 
-@contextmanager
-def connect(read_only: bool = False, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse for one step and close it afterwards.
+WAIT_S = 30.0
+"""How long a connection waits for its turn inside a step (or to read) before giving up."""
 
-    Raises :class:`WarehouseBusy` (naming the PID that holds the lock) instead of DuckDB's
-    raw lock error, and a clear error when a read-only open finds no warehouse yet.
+_step_guard = threading.Lock()
+_step_state: dict = {"depth": 0, "fd": None}
+
+
+def _busy(holder: str, path: Path) -> WarehouseBusy:
+    return WarehouseBusy(
+        f"warehouse is in use by {holder} ({path}): wait for that step to finish, or stop "
+        "it (a notebook kernel holding a connection counts), then try again"
+    )
+
+
+@contextmanager
+def step_lock(step: str, path: Path | None = None) -> Iterator[None]:
+    """Hold the warehouse for one whole step (a build, an inference run, a pipeline run).
+
+    DuckDB's own lock lasts one connection; a step makes many. This advisory lock on
+    ``<warehouse>.lock`` spans the step, so a second writer process fails at once with
+    :class:`WarehouseBusy` naming the holder, instead of interleaving with the first. It is
+    re-entrant within a process (``sandbox run`` executes the tasks in its own process), and
+    the operating system releases it when the holder dies, even by SIGKILL.
+    """
+    path = path or warehouse_path()
+    with _step_guard:
+        if not _step_state["depth"]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise _busy(holder or "another process", path) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"PID {os.getpid()} ({step})".encode(), 0)
+            _step_state["fd"] = fd
+        _step_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _step_guard:
+            _step_state["depth"] -= 1
+            if not _step_state["depth"]:
+                fd, _step_state["fd"] = _step_state["fd"], None
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+
+def holds_step(step: str):
+    """Decorator: run the function while holding :func:`step_lock` for ``step``."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with step_lock(step):
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def in_step() -> bool:
+    """True while this process holds the step lock."""
+    return _step_state["depth"] > 0
+
+
+@contextmanager
+def connect(
+    read_only: bool = False, path: Path | None = None, wait_s: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one short piece of work and close it afterwards.
+
+    Inside a step (see :func:`step_lock`) and for reads, a connection that finds the file
+    busy — a reader in another process, a writer's commit — waits its turn for up to
+    ``wait_s`` (default 30 s). Outside a step a writer fails at once. Either way the error is
+    :class:`WarehouseBusy` naming the PID that holds the file, not DuckDB's raw lock error.
     """
     path = path or warehouse_path()
     if read_only and not path.exists():
@@ -155,26 +234,32 @@ def connect(read_only: bool = False, path: Path | None = None) -> Iterator[duckd
             f"no warehouse at {path}: build it first with `sandbox build` (or `make pipeline`)"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
-            raise
-        match = _LOCK_PID.search(str(exc))
-        holder = f"PID {match.group(1)}" if match else "another process"
-        raise WarehouseBusy(
-            f"warehouse is in use by {holder} ({path}): wait for that step to finish, or stop "
-            "it (a notebook kernel holding a connection counts), then try again"
-        ) from None
+    if wait_s is None:
+        wait_s = WAIT_S if (read_only or in_step()) else 0.0
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                match = _LOCK_PID.search(str(exc))
+                raise _busy(f"PID {match.group(1)}" if match else "another process", path) from None
+            time.sleep(0.05)
     try:
         yield con
     finally:
         con.close()
 
 
-def ensure_writable() -> None:
-    """Fail fast with :class:`WarehouseBusy` when another process holds the write lock."""
-    with connect():
+def ensure_writable(wait_s: float = 2.0) -> None:
+    """Fail fast with :class:`WarehouseBusy` when another process holds the warehouse.
+
+    The short wait absorbs a reader's brief query; anything longer is reported at once.
+    """
+    with connect(wait_s=wait_s):
         pass
 
 

@@ -38,11 +38,12 @@ def test_shipped_data_gives_one_row_per_user_within_bounds(warehouse: Path) -> N
 
 def test_result_reports_layers_and_tests(isolated_env: Path) -> None:
     result = build(AS_OF)
-    assert result.models == 5 and result.unit_tests == 3 and result.data_tests >= 20
+    assert result.models == 6 and result.unit_tests == 3 and result.data_tests >= 20
     assert list(result.rows) == [
         "staging.stg_user_events",
         "staging.stg_users",
         "intermediate.int_user_engagement_rolling",
+        "intermediate.int_users_as_of",
         "marts.dim_users",
         MART,
     ]

@@ -88,7 +88,7 @@ def _build_both(spark_home: Path, duckdb_name: str, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SANDBOX_WAREHOUSE", str(spark_home / duckdb_name))
     build(AS_OF, target="duckdb")
     result = build(AS_OF, target="spark")
-    assert result.target == "spark" and result.models == 5 and result.unit_tests == 3
+    assert result.target == "spark" and result.models == 6 and result.unit_tests == 3
     assert result.warehouse == spark_warehouse_dir() == spark_home / "spark-warehouse"
     return result.rows[MART]
 

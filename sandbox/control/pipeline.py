@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.config import SandboxError, parse_date
+from sandbox.warehouse import holds_step
 
 DBT_DAG = "dbt_production"
 AI_DAG = "ai_recommendation_pipeline"
@@ -251,6 +252,7 @@ def _report(day: date, dbt_run, ai_run, log: Path) -> RunReport:
     )
 
 
+@holds_step("sandbox run")
 def run_pipeline(
     dates: date | str | Iterable[date | str],
     llm: str | None = None,
@@ -268,14 +270,13 @@ def run_pipeline(
     """
     from sandbox.control import airflow_env
     from sandbox.control.capture import captured_output
-    from sandbox.warehouse import connect
+    from sandbox.warehouse import ensure_writable
 
     days = [parse_date(dates)] if isinstance(dates, date | str) else [parse_date(d) for d in dates]
     if llm is not None and llm not in LLM_CHOICES:
         raise SandboxError(f"unknown LLM {llm!r}: use one of {', '.join(LLM_CHOICES)}")
     conf = {k: v for k, v in {"llm": llm, "model": model, "batch_size": batch_size}.items() if v}
-    with connect():  # fail now, with the lock holder's PID, rather than inside a task
-        pass
+    ensure_writable()  # fail now, with the lock holder's PID, rather than inside a task
     airflow_env.ensure_migrated()
     log = airflow_env.log_dir() / "sandbox-run.log"
     waits = {k: v for k, v in LOCAL_WAITS.items() if not os.environ.get(k)}

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from sandbox.config import DBT_PROJECT_DIR, SandboxError, parse_date, raw_dir, warehouse_path
-from sandbox.warehouse import connect, ensure_writable
+from sandbox.warehouse import connect, ensure_writable, holds_step
 
 LAYERS = ("staging", "intermediate", "marts")
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
@@ -328,6 +328,7 @@ def _spark_row_counts(relations: list[str]) -> dict[str, int]:
     return {r: spark.table(r).count() for r in relations}
 
 
+@holds_step("sandbox build")
 def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = False) -> BuildResult:
     """Build and test the data plane for ``as_of_date`` with ``dbt build``.
 
@@ -395,6 +396,7 @@ def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = Fa
     return result
 
 
+@holds_step("sandbox docs")
 def docs(as_of_date: date | str) -> Path:
     """Write dbt's static docs site (one self-contained HTML file) and return its path.
 

@@ -36,6 +36,7 @@ from sandbox.decision.realtime import run_realtime
 from sandbox.decision.records import RunContext, Tally, explain_fatal
 from sandbox.decision.store import InputRow
 from sandbox.decision.summary import InferenceSummary
+from sandbox.warehouse import holds_step
 
 MODES = ("realtime", "batch")
 BATCH_POLL_S = {"mock": 0.05, "anthropic": 30.0}
@@ -44,11 +45,13 @@ DEFAULT_ESCALATION_SHARE = 0.3
 """Share of rows the estimate expects to escalate before any history exists."""
 
 
+@holds_step("sandbox infer")
 def prepare_features(execution_date: date | str) -> int:
     """Freeze ``marts.fct_user_features_for_ai`` into ``decision.inference_inputs`` for the date."""
     return store.prepare_features(parse_date(execution_date))
 
 
+@holds_step("sandbox infer")
 def write_results(execution_date: date | str) -> int:
     """Upsert the date's staged answers into ``marts.user_recommendations`` (idempotent)."""
     return store.write_results(parse_date(execution_date))
@@ -97,6 +100,7 @@ def _estimate(
     return ctx, estimate, note
 
 
+@holds_step("sandbox infer")
 def run_llm_inference(
     execution_date: date | str,
     *,
@@ -212,6 +216,7 @@ def run_llm_inference(
     return summary
 
 
+@holds_step("sandbox infer")
 def infer(execution_date: date | str, **kwargs) -> InferenceSummary:
     """prepare_features -> run_llm_inference -> write_results for one date."""
     day = parse_date(execution_date)

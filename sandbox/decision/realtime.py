@@ -227,15 +227,21 @@ def run_realtime(
     )
     writer = _Writer(tally, workers)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-infer")
+    held = None  # a row whose worst case did not fit the budget while others were in flight
     try:
         while True:
             while not stop and len(in_flight) < workers:
-                row = next(pending, None)
+                row, held = held or next(pending, None), None
                 if row is None:
                     break
                 worst = ctx.row_worst(row)
                 if not budget.reserve(worst):
-                    stop = True
+                    # With rows in flight, their reservations may settle lower: wait and retry
+                    # this row. With nothing in flight the budget is truly spent: stop.
+                    if in_flight:
+                        held = row
+                    else:
+                        stop = True
                     break
                 in_flight[pool.submit(infer_row, client, ctx, row)] = worst
             if not in_flight:

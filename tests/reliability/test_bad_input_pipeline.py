@@ -79,13 +79,6 @@ def test_a_failed_gate_sends_no_request(name: str, warehouse: Path, log, capsys)
     assert fingerprint() == before  # the AI mart and the decision tables as they were
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a gate failure in the events branch does not stop marts.dim_users (not downstream "
-    "of stg_user_events) from being rebuilt for the new date, although GateFailed says 'the "
-    "published marts keep their previous rows': dim_users then holds 2026-11-02 while "
-    "fct_user_features_for_ai still holds 2026-11-01",
-)
 def test_a_failed_gate_leaves_every_published_mart_as_it_was(warehouse: Path) -> None:
     before = fingerprint(("marts.",))
     with broken_inputs("orphan_event"):

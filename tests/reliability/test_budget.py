@@ -81,13 +81,6 @@ def test_a_run_that_fits_the_estimate_but_not_the_worst_case_stops_before_the_li
     assert spent + real_spend(log, users, log.entries()[sent:]) > BUDGET
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="realtime.run_realtime stops submitting for good when a reservation fails while "
-    "other rows are in flight, instead of waiting for them to settle: with more workers a "
-    "budget-limited run does fewer rows, and its note ('the next row's worst case would pass') "
-    "is false",
-)
 def test_more_workers_do_not_leave_budget_unused(log, capsys, tmp_path, monkeypatch) -> None:
     done = {}
     for workers in (1, 4):

@@ -6,8 +6,9 @@ while dbt holds the warehouse mid-build: see :mod:`tests.reliability.paused_chil
 second step always meets a writer. "Intact" is checked with ``sandbox.warehouse.checksum``
 against the same step run alone.
 
-Two drills are expected to fail (xfail, strict) until the decision plane takes a lock for
-a whole step instead of per commit: see their reasons.
+A step (build, infer, run) holds ``<warehouse>.lock`` for its whole duration, so a second
+writer is refused even between two commits of the first; inside a step, each connection
+waits its turn while a reader holds the file.
 """
 
 from __future__ import annotations
@@ -124,12 +125,6 @@ def test_steps_started_while_dbt_builds_fail_fast_and_the_build_finishes_intact(
     assert fingerprints(dbt_tables) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no lock spans a whole step: store.py opens the warehouse per commit, so a second "
-    "`sandbox infer` started between two commits of the first is not refused; it runs the "
-    "same pending rows again (requests paid twice)",
-)
 def test_a_second_inference_started_between_commits_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,12 +145,6 @@ def test_a_second_inference_started_between_commits_is_refused(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.commit does not wait for its turn: a reader holding the warehouse for a "
-    "moment (a notebook's query_df, `sandbox run`'s own lock probe) when the writer thread "
-    "commits makes the whole inference fail with WarehouseBusy and lose its answered rows",
-)
 def test_a_brief_reader_does_not_break_a_running_inference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

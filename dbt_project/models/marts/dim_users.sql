@@ -1,8 +1,17 @@
+{#-
+    The user dimension for the as-of date.
+
+    It is published only after the feature table and all of its tests have passed (the
+    `depends_on` hint below orders it after fct_user_features_for_ai), so a failed gate never
+    leaves the two marts describing different dates.
+-#}
+-- depends_on: {{ ref('fct_user_features_for_ai') }}
+
 with
 
 users as (
 
-    select * from {{ ref('stg_users') }}
+    select * from {{ ref('int_users_as_of') }}
 
 ),
 
@@ -13,15 +22,10 @@ final as (
         plan_tier,
         country_code,
         signed_up_at,
-        cast(
-            {{ dbt.datediff('signed_up_at', as_of_date(), 'day') }} as {{ dbt.type_bigint() }}
-        ) as days_since_signup,
-        {{ as_of_date() }} as as_of_date
+        days_since_signup,
+        as_of_date
 
     from users
-
-    -- a backfill for a past date must not see users who had not signed up yet
-    where signed_up_at < {{ as_of_date() }}
 
 )
 

@@ -9,7 +9,7 @@ with
 
 users as (
 
-    select * from {{ ref('dim_users') }}
+    select * from {{ ref('int_users_as_of') }}
 
 ),
 

@@ -58,7 +58,7 @@ def _reset(args: argparse.Namespace) -> int:
 
     path = warehouse_path()
     removed = []
-    for candidate in (path, path.with_name(path.name + ".wal")):
+    for candidate in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".lock")):
         if candidate.exists():
             candidate.unlink()
             removed.append(candidate)

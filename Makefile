@@ -45,6 +45,9 @@ docs: setup ## build, then write dbt's static docs site (open the printed path)
 	$(BIN)/sandbox build --date $(AS_OF)
 	$(BIN)/sandbox docs --date $(AS_OF)
 
+bench: setup ## run the benchmarks (minutes; generates 1M users) and write bench/RESULTS.md
+	$(BIN)/python bench/run_all.py
+
 airflow-ui: setup ## start Airflow's UI on http://127.0.0.1:$(PORT) to browse recorded runs
 	$(BIN)/python -m sandbox.control.ui --port $(PORT)
 

@@ -296,3 +296,74 @@ def check_new_model(project_dir, model_name: str | None) -> Verdict:
             return Verdict(False, f"marts.{model_name} is not in the warehouse yet: run the pipeline.")
         rows = con.execute(f"select count(*) from marts.{model_name}").fetchone()[0]
     return Verdict(True, f"marts.{model_name} has {rows} rows — and dags/ was never touched.")
+
+
+# --- 06 · scale and cost -------------------------------------------------------------------
+
+
+def build_phases(result) -> dict[str, float]:
+    """Split a build's wall time into dbt's fixed start-up and its SQL phase.
+
+    The SQL phase runs from the first node's start to the last node's end in dbt's
+    ``run_results.json`` (what the warehouse did, plus dbt's work around each node);
+    everything else (parsing the project, the graph, the connection, writing artifacts)
+    is start-up, about the same at any size.
+    """
+    import json
+    from datetime import datetime
+
+    from sandbox.data import target_dir
+
+    results = json.loads((target_dir() / "run_results.json").read_text())["results"]
+    stamps = [
+        (
+            datetime.fromisoformat(t["started_at"].rstrip("Z")),
+            datetime.fromisoformat(t["completed_at"].rstrip("Z")),
+        )
+        for r in results
+        for t in r["timing"]
+    ]
+    sql = (max(end for _, end in stamps) - min(start for start, _ in stamps)).total_seconds()
+    return {"total_s": result.elapsed_s, "startup_s": max(0.0, result.elapsed_s - sql), "sql_s": sql}
+
+
+def check_million_user_batch_cost(profile, answer_usd: float | None) -> Verdict:
+    """Exercise 06.1: price 1,000,000 users on the cheap model in batch mode, by hand."""
+    from sandbox.decision.pricing import load_price_book
+    from sandbox.decision.projection import TIERS, project
+
+    if answer_usd is None:
+        return Verdict(False, "set `batch_cost_1m` to your number (USD).")
+    expected = project(
+        profile, 1_000_000, book=load_price_book(), tier=TIERS["tier 2"], plan="cheap", mode="batch"
+    ).cost_usd
+    if abs(float(answer_usd) - expected) <= 0.005 * expected:
+        return Verdict(True, f"${expected:,.2f}: tokens x list price x the batch discount, nothing more.")
+    if abs(float(answer_usd) - 2 * expected) <= 0.01 * expected:
+        return Verdict(False, "that is the realtime price: the Batches API bills half (batch_discount).")
+    return Verdict(
+        False,
+        f"not ${float(answer_usd):,.2f}: (input tokens x input price + output tokens x output "
+        "price) per row, per million tokens, x 1,000,000 rows x batch_discount.",
+    )
+
+
+def check_workers_for_tier(profile, tier, answer: int | None, latency_s: float = 2.0) -> Verdict:
+    """Exercise 06.2: workers that keep ``tier``'s tightest Haiku limit busy at ``latency_s``."""
+    from sandbox.decision.pricing import load_price_book
+    from sandbox.decision.projection import workers_to_saturate
+
+    if answer is None:
+        return Verdict(False, "set `workers_needed` to a whole number of workers.")
+    book = load_price_book()
+    expected = workers_to_saturate(profile, book=book, tier=tier, latency_s=latency_s, plan="cheap")
+    if abs(int(answer) - expected) <= 1:
+        return Verdict(True, f"{expected} workers: the tightest limit, per second, times {latency_s:g} s per request.")
+    limits = tier.for_model(book.get(book.primary).id)
+    if abs(int(answer) - limits.requests_per_minute / 60 * latency_s) <= 1:
+        return Verdict(False, "that keeps requests/min busy, but a token limit binds first: divide it by tokens per request.")
+    return Verdict(
+        False,
+        "take the tightest of requests/min, input tokens/min / input tokens per request and "
+        "output tokens/min / output tokens per request; per second, times the latency.",
+    )

@@ -1,0 +1,370 @@
+"""Project the cost and the time of inference at scale from the ledger of a sample run.
+
+A sample run (a few hundred or thousand rows, against the fake or the real API) leaves one
+``decision.llm_calls`` row per request with its tokens. Because the data plane builds every
+prompt from the same template, tokens per row hardly vary, so the sample predicts a million
+rows well. Everything here is a pure function of three inputs:
+
+- the ledger (a pandas DataFrame of ``decision.llm_calls`` rows), condensed by
+  :func:`profile_ledger` into tokens per request and the share of rows escalated;
+- the price book (``models.json``, :func:`~sandbox.decision.pricing.load_price_book`);
+- the rate limits of an API tier (:class:`Tier`; :data:`TIERS` holds illustrative ones).
+
+:func:`project` prices one *plan* (which models answer) in one *mode* (realtime or the
+Message Batches API) for ``users`` rows and says how long it takes and which limit binds.
+No prompt-cache discount is ever assumed: :func:`cache_report` says why (the shared prefix is
+shorter than the minimum each model caches).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sandbox.config import SandboxError
+from sandbox.decision.pricing import PriceBook
+
+PLANS = ("cheap", "capable", "escalation")
+"""``cheap``: every row on the primary model (Haiku); ``capable``: every row on the
+escalation model (Sonnet); ``escalation``: the primary model for every row plus the
+capable one for the share of rows the sample escalated (what the engine does by default)."""
+
+MODES = ("realtime", "batch")
+BATCH_TYPICAL_HOURS = 1.0
+"""Anthropic: most Message Batches finish within an hour."""
+BATCH_MAX_HOURS = 24.0
+"""A Message Batch ends (its unfinished requests expire) 24 hours after creation."""
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """One model class's per-minute limits on one API tier."""
+
+    requests_per_minute: float
+    input_tokens_per_minute: float
+    output_tokens_per_minute: float
+
+
+@dataclass(frozen=True)
+class Tier:
+    """An API tier: per-model-class limits for the Messages API and the Batches API's queue.
+
+    ``limits`` is keyed by model class (``"haiku"``, ``"sonnet"``, ...); a model id maps to
+    the first class whose name it contains. ``batch_queue_requests`` is how many batch
+    requests may wait to be processed at once, across all batches.
+    """
+
+    name: str
+    limits: dict[str, RateLimits]
+    batch_queue_requests: int
+
+    def for_model(self, model_id: str) -> RateLimits:
+        """The limits that apply to ``model_id``; a clear error when the tier has none."""
+        for family, limits in self.limits.items():
+            if family in model_id:
+                return limits
+        raise SandboxError(
+            f"tier {self.name!r} has no rate limits for {model_id!r} (it knows "
+            f"{', '.join(self.limits)}): add the model class to the Tier you pass"
+        )
+
+
+def _tier(name: str, haiku: tuple, sonnet: tuple, queue: int) -> Tier:
+    return Tier(name, {"haiku": RateLimits(*haiku), "sonnet": RateLimits(*sonnet)}, queue)
+
+
+TIERS: dict[str, Tier] = {
+    tier.name: tier
+    for tier in (
+        _tier("tier 1", (50, 50_000, 10_000), (50, 30_000, 8_000), 100_000),
+        _tier("tier 2", (1_000, 450_000, 90_000), (1_000, 450_000, 90_000), 200_000),
+        _tier("tier 3", (2_000, 1_000_000, 200_000), (2_000, 800_000, 160_000), 300_000),
+        _tier("tier 4", (4_000, 4_000_000, 800_000), (4_000, 2_000_000, 400_000), 500_000),
+    )
+}
+"""Illustrative limits: Anthropic's published Tier 1-4 table as of early 2026 (RPM, input and
+output tokens per minute for Haiku 4.5 and Sonnet 4.x; the Batches API's processing queue). Anthropic revises tiers and limits (mid-2026 they were regrouped and raised): read
+your organisation's in the Claude Console and pass your own :class:`Tier`."""
+
+
+@dataclass(frozen=True)
+class LedgerProfile:
+    """What one row costs in requests and tokens, measured from a sample run's ledger.
+
+    Token figures are means over answered requests (status ``ok`` or ``invalid``: both
+    are billed). ``escalation_share`` is escalation requests per row; ``retry_share``
+    the extra attempts per request (429/529/5xx retried by the SDK: not billed, but they
+    use rate limit); ``latency_s`` the median latency of answered requests when the
+    ledger recorded one (None for batch runs).
+    """
+
+    rows: int
+    requests: int
+    primary_model: str
+    escalation_model: str | None
+    primary_input_tokens: float
+    primary_output_tokens: float
+    escalation_input_tokens: float
+    escalation_output_tokens: float
+    escalation_share: float
+    retry_share: float
+    failure_share: float
+    latency_s: float | None
+
+
+def profile_ledger(calls: pd.DataFrame) -> LedgerProfile:
+    """Condense ``decision.llm_calls`` rows (one run or several) into a :class:`LedgerProfile`.
+
+    Only ``primary`` and ``escalation`` requests count (the ``estimate`` row is the
+    pre-run ``count_tokens`` call).
+    """
+    needed = {"user_id", "model", "purpose", "status", "attempts", "input_tokens", "output_tokens"}
+    if missing := needed - set(calls.columns):
+        raise SandboxError(
+            f"the ledger lacks column(s) {', '.join(sorted(missing))}: pass rows of "
+            "decision.llm_calls (select * from decision.llm_calls)"
+        )
+    work = calls[calls["purpose"].isin(["primary", "escalation"])]
+    primary = work[work["purpose"] == "primary"]
+    if primary.empty:
+        raise SandboxError(
+            "the ledger has no primary requests: run a sample first, e.g. "
+            "run_llm_inference(date, batch_size=500), then read decision.llm_calls"
+        )
+    answered = work[work["status"].isin(["ok", "invalid"])]
+    first = answered[answered["purpose"] == "primary"]
+    second = answered[answered["purpose"] == "escalation"]
+    if first.empty:
+        raise SandboxError("no primary request of the sample was answered: nothing to project")
+    rows = int(primary["user_id"].nunique())
+    escalation = work[work["purpose"] == "escalation"]
+    p_in, p_out = float(first["input_tokens"].mean()), float(first["output_tokens"].mean())
+    latency = None
+    if "latency_ms" in answered and answered["latency_ms"].notna().any():
+        latency = float(answered["latency_ms"].dropna().median()) / 1000
+    return LedgerProfile(
+        rows=rows,
+        requests=len(work),
+        primary_model=str(primary["model"].mode().iloc[0]),
+        escalation_model=str(escalation["model"].mode().iloc[0]) if len(escalation) else None,
+        primary_input_tokens=p_in,
+        primary_output_tokens=p_out,
+        escalation_input_tokens=float(second["input_tokens"].mean()) if len(second) else p_in,
+        escalation_output_tokens=float(second["output_tokens"].mean()) if len(second) else p_out,
+        escalation_share=len(escalation) / rows,
+        retry_share=float((work["attempts"] - 1).clip(lower=0).sum()) / len(work),
+        failure_share=float((~work["status"].isin(["ok"])).mean()),
+        latency_s=latency,
+    )
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The projected cost and time of one plan and mode for ``users`` rows.
+
+    ``hours`` is the expected wall time: in realtime the slowest of the rate limits and
+    the concurrency (``workers`` requests in flight, ``latency_s`` each); in batch mode
+    ``waves`` rounds of Message Batches of about an hour each (``max_hours`` if every
+    round took the full 24 hours). ``bound`` names what sets ``hours``.
+    """
+
+    users: int
+    plan: str
+    mode: str
+    requests: dict[str, float]
+    input_tokens: dict[str, float]
+    output_tokens: dict[str, float]
+    cost_usd: float
+    hours: float
+    max_hours: float
+    bound: str
+    waves: int = 1
+
+    @property
+    def cost_per_1k_users(self) -> float:
+        return self.cost_usd / self.users * 1000
+
+    def as_row(self) -> dict:
+        """A flat dict (one row of a projection table)."""
+        return {
+            "users": self.users,
+            "plan": self.plan,
+            "mode": self.mode,
+            "requests": round(sum(self.requests.values())),
+            "input_tokens": round(sum(self.input_tokens.values())),
+            "output_tokens": round(sum(self.output_tokens.values())),
+            "cost_usd": round(self.cost_usd, 2),
+            "hours": round(self.hours, 2),
+            "max_hours": round(self.max_hours, 2),
+            "bound": self.bound,
+        }
+
+
+def _plan_models(
+    profile: LedgerProfile, book: PriceBook, plan: str
+) -> list[tuple[str, float, float, float]]:
+    """(model id, requests per row, input tokens, output tokens per request) for a plan."""
+    primary = book.get(profile.primary_model).id
+    capable = book.get(profile.escalation_model or book.escalation).id
+    p = (profile.primary_input_tokens, profile.primary_output_tokens)
+    e = (profile.escalation_input_tokens, profile.escalation_output_tokens)
+    if plan == "cheap":
+        return [(primary, 1.0, *p)]
+    if plan == "capable":
+        return [(capable, 1.0, *p)]
+    if plan == "escalation":
+        return [(primary, 1.0, *p), (capable, profile.escalation_share, *e)]
+    raise SandboxError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
+
+
+def project(
+    profile: LedgerProfile,
+    users: int,
+    *,
+    book: PriceBook,
+    tier: Tier,
+    plan: str = "escalation",
+    mode: str = "realtime",
+    workers: int = 10,
+    latency_s: float = 2.0,
+) -> Projection:
+    """Cost and time of ``plan`` in ``mode`` for ``users`` rows (see :class:`Projection`).
+
+    ``latency_s`` is the API's time per request (the fake's is whatever you set; the
+    real one is about a second or two for a short structured answer): with ``workers``
+    requests in flight, realtime throughput is at most ``workers / latency_s`` requests
+    per second, and at most what the tier's limits allow (each model class has its own).
+    SDK retries count against the request limit but are not billed. The API reserves
+    ``max_tokens`` of output when a request starts and settles it when it ends, so a tight
+    ``max_tokens`` (300 here) keeps output-token limits from binding early.
+    """
+    if mode not in MODES:
+        raise SandboxError(f"unknown mode {mode!r}: use realtime or batch")
+    if users < 0 or workers < 1 or latency_s < 0:
+        raise SandboxError("users must be >= 0, workers >= 1 and latency_s >= 0")
+    discount = book.batch_discount if mode == "batch" else 1.0
+    requests: dict[str, float] = {}
+    tokens_in: dict[str, float] = {}
+    tokens_out: dict[str, float] = {}
+    cost = 0.0
+    for model, per_row, t_in, t_out in _plan_models(profile, book, plan):
+        n = users * per_row
+        requests[model] = requests.get(model, 0.0) + n
+        tokens_in[model] = tokens_in.get(model, 0.0) + n * t_in
+        tokens_out[model] = tokens_out.get(model, 0.0) + n * t_out
+        cost += book.get(model).cost(n * t_in, n * t_out, discount=discount)
+    total_requests = sum(requests.values())
+    if mode == "batch":
+        # the engine sends every row to the primary model first, then escalates in a second
+        # round; each round is split into waves that fit the tier's queue
+        waves = sum(
+            max(1, math.ceil(n / tier.batch_queue_requests)) for n in requests.values() if n > 0
+        )
+        bound = f"{waves} wave(s) of batches, at most {tier.batch_queue_requests:,} requests queued"
+        return Projection(
+            users, plan, mode, requests, tokens_in, tokens_out, cost,
+            waves * BATCH_TYPICAL_HOURS, waves * BATCH_MAX_HOURS, bound, waves,
+        )  # fmt: skip
+    attempts = 1.0 + profile.retry_share
+    limits_minutes: dict[str, float] = {}
+    for model, n in requests.items():
+        limits = tier.for_model(model)
+        name = book.get(model).label
+        limits_minutes[f"{name} requests/min"] = n * attempts / limits.requests_per_minute
+        limits_minutes[f"{name} input tokens/min"] = (
+            tokens_in[model] / limits.input_tokens_per_minute
+        )
+        limits_minutes[f"{name} output tokens/min"] = (
+            tokens_out[model] / limits.output_tokens_per_minute
+        )
+    bound, slowest = max(limits_minutes.items(), key=lambda kv: kv[1])
+    concurrency = total_requests * attempts * latency_s / workers / 60
+    if concurrency > slowest * 1.001:  # too few workers to reach the limits
+        bound, slowest = f"{workers} workers at {latency_s:g} s per request", concurrency
+    hours = slowest / 60
+    return Projection(users, plan, mode, requests, tokens_in, tokens_out, cost, hours, hours, bound)
+
+
+def projection_table(
+    profile: LedgerProfile,
+    users: int,
+    *,
+    book: PriceBook,
+    tier: Tier,
+    plans: tuple[str, ...] = PLANS,
+    modes: tuple[str, ...] = MODES,
+    workers: int = 10,
+    latency_s: float = 2.0,
+) -> pd.DataFrame:
+    """Every plan x mode for ``users`` rows, one row each (see :meth:`Projection.as_row`)."""
+    return pd.DataFrame(
+        [
+            project(
+                profile, users, book=book, tier=tier, plan=plan, mode=mode,
+                workers=workers, latency_s=latency_s,
+            ).as_row()
+            for plan in plans
+            for mode in modes
+        ]
+    )  # fmt: skip
+
+
+def workers_to_saturate(
+    profile: LedgerProfile, *, book: PriceBook, tier: Tier, latency_s: float, plan: str = "cheap"
+) -> int:
+    """Concurrent requests that keep the tier's tightest limit busy (Little's law).
+
+    Throughput is capped by the tightest limit at ``r`` requests per second; keeping it
+    busy takes ``r x latency_s`` requests in flight. More workers only collect 429s.
+    """
+    rates = []
+    for model, per_row, t_in, t_out in _plan_models(profile, book, plan):
+        if per_row <= 0:
+            continue
+        limits = tier.for_model(model)
+        per_minute = min(
+            limits.requests_per_minute,
+            limits.input_tokens_per_minute / max(t_in, 1e-9),
+            limits.output_tokens_per_minute / max(t_out, 1e-9),
+        )
+        rates.append(per_minute / 60 / per_row)  # rows per second this model allows
+    rows_per_s = min(rates)
+    requests_per_row = sum(per_row for _, per_row, _, _ in _plan_models(profile, book, plan))
+    return max(1, math.ceil(rows_per_s * requests_per_row * latency_s))
+
+
+def cache_report(book: PriceBook, prefix_tokens: int) -> pd.DataFrame:
+    """Per model: the shared prompt prefix, the minimum the model caches, and whether caching applies.
+
+    Only a prefix shared by every request (system prompt, schema) can be cached; the user
+    part differs per row and the output is never cached. Below the minimum, a
+    ``cache_control`` marker is silently ignored: no discount, no error.
+    """
+    rows = []
+    for model in book.models.values():
+        minimum = model.min_cacheable_prompt_tokens
+        applies = prefix_tokens >= minimum
+        rows.append(
+            {
+                "model": model.label,
+                "shared_prefix_tokens": prefix_tokens,
+                "min_cacheable_tokens": minimum,
+                "caching_applies": applies,
+                "why": (
+                    "prefix long enough; estimates still use list price"
+                    if applies
+                    else f"prefix is {minimum - prefix_tokens:,} tokens short of the minimum"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def shared_prefix_tokens() -> int:
+    """Tokens every request shares (system prompt + schema + template), as characters / 4."""
+    from sandbox.decision.pricing import approx_tokens
+    from sandbox.decision.prompt import prefix_chars
+
+    return approx_tokens("x" * prefix_chars())

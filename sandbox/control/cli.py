@@ -47,6 +47,7 @@ def dates_from(args: argparse.Namespace) -> list:
 
 def handler(args: argparse.Namespace) -> int:
     """Run the pipeline for the requested dates; 0 when every task succeeded, else 1."""
+    from sandbox.config import warehouse_path
     from sandbox.control.airflow_env import log_dir
     from sandbox.control.pipeline import run_pipeline
 
@@ -61,6 +62,7 @@ def handler(args: argparse.Namespace) -> int:
     reports = run_pipeline(dates, llm=llm, on_report=show)
     failed = [r.execution_date.isoformat() for r in reports if not r.ok]
     print()
+    print(f"warehouse: {warehouse_path()}")
     print(f"Airflow task logs: {log_dir() / 'sandbox-run.log'}")
     if failed:
         print(f"FAILED for {', '.join(failed)}: see the table(s) above.")

@@ -64,6 +64,7 @@ class RunReport:
     inference: dict | None = None
     results: dict | None = None
     log_file: Path | None = None
+    build: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -111,6 +112,13 @@ class RunReport:
         for task_id, message in self.errors.items():
             if task_id != DBT_TASK:  # the gate message above already says why dbt_run failed
                 lines.append(f"{task_id} failed: {message.splitlines()[0]}")
+        if self.build and self.build.get("rows"):
+            b = self.build
+            lines.append(
+                f"data plane {self.execution_date}: {b.get('models')} models, "
+                f"{b.get('data_tests')} data tests and {b.get('unit_tests')} unit tests passed; "
+                + ", ".join(f"{name} {count:,}" for name, count in b["rows"].items())
+            )
         if self.results and self.results["status"] == "success":
             r = self.results
             lines.append(
@@ -247,6 +255,7 @@ def _report(day: date, dbt_run, ai_run, log: Path) -> RunReport:
         gate_failures=_xcom(dbt_run.run_id, DBT_DAG, DBT_TASK, "gate_failures") or [],
         errors=errors,
         inference=_xcom(ai_run.run_id, AI_DAG, "run_llm_inference", "return_value"),
+        build=_xcom(dbt_run.run_id, DBT_DAG, DBT_TASK, "return_value"),
         results=_results_row(ai_run.run_id),
         log_file=log,
     )

@@ -16,9 +16,9 @@ What it measures (each scenario in its own temporary warehouse):
   engine's group commits of at most 500 rows), and of the upsert into the mart;
 - the earlier headline numbers: rows/s at latency 0, the speed-up 10 workers buy at 50 ms,
   the batch / realtime cost ratio;
-- **peak memory of ``infer``** (what ``sandbox infer`` runs) in a child process: realtime and batch on a 20,000-row
-  mart, and batch on the 1M-user warehouse ``bench_data.py`` built (``bench/out/wh-1m``),
-  skipped with a note when it is not there.
+- **peak memory of ``infer``** (what ``sandbox infer`` runs) in a child process: realtime
+  and batch on a 20,000-row mart, and batch on the 1M-user warehouse ``bench_data.py``
+  built (``bench/out/wh-1m``), skipped with a note when it is not there.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def _infer_child(warehouse_file: Path, mode: str) -> tuple:
 
 
 def memory(small_rows: int, big_warehouse: Path | None) -> list[Measurement]:
-    """Peak memory of ``sandbox infer`` (child processes): realtime vs batch, then batch at 1M."""
+    """Peak memory of ``infer`` (child processes): realtime vs batch, then batch at 1M."""
     found = []
     for mode in ("realtime", "batch"):
         with warehouse(small_rows) as path:
@@ -265,7 +265,7 @@ def memory(small_rows: int, big_warehouse: Path | None) -> list[Measurement]:
         return found
     if not big_warehouse.exists():
         found.append(
-            Measurement(AREA, "sandbox infer at 1M users: skipped", float("nan"), "",
+            Measurement(AREA, "infer at 1M users: skipped", float("nan"), "",
                         note=f"no {big_warehouse.relative_to(ROOT)}: run bench_data.py first")
         )  # fmt: skip
         return found

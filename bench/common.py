@@ -209,7 +209,11 @@ def save(key: str, measurements: list[Measurement], extra: dict | None = None) -
     """Keep one benchmark's results as ``bench/out/results-<key>.json`` (see :func:`load`)."""
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"results-{key}.json"
-    payload = {"measurements": [asdict(m) for m in measurements], **(extra or {})}
+    payload = {
+        "measured": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average then {load_average()}",
+        "measurements": [asdict(m) for m in measurements],
+        **(extra or {}),
+    }
     path.write_text(json.dumps(payload, indent=1, default=str))
     return path
 
@@ -227,8 +231,16 @@ def pct(ok: bool | None) -> str:
     return {True: "pass", False: "**fail**", None: "-"}[ok]
 
 
+def measured(key: str) -> str:
+    """When a benchmark's saved results were measured, and the load then ('' if unknown)."""
+    path = OUT / f"results-{key}.json"
+    return json.loads(path.read_text()).get("measured", "") if path.exists() else ""
+
+
 def markdown(
-    facts: dict[str, str], sections: list[tuple[str, list[Measurement], str]], preface: str = ""
+    facts: dict[str, str],
+    sections: list[tuple[str, list[Measurement], str, str]],
+    preface: str = "",
 ) -> str:
     """RESULTS.md: machine facts, then one table per benchmark with targets and verdicts."""
     lines = [
@@ -245,10 +257,11 @@ def markdown(
     ]
     if preface:
         lines += [preface.strip(), ""]
-    for title, measurements, notes in sections:
+    for title, measurements, notes, when in sections:
+        lines += [f"## {title}", ""]
+        if when:
+            lines += [f"*Measured {when}.*", ""]
         lines += [
-            f"## {title}",
-            "",
             "| measurement | value | unit | target | result |",
             "|---|---:|---|---|---|",
         ]

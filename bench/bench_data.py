@@ -8,19 +8,22 @@ Run from the repository root::
 For each size it generates the raw files once (``bench/out/raw-<n>``, deterministic, reused),
 then, in one child process per size:
 
-1. ``sandbox.data.build`` (``dbt build``: models, contracts, unit and data tests) into a
-   fresh warehouse, with the process's peak memory right after it, before step 2
+1. ``sandbox.data.build`` (the daily ``dbt build``: models, contracts and data tests) into
+   a fresh warehouse, with the process's peak memory right after it, before step 2
    (``VmHWM``: see ``common.vm_hwm_gib``);
 2. the statements dbt wrote to its target folder (``<warehouse>/dbt_target/run/``: each
-   model's DDL including the contract, each data test's and unit test's query) executed one
-   after another on a single DuckDB connection, into a second fresh file, in the order dbt
-   finished them.
+   model's DDL including the contract, each data test's query) executed one after another
+   on a single DuckDB connection, into a second fresh file, in the order dbt finished them.
+
+At 100k users it also measures the build with ``unit_tests=True`` (``sandbox build
+--unit-tests``, what CI runs), for reference.
 
 dbt's time splits into its fixed start-up (parse, graph, connection; everything outside the
 first-node-to-last-node span of ``run_results.json``) and its SQL phase (that span: the
 statements plus dbt's per-node work). The ratio SQL phase / direct DuckDB is what dbt adds
 per node. ``--proposed`` (on by default in the full run) also builds the 1M data with the
-change recommended in ``bench/proposed/`` applied to a copy of ``dbt_project/``.
+alternative in ``bench/proposed/`` (measured, not adopted: see the notes it prints) applied to
+a copy of ``dbt_project/``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ SQL_RATIO_TARGET = 1.5
 BUILD_1M_TARGET_S = 90.0
 MEMORY_TARGET_GIB = 4.0
 PROPOSED = Path(__file__).resolve().parent / "proposed"
+REPEATS = {100_000: 3}
+"""Cold builds per size (the median ratio is reported): a 100k build's SQL takes ~1.4 s, so
+a few hundred milliseconds of noise on a shared machine move its ratio by 0.1-0.2."""
 
 
 def _cpu_s() -> float:
@@ -104,7 +110,7 @@ def worker(args: argparse.Namespace) -> None:
     from sandbox.data import build, target_dir
 
     cpu0 = _cpu_s()
-    result = build(AS_OF)
+    result = build(AS_OF, unit_tests=args.unit_tests)
     build_cpu = _cpu_s() - cpu0
     peak = vm_hwm_gib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     target = target_dir()
@@ -135,6 +141,13 @@ def worker(args: argparse.Namespace) -> None:
     )
 
 
+def _spread(ratios: list[float]) -> str:
+    """``"median of 3 cold builds (1.28-1.35)"`` when there was more than one."""
+    if len(ratios) < 2:
+        return ""
+    return f"median of {len(ratios)} cold builds ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
 def generate_raw(users: int, out: Path) -> tuple[Path, float | None]:
     """The raw files for ``users`` (generated once; same seed, same bytes)."""
     folder = out / f"raw-{users}"
@@ -162,10 +175,32 @@ def proposed_project(out: Path) -> Path:
 
 
 def measure(
-    users: int, out: Path, label: str, project: Path | None = None, replay_sql: bool = True
+    users: int,
+    out: Path,
+    label: str,
+    project: Path | None = None,
+    replay_sql: bool = True,
+    unit_tests: bool = False,
+    repeats: int = 1,
 ) -> dict:
-    """Generate (once), then build + replay in a child process; returns its JSON plus rusage."""
+    """Generate (once), then build + replay in a fresh child process, ``repeats`` times.
+
+    Returns the JSON (plus rusage) of the repetition with the median SQL-phase ratio, and
+    every repetition's ratio under ``"ratios"``: one cold process per build, as in production,
+    and a median so one noisy moment on a shared machine does not decide the result.
+    """
     raw, generated_s = generate_raw(users, out)
+    runs = [_measure_once(raw, out, label, project, replay_sql, unit_tests) for _ in range(repeats)]
+    runs.sort(key=lambda d: d["span_s"] / d["direct_s"] if replay_sql else d["elapsed_s"])
+    data = runs[len(runs) // 2]
+    data["ratios"] = [d["span_s"] / d["direct_s"] for d in runs] if replay_sql else []
+    data["generated_s"] = generated_s
+    return data
+
+
+def _measure_once(
+    raw: Path, out: Path, label: str, project: Path | None, replay_sql: bool, unit_tests: bool
+) -> dict:
     folder = out / f"wh-{label}"
     shutil.rmtree(folder, ignore_errors=True)
     env = {"SANDBOX_RAW_DIR": str(raw), "SANDBOX_WAREHOUSE": str(folder / "sandbox.duckdb")}
@@ -182,13 +217,13 @@ def measure(
     ]
     if not replay_sql:
         args.append("--no-replay")
+    if unit_tests:
+        args.append("--unit-tests")
     child = run_child(args, env=env)
     if child.returncode != 0:
         raise RuntimeError(f"the {label} build failed:\n{child.stderr[-3000:]}")
     data = last_json(child.stdout)
-    data.update(
-        generated_s=generated_s, child_wall_s=child.wall_s, child_cpu_s=child.cpu_s, raw=str(raw)
-    )
+    data.update(child_wall_s=child.wall_s, child_cpu_s=child.cpu_s, raw=str(raw))
     return data
 
 
@@ -201,7 +236,7 @@ def run(quick: bool = False, out: Path | None = None, proposed: bool | None = No
     label = ""
     for users in sizes:
         label = f"{users // 1000}k" if users < 1_000_000 else f"{users // 1_000_000}m"
-        data = measure(users, out, label)
+        data = measure(users, out, label, repeats=REPEATS.get(users, 1))
         details[label] = data
         ratio = data["span_s"] / data["direct_s"]
         nodes = data["models"] + data["data_tests"] + data["unit_tests"]
@@ -223,7 +258,7 @@ def run(quick: bool = False, out: Path | None = None, proposed: bool | None = No
                 AREA, f"{tag}: dbt build, wall (in-process dbtRunner)", data["elapsed_s"], "s",
                 f"< {BUILD_1M_TARGET_S:.0f} s" if users == 1_000_000 else "",
                 data["elapsed_s"] < BUILD_1M_TARGET_S if users == 1_000_000 else None,
-                f"{data['models']} models, {data['data_tests']} data tests, {data['unit_tests']} unit tests; "
+                f"{data['models']} models, {data['data_tests']} data tests; "
                 f"{data['build_cpu_s']:.0f} s CPU",
             ),
             Measurement(AREA, f"{tag}: dbt fixed start-up", data["startup_s"], "s", note="parse, graph, connection, hooks, artifacts"),
@@ -237,7 +272,10 @@ def run(quick: bool = False, out: Path | None = None, proposed: bool | None = No
                 AREA, f"{tag}: ratio dbt SQL phase / direct DuckDB", ratio, "x",
                 f"<= {SQL_RATIO_TARGET}" if users >= 100_000 else "",
                 ratio <= SQL_RATIO_TARGET if users >= 100_000 else None,
-                "" if users >= 100_000 else "small data: dbt's per-node work dominates",
+                "; ".join(filter(None, [
+                    "" if users >= 100_000 else "small data: dbt's per-node work dominates",
+                    _spread(data["ratios"]),
+                ])),
             ),
             Measurement(
                 AREA, f"{tag}: peak memory of the build", data["peak_rss_gib"], "GiB",
@@ -245,6 +283,22 @@ def run(quick: bool = False, out: Path | None = None, proposed: bool | None = No
                 data["peak_rss_gib"] < MEMORY_TARGET_GIB if users == 1_000_000 else None,
             ),
         ]  # fmt: skip
+        if users == sizes[0]:
+            with_unit = measure(
+                users, out, f"{label}-unit-tests", unit_tests=True, repeats=REPEATS.get(users, 1)
+            )
+            details[f"{label}-unit-tests"] = with_unit
+            extra = with_unit["span_s"] - data["span_s"]
+            measurements.append(
+                Measurement(
+                    AREA, f"{tag}, with --unit-tests (the CI build): ratio SQL phase / direct",
+                    with_unit["span_s"] / with_unit["direct_s"], "x",
+                    note=f"{with_unit['unit_tests']} unit tests add {extra:+.2f} s to the SQL phase "
+                    f"({with_unit['span_s']:.2f} s vs {data['span_s']:.2f} s) for "
+                    f"{(with_unit['direct_s'] - data['direct_s']) * 1000:+.0f} ms of SQL"
+                    + (f"; {_spread(with_unit['ratios'])}" if len(with_unit["ratios"]) > 1 else ""),
+                )
+            )  # fmt: skip
     if proposed is None:
         proposed = not quick
     if proposed:
@@ -269,10 +323,11 @@ def run(quick: bool = False, out: Path | None = None, proposed: bool | None = No
 
 def _notes(details: dict, proposed_label: str) -> str:
     """Where the time goes at the largest size, and what the proposed models change."""
-    base_label = next(k for k in reversed(details) if not k.endswith("proposed"))
+    base_label = next(k for k in reversed(details) if "-" not in k)
     base = details[base_label]
     lines = [
-        f"Slowest nodes at {base_label} (seconds per node: dbt on 2 threads, the same statement directly in DuckDB, and with the proposed models):",
+        f"Slowest nodes at {base_label} (seconds per node: dbt on 2 threads, the same statement directly in DuckDB"
+        + (", and with the proposed models):" if proposed_label else "):"),
         "",
         "| node | dbt s | direct s |" + (" proposed s |" if proposed_label else ""),
         "|---|---:|---:|" + ("---:|" if proposed_label else ""),
@@ -283,15 +338,20 @@ def _notes(details: dict, proposed_label: str) -> str:
         if proposed_label:
             row += f" {details[proposed_label]['nodes'].get(name, float('nan')):.1f} |"
         lines.append(row)
-    lines += [
-        "",
-        "Proposed (not applied: `dbt_project/` belongs to the data plane; `--proposed` builds a "
-        "patched copy): materialize `stg_user_events` as a **view**. The table is a full copy of "
-        "the raw events (28M rows at 1M users) written into the DuckDB file only to be read by "
-        "the tests and one model; through a view they read the Parquet directly. Each reader "
-        "gets a little slower (it scans and casts the file itself), the build as a whole gets "
-        "faster, smaller in memory, and the warehouse file shrinks by the events' size.",
-    ]
+    if proposed_label:
+        lines += [
+            "",
+            "Measured and not adopted (`--proposed` builds a patched copy of `dbt_project/`): "
+            "materialize `stg_user_events` as a **view**. The table is a full copy of the raw events "
+            "(28M rows at 1M users) written into the DuckDB file only to be read by the tests and one "
+            "model; through a view they read the Parquet directly. Each reader gets a little slower "
+            "(it scans and casts the file itself), the build as a whole gets faster and smaller in "
+            "memory. It is not the default because a DuckDB view over `read_parquet(...)` stays bound "
+            "to the raw folder of the build that created it: once that folder changes or goes away "
+            "(a backfill from another folder, a drill's temporary copy) every query on staging fails, "
+            "and staging would no longer hold what the gate tested. At 1M users the build is already "
+            "4x inside its 90 s target; a deployment that reads one stable raw location can take it.",
+        ]
     return "\n".join(lines)
 
 
@@ -307,6 +367,7 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--direct-db", help=argparse.SUPPRESS)
     parser.add_argument("--no-replay", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--unit-tests", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         if not os.environ.get("SANDBOX_DBT_PROJECT_DIR"):

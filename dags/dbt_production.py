@@ -2,8 +2,9 @@
 ### dbt_production: the data plane's daily build, and the gate
 
 Every day at 02:00 the single task `dbt_run` runs `dbt build` for the run's logical date
-(`ds`, passed to dbt as `as_of_date`): models, contracts, unit tests and data tests, in one
-invocation. The tests *are* the quality gate: when one fails, `dbt_run` fails, and
+(`ds`, passed to dbt as `as_of_date`): models, contracts and data tests, in one invocation.
+(The dbt unit tests check the SQL, not the day's data, so they run where the SQL changes:
+`make test` in CI, or `sandbox build --unit-tests`.) The tests *are* the quality gate: when one fails, `dbt_run` fails, and
 `ai_recommendation_pipeline` (which waits for this task with an ExternalTaskSensor) never
 sends a single row to the LLM.
 

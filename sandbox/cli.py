@@ -40,7 +40,12 @@ def _generate(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from sandbox.data import build
 
-    result = build(parse_date(args.date), target=args.target, progress=sys.stderr.isatty())
+    result = build(
+        parse_date(args.date),
+        target=args.target,
+        unit_tests=args.unit_tests,
+        progress=sys.stderr.isatty(),
+    )
     print(result.render())
     return 0
 
@@ -93,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     bld = sub.add_parser("build", help="dbt build (models + tests = the quality gate) for a date")
     bld.add_argument("--date", required=True, help="the as-of date, YYYY-MM-DD")
     bld.add_argument("--target", choices=("duckdb", "spark"), default="duckdb")
+    bld.add_argument(
+        "--unit-tests",
+        action="store_true",
+        help="also run the dbt unit tests (the models' logic on fixed rows; make test runs them)",
+    )
     bld.set_defaults(func=_build)
 
     doc = sub.add_parser("docs", help="write dbt's static docs site (models, tests, lineage)")

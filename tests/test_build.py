@@ -38,7 +38,9 @@ def test_shipped_data_gives_one_row_per_user_within_bounds(warehouse: Path) -> N
 
 def test_result_reports_layers_and_tests(isolated_env: Path) -> None:
     result = build(AS_OF)
-    assert result.models == 6 and result.unit_tests == 3 and result.data_tests >= 20
+    assert result.models == 6 and result.data_tests >= 20
+    assert result.unit_tests == 0, "the daily build checks data; unit tests run on request"
+    assert "6 models and" in result.render() and "unit tests" not in result.render()
     assert list(result.rows) == [
         "staging.stg_user_events",
         "staging.stg_users",
@@ -136,6 +138,44 @@ def test_runaway_summary_fails_the_contract_before_the_swap(
     assert failure.kind == "model" and failure.model == MART
     assert "length(user_summary_for_llm) BETWEEN 50 AND 500" in failure.message
     assert _mart_rows() == before
+
+
+def _project_with_window_bug(tmp_path: Path) -> Path:
+    """A copy of the dbt project whose 7-day window wrongly includes the as-of day itself."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    model = project / "models" / "intermediate" / "int_user_engagement_rolling.sql"
+    sql = model.read_text()
+    old = "where event_at < {{ as_of_date() }}"
+    assert old in sql
+    model.write_text(sql.replace(old, "where event_at <= {{ as_of_date() }}"))
+    return project
+
+
+def test_unit_tests_run_on_request_and_pass(warehouse: Path) -> None:
+    before = _mart_rows()
+    result = build(AS_OF, unit_tests=True)
+    assert result.unit_tests == 3 and result.models == 6
+    assert "3 unit tests passed" in result.render()
+    assert _mart_rows() == before
+
+
+def test_a_logic_bug_is_caught_by_a_unit_test_before_its_model_is_built(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An off-by-one in the window: the data tests cannot see it, the unit test does."""
+    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(_project_with_window_bug(tmp_path)))
+    before = _mart_rows()
+    with pytest.raises(GateFailed) as caught:
+        build(AS_OF, unit_tests=True)
+    (failure,) = caught.value.failures
+    assert failure.kind == "unit test" and failure.test == "test_seven_day_window_boundaries"
+    assert failure.model == "intermediate.int_user_engagement_rolling"
+    assert "int_user_engagement_rolling" in caught.value.skipped
+    assert _mart_rows() == before
+    # The shipped data has no event at the as-of instant, so no data test can see the bug:
+    # the daily build passes. That is why every code change runs the unit tests (make test).
+    assert build(AS_OF).data_tests >= 20
 
 
 def test_missing_as_of_date_is_a_clear_error(isolated_env: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -235,3 +236,19 @@ def test_captured_output_takes_prints_logging_and_file_descriptors(tmp_path: Pat
     assert "from" not in out + err and "after" in out
     text = log.read_text()
     assert all(s in text for s in ("from print", "from logging", "from fd 1", "from fd 2"))
+
+
+def test_capture_survives_a_handler_whose_stream_was_closed(tmp_path: Path) -> None:
+    """A handler left on a closed stream (an earlier capture that ended) must not break the next."""
+    closed = io.StringIO()
+    closed.close()
+    handler = logging.StreamHandler(closed)
+    logger = logging.getLogger("sandbox.test_closed_stream")
+    logger.addHandler(handler)
+    try:
+        with captured_output(tmp_path / "run.log", truncate=True):
+            logger.warning("into the log file")
+        assert "into the log file" in (tmp_path / "run.log").read_text()
+        assert handler.stream is closed
+    finally:
+        logger.removeHandler(handler)

@@ -87,7 +87,7 @@ def _build_both(spark_home: Path, duckdb_name: str, monkeypatch: pytest.MonkeyPa
     """Build AS_OF on DuckDB (into ``duckdb_name``) and on Spark; the Spark mart's row count."""
     monkeypatch.setenv("SANDBOX_WAREHOUSE", str(spark_home / duckdb_name))
     build(AS_OF, target="duckdb")
-    result = build(AS_OF, target="spark")
+    result = build(AS_OF, target="spark", unit_tests=True)
     assert result.target == "spark" and result.models == 6 and result.unit_tests == 3
     assert result.warehouse == spark_warehouse_dir() == spark_home / "spark-warehouse"
     return result.rows[MART]

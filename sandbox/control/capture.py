@@ -63,6 +63,19 @@ def _fds_to(file: TextIO) -> Iterator[None]:
             os.close(copy)
 
 
+def _swap_stream(handler: logging.StreamHandler, stream: TextIO) -> TextIO | None:
+    """``handler.setStream(stream)``, also when the handler's old stream is already closed.
+
+    ``setStream`` flushes the old stream first, which raises ValueError on a closed file (a
+    handler left behind by an earlier, finished capture); there is nothing to flush then.
+    """
+    try:
+        return handler.setStream(stream)
+    except ValueError:
+        old, handler.stream = handler.stream, stream
+        return old
+
+
 @contextlib.contextmanager
 def captured_output(path: Path, *, truncate: bool = False) -> Iterator[Path]:
     """Send all output of the ``with`` block to ``path`` instead of the terminal or cell."""
@@ -73,7 +86,7 @@ def captured_output(path: Path, *, truncate: bool = False) -> Iterator[Path]:
     previous = []
     for handler in _stream_handlers():
         with contextlib.suppress(AttributeError):  # logging's last-resort handler is read-only
-            previous.append((handler, handler.setStream(file)))
+            previous.append((handler, _swap_stream(handler, file)))
     try:
         with _fds_to(file), contextlib.redirect_stdout(file), contextlib.redirect_stderr(file):
             yield path

@@ -115,8 +115,8 @@ class RunReport:
         if self.build and self.build.get("rows"):
             b = self.build
             lines.append(
-                f"data plane {self.execution_date}: {b.get('models')} models, "
-                f"{b.get('data_tests')} data tests and {b.get('unit_tests')} unit tests passed; "
+                f"data plane {self.execution_date}: {b.get('models')} models and "
+                f"{b.get('data_tests')} data tests passed; "
                 + ", ".join(f"{name} {count:,}" for name, count in b["rows"].items())
             )
         if self.results and self.results["status"] == "success":

@@ -116,11 +116,16 @@ class BuildResult:
         """Seconds spent running nodes (the rest of ``elapsed_s`` is dbt's fixed start-up)."""
         return sum(n.seconds for n in self.nodes)
 
+    def checks(self) -> str:
+        """What passed, e.g. ``"6 models and 29 data tests"`` (plus unit tests when they ran)."""
+        if self.unit_tests:
+            return f"{self.models} models, {self.data_tests} data tests and {self.unit_tests} unit tests"
+        return f"{self.models} models and {self.data_tests} data tests"
+
     def render(self) -> str:
         """A short summary for the terminal."""
         lines = [
-            f"dbt build for {self.as_of_date} on {self.target}: {self.models} models, "
-            f"{self.data_tests} data tests and {self.unit_tests} unit tests passed "
+            f"dbt build for {self.as_of_date} on {self.target}: {self.checks()} passed "
             f"in {self.elapsed_s:.1f} s",
         ]
         for relation, count in self.rows.items():
@@ -329,13 +334,26 @@ def _spark_row_counts(relations: list[str]) -> dict[str, int]:
 
 
 @holds_step("sandbox build")
-def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = False) -> BuildResult:
+def build(
+    as_of_date: date | str,
+    *,
+    target: str = "duckdb",
+    unit_tests: bool = False,
+    progress: bool = False,
+) -> BuildResult:
     """Build and test the data plane for ``as_of_date`` with ``dbt build``.
 
-    Raises :class:`GateFailed` when any model, contract, data test or unit test fails; what
-    was already published downstream of the failure stays as it was. (On ``target="spark"``
-    the data tests are the whole gate: Spark enforces no constraints, so a mart that breaks a
-    contract rule is replaced and then fails its tests.)
+    This is the daily build: models, their contracts and the data tests, i.e. checks of the
+    *data*. The dbt unit tests check the *code* (each model's SQL on fixed, hand-written rows),
+    so they give the same verdict every day until the SQL changes; they run where code
+    changes: in ``make test`` (CI) and here with ``unit_tests=True`` (``sandbox build
+    --unit-tests``), each one right before the model it covers, which then is not built if it
+    fails.
+
+    Raises :class:`GateFailed` when any model, contract, data test or (requested) unit test
+    fails; what was already published downstream of the failure stays as it was. (On
+    ``target="spark"`` the data tests are the whole gate: Spark enforces no constraints, so a
+    mart that breaks a contract rule is replaced and then fails its tests.)
     """
     as_of_date = parse_date(as_of_date)
     if target not in TARGETS:
@@ -343,6 +361,8 @@ def build(as_of_date: date | str, *, target: str = "duckdb", progress: bool = Fa
     if target == "spark":
         _prepare_spark()
     args = dbt_args("build", as_of_date, target)
+    if not unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
     bar = None
     callbacks = []
     if progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from sandbox.config import DBT_PROJECT_DIR
 from sandbox.data import GateFailed, build
+from sandbox.data.drills import window_off_by_one
 from sandbox.warehouse import connect
 from tests.conftest import AS_OF
 
@@ -140,18 +142,6 @@ def test_runaway_summary_fails_the_contract_before_the_swap(
     assert _mart_rows() == before
 
 
-def _project_with_window_bug(tmp_path: Path) -> Path:
-    """A copy of the dbt project whose 7-day window wrongly includes the as-of day itself."""
-    project = tmp_path / "dbt_project"
-    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
-    model = project / "models" / "intermediate" / "int_user_engagement_rolling.sql"
-    sql = model.read_text()
-    old = "where event_at < {{ as_of_date() }}"
-    assert old in sql
-    model.write_text(sql.replace(old, "where event_at <= {{ as_of_date() }}"))
-    return project
-
-
 def test_unit_tests_run_on_request_and_pass(warehouse: Path) -> None:
     before = _mart_rows()
     result = build(AS_OF, unit_tests=True)
@@ -161,21 +151,24 @@ def test_unit_tests_run_on_request_and_pass(warehouse: Path) -> None:
 
 
 def test_a_logic_bug_is_caught_by_a_unit_test_before_its_model_is_built(
-    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    warehouse: Path, tmp_path: Path
 ) -> None:
     """An off-by-one in the window: the data tests cannot see it, the unit test does."""
-    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(_project_with_window_bug(tmp_path)))
     before = _mart_rows()
-    with pytest.raises(GateFailed) as caught:
-        build(AS_OF, unit_tests=True)
-    (failure,) = caught.value.failures
-    assert failure.kind == "unit test" and failure.test == "test_seven_day_window_boundaries"
-    assert failure.model == "intermediate.int_user_engagement_rolling"
-    assert "int_user_engagement_rolling" in caught.value.skipped
-    assert _mart_rows() == before
-    # The shipped data has no event at the as-of instant, so no data test can see the bug:
-    # the daily build passes. That is why every code change runs the unit tests (make test).
-    assert build(AS_OF).data_tests >= 20
+    with window_off_by_one(tmp_path):
+        with pytest.raises(GateFailed) as caught:
+            build(AS_OF, unit_tests=True)
+        (failure,) = caught.value.failures
+        assert failure.kind == "unit test" and failure.test == "test_seven_day_window_boundaries"
+        assert failure.model == "intermediate.int_user_engagement_rolling"
+        assert "int_user_engagement_rolling" in caught.value.skipped
+        assert "user_id u1: event_count_7d expected 2, got 3" in failure.message
+        assert "Fix the model's SQL" in str(caught.value)
+        assert _mart_rows() == before
+        # No shipped event falls on the as-of instant, so no data test can see the bug: the
+        # daily build passes. That is why every change to the SQL meets the unit tests.
+        assert build(AS_OF).data_tests >= 20
+    assert os.environ.get("SANDBOX_DBT_PROJECT_DIR") != str(tmp_path / "dbt_project")
 
 
 def test_missing_as_of_date_is_a_clear_error(isolated_env: Path) -> None:
@@ -183,3 +176,19 @@ def test_missing_as_of_date_is_a_clear_error(isolated_env: Path) -> None:
 
     with pytest.raises(SandboxError, match="YYYY-MM-DD"):
         build("yesterday")
+
+
+def test_a_unit_test_diff_reads_as_one_line() -> None:
+    from sandbox.data.build import _unit_test_diff
+
+    red, blue, green, off = "\x1b[31;1m", "\x1b[34;1m", "\x1b[32;1m", "\x1b[0m"
+    table = (
+        "\n\nactual differs from expected:\n\n@@,user_id,event_count_7d\r\n"
+        f"{blue}→{off},u1 ,{red}2{blue}→{green}3{off}\r\n"
+        "+++,u9 ,4\r\n---,u2 ,0\r\n   ,u3 ,1\r\n"
+    )
+    assert _unit_test_diff(table) == (
+        "actual rows differ from the expected ones: user_id u1: event_count_7d expected 2, got 3"
+        " | unexpected row user_id=u9, event_count_7d=4 | missing row user_id=u2, event_count_7d=0"
+    )
+    assert _unit_test_diff("Runtime Error: no such column") is None

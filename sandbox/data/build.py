@@ -46,9 +46,15 @@ class GateFailed(SandboxError):
             "their previous rows."
         ]
         lines += [f"  - {f.describe()}" for f in failures]
-        lines.append(
-            "Fix the raw data (SANDBOX_RAW_DIR) or the model named above, then build again."
-        )
+        if all(f.kind == "unit test" for f in failures):
+            lines.append(
+                "Fix the model's SQL (or the unit test's expected rows, if the rule changed), "
+                "then build again with --unit-tests."
+            )
+        else:
+            lines.append(
+                "Fix the raw data (SANDBOX_RAW_DIR) or the model named above, then build again."
+            )
         super().__init__("\n".join(lines))
 
 
@@ -296,6 +302,36 @@ def _clean(message: str) -> str:
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
 
 
+def _unit_test_diff(message: str) -> str | None:
+    """dbt's unit-test diff table as one readable line, or None when it is not one.
+
+    dbt prints the rows as a daff table: a ``@@`` header, then one marker per row (``→`` a row
+    whose cells read ``expected→actual``, ``+++`` a row nobody expected, ``---`` an expected row
+    that is missing). E.g. ``user_id u1: event_count_7d expected 2, got 3``.
+    """
+    lines = [line for line in _ANSI.sub("", message).replace("\r", "").splitlines() if line.strip()]
+    header = next((i for i, line in enumerate(lines) if line.lstrip().startswith("@@")), None)
+    if header is None:
+        return None
+    columns = [c.strip() for c in lines[header].split(",")[1:]]
+    found = []
+    for line in lines[header + 1 :]:
+        marker, *cells = [c.strip() for c in line.split(",")]
+        pairs = list(zip(columns, cells, strict=False))
+        if marker == "+++":
+            found.append("unexpected row " + ", ".join(f"{c}={v}" for c, v in pairs))
+        elif marker == "---":
+            found.append("missing row " + ", ".join(f"{c}={v}" for c, v in pairs))
+        elif "→" in marker and cells:
+            changed = [
+                f"{column} expected {value.split('→')[0]}, got {value.split('→')[1]}"
+                for column, value in pairs
+                if "→" in value
+            ]
+            found.append(f"{columns[0]} {cells[0]}: " + "; ".join(changed))
+    return _clean("actual rows differ from the expected ones: " + " | ".join(found)) if found else None
+
+
 def _failure(result, relations: dict[str, str]) -> GateFailure:
     node = result.node
     kind = _kind(node)
@@ -311,6 +347,7 @@ def _failure(result, relations: dict[str, str]) -> GateFailure:
         tested = getattr(node, "tested_node_unique_id", None) or ""
         model = relations.get(tested, tested.rsplit(".", 1)[-1] or None)
         name = node.name.split(".")[-1]
+        message = _unit_test_diff(str(result.message or "")) or message
         return GateFailure(node.unique_id, kind, model, None, name, None, message)
     if "constraint" in message.lower() and "check" in message.lower():
         message = f"contract constraint failed before the swap ({message})"

@@ -191,18 +191,57 @@ def broken_inputs(name: str, workdir: Path | None = None) -> Iterator[tuple[Path
     with tempfile.TemporaryDirectory(prefix=f"drill-{name}-", dir=workdir) as scratch:
         raw, project = Path(scratch) / "raw", Path(scratch) / "dbt_project"
         shutil.copytree(DEFAULT_RAW_DIR, raw)
-        shutil.copytree(project_dir(), project, ignore=shutil.ignore_patterns("target", "logs"))
+        _copy_project(project)
         DRILLS[name].breaks(raw, project)
-        saved = {k: os.environ.get(k) for k in ("SANDBOX_RAW_DIR", "SANDBOX_DBT_PROJECT_DIR")}
-        os.environ["SANDBOX_RAW_DIR"], os.environ["SANDBOX_DBT_PROJECT_DIR"] = str(raw), str(project)
-        try:
+        with _environment(SANDBOX_RAW_DIR=str(raw), SANDBOX_DBT_PROJECT_DIR=str(project)):
             yield raw, project
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+
+
+WINDOW_BUG = (
+    "models/intermediate/int_user_engagement_rolling.sql",
+    "where event_at < {{ as_of_date() }}",
+    "where event_at <= {{ as_of_date() }}",
+)
+"""A logic bug for the unit tests: the 7-day window also counts events *at* the as-of instant."""
+
+
+@contextmanager
+def window_off_by_one(workdir: Path | None = None) -> Iterator[Path]:
+    """Point ``SANDBOX_DBT_PROJECT_DIR`` at a copy of the project with :data:`WINDOW_BUG` in it.
+
+    No data test can see this bug on the shipped data (no event falls exactly on the as-of
+    midnight); the unit test ``test_seven_day_window_boundaries`` does.
+    """
+    with tempfile.TemporaryDirectory(prefix="logic-bug-", dir=workdir) as scratch:
+        project = _copy_project(Path(scratch) / "dbt_project")
+        relative, old, new = WINDOW_BUG
+        model = project / relative
+        sql = model.read_text(encoding="utf-8")
+        if old not in sql:
+            raise SandboxError(f"{relative} no longer contains {old!r}: update WINDOW_BUG")
+        model.write_text(sql.replace(old, new), encoding="utf-8")
+        with _environment(SANDBOX_DBT_PROJECT_DIR=str(project)):
+            yield project
+
+
+def _copy_project(to: Path) -> Path:
+    shutil.copytree(project_dir(), to, ignore=shutil.ignore_patterns("target", "logs"))
+    return to
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the block, then restore what was there."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run_drill(name: str, as_of_date="2026-11-01") -> DrillOutcome:

@@ -192,3 +192,15 @@ def test_a_unit_test_diff_reads_as_one_line() -> None:
         " | unexpected row user_id=u9, event_count_7d=4 | missing row user_id=u2, event_count_7d=0"
     )
     assert _unit_test_diff("Runtime Error: no such column") is None
+
+
+def test_dbt_runs_with_fewer_gc_pauses_and_the_thresholds_come_back(isolated_env: Path) -> None:
+    import gc
+
+    from sandbox.data.build import GC_THRESHOLD, dbt_args, invoke
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    invoke(dbt_args("parse", AS_OF), callbacks=[lambda _event: seen.append(gc.get_threshold())])
+    assert seen and set(seen) == {GC_THRESHOLD}, "dbt ran with the default thresholds"
+    assert gc.get_threshold() == before

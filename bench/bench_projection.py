@@ -35,18 +35,14 @@ USERS = 1_000_000
 
 def sample_ledger(rows: int, quick: bool):
     """Run the engine on a sample and return its ``decision.llm_calls`` rows (a DataFrame)."""
+    from sandbox.config import environment
     from sandbox.decision import prepare_features, run_llm_inference
     from sandbox.warehouse import query_df
 
     with tempfile.TemporaryDirectory(prefix="bench-projection-") as tmp:
         path = Path(tmp) / "sandbox.duckdb"
-        saved = {
-            k: os.environ.get(k)
-            for k in ("SANDBOX_WAREHOUSE", "SANDBOX_MOCK_LATENCY_MS", "SANDBOX_RAW_DIR")
-        }
-        os.environ["SANDBOX_WAREHOUSE"] = str(path)
-        os.environ["SANDBOX_MOCK_LATENCY_MS"] = "0"
-        try:
+        values = {"SANDBOX_WAREHOUSE": str(path), "SANDBOX_MOCK_LATENCY_MS": "0"}
+        with environment({**values, "SANDBOX_RAW_DIR": os.environ.get("SANDBOX_RAW_DIR", "")}):
             source = OUT / "wh-100k" / "sandbox.duckdb"
             if quick:
                 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,19 +56,13 @@ def sample_ledger(rows: int, quick: bool):
             else:
                 from sandbox.data import build
 
-                os.environ.pop("SANDBOX_RAW_DIR", None)
+                os.environ["SANDBOX_RAW_DIR"] = ""  # the shipped data (restored on exit)
                 build(AS_OF)
                 where = "the shipped 500 users"
             day = "2026-11-01"
             prepare_features(day)
             summary = run_llm_inference(day, batch_size=rows, progress=False)
             calls = query_df("select * from decision.llm_calls")
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
     return calls, where, summary
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -41,3 +43,18 @@ def parse_date(value: str | date) -> date:
         raise SandboxError(
             f"{value!r} is not a date: write it as YYYY-MM-DD, e.g. {SHIPPED_AS_OF_DATE}"
         ) from None
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the ``with`` block, then put back what was there."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

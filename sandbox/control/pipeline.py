@@ -14,15 +14,14 @@ change the outcome (``SANDBOX_SENSOR_TIMEOUT_S`` = 5, ``SANDBOX_SENSOR_POKE_S`` 
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sandbox.config import SandboxError, parse_date
+from sandbox.config import SandboxError, environment, parse_date
 from sandbox.warehouse import holds_step
 
 DBT_DAG = "dbt_production"
@@ -167,20 +166,6 @@ def logical_date(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, RUN_HOUR_UTC, tzinfo=UTC)
 
 
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def _load_dags(dags_folder: Path) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -293,7 +278,7 @@ def run_pipeline(
     import airflow.sdk  # noqa: F401  (configures logging before the capture, quietly)
 
     reports = []
-    with _environ(waits), captured_output(log, truncate=True):
+    with environment(waits), captured_output(log, truncate=True):
         dags = _load_dags(airflow_env.DAGS_FOLDER)
     first = max(dags[DBT_DAG].start_date, dags[AI_DAG].start_date).date()
     if too_early := [d for d in days if d < first]:
@@ -302,7 +287,7 @@ def run_pipeline(
             "for it. Pick a later date."
         )
     for day in days:
-        with _environ(waits), captured_output(log):
+        with environment(waits), captured_output(log):
             when = logical_date(day)
             print(f"===== sandbox run {day} (logical date {when.isoformat()}) =====")
             dbt_run = dags[DBT_DAG].test(logical_date=when)

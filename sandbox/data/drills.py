@@ -8,7 +8,6 @@ build passes and the mart is unchanged). The notebooks and ``tests/reliability``
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.config import DEFAULT_RAW_DIR, SandboxError
+from sandbox.config import DEFAULT_RAW_DIR, SandboxError, environment
 from sandbox.data.build import GateFailed, build, project_dir
 
 
@@ -193,7 +192,7 @@ def broken_inputs(name: str, workdir: Path | None = None) -> Iterator[tuple[Path
         shutil.copytree(DEFAULT_RAW_DIR, raw)
         _copy_project(project)
         DRILLS[name].breaks(raw, project)
-        with _environment(SANDBOX_RAW_DIR=str(raw), SANDBOX_DBT_PROJECT_DIR=str(project)):
+        with environment({"SANDBOX_RAW_DIR": str(raw), "SANDBOX_DBT_PROJECT_DIR": str(project)}):
             yield raw, project
 
 
@@ -220,7 +219,7 @@ def window_off_by_one(workdir: Path | None = None) -> Iterator[Path]:
         if old not in sql:
             raise SandboxError(f"{relative} no longer contains {old!r}: update WINDOW_BUG")
         model.write_text(sql.replace(old, new), encoding="utf-8")
-        with _environment(SANDBOX_DBT_PROJECT_DIR=str(project)):
+        with environment({"SANDBOX_DBT_PROJECT_DIR": str(project)}):
             yield project
 
 
@@ -228,20 +227,6 @@ def _copy_project(to: Path) -> Path:
     shutil.copytree(project_dir(), to, ignore=shutil.ignore_patterns("target", "logs"))
     return to
 
-
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the block, then restore what was there."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run_drill(name: str, as_of_date="2026-11-01") -> DrillOutcome:

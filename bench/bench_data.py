@@ -295,10 +295,12 @@ def run(quick: bool = False, out: Path | None = None, proposed: bool | None = No
                 Measurement(
                     AREA, f"{tag}, with --unit-tests (the CI build): ratio SQL phase / direct",
                     with_unit["span_s"] / with_unit["direct_s"], "x",
-                    note=f"{len(unit_nodes)} unit tests: {unit_dbt_s:.2f} s in dbt for "
-                    f"{unit_sql_s * 1000:.0f} ms of SQL; SQL phase {with_unit['span_s']:.2f} s "
-                    f"vs {data['span_s']:.2f} s without"
-                    + (f"; {_spread(with_unit['ratios'])}" if len(with_unit["ratios"]) > 1 else ""),
+                    note="; ".join(filter(None, [
+                        f"{len(unit_nodes)} unit tests: {unit_dbt_s:.2f} s in dbt for "
+                        f"{unit_sql_s * 1000:.0f} ms of SQL; SQL phase {with_unit['span_s']:.2f} s "
+                        f"vs {data['span_s']:.2f} s without",
+                        _spread(with_unit["ratios"]),
+                    ])),
                 )
             )  # fmt: skip
     if proposed is None:

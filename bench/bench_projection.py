@@ -16,7 +16,6 @@ limit busy at the given latency, and no more).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -41,8 +40,7 @@ def sample_ledger(rows: int, quick: bool):
 
     with tempfile.TemporaryDirectory(prefix="bench-projection-") as tmp:
         path = Path(tmp) / "sandbox.duckdb"
-        values = {"SANDBOX_WAREHOUSE": str(path), "SANDBOX_MOCK_LATENCY_MS": "0"}
-        with environment({**values, "SANDBOX_RAW_DIR": os.environ.get("SANDBOX_RAW_DIR", "")}):
+        with environment({"SANDBOX_WAREHOUSE": str(path), "SANDBOX_MOCK_LATENCY_MS": "0"}):
             source = OUT / "wh-100k" / "sandbox.duckdb"
             if quick:
                 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -56,8 +54,8 @@ def sample_ledger(rows: int, quick: bool):
             else:
                 from sandbox.data import build
 
-                os.environ["SANDBOX_RAW_DIR"] = ""  # the shipped data (restored on exit)
-                build(AS_OF)
+                with environment({"SANDBOX_RAW_DIR": ""}):  # the shipped data
+                    build(AS_OF)
                 where = "the shipped 500 users"
             day = "2026-11-01"
             prepare_features(day)

@@ -112,12 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     rst = sub.add_parser("reset", help="delete the warehouse file and dbt's target folder")
     rst.set_defaults(func=_reset)
 
-    for module in ("sandbox.decision.cli", "sandbox.control.cli"):
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except ImportError:
-            continue
-        register(sub)
+    from sandbox.control.cli import register as register_control
+    from sandbox.decision.cli import register as register_decision
+
+    register_decision(sub)
+    register_control(sub)
     return parser
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,16 +34,35 @@ def raw_dir() -> Path:
     return Path(os.environ.get("SANDBOX_RAW_DIR") or DEFAULT_RAW_DIR).expanduser().resolve()
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class InvalidDate(SandboxError, ValueError):
+    """A date that is not a strict ``YYYY-MM-DD`` calendar date."""
+
+
 def parse_date(value: str | date) -> date:
-    """Parse ``YYYY-MM-DD`` (or pass a date through) with an error that says what was wrong."""
+    """Parse a strict ``YYYY-MM-DD`` date (or pass a ``date`` through).
+
+    Anything else is refused with :class:`InvalidDate`, whose message says what was wrong:
+    trailing characters (``2026-11-01junk``), a wrong length (``2026-11-011``), an impossible
+    day (``2026-02-30``), or a ``datetime`` (which would silently drop its time and zone).
+    """
+    example = f"write it as YYYY-MM-DD, e.g. {SHIPPED_AS_OF_DATE}"
+    if isinstance(value, datetime):
+        raise InvalidDate(
+            f"{value.isoformat()!r} is a date and time, not a date: pass a date ({example})"
+        )
     if isinstance(value, date):
         return value
+    if not isinstance(value, str):
+        raise InvalidDate(f"{value!r} ({type(value).__name__}) is not a date: {example}")
+    if not _ISO_DATE.fullmatch(value):
+        raise InvalidDate(f"{value!r} is not a date: {example}")
     try:
-        return date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
-        raise SandboxError(
-            f"{value!r} is not a date: write it as YYYY-MM-DD, e.g. {SHIPPED_AS_OF_DATE}"
-        ) from None
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidDate(f"{value!r} is not a date ({exc}): {example}") from None
 
 
 @contextlib.contextmanager

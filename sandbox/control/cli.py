@@ -19,10 +19,10 @@ def register(subparsers) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--date", type=parse_date, help=f"execution date, YYYY-MM-DD (default {SHIPPED_AS_OF_DATE})"
+        "--date", help=f"execution date, YYYY-MM-DD (default {SHIPPED_AS_OF_DATE})"
     )
-    parser.add_argument("--start", type=parse_date, help="first date of a range (with --end)")
-    parser.add_argument("--end", type=parse_date, help="last date of a range (with --start)")
+    parser.add_argument("--start", help="first date of a range (with --end)")
+    parser.add_argument("--end", help="last date of a range (with --start)")
     parser.add_argument(
         "--llm",
         choices=["mock", "anthropic"],
@@ -41,8 +41,8 @@ def dates_from(args: argparse.Namespace) -> list:
     if bool(args.start) != bool(args.end):
         raise SandboxError("--start and --end go together: give both (or use --date)")
     if args.start:
-        return date_range(args.start, args.end)
-    return [args.date or SHIPPED_AS_OF_DATE]
+        return date_range(parse_date(args.start), parse_date(args.end))
+    return [parse_date(args.date) if args.date else SHIPPED_AS_OF_DATE]
 
 
 def handler(args: argparse.Namespace) -> int:

@@ -113,7 +113,7 @@ class _FakeCpu:
     """Adds up the CPU time threads spend inside the fake's handler (not the engine's)."""
 
     def __init__(self) -> None:
-        from sandbox.decision.fake_api import FakeMessagesAPI
+        from sandbox.decision.fake import FakeMessagesAPI
 
         self.cls = FakeMessagesAPI
         self.original = FakeMessagesAPI.handle

@@ -166,7 +166,7 @@ def check_custom_break(break_raw) -> Verdict:
 
 def check_predicted_type(summary: str, predicted_type: str | None) -> Verdict:
     """Exercise 03.1: predict the offline fake's recommendation type for a summary."""
-    from sandbox.decision.fake_rules import recommend
+    from sandbox.decision.fake import recommend
 
     if not predicted_type:
         return Verdict(False, "set `predicted_type` to one of the four recommendation types.")

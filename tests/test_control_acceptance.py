@@ -41,7 +41,7 @@ def anthropic_server(tmp_path: Path) -> Iterator[dict]:
     socket), so ``--llm anthropic`` runs the real-API code path offline."""
     import httpx2
 
-    from sandbox.decision.fake_api import FakeMessagesAPI
+    from sandbox.decision.fake import FakeMessagesAPI
 
     fake = FakeMessagesAPI(state_dir=tmp_path / "batches")
     seen: dict = {"requests": 0, "api_keys": set()}

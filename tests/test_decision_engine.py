@@ -14,7 +14,7 @@ from sandbox.decision import (
     run_llm_inference,
     write_results,
 )
-from sandbox.decision.fake_api import Faults
+from sandbox.decision.fake import Faults
 from sandbox.decision.prompt import opaque_user_id
 from sandbox.warehouse import connect
 from tests.decision_fixtures import (  # noqa: F401 (pytest fixtures)

@@ -11,8 +11,7 @@ import httpx2
 import pytest
 
 from sandbox.config import SandboxError
-from sandbox.decision.fake_api import FakeMessagesAPI, Faults, uniform
-from sandbox.decision.fake_rules import read_summary, recommend
+from sandbox.decision.fake import FakeMessagesAPI, Faults, read_summary, recommend, uniform
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params, parse_answer
 from tests.decision_fixtures import summary_for

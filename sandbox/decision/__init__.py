@@ -10,7 +10,7 @@ Steps (each reads and writes tables, never the other planes' code)::
 
 The LLM is the ``anthropic`` SDK either way: ``llm="anthropic"`` calls Claude,
 ``llm="mock"`` (the default) answers through a deterministic fake Messages API
-(:mod:`sandbox.decision.fake_api`) plugged in as the SDK's HTTP transport.
+(:mod:`sandbox.decision.fake`) plugged in as the SDK's HTTP transport.
 
 Names are imported on first use, so ``sandbox --help`` does not pay for the SDK import.
 """

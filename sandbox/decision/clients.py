@@ -15,7 +15,6 @@ import anthropic
 import httpx2
 
 from sandbox.config import SandboxError, warehouse_path
-from sandbox.decision.fake_api import FakeMessagesAPI
 
 LLM_CHOICES = ("mock", "anthropic")
 DEFAULT_MAX_RETRIES = 4
@@ -44,6 +43,8 @@ def make_client(llm: str | None = None, *, max_retries: int | None = None) -> an
     """The client for ``llm`` (see :func:`resolve_llm`)."""
     retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
     if resolve_llm(llm) == "mock":
+        from sandbox.decision.fake import FakeMessagesAPI  # a test double: mock mode only
+
         fake = FakeMessagesAPI.from_env(state_dir=mock_state_dir())
         return anthropic.Anthropic(
             api_key="mock-key-offline",

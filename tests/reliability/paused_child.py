@@ -94,10 +94,10 @@ def install(point: str, control: Path) -> _Pause:
         build_module.invoke = invoke
         return pause
 
-    from sandbox.decision import fake_api, store
+    from sandbox.decision import fake, store
 
     real_commit, real_write, real_connect = store.commit, store.write_results, store.connect
-    real_handle = fake_api.FakeMessagesAPI.handle
+    real_handle = fake.FakeMessagesAPI.handle
     local = threading.local()
     totals = {"commits": 0, "staged": 0}
 
@@ -155,7 +155,7 @@ def install(point: str, control: Path) -> _Pause:
         finally:
             local.info = None
 
-    fake_api.FakeMessagesAPI.handle = handle
+    fake.FakeMessagesAPI.handle = handle
     store.connect, store.commit, store.write_results = connect, commit, write_results
     return pause
 

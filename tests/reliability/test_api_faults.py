@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.cli import main
-from sandbox.decision.fake_api import FakeMessagesAPI, Faults
+from sandbox.decision.fake import FakeMessagesAPI, Faults
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params, opaque_user_id
 from tests.decision_fixtures import DAY, create_mart

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.cli import main
-from sandbox.decision.fake_api import FakeMessagesAPI
+from sandbox.decision.fake import FakeMessagesAPI
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params, opaque_user_id
 from tests.decision_fixtures import DAY, create_mart

@@ -30,7 +30,7 @@ import pytest
 from sandbox.cli import main
 from sandbox.config import DEFAULT_RAW_DIR
 from sandbox.data import GateFailed, build
-from sandbox.decision import fake_api
+from sandbox.decision import fake
 from sandbox.decision.prompt import (
     MAX_REASONING_CHARS,
     MAX_TEXT_CHARS,
@@ -104,13 +104,13 @@ def _strings(value):
 def bodies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bytes]]:
     """Every request body the fake Messages API receives in this process: (path, bytes)."""
     seen: list[tuple[str, bytes]] = []
-    real = fake_api.FakeMessagesAPI.handle
+    real = fake.FakeMessagesAPI.handle
 
     def handle(self, request):
         seen.append((request.url.path, bytes(request.content)))
         return real(self, request)
 
-    monkeypatch.setattr(fake_api.FakeMessagesAPI, "handle", handle)
+    monkeypatch.setattr(fake.FakeMessagesAPI, "handle", handle)
     return seen
 
 
@@ -233,7 +233,7 @@ def _hostile_message(self, params: dict, user: str) -> dict:
 
 def test_hostile_answers_are_stored_as_inert_data_within_bounds(monkeypatch, capsys) -> None:
     create_mart(len(ANSWERS))
-    monkeypatch.setattr(fake_api.FakeMessagesAPI, "message", _hostile_message)
+    monkeypatch.setattr(fake.FakeMessagesAPI, "message", _hostile_message)
     before = set(tables())
 
     code = main(["infer", "--date", str(DAY), "--no-progress"])

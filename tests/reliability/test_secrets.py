@@ -21,7 +21,7 @@ import pytest
 
 from sandbox.config import ROOT
 from sandbox.decision import prepare_features, run_llm_inference
-from sandbox.decision.fake_api import FakeMessagesAPI, Faults
+from sandbox.decision.fake import FakeMessagesAPI, Faults
 from tests.control_fixtures import (  # noqa: F401 (pytest fixtures)
     airflow_home_fixture,
     migrated_home_fixture,

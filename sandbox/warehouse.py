@@ -59,6 +59,7 @@ DDL: dict[str, str] = {
             input_sha varchar not null,
             run_id varchar not null,
             created_at timestamp not null,
+            escalation_status varchar,
             primary key (execution_date, user_id)
         )""",
     "decision.inference_failures": """
@@ -73,7 +74,11 @@ DDL: dict[str, str] = {
             error_message varchar not null,
             raw_text varchar,
             run_id varchar not null,
-            failed_at timestamp not null
+            failed_at timestamp not null,
+            failure_id varchar,
+            input_sha varchar,
+            permanent boolean,
+            resolved_at timestamp
         )""",
     "decision.llm_calls": """
         create table if not exists decision.llm_calls (
@@ -113,6 +118,8 @@ DDL: dict[str, str] = {
             submitted_at timestamp not null,
             ended_at timestamp,
             ingested_at timestamp,
+            input_sha varchar,
+            primary_answer varchar,
             primary key (batch_id, user_id)
         )""",
     "marts.user_recommendations": """
@@ -145,6 +152,18 @@ DDL: dict[str, str] = {
             primary key (execution_date, dag_run_id)
         )""",
 }
+
+MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "decision.recommendations_staging": (("escalation_status", "varchar"),),
+    "decision.inference_failures": (
+        ("failure_id", "varchar"),
+        ("input_sha", "varchar"),
+        ("permanent", "boolean"),
+        ("resolved_at", "timestamp"),
+    ),
+    "decision.batch_jobs": (("input_sha", "varchar"), ("primary_answer", "varchar")),
+}
+"""Columns added after a table first shipped: added in place to warehouses made before."""
 
 
 WAIT_S = 30.0
@@ -269,6 +288,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
         schema = name.split(".")[0]
         con.execute(f"create schema if not exists {schema}")
         con.execute(DDL[name])
+        for column, kind in MIGRATIONS.get(name, ()):
+            con.execute(f"alter table {name} add column if not exists {column} {kind}")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -15,6 +15,7 @@ from sandbox.decision import (
     write_results,
 )
 from sandbox.decision.fake import Faults
+from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import opaque_user_id
 from sandbox.warehouse import connect
 from tests.decision_fixtures import (  # noqa: F401 (pytest fixtures)
@@ -78,7 +79,8 @@ def test_every_row_is_done_and_high_stakes_answers_are_escalated(mart, requests_
     assert len(staged) == 40
     for kind, escalated, model, _ in staged.values():
         assert escalated == (kind in HIGH_STAKES)
-        assert model == ("claude-sonnet-4-6" if escalated else "claude-haiku-4-5-20251001")
+        book = load_price_book()
+        assert model == (book.escalation if escalated else book.primary)
     escalated = sum(1 for v in staged.values() if v[1])
     assert summary.escalated == escalated > 0
     # ledger: one primary request per row, one escalation per escalated row, costs add up
@@ -114,7 +116,8 @@ def test_no_escalate_sends_one_request_per_row(mart, requests_log) -> None:
 def test_batch_size_limits_the_rows_of_one_run(mart) -> None:
     prepare_features(DAY)
     first = run(batch_size=15)
-    assert (first.done, first.pending_left, first.status) == (15, 25, "ok")
+    assert (first.done, first.pending_left, first.status) == (15, 25, "pending")
+    assert first.exit_code == 3 and any("--limit 15" in n for n in first.notes)
     second = run()
     assert (second.done, second.skipped) == (25, 15)
 
@@ -295,3 +298,163 @@ def test_a_changed_input_is_redone(mart, requests_log) -> None:
         scalar("select recommendation_type from marts.user_recommendations where user_id = 'u0003'")
         == "churn_risk"
     )
+
+
+# -- escalation, stopping, re-sends, the dead letter ----------------------------------------
+
+
+def _client_failing_escalations(status: int = 529):
+    """The mock client, except that every request to the escalation model gets ``status``."""
+    import anthropic
+    import httpx2
+
+    from sandbox.decision.clients import mock_state_dir
+    from sandbox.decision.fake import FakeMessagesAPI
+
+    fake = FakeMessagesAPI.from_env(state_dir=mock_state_dir())
+    escalation = load_price_book().escalation
+
+    def handle(request):
+        if request.url.path.endswith("/v1/messages") and escalation.encode() in request.content:
+            body = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+            return httpx2.Response(status, json=body)
+        return fake.handle(request)
+
+    return anthropic.Anthropic(
+        api_key="mock-key-offline",
+        http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(handle)),
+        max_retries=0,
+    )
+
+
+def test_a_failed_escalation_keeps_the_primary_answer_and_never_buys_it_again(
+    mart, requests_log, monkeypatch
+) -> None:
+    from sandbox.decision.clients import make_client
+
+    monkeypatch.setattr(
+        "sandbox.decision.pipeline.make_client", lambda *a, **k: _client_failing_escalations()
+    )
+    prepare_features(DAY)
+    summary = run()
+    book = load_price_book()
+    kept = rows_by_user(
+        f"select user_id, model, escalated, escalation_status, recommendation_type from {STAGING}"
+    )
+    assert summary.done == 40 and summary.failed == 0 and summary.status == "ok"
+    high = {u for u, v in kept.items() if v[3] in HIGH_STAKES}
+    assert high, "the drill needs high-stakes rows"
+    for user in high:
+        assert kept[user][:3] == (book.primary, False, "escalation_failed")
+    assert scalar("select count(*) from decision.llm_calls where purpose = 'escalation' "
+                  "and status = 'error'") == len(high)  # fmt: skip
+    monkeypatch.setattr("sandbox.decision.pipeline.make_client", make_client)
+    sent = len(requests_log.messages())
+    again = run()
+    assert (again.done, again.requests) == (0, 0)
+    assert len(requests_log.messages()) == sent  # the primary answers are not bought again
+
+
+def test_a_stop_event_ends_the_run_interrupted_keeping_what_came_back(mart, monkeypatch) -> None:
+    import threading
+
+    from sandbox.decision import realtime
+
+    prepare_features(DAY)
+    stop = threading.Event()
+    real = realtime.infer_row
+    seen = []
+
+    def infer_row(*args):
+        seen.append(1)
+        if len(seen) == 5:
+            stop.set()  # e.g. SIGTERM arrives while 5 rows are in flight
+        return real(*args)
+
+    monkeypatch.setattr(realtime, "infer_row", infer_row)
+    summary = run(workers=2, escalate=False, stop=stop)
+    assert summary.status == "interrupted" and summary.exit_code == 130
+    assert 5 <= summary.done < 40 and summary.pending_left == 40 - summary.done
+    assert scalar(f"select count(*) from {STAGING}") == summary.done
+    assert scalar("select count(*) from decision.llm_calls where purpose = 'primary'") == (
+        summary.done
+    )
+    summary.interrupted_by = "SIGTERM"
+    assert summary.exit_code == 143
+
+
+def test_a_keyboard_interrupt_keeps_the_rows_in_flight(mart, monkeypatch) -> None:
+    from sandbox.decision import realtime
+
+    prepare_features(DAY)
+    real_wait, calls = realtime.wait, []
+
+    def wait(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(realtime, "wait", wait)
+    summary = run(workers=4, escalate=False)
+    assert summary.status == "interrupted" and summary.interrupted_by == "KeyboardInterrupt"
+    staged = scalar(f"select count(*) from {STAGING}")
+    assert staged == summary.done > 0
+    assert scalar("select count(*) from decision.llm_calls where purpose = 'primary'") == staged
+
+
+def test_resent_requests_are_counted_with_their_reason_and_failures_resolve(
+    mart, monkeypatch
+) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "overloaded=0.3")
+    prepare_features(DAY)
+    first = run(max_retries=0, escalate=False)
+    assert first.failed > 0 and first.failures_open == first.failed
+    second = run(escalate=False)
+    assert second.resent == first.failed
+    assert any("transient error (OverloadedError)" in n for n in second.notes)
+    assert "re-sent" in second.render()
+    # the later successes resolved the dead-letter rows: nothing is still failing
+    assert second.failures_open == 0
+    assert scalar("select count(*) from decision.inference_failures where resolved_at is null") == 0
+    assert scalar("select count(*) from decision.inference_failures") == first.failed
+
+
+@pytest.mark.parametrize("budget", [float("nan"), float("inf"), 0.0, -1.0], ids=str)
+def test_a_budget_that_is_not_a_positive_number_is_refused(mart, budget, requests_log) -> None:
+    prepare_features(DAY)
+    with pytest.raises(SandboxError, match="positive number of dollars"):
+        run(max_cost_usd=budget)
+    assert requests_log.entries() == []
+
+
+def test_a_journal_left_by_a_killed_run_is_committed_first(mart, requests_log) -> None:
+    """What a run journaled but never committed is committed by the next one, not re-bought."""
+    from sandbox.decision import journal, realtime
+
+    prepare_features(DAY)
+    real_commit = realtime.store.commit
+
+    def commit(**rows):
+        if any(c["purpose"] == "primary" for c in rows.get("calls", ())):
+            raise OSError("the process died before this commit")
+        return real_commit(**rows)
+
+    try:
+        realtime.store.commit = commit
+        with pytest.raises(SandboxError, match="kept in the journal"):
+            run(escalate=False)
+    finally:
+        realtime.store.commit = real_commit
+    assert journal.pending_files(), "the answers were journaled"
+    assert scalar(f"select count(*) from {STAGING}") == 0
+    first = requests_log.messages()
+    assert 0 < len(first) < 40  # a run that cannot commit stops sending
+    summary = run(escalate=False)
+    second = requests_log.messages()[len(first) :]
+    assert not {e["user"] for e in first} & {e["user"] for e in second}  # none asked twice
+    assert summary.recovered >= len(first) and summary.skipped == len(first)
+    assert summary.done == 40 - len(first) == summary.requests
+    assert scalar(f"select count(*) from {STAGING}") == 40
+    assert scalar("select count(*) from decision.llm_calls where purpose = 'primary'") == 40
+    assert not journal.pending_files() and not journal.journal_dir().exists()

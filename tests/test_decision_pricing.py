@@ -17,7 +17,7 @@ from sandbox.decision.pricing import (
 )
 
 HAIKU = "claude-haiku-4-5-20251001"
-SONNET = "claude-sonnet-4-6"
+SONNET = "claude-sonnet-5-5"
 
 
 def test_the_price_file_names_the_default_tiers() -> None:
@@ -31,7 +31,7 @@ def test_list_prices_per_million_tokens() -> None:
     book = load_price_book()
     assert book.cost(HAIKU, 1_000_000, 0) == pytest.approx(1.0)
     assert book.cost(HAIKU, 0, 1_000_000) == pytest.approx(5.0)
-    assert book.cost(SONNET, 1_000_000, 1_000_000) == pytest.approx(18.0)
+    assert book.cost(SONNET, 1_000_000, 1_000_000) == pytest.approx(12.0)
     assert book.cost(HAIKU, 400, 100) == pytest.approx(400e-6 + 500e-6)
 
 
@@ -76,9 +76,9 @@ def test_estimate_arithmetic() -> None:
         escalation_share=0.5,
     )
     haiku_expected = (1000 * 1 + 200 * 5) / 1e6
-    sonnet_expected = (1000 * 3 + 200 * 15) / 1e6
+    sonnet_expected = (1000 * 2 + 200 * 10) / 1e6
     assert est.expected_usd == pytest.approx(haiku_expected + 0.5 * sonnet_expected)
-    assert est.worst_usd == pytest.approx((1000 * 1 + 600 * 5 + 1000 * 3 + 600 * 15) / 1e6)
+    assert est.worst_usd == pytest.approx((1000 * 1 + 600 * 5 + 1000 * 2 + 600 * 10) / 1e6)
     batch = estimate_cost(
         book,
         primary=HAIKU,
@@ -134,3 +134,23 @@ def test_estimate_above_the_budget_is_refused_before_sending() -> None:
 def test_negative_budget_is_an_error() -> None:
     with pytest.raises(SandboxError):
         Budget(-1)
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), float("-inf"), 0.0, -0.5], ids=str
+)
+def test_a_budget_that_is_not_a_positive_number_is_refused(value: float) -> None:
+    with pytest.raises(SandboxError, match="must be a positive number of dollars"):
+        Budget(value)
+
+
+def test_every_model_in_the_file_is_current_or_marked_legacy() -> None:
+    from sandbox.decision.pricing import MODELS_FILE
+
+    raw = json.loads(MODELS_FILE.read_text())
+    assert raw["checked"] and raw["source"].startswith("https://")
+    book = load_price_book()
+    assert book.get(book.escalation).status == "active"  # never a legacy escalation model
+    for model in book.models.values():
+        assert model.status in ("active", "legacy")
+        assert model.max_tokens >= 300

@@ -122,3 +122,58 @@ def test_only_the_summary_reaches_the_prompt() -> None:
 def test_models_without_structured_outputs_get_the_prompt_only() -> None:
     plain = ModelPrice("old-model", "Old", 1.0, 1.0, structured_outputs=False)
     assert "output_config" not in build_params(plain, "u1", SUMMARY)
+
+
+@pytest.mark.parametrize("model_id", sorted(load_price_book().models))
+def test_every_configured_model_request_is_accepted_by_the_fake(model_id: str) -> None:
+    """Swapping a model is a change to models.json: its request must pass the strict fake."""
+    from sandbox.decision.clients import make_client
+
+    model = load_price_book().get(model_id)
+    params = build_params(model, "u42", SUMMARY)
+    assert params["max_tokens"] == model.max_tokens
+    for name, value in model.request_options().items():
+        if name == "output_config":
+            assert value.items() <= params["output_config"].items()
+        else:
+            assert params[name] == value
+    message = make_client("mock", max_retries=0).messages.create(**params)
+    assert parse_answer(message).recommendation_type in RECOMMENDATION_TYPES
+
+
+def test_the_escalation_model_turns_adaptive_thinking_off() -> None:
+    book = load_price_book()
+    params = build_params(book.get(book.escalation), "u1", SUMMARY)
+    assert params["thinking"] == {"type": "between_tools"}  # Sonnet 5.5 rejects "disabled"
+    assert params["output_config"]["effort"] == "low"
+    assert params["output_config"]["format"]["type"] == "json_schema"
+
+
+REALISTIC = [
+    "Active 3 days vs. 12 last month, e.g. reports and exports only.",
+    "25 events in 7 days (approx. 3.6 a day) on the starter plan means they outgrew it.",
+    "Usage grew 2.5x since Oct. 3, i.e. they rely on the product daily.",
+    "Last seen 41 days ago on the pro plan, a strong churn signal.",
+]
+MULTI = [
+    "They were active last month. Now they are gone.",
+    "Idle for 40 days! Likely to churn.",
+    "Usage fell 40%. Engagement e.g. dashboards dropped too.",
+    "Two event types only.\nMore to explore.",
+]
+
+
+@pytest.mark.parametrize("reasoning", REALISTIC)
+def test_ordinary_prose_is_one_sentence(reasoning: str) -> None:
+    assert validate_answer({**GOOD, "reasoning": reasoning}).reasoning == reasoning
+
+
+@pytest.mark.parametrize("reasoning", MULTI)
+def test_multi_sentence_reasoning_is_still_rejected(reasoning: str) -> None:
+    with pytest.raises(InvalidAnswer, match="one sentence"):
+        validate_answer({**GOOD, "reasoning": reasoning})
+
+
+@pytest.mark.parametrize("score", [1, 0, 0.5])
+def test_integer_confidences_are_numbers(score) -> None:
+    assert validate_answer({**GOOD, "confidence_score": score}).confidence_score == float(score)

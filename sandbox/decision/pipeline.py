@@ -10,6 +10,7 @@ refuses a run whose expected cost exceeds ``max_cost_usd``, then runs them in re
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from datetime import date
 
@@ -19,6 +20,7 @@ from sandbox.config import SandboxError, parse_date
 from sandbox.decision import store
 from sandbox.decision.batch import BatchRun
 from sandbox.decision.clients import make_client, resolve_llm
+from sandbox.decision.journal import Journal
 from sandbox.decision.pricing import (
     Budget,
     CostEstimate,
@@ -28,7 +30,6 @@ from sandbox.decision.pricing import (
 )
 from sandbox.decision.prompt import (
     EXPECTED_OUTPUT_TOKENS,
-    MAX_TOKENS,
     PROMPT_VERSION,
     build_params,
 )
@@ -58,7 +59,7 @@ def write_results(execution_date: date | str) -> int:
 
 
 def _estimate(
-    ctx: RunContext, client: anthropic.Anthropic, rows: list[InputRow]
+    ctx: RunContext, client: anthropic.Anthropic, rows: list[InputRow], journal: Journal
 ) -> tuple[RunContext, CostEstimate, str | None]:
     """Count the shared prefix once with ``count_tokens`` and price every pending row.
 
@@ -75,9 +76,10 @@ def _estimate(
     try:
         tokens = client.messages.count_tokens(**counted).input_tokens
         overhead = max(0, tokens - approx_tokens(sample.summary))
-        store.commit(
-            calls=[ctx.call(sample.user_id, ctx.primary, "estimate", "ok", input_tokens=tokens)]
-        )
+        calls = [ctx.call(sample.user_id, ctx.primary, "estimate", "ok", input_tokens=tokens)]
+        segment = journal.append({"calls": calls, "results": [], "failures": [], "held": []})
+        store.commit_when_free(calls=calls)
+        journal.committed([segment])
     except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
         raise SandboxError(
             f"stopped before sending anything: {explain_fatal(exc, ctx.primary.id)}"
@@ -92,12 +94,26 @@ def _estimate(
         escalation=ctx.escalation.id if ctx.escalation else None,
         input_tokens=[ctx.input_tokens(r) for r in rows],
         expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
-        max_output_tokens=MAX_TOKENS,
+        max_output_tokens=max(
+            ctx.primary.max_tokens, ctx.escalation.max_tokens if ctx.escalation else 0
+        ),
         batch=ctx.mode == "batch",
         prefix_tokens=overhead,
         escalation_share=store.escalation_share(PROMPT_VERSION, DEFAULT_ESCALATION_SHARE),
     )
     return ctx, estimate, note
+
+
+def _recover(summary: InferenceSummary) -> None:
+    """Commit what an earlier run left in the journal (first thing, before anything is sent)."""
+    recovered = store.ingest_journal()
+    if recovered.entries:
+        summary.recovered += recovered.calls
+        summary.notes.append(
+            f"committed {recovered.entries:,} journal entries an earlier run left "
+            f"({recovered.calls:,} ledger rows, {recovered.results:,} results, "
+            f"{recovered.failures:,} failures): those requests are not sent again"
+        )
 
 
 @holds_step("sandbox infer")
@@ -115,35 +131,39 @@ def run_llm_inference(
     max_retries: int | None = None,
     poll_s: float | None = None,
     wait_s: float | None = None,
+    stop: threading.Event | None = None,
 ) -> InferenceSummary:
     """Infer the pending rows of ``execution_date``; see the module docstring.
 
     ``llm``: ``mock`` (offline fake) or ``anthropic``; default ``SANDBOX_LLM``, else mock.
     ``workers``: concurrent requests (realtime). ``max_cost_usd``: the spend limit of this
-    run. ``mode``: ``realtime`` or ``batch``. ``escalate``: send high-stakes answers
-    (churn_risk, upgrade_prompt) to the capable model. ``model``: the primary model id
-    (default from ``models.json``). ``batch_size``: at most this many pending rows this
-    run. ``max_retries``: SDK retries per request. ``poll_s`` / ``wait_s``: how often and
-    how long batch mode polls before leaving a batch for the next run.
+    run (a positive number). ``mode``: ``realtime`` or ``batch``. ``escalate``: send
+    high-stakes answers (churn_risk, upgrade_prompt) to the capable model. ``model``: the
+    primary model id (default from ``models.json``). ``batch_size``: at most this many
+    pending rows this run. ``max_retries``: SDK retries per request. ``poll_s`` /
+    ``wait_s``: how often and how long batch mode polls before leaving a batch for the
+    next run. ``stop``: when set (or on a KeyboardInterrupt in the calling thread), no new
+    request is sent, the answers of requests in flight are journaled and committed, and
+    the summary comes back with status ``interrupted``.
     """
     started = time.perf_counter()
     day = parse_date(execution_date)
+    stop = stop or threading.Event()
     if mode not in MODES:
         raise SandboxError(f"--mode must be realtime or batch, got {mode!r}")
     if workers < 1:
         raise SandboxError(f"--workers must be 1 or more, got {workers}")
     if batch_size is not None and batch_size < 0:
         raise SandboxError(f"batch_size must be 0 or more, got {batch_size}")
+    budget = Budget(max_cost_usd)
     name = resolve_llm(llm)
     book = load_price_book()
     primary = book.get(model or book.primary)
     escalation = book.get(book.escalation) if escalate else None
     if escalation is not None and escalation.id == primary.id:
         escalation = None
-    budget = Budget(max_cost_usd)
     client = make_client(name, max_retries=max_retries)
     ctx = RunContext(day, RunContext.new_run_id(), name, mode, book, primary, escalation)
-    work = store.load_pending(day, batch_size)
     summary = InferenceSummary(
         execution_date=day,
         llm=name,
@@ -152,57 +172,97 @@ def run_llm_inference(
         escalation_model=escalation.id if escalation else None,
         prompt_version=PROMPT_VERSION,
         run_id=ctx.run_id,
-        inputs=work.inputs,
-        skipped=work.staged,
         max_cost_usd=max_cost_usd,
     )
-    tally = Tally()
-    batch_run: BatchRun | None = None
-    if mode == "batch":
-        deadline = time.monotonic() + (BATCH_WAIT_S[name] if wait_s is None else wait_s)
-        batch_run = BatchRun(
-            ctx,
-            client,
-            budget,
-            BATCH_POLL_S[name] if poll_s is None else poll_s,
-            deadline,
-            progress,
-        )
-        batch_run.resume()
-    elif work.in_open_batches:
+    _recover(summary)
+    work = store.load_pending(day, batch_size, prompt_version=PROMPT_VERSION, model=primary.id)
+    summary.inputs, summary.skipped = work.inputs, work.staged
+    if work.held_back:
+        summary.held_back = len(work.held_back)
+        user, message = next(iter(work.held_back.items()))
         summary.notes.append(
-            f"{work.in_open_batches} rows wait in an open Message Batch: collect them with --mode batch"
+            f"{len(work.held_back):,} rows not sent: the API rejected their request as invalid "
+            f"(e.g. {user}: {message}); they are sent again once their input, the prompt or "
+            "the model changes"
         )
-    if work.rows:
-        ctx, estimate, note = _estimate(ctx, client, work.rows)
-        summary.estimated_cost_usd = estimate.expected_usd
-        summary.notes.extend(filter(None, [note, estimate.render()]))
-        budget.check_estimate(estimate)
-        if batch_run is not None:
-            batch_run.ctx = ctx
-            batch_run.submit(work.rows)
-        else:
-            tally = run_realtime(
-                ctx, client, work.rows, workers=workers, budget=budget, progress=progress
+    tally = Tally()
+    journal = Journal()
+    interrupted: str | None = None
+    batch_run: BatchRun | None = None
+    try:
+        if mode == "batch":
+            deadline = time.monotonic() + (BATCH_WAIT_S[name] if wait_s is None else wait_s)
+            batch_run = BatchRun(
+                ctx,
+                client,
+                budget,
+                BATCH_POLL_S[name] if poll_s is None else poll_s,
+                deadline,
+                progress,
+                stop=stop,
             )
+            batch_run.resume()
+        elif work.in_open_batches:
+            summary.notes.append(
+                f"{work.in_open_batches} rows wait in an open Message Batch: collect them with --mode batch"
+            )
+        if work.rows and not stop.is_set():
+            ctx, estimate, note = _estimate(ctx, client, work.rows, journal)
+            summary.estimated_cost_usd = estimate.expected_usd
+            summary.notes.extend(filter(None, [note, estimate.render()]))
+            budget.check_estimate(estimate)
+            summary.resent = sum(work.resend_reasons.values())
+            if summary.resent:
+                why = "; ".join(
+                    f"{n} because {reason}" for reason, n in work.resend_reasons.items()
+                )
+                summary.notes.append(
+                    f"re-sent {summary.resent:,} requests for rows sent before: {why}"
+                )
+            if batch_run is not None:
+                batch_run.ctx = ctx
+                batch_run.submit(work.rows)
+            else:
+                run = run_realtime(
+                    ctx,
+                    client,
+                    work.rows,
+                    workers=workers,
+                    budget=budget,
+                    progress=progress,
+                    journal=journal,
+                    stop=stop,
+                )
+                tally, interrupted = run.tally, run.interrupted
+    finally:
+        journal.close(all_committed=True)  # a no-op after realtime closed it (maybe keeping it)
     if batch_run is not None:
         tally = batch_run.tally
+        interrupted = batch_run.interrupted
         summary.batch_ids = list(dict.fromkeys(batch_run.batch_ids))
+        summary.notes.extend(batch_run.notes)
         if batch_run.waiting:
             summary.notes.append(
                 f"Message Batch {', '.join(batch_run.waiting)} is still processing; its id is stored "
                 f"in decision.batch_jobs: run `sandbox infer --date {day} --mode batch` again to collect it"
             )
+    if stop.is_set() and interrupted is None:
+        interrupted = "stop"
     inputs, staged = store.counts(day)
     summary.done, summary.failed, summary.requests = tally.done, tally.failed, tally.requests
     summary.escalated = tally.escalated
     summary.input_tokens, summary.output_tokens = tally.input_tokens, tally.output_tokens
     summary.cost_usd = round(tally.cost_usd, 8)
     summary.failures_by_class = dict(tally.failures_by_class)
-    summary.pending_left = max(0, inputs - staged - tally.failed)
-    if batch_size is not None and summary.pending_left:
-        summary.notes.append(f"batch_size={batch_size}: run again for the rest")
-    if batch_run is not None and batch_run.waiting:
+    summary.failures_open = store.open_failures(day)
+    summary.pending_left = max(0, inputs - staged - tally.failed - summary.held_back)
+    if interrupted is not None:
+        summary.status, summary.interrupted_by = "interrupted", interrupted
+        summary.notes.append(
+            f"interrupted ({interrupted}): sent no new request, kept the {tally.done:,} rows "
+            f"answered; {summary.pending_left:,} rows left pending for the next run"
+        )
+    elif batch_run is not None and batch_run.waiting:
         summary.status = "waiting"
     elif budget.refused and summary.pending_left:
         summary.status = "budget"
@@ -212,16 +272,31 @@ def run_llm_inference(
         )
     elif summary.failed:
         summary.status = "partial"
+    elif summary.pending_left:
+        summary.status = "pending"
+        why = f"--limit {batch_size}" if batch_size is not None else "rows were not attempted"
+        summary.notes.append(
+            f"{summary.pending_left:,} rows left pending ({why}): run the same command again "
+            "for the rest"
+        )
     summary.wall_s = round(time.perf_counter() - started, 3)
     return summary
 
 
 @holds_step("sandbox infer")
 def infer(execution_date: date | str, **kwargs) -> InferenceSummary:
-    """prepare_features -> run_llm_inference -> write_results for one date."""
+    """Journal recovery -> prepare_features -> run_llm_inference -> write_results for one date."""
     day = parse_date(execution_date)
+    recovered = store.ingest_journal()  # first thing: answers an earlier run left
     prepare_features(day)
     summary = run_llm_inference(day, **kwargs)
+    if recovered.entries:
+        summary.recovered += recovered.calls
+        summary.notes.insert(
+            0,
+            f"committed {recovered.entries:,} journal entries an earlier run left "
+            f"({recovered.calls:,} ledger rows): those requests are not sent again",
+        )
     published = write_results(day)
     summary.notes.append(f"marts.user_recommendations holds {published:,} rows for {day}")
     return summary

@@ -8,6 +8,7 @@ No prompt-cache discount is assumed (see :func:`cache_note`).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -31,6 +32,16 @@ class ModelPrice:
     structured_outputs: bool = True
     min_cacheable_prompt_tokens: int = 1024
     aliases: tuple[str, ...] = ()
+    max_tokens: int = 300
+    """``max_tokens`` of a request to this model (room for the answer, and any thinking)."""
+    request: tuple[tuple[str, object], ...] = ()
+    """Extra request parameters this model needs (e.g. ``thinking``), as ``(name, value)`` pairs."""
+    status: str = "active"
+    """``active`` or ``legacy`` (still served, with a newer model to move to)."""
+
+    def request_options(self) -> dict:
+        """The extra request parameters as a fresh dict (nested values copied)."""
+        return {name: copy.deepcopy(value) for name, value in self.request}
 
     def cost(self, input_tokens: int, output_tokens: int, *, discount: float = 1.0) -> float:
         """USD for one request's tokens, times ``discount`` (0.5 for the Batches API)."""
@@ -87,6 +98,9 @@ def _load(path: str) -> PriceBook:
                 structured_outputs=bool(spec.get("structured_outputs", False)),
                 min_cacheable_prompt_tokens=int(spec.get("min_cacheable_prompt_tokens", 1024)),
                 aliases=tuple(spec.get("aliases", ())),
+                max_tokens=int(spec.get("max_tokens", 300)),
+                request=tuple(sorted((spec.get("request") or {}).items())),
+                status=str(spec.get("status", "active")),
             )
             for model_id, spec in raw["models"].items()
         }
@@ -208,8 +222,11 @@ class Budget:
     """
 
     def __init__(self, limit_usd: float | None):
-        if limit_usd is not None and limit_usd < 0:
-            raise SandboxError(f"--max-cost-usd must be zero or more, got {limit_usd}")
+        if limit_usd is not None and not (math.isfinite(limit_usd) and limit_usd > 0):
+            raise SandboxError(
+                f"--max-cost-usd must be a positive number of dollars, got {limit_usd!r}: pass "
+                "e.g. --max-cost-usd 0.50, or leave it out for no limit"
+            )
         self.limit_usd = limit_usd
         self.spent_usd = 0.0
         self.reserved_usd = 0.0

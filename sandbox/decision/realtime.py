@@ -1,12 +1,19 @@
-"""Realtime inference: a thread pool of Messages API calls, committed in small batches.
+"""Realtime inference: a thread pool of Messages API calls, journaled, then committed in groups.
 
 At most ``workers`` rows are in flight. Before a row is submitted the budget reserves its
-worst case (``max_tokens`` output, plus the escalation request); a row that does not fit
-stops the submitting. A writer thread commits finished rows as they arrive (group commit:
-one transaction for every row that finished during the previous commit), so a killed run
-loses at most the rows in flight plus the few waiting for their commit. A run-stopping
-API error (see :func:`records.is_fatal`) stops the submitting at once; what finished is
-still committed, then the error is raised as a :class:`SandboxError`.
+worst case (its primary request, plus the escalation request). Every response, answer or
+error, is appended to the journal (:mod:`sandbox.decision.journal`) by the worker that
+received it, before anything else happens to it; a writer thread then commits the entries
+to DuckDB in groups (one transaction for every entry that arrived during the previous
+commit). While another process holds the warehouse, the writer waits and retries; after
+the first failed wait (30 s) the run stops submitting until a commit goes through again,
+and after ``store.COMMIT_GIVE_UP_S`` it gives up, leaving the entries in the journal for
+the next run.
+
+The run stops submitting, keeps and commits what the requests in flight bring back, and
+returns, when: ``stop`` is set (the CLI sets it on SIGTERM/SIGINT), a KeyboardInterrupt
+reaches the calling thread, a run-stopping API error arrives (raised afterwards as a
+:class:`SandboxError`), the budget is spent, or the journal cannot be written.
 """
 
 from __future__ import annotations
@@ -22,16 +29,13 @@ from tqdm.auto import tqdm
 
 from sandbox.config import SandboxError
 from sandbox.decision import store
+from sandbox.decision.journal import Journal, JournalError
+from sandbox.decision.outcome import Outcome, from_exception, from_message
 from sandbox.decision.pricing import Budget, ModelPrice
-from sandbox.decision.prompt import (
-    HIGH_STAKES,
-    InvalidAnswer,
-    Recommendation,
-    build_params,
-    parse_answer,
-)
-from sandbox.decision.records import RunContext, Tally, error_class, explain_fatal, is_fatal
+from sandbox.decision.prompt import HIGH_STAKES, build_params
+from sandbox.decision.records import RunContext, Tally, error_class, explain_fatal
 from sandbox.decision.store import InputRow
+from sandbox.warehouse import WarehouseBusy
 
 MAX_ROWS_PER_COMMIT = 500
 
@@ -52,26 +56,42 @@ class RowOutcome:
         return sum(c["cost_usd"] for c in self.calls)
 
 
-@dataclass
-class _Answer:
-    answer: Recommendation | None
-    call: dict
-    failure: dict | None = None
-    fatal: anthropic.APIStatusError | None = None
+class Recorder:
+    """Journal an entry, then queue it for the writer (what every worker does with a response)."""
+
+    def __init__(self, journal: Journal | None, writer: _Writer):
+        self.journal = journal
+        self.writer = writer
+        self.journal_error: JournalError | None = None
+
+    def record(self, *, calls=(), results=(), failures=(), held=()) -> None:
+        entry = {
+            "calls": list(calls),
+            "results": list(results),
+            "failures": list(failures),
+            "held": list(held),
+        }
+        segment = None
+        if self.journal is not None and self.journal_error is None:
+            try:
+                segment = self.journal.append(entry)
+            except JournalError as exc:
+                self.journal_error = exc
+        self.writer.put(entry, segment)
 
 
 def _ask(
     client: anthropic.Anthropic, ctx: RunContext, row: InputRow, model: ModelPrice, purpose: str
-) -> _Answer:
-    """Send one request (the SDK retries transient errors) and validate the answer."""
+) -> tuple[Outcome, dict]:
+    """Send one request (the SDK retries transient errors); classify the answer; its ledger row."""
     params = build_params(model, row.user_id, row.summary)
     started = time.perf_counter()
     try:
         raw = client.messages.with_raw_response.create(**params)
         message = raw.parse()
-    except anthropic.APIStatusError as exc:
-        latency = (time.perf_counter() - started) * 1000
-        attempts = 1 if is_fatal(exc) else client.max_retries + 1
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        outcome = from_exception(exc)
+        attempts = 1 if outcome.kind == "fatal" else client.max_retries + 1
         call = ctx.call(
             row.user_id,
             model,
@@ -79,132 +99,194 @@ def _ask(
             "error",
             error_class=error_class(exc),
             attempts=attempts,
-            latency_ms=latency,
-            request_id=exc.request_id,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            request_id=getattr(exc, "request_id", None),
         )
-        if is_fatal(exc):
-            return _Answer(None, call, fatal=exc)
-        failure = ctx.failure(row.user_id, model, purpose, error_class(exc), str(exc))
-        return _Answer(None, call, failure)
-    except anthropic.APIConnectionError as exc:  # includes APITimeoutError
-        latency = (time.perf_counter() - started) * 1000
-        call = ctx.call(
-            row.user_id,
-            model,
-            purpose,
-            "error",
-            error_class=error_class(exc),
-            attempts=client.max_retries + 1,
-            latency_ms=latency,
-        )
-        failure = ctx.failure(row.user_id, model, purpose, error_class(exc), str(exc) or repr(exc))
-        return _Answer(None, call, failure)
-    latency = (time.perf_counter() - started) * 1000
+        return outcome, call
     usage = message.usage
-    cost = ctx.cost(model, usage.input_tokens, usage.output_tokens)
-    common = {
-        "attempts": raw.retries_taken + 1,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cost_usd": cost,
-        "latency_ms": latency,
-        "request_id": raw.request_id,
-    }
-    try:
-        answer = parse_answer(message)
-    except InvalidAnswer as exc:
-        call = ctx.call(
-            row.user_id, model, purpose, "invalid", error_class=exc.error_class, **common
-        )
-        failure = ctx.failure(row.user_id, model, purpose, exc.error_class, str(exc), exc.raw_text)
-        return _Answer(None, call, failure)
-    return _Answer(answer, ctx.call(row.user_id, model, purpose, "ok", **common))
+    outcome = from_message(message)
+    call = ctx.call(
+        row.user_id,
+        model,
+        purpose,
+        outcome.status,
+        error_class=outcome.error_class,
+        attempts=raw.retries_taken + 1,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=ctx.cost(model, usage.input_tokens, usage.output_tokens),
+        latency_ms=(time.perf_counter() - started) * 1000,
+        request_id=raw.request_id,
+    )
+    return outcome, call
 
 
-def infer_row(client: anthropic.Anthropic, ctx: RunContext, row: InputRow) -> RowOutcome:
-    """Primary request, then the escalation request for a high-stakes answer; never raises."""
-    outcome = RowOutcome(row)
+def _failure(ctx: RunContext, row: InputRow, model: ModelPrice, purpose: str, o: Outcome) -> dict:
+    return ctx.failure(
+        row.user_id,
+        model,
+        purpose,
+        o.error_class or "unknown",
+        o.message,
+        o.raw_text,
+        input_sha=row.input_sha,
+        permanent=o.permanent,
+    )
+
+
+def infer_row(
+    client: anthropic.Anthropic, ctx: RunContext, row: InputRow, recorder: Recorder
+) -> RowOutcome:
+    """Primary request, then the escalation of a high-stakes answer; journals each response.
+
+    A failed escalation keeps the primary answer (``escalation_status='escalation_failed'``):
+    it was paid for and is never bought again. Never raises.
+    """
+    result = RowOutcome(row)
+    held: dict | None = None
     try:
-        first = _ask(client, ctx, row, ctx.primary, "primary")
-        outcome.calls.append(first.call)
-        if first.answer is None:
-            outcome.failure, outcome.fatal = first.failure, first.fatal
-            return outcome
-        answer, model, escalated = first.answer, ctx.primary, False
-        if ctx.escalation is not None and answer.recommendation_type in HIGH_STAKES:
-            second = _ask(client, ctx, row, ctx.escalation, "escalation")
-            outcome.calls.append(second.call)
-            if second.answer is None:
-                outcome.failure, outcome.fatal = second.failure, second.fatal
-                return outcome
-            answer, model, escalated = second.answer, ctx.escalation, True
-        outcome.result = ctx.result(
-            row,
-            answer,
-            model,
-            escalated=escalated,
-            input_tokens=sum(c["input_tokens"] for c in outcome.calls),
-            output_tokens=sum(c["output_tokens"] for c in outcome.calls),
-            cost_usd=outcome.cost_usd,
-        )
+        first, call = _ask(client, ctx, row, ctx.primary, "primary")
+        result.calls.append(call)
+        if not first.is_result:
+            if first.kind == "fatal":
+                result.fatal = first.exc
+                recorder.record(calls=[call])
+            else:
+                result.failure = _failure(ctx, row, ctx.primary, "primary", first)
+                recorder.record(calls=[call], failures=[result.failure])
+            return result
+        escalate = ctx.escalation is not None and first.answer.recommendation_type in HIGH_STAKES
+
+        def staged(answer, model, status) -> dict:
+            return ctx.result(
+                row,
+                answer,
+                model,
+                escalated=status == "escalated",
+                input_tokens=sum(c["input_tokens"] for c in result.calls),
+                output_tokens=sum(c["output_tokens"] for c in result.calls),
+                cost_usd=result.cost_usd,
+                escalation_status=status,
+            )
+
+        if not escalate:
+            result.result = staged(first.answer, ctx.primary, None)
+            recorder.record(calls=[call], results=[result.result])
+            return result
+        held = staged(first.answer, ctx.primary, "not_sent")
+        recorder.record(calls=[call], held=[held])
+        second, call2 = _ask(client, ctx, row, ctx.escalation, "escalation")
+        result.calls.append(call2)
+        if second.is_result:
+            result.result = staged(second.answer, ctx.escalation, "escalated")
+        else:
+            result.result = staged(first.answer, ctx.primary, "escalation_failed")
+            if second.kind == "fatal":
+                result.fatal = second.exc
+        recorder.record(calls=[call2], results=[result.result])
     except Exception as exc:  # a bug or an unexpected SDK error: fail this row, keep the run
-        outcome.failure = ctx.failure(
-            row.user_id, ctx.primary, "primary", error_class(exc), repr(exc)
-        )
-    return outcome
+        if held is not None:
+            result.result = {**held, "escalation_status": "escalation_failed"}
+            recorder.record(results=[result.result])
+        else:
+            result.failure = ctx.failure(
+                row.user_id, ctx.primary, "primary", error_class(exc), repr(exc),
+                input_sha=row.input_sha,
+            )  # fmt: skip
+            recorder.record(failures=[result.failure])
+    return result
 
 
 class _Writer:
-    """Group commit: a thread that commits whatever rows finished while it was busy.
+    """Group commit: a thread that commits whatever entries arrived while it was busy.
 
-    A commit (open the warehouse, three Arrow inserts, close) takes 10-40 ms. At API
-    latencies of a second, rows trickle in and each gets its own small commit; when rows
-    finish faster than that, each commit takes every row that finished during the previous
-    one (at most ``MAX_ROWS_PER_COMMIT``), so committing never slows the requests down and
-    a kill loses only the rows in flight and the ones waiting for the running commit.
+    A commit (open the warehouse, a few Arrow inserts, close) takes 10-40 ms. When answers
+    arrive faster than that, each commit takes every entry that arrived during the previous
+    one (at most ``MAX_ROWS_PER_COMMIT``). While the warehouse is busy it retries the same
+    entries (plus new ones) until ``store.COMMIT_GIVE_UP_S``; ``stalled`` is true meanwhile.
     """
 
-    def __init__(self, tally: Tally, workers: int):
+    def __init__(self, tally: Tally, journal: Journal | None):
         self.tally = tally
-        self.queue: queue.Queue[RowOutcome | None] = queue.Queue(maxsize=MAX_ROWS_PER_COMMIT)
+        self.journal = journal
+        self.queue: queue.Queue[tuple[dict, int | None] | None] = queue.Queue()
         self.error: BaseException | None = None
+        self.stalled = False
+        self.uncommitted = 0
         self._thread = threading.Thread(target=self._run, name="sandbox-infer-writer", daemon=True)
         self._thread.start()
 
-    def put(self, outcome: RowOutcome) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(outcome)
+    def put(self, entry: dict, segment: int | None) -> None:
+        self.queue.put((entry, segment))
 
     def close(self) -> None:
-        """Commit everything queued, stop the thread, re-raise a commit error."""
+        """Commit everything queued (waiting while the warehouse is busy), stop the thread."""
         self.queue.put(None)
         self._thread.join()
-        if self.error is not None:
-            raise self.error
+
+    def _take(self, batch: list, block: bool) -> bool:
+        """Move queued entries into ``batch``; False once the closing marker was taken."""
+        try:
+            item = self.queue.get() if block else self.queue.get_nowait()
+        except queue.Empty:
+            return True
+        while True:
+            if item is None:
+                return False
+            batch.append(item)
+            if len(batch) >= MAX_ROWS_PER_COMMIT:
+                return True
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return True
 
     def _run(self) -> None:
-        closing = False
-        while not closing:
-            batch = [self.queue.get()]
-            while len(batch) < MAX_ROWS_PER_COMMIT:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            closing = None in batch
-            outcomes = [o for o in batch if o is not None]
-            if not outcomes or self.error is not None:
+        open_ = True
+        batch: list[tuple[dict, int | None]] = []
+        busy_since: float | None = None
+        while open_ or batch:
+            if open_:
+                open_ = self._take(batch, block=not batch)
+            if not batch:
                 continue
-            results = [o.result for o in outcomes if o.result]
-            failures = [o.failure for o in outcomes if o.failure]
-            calls = [c for o in outcomes for c in o.calls]
+            if self.error is not None:
+                self.uncommitted += len(batch)
+                batch = []
+                continue
+            rows = {"results": [], "failures": [], "calls": []}
+            for entry, _ in batch:
+                for key in rows:
+                    rows[key].extend(entry[key])
+            if self.journal is not None:
+                self.journal.sync()
             try:
-                store.commit(results=results, failures=failures, calls=calls)
-            except BaseException as exc:  # keep draining so the main thread never blocks
+                store.commit(**rows)
+            except WarehouseBusy as exc:
+                now = time.monotonic()
+                busy_since = busy_since or now
+                self.stalled = True
+                if now - busy_since >= store.COMMIT_GIVE_UP_S:
+                    self.error = exc
+                time.sleep(0.2)
+                continue
+            except BaseException as exc:  # keep draining so no worker ever blocks
                 self.error = exc
                 continue
-            self.tally.count(results=results, failures=failures, calls=calls)
+            busy_since, self.stalled = None, False
+            self.tally.count(**rows)
+            if self.journal is not None:
+                self.journal.committed([seg for _, seg in batch if seg is not None])
+            batch = []
+
+
+@dataclass
+class RealtimeRun:
+    """What :func:`run_realtime` did: totals, why it stopped early, what it left."""
+
+    tally: Tally
+    interrupted: str | None = None
+    left_in_journal: int = 0
 
 
 def run_realtime(
@@ -215,56 +297,89 @@ def run_realtime(
     workers: int,
     budget: Budget,
     progress: bool,
-) -> Tally:
-    """Infer ``rows`` and return the totals of what was committed."""
-    tally = Tally()
+    journal: Journal | None = None,
+    stop: threading.Event | None = None,
+) -> RealtimeRun:
+    """Infer ``rows``; returns the totals of what was committed (see the module docstring)."""
+    run = RealtimeRun(Tally())
+    stop = stop or threading.Event()
     pending = iter(rows)
     in_flight: dict[Future, float] = {}
     fatal: tuple[anthropic.APIStatusError, str] | None = None
-    stop = False
+    halted = False
     bar = tqdm(
         total=len(rows), desc=f"infer {ctx.execution_date}", unit="row", disable=not progress
     )
-    writer = _Writer(tally, workers)
+    writer = _Writer(run.tally, journal)
+    recorder = Recorder(journal, writer)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-infer")
     held = None  # a row whose worst case did not fit the budget while others were in flight
     try:
         while True:
-            while not stop and len(in_flight) < workers:
-                row, held = held or next(pending, None), None
-                if row is None:
+            try:
+                if stop.is_set() and not run.interrupted:
+                    run.interrupted, halted = "stop", True
+                if recorder.journal_error is not None or writer.error is not None:
+                    halted = True
+                while not halted and not writer.stalled and len(in_flight) < workers:
+                    row, held = held or next(pending, None), None
+                    if row is None:
+                        break
+                    worst = ctx.row_worst(row)
+                    if not budget.reserve(worst):
+                        # rows in flight may settle lower: wait and retry this row; with
+                        # nothing in flight the budget is truly spent: stop
+                        if in_flight:
+                            held = row
+                        else:
+                            halted = True
+                        break
+                    in_flight[pool.submit(infer_row, client, ctx, row, recorder)] = worst
+                if not in_flight:
+                    if writer.stalled and not halted and writer.error is None:
+                        time.sleep(0.1)  # the warehouse is busy: wait before sending more
+                        continue
                     break
-                worst = ctx.row_worst(row)
-                if not budget.reserve(worst):
-                    # With rows in flight, their reservations may settle lower: wait and retry
-                    # this row. With nothing in flight the budget is truly spent: stop.
-                    if in_flight:
-                        held = row
-                    else:
-                        stop = True
-                    break
-                in_flight[pool.submit(infer_row, client, ctx, row)] = worst
-            if not in_flight:
-                break
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                reserved = in_flight.pop(future)
-                outcome: RowOutcome = future.result()
-                budget.settle(reserved, outcome.cost_usd)
-                writer.put(outcome)
-                if outcome.fatal is not None and fatal is None:
-                    model = outcome.calls[-1]["model"] if outcome.calls else ctx.primary.id
-                    fatal, stop = (outcome.fatal, model), True
-            bar.update(len(finished))
-            bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
+                finished, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    reserved = in_flight.pop(future)
+                    outcome: RowOutcome = future.result()
+                    budget.settle(reserved, outcome.cost_usd)
+                    if outcome.fatal is not None and fatal is None:
+                        model = outcome.calls[-1]["model"] if outcome.calls else ctx.primary.id
+                        fatal, halted = (outcome.fatal, model), True
+                bar.update(len(finished))
+                bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
+            except KeyboardInterrupt:
+                # stop submitting; the rows in flight finish and are kept (a second ^C in
+                # pool.shutdown below raises out: the journal still holds their answers)
+                run.interrupted, halted = "KeyboardInterrupt", True
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        for future in in_flight:  # interrupted: keep what the in-flight rows already paid for
+        for future in in_flight:
             if future.done() and not future.cancelled() and future.exception() is None:
-                writer.queue.put(future.result())
+                budget.settle(in_flight[future], future.result().cost_usd)
         bar.close()
         writer.close()
+        run.left_in_journal = writer.uncommitted
+        if journal is not None:
+            journal.close(all_committed=writer.error is None)
+    if writer.error is not None:
+        where = journal.folder if journal is not None else "memory"
+        raise SandboxError(
+            f"stopped after {run.tally.done} rows: could not commit to the warehouse "
+            f"({type(writer.error).__name__}: {writer.error}); {run.left_in_journal} answers "
+            f"received are kept in the journal ({where}) and the next `sandbox infer` "
+            "commits them first, without sending them again"
+        ) from writer.error
+    if recorder.journal_error is not None:
+        raise SandboxError(
+            f"stopped after {run.tally.done} rows: {recorder.journal_error}. Every answer "
+            "received was still committed to the warehouse, so nothing is sent twice"
+        ) from recorder.journal_error
     if fatal is not None:
         exc, model = fatal
-        raise SandboxError(f"stopped after {tally.done} rows: {explain_fatal(exc, model)}") from exc
-    return tally
+        raise SandboxError(
+            f"stopped after {run.tally.done} rows: {explain_fatal(exc, model)}"
+        ) from exc
+    return run

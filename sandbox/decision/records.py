@@ -14,7 +14,7 @@ from datetime import date
 import anthropic
 
 from sandbox.decision.pricing import ModelPrice, PriceBook, approx_tokens
-from sandbox.decision.prompt import MAX_TOKENS, PROMPT_VERSION, Recommendation, prefix_chars
+from sandbox.decision.prompt import PROMPT_VERSION, Recommendation, prefix_chars
 from sandbox.decision.store import InputRow, utcnow
 
 MAX_RAW_TEXT = 4000
@@ -49,8 +49,8 @@ class RunContext:
         return self.overhead_tokens + approx_tokens(row.summary)
 
     def worst_cost(self, row: InputRow, model: ModelPrice) -> float:
-        """The most one request for ``row`` can cost (output at ``max_tokens``)."""
-        return self.cost(model, self.input_tokens(row), MAX_TOKENS)
+        """The most one request for ``row`` can cost (output at the model's ``max_tokens``)."""
+        return self.cost(model, self.input_tokens(row), model.max_tokens)
 
     def row_worst(self, row: InputRow) -> float:
         """The most a row can cost: its primary request plus, if on, the escalation."""
@@ -105,9 +105,17 @@ class RunContext:
         error_class: str,
         message: str,
         raw_text: str | None = None,
+        *,
+        input_sha: str | None = None,
+        permanent: bool = False,
     ) -> dict:
-        """A ``decision.inference_failures`` row (the dead letter, with the raw answer)."""
+        """A ``decision.inference_failures`` row (the dead letter, with the raw answer).
+
+        ``permanent``: the API rejected the request itself, so it is not sent again until
+        the row's input (``input_sha``), the prompt or the model changes.
+        """
         return {
+            "failure_id": uuid.uuid4().hex,
             "execution_date": self.execution_date,
             "user_id": user_id,
             "model": model.id,
@@ -119,6 +127,9 @@ class RunContext:
             "raw_text": raw_text[:MAX_RAW_TEXT] if raw_text is not None else None,
             "run_id": self.run_id,
             "failed_at": utcnow(),
+            "input_sha": input_sha,
+            "permanent": permanent,
+            "resolved_at": None,
         }
 
     def result(
@@ -131,8 +142,14 @@ class RunContext:
         input_tokens: int,
         output_tokens: int,
         cost_usd: float,
+        escalation_status: str | None = None,
     ) -> dict:
-        """A ``decision.recommendations_staging`` row; tokens and cost cover every request of the row."""
+        """A ``decision.recommendations_staging`` row; tokens and cost cover every request of the row.
+
+        ``escalation_status``: ``None`` (not high-stakes or escalation off), ``escalated``,
+        ``escalation_failed`` (the primary answer is kept), ``not_sent`` (the run stopped
+        before the escalation) or ``over_budget``.
+        """
         return {
             "execution_date": self.execution_date,
             "user_id": row.user_id,
@@ -147,6 +164,7 @@ class RunContext:
             "input_sha": row.input_sha,
             "run_id": self.run_id,
             "created_at": utcnow(),
+            "escalation_status": escalation_status,
         }
 
 

@@ -9,15 +9,18 @@ all, so a killed run loses at most what had not been committed yet.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import duckdb
 import pyarrow as pa
 
-from sandbox.config import SandboxError
-from sandbox.warehouse import DDL, connect, ensure_tables, table_exists
+from sandbox.config import SandboxError, warehouse_path
+from sandbox.decision import journal
+from sandbox.warehouse import DDL, WarehouseBusy, connect, ensure_tables, table_exists
 
 SOURCE_MART = "marts.fct_user_features_for_ai"
 INPUTS = "decision.inference_inputs"
@@ -58,12 +61,20 @@ class InputRow:
 
 @dataclass(frozen=True)
 class PendingWork:
-    """The rows of a date still to do, and how many inputs and staged rows it has."""
+    """The rows of a date still to do, and how many inputs and staged rows it has.
+
+    ``held_back``: rows whose request the API rejected as invalid (a permanent failure for
+    the same input, prompt and model), with one API message each, not sent again.
+    ``resend_reasons``: why rows about to be sent were already sent before (the last
+    ledger status of their primary request), e.g. ``{"transient error (OverloadedError)": 3}``.
+    """
 
     rows: list[InputRow]
     inputs: int
     staged: int
     in_open_batches: int
+    held_back: dict[str, str] = field(default_factory=dict)
+    resend_reasons: Counter = field(default_factory=Counter)
 
 
 def prepare_features(execution_date: date) -> int:
@@ -134,8 +145,18 @@ def prepare_features(execution_date: date) -> int:
     return int(count)
 
 
-def load_pending(execution_date: date, limit: int | None = None) -> PendingWork:
-    """Inputs of the date with no staged row and not waiting in an open Message Batch."""
+def load_pending(
+    execution_date: date,
+    limit: int | None = None,
+    *,
+    prompt_version: str | None = None,
+    model: str | None = None,
+) -> PendingWork:
+    """Inputs of the date with no staged row and not waiting in an open Message Batch.
+
+    With ``prompt_version`` and ``model``, rows whose request the API rejected as invalid
+    (an open permanent failure for the same input, prompt and model) are held back.
+    """
     with connect() as con:
         ensure_tables(con, *TABLES)
         inputs = con.execute(
@@ -152,9 +173,24 @@ def load_pending(execution_date: date, limit: int | None = None) -> PendingWork:
         ).fetchone()[0]
         waiting = con.execute(
             f"select count(distinct user_id) from {BATCH_JOBS} "
-            "where execution_date = ? and status <> 'ingested'",
+            "where execution_date = ? and status in ('creating', 'in_progress')",
             [execution_date],
         ).fetchone()[0]
+        held: dict[str, str] = {}
+        if prompt_version is not None and model is not None:
+            held = dict(
+                con.execute(
+                    f"""
+                    select f.user_id, any_value(f.error_class || ': ' || f.error_message)
+                    from {FAILURES} f join {INPUTS} i
+                      on i.execution_date = f.execution_date and i.user_id = f.user_id
+                    where f.execution_date = ? and f.permanent and f.resolved_at is null
+                      and f.input_sha = i.input_sha and f.prompt_version = ? and f.model = ?
+                    group by f.user_id
+                    """,
+                    [execution_date, prompt_version, model],
+                ).fetchall()
+            )
         sql = f"""
             select i.user_id, i.user_summary_for_llm, i.input_sha
             from {INPUTS} i
@@ -163,16 +199,45 @@ def load_pending(execution_date: date, limit: int | None = None) -> PendingWork:
                               where s.execution_date = i.execution_date and s.user_id = i.user_id)
               and not exists (select 1 from {BATCH_JOBS} b
                               where b.execution_date = i.execution_date and b.user_id = i.user_id
-                                and b.status <> 'ingested')
+                                and b.status in ('creating', 'in_progress'))
+              and not list_contains(?, i.user_id)
             order by i.user_id
         """
-        params: list = [execution_date]
+        params: list = [execution_date, list(held)]
         if limit is not None:
             sql += " limit ?"
             params.append(max(0, int(limit)))
         rows = [InputRow(*r) for r in con.execute(sql, params).fetchall()]
+        reasons: Counter = Counter()
+        if rows and prompt_version is not None:
+            last = con.execute(
+                f"""
+                select status, error_class, count(*) from (
+                    select user_id, arg_max(status, called_at) as status,
+                           arg_max(error_class, called_at) as error_class
+                    from {CALLS}
+                    where execution_date = ? and purpose = 'primary' and prompt_version = ?
+                      and list_contains(?, user_id)
+                    group by user_id)
+                group by all
+                """,
+                [execution_date, prompt_version, [r.user_id for r in rows]],
+            ).fetchall()
+            for status, error_class, n in last:
+                if status == "ok":
+                    why = "answered before, but the input changed or the row was not kept"
+                elif status == "invalid":
+                    why = f"the last answer was invalid ({error_class})"
+                else:
+                    why = f"the last request ended in a transient error ({error_class or status})"
+                reasons[why] += int(n)
     return PendingWork(
-        rows=rows, inputs=int(inputs), staged=int(staged), in_open_batches=int(waiting)
+        rows=rows,
+        inputs=int(inputs),
+        staged=int(staged),
+        in_open_batches=int(waiting),
+        held_back=held,
+        resend_reasons=reasons,
     )
 
 
@@ -190,11 +255,11 @@ def input_rows(execution_date: date, user_ids: Iterable[str]) -> dict[str, Input
     return {r[0]: InputRow(*r) for r in found}
 
 
-_SCHEMAS: dict[tuple[str, str], pa.Schema] = {}
+_SCHEMAS: dict[tuple[str, str, str], pa.Schema] = {}
 
 
 def _arrow_schema(con: duckdb.DuckDBPyConnection, table: str) -> pa.Schema:
-    key = (table, DDL[table])
+    key = (str(warehouse_path()), table, DDL[table])
     if key not in _SCHEMAS:
         _SCHEMAS[key] = con.sql(f"select * from {table} limit 0").to_arrow_table().schema
     return _SCHEMAS[key]
@@ -221,22 +286,31 @@ def commit(
     calls: list[dict] = (),
     batch_jobs: list[dict] = (),
     ingested_batch: tuple[str, datetime | None] | None = None,
+    batch_updates: list[tuple[str, str, str]] = (),
 ) -> None:
-    """Write one small batch of outcomes in one transaction.
+    """Write one small batch of outcomes in one transaction (idempotent: safe to repeat).
 
     ``results`` skip users already staged for the date (``on conflict do nothing``), so a
-    row can never be staged twice. ``ingested_batch`` = ``(batch_id, ended_at)`` marks a
-    Message Batch's rows as ingested in the same transaction as its outcomes.
+    row can never be staged twice, and mark the date's open failure rows of those users
+    resolved. Ledger rows skip a ``call_id`` already stored, failure rows a ``failure_id``.
+    ``ingested_batch`` = ``(batch_id, ended_at)`` marks a Message Batch's rows as ingested in
+    the same transaction as its outcomes; ``batch_updates`` = ``(old_id, new_id, status)``
+    renames a batch intent once the API named the batch.
     """
-    if not (results or failures or calls or batch_jobs or ingested_batch):
+    if not (results or failures or calls or batch_jobs or ingested_batch or batch_updates):
         return
     with connect() as con:
         con.begin()
         try:
             _insert(con, STAGING, list(results), "on conflict do nothing")
-            _insert(con, FAILURES, list(failures))
+            _insert_new_failures(con, list(failures))
             _insert(con, CALLS, list(calls), "on conflict do nothing")
             _insert(con, BATCH_JOBS, list(batch_jobs), "on conflict do nothing")
+            for old_id, new_id, status in batch_updates:
+                con.execute(
+                    f"update {BATCH_JOBS} set batch_id = ?, status = ? where batch_id = ?",
+                    [new_id, status, old_id],
+                )
             if ingested_batch:
                 batch_id, ended_at = ingested_batch
                 con.execute(
@@ -244,19 +318,107 @@ def commit(
                     "ingested_at = ? where batch_id = ?",
                     [ended_at, utcnow(), batch_id],
                 )
+            _resolve(con, results)
             con.commit()
         except BaseException:
             con.rollback()
             raise
 
 
+def _insert_new_failures(con: duckdb.DuckDBPyConnection, failures: list[dict]) -> None:
+    if not failures:
+        return
+    schema = _arrow_schema(con, FAILURES)
+    con.register("_decision_failures", pa.Table.from_pylist(failures, schema=schema))
+    try:
+        con.execute(
+            f"insert into {FAILURES} by name select * from _decision_failures n "
+            f"where not exists (select 1 from {FAILURES} f where f.failure_id = n.failure_id)"
+        )
+    finally:
+        con.unregister("_decision_failures")
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, results: list[dict]) -> None:
+    """Mark open failure rows resolved for the users these results staged."""
+    by_date: dict[date, list[str]] = {}
+    for r in results:
+        by_date.setdefault(r["execution_date"], []).append(r["user_id"])
+    now = utcnow()
+    for day, users in by_date.items():
+        con.execute(
+            f"update {FAILURES} set resolved_at = ? where execution_date = ? "
+            "and resolved_at is null and list_contains(?, user_id) "
+            f"and exists (select 1 from {STAGING} s where s.execution_date = ? "
+            f"and s.user_id = {FAILURES}.user_id)",
+            [now, day, users, day],
+        )
+
+
+COMMIT_GIVE_UP_S = 600.0
+"""How long a commit keeps retrying while another process holds the warehouse."""
+
+
+def commit_when_free(give_up_s: float | None = None, **rows) -> None:
+    """:func:`commit`, retried while the warehouse is busy (a reader holding it) for up to ``give_up_s``."""
+    deadline = time.monotonic() + (COMMIT_GIVE_UP_S if give_up_s is None else give_up_s)
+    while True:
+        try:
+            return commit(**rows)
+        except WarehouseBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What :func:`ingest_journal` committed from an earlier run's journal."""
+
+    entries: int = 0
+    calls: int = 0
+    results: int = 0
+    failures: int = 0
+
+
+def ingest_journal() -> Recovered:
+    """Commit every entry an earlier run left in the journal, then remove it (idempotent).
+
+    A ``held`` primary answer (a high-stakes row whose escalation never came back) is
+    staged as it is, marked ``not_sent``, unless the journal or the warehouse already has
+    the row's final answer: the primary answer was paid for and is never bought again.
+    """
+    files = journal.pending_files()
+    if not files:
+        return Recovered()
+    results: list[dict] = []
+    failures: list[dict] = []
+    calls: list[dict] = []
+    held: dict[tuple, dict] = {}
+    entries = 0
+    for entry in journal.read(files):
+        entries += 1
+        calls.extend(entry["calls"])
+        failures.extend(entry["failures"])
+        results.extend(entry["results"])
+        for row in entry["held"]:
+            held[(row["execution_date"], row["user_id"])] = row
+    final = {(r["execution_date"], r["user_id"]) for r in results}
+    results.extend(row for key, row in held.items() if key not in final)
+    with connect() as con:
+        ensure_tables(con, *TABLES)
+    commit_when_free(results=results, failures=failures, calls=calls)
+    journal.forget(files)
+    return Recovered(entries, len(calls), len(results), len(failures))
+
+
 def open_batches(execution_date: date) -> dict[str, list[dict]]:
-    """Message Batches of the date whose results are not ingested yet, oldest first."""
+    """Message Batches of the date not ingested yet (``creating`` = an intent), oldest first."""
     with connect() as con:
         ensure_tables(con, *TABLES)
         cur = con.execute(
-            f"select * from {BATCH_JOBS} where execution_date = ? and status <> 'ingested' "
-            "order by submitted_at, batch_id, user_id",
+            f"select * from {BATCH_JOBS} where execution_date = ? "
+            "and status in ('creating', 'in_progress') order by submitted_at, batch_id, user_id",
             [execution_date],
         )
         names = [d[0] for d in cur.description]
@@ -319,6 +481,25 @@ def counts(execution_date: date) -> tuple[int, int]:
             f"select count(*) from {STAGING} where execution_date = ?", [execution_date]
         ).fetchone()[0]
     return int(inputs), int(staged)
+
+
+def known_batch_ids() -> set[str]:
+    """Every Message Batch id ``decision.batch_jobs`` holds (any date)."""
+    with connect() as con:
+        ensure_tables(con, *TABLES)
+        return {r[0] for r in con.execute(f"select distinct batch_id from {BATCH_JOBS}").fetchall()}
+
+
+def open_failures(execution_date: date) -> int:
+    """Dead-letter rows of the date that no later success resolved."""
+    with connect() as con:
+        ensure_tables(con, *TABLES)
+        return int(
+            con.execute(
+                f"select count(*) from {FAILURES} where execution_date = ? and resolved_at is null",
+                [execution_date],
+            ).fetchone()[0]
+        )
 
 
 def escalation_share(prompt_version: str, default: float, min_rows: int = 20) -> float:

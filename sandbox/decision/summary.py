@@ -7,7 +7,12 @@ from datetime import date
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 3
-"""Exit code of ``sandbox infer`` when rows failed, the budget stopped it, or a batch is still running."""
+"""Exit code of ``sandbox infer`` when rows failed, the budget stopped it, rows are left
+pending (``--limit``), or a batch is still running."""
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+"""Exit codes of an interrupted run: 128 + the signal number, as shells report it."""
+STATUSES = ("ok", "partial", "budget", "waiting", "pending", "interrupted")
 
 
 @dataclass
@@ -20,7 +25,16 @@ class InferenceSummary:
     Messages API requests (one per item of a Message Batch).
 
     ``status`` is ``ok``, ``partial`` (some rows failed), ``budget`` (the budget stopped
-    it with rows left) or ``waiting`` (a Message Batch is still processing: run again).
+    it with rows left), ``waiting`` (a Message Batch is still processing: run again),
+    ``pending`` (rows left by ``--limit`` / ``batch_size``) or ``interrupted`` (stopped by
+    a signal, a ``stop`` event or a KeyboardInterrupt: what the requests in flight brought
+    back was kept). ``exit_code``: 0 for ok, 3 for partial / budget / waiting / pending, and
+    for interrupted 143 when the cause was SIGTERM, else 130.
+
+    ``resent`` counts requests sent again for rows sent before (why: ``notes``);
+    ``recovered`` ledger rows committed from an earlier run's journal; ``failures_open``
+    dead-letter rows of the date not resolved by a later success; ``held_back`` rows not
+    sent because the API rejected their request as invalid (permanent failures).
     """
 
     execution_date: date
@@ -44,13 +58,20 @@ class InferenceSummary:
     max_cost_usd: float | None = None
     wall_s: float = 0.0
     status: str = "ok"
+    interrupted_by: str | None = None
+    resent: int = 0
+    recovered: int = 0
+    failures_open: int = 0
+    held_back: int = 0
     failures_by_class: dict[str, int] = field(default_factory=dict)
     batch_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """0 when the run finished cleanly, 3 otherwise (see the class docstring)."""
+        """0 when the run finished cleanly, 3 when rows are left, 130/143 when interrupted."""
+        if self.status == "interrupted":
+            return EXIT_SIGTERM if self.interrupted_by == "SIGTERM" else EXIT_SIGINT
         return EXIT_OK if self.status == "ok" else EXIT_INCOMPLETE
 
     def render(self) -> str:
@@ -72,10 +93,16 @@ class InferenceSummary:
             f"cost {cost}",
             f"  wall {self.wall_s:.1f}s{rate}; status {self.status}",
         ]
+        if self.resent or self.recovered:
+            lines.append(
+                f"  re-sent {self.resent:,} requests for rows sent before (why: notes); "
+                f"{self.recovered:,} ledger rows recovered from the journal"
+            )
         if self.failures_by_class:
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.failures_by_class.items()))
             lines.append(
-                f"  failures: {kinds} (see decision.inference_failures; a re-run retries them)"
+                f"  failures: {kinds} (see decision.inference_failures where resolved_at is null; "
+                "a re-run retries all but invalid requests)"
             )
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)

@@ -1,0 +1,222 @@
+"""The answer journal: every API response is on local disk before anything else happens to it.
+
+A run appends one JSON line per response (answer or error, with its usage and ledger row)
+to ``<warehouse stem>.journal/`` beside the warehouse, then hands it to the commit thread.
+DuckDB commits come from those entries and are idempotent (ledger rows by ``call_id``,
+results by ``(execution_date, user_id)``, failures by ``failure_id``), so committing an
+entry twice changes nothing. The next run (and ``sandbox infer`` first thing) commits what
+an earlier run left in the journal, then removes it. So a request is sent again only when no
+response to it was received, and ``decision.llm_calls`` holds every request the API answered.
+
+Durability: each entry is one ``write`` on a file opened ``O_APPEND`` (no user-space
+buffer), so once ``append`` returns, a killed process (SIGKILL, OOM) loses nothing. The
+file is ``fsync``-ed before each DuckDB commit (group fsync), so a power loss or kernel
+crash can lose at most the responses of the last commit interval (tens of milliseconds);
+they are then missing from the ledger, and their rows are sent again.
+
+Files are segments of at most :data:`SEGMENT_ENTRIES` entries; a segment whose entries are
+all committed is deleted as soon as the run has moved on to the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+from sandbox.config import SandboxError, warehouse_path
+
+SEGMENT_ENTRIES = 20_000
+_DATE_KEYS = frozenset({"execution_date"})
+_TIME_KEYS = frozenset(
+    {
+        "called_at",
+        "failed_at",
+        "created_at",
+        "submitted_at",
+        "ended_at",
+        "ingested_at",
+        "resolved_at",
+    }
+)
+
+
+class JournalError(SandboxError):
+    """The journal could not be written (e.g. the disk is full)."""
+
+
+def journal_dir(path: Path | None = None) -> Path:
+    """The journal folder of the warehouse: ``<warehouse dir>/<stem>.journal``."""
+    wh = path or warehouse_path()
+    return wh.parent / f"{wh.stem}.journal"
+
+
+def _encode(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot journal {type(value).__name__}")
+
+
+def _decode_row(row: dict) -> dict:
+    for key, value in row.items():
+        if value is None or not isinstance(value, str):
+            continue
+        if key in _DATE_KEYS:
+            row[key] = date.fromisoformat(value)
+        elif key in _TIME_KEYS:
+            row[key] = datetime.fromisoformat(value)
+    return row
+
+
+def decode(entry: dict) -> dict:
+    """Turn the ISO strings of a read-back entry into dates and datetimes again."""
+    for key in ("calls", "results", "failures", "held"):
+        entry[key] = [_decode_row(r) for r in entry.get(key) or ()]
+    return entry
+
+
+class Journal:
+    """Append entries, fsync in groups, forget the segments whose entries are committed."""
+
+    def __init__(self, folder: Path | None = None, segment_entries: int = SEGMENT_ENTRIES):
+        self.folder = folder or journal_dir()
+        self.segment_entries = segment_entries
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._segment = 0
+        self._written = 0  # entries in the current segment
+        self._open: dict[int, int] = {}  # segment -> entries not yet committed
+        self._dirty = False
+        self._closed = False
+        self.appended = 0
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _roll(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        existing = [int(p.stem.split("-")[1]) for p in self.folder.glob("seg-*.jsonl")]
+        self._segment = max([self._segment, *existing]) + 1
+        path = self.folder / f"seg-{self._segment:06d}-{os.getpid()}.jsonl"
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._written = 0
+        self._open.setdefault(self._segment, 0)
+
+    def append(self, entry: dict) -> int:
+        """Write one entry (one ``write`` call); returns its segment. Raises :class:`JournalError`."""
+        entry.setdefault("id", uuid.uuid4().hex)
+        line = (json.dumps(entry, default=_encode, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            try:
+                if self._fd is None or self._written >= self.segment_entries:
+                    self._roll()
+                view = memoryview(line)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot write the answer journal in {self.folder} ({exc.strerror or exc}): "
+                    "free disk space there (or fix its permissions) and run again"
+                ) from exc
+            self._written += 1
+            self._open[self._segment] = self._open.get(self._segment, 0) + 1
+            self._dirty = True
+            self.appended += 1
+            return self._segment
+
+    def sync(self) -> None:
+        """``fsync`` what was appended since the last sync (before a DuckDB commit)."""
+        with self._lock:
+            fd, dirty, self._dirty = self._fd, self._dirty, False
+        if fd is not None and dirty:
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass  # the write itself succeeded: a process kill still loses nothing
+
+    def committed(self, segments: list[int]) -> None:
+        """Entries of these segments are in DuckDB; delete segments that are done and closed."""
+        with self._lock:
+            for segment in segments:
+                self._open[segment] = self._open.get(segment, 1) - 1
+            for segment, left in list(self._open.items()):
+                if left <= 0 and segment != self._segment:
+                    self._remove(segment)
+                    del self._open[segment]
+
+    def close(self, *, all_committed: bool) -> None:
+        """Close the file; with everything committed, remove this run's segments (once)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if all_committed:
+                for segment in list(self._open):
+                    self._remove(segment)
+                self._open.clear()
+                _remove_if_empty(self.folder)
+
+    def _remove(self, segment: int) -> None:
+        for path in self.folder.glob(f"seg-{segment:06d}-*.jsonl"):
+            path.unlink(missing_ok=True)
+
+
+# -- reading what an earlier run left ----------------------------------------------------------
+
+
+def pending_files(folder: Path | None = None) -> list[Path]:
+    """Segment files left in the journal folder, oldest first."""
+    folder = folder or journal_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("seg-*.jsonl"))
+
+
+def read(files: list[Path]) -> Iterator[dict]:
+    """Every complete entry of ``files`` (a half-written last line, from a kill, is skipped)."""
+    for path in files:
+        with open(path, "rb") as fh:
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    continue
+                try:
+                    yield decode(json.loads(line))
+                except (ValueError, TypeError):
+                    continue
+
+
+def forget(files: list[Path]) -> None:
+    """Delete ingested segment files (and the folder when it is empty)."""
+    for path in files:
+        path.unlink(missing_ok=True)
+    if files:
+        _remove_if_empty(files[0].parent)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+__all__ = [
+    "SEGMENT_ENTRIES",
+    "Journal",
+    "JournalError",
+    "decode",
+    "forget",
+    "journal_dir",
+    "pending_files",
+    "read",
+]

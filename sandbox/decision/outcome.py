@@ -1,0 +1,109 @@
+"""One outcome classifier for realtime and batch: an API answer becomes a result, a failure or a retry.
+
+Whatever came back — a ``Message``, an SDK exception after its retries, or one item of a
+Message Batch's results — :func:`classify` turns it into an :class:`Outcome`:
+
+``result``
+    a valid answer (``stop_reason`` checked, JSON parsed, the pydantic model validated);
+``failure``
+    the API answered, but the answer cannot become a result row (cut off, refused, not
+    JSON, out of range). It goes to the dead letter with its raw text; the next run asks
+    again (another sample may be valid). ``permanent`` failures — the API rejected the
+    request itself (``invalid_request_error`` inside a batch) — are not sent again until
+    the row's input, the prompt or the model changes;
+``retry``
+    a transient error (429, 5xx, timeout, a canceled or expired batch item): a failure row
+    that the next run retries;
+``fatal``
+    an error no retry can fix (bad key, no permission, an invalid request in realtime,
+    an unknown model): the run stops at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.decision.prompt import InvalidAnswer, Recommendation, parse_answer
+from sandbox.decision.records import error_class, is_fatal
+
+PERMANENT_BATCH_ERRORS = frozenset(
+    {"invalid_request_error", "not_found_error", "permission_error", "authentication_error"}
+)
+"""Error types of a batch item that the same request would get again."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one answer means for its row (see the module docstring)."""
+
+    kind: str
+    status: str
+    """The ``decision.llm_calls.status``: ok, invalid, error, errored, canceled or expired."""
+    answer: Recommendation | None = None
+    error_class: str | None = None
+    message: str = ""
+    raw_text: str | None = None
+    permanent: bool = False
+    exc: BaseException | None = None
+
+    @property
+    def is_result(self) -> bool:
+        """True for a valid answer."""
+        return self.kind == "result"
+
+
+def from_message(message: Any) -> Outcome:
+    """A ``Message`` (realtime or a succeeded batch item): a result or an invalid answer."""
+    try:
+        answer = parse_answer(message)
+    except InvalidAnswer as exc:
+        return Outcome("failure", "invalid", None, exc.error_class, str(exc), exc.raw_text)
+    return Outcome("result", "ok", answer)
+
+
+def from_exception(exc: BaseException) -> Outcome:
+    """An SDK exception after its own retries: fatal (stop the run) or a retry next run."""
+    if is_fatal(exc):
+        return Outcome("fatal", "error", None, error_class(exc), str(exc), exc=exc)
+    return Outcome("retry", "error", None, error_class(exc), str(exc) or repr(exc), exc=exc)
+
+
+def from_batch_result(result: Any) -> Outcome:
+    """One Message Batch result item (``succeeded``, ``errored``, ``canceled``, ``expired``)."""
+    kind = result.type
+    if kind == "succeeded":
+        return from_message(result.message)
+    if kind == "errored":
+        err = result.error.error
+        err_type = getattr(err, "type", "api_error") or "api_error"
+        message = getattr(err, "message", "") or err_type
+        permanent = err_type in PERMANENT_BATCH_ERRORS
+        return Outcome(
+            "failure" if permanent else "retry",
+            "errored",
+            None,
+            f"batch_{err_type}",
+            message,
+            permanent=permanent,
+        )
+    return Outcome("retry", kind, None, f"batch_{kind}", f"the request was {kind} before it ran")
+
+
+def classify(item: Any) -> Outcome:
+    """Dispatch on what came back: an exception, a batch result item or a ``Message``."""
+    if isinstance(item, BaseException):
+        return from_exception(item)
+    if getattr(item, "type", None) in ("succeeded", "errored", "canceled", "expired"):
+        return from_batch_result(item)
+    return from_message(item)
+
+
+__all__ = [
+    "PERMANENT_BATCH_ERRORS",
+    "Outcome",
+    "classify",
+    "from_batch_result",
+    "from_exception",
+    "from_message",
+]

@@ -1,4 +1,4 @@
-"""The offline fake: its rules, its faults, and the real SDK talking to it."""
+"""The offline fake: its rules, its wording, its faults, and the real SDK talking to it."""
 
 from __future__ import annotations
 
@@ -7,24 +7,36 @@ import math
 from pathlib import Path
 
 import anthropic
-import httpx2
 import pytest
 
 from sandbox.config import SandboxError
-from sandbox.decision.fake import FakeMessagesAPI, Faults, read_summary, recommend, uniform
+from sandbox.decision.fake import (
+    WORDINGS,
+    FakeMessagesAPI,
+    Faults,
+    http_client,
+    read_summary,
+    recommend,
+    uniform,
+)
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params, parse_answer
 from tests.decision_fixtures import summary_for
 
-HAIKU = load_price_book().get("claude-haiku-4-5")
-SONNET = load_price_book().get("claude-sonnet-4-6")
+BOOK = load_price_book()
+HAIKU = BOOK.get("claude-haiku-4-5")
+CAPABLE = BOOK.get(BOOK.escalation)
 
 
-def client_for(fake: FakeMessagesAPI, max_retries: int = 2) -> anthropic.Anthropic:
+def client_for(
+    fake: FakeMessagesAPI, max_retries: int = 2, timeout: float = 60.0
+) -> anthropic.Anthropic:
+    """The real SDK client over ``fake``."""
     return anthropic.Anthropic(
         api_key="mock-key-offline",
-        http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(fake.handle)),
+        http_client=http_client(fake),
         max_retries=max_retries,
+        timeout=timeout,
     )
 
 
@@ -120,7 +132,7 @@ def test_the_escalation_model_is_more_confident() -> None:
     client = client_for(FakeMessagesAPI())
     summary = summary_for("pro", 90, 45, 0, 0)
     cheap = parse_answer(client.messages.create(**build_params(HAIKU, "u1", summary)))
-    capable = parse_answer(client.messages.create(**build_params(SONNET, "u1", summary)))
+    capable = parse_answer(client.messages.create(**build_params(CAPABLE, "u1", summary)))
     assert cheap.recommendation_type == capable.recommendation_type == "churn_risk"
     assert capable.confidence_score == pytest.approx(cheap.confidence_score + 0.05)
 
@@ -210,38 +222,44 @@ def test_answer_faults_repeat_for_the_same_user(kind: str, error_class: str) -> 
         assert err.value.error_class == error_class
 
 
-def test_message_batches_through_the_sdk(tmp_path: Path) -> None:
-    fake = FakeMessagesAPI(state_dir=tmp_path, faults=Faults.parse("expired=0.2,server_error=0.2"))
-    client = client_for(fake)
-    requests = [
-        {
-            "custom_id": f"20261101-u{i}",
-            "params": build_params(HAIKU, f"u{i}", summary_for("pro", 9, 1, 3, 2)),
-        }
-        for i in range(30)
-    ]
-    batch = client.messages.batches.create(requests=requests)
-    assert batch.processing_status == "in_progress"
-    assert client.messages.batches.retrieve(batch.id).processing_status == "in_progress"
-    # a new fake (another process) sees the stored batch, which has ended by now
-    other = client_for(FakeMessagesAPI(state_dir=tmp_path))
-    ended = other.messages.batches.retrieve(batch.id)
-    assert ended.processing_status == "ended" and ended.results_url
-    items = list(other.messages.batches.results(batch.id))
-    assert sorted(i.custom_id for i in items) == sorted(r["custom_id"] for r in requests)
-    assert [i.custom_id for i in items] != [r["custom_id"] for r in requests]  # order differs
-    kinds = {i.result.type for i in items}
-    assert kinds == {"succeeded", "expired", "errored"}
-    counts = ended.request_counts
-    assert counts.succeeded + counts.expired + counts.errored == 30
+def test_the_wording_varies_per_user_and_stays_valid() -> None:
+    """Realistic prose: varied phrasings with abbreviations and decimals, within the limits."""
+    from sandbox.decision.prompt import MAX_REASONING_CHARS, MAX_TEXT_CHARS, validate_answer
 
-
-def test_batch_requests_are_validated() -> None:
     client = client_for(FakeMessagesAPI())
-    params = build_params(HAIKU, "u1", "x" * 60)
-    with pytest.raises(anthropic.BadRequestError, match="custom_id"):
-        client.messages.batches.create(requests=[{"custom_id": "has space", "params": params}])
-    with pytest.raises(anthropic.BadRequestError, match="not unique"):
-        client.messages.batches.create(
-            requests=[{"custom_id": "a", "params": params}, {"custom_id": "a", "params": params}]
-        )
+    summary = summary_for("free", 30, 0, 25, 4)  # rule 6 for everyone
+    answers = [
+        json.loads(client.messages.create(**build_params(HAIKU, f"u{i}", summary)).content[0].text)
+        for i in range(60)
+    ]
+    assert {a["recommendation_type"] for a in answers} == {"upgrade_prompt"}
+    assert len({a["reasoning"] for a in answers}) == WORDINGS
+    assert any("e.g." in a["recommendation_text"] for a in answers)
+    assert any(" vs. " in a["recommendation_text"] for a in answers)
+    assert any("approx. 3.6 a day" in a["reasoning"] for a in answers)
+    again = client.messages.create(**build_params(HAIKU, "u7", summary)).content[0].text
+    assert json.loads(again) == answers[7]  # the same user always gets the same wording
+    for a in answers:
+        assert len(a["recommendation_text"]) <= MAX_TEXT_CHARS
+        assert len(a["reasoning"]) <= MAX_REASONING_CHARS
+        validate_answer(a)
+
+
+@pytest.mark.parametrize("variant", range(WORDINGS))
+def test_every_wording_fits_the_schema_limits(variant: int) -> None:
+    from sandbox.decision.prompt import validate_answer
+
+    shapes = [
+        (plan, days, last, events, types)
+        for plan in ("free", "starter", "pro", "enterprise")
+        for days in (1, 40, 99999)
+        for last in (None, 0, 9, 20, 45, 99999)
+        for events, types in ((0, 0), (6, 2), (25, 4), (99999, 19))
+    ]
+    rules = set()
+    for shape in shapes:
+        answer = recommend(summary_for(*shape), variant=variant)
+        rules.add(answer.rule)
+        validate_answer(answer.as_json())
+    validate_answer(recommend("unreadable", variant=variant).as_json())
+    assert rules == set(range(1, 9))

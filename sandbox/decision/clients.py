@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import anthropic
-import httpx2
 
 from sandbox.config import SandboxError, warehouse_path
 
@@ -43,12 +42,11 @@ def make_client(llm: str | None = None, *, max_retries: int | None = None) -> an
     """The client for ``llm`` (see :func:`resolve_llm`)."""
     retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
     if resolve_llm(llm) == "mock":
-        from sandbox.decision.fake import FakeMessagesAPI  # a test double: mock mode only
+        from sandbox.decision.fake import FakeMessagesAPI, http_client  # test double: mock only
 
-        fake = FakeMessagesAPI.from_env(state_dir=mock_state_dir())
         return anthropic.Anthropic(
             api_key="mock-key-offline",
-            http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(fake.handle)),
+            http_client=http_client(FakeMessagesAPI.from_env(state_dir=mock_state_dir())),
             max_retries=retries,
             timeout=REQUEST_TIMEOUT_S,
         )

@@ -1,23 +1,48 @@
 """An offline fake of the Anthropic Messages API, plugged into the real SDK as its transport.
 
-A test double, kept out of the runtime path: :mod:`sandbox.decision.clients` imports it
-only when the LLM is ``mock``. See :mod:`sandbox.decision.fake.server` for what it serves.
+A test double, kept out of the runtime path (as httpx keeps ``MockTransport`` in a module
+of its own): :mod:`sandbox.decision.clients` imports it only when the LLM is ``mock``.
+The rooms:
+
+* :mod:`~sandbox.decision.fake.server` routes requests: auth, headers, endpoints, faults.
+* :mod:`~sandbox.decision.fake.validation` checks parameters and output schemas.
+* :mod:`~sandbox.decision.fake.answers` decides the answers (the rules table).
+* :mod:`~sandbox.decision.fake.faults` parses ``SANDBOX_MOCK_FAULTS``.
+* :mod:`~sandbox.decision.fake.batches` keeps Message Batches and their lifecycle.
+* :mod:`~sandbox.decision.fake.limits` holds size limits and the rate window.
 """
 
 from __future__ import annotations
 
-from sandbox.decision.fake.answers import FakeAnswer, SummaryFacts, read_summary, recommend
+import anthropic
+import httpx2
+
+from sandbox.decision.fake.answers import (
+    WORDINGS,
+    FakeAnswer,
+    SummaryFacts,
+    read_summary,
+    recommend,
+)
 from sandbox.decision.fake.faults import FAULT_GROUPS, FAULT_KINDS, Faults, uniform
-from sandbox.decision.fake.server import FakeMessagesAPI
+from sandbox.decision.fake.server import DEFAULT_BATCH_SECONDS, FakeMessagesAPI
 
 __all__ = [
+    "DEFAULT_BATCH_SECONDS",
     "FAULT_GROUPS",
     "FAULT_KINDS",
+    "WORDINGS",
     "FakeAnswer",
     "FakeMessagesAPI",
     "Faults",
     "SummaryFacts",
+    "http_client",
     "read_summary",
     "recommend",
     "uniform",
 ]
+
+
+def http_client(fake: FakeMessagesAPI) -> anthropic.DefaultHttpxClient:
+    """The SDK's own HTTP client with ``fake`` as its transport (pass as ``http_client=``)."""
+    return anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(fake.handle))

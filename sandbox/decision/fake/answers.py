@@ -26,12 +26,21 @@ rule  condition                                                   type          
 A summary it cannot read gets ``feature_discovery`` at 0.30. The capable (escalation)
 model gives the same type with confidence + 0.05 (at most 0.99). Any other text in the
 summary is ignored, so nothing in it can steer the answer.
+
+The wording varies like a real model's: each rule has :data:`WORDINGS` phrasings of the
+text and the reasoning, and ``variant`` (the server derives it from the user, so a user
+always gets the same one) picks one. Phrasings use ordinary prose a validator must accept:
+abbreviations ("e.g.", "vs.", "approx."), decimals ("3.6 events a day") and numbers from
+the summary; the reasoning stays one sentence of at most 200 characters and the text at
+most 300 characters.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+__all__ = ["WORDINGS", "FakeAnswer", "SummaryFacts", "read_summary", "recommend"]
 
 _PLAN = re.compile(r"on the (\w+) plan for (\d+) days?", re.I)
 _LAST = re.compile(r"Last active (?:(today)|(\d+) days? ago)", re.I)
@@ -100,8 +109,8 @@ def read_summary(summary: str) -> SummaryFacts:
     )
 
 
-def recommend(summary: str, *, capable: bool = False) -> FakeAnswer:
-    """Apply the rules in the module docstring to one summary."""
+def recommend(summary: str, *, capable: bool = False, variant: int = 0) -> FakeAnswer:
+    """Apply the rules in the module docstring to one summary (``variant`` picks the wording)."""
     f = read_summary(summary)
     plan = f.plan or "current"
     days = f.days_on_plan
@@ -168,12 +177,136 @@ def recommend(summary: str, *, capable: bool = False) -> FakeAnswer:
             0.30,
             "The summary could not be read, so this is a low-confidence default.",
         )
+    if variant % WORDINGS:
+        text, reasoning = _reworded(answer.rule, f, variant % WORDINGS)
+        answer = replace(answer, recommendation_text=text, reasoning=reasoning)
     if capable:
-        answer = FakeAnswer(
-            answer.rule,
-            answer.recommendation_type,
-            answer.recommendation_text,
-            round(min(0.99, answer.confidence_score + 0.05), 2),
-            answer.reasoning,
+        answer = replace(
+            answer, confidence_score=round(min(0.99, answer.confidence_score + 0.05), 2)
         )
     return answer
+
+
+WORDINGS = 3
+"""Phrasings per rule: variant 0 is the table's wording, 1 and 2 the alternatives below."""
+
+
+def _per_day(events: int | None) -> str:
+    return f"{(events or 0) / 7:.1f}"
+
+
+def _reworded(rule: int, f: SummaryFacts, variant: int) -> tuple[str, str]:
+    """Alternative (text, reasoning) for ``rule``: variant 1 or 2."""
+    plan = f.plan or "current"
+    days, gone = f.days_on_plan or 0, f.days_since_last_event or 0
+    events, types = f.events_7d or 0, f.event_types_7d or 0
+    options: dict[int, tuple[tuple[str, str], tuple[str, str]]] = {
+        1: (
+            (
+                "Send a welcome email with three starter tasks, e.g. importing a file or "
+                "inviting a teammate.",
+                f"Signed up {days} days ago on the {plan} plan with 0 events so far, i.e. "
+                "onboarding has not started.",
+            ),
+            (
+                "Open an in-app checklist on the next login that takes approx. 5 minutes.",
+                f"After {days} days on the {plan} plan there is no recorded activity at all.",
+            ),
+        ),
+        2: (
+            (
+                "Ask customer success to offer a 15-min. setup call, e.g. by a personal email.",
+                f"{days} days on the {plan} plan vs. 0 events ever means they never got started.",
+            ),
+            (
+                "Send a short personal note from the account team with a link to book a "
+                "setup session.",
+                f"No activity at all in {days} days since signing up on the {plan} plan is a "
+                "strong churn signal.",
+            ),
+        ),
+        3: (
+            (
+                "Send a win-back email that links straight to the feature they used last, "
+                "e.g. their latest report.",
+                f"Last active {gone} days ago, i.e. more than 4 weeks, on the {plan} plan.",
+            ),
+            (
+                "Have their account owner reach out personally with a one-click way back in.",
+                f"{gone} days without activity vs. a 30-day threshold puts this {plan} user "
+                "at high risk.",
+            ),
+        ),
+        4: (
+            (
+                "Send a check-in email with one tip for their last-used feature, e.g. a "
+                "saved view.",
+                f"Last active {gone} days ago (approx. {gone / 7:.1f} weeks) on the {plan} plan.",
+            ),
+            (
+                "Offer a short personal check-in with a link back to where they left off.",
+                f"A gap of {gone} days vs. their usual activity on the {plan} plan signals "
+                "rising churn risk.",
+            ),
+        ),
+        5: (
+            (
+                "Email a digest of what changed since their last visit, e.g. new templates.",
+                f"Last active {gone} days ago vs. 0 events this week on the {plan} plan.",
+            ),
+            (
+                "Send one push notification about a recent improvement with a link back in.",
+                f"They were active {gone} days ago but logged 0.0 events a day this week.",
+            ),
+        ),
+        6: (
+            (
+                f"Show a side-by-side of the {plan} vs. {_NEXT_PLAN.get(plan, 'next')} plan "
+                "after their next session.",
+                f"{events} events in 7 days (approx. {_per_day(events)} a day) on the {plan} "
+                "plan means they are outgrowing it.",
+            ),
+            (
+                f"Offer a 14-day trial of the {_NEXT_PLAN.get(plan, 'next')} plan, e.g. from "
+                "the usage page.",
+                f"At {_per_day(events)} events a day across {types} event types, this {plan} "
+                "user is hitting the plan's limits.",
+            ),
+        ),
+        7: (
+            (
+                "Suggest one unused feature with a 2-min. guided tour, e.g. scheduled exports.",
+                f"Only {types} event types in {events} events this week, i.e. a narrow use of "
+                "the product.",
+            ),
+            (
+                "Highlight one feature next to the one they use most, e.g. dashboards.",
+                f"{events} events this week but only {types} event types vs. the many the "
+                f"{plan} plan offers.",
+            ),
+        ),
+        8: (
+            (
+                "Recommend an advanced feature they have not tried, e.g. automations, with "
+                "a short tour.",
+                f"{events} events of {types} types this week (approx. {_per_day(events)} a "
+                "day) show room to explore further.",
+            ),
+            (
+                f"Invite them to a 20-min. webinar on power features for the {plan} plan.",
+                f"An active week of {events} events on the {plan} plan means more of the "
+                "product is worth showing.",
+            ),
+        ),
+        0: (
+            (
+                "Suggest one feature they have not tried yet, e.g. a saved report.",
+                "The summary could not be read, so this is a low-confidence default.",
+            ),
+            (
+                "Point them to the getting-started guide with a short tour.",
+                "Without readable numbers in the summary this stays a low-confidence guess.",
+            ),
+        ),
+    }
+    return options[rule][variant - 1]

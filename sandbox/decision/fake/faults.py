@@ -1,4 +1,16 @@
-"""Seeded faults of the fake (``SANDBOX_MOCK_FAULTS``): which request gets which failure."""
+"""Seeded faults of the fake (``SANDBOX_MOCK_FAULTS``): which request gets which failure.
+
+The spec is a comma-separated list of ``kind=share`` pairs, e.g.
+``rate_limit=0.2,overloaded=0.05,malformed=0.05``, plus the options ``seed=N`` (default 0),
+``retry_after=SECONDS`` (the ``retry-after`` of seeded 429s, default 0.01), ``rpm=N`` (a
+sliding-window limit of N requests per 60 s, off by default) and ``slow_s=SECONDS`` (how
+long a ``slow`` answer takes; default: longer than the client's read timeout).
+
+Kinds come in groups; within a group one seeded number u in [0, 1) per key picks the first
+kind whose cumulative share covers u, so shares add up (at most 1 per group) and the same
+key always gets the same fault. :data:`FAULT_GROUPS` lists the groups; the server module
+says what each kind does and what it is keyed by.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +20,20 @@ from dataclasses import dataclass, field
 
 from sandbox.config import SandboxError
 
-__all__ = ["FAULT_GROUPS", "FAULT_KINDS", "Faults", "uniform"]
+__all__ = ["FAULT_GROUPS", "FAULT_KINDS", "FAULT_OPTIONS", "Faults", "uniform"]
 
 FAULT_GROUPS: dict[str, tuple[str, ...]] = {
     "request": ("auth", "bad_request"),
-    "transient": ("rate_limit", "overloaded", "server_error", "timeout"),
+    "invalid": ("invalid_request",),
+    "transient": ("rate_limit", "overloaded", "server_error", "timeout", "slow"),
     "answer": ("malformed", "out_of_range", "wrong_enum", "max_tokens", "refusal"),
     "batch": ("expired", "canceled"),
+    "batch_create": ("batch_create_lost", "batch_create_timeout"),
+    "batch_poll": ("batch_poll_error",),
+    "batch_results": ("batch_results_error",),
 }
 FAULT_KINDS: tuple[str, ...] = tuple(k for kinds in FAULT_GROUPS.values() for k in kinds)
+FAULT_OPTIONS: tuple[str, ...] = ("seed", "retry_after", "rpm", "slow_s")
 _GROUP_OF = {kind: group for group, kinds in FAULT_GROUPS.items() for kind in kinds}
 
 
@@ -28,17 +45,19 @@ def uniform(*parts: object) -> float:
 
 @dataclass(frozen=True)
 class Faults:
-    """Parsed ``SANDBOX_MOCK_FAULTS``: a share per fault kind, a seed and the retry-after."""
+    """Parsed ``SANDBOX_MOCK_FAULTS``: a share per fault kind, a seed and the options."""
 
     shares: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     retry_after_s: float = 0.01
+    rpm: int | None = None
+    slow_s: float | None = None
 
     @classmethod
     def parse(cls, spec: str | None) -> Faults:
         """Read ``kind=share,...`` (see the module docstring); a clear error on typos."""
         shares: dict[str, float] = {}
-        seed, retry_after = 0, 0.01
+        options: dict[str, float] = {}
         for item in filter(None, (part.strip() for part in (spec or "").split(","))):
             name, sep, value = item.partition("=")
             name = name.strip().lower()
@@ -46,14 +65,21 @@ class Faults:
                 number = float(value) if sep else float("nan")
             except ValueError:
                 number = float("nan")
-            if math.isnan(number):
+            if not math.isfinite(number):
                 raise SandboxError(
                     f"SANDBOX_MOCK_FAULTS: {item!r} is not kind=number (e.g. rate_limit=0.2)"
                 )
-            if name == "seed":
-                seed = int(number)
-            elif name == "retry_after":
-                retry_after = max(0.0, number)
+            if name in FAULT_OPTIONS:
+                if number < 0 or (name == "rpm" and (number < 1 or number != int(number))):
+                    raise SandboxError(
+                        f"SANDBOX_MOCK_FAULTS: {name}={value.strip()} must be "
+                        + (
+                            "a whole number of requests, 1 or more"
+                            if name == "rpm"
+                            else "0 or more"
+                        )
+                    )
+                options[name] = number
             elif name in _GROUP_OF:
                 if not 0.0 <= number <= 1.0:
                     raise SandboxError(
@@ -63,7 +89,7 @@ class Faults:
             else:
                 raise SandboxError(
                     f"SANDBOX_MOCK_FAULTS: unknown fault {name!r}; use one of "
-                    f"{', '.join(FAULT_KINDS)} (or seed=, retry_after=)"
+                    f"{', '.join(FAULT_KINDS)} (or the options {'=, '.join(FAULT_OPTIONS)}=)"
                 )
         for group, kinds in FAULT_GROUPS.items():
             total = sum(shares.get(k, 0.0) for k in kinds)
@@ -72,7 +98,13 @@ class Faults:
                     f"SANDBOX_MOCK_FAULTS: the {group} faults ({', '.join(kinds)}) add up to "
                     f"{total:g}; their shares must add up to 1 or less"
                 )
-        return cls(shares=shares, seed=seed, retry_after_s=retry_after)
+        return cls(
+            shares=shares,
+            seed=int(options.get("seed", 0)),
+            retry_after_s=options.get("retry_after", 0.01),
+            rpm=int(options["rpm"]) if "rpm" in options else None,
+            slow_s=options.get("slow_s"),
+        )
 
     def pick(self, group: str, *key: object) -> str | None:
         """The fault of ``group`` that hits ``key`` (``None`` for no fault)."""

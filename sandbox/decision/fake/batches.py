@@ -1,0 +1,193 @@
+"""Message Batches in the fake: where they are kept and how their status moves with time.
+
+A batch is a JSON file in the state directory (the client keeps it beside the warehouse),
+so it outlives the process that created it, like a real one; without a directory it lives
+in memory. Its answers are decided at create time and shown only when it ends.
+
+Lifecycle, against the fake's clock (real time plus ``SANDBOX_MOCK_CLOCK_OFFSET_S``):
+
+* ``in_progress`` from creation; every ``request_counts`` entry is ``processing``.
+* ``ended`` at ``created_at`` + the batch's processing time (``SANDBOX_MOCK_BATCH_SECONDS``,
+  default 0.2 s, 0 allowed), with ``ended_at``, the final counts and a ``results_url``.
+  Requests finish one after another over that time, in results order.
+* ``expires_at`` is ``created_at`` + 24 h: a batch still processing then ends, and its
+  unfinished requests become ``expired`` results.
+* ``POST .../cancel`` sets ``cancel_initiated_at`` and ``canceling``; a quarter of the
+  remaining processing time later the batch ends, requests finished before the cancel keep
+  their results and the rest are ``canceled``. Canceling an ended batch changes nothing.
+* 29 days after ``created_at`` the batch is archived (``archived_at``): the results are
+  deleted and ``GET .../results`` answers 404 ``not_found_error``.
+* ``DELETE`` removes an ended batch (a 400 while it is processing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from sandbox.decision.fake.errors import ApiError
+from sandbox.decision.fake.limits import rfc3339
+
+__all__ = ["ARCHIVE_S", "EXPIRY_S", "BatchStore", "final_results", "view"]
+
+EXPIRY_S = 24 * 3600.0
+ARCHIVE_S = 29 * 24 * 3600.0
+_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _timeline(state: dict) -> tuple[float, str]:
+    """When processing ends, and why: ``done``, ``canceled`` or ``expired``."""
+    created = state["created_at"]
+    finish = created + state["batch_seconds"]
+    expires = created + EXPIRY_S
+    cancel = state.get("cancel_initiated_at")
+    if cancel is not None and cancel < min(finish, expires):
+        return min(cancel + (finish - cancel) / 4, expires), "canceled"
+    if finish <= expires:
+        return finish, "done"
+    return expires, "expired"
+
+
+def final_results(state: dict) -> list[dict]:
+    """The results file of an ended batch (unfinished requests canceled or expired)."""
+    end, why = _timeline(state)
+    if why == "done":
+        return state["results"]
+    created, n = state["created_at"], len(state["results"])
+    cut = state["cancel_initiated_at"] if why == "canceled" else end
+    out = []
+    for i, item in enumerate(state["results"]):
+        done_at = created + state["batch_seconds"] * (i + 1) / n
+        out.append(
+            item if done_at <= cut else {"custom_id": item["custom_id"], "result": {"type": why}}
+        )
+    return out
+
+
+def view(state: dict, now: float, base_url: str, *, just_created: bool = False) -> dict:
+    """The ``MessageBatch`` object for ``state`` as of ``now`` (create always says in_progress)."""
+    end, _ = _timeline(state)
+    ended = now >= end and not just_created
+    counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+    if ended:
+        for item in final_results(state):
+            counts[item["result"]["type"]] += 1
+    else:
+        counts["processing"] = len(state["results"])
+    created = state["created_at"]
+    cancel = state.get("cancel_initiated_at")
+    status = "ended" if ended else "canceling" if cancel is not None else "in_progress"
+    return {
+        "id": state["id"],
+        "type": "message_batch",
+        "processing_status": status,
+        "request_counts": counts,
+        "created_at": rfc3339(created),
+        "expires_at": rfc3339(created + EXPIRY_S),
+        "ended_at": rfc3339(end) if ended else None,
+        "archived_at": rfc3339(created + ARCHIVE_S) if now >= created + ARCHIVE_S else None,
+        "cancel_initiated_at": rfc3339(cancel) if cancel is not None else None,
+        "results_url": f"{base_url}/v1/messages/batches/{state['id']}/results" if ended else None,
+    }
+
+
+class BatchStore:
+    """Stored batches: one JSON file each in ``state_dir``, or a dict in memory."""
+
+    def __init__(self, state_dir: Path | None = None):
+        self.state_dir = Path(state_dir) if state_dir else None
+        self._memory: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def save(self, state: dict) -> None:
+        """Store ``state`` (atomically: a reader never sees half a file)."""
+        if self.state_dir is None:
+            self._memory[state["id"]] = state
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        target = self.state_dir / f"{state['id']}.json"
+        tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, target)
+
+    def load(self, batch_id: str) -> dict | None:
+        """The stored batch, or ``None``."""
+        if self.state_dir is None:
+            return self._memory.get(batch_id)
+        if not _ID.fullmatch(batch_id):
+            return None
+        path = self.state_dir / f"{batch_id}.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+
+    def get(self, batch_id: str) -> dict:
+        """The stored batch, or a 404 ``not_found_error``."""
+        state = self.load(batch_id)
+        if state is None:
+            raise ApiError(404, "not_found_error", f"message batch {batch_id} not found")
+        return state
+
+    def delete(self, batch_id: str) -> None:
+        """Remove a stored batch."""
+        if self.state_dir is None:
+            self._memory.pop(batch_id, None)
+        else:
+            (self.state_dir / f"{batch_id}.json").unlink(missing_ok=True)
+
+    def cancel(self, batch_id: str, now: float) -> dict:
+        """Start canceling a batch that is in progress (no change otherwise); the batch."""
+        with self._lock:
+            state = self.get(batch_id)
+            if state.get("cancel_initiated_at") is None and now < _timeline(state)[0]:
+                state["cancel_initiated_at"] = now
+                self.save(state)
+        return state
+
+    def all(self) -> list[dict]:
+        """Every stored batch, newest first (as ``GET /v1/messages/batches`` lists them)."""
+        if self.state_dir is None:
+            states = list(self._memory.values())
+        else:
+            states = []
+            for path in self.state_dir.glob("*.json") if self.state_dir.exists() else []:
+                try:
+                    states.append(json.loads(path.read_text()))
+                except (FileNotFoundError, json.JSONDecodeError):
+                    continue
+        return sorted(states, key=lambda s: (s["created_at"], s["id"]), reverse=True)
+
+    def page(self, query: dict[str, Any], now: float, base_url: str) -> dict:
+        """One page of the batch list: ``limit`` (1-1000, default 20), ``after_id``, ``before_id``."""
+        raw_limit = query.get("limit", "20")
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            raise ApiError.invalid(f"limit: Input should be between 1 and 1000, got {raw_limit}")
+        states = self.all()
+        ids = [s["id"] for s in states]
+        after, before = query.get("after_id"), query.get("before_id")
+        if after and before:
+            raise ApiError.invalid("after_id and before_id cannot both be set")
+        if after:
+            start = ids.index(after) + 1 if after in ids else len(ids)
+            chosen, has_more = states[start : start + limit], len(states) > start + limit
+        elif before:
+            stop = ids.index(before) if before in ids else 0
+            chosen, has_more = states[max(0, stop - limit) : stop], stop - limit > 0
+        else:
+            chosen, has_more = states[:limit], len(states) > limit
+        data = [view(s, now, base_url) for s in chosen]
+        return {
+            "data": data,
+            "has_more": has_more,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }

@@ -70,6 +70,7 @@ def _reset(args: argparse.Namespace) -> int:
     for folder in (
         target_dir(),
         path.with_name(path.stem + ".mock-batches"),
+        path.with_name(path.stem + ".journal"),  # the decision plane's answer journal
         path.parent / "spark-warehouse",
     ):
         if folder.exists():

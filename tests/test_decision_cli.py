@@ -109,3 +109,47 @@ def test_the_public_api_resolves() -> None:
 
     for name in decision.__all__:
         assert getattr(decision, name) is not None
+
+
+@pytest.mark.parametrize("budget", ["nan", "inf", "-inf", "0", "-1", "lots"])
+def test_a_budget_that_is_not_a_positive_number_exits_2(budget, capsys) -> None:
+    from sandbox.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["infer", "--date", str(DAY), "--max-cost-usd", budget])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-cost-usd" in err and "Traceback" not in err
+
+
+def test_a_limit_that_leaves_rows_pending_exits_3(mart, capsys) -> None:
+    from sandbox.cli import main
+
+    assert main(["infer", "--date", str(DAY), "--limit", "10", "--no-progress"]) == 3
+    out = capsys.readouterr().out
+    assert "status pending" in out and "30 rows left pending (--limit 10)" in out
+    assert main(["infer", "--date", str(DAY), "--no-progress"]) == 0
+
+
+def test_reset_removes_the_journal(tmp_path, capsys) -> None:
+    from sandbox.cli import main
+    from sandbox.decision.journal import Journal, journal_dir
+
+    j = Journal()
+    j.append({"calls": [], "results": [], "failures": [], "held": []})
+    j.close(all_committed=False)
+    assert journal_dir().is_dir()
+    assert main(["reset"]) == 0
+    assert not journal_dir().exists()
+    assert str(journal_dir()) in capsys.readouterr().out
+
+
+def test_signals_become_a_stop_event_and_handlers_are_restored() -> None:
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with cli.stop_on_signals() as (stop, seen):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5) and seen == {"signal": "SIGTERM"}
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

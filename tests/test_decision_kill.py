@@ -1,4 +1,6 @@
-"""A run killed with SIGKILL part-way, then resumed: one row per user, few requests twice."""
+"""A run killed with SIGKILL at a random moment, then resumed: one row per user, the journal
+keeps what was answered, so a request is sent twice only if the kill fell between its answer
+arriving and the journal write (microseconds)."""
 
 # ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
 
@@ -47,20 +49,26 @@ def test_killed_run_then_resumed_gives_one_row_per_user(requests_log, monkeypatc
         if child.poll() is None:
             child.kill()
     staged_at_kill = scalar("select count(*) from decision.recommendations_staging")
-    assert 0 < staged_at_kill < 120
+    answered_at_kill = Counter(e["user"] for e in requests_log.messages())
+    assert staged_at_kill < 120
 
     summary = run_llm_inference(DAY, workers=WORKERS, escalate=False, progress=False)
-    assert summary.skipped == staged_at_kill
-    assert summary.done == 120 - staged_at_kill
+    # the journal held answers that were not committed at the kill: committed first, not re-sent
+    assert summary.skipped >= staged_at_kill
+    assert summary.done == 120 - summary.skipped
 
     assert scalar("select count(*) from decision.recommendations_staging") == 120
     assert scalar("select count(distinct user_id) from decision.recommendations_staging") == 120
-    assert scalar("select count(*) from decision.llm_calls where purpose = 'primary'") == 120
 
     per_user = Counter(e["user"] for e in requests_log.messages())
     assert set(per_user) == {opaque_user_id(u["user_id"]) for u in users}
-    sent_twice = sum(1 for n in per_user.values() if n > 1)
-    # sent but not committed when killed: the rows in flight, plus the rows that finished
-    # while the writer was committing (a commit takes tens of ms, rows take 100 ms here)
-    assert sent_twice <= 3 * WORKERS
-    assert max(per_user.values()) <= 2
+    sent_twice = sum(1 for user, n in per_user.items() if n > 1)
+    ledger = scalar("select count(*) from decision.llm_calls where purpose = 'primary'")
+    # only a kill between an answer arriving and its journal write can lose it: at most the
+    # requests in flight, and then the ledger misses exactly those
+    assert sent_twice <= WORKERS and max(per_user.values()) <= 2
+    assert ledger == sum(per_user.values()) - sent_twice
+    print(
+        f"{sum(answered_at_kill.values())} answered at the kill, {staged_at_kill} committed, "
+        f"{summary.skipped - staged_at_kill} recovered from the journal, {sent_twice} sent twice"
+    )

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 LLM_CHOICES = ("mock", "anthropic")
 MODES = ("realtime", "batch")
@@ -16,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Freeze the date's feature rows, ask the LLM about the rows not done yet, and "
             "publish the answers to marts.user_recommendations. Exit 0 when every row is "
-            "done, 3 when rows failed, the budget stopped the run or a batch is still running."
+            "done; 3 when rows failed, the budget stopped the run, --limit left rows pending "
+            "or a batch is still running; 130 (SIGINT) or 143 (SIGTERM) when a signal stopped "
+            "it (the answers of requests in flight are kept); 2 when something needs fixing."
         ),
     )
     cmd.add_argument("--date", required=True, help="the execution date, YYYY-MM-DD")
@@ -30,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmd.add_argument("--workers", type=int, default=10, help="concurrent requests (default 10)")
     cmd.add_argument(
         "--max-cost-usd",
-        type=float,
+        type=_dollars,
         default=None,
         help="refuse the run if its estimate is above this, and stop submitting before spending it",
     )
@@ -51,19 +59,75 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmd.set_defaults(func=_run)
 
 
+def _dollars(text: str) -> float:
+    """A positive, finite number of dollars (``nan``, ``inf``, 0 and negatives are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of dollars") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the budget must be a positive number of dollars, e.g. 0.50"
+        )
+    return value
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
+    """Turn SIGTERM and SIGINT into a stop event while the ``with`` block runs, then restore.
+
+    The engine then sends no new request, keeps the answers of the requests in flight and
+    returns with status ``interrupted``; a second signal of the same kind acts as before
+    (e.g. a second ^C raises KeyboardInterrupt).
+    """
+    stop, seen = threading.Event(), {}
+    if threading.current_thread() is not threading.main_thread():
+        yield stop, seen
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set() and name in seen.values():
+            signal.signal(signum, saved[signum])
+            signal.raise_signal(signum)
+            return
+        seen.setdefault("signal", name)
+        stop.set()
+
+    for sig in saved:
+        signal.signal(sig, handler)
+    try:
+        yield stop, seen
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)
+
+
 def _run(args: argparse.Namespace) -> int:
     from sandbox.decision.pipeline import infer  # the SDK import waits until it is needed
 
-    summary = infer(
-        args.date,
-        llm=args.llm,
-        workers=args.workers,
-        max_cost_usd=args.max_cost_usd,
-        mode=args.mode,
-        escalate=args.escalate,
-        model=args.model,
-        batch_size=args.batch_size,
-        progress=args.progress,
-    )
+    with stop_on_signals() as (stop, seen):
+        summary = infer(
+            args.date,
+            llm=args.llm,
+            workers=args.workers,
+            max_cost_usd=args.max_cost_usd,
+            mode=args.mode,
+            escalate=args.escalate,
+            model=args.model,
+            batch_size=args.batch_size,
+            progress=args.progress,
+            stop=stop,
+        )
+    if summary.status == "interrupted" and seen.get("signal"):
+        summary.interrupted_by = seen["signal"]
     print(summary.render())
+    if summary.status == "interrupted":
+        print(
+            f"sandbox infer: interrupted by {summary.interrupted_by}: sent no new request and kept "
+            f"{summary.done:,} rows answered ({summary.requests:,} requests in the ledger); "
+            f"{summary.pending_left:,} rows are left for the next run",
+            file=sys.stderr,
+        )
     return summary.exit_code

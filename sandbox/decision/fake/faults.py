@@ -106,6 +106,10 @@ class Faults:
             slow_s=options.get("slow_s"),
         )
 
+    def active(self, group: str) -> bool:
+        """Whether any fault of ``group`` has a share (skip building keys when not)."""
+        return any(self.shares.get(k) for k in FAULT_GROUPS[group])
+
     def pick(self, group: str, *key: object) -> str | None:
         """The fault of ``group`` that hits ``key`` (``None`` for no fault)."""
         kinds = [k for k in FAULT_GROUPS[group] if self.shares.get(k)]

@@ -301,6 +301,8 @@ class FakeMessagesAPI:
         return hashlib.sha256(_text_of(messages[-1].get("content")).encode()).hexdigest()[:16]
 
     def _request_fault(self, body: dict) -> None:
+        if not self.faults.active("request"):
+            return
         kind = self.faults.pick("request", json.dumps(body, sort_keys=True))
         if kind == "auth":
             raise ApiError(401, "authentication_error", "invalid x-api-key")
@@ -341,13 +343,17 @@ class FakeMessagesAPI:
             if kind == "timeout":
                 raise httpx2.ReadTimeout("mock: read timed out", request=request)
             if kind != "rate_limit":
-                time.sleep(self.latency_s)
+                self._wait()
             status, error_type, message = _TRANSIENT[kind]
             raise ApiError(
                 status, error_type, message, {"retry-after": f"{self.faults.retry_after_s:g}"}
             )
-        time.sleep(self.latency_s)
+        self._wait()
         return httpx2.Response(200, json=self._answer(body, user))
+
+    def _wait(self) -> None:
+        if self.latency_s > 0:  # sleep(0) still gives up the CPU: skip it
+            time.sleep(self.latency_s)
 
     def _slow(self, request: httpx2.Request, body: dict, user: str, info: dict) -> httpx2.Response:
         """Produce (and bill) the answer, but take ``slow_s``: past the client's timeout, a timeout."""
@@ -461,7 +467,9 @@ class FakeMessagesAPI:
         }
         self.batches.save(state)
         attempt = int(request.headers.get("x-stainless-retry-count") or 0)
-        lost = self.faults.pick("batch_create", json.dumps(body, sort_keys=True), attempt)
+        lost = self.faults.active("batch_create") and self.faults.pick(
+            "batch_create", json.dumps(body, sort_keys=True), attempt
+        )
         if lost == "batch_create_lost":
             info["fault"] = lost
             raise ApiError(500, "api_error", "Internal server error")

@@ -270,7 +270,7 @@ def run_llm_inference(
             f"stopped submitting at ${budget.spent_usd:.4f} spent: the next row's worst case would "
             f"pass --max-cost-usd {max_cost_usd:g}"
         )
-    elif summary.failed:
+    elif summary.failed or summary.held_back:
         summary.status = "partial"
     elif summary.pending_left:
         summary.status = "pending"

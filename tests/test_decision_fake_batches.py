@@ -46,6 +46,12 @@ def requests_for(n: int, prefix: str = "20261101-u") -> list[dict]:
     ]
 
 
+def results_after_a_poll(client: anthropic.Anthropic, batch_id: str) -> list:
+    """Poll once (the first poll never sees a batch end), then download the results."""
+    client.messages.batches.retrieve(batch_id)
+    return list(client.messages.batches.results(batch_id))
+
+
 def get_results(fake: FakeMessagesAPI, batch_id: str) -> httpx2.Response:
     """``GET .../results`` directly (the SDK refuses before a batch has a results_url)."""
     with httpx2.Client(transport=httpx2.MockTransport(fake.handle)) as raw:
@@ -94,7 +100,10 @@ def test_a_batch_outlives_the_process_and_returns_results_out_of_order(tmp_path:
     batch = client_for(fake).messages.batches.create(requests=requests)
     clock.t += 1
     other = client_for(FakeMessagesAPI(state_dir=tmp_path, clock=clock))  # another process
-    assert other.messages.batches.retrieve(batch.id).processing_status == "ended"
+    # past its processing time, but the first poll never sees a batch end (however slow
+    # the machine, a run that polls once finds its batch still processing)
+    assert other.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+    assert client_for(fake).messages.batches.retrieve(batch.id).processing_status == "ended"
     items = list(other.messages.batches.results(batch.id))
     assert sorted(i.custom_id for i in items) == sorted(r["custom_id"] for r in requests)
     assert [i.custom_id for i in items] != [r["custom_id"] for r in requests]
@@ -189,7 +198,7 @@ def test_invalid_parameters_come_back_as_errored_results_not_at_create() -> None
     batch = client.messages.batches.create(requests=requests)
     assert batch.processing_status == "in_progress"  # accepted: nothing is checked per row yet
     clock.t += 1
-    results = {i.custom_id: i.result for i in client.messages.batches.results(batch.id)}
+    results = {i.custom_id: i.result for i in results_after_a_poll(client, batch.id)}
     assert results["ok"].type == "succeeded"
     errors = {
         k: (r.error.error.type, r.error.error.message) for k, r in results.items() if k != "ok"
@@ -212,7 +221,7 @@ def test_invalid_request_fault_errors_the_same_users_in_every_batch() -> None:
         seen.append(
             {
                 i.custom_id[1:]
-                for i in client.messages.batches.results(batch.id)
+                for i in results_after_a_poll(client, batch.id)
                 if i.result.type == "errored"
                 and i.result.error.error.type == "invalid_request_error"
             }
@@ -302,7 +311,7 @@ def test_a_lost_create_response_still_creates_the_batch(fault: str, error: type)
     listed = list(client.messages.batches.list())
     assert len(listed) == 1  # created and billed, though the client never saw its id
     clock.t += 1
-    items = list(client.messages.batches.results(listed[0].id))
+    items = results_after_a_poll(client, listed[0].id)
     assert sorted(i.custom_id for i in items) == [f"20261101-u{i}" for i in range(3)]
 
 
@@ -359,8 +368,8 @@ def test_seeded_per_request_faults_end_as_results(tmp_path: Path) -> None:
     client = client_for(fake)
     batch = client.messages.batches.create(requests=requests_for(30))
     clock.t += 1
+    items = results_after_a_poll(client, batch.id)
     ended = client.messages.batches.retrieve(batch.id)
-    items = list(client.messages.batches.results(batch.id))
     assert {i.result.type for i in items} == {"succeeded", "expired", "errored"}
     errored = [i.result.error.error.type for i in items if i.result.type == "errored"]
     assert set(errored) == {"api_error"}

@@ -349,3 +349,32 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SANDBOX_MOCK_BATCH_SECONDS", "soon")
     with pytest.raises(SandboxError, match="SANDBOX_MOCK_BATCH_SECONDS='soon'"):
         FakeMessagesAPI.from_env()
+
+
+# -- thinking -------------------------------------------------------------------------------
+
+
+def test_adaptive_thinking_by_default_eats_max_tokens() -> None:
+    from sandbox.decision.fake.thinking import ADAPTIVE_BY_DEFAULT
+
+    model = next(iter(ADAPTIVE_BY_DEFAULT))
+    client = client_for(FakeMessagesAPI())
+    base = {**params(), "model": model, "max_tokens": 300}
+    base.pop("thinking", None)
+    msg = client.messages.create(**base)  # says nothing about thinking: the model thinks
+    assert msg.content[0].type == "thinking"
+    assert msg.stop_reason == "max_tokens" and msg.usage.output_tokens == 300
+    with pytest.raises(anthropic.BadRequestError, match="'disabled' is not supported"):
+        client.messages.create(**{**base, "thinking": {"type": "disabled"}})
+    quiet = client.messages.create(**{**base, "thinking": {"type": "between_tools"}})
+    assert [b.type for b in quiet.content] == ["text"] and quiet.stop_reason == "end_turn"
+
+
+def test_enabled_thinking_spends_at_most_its_budget() -> None:
+    client = client_for(FakeMessagesAPI())
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    msg = client.messages.create(**params(max_tokens=2000, thinking=thinking))
+    assert [b.type for b in msg.content] == ["thinking", "text"]
+    answer_tokens = -(-len(msg.content[1].text) // 4)
+    assert 150 <= msg.usage.output_tokens - answer_tokens <= 400
+    assert parse_answer(msg).recommendation_type == "feature_discovery"

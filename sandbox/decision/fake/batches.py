@@ -9,7 +9,10 @@ Lifecycle, against the fake's clock (real time plus ``SANDBOX_MOCK_CLOCK_OFFSET_
 * ``in_progress`` from creation; every ``request_counts`` entry is ``processing``.
 * ``ended`` at ``created_at`` + the batch's processing time (``SANDBOX_MOCK_BATCH_SECONDS``,
   default 0.2 s, 0 allowed), with ``ended_at``, the final counts and a ``results_url``.
-  Requests finish one after another over that time, in results order.
+  Requests finish one after another over that time, in results order. With a processing
+  time above 0, the create response and the first retrieve always say ``in_progress``
+  (a real batch never ends before its first poll), so a run that polls once sees a batch
+  still processing however slow the machine is.
 * ``expires_at`` is ``created_at`` + 24 h: a batch still processing then ends, and its
   unfinished requests become ``expired`` results.
 * ``POST .../cancel`` sets ``cancel_initiated_at`` and ``canceling``; a quarter of the
@@ -68,10 +71,10 @@ def final_results(state: dict) -> list[dict]:
     return out
 
 
-def view(state: dict, now: float, base_url: str, *, just_created: bool = False) -> dict:
-    """The ``MessageBatch`` object for ``state`` as of ``now`` (create always says in_progress)."""
+def view(state: dict, now: float, base_url: str, *, hold: bool = False) -> dict:
+    """The ``MessageBatch`` object for ``state`` as of ``now``; ``hold``: not ended yet."""
     end, _ = _timeline(state)
-    ended = now >= end and not just_created
+    ended = now >= end and not (hold and now < state["created_at"] + EXPIRY_S)
     counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
     if ended:
         for item in final_results(state):
@@ -148,6 +151,16 @@ class BatchStore:
                 state["cancel_initiated_at"] = now
                 self.save(state)
         return state
+
+    def first_retrieve(self, batch_id: str) -> tuple[dict, bool]:
+        """The batch, and whether this is its first retrieve (recorded, across processes)."""
+        with self._lock:
+            state = self.get(batch_id)
+            first = state["batch_seconds"] > 0 and not state.get("retrieved")
+            if first:
+                state["retrieved"] = True
+                self.save(state)
+        return state, first
 
     def all(self) -> list[dict]:
         """Every stored batch, newest first (as ``GET /v1/messages/batches`` lists them)."""

@@ -32,6 +32,9 @@ Rules a learner can predict
   JSON schema (when ``output_config.format`` is sent); output = ceil(answer characters / 4).
   ``count_tokens`` returns the same input number. An answer longer than ``max_tokens``
   tokens is cut at ``max_tokens * 4`` characters with ``stop_reason="max_tokens"``.
+* **Thinking**: a model with adaptive thinking on by default thinks unless the request
+  turns it down (:mod:`~sandbox.decision.fake.thinking`); thinking tokens count against
+  ``max_tokens`` and come back as a ``thinking`` block before the text.
 * **Latency**: every ``POST /v1/messages`` sleeps ``SANDBOX_MOCK_LATENCY_MS`` (default 0).
   A batch processes for ``SANDBOX_MOCK_BATCH_SECONDS`` (default 0.2).
 * **Clock**: ``SANDBOX_MOCK_CLOCK_OFFSET_S`` moves the fake's clock forward (e.g. 2592000
@@ -94,6 +97,7 @@ from sandbox.decision.fake.limits import (
     MAX_REQUEST_BYTES,
     RateWindow,
 )
+from sandbox.decision.fake.thinking import thinking_tokens
 from sandbox.decision.fake.validation import check_count_tokens, check_message
 from sandbox.decision.pricing import PriceBook, load_price_book
 
@@ -406,17 +410,36 @@ class FakeMessagesAPI:
         max_tokens = int(params.get("max_tokens", 1))
         if kind == "max_tokens":
             max_tokens = min(max_tokens, max(1, out_tokens // 2))
-        if out_tokens > max_tokens:
-            text, out_tokens, stop = text[: max_tokens * 4], max_tokens, "max_tokens"
+        thought = min(
+            max_tokens,
+            thinking_tokens(self.prices.get(model).id, params, user, self.faults.seed),
+        )
+        room = max_tokens - thought
+        if out_tokens > room:
+            text, out_tokens, stop = text[: room * 4], room, "max_tokens"
+        content: list[dict] = []
+        if thought:
+            content.append(
+                {
+                    "type": "thinking",
+                    "thinking": "Reading the plan, recency and weekly activity first.",
+                    "signature": "mock-signature-" + uuid.uuid4().hex[:16],
+                }
+            )
+        if text:
+            content.append({"type": "text", "text": text})
         return {
             "id": "msg_mock_" + uuid.uuid4().hex[:24],
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": text}] if text else [],
+            "content": content,
             "stop_reason": stop,
             "stop_sequence": None,
-            "usage": {"input_tokens": self.input_tokens(params), "output_tokens": out_tokens},
+            "usage": {
+                "input_tokens": self.input_tokens(params),
+                "output_tokens": thought + out_tokens,
+            },
         }
 
     # -- message batches --------------------------------------------------------------------
@@ -478,7 +501,7 @@ class FakeMessagesAPI:
             raise httpx2.ReadTimeout(
                 "mock: read timed out after the batch was created", request=request
             )
-        return httpx2.Response(200, json=view(state, self.now(), _base(request), just_created=True))
+        return httpx2.Response(200, json=view(state, self.now(), _base(request), hold=True))
 
     def _batch_result(self, batch_id: str, item: dict) -> dict:
         params, custom_id = item["params"], item["custom_id"]
@@ -509,8 +532,8 @@ class FakeMessagesAPI:
         if self.faults.pick("batch_poll", batch_id):
             info["fault"] = "batch_poll_error"
             raise ApiError(500, "api_error", "Internal server error")
-        state = self.batches.get(batch_id)
-        return httpx2.Response(200, json=view(state, self.now(), _base(request)))
+        state, first = self.batches.first_retrieve(batch_id)
+        return httpx2.Response(200, json=view(state, self.now(), _base(request), hold=first))
 
     def _cancel_batch(self, request: httpx2.Request, batch_id: str) -> httpx2.Response:
         now = self.now()

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.decision.fake.errors import ApiError
+from sandbox.decision.fake.thinking import check_thinking_for_model
 from sandbox.decision.pricing import ModelPrice, PriceBook
 
 __all__ = [
@@ -209,6 +210,7 @@ def _check_common(params: dict, book: PriceBook, max_tokens: int | None) -> Mode
     model = _find_model(book, params["model"])
     if model is None:
         raise ApiError(404, "not_found_error", f"model: {params['model']}")
+    check_thinking_for_model(model.id, params)
     return model
 
 

@@ -375,3 +375,36 @@ def test_seeded_per_request_faults_end_as_results(tmp_path: Path) -> None:
     assert set(errored) == {"api_error"}
     counts = ended.request_counts
     assert counts.succeeded + counts.expired + counts.errored == 30
+
+
+def test_a_cancel_is_never_lost_to_a_poll_from_another_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two fakes on one state directory (two processes): read-modify-writes do not clash."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sandbox.decision.fake.batches import BatchStore
+
+    real_save = BatchStore.save
+
+    def slow_save(self, state: dict) -> None:  # widen the read-modify-write window
+        time.sleep(0.005)
+        real_save(self, state)
+
+    monkeypatch.setattr(BatchStore, "save", slow_save)
+    clock = Clock()
+    first = FakeMessagesAPI(state_dir=tmp_path, batch_seconds=HOUR, clock=clock)
+    second = FakeMessagesAPI(state_dir=tmp_path, batch_seconds=HOUR, clock=clock)
+    ids = [
+        client_for(first).messages.batches.create(requests=requests_for(1, f"c{i}-")).id
+        for i in range(30)
+    ]
+    with ThreadPoolExecutor(8) as pool:
+        cancel, poll = client_for(first).messages.batches, client_for(second).messages.batches
+        jobs = [pool.submit(f, i) for i in ids for f in (cancel.cancel, poll.retrieve)]
+        for job in jobs:
+            job.result()
+    for batch_id in ids:
+        state = json.loads((tmp_path / f"{batch_id}.json").read_text())
+        assert state["cancel_initiated_at"] is not None and state["retrieved"]

@@ -378,3 +378,42 @@ def test_enabled_thinking_spends_at_most_its_budget() -> None:
     answer_tokens = -(-len(msg.content[1].text) // 4)
     assert 150 <= msg.usage.output_tokens - answer_tokens <= 400
     assert parse_answer(msg).recommendation_type == "feature_discovery"
+
+
+# -- the room it lives in, and contention -----------------------------------------------------
+
+
+def test_the_runtime_imports_the_fake_only_in_mock_mode() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, os\n"
+        "import sandbox, sandbox.cli, sandbox.decision, sandbox.decision.pipeline\n"
+        "from sandbox.decision.clients import make_client\n"
+        "os.environ['ANTHROPIC_API_KEY'] = 'sk-test'\n"
+        "make_client('anthropic')\n"
+        "assert not [m for m in sys.modules if m.startswith('sandbox.decision.fake')]\n"
+        "make_client('mock')\n"
+        "assert 'sandbox.decision.fake.server' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_sliding_window_admits_exactly_rpm_under_contention() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake = FakeMessagesAPI(faults=Faults.parse("rpm=100"), clock=Clock())
+    client = client_for(fake)
+
+    def one(i: int) -> str:
+        try:
+            client.messages.create(**build_params(HAIKU, f"u{i}", SUMMARY))
+            return "ok"
+        except anthropic.RateLimitError:
+            return "429"
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(one, range(400)))
+    assert outcomes.count("ok") == 100 and outcomes.count("429") == 300

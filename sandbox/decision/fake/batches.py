@@ -25,10 +25,13 @@ Lifecycle, against the fake's clock (real time plus ``SANDBOX_MOCK_CLOCK_OFFSET_
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +146,24 @@ class BatchStore:
         else:
             (self.state_dir / f"{batch_id}.json").unlink(missing_ok=True)
 
+    @contextlib.contextmanager
+    def _updating(self) -> Iterator[None]:
+        """Hold the store for a read-modify-write (threads here, and other processes)."""
+        with self._lock:
+            if self.state_dir is None:
+                yield
+                return
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.state_dir / ".lock", "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
     def cancel(self, batch_id: str, now: float) -> dict:
         """Start canceling a batch that is in progress (no change otherwise); the batch."""
-        with self._lock:
+        with self._updating():
             state = self.get(batch_id)
             if state.get("cancel_initiated_at") is None and now < _timeline(state)[0]:
                 state["cancel_initiated_at"] = now
@@ -154,7 +172,7 @@ class BatchStore:
 
     def first_retrieve(self, batch_id: str) -> tuple[dict, bool]:
         """The batch, and whether this is its first retrieve (recorded, across processes)."""
-        with self._lock:
+        with self._updating():
             state = self.get(batch_id)
             first = state["batch_seconds"] > 0 and not state.get("retrieved")
             if first:

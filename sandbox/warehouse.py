@@ -282,14 +282,27 @@ def ensure_writable(wait_s: float = 2.0) -> None:
         pass
 
 
+_migrated: set[tuple[str, str]] = set()
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
-    """Create the named non-dbt tables (all of them when none are named) if they are missing."""
+    """Create the named non-dbt tables (all of them when none are named) if they are missing.
+
+    A table made by an older version gets the columns added since (:data:`MIGRATIONS`),
+    checked once per table and warehouse file in a process.
+    """
+    path = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
     for name in names or DDL:
         schema = name.split(".")[0]
         con.execute(f"create schema if not exists {schema}")
         con.execute(DDL[name])
-        for column, kind in MIGRATIONS.get(name, ()):
-            con.execute(f"alter table {name} add column if not exists {column} {kind}")
+        key = (str(path[0] if path else ""), name)
+        if name in MIGRATIONS and key not in _migrated:
+            for column, kind in MIGRATIONS[name]:
+                con.execute(f"alter table {name} add column if not exists {column} {kind}")
+            _migrated.add(key)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

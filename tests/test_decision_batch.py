@@ -52,7 +52,7 @@ def test_batch_mode_does_every_row_at_half_price(mart, requests_log) -> None:
     )
     for model, tokens_in, tokens_out, cost in ledger:
         price = book.get(model)
-        expected = (tokens_in * price.input_usd_per_mtok + tokens_out * price.output_usd_per_mtok)
+        expected = tokens_in * price.input_usd_per_mtok + tokens_out * price.output_usd_per_mtok
         assert cost == pytest.approx(expected / 2e6)
     assert book.batch_discount == 0.5
     escalated = scalar("select count(*) from decision.recommendations_staging where escalated")
@@ -159,3 +159,28 @@ def test_rate_limits_do_not_apply_to_batches(mart, monkeypatch) -> None:
     monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "rate_limit=1")
     prepare_features(DAY)
     assert run(escalate=False).done == 40
+
+
+def test_escalations_over_budget_become_failure_rows(mart, monkeypatch) -> None:
+    real = BatchRun._escalate
+
+    def escalate(self, rows):
+        self.budget.limit_usd = self.budget.spent_usd  # the primaries used up the budget
+        return real(self, rows)
+
+    monkeypatch.setattr(BatchRun, "_escalate", escalate)
+    prepare_features(DAY)
+    summary = run(max_cost_usd=1.0)
+    over = scalar(
+        "select count(*) from decision.inference_failures "
+        "where error_class = 'escalation_over_budget' and purpose = 'escalation'"
+    )
+    assert over > 0 and summary.failures_by_class == {"escalation_over_budget": over}
+    assert summary.done == 40 - over and summary.status == "budget" and summary.exit_code == 3
+    assert any("did not fit the budget for their escalation" in n for n in summary.notes)
+    assert (
+        scalar(
+            "select count(*) from decision.inference_failures where raw_text like '%\"answer\"%'"
+        )
+        == over
+    )  # the primary answer is kept with the failure

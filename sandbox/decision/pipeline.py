@@ -248,13 +248,12 @@ def run_llm_inference(
             )
     if stop.is_set() and interrupted is None:
         interrupted = "stop"
-    inputs, staged = store.counts(day)
+    inputs, staged, summary.failures_open = store.totals(day)
     summary.done, summary.failed, summary.requests = tally.done, tally.failed, tally.requests
     summary.escalated = tally.escalated
     summary.input_tokens, summary.output_tokens = tally.input_tokens, tally.output_tokens
     summary.cost_usd = round(tally.cost_usd, 8)
     summary.failures_by_class = dict(tally.failures_by_class)
-    summary.failures_open = store.open_failures(day)
     summary.pending_left = max(0, inputs - staged - tally.failed - summary.held_back)
     if interrupted is not None:
         summary.status, summary.interrupted_by = "interrupted", interrupted
@@ -264,7 +263,9 @@ def run_llm_inference(
         )
     elif batch_run is not None and batch_run.waiting:
         summary.status = "waiting"
-    elif budget.refused and summary.pending_left:
+    elif budget.refused and (
+        summary.pending_left or "escalation_over_budget" in summary.failures_by_class
+    ):
         summary.status = "budget"
         summary.notes.append(
             f"stopped submitting at ${budget.spent_usd:.4f} spent: the next row's worst case would "

@@ -291,8 +291,7 @@ def commit(
     """Write one small batch of outcomes in one transaction (idempotent: safe to repeat).
 
     ``results`` skip users already staged for the date (``on conflict do nothing``), so a
-    row can never be staged twice, and mark the date's open failure rows of those users
-    resolved. Ledger rows skip a ``call_id`` already stored, failure rows a ``failure_id``.
+    row can never be staged twice. Ledger rows skip a ``call_id`` already stored, failure rows a ``failure_id``.
     ``ingested_batch`` = ``(batch_id, ended_at)`` marks a Message Batch's rows as ingested in
     the same transaction as its outcomes; ``batch_updates`` = ``(old_id, new_id, status)``
     renames a batch intent once the API named the batch.
@@ -318,7 +317,6 @@ def commit(
                     "ingested_at = ? where batch_id = ?",
                     [ended_at, utcnow(), batch_id],
                 )
-            _resolve(con, results)
             con.commit()
         except BaseException:
             con.rollback()
@@ -339,20 +337,14 @@ def _insert_new_failures(con: duckdb.DuckDBPyConnection, failures: list[dict]) -
         con.unregister("_decision_failures")
 
 
-def _resolve(con: duckdb.DuckDBPyConnection, results: list[dict]) -> None:
-    """Mark open failure rows resolved for the users these results staged."""
-    by_date: dict[date, list[str]] = {}
-    for r in results:
-        by_date.setdefault(r["execution_date"], []).append(r["user_id"])
-    now = utcnow()
-    for day, users in by_date.items():
-        con.execute(
-            f"update {FAILURES} set resolved_at = ? where execution_date = ? "
-            "and resolved_at is null and list_contains(?, user_id) "
-            f"and exists (select 1 from {STAGING} s where s.execution_date = ? "
-            f"and s.user_id = {FAILURES}.user_id)",
-            [now, day, users, day],
-        )
+def resolve_failures(con: duckdb.DuckDBPyConnection, execution_date: date) -> None:
+    """Mark the date's open failure rows resolved where the user has a staged answer now."""
+    con.execute(
+        f"update {FAILURES} f set resolved_at = ? where f.execution_date = ? "
+        f"and f.resolved_at is null and exists (select 1 from {STAGING} s "
+        "where s.execution_date = f.execution_date and s.user_id = f.user_id)",
+        [utcnow(), execution_date],
+    )
 
 
 COMMIT_GIVE_UP_S = 600.0
@@ -472,15 +464,29 @@ def write_results(execution_date: date) -> int:
 
 def counts(execution_date: date) -> tuple[int, int]:
     """``(inputs, staged)`` row counts of the date."""
+    inputs, staged, _ = totals(execution_date)
+    return inputs, staged
+
+
+def totals(execution_date: date) -> tuple[int, int, int]:
+    """``(inputs, staged, open failures)`` of the date, in one connection.
+
+    First marks failure rows resolved whose user has a staged answer now (once per run,
+    not per commit: a dead-letter row stays open until a run finishes).
+    """
     with connect() as con:
         ensure_tables(con, *TABLES)
-        inputs = con.execute(
-            f"select count(*) from {INPUTS} where execution_date = ?", [execution_date]
-        ).fetchone()[0]
-        staged = con.execute(
-            f"select count(*) from {STAGING} where execution_date = ?", [execution_date]
-        ).fetchone()[0]
-    return int(inputs), int(staged)
+        resolve_failures(con, execution_date)
+        found = con.execute(
+            f"""
+            select (select count(*) from {INPUTS} where execution_date = $1),
+                   (select count(*) from {STAGING} where execution_date = $1),
+                   (select count(*) from {FAILURES}
+                    where execution_date = $1 and resolved_at is null)
+            """,
+            [execution_date],
+        ).fetchone()
+    return int(found[0]), int(found[1]), int(found[2])
 
 
 def known_batch_ids() -> set[str]:

@@ -136,9 +136,7 @@ def test_negative_budget_is_an_error() -> None:
         Budget(-1)
 
 
-@pytest.mark.parametrize(
-    "value", [float("nan"), float("inf"), float("-inf"), 0.0, -0.5], ids=str
-)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 0.0, -0.5], ids=str)
 def test_a_budget_that_is_not_a_positive_number_is_refused(value: float) -> None:
     with pytest.raises(SandboxError, match="must be a positive number of dollars"):
         Budget(value)

@@ -8,6 +8,10 @@ Steps (each reads and writes tables, never the other planes' code)::
     write_results(date)       staging -> marts.user_recommendations (idempotent upsert)
     infer(date)               the three in a row
 
+Every API response is appended to the answer journal (:mod:`sandbox.decision.journal`)
+before it is committed, so a run that dies or cannot commit loses no answer: the next run
+commits the journal first and sends again only what was never answered.
+
 The LLM is the ``anthropic`` SDK either way: ``llm="anthropic"`` calls Claude,
 ``llm="mock"`` (the default) answers through a deterministic fake Messages API
 (:mod:`sandbox.decision.fake`) plugged in as the SDK's HTTP transport.
@@ -26,6 +30,7 @@ _EXPORTS = {
     "RECOMMENDATION_TYPES": "sandbox.decision.prompt",
     "Recommendation": "sandbox.decision.prompt",
     "InferenceSummary": "sandbox.decision.summary",
+    "STATUSES": "sandbox.decision.summary",
     "make_client": "sandbox.decision.clients",
     "infer": "sandbox.decision.pipeline",
     "prepare_features": "sandbox.decision.pipeline",
@@ -37,6 +42,7 @@ __all__ = [
     "HIGH_STAKES",
     "PROMPT_VERSION",
     "RECOMMENDATION_TYPES",
+    "STATUSES",
     "InferenceSummary",
     "Recommendation",
     "infer",
@@ -55,7 +61,7 @@ if TYPE_CHECKING:
         RECOMMENDATION_TYPES,
         Recommendation,
     )
-    from sandbox.decision.summary import InferenceSummary
+    from sandbox.decision.summary import STATUSES, InferenceSummary
 
 
 def __getattr__(name: str) -> Any:

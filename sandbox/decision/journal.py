@@ -14,6 +14,10 @@ file is ``fsync``-ed before each DuckDB commit (group fsync), so a power loss or
 crash can lose at most the responses of the last commit interval (tens of milliseconds);
 they are then missing from the ledger, and their rows are sent again.
 
+Batch mode journals its ``count_tokens`` answer here too; a Message Batch's answers are the
+API's results file (kept 29 days: a failed commit downloads it again), and its creates are
+recorded as intents in ``decision.batch_jobs`` before they are sent.
+
 Files are segments of at most :data:`SEGMENT_ENTRIES` entries; a segment whose entries are
 all committed is deleted as soon as the run has moved on to the next one.
 """

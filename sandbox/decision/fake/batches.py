@@ -1,8 +1,9 @@
 """Message Batches in the fake: where they are kept and how their status moves with time.
 
-A batch is a JSON file in the state directory (the client keeps it beside the warehouse),
-so it outlives the process that created it, like a real one; without a directory it lives
-in memory. Its answers are decided at create time and shown only when it ends.
+A batch is two files in the state directory (the client keeps it beside the warehouse):
+``<id>.json``, its small status that a poll reads, and ``<id>.jsonl``, its results; so it
+outlives the process that created it, like a real one. Without a directory it lives in
+memory. Its answers are decided at create time and shown only when it ends.
 
 Lifecycle, against the fake's clock (real time plus ``SANDBOX_MOCK_CLOCK_OFFSET_S``):
 
@@ -38,7 +39,7 @@ from typing import Any
 from sandbox.decision.fake.errors import ApiError
 from sandbox.decision.fake.limits import rfc3339
 
-__all__ = ["ARCHIVE_S", "EXPIRY_S", "BatchStore", "final_results", "view"]
+__all__ = ["ARCHIVE_S", "EXPIRY_S", "BatchStore", "final_kinds", "final_results", "view"]
 
 EXPIRY_S = 24 * 3600.0
 ARCHIVE_S = 29 * 24 * 3600.0
@@ -58,20 +59,38 @@ def _timeline(state: dict) -> tuple[float, str]:
     return expires, "expired"
 
 
-def final_results(state: dict) -> list[dict]:
-    """The results file of an ended batch (unfinished requests canceled or expired)."""
+def _cut(state: dict) -> tuple[str, float]:
+    """Why processing ends, and the time after which an unfinished request is cut."""
     end, why = _timeline(state)
+    return why, state["cancel_initiated_at"] if why == "canceled" else end
+
+
+def _finished(state: dict, i: int, n: int, cut: float) -> bool:
+    return state["created_at"] + state["batch_seconds"] * (i + 1) / n <= cut
+
+
+def final_kinds(state: dict) -> list[str]:
+    """Each result's type once the batch has ended (unfinished requests canceled or expired)."""
+    kinds = state["kinds"]
+    why, cut = _cut(state)
     if why == "done":
-        return state["results"]
-    created, n = state["created_at"], len(state["results"])
-    cut = state["cancel_initiated_at"] if why == "canceled" else end
-    out = []
-    for i, item in enumerate(state["results"]):
-        done_at = created + state["batch_seconds"] * (i + 1) / n
-        out.append(
-            item if done_at <= cut else {"custom_id": item["custom_id"], "result": {"type": why}}
-        )
-    return out
+        return list(kinds)
+    n = len(kinds)
+    return [kind if _finished(state, i, n, cut) else why for i, kind in enumerate(kinds)]
+
+
+def final_results(state: dict, results: list[dict]) -> list[dict]:
+    """The results file of an ended batch (unfinished requests canceled or expired)."""
+    why, cut = _cut(state)
+    if why == "done":
+        return results
+    n = len(results)
+    return [
+        item
+        if _finished(state, i, n, cut)
+        else {"custom_id": item["custom_id"], "result": {"type": why}}
+        for i, item in enumerate(results)
+    ]
 
 
 def view(state: dict, now: float, base_url: str, *, hold: bool = False) -> dict:
@@ -80,10 +99,10 @@ def view(state: dict, now: float, base_url: str, *, hold: bool = False) -> dict:
     ended = now >= end and not (hold and now < state["created_at"] + EXPIRY_S)
     counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
     if ended:
-        for item in final_results(state):
-            counts[item["result"]["type"]] += 1
+        for kind in final_kinds(state):
+            counts[kind] += 1
     else:
-        counts["processing"] = len(state["results"])
+        counts["processing"] = len(state["kinds"])
     created = state["created_at"]
     cancel = state.get("cancel_initiated_at")
     status = "ended" if ended else "canceling" if cancel is not None else "in_progress"
@@ -102,49 +121,72 @@ def view(state: dict, now: float, base_url: str, *, hold: bool = False) -> dict:
 
 
 class BatchStore:
-    """Stored batches: one JSON file each in ``state_dir``, or a dict in memory."""
+    """Stored batches: ``<id>.json`` (status) and ``<id>.jsonl`` (results) in ``state_dir``,
+    or dicts in memory. A poll reads only the small status file."""
 
     def __init__(self, state_dir: Path | None = None):
         self.state_dir = Path(state_dir) if state_dir else None
         self._memory: dict[str, dict] = {}
+        self._memory_results: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
 
+    def _write(self, target: Path, text: str) -> None:
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, target)
+
+    def create(self, state: dict, results: list[dict]) -> None:
+        """Store a new batch: its results first, then its status (so a listed batch is whole)."""
+        state["kinds"] = [r["result"]["type"] for r in results]
+        if self.state_dir is None:
+            self._memory_results[state["id"]] = results
+        else:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            lines = "".join(json.dumps(r) + "\n" for r in results)
+            self._write(self.state_dir / f"{state['id']}.jsonl", lines)
+        self.save(state)
+
     def save(self, state: dict) -> None:
-        """Store ``state`` (atomically: a reader never sees half a file)."""
+        """Store a batch's status (atomically: a reader never sees half a file)."""
         if self.state_dir is None:
             self._memory[state["id"]] = state
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        target = self.state_dir / f"{state['id']}.json"
-        tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, target)
+        self._write(self.state_dir / f"{state['id']}.json", json.dumps(state))
 
     def load(self, batch_id: str) -> dict | None:
-        """The stored batch, or ``None``."""
+        """The stored batch's status, or ``None``."""
         if self.state_dir is None:
             return self._memory.get(batch_id)
         if not _ID.fullmatch(batch_id):
             return None
-        path = self.state_dir / f"{batch_id}.json"
         try:
-            return json.loads(path.read_text())
+            return json.loads((self.state_dir / f"{batch_id}.json").read_text())
         except FileNotFoundError:
             return None
 
     def get(self, batch_id: str) -> dict:
-        """The stored batch, or a 404 ``not_found_error``."""
+        """The stored batch's status, or a 404 ``not_found_error``."""
         state = self.load(batch_id)
         if state is None:
             raise ApiError(404, "not_found_error", f"message batch {batch_id} not found")
         return state
 
+    def results(self, batch_id: str) -> list[dict]:
+        """The stored batch's results, in results order."""
+        if self.state_dir is None:
+            return self._memory_results.get(batch_id, [])
+        text = (self.state_dir / f"{batch_id}.jsonl").read_text()
+        return [json.loads(line) for line in text.splitlines() if line]
+
     def delete(self, batch_id: str) -> None:
         """Remove a stored batch."""
         if self.state_dir is None:
             self._memory.pop(batch_id, None)
+            self._memory_results.pop(batch_id, None)
         else:
             (self.state_dir / f"{batch_id}.json").unlink(missing_ok=True)
+            (self.state_dir / f"{batch_id}.jsonl").unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _updating(self) -> Iterator[None]:

@@ -486,9 +486,8 @@ class FakeMessagesAPI:
             "created_at": self.now(),
             "batch_seconds": self.batch_seconds,
             "cancel_initiated_at": None,
-            "results": results,
         }
-        self.batches.save(state)
+        self.batches.create(state, results)
         attempt = int(request.headers.get("x-stainless-retry-count") or 0)
         lost = self.faults.active("batch_create") and self.faults.pick(
             "batch_create", json.dumps(body, sort_keys=True), attempt
@@ -569,7 +568,8 @@ class FakeMessagesAPI:
                 f"the results of message batch {batch_id} were deleted at "
                 f"{shown['archived_at']} (29 days after creation)",
             )
-        lines = "".join(json.dumps(r) + "\n" for r in final_results(state))
+        results = final_results(state, self.batches.results(batch_id))
+        lines = "".join(json.dumps(r) + "\n" for r in results)
         return httpx2.Response(
             200, content=lines.encode(), headers={"content-type": "application/x-jsonl"}
         )

@@ -408,3 +408,12 @@ def test_a_cancel_is_never_lost_to_a_poll_from_another_process(
     for batch_id in ids:
         state = json.loads((tmp_path / f"{batch_id}.json").read_text())
         assert state["cancel_initiated_at"] is not None and state["retrieved"]
+
+
+def test_a_batch_file_of_an_older_fake_reads_as_gone(tmp_path: Path) -> None:
+    old = {"id": "msgbatch_mock_old", "created_at": "2026-11-01T00:00:00+00:00", "results": []}
+    (tmp_path / "msgbatch_mock_old.json").write_text(json.dumps(old))
+    client = client_for(FakeMessagesAPI(state_dir=tmp_path))
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.batches.retrieve("msgbatch_mock_old")
+    assert list(client.messages.batches.list()) == []

@@ -161,9 +161,10 @@ class BatchStore:
         if not _ID.fullmatch(batch_id):
             return None
         try:
-            return json.loads((self.state_dir / f"{batch_id}.json").read_text())
+            state = json.loads((self.state_dir / f"{batch_id}.json").read_text())
         except FileNotFoundError:
             return None
+        return state if "kinds" in state else None  # a file of an older fake: gone
 
     def get(self, batch_id: str) -> dict:
         """The stored batch's status, or a 404 ``not_found_error``."""
@@ -230,9 +231,11 @@ class BatchStore:
             states = []
             for path in self.state_dir.glob("*.json") if self.state_dir.exists() else []:
                 try:
-                    states.append(json.loads(path.read_text()))
+                    state = json.loads(path.read_text())
                 except (FileNotFoundError, json.JSONDecodeError):
                     continue
+                if "kinds" in state:
+                    states.append(state)
         return sorted(states, key=lambda s: (s["created_at"], s["id"]), reverse=True)
 
     def page(self, query: dict[str, Any], now: float, base_url: str) -> dict:

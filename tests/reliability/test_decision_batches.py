@@ -177,3 +177,26 @@ def test_a_failed_escalation_in_a_batch_keeps_the_primary_answer(log, monkeypatc
     assert scalar("select count(*) from decision.llm_calls where purpose = 'primary'") == (
         primary_before + first.failed
     )
+
+
+def test_a_run_killed_between_create_and_storing_the_id_adopts_its_batch(log, monkeypatch) -> None:
+    from sandbox.decision import store
+
+    real = store.commit_when_free
+
+    def die_after_create(give_up_s=None, **rows):
+        if rows.get("batch_updates"):
+            raise SystemExit("killed after the create, before the batch id was stored")
+        return real(give_up_s, **rows)
+
+    monkeypatch.setattr(store, "commit_when_free", die_after_create)
+    with pytest.raises(SystemExit):
+        run()
+    assert creates(log) == batches_made() == 1
+    assert scalar("select count(*) from decision.batch_jobs where status = 'creating'") == USERS
+    monkeypatch.setattr(store, "commit_when_free", real)
+    summary = run()
+    assert (summary.done, summary.status) == (USERS, "ok")
+    assert creates(log) == batches_made() == 2  # the primary batch was adopted, not made again
+    assert any("an earlier run stopped" in n and "adopted" in n for n in summary.notes)
+    assert scalar("select count(*) from decision.llm_calls where purpose = 'primary'") == USERS

@@ -1,0 +1,200 @@
+"""The golden set: labelled users whose summaries come from the current dbt models.
+
+``data/golden`` holds raw ``users.csv`` and ``events.csv`` (the same format as the shipped
+seed) and ``labels.csv`` (one row per user: segment, case, the acceptable recommendation
+types, preferred first, and a one-line reason). The summaries are *not* stored: they are
+built by running the real dbt project over the golden raw files for :data:`GOLDEN_AS_OF`,
+so a change to the context-string SQL changes what the evaluation sends. The built rows are
+cached under a hash of every input (golden files, dbt models, macros, project files), so
+only the first evaluation after a change pays for dbt.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sandbox.config import ROOT, SandboxError, environment
+
+GOLDEN_DIR = ROOT / "data" / "golden"
+GOLDEN_AS_OF = date(2026, 11, 1)
+"""The as-of date the golden raw files were written for."""
+FEATURES_TABLE = "marts.fct_user_features_for_ai"
+SEGMENTS = ("active", "power", "fading", "dormant", "silent")
+"""The generator's behaviour segments (``sandbox.data.generate.SEGMENTS``)."""
+_DBT_INPUTS = ("models", "macros", "tests", "dbt_project.yml", "profiles.yml")
+
+
+@dataclass(frozen=True)
+class GoldenCase:
+    """One labelled user: the mart row's summary and the answers a reviewer accepts."""
+
+    user_id: str
+    segment: str
+    case: str
+    acceptable: tuple[str, ...]
+    reason: str
+    summary: str
+    row: dict
+
+    @property
+    def preferred(self) -> str:
+        """The first acceptable type: the one a reviewer would pick."""
+        return self.acceptable[0]
+
+
+@dataclass(frozen=True)
+class GoldenSet:
+    """Every golden case, where it came from, and how it was built."""
+
+    cases: list[GoldenCase]
+    folder: Path
+    inputs_sha: str
+    """Hash of the golden files and the dbt project: what the summaries were built from."""
+    summaries_sha: str
+    """Hash of the summaries themselves: changes exactly when the context string changes."""
+    cached: bool
+    build_s: float
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+
+def cache_dir() -> Path:
+    """Where built golden rows are kept (``SANDBOX_EVAL_CACHE``, default ``warehouse/eval-cache``)."""
+    return Path(os.environ.get("SANDBOX_EVAL_CACHE") or ROOT / "warehouse" / "eval-cache")
+
+
+def read_labels(folder: Path | str = GOLDEN_DIR) -> list[dict]:
+    """The rows of ``labels.csv``, with ``acceptable`` split into a tuple."""
+    path = Path(folder) / "labels.csv"
+    if not path.is_file():
+        raise SandboxError(
+            f"no golden labels at {path}: restore data/golden from git, or point "
+            "--golden at a folder with users.csv, events.csv and labels.csv"
+        )
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["acceptable"] = tuple(t.strip() for t in row["acceptable"].split("|") if t.strip())
+    return rows
+
+
+def _project_dir() -> Path:
+    return Path(os.environ.get("SANDBOX_DBT_PROJECT_DIR") or ROOT / "dbt_project").resolve()
+
+
+def inputs_sha(folder: Path | str = GOLDEN_DIR) -> str:
+    """A hash of the golden raw files and every dbt file that shapes the mart."""
+    digest = hashlib.sha256()
+    folder = Path(folder)
+    files = [(folder, folder / "users.csv"), (folder, folder / "events.csv")]
+    project = _project_dir()
+    for name in _DBT_INPUTS:
+        path = project / name
+        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files += [(project, p) for p in found]
+    for base, path in files:
+        if path.is_file():
+            digest.update(path.relative_to(base).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _build_rows(folder: Path) -> list[dict]:
+    """Run ``dbt build`` over the golden raw files in a scratch warehouse; return the mart rows."""
+    from sandbox.data import build
+    from sandbox.warehouse import connect
+
+    with tempfile.TemporaryDirectory(prefix="sandbox-golden-") as scratch:
+        warehouse = Path(scratch) / "golden.duckdb"
+        with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):
+            build(GOLDEN_AS_OF)
+            with connect(read_only=True, path=warehouse) as con:
+                frame = con.execute(f"select * from {FEATURES_TABLE} order by user_id").df()
+    rows = []
+    for record in frame.to_dict("records"):
+        rows.append({k: (None if _is_missing(v) else _plain(v)) for k, v in record.items()})
+    return rows
+
+
+def _is_missing(value) -> bool:
+    try:
+        return value != value or value is None  # NaN / NaT
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value):
+    """A JSON-friendly value (timestamps and dates as ISO text, numpy ints as int)."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def build_rows(
+    folder: Path | str = GOLDEN_DIR, *, refresh: bool = False
+) -> tuple[list[dict], str, bool, float]:
+    """The golden mart rows, from the cache when the inputs are unchanged.
+
+    Returns ``(rows, inputs_sha, cached, seconds)``.
+    """
+    folder = Path(folder).resolve()
+    for name in ("users.csv", "events.csv"):
+        if not (folder / name).is_file():
+            raise SandboxError(
+                f"no {name} in {folder}: the golden set needs users.csv, events.csv and "
+                "labels.csv (restore data/golden from git)"
+            )
+    started = time.perf_counter()
+    sha = inputs_sha(folder)
+    cached_file = cache_dir() / f"golden-{sha}.json"
+    if cached_file.is_file() and not refresh:
+        rows = json.loads(cached_file.read_text())
+        return rows, sha, True, time.perf_counter() - started
+    rows = _build_rows(folder)
+    cached_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached_file.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(rows, indent=1))
+    partial.replace(cached_file)  # atomic: a concurrent reader sees all of it or nothing
+    return rows, sha, False, time.perf_counter() - started
+
+
+def load_golden(folder: Path | str = GOLDEN_DIR, *, refresh: bool = False) -> GoldenSet:
+    """Labels joined to the mart rows built by the current dbt models (see module docstring)."""
+    folder = Path(folder).resolve()
+    labels = read_labels(folder)
+    rows, sha, cached, seconds = build_rows(folder, refresh=refresh)
+    by_user = {row["user_id"]: row for row in rows}
+    missing = [label["user_id"] for label in labels if label["user_id"] not in by_user]
+    if missing:
+        raise SandboxError(
+            f"{len(missing)} labelled golden user(s) have no row in {FEATURES_TABLE} "
+            f"({', '.join(missing[:5])}): add them to {folder / 'users.csv'} with a signup "
+            f"before {GOLDEN_AS_OF}, or remove their labels"
+        )
+    cases = [
+        GoldenCase(
+            user_id=label["user_id"],
+            segment=label["segment"],
+            case=label["case"],
+            acceptable=label["acceptable"],
+            reason=label["reason"],
+            summary=by_user[label["user_id"]]["user_summary_for_llm"],
+            row=by_user[label["user_id"]],
+        )
+        for label in labels
+    ]
+    summaries = hashlib.sha256(
+        "\n".join(f"{c.user_id}\t{c.summary}" for c in cases).encode()
+    ).hexdigest()[:16]
+    return GoldenSet(cases, folder, sha, summaries, cached, seconds)

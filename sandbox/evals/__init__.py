@@ -9,34 +9,44 @@ so like :mod:`sandbox.control` it sits beside the planes, not inside either::
     check_gate(run)      the run against its baseline in data/golden/baselines
     record_eval(run)     ops.eval_runs + ops.eval_cases
     write_baseline(run)  what `sandbox eval --accept` stores (reviewed, committed)
+
+Names are imported on first use (as in :mod:`sandbox.decision`), so ``sandbox --help``
+does not pay for the SDK import.
 """
 
-from sandbox.evals.baseline import (
-    GateVerdict,
-    check_gate,
-    check_prompt_evaluated,
-    load_gate_config,
-    write_baseline,
-)
-from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, load_golden
-from sandbox.evals.metrics import CaseResult, Scores, score
-from sandbox.evals.runner import EvalRun, run_eval
-from sandbox.evals.store import record_eval
+from __future__ import annotations
 
-__all__ = [
-    "GOLDEN_DIR",
-    "CaseResult",
-    "EvalRun",
-    "GateVerdict",
-    "GoldenCase",
-    "GoldenSet",
-    "Scores",
-    "check_gate",
-    "check_prompt_evaluated",
-    "load_gate_config",
-    "load_golden",
-    "record_eval",
-    "run_eval",
-    "score",
-    "write_baseline",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CaseResult": "sandbox.evals.metrics",
+    "EvalRun": "sandbox.evals.runner",
+    "GOLDEN_DIR": "sandbox.evals.golden",
+    "GateVerdict": "sandbox.evals.baseline",
+    "GoldenCase": "sandbox.evals.golden",
+    "GoldenSet": "sandbox.evals.golden",
+    "Scores": "sandbox.evals.metrics",
+    "check_gate": "sandbox.evals.baseline",
+    "check_prompt_evaluated": "sandbox.evals.baseline",
+    "load_gate_config": "sandbox.evals.baseline",
+    "load_golden": "sandbox.evals.golden",
+    "record_eval": "sandbox.evals.store",
+    "run_eval": "sandbox.evals.runner",
+    "score": "sandbox.evals.metrics",
+    "write_baseline": "sandbox.evals.baseline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sandbox.evals' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

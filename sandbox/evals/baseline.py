@@ -12,6 +12,7 @@ updates a baseline on its own. Thresholds and prompt waivers live in ``data/gold
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,11 @@ from sandbox.evals.runner import EvalRun
 BASELINES_DIR = ROOT / "data" / "golden" / "baselines"
 GATE_CONFIG = ROOT / "data" / "golden" / "gate.toml"
 MAX_DIFF_LINES = 40
+
+
+def baselines_dir() -> Path:
+    """The reviewed baselines (``SANDBOX_EVAL_BASELINES``, default ``data/golden/baselines``)."""
+    return Path(os.environ.get("SANDBOX_EVAL_BASELINES") or BASELINES_DIR)
 
 
 @dataclass(frozen=True)
@@ -81,14 +87,14 @@ def baseline_record(run: EvalRun) -> dict:
     }
 
 
-def write_baseline(run: EvalRun, folder: Path | str = BASELINES_DIR) -> Path:
+def write_baseline(run: EvalRun, folder: Path | str | None = None) -> Path:
     """Store ``run`` as the reviewed baseline for its llm, model and prompt_version."""
+    folder = Path(folder or baselines_dir())
     if not run.complete:
         raise SandboxError(
             f"this evaluation is incomplete ({run.skipped} case(s) not sent: the budget ran "
             "out), so it cannot become a baseline: raise --max-cost-usd and run it again"
         )
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / baseline_name(run.llm, run.model, run.prompt_version)
     path.write_text(json.dumps(baseline_record(run), indent=2, sort_keys=True) + "\n")
@@ -107,14 +113,14 @@ def read_baseline(path: Path) -> dict:
 
 
 def find_baseline(
-    llm: str, model: str, prompt_version: str, folder: Path | str = BASELINES_DIR
+    llm: str, model: str, prompt_version: str, folder: Path | str | None = None
 ) -> tuple[Path, dict] | None:
     """The baseline to compare a run with.
 
     Offline: ``offline__<model>.json``. Live: the same prompt_version's file if there is one,
     else the newest live baseline of the model, so a new prompt is compared with the last one.
     """
-    folder = Path(folder)
+    folder = Path(folder or baselines_dir())
     exact = folder / baseline_name(llm, model, prompt_version)
     if exact.is_file():
         return exact, read_baseline(exact)
@@ -166,31 +172,39 @@ def _cut(text: str, width: int = 110) -> str:
 
 
 def diff_cases(run: EvalRun, baseline: dict) -> list[str]:
-    """One block per case whose answer, verdict or summary differs from the baseline."""
+    """The cases whose answer, verdict or summary differs from the baseline.
+
+    Cases that became wrong come first, then other changed answers, then summary-only
+    changes, each with the summary before and after when it changed.
+    """
     before = baseline.get("cases", {})
-    lines = []
     now = {r.user_id: r for r in run.results}
+    blocks: list[tuple[int, str, list[str]]] = []
     for user_id in sorted(set(before) | set(now)):
         old, new = before.get(user_id), now.get(user_id)
         if old is None:
-            lines.append(f"  {user_id} {new.case}: new case, answered {new.outcome}")
+            blocks.append(
+                (1, user_id, [f"  {user_id} {new.case}: new case, answered {new.outcome}"])
+            )
             continue
         if new is None:
-            lines.append(f"  {user_id} {old['case']}: no longer in the golden set")
+            blocks.append((1, user_id, [f"  {user_id} {old['case']}: no longer in the golden set"]))
             continue
         answer_moved = old["answer"] != new.outcome
         summary_moved = old.get("summary") != new.summary
         if not (answer_moved or summary_moved or old["agrees"] != new.agrees):
             continue
         verdict = "ok" if new.agrees else "WRONG"
-        lines.append(
+        lines = [
             f"  {user_id} {new.case}: {old['answer']} -> {new.outcome} "
             f"(acceptable: {'|'.join(new.acceptable)}) {verdict}"
-        )
+        ]
         if summary_moved:
             lines.append(f"      was: {_cut(old.get('summary') or '')}")
             lines.append(f"      now: {_cut(new.summary)}")
-    return lines
+        rank = 0 if (old["agrees"] and not new.agrees) else 1 if answer_moved else 2
+        blocks.append((rank, user_id, lines))
+    return [line for _, _, lines in sorted(blocks) for line in lines]
 
 
 def compare(
@@ -222,9 +236,10 @@ def compare(
 
 
 def check_gate(
-    run: EvalRun, folder: Path | str = BASELINES_DIR, config: GateConfig | None = None
+    run: EvalRun, folder: Path | str | None = None, config: GateConfig | None = None
 ) -> GateVerdict:
     """Compare ``run`` with its baseline; no baseline at all is a failure with the fix."""
+    folder = Path(folder or baselines_dir())
     config = config or load_gate_config()
     found = find_baseline(run.llm, run.model, run.prompt_version, folder)
     if found is None:
@@ -245,10 +260,11 @@ def check_gate(
 def check_prompt_evaluated(
     prompt_version: str,
     model: str,
-    folder: Path | str = BASELINES_DIR,
+    folder: Path | str | None = None,
     config: GateConfig | None = None,
 ) -> str | None:
     """``None`` when ``prompt_version`` has a live baseline (or a reviewed waiver), else why not."""
+    folder = Path(folder or baselines_dir())
     config = config or load_gate_config()
     if (Path(folder) / baseline_name("anthropic", model, prompt_version)).is_file():
         return None

@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from sandbox.config import ROOT, SandboxError, environment
@@ -30,6 +30,8 @@ FEATURES_TABLE = "marts.fct_user_features_for_ai"
 SEGMENTS = ("active", "power", "fading", "dormant", "silent")
 """The generator's behaviour segments (``sandbox.data.generate.SEGMENTS``)."""
 _DBT_INPUTS = ("models", "macros", "tests", "dbt_project.yml", "profiles.yml")
+CACHE_FORMAT = 2
+"""Bump when the cached rows' layout changes, so older cache files are not read."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def _project_dir() -> Path:
 
 def inputs_sha(folder: Path | str = GOLDEN_DIR) -> str:
     """A hash of the golden raw files and every dbt file that shapes the mart."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
     folder = Path(folder)
     files = [(folder, folder / "users.csv"), (folder, folder / "events.csv")]
     project = _project_dir()
@@ -118,26 +120,21 @@ def _build_rows(folder: Path) -> list[dict]:
         with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):
             build(GOLDEN_AS_OF)
             with connect(read_only=True, path=warehouse) as con:
-                frame = con.execute(f"select * from {FEATURES_TABLE} order by user_id").df()
-    rows = []
-    for record in frame.to_dict("records"):
-        rows.append({k: (None if _is_missing(v) else _plain(v)) for k, v in record.items()})
+                cursor = con.execute(f"select * from {FEATURES_TABLE} order by user_id")
+                names = [d[0] for d in cursor.description]
+                rows = [
+                    dict(zip(names, map(_plain, values), strict=True))
+                    for values in cursor.fetchall()
+                ]
     return rows
 
 
-def _is_missing(value) -> bool:
-    try:
-        return value != value or value is None  # NaN / NaT
-    except (TypeError, ValueError):
-        return False
-
-
 def _plain(value):
-    """A JSON-friendly value (timestamps and dates as ISO text, numpy ints as int)."""
-    if hasattr(value, "isoformat"):
-        return value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
+    """A JSON-friendly value: dates as ``YYYY-MM-DD``, timestamps as ``YYYY-MM-DD HH:MM:SS``."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
     return value
 
 

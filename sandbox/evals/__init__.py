@@ -24,6 +24,7 @@ _EXPORTS = {
     "EvalRun": "sandbox.evals.runner",
     "GOLDEN_DIR": "sandbox.evals.golden",
     "GateVerdict": "sandbox.evals.baseline",
+    "add_golden_case": "sandbox.evals.golden",
     "GoldenCase": "sandbox.evals.golden",
     "GoldenSet": "sandbox.evals.golden",
     "Scores": "sandbox.evals.metrics",

@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sandbox.config import ROOT, SandboxError, environment
@@ -195,3 +195,45 @@ def load_golden(folder: Path | str = GOLDEN_DIR, *, refresh: bool = False) -> Go
         "\n".join(f"{c.user_id}\t{c.summary}" for c in cases).encode()
     ).hexdigest()[:16]
     return GoldenSet(cases, folder, sha, summaries, cached, seconds)
+
+
+def add_golden_case(
+    folder: Path | str,
+    user_id: str,
+    *,
+    plan_tier: str,
+    signed_up_days_ago: int,
+    events: list[tuple[int, str | None]],
+    acceptable: list[str],
+    reason: str,
+    segment: str,
+    case: str,
+) -> None:
+    """Append one labelled user to the golden files in ``folder``.
+
+    ``events`` lists ``(days_ago, event_type)``: an event at 10:00 that many days before
+    :data:`GOLDEN_AS_OF` (``None`` for an event the tracker could not classify). The user
+    signs up at 09:00, ``signed_up_days_ago`` days before it.
+    """
+    folder = Path(folder)
+    labels = read_labels(folder)
+    if any(row["user_id"] == user_id for row in labels):
+        raise SandboxError(f"{user_id} is already in {folder / 'labels.csv'}: pick a new id")
+    as_of = datetime.combine(GOLDEN_AS_OF, datetime.min.time())
+    signed = as_of - timedelta(days=signed_up_days_ago) + timedelta(hours=9)
+    with (folder / "events.csv").open(newline="") as handle:
+        next_id = 1 + max((int(row["id"]) for row in csv.DictReader(handle)), default=0)
+    with (folder / "users.csv").open("a", newline="") as handle:
+        handle.write(f'"{user_id}","{plan_tier}",{signed:%Y-%m-%d %H:%M:%S},"US"\n')
+    with (folder / "events.csv").open("a", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        for offset, (days_ago, event_type) in enumerate(sorted(events, key=lambda e: -e[0])):
+            at = as_of - timedelta(days=days_ago) + timedelta(hours=10, seconds=offset)
+            writer.writerow(
+                [next_id + offset, user_id, event_type or "", f"{at:%Y-%m-%d %H:%M:%S}",
+                 '{"source": "web", "duration_ms": 500}']
+            )  # fmt: skip
+    with (folder / "labels.csv").open("a", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerow(
+            [user_id, segment, case, "|".join(acceptable), reason]
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from datetime import date, datetime
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from sandbox.evals.golden import GOLDEN_DIR, SEGMENTS, load_golden, read_labels
 from sandbox.evals.metrics import CaseResult, score
 from sandbox.evals.runner import run_eval
 
+API_KEY = os.environ.get("ANTHROPIC_API_KEY")  # read before conftest clears it per test
+BASE_URL = os.environ.get("ANTHROPIC_BASE_URL")
 CONTRACT = ROOT / "dbt_project" / "models" / "marts" / "fct_user_features_for_ai.yml"
 EDGE_CASES = {
     "new_never_active",
@@ -212,3 +215,21 @@ def test_budget_stops_sending_and_the_run_cannot_be_accepted(golden, monkeypatch
 def test_cli_unknown_model_is_a_clear_error(capsys) -> None:
     assert main(["eval", "--model", "claude-nope", "--no-record"]) == 2
     assert "has no price" in capsys.readouterr().err
+
+
+def test_cli_live_without_a_key_is_a_clear_error(capsys) -> None:
+    assert main(["eval", "--llm", "anthropic", "--no-record"]) == 2
+    err = capsys.readouterr().err
+    assert "ANTHROPIC_API_KEY is not set" in err and "Traceback" not in err
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not API_KEY, reason="needs ANTHROPIC_API_KEY")
+def test_live_eval_within_budget(monkeypatch) -> None:
+    """With a real key: the golden set on the primary model, under a $0.25 budget."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY or "")
+    if BASE_URL:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", BASE_URL)
+    run = run_eval(llm="anthropic", max_cost_usd=0.25)
+    assert run.complete and run.scores.cost_usd <= 0.25
+    assert run.scores.invalid_rate < 0.1

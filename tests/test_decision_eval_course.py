@@ -6,6 +6,8 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+import pytest
+
 from sandbox.config import ROOT
 from sandbox.evals import add_golden_case
 from sandbox.evals.exercises import check_new_golden_case
@@ -25,6 +27,7 @@ def test_untouched_copy_gets_a_hint(tmp_path: Path) -> None:
     assert not verdict and "add_golden_case" in repr(verdict)
 
 
+@pytest.mark.slow  # a dbt build of the changed golden set
 def test_a_wrong_case_gets_a_hint_not_the_answer(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SANDBOX_EVAL_CACHE", str(tmp_path / "cache"))
     folder = _copy(tmp_path)
@@ -38,6 +41,7 @@ def test_a_wrong_case_gets_a_hint_not_the_answer(tmp_path: Path, monkeypatch) ->
     assert "upgrade_prompt" not in repr(verdict)
 
 
+@pytest.mark.slow  # a dbt build of the changed golden set
 def test_the_worked_solution_passes(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SANDBOX_EVAL_CACHE", str(tmp_path / "cache"))
     spec = importlib.util.spec_from_file_location("solution_07", SOLUTION)

@@ -82,6 +82,7 @@ def _project_copy(tmp_path: Path, monkeypatch, old: str, new: str) -> None:
     monkeypatch.setenv("SANDBOX_EVAL_CACHE", str(tmp_path / "cache"))
 
 
+@pytest.mark.slow  # a dbt build of the reworded project
 def test_drill_summary_wording_change_fails_with_a_readable_diff(tmp_path, monkeypatch) -> None:
     _project_copy(tmp_path, monkeypatch, "'Last active '", "'Most recent activity: '")
     changed = load_golden()
@@ -95,6 +96,7 @@ def test_drill_summary_wording_change_fails_with_a_readable_diff(tmp_path, monke
     assert "now: User has been on the free plan for 206 days. Most recent activity: 8 days" in text
 
 
+@pytest.mark.slow  # a dbt build of the padded project
 def test_drill_longer_summary_fails_on_cost_per_row(tmp_path, monkeypatch) -> None:
     padding = "Computed from warehouse tables for the run date. " * 4
     _project_copy(

@@ -13,7 +13,8 @@ threshold (``drift.toml`` next to this module) makes the status ``drift``; the a
 kept, the run is marked, and the message says what moved. Too little history gives
 ``insufficient_history`` rather than a verdict.
 
-The check is one grouped scan of the window's rows (about 0.1 s per million rows here).
+The check is one grouped scan of the window's rows: 0.97 s for 8M rows (1M answers a day,
+7-day window) on two busy cores (``bench/bench_evals.py``).
 """
 
 from __future__ import annotations

@@ -11,12 +11,14 @@ only the first evaluation after a change pays for dbt.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -111,21 +113,23 @@ def inputs_sha(folder: Path | str = GOLDEN_DIR) -> str:
 
 
 def _build_rows(folder: Path) -> list[dict]:
-    """Run ``dbt build`` over the golden raw files in a scratch warehouse; return the mart rows."""
+    """Run ``dbt build`` over the golden raw files; return the mart rows.
+
+    The build's warehouse and dbt target folder stay in the cache (one per dbt project
+    folder), so the next build reuses dbt's partial parse.
+    """
     from sandbox.data import build
     from sandbox.warehouse import connect
 
-    with tempfile.TemporaryDirectory(prefix="sandbox-golden-") as scratch:
-        warehouse = Path(scratch) / "golden.duckdb"
-        with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):
-            build(GOLDEN_AS_OF)
-            with connect(read_only=True, path=warehouse) as con:
-                cursor = con.execute(f"select * from {FEATURES_TABLE} order by user_id")
-                names = [d[0] for d in cursor.description]
-                rows = [
-                    dict(zip(names, map(_plain, values), strict=True))
-                    for values in cursor.fetchall()
-                ]
+    project = _project_dir()
+    place = hashlib.sha256(str(project).encode()).hexdigest()[:8]
+    warehouse = cache_dir() / f"build-{place}" / "golden.duckdb"  # dbt reuses its parse here
+    with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):
+        build(GOLDEN_AS_OF)
+        with connect(read_only=True, path=warehouse) as con:
+            cursor = con.execute(f"select * from {FEATURES_TABLE} order by user_id")
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, map(_plain, v), strict=True)) for v in cursor.fetchall()]
     return rows
 
 
@@ -158,12 +162,28 @@ def build_rows(
     if cached_file.is_file() and not refresh:
         rows = json.loads(cached_file.read_text())
         return rows, sha, True, time.perf_counter() - started
-    rows = _build_rows(folder)
     cached_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached_file.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(rows, indent=1))
-    partial.replace(cached_file)  # atomic: a concurrent reader sees all of it or nothing
+    with _build_lock():  # one build at a time; the others then read its result
+        if cached_file.is_file() and not refresh:
+            rows = json.loads(cached_file.read_text())
+            return rows, sha, True, time.perf_counter() - started
+        rows = _build_rows(folder)
+        partial = cached_file.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(rows, indent=1))
+        partial.replace(cached_file)  # atomic: a reader sees all of it or nothing
     return rows, sha, False, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    """Hold ``<cache>/build.lock`` (blocking): parallel test workers build the set once."""
+    fd = os.open(cache_dir() / "build.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def load_golden(folder: Path | str = GOLDEN_DIR, *, refresh: bool = False) -> GoldenSet:

@@ -185,6 +185,7 @@ def run_eval(
     llm = resolve_llm(llm)
     book = load_price_book()
     chosen = book.get(model or book.primary)
+    client = make_client(llm)  # a missing key fails here, before dbt runs
     golden = golden or load_golden(golden_dir)
     estimate = _estimate(golden.cases, chosen)
     if announce is not None:
@@ -196,7 +197,6 @@ def run_eval(
             f"cases exceeds --max-cost-usd {max_cost_usd:g}: raise the budget, or evaluate "
             f"offline with --llm mock. {estimate.render()}"
         )
-    client = make_client(llm)
     overhead = approx_tokens("x" * prefix_chars())
     started = time.perf_counter()
 

@@ -20,6 +20,8 @@ from sandbox.data import build
 from sandbox.decision import infer
 from sandbox.decision.drift import check_drift
 
+pytestmark = pytest.mark.slow  # four dbt builds and inference runs
+
 BACKFILL = (date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 1))
 NEXT_DAY = date(2026, 11, 2)
 

@@ -233,3 +233,24 @@ def test_live_eval_within_budget(monkeypatch) -> None:
     run = run_eval(llm="anthropic", max_cost_usd=0.25)
     assert run.complete and run.scores.cost_usd <= 0.25
     assert run.scores.invalid_rate < 0.1
+
+
+@pytest.mark.slow  # a dbt build of the broken copy
+def test_a_case_that_breaks_the_mart_contract_is_refused_by_dbt(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+
+    from sandbox.data import GateFailed
+    from sandbox.evals import add_golden_case
+
+    monkeypatch.setenv("SANDBOX_EVAL_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "golden"
+    shutil.copytree(GOLDEN_DIR, folder, ignore=shutil.ignore_patterns("baselines", "*.toml"))
+    add_golden_case(
+        folder, "g901", plan_tier="gold", signed_up_days_ago=10, events=[(1, "login")],
+        acceptable=["feature_discovery"], reason="no such plan", segment="active", case="bad",
+    )  # fmt: skip
+    with pytest.raises(GateFailed, match="accepted_values"):
+        load_golden(folder)
+    assert not list((tmp_path / "cache").glob("golden-*.json"))  # nothing cached from it

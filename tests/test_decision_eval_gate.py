@@ -123,3 +123,22 @@ def test_drill_model_swap_needs_its_own_baseline_and_costs_more(golden) -> None:
     _, haiku = find_baseline("mock", PRIMARY, PROMPT_VERSION)
     verdict = compare(swapped, haiku, load_gate_config())
     assert any("cost per row rose" in p for p in verdict.problems)
+
+
+def test_gate_thresholds_are_exact_to_one_case(golden) -> None:
+    from sandbox.evals.baseline import baseline_record, compare
+
+    run = run_eval(llm="mock", golden=golden)
+    base = baseline_record(run)
+    assert compare(
+        run, base, GateConfig(max_cost_per_row_rise=0.0)
+    ).passed  # rounding is not a drop
+    worse = dict(base, scores=dict(base["scores"], agreement=run.scores.agreement + 1 / 76))
+    assert not compare(run, worse, GateConfig()).passed  # one case fewer is a drop
+    tolerant = GateConfig(max_agreement_drop=0.02)
+    assert compare(run, worse, tolerant).passed
+    cheaper = dict(
+        base, scores=dict(base["scores"], cost_per_row_usd=run.scores.cost_per_row_usd / 1.06)
+    )
+    assert not compare(run, cheaper, GateConfig()).passed  # +6 % > 5 %
+    assert compare(run, cheaper, GateConfig(max_cost_per_row_rise=0.07)).passed

@@ -214,18 +214,19 @@ def compare(
     old = baseline["scores"]
     s = run.scores
     problems = []
-    if s.agreement < old["agreement"] - config.max_agreement_drop - 1e-9:
+    # the baseline file stores rounded numbers: compare with a tolerance far below one case
+    if s.agreement < old["agreement"] - config.max_agreement_drop - 1e-6:
         problems.append(
             f"agreement fell from {old['agreement']:.1%} to {s.agreement:.1%} "
             f"(allowed drop {config.max_agreement_drop:.1%})"
         )
-    if s.invalid_rate > old["invalid_rate"] + config.max_invalid_rate_rise + 1e-9:
+    if s.invalid_rate > old["invalid_rate"] + config.max_invalid_rate_rise + 1e-6:
         problems.append(
             f"invalid-answer rate rose from {old['invalid_rate']:.1%} to {s.invalid_rate:.1%} "
             f"(allowed rise {config.max_invalid_rate_rise:.1%})"
         )
     old_cost = old["cost_per_row_usd"]
-    if old_cost and s.cost_per_row_usd > old_cost * (1 + config.max_cost_per_row_rise) + 1e-12:
+    if old_cost and s.cost_per_row_usd > old_cost * (1 + config.max_cost_per_row_rise + 1e-6):
         problems.append(
             f"cost per row rose from ${old_cost:.6f} to ${s.cost_per_row_usd:.6f} "
             f"(+{s.cost_per_row_usd / old_cost - 1:.1%}, allowed +{config.max_cost_per_row_rise:.0%})"

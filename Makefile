@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pipeline test lint lab docs bench airflow-ui notebooks clean
+.PHONY: help setup pipeline test lint lab docs bench airflow-ui notebooks eval clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ notebooks: setup ## re-execute every notebook and store its outputs
 docs: setup ## build, then write dbt's static docs site (open the printed path)
 	$(BIN)/sandbox build --date $(AS_OF)
 	$(BIN)/sandbox docs --date $(AS_OF)
+
+eval: setup ## set up, then evaluate the golden set offline and judge it against its baseline
+	$(BIN)/sandbox eval
 
 bench: setup ## run the benchmarks (minutes; generates 1M users) and write bench/RESULTS.md
 	$(BIN)/python bench/run_all.py

@@ -115,9 +115,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from sandbox.control.cli import register as register_control
     from sandbox.decision.cli import register as register_decision
+    from sandbox.evals.cli import register as register_evals
 
     register_decision(sub)
     register_control(sub)
+    register_evals(sub)
     return parser
 
 

@@ -56,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--limit", type=int, default=None, dest="batch_size", help="at most this many pending rows"
     )
     cmd.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    cmd.add_argument(
+        "--reprocess",
+        choices=("prompt",),
+        default=None,
+        help="prompt: re-ask the date's rows answered under another prompt_version or model "
+        "(cost estimated first, budgeted); by default a row is never paid for twice",
+    )
     cmd.set_defaults(func=_run)
 
 
@@ -107,6 +114,8 @@ def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
 def _run(args: argparse.Namespace) -> int:
     from sandbox.decision.pipeline import infer  # the SDK import waits until it is needed
 
+    if args.reprocess == "prompt":
+        return _reprocess(args)
     with stop_on_signals() as (stop, seen):
         summary = infer(
             args.date,
@@ -131,3 +140,25 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return summary.exit_code
+
+
+def _reprocess(args: argparse.Namespace) -> int:
+    from sandbox.decision.pipeline import prepare_features
+    from sandbox.decision.rollout import reprocess_prompt
+
+    prepare_features(args.date)
+    with stop_on_signals() as (stop, _seen):
+        result = reprocess_prompt(
+            args.date,
+            llm=args.llm,
+            workers=args.workers,
+            max_cost_usd=args.max_cost_usd,
+            mode=args.mode,
+            escalate=args.escalate,
+            model=args.model,
+            batch_size=args.batch_size,
+            progress=args.progress,
+            stop=stop,
+        )
+    print(result.render())
+    return result.exit_code

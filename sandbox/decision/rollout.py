@@ -1,0 +1,160 @@
+"""Rolling out a new prompt or model deliberately: re-ask a date's rows answered under an older one.
+
+Inference is pay-once: a row already in ``decision.recommendations_staging`` is never sent
+again. :func:`reprocess_prompt` is the explicit exception, for a date whose rows were
+answered under another ``prompt_version`` or by a model the current configuration no longer
+uses:
+
+1. those rows move from staging to ``decision.recommendations_superseded`` (kept, with
+   the time they were superseded), so they become pending again;
+2. :func:`run_llm_inference` re-asks them like any pending row: the cost is estimated
+   first and ``max_cost_usd`` is honoured (a run refused by the budget sends nothing);
+3. a superseded row whose user got no new answer (a failure, the budget, an error) goes
+   back to staging, so nobody loses a published recommendation;
+4. :func:`write_results` publishes the date.
+
+The whole sequence holds the warehouse's step lock, and steps 1 and 3 are idempotent, so
+a crash in between is repaired by running it again. Realtime mode only: a batch that is
+still processing when the run returns would race with step 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sandbox.config import SandboxError, parse_date
+from sandbox.decision.pipeline import run_llm_inference, write_results
+from sandbox.decision.pricing import load_price_book
+from sandbox.decision.prompt import PROMPT_VERSION
+from sandbox.decision.summary import InferenceSummary
+from sandbox.warehouse import connect, ensure_tables, step_lock, table_exists
+
+STAGING = "decision.recommendations_staging"
+SUPERSEDED = "decision.recommendations_superseded"
+SUPERSEDED_DDL = f"""
+    create table if not exists {SUPERSEDED} as
+    select *, cast(null as timestamp) as superseded_at from {STAGING} limit 0
+"""
+
+__all__ = ["ReprocessResult", "reprocess_prompt", "stale_count"]
+
+
+@dataclass
+class ReprocessResult:
+    """What a prompt rollout did for one date."""
+
+    execution_date: date
+    stale: int
+    kept_old: int
+    summary: InferenceSummary
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every stale row got a new answer and the run was clean, 3 otherwise."""
+        return 3 if self.kept_old or self.summary.exit_code else 0
+
+    def render(self) -> str:
+        """The inference summary plus what the rollout changed."""
+        return (
+            f"{self.summary.render()}\nreprocess prompt: {self.stale:,} row(s) of "
+            f"{self.execution_date} were answered under another prompt_version or model; "
+            f"{self.stale - self.kept_old:,} re-asked under {PROMPT_VERSION}, {self.kept_old:,} "
+            f"kept their old answer (run again to retry them); old answers are in {SUPERSEDED}"
+        )
+
+
+def _current_models(model: str | None, escalate: bool) -> list[str]:
+    book = load_price_book()
+    models = [book.get(model or book.primary).id]
+    if escalate:
+        models.append(book.get(book.escalation).id)
+    return models
+
+
+def _stale_where(models: list[str]) -> tuple[str, list]:
+    marks = ", ".join("?" for _ in models)
+    return (
+        f"execution_date = ? and (prompt_version <> ? or model not in ({marks}))",
+        [PROMPT_VERSION, *models],
+    )
+
+
+def stale_count(
+    execution_date: date | str, *, model: str | None = None, escalate: bool = True
+) -> int:
+    """Rows of the date answered under another prompt_version or model."""
+    day = parse_date(execution_date)
+    where, params = _stale_where(_current_models(model, escalate))
+    with connect(read_only=True) as con:
+        if not table_exists(con, STAGING):
+            return 0
+        return con.execute(
+            f"select count(*) from {STAGING} where {where}", [day, *params]
+        ).fetchone()[0]
+
+
+def reprocess_prompt(
+    execution_date: date | str,
+    *,
+    model: str | None = None,
+    escalate: bool = True,
+    mode: str = "realtime",
+    **kwargs,
+) -> ReprocessResult:
+    """Re-ask the date's rows answered under another prompt_version or model (see the module)."""
+    day = parse_date(execution_date)
+    if mode != "realtime":
+        raise SandboxError(
+            "--reprocess prompt runs in realtime mode only (a batch still processing would race "
+            "with putting back the rows it did not answer): drop --mode batch"
+        )
+    models = _current_models(model, escalate)
+    where, params = _stale_where(models)
+    with step_lock("sandbox infer --reprocess prompt"):
+        with connect() as con:
+            ensure_tables(con, STAGING)
+            con.execute(SUPERSEDED_DDL)
+            con.execute("begin")
+            stale = con.execute(
+                f"select count(*) from {STAGING} where {where}", [day, *params]
+            ).fetchone()[0]
+            con.execute(
+                f"insert into {SUPERSEDED} select *, now()::timestamp from {STAGING} where {where}",
+                [day, *params],
+            )
+            con.execute(f"delete from {STAGING} where {where}", [day, *params])
+            con.execute("commit")
+        try:
+            summary = run_llm_inference(day, model=model, escalate=escalate, mode=mode, **kwargs)
+        finally:
+            kept_old = _restore_unanswered(day)
+        write_results(day)
+    return ReprocessResult(day, stale, kept_old, summary)
+
+
+def _restore_unanswered(day: date) -> int:
+    """Put back the newest superseded answer of every user of ``day`` with none staged now."""
+    with connect() as con:
+        con.execute("begin")
+        columns = [r[0] for r in con.execute(f"describe {STAGING}").fetchall()]
+        names = ", ".join(columns)
+        restored = con.execute(
+            f"""
+            insert into {STAGING} ({names})
+            select {names} from (
+                select *, row_number() over (
+                    partition by user_id order by superseded_at desc
+                ) as newest
+                from {SUPERSEDED} o
+                where execution_date = ?
+                  and not exists (
+                      select 1 from {STAGING} s
+                      where s.execution_date = o.execution_date and s.user_id = o.user_id
+                  )
+            ) where newest = 1
+            """,
+            [day],
+        ).fetchone()
+        con.execute("commit")
+    return int(restored[0]) if restored else 0

@@ -1,0 +1,279 @@
+"""Reviewed baselines and the change gate that compares an evaluation with them.
+
+``data/golden/baselines/`` holds one JSON file per accepted evaluation:
+
+- ``offline__<model>.json``: the offline fake's result (what ``make test`` compares with);
+- ``<prompt_version>__<model>.json``: a live result, the measured evidence a prompt ships with.
+
+A file is written only by ``sandbox eval --accept`` and reviewed like code: the gate never
+updates a baseline on its own. Thresholds and prompt waivers live in ``data/golden/gate.toml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.config import ROOT, SandboxError
+from sandbox.evals.runner import EvalRun
+
+BASELINES_DIR = ROOT / "data" / "golden" / "baselines"
+GATE_CONFIG = ROOT / "data" / "golden" / "gate.toml"
+MAX_DIFF_LINES = 40
+
+
+def baselines_dir() -> Path:
+    """The reviewed baselines (``SANDBOX_EVAL_BASELINES``, default ``data/golden/baselines``)."""
+    return Path(os.environ.get("SANDBOX_EVAL_BASELINES") or BASELINES_DIR)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Thresholds of the gate and the reviewed prompt waivers."""
+
+    max_agreement_drop: float = 0.0
+    max_invalid_rate_rise: float = 0.0
+    max_cost_per_row_rise: float = 0.05
+    prompt_waivers: dict[str, str] = field(default_factory=dict)
+
+
+def load_gate_config(path: Path | str = GATE_CONFIG) -> GateConfig:
+    """Read ``gate.toml`` (a clear error when it is missing or malformed)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+        limits = raw.get("thresholds", {})
+        return GateConfig(
+            max_agreement_drop=float(limits.get("max_agreement_drop", 0.0)),
+            max_invalid_rate_rise=float(limits.get("max_invalid_rate_rise", 0.0)),
+            max_cost_per_row_rise=float(limits.get("max_cost_per_row_rise", 0.05)),
+            prompt_waivers={str(k): str(v) for k, v in raw.get("prompt_waivers", {}).items()},
+        )
+    except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+        raise SandboxError(
+            f"cannot read the gate configuration {path} ({type(exc).__name__}: {exc}): restore "
+            "it from git or fix the TOML"
+        ) from None
+
+
+def baseline_name(llm: str, model: str, prompt_version: str) -> str:
+    """The file name of a baseline (see the module docstring)."""
+    return f"offline__{model}.json" if llm == "mock" else f"{prompt_version}__{model}.json"
+
+
+def baseline_record(run: EvalRun) -> dict:
+    """What ``--accept`` writes: the scores and every case's answer and summary."""
+    return {
+        "llm": run.llm,
+        "model": run.model,
+        "prompt_version": run.prompt_version,
+        "eval_run_id": run.eval_run_id,
+        "evaluated_at": run.evaluated_at.isoformat(timespec="seconds"),
+        "golden_inputs_sha": run.golden.inputs_sha,
+        "summaries_sha": run.golden.summaries_sha,
+        "scores": run.scores.as_dict(),
+        "cases": {
+            r.user_id: {
+                "case": r.case,
+                "acceptable": list(r.acceptable),
+                "answer": r.outcome,
+                "agrees": r.agrees,
+                "summary": r.summary,
+            }
+            for r in run.results
+        },
+    }
+
+
+def write_baseline(run: EvalRun, folder: Path | str | None = None) -> Path:
+    """Store ``run`` as the reviewed baseline for its llm, model and prompt_version."""
+    folder = Path(folder or baselines_dir())
+    if not run.complete:
+        raise SandboxError(
+            f"this evaluation is incomplete ({run.skipped} case(s) not sent: the budget ran "
+            "out), so it cannot become a baseline: raise --max-cost-usd and run it again"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / baseline_name(run.llm, run.model, run.prompt_version)
+    path.write_text(json.dumps(baseline_record(run), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_baseline(path: Path) -> dict:
+    """One baseline file."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SandboxError(
+            f"cannot read the baseline {path} ({exc}): restore it from git, or record a new one "
+            "with sandbox eval --accept"
+        ) from None
+
+
+def find_baseline(
+    llm: str, model: str, prompt_version: str, folder: Path | str | None = None
+) -> tuple[Path, dict] | None:
+    """The baseline to compare a run with.
+
+    Offline: ``offline__<model>.json``. Live: the same prompt_version's file if there is one,
+    else the newest live baseline of the model, so a new prompt is compared with the last one.
+    """
+    folder = Path(folder or baselines_dir())
+    exact = folder / baseline_name(llm, model, prompt_version)
+    if exact.is_file():
+        return exact, read_baseline(exact)
+    if llm == "mock":
+        return None
+    live = [
+        (data["evaluated_at"], path, data)
+        for path in folder.glob(f"*__{model}.json")
+        if not path.name.startswith("offline__")
+        for data in [read_baseline(path)]
+    ]
+    if not live:
+        return None
+    _, path, data = max(live, key=lambda item: item[0])
+    return path, data
+
+
+@dataclass
+class GateVerdict:
+    """The gate's judgement of one run: the broken thresholds and the cases that changed."""
+
+    baseline: Path | None
+    problems: list[str]
+    changed: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def render(self) -> str:
+        """A readable report: what broke, then the cases whose answer or summary changed."""
+        where = self.baseline.name if self.baseline else "no baseline"
+        if self.passed:
+            head = f"change gate: passed against {where}"
+        else:
+            head = f"change gate: FAILED against {where}\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
+        if not self.changed:
+            return head + "\n  no case changed its answer or summary"
+        shown = self.changed[:MAX_DIFF_LINES]
+        more = len(self.changed) - len(shown)
+        body = "\n".join(shown) + (f"\n  ... and {more} more lines" if more > 0 else "")
+        return f"{head}\ncases that changed (baseline -> now):\n{body}"
+
+
+def _cut(text: str, width: int = 110) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def diff_cases(run: EvalRun, baseline: dict) -> list[str]:
+    """The cases whose answer, verdict or summary differs from the baseline.
+
+    Cases that became wrong come first, then other changed answers, then summary-only
+    changes, each with the summary before and after when it changed.
+    """
+    before = baseline.get("cases", {})
+    now = {r.user_id: r for r in run.results}
+    blocks: list[tuple[int, str, list[str]]] = []
+    for user_id in sorted(set(before) | set(now)):
+        old, new = before.get(user_id), now.get(user_id)
+        if old is None:
+            blocks.append(
+                (1, user_id, [f"  {user_id} {new.case}: new case, answered {new.outcome}"])
+            )
+            continue
+        if new is None:
+            blocks.append((1, user_id, [f"  {user_id} {old['case']}: no longer in the golden set"]))
+            continue
+        answer_moved = old["answer"] != new.outcome
+        summary_moved = old.get("summary") != new.summary
+        if not (answer_moved or summary_moved or old["agrees"] != new.agrees):
+            continue
+        verdict = "ok" if new.agrees else "WRONG"
+        lines = [
+            f"  {user_id} {new.case}: {old['answer']} -> {new.outcome} "
+            f"(acceptable: {'|'.join(new.acceptable)}) {verdict}"
+        ]
+        if summary_moved:
+            lines.append(f"      was: {_cut(old.get('summary') or '')}")
+            lines.append(f"      now: {_cut(new.summary)}")
+        rank = 0 if (old["agrees"] and not new.agrees) else 1 if answer_moved else 2
+        blocks.append((rank, user_id, lines))
+    return [line for _, _, lines in sorted(blocks) for line in lines]
+
+
+def compare(
+    run: EvalRun, baseline: dict, config: GateConfig, path: Path | None = None
+) -> GateVerdict:
+    """Judge ``run`` against ``baseline`` with the thresholds of ``config``."""
+    old = baseline["scores"]
+    s = run.scores
+    problems = []
+    # the baseline file stores rounded numbers: compare with a tolerance far below one case
+    if s.agreement < old["agreement"] - config.max_agreement_drop - 1e-6:
+        problems.append(
+            f"agreement fell from {old['agreement']:.1%} to {s.agreement:.1%} "
+            f"(allowed drop {config.max_agreement_drop:.1%})"
+        )
+    if s.invalid_rate > old["invalid_rate"] + config.max_invalid_rate_rise + 1e-6:
+        problems.append(
+            f"invalid-answer rate rose from {old['invalid_rate']:.1%} to {s.invalid_rate:.1%} "
+            f"(allowed rise {config.max_invalid_rate_rise:.1%})"
+        )
+    old_cost = old["cost_per_row_usd"]
+    if old_cost and s.cost_per_row_usd > old_cost * (1 + config.max_cost_per_row_rise + 1e-6):
+        problems.append(
+            f"cost per row rose from ${old_cost:.6f} to ${s.cost_per_row_usd:.6f} "
+            f"(+{s.cost_per_row_usd / old_cost - 1:.1%}, allowed +{config.max_cost_per_row_rise:.0%})"
+        )
+    if not run.complete:
+        problems.append(f"{run.skipped} case(s) were not sent (budget), so the run is incomplete")
+    return GateVerdict(path, problems, diff_cases(run, baseline))
+
+
+def check_gate(
+    run: EvalRun, folder: Path | str | None = None, config: GateConfig | None = None
+) -> GateVerdict:
+    """Compare ``run`` with its baseline; no baseline at all is a failure with the fix."""
+    folder = Path(folder or baselines_dir())
+    config = config or load_gate_config()
+    found = find_baseline(run.llm, run.model, run.prompt_version, folder)
+    if found is None:
+        flag = "" if run.llm == "mock" else " --llm anthropic"
+        return GateVerdict(
+            None,
+            [
+                f"no {'offline' if run.llm == 'mock' else 'live'} baseline for {run.model} in "
+                f"{folder}: review this run, then record it with "
+                f"`sandbox eval{flag} --model {run.model} --accept` and commit the file"
+            ],
+            [],
+        )
+    path, data = found
+    return compare(run, data, config, path)
+
+
+def check_prompt_evaluated(
+    prompt_version: str,
+    model: str,
+    folder: Path | str | None = None,
+    config: GateConfig | None = None,
+) -> str | None:
+    """``None`` when ``prompt_version`` has a live baseline (or a reviewed waiver), else why not."""
+    folder = Path(folder or baselines_dir())
+    config = config or load_gate_config()
+    if (Path(folder) / baseline_name("anthropic", model, prompt_version)).is_file():
+        return None
+    if prompt_version in config.prompt_waivers:
+        return None
+    return (
+        f"prompt_version {prompt_version} has no stored evaluation for {model}: the prompt, the "
+        "answer schema or the user template changed. Measure it before it ships: run "
+        "`sandbox eval --llm anthropic --accept` (needs ANTHROPIC_API_KEY; it estimates the cost "
+        f"first), review and commit {Path(folder).name}/{baseline_name('anthropic', model, prompt_version)}"
+    )

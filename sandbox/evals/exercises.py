@@ -1,0 +1,54 @@
+"""The checks behind notebook 07's exercises: a verdict and a hint, never the answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.course import Verdict
+
+NEW_CASE_ID = "g900"
+"""The id the exercise asks for."""
+
+
+def check_new_golden_case(folder: Path | str) -> Verdict:
+    """Exercise 1: a starter user, 30 days on the plan, 25 events of 3 types this week."""
+    from sandbox.evals.golden import load_golden
+    from sandbox.evals.runner import run_eval
+
+    golden = load_golden(folder)
+    case = next((c for c in golden.cases if c.user_id == NEW_CASE_ID), None)
+    if case is None:
+        return Verdict(
+            False,
+            f"no {NEW_CASE_ID} in {Path(folder).name}/labels.csv: call add_golden_case(my_golden, "
+            f"'{NEW_CASE_ID}', ...) once (each call appends to users.csv, events.csv and labels.csv)",
+        )
+    wanted = "User has been on the starter plan for 30 days."
+    if not case.summary.startswith(wanted):
+        return Verdict(
+            False,
+            f"dbt wrote {case.summary!r}: check plan_tier and signed_up_days_ago (days before "
+            "2026-11-01)",
+        )
+    if "Performed 25 events of 3 types in the last 7 days." not in case.summary:
+        return Verdict(
+            False,
+            f"dbt wrote {case.summary!r}: you need 25 events between 1 and 7 days ago, using "
+            "exactly 3 distinct event types (e.g. login, create_report, export_csv)",
+        )
+    if not case.acceptable or case.acceptable[0] != "upgrade_prompt":
+        return Verdict(
+            False,
+            f"the label accepts {list(case.acceptable)}: a heavy, broad user on starter is "
+            "outgrowing the plan; which type says that? Put it first",
+        )
+    if len(case.reason) < 10:
+        return Verdict(False, "give the label a one-line reason a reviewer can check")
+    result = next(
+        r for r in run_eval(llm="mock", golden=golden).results if r.user_id == NEW_CASE_ID
+    )
+    return Verdict(
+        True,
+        f"{NEW_CASE_ID} is a valid mart row ({len(case.summary)} characters) and the offline model "
+        f"answered {result.outcome} ({'agrees' if result.agrees else 'disagrees'}) with your label",
+    )

@@ -1,0 +1,259 @@
+"""The golden set: labelled users whose summaries come from the current dbt models.
+
+``data/golden`` holds raw ``users.csv`` and ``events.csv`` (the same format as the shipped
+seed) and ``labels.csv`` (one row per user: segment, case, the acceptable recommendation
+types, preferred first, and a one-line reason). The summaries are *not* stored: they are
+built by running the real dbt project over the golden raw files for :data:`GOLDEN_AS_OF`,
+so a change to the context-string SQL changes what the evaluation sends. The built rows are
+cached under a hash of every input (golden files, dbt models, macros, project files), so
+only the first evaluation after a change pays for dbt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from sandbox.config import ROOT, SandboxError, environment
+
+GOLDEN_DIR = ROOT / "data" / "golden"
+GOLDEN_AS_OF = date(2026, 11, 1)
+"""The as-of date the golden raw files were written for."""
+FEATURES_TABLE = "marts.fct_user_features_for_ai"
+SEGMENTS = ("active", "power", "fading", "dormant", "silent")
+"""The generator's behaviour segments (``sandbox.data.generate.SEGMENTS``)."""
+_DBT_INPUTS = ("models", "macros", "tests", "dbt_project.yml", "profiles.yml")
+CACHE_FORMAT = 2
+"""Bump when the cached rows' layout changes, so older cache files are not read."""
+
+
+@dataclass(frozen=True)
+class GoldenCase:
+    """One labelled user: the mart row's summary and the answers a reviewer accepts."""
+
+    user_id: str
+    segment: str
+    case: str
+    acceptable: tuple[str, ...]
+    reason: str
+    summary: str
+    row: dict
+
+    @property
+    def preferred(self) -> str:
+        """The first acceptable type: the one a reviewer would pick."""
+        return self.acceptable[0]
+
+
+@dataclass(frozen=True)
+class GoldenSet:
+    """Every golden case, where it came from, and how it was built."""
+
+    cases: list[GoldenCase]
+    folder: Path
+    inputs_sha: str
+    """Hash of the golden files and the dbt project: what the summaries were built from."""
+    summaries_sha: str
+    """Hash of the summaries themselves: changes exactly when the context string changes."""
+    cached: bool
+    build_s: float
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+
+def cache_dir() -> Path:
+    """Where built golden rows are kept (``SANDBOX_EVAL_CACHE``, default ``warehouse/eval-cache``)."""
+    return Path(os.environ.get("SANDBOX_EVAL_CACHE") or ROOT / "warehouse" / "eval-cache")
+
+
+def read_labels(folder: Path | str = GOLDEN_DIR) -> list[dict]:
+    """The rows of ``labels.csv``, with ``acceptable`` split into a tuple."""
+    path = Path(folder) / "labels.csv"
+    if not path.is_file():
+        raise SandboxError(
+            f"no golden labels at {path}: restore data/golden from git, or point "
+            "--golden at a folder with users.csv, events.csv and labels.csv"
+        )
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["acceptable"] = tuple(t.strip() for t in row["acceptable"].split("|") if t.strip())
+    return rows
+
+
+def _project_dir() -> Path:
+    return Path(os.environ.get("SANDBOX_DBT_PROJECT_DIR") or ROOT / "dbt_project").resolve()
+
+
+def inputs_sha(folder: Path | str = GOLDEN_DIR) -> str:
+    """A hash of the golden raw files and every dbt file that shapes the mart."""
+    digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
+    folder = Path(folder)
+    files = [(folder, folder / "users.csv"), (folder, folder / "events.csv")]
+    project = _project_dir()
+    for name in _DBT_INPUTS:
+        path = project / name
+        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files += [(project, p) for p in found]
+    for base, path in files:
+        if path.is_file():
+            digest.update(path.relative_to(base).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _build_rows(folder: Path) -> list[dict]:
+    """Run ``dbt build`` over the golden raw files; return the mart rows.
+
+    The build's warehouse and dbt target folder stay in the cache (one per dbt project
+    folder), so the next build reuses dbt's partial parse.
+    """
+    from sandbox.data import build
+    from sandbox.warehouse import connect
+
+    project = _project_dir()
+    place = hashlib.sha256(str(project).encode()).hexdigest()[:8]
+    warehouse = cache_dir() / f"build-{place}" / "golden.duckdb"  # dbt reuses its parse here
+    with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):
+        build(GOLDEN_AS_OF)
+        with connect(read_only=True, path=warehouse) as con:
+            cursor = con.execute(f"select * from {FEATURES_TABLE} order by user_id")
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, map(_plain, v), strict=True)) for v in cursor.fetchall()]
+    return rows
+
+
+def _plain(value):
+    """A JSON-friendly value: dates as ``YYYY-MM-DD``, timestamps as ``YYYY-MM-DD HH:MM:SS``."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def build_rows(
+    folder: Path | str = GOLDEN_DIR, *, refresh: bool = False
+) -> tuple[list[dict], str, bool, float]:
+    """The golden mart rows, from the cache when the inputs are unchanged.
+
+    Returns ``(rows, inputs_sha, cached, seconds)``.
+    """
+    folder = Path(folder).resolve()
+    for name in ("users.csv", "events.csv"):
+        if not (folder / name).is_file():
+            raise SandboxError(
+                f"no {name} in {folder}: the golden set needs users.csv, events.csv and "
+                "labels.csv (restore data/golden from git)"
+            )
+    started = time.perf_counter()
+    sha = inputs_sha(folder)
+    cached_file = cache_dir() / f"golden-{sha}.json"
+    if cached_file.is_file() and not refresh:
+        rows = json.loads(cached_file.read_text())
+        return rows, sha, True, time.perf_counter() - started
+    cached_file.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock():  # one build at a time; the others then read its result
+        if cached_file.is_file() and not refresh:
+            rows = json.loads(cached_file.read_text())
+            return rows, sha, True, time.perf_counter() - started
+        rows = _build_rows(folder)
+        partial = cached_file.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(rows, indent=1))
+        partial.replace(cached_file)  # atomic: a reader sees all of it or nothing
+    return rows, sha, False, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    """Hold ``<cache>/build.lock`` (blocking): parallel test workers build the set once."""
+    fd = os.open(cache_dir() / "build.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def load_golden(folder: Path | str = GOLDEN_DIR, *, refresh: bool = False) -> GoldenSet:
+    """Labels joined to the mart rows built by the current dbt models (see module docstring)."""
+    folder = Path(folder).resolve()
+    labels = read_labels(folder)
+    rows, sha, cached, seconds = build_rows(folder, refresh=refresh)
+    by_user = {row["user_id"]: row for row in rows}
+    missing = [label["user_id"] for label in labels if label["user_id"] not in by_user]
+    if missing:
+        raise SandboxError(
+            f"{len(missing)} labelled golden user(s) have no row in {FEATURES_TABLE} "
+            f"({', '.join(missing[:5])}): add them to {folder / 'users.csv'} with a signup "
+            f"before {GOLDEN_AS_OF}, or remove their labels"
+        )
+    cases = [
+        GoldenCase(
+            user_id=label["user_id"],
+            segment=label["segment"],
+            case=label["case"],
+            acceptable=label["acceptable"],
+            reason=label["reason"],
+            summary=by_user[label["user_id"]]["user_summary_for_llm"],
+            row=by_user[label["user_id"]],
+        )
+        for label in labels
+    ]
+    summaries = hashlib.sha256(
+        "\n".join(f"{c.user_id}\t{c.summary}" for c in cases).encode()
+    ).hexdigest()[:16]
+    return GoldenSet(cases, folder, sha, summaries, cached, seconds)
+
+
+def add_golden_case(
+    folder: Path | str,
+    user_id: str,
+    *,
+    plan_tier: str,
+    signed_up_days_ago: int,
+    events: list[tuple[int, str | None]],
+    acceptable: list[str],
+    reason: str,
+    segment: str,
+    case: str,
+) -> None:
+    """Append one labelled user to the golden files in ``folder``.
+
+    ``events`` lists ``(days_ago, event_type)``: an event at 10:00 that many days before
+    :data:`GOLDEN_AS_OF` (``None`` for an event the tracker could not classify). The user
+    signs up at 09:00, ``signed_up_days_ago`` days before it.
+    """
+    folder = Path(folder)
+    labels = read_labels(folder)
+    if any(row["user_id"] == user_id for row in labels):
+        raise SandboxError(f"{user_id} is already in {folder / 'labels.csv'}: pick a new id")
+    as_of = datetime.combine(GOLDEN_AS_OF, datetime.min.time())
+    signed = as_of - timedelta(days=signed_up_days_ago) + timedelta(hours=9)
+    with (folder / "events.csv").open(newline="") as handle:
+        next_id = 1 + max((int(row["id"]) for row in csv.DictReader(handle)), default=0)
+    with (folder / "users.csv").open("a", newline="") as handle:
+        handle.write(f'"{user_id}","{plan_tier}",{signed:%Y-%m-%d %H:%M:%S},"US"\n')
+    with (folder / "events.csv").open("a", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        for offset, (days_ago, event_type) in enumerate(sorted(events, key=lambda e: -e[0])):
+            at = as_of - timedelta(days=days_ago) + timedelta(hours=10, seconds=offset)
+            writer.writerow(
+                [next_id + offset, user_id, event_type or "", f"{at:%Y-%m-%d %H:%M:%S}",
+                 '{"source": "web", "duration_ms": 500}']
+            )  # fmt: skip
+    with (folder / "labels.csv").open("a", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerow(
+            [user_id, segment, case, "|".join(acceptable), reason]
+        )

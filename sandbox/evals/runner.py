@@ -1,0 +1,230 @@
+"""Run the golden set through the decision plane's own prompt, client and validation.
+
+Each case is one Messages API request built by :func:`sandbox.decision.prompt.build_params`
+and checked by :func:`sandbox.decision.prompt.parse_answer`, sent through
+:func:`sandbox.decision.clients.make_client` (the real API, or the SDK over the offline
+fake). The evaluation asks the primary model only (no escalation), so its numbers describe
+one ``prompt_version`` x model pair. The cost is estimated before anything is sent and a
+``--max-cost-usd`` budget is honoured both up front and per request.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anthropic
+
+from sandbox.config import SandboxError
+from sandbox.decision.clients import make_client, resolve_llm
+from sandbox.decision.pricing import (
+    Budget,
+    CostEstimate,
+    ModelPrice,
+    approx_tokens,
+    estimate_cost,
+    load_price_book,
+)
+from sandbox.decision.prompt import (
+    EXPECTED_OUTPUT_TOKENS,
+    MAX_TOKENS,
+    PROMPT_VERSION,
+    InvalidAnswer,
+    build_params,
+    parse_answer,
+    prefix_chars,
+)
+from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, load_golden
+from sandbox.evals.metrics import CaseResult, Scores, render_table, score
+
+FATAL_STATUS = (400, 401, 403, 404)
+"""API answers no retry can fix: the evaluation stops with the cause and the fix."""
+
+
+@dataclass
+class EvalRun:
+    """One evaluation: the cases, their answers and the scores, per prompt_version x model."""
+
+    eval_run_id: str
+    llm: str
+    model: str
+    prompt_version: str
+    golden: GoldenSet
+    results: list[CaseResult]
+    scores: Scores
+    estimate: CostEstimate
+    evaluated_at: datetime
+    elapsed_s: float
+    skipped: int = 0
+    """Cases the budget did not allow to be sent (the run is then incomplete)."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every case was sent (only a complete run can become a baseline)."""
+        return self.skipped == 0
+
+    def render(self) -> str:
+        """The table ``sandbox eval`` prints."""
+        s = self.scores
+        source = "cached" if self.golden.cached else "built by dbt"
+        lines = [
+            f"eval {self.eval_run_id}: prompt_version {self.prompt_version} x {self.model} "
+            f"({self.llm}), {s.cases} golden cases (summaries {source}, "
+            f"{self.golden.build_s:.1f} s)",
+            f"  agreement      {s.agreement:7.1%}   ({sum(r.agrees for r in self.results)} of "
+            f"{s.cases} answers acceptable)",
+            f"  invalid rate   {s.invalid_rate:7.1%}",
+            f"  tokens per row {s.tokens_per_row:7.1f}   (in {s.input_tokens:,}, out "
+            f"{s.output_tokens:,})",
+            f"  cost per row   ${s.cost_per_row_usd:.6f}   (total ${s.cost_usd:.4f}, list price"
+            f"{'; offline: no money spent' if self.llm == 'mock' else ''})",
+            "",
+            render_table(s),
+        ]
+        if self.skipped:
+            lines.append(f"\n{self.skipped} case(s) not sent: the budget ran out (incomplete run)")
+        lines += self.notes
+        return "\n".join(lines)
+
+
+def _estimate(cases: list[GoldenCase], model: ModelPrice) -> CostEstimate:
+    book = load_price_book()
+    overhead = approx_tokens("x" * prefix_chars())
+    return estimate_cost(
+        book,
+        primary=model.id,
+        escalation=None,
+        input_tokens=[overhead + approx_tokens(c.summary) for c in cases],
+        expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
+        max_output_tokens=MAX_TOKENS,
+        batch=False,
+        prefix_tokens=overhead,
+    )
+
+
+def _fatal(exc: anthropic.APIStatusError, model: str) -> SandboxError:
+    return SandboxError(
+        f"the API answered {exc.status_code} to the evaluation's first requests ({exc.message}): "
+        f"check ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL), that the key may use {model}, and "
+        "the model id (--model or sandbox/decision/models.json); or run with --llm mock"
+    )
+
+
+def ask(client: anthropic.Anthropic, model: ModelPrice, case: GoldenCase) -> CaseResult:
+    """One request for one case, classified as ok / invalid / error (fatal errors raise)."""
+    common = dict(
+        user_id=case.user_id,
+        case=case.case,
+        segment=case.segment,
+        acceptable=case.acceptable,
+        summary=case.summary,
+    )
+    try:
+        message = client.messages.create(**build_params(model, case.user_id, case.summary))
+    except anthropic.APIStatusError as exc:
+        if exc.status_code in FATAL_STATUS:
+            raise _fatal(exc, model.id) from None
+        return CaseResult(
+            **common,
+            answer_type=None,
+            confidence_score=None,
+            status="error",
+            error_class=type(exc).__name__,
+        )
+    except anthropic.APIConnectionError as exc:
+        return CaseResult(
+            **common,
+            answer_type=None,
+            confidence_score=None,
+            status="error",
+            error_class=type(exc).__name__,
+        )
+    usage = message.usage
+    cost = model.cost(usage.input_tokens, usage.output_tokens)
+    tokens = dict(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=cost)
+    try:
+        answer = parse_answer(message)
+    except InvalidAnswer as exc:
+        return CaseResult(
+            **common,
+            answer_type=None,
+            confidence_score=None,
+            status="invalid",
+            error_class=exc.error_class,
+            **tokens,
+        )
+    return CaseResult(
+        **common,
+        answer_type=answer.recommendation_type,
+        confidence_score=answer.confidence_score,
+        status="ok",
+        **tokens,
+    )
+
+
+def run_eval(
+    *,
+    llm: str | None = "mock",
+    model: str | None = None,
+    golden: GoldenSet | None = None,
+    golden_dir: Path | str = GOLDEN_DIR,
+    max_cost_usd: float | None = None,
+    workers: int = 4,
+    announce: Callable[[str], None] | None = None,
+) -> EvalRun:
+    """Evaluate the golden set once and return the :class:`EvalRun` (nothing is written).
+
+    ``announce`` receives the cost estimate before any request is sent.
+    """
+    llm = resolve_llm(llm)
+    book = load_price_book()
+    chosen = book.get(model or book.primary)
+    client = make_client(llm)  # a missing key fails here, before dbt runs
+    golden = golden or load_golden(golden_dir)
+    estimate = _estimate(golden.cases, chosen)
+    if announce is not None:
+        announce(estimate.render())
+    budget = Budget(max_cost_usd)
+    if max_cost_usd is not None and estimate.expected_usd > max_cost_usd:
+        raise SandboxError(
+            f"the evaluation's estimated cost ${estimate.expected_usd:.4f} for {len(golden)} "
+            f"cases exceeds --max-cost-usd {max_cost_usd:g}: raise the budget, or evaluate "
+            f"offline with --llm mock. {estimate.render()}"
+        )
+    overhead = approx_tokens("x" * prefix_chars())
+    started = time.perf_counter()
+
+    def one(case: GoldenCase) -> CaseResult | None:
+        worst = chosen.cost(overhead + approx_tokens(case.summary), MAX_TOKENS)
+        if not budget.reserve(worst):
+            return None
+        result = ask(client, chosen, case)
+        budget.settle(worst, result.cost_usd)
+        return result
+
+    if llm == "mock" or workers <= 1:
+        answers = [one(case) for case in golden.cases]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            answers = list(pool.map(one, golden.cases))
+    results = [r for r in answers if r is not None]
+    run = EvalRun(
+        eval_run_id=uuid.uuid4().hex[:12],
+        llm=llm,
+        model=chosen.id,
+        prompt_version=PROMPT_VERSION,
+        golden=golden,
+        results=results,
+        scores=score(results),
+        estimate=estimate,
+        evaluated_at=datetime.now(UTC).replace(tzinfo=None),
+        elapsed_s=time.perf_counter() - started + golden.build_s,
+        skipped=len(answers) - len(results),
+    )
+    return run

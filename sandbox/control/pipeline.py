@@ -6,7 +6,9 @@
 runs show up in the Airflow UI afterwards, as the scheduler would have recorded them:
 
 - every run is kept: a re-run of a date is a new DAG run with its own run id (``dag.test()``
-  alone deletes the date's earlier run and clears its task instances);
+  alone deletes the date's earlier run and clears its task instances). Airflow allows one run
+  per DAG and logical date, so the earlier run hands its logical date to the new one and
+  keeps everything else (tasks, logs, XComs, a data interval that still names the date);
 - a run's start and end are the wall-clock times it ran (``dag.test()`` alone starts it at
   its logical date, so the UI showed durations of weeks);
 - each task's output goes to its own log file in Airflow's layout
@@ -299,10 +301,24 @@ def task_log_path(ti, try_number: int | None = None) -> Path:
 
 
 def _new_dagrun(*, dag, start_date=None, **kwargs):
-    """``dag.test()``'s get_or_create_dagrun without the delete: a new run, started now."""
+    """``dag.test()``'s get_or_create_dagrun without the delete: a new run, started now.
+
+    Airflow's metadata DB allows one run per DAG and logical date, so the earlier run of the
+    date keeps its run id, tasks, logs, XComs and data interval (which still names the date)
+    and hands its logical date over to the new run.
+    """
+    from airflow.models.dagrun import DagRun
     from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunType
+    from sqlalchemy import update
 
+    session = kwargs["session"]
+    session.execute(
+        update(DagRun)
+        .where(DagRun.dag_id == dag.dag_id, DagRun.logical_date == kwargs["logical_date"])
+        .values(logical_date=None)
+    )
+    session.commit()
     return dag.create_dagrun(
         **kwargs,
         run_type=DagRunType.MANUAL,

@@ -317,6 +317,19 @@ def test_on_kill_stops_inference_and_fails_the_task(planes, in_task, fail_except
     assert not hasattr(in_task.task, "on_kill")  # the hook does not outlive the task
 
 
+def test_on_kill_interrupts_a_decision_plane_without_stop(planes, in_task, fail_exception):
+    def old(d, *, llm=None, mode="realtime", progress=True, batch_size=None, max_cost_usd=None):
+        planes.calls.append("sent")
+        in_task.task.on_kill()  # SIGTERM arrives while the old engine runs
+        planes.calls.append("sent after the signal")  # never reached
+        return {"status": "ok", "done": 1}
+
+    planes.decision.run_llm_inference = old
+    with pytest.raises(fail_exception, match="stopped on request: the requests in flight"):
+        tasks.run_llm_inference("2026-11-01")
+    assert planes.calls == ["sent"] and tasks.STOP.is_set()
+
+
 def test_stop_is_passed_only_to_a_decision_plane_that_takes_it(planes, in_task) -> None:
     def old(d, *, llm=None, mode="realtime", progress=True, batch_size=None, max_cost_usd=None):
         planes.calls.append(("old", mode))

@@ -370,29 +370,21 @@ def _recorded_like_the_scheduler(run_log: Path, stopping) -> Iterator[None]:
         yield
 
 
-def _stoppable_inference() -> bool:
-    """True when the decision plane's run_llm_inference takes a ``stop`` Event."""
-    import inspect
-
-    from sandbox.decision import run_llm_inference
-
-    return "stop" in inspect.signature(run_llm_inference).parameters
-
-
 @contextlib.contextmanager
 def _stop_on_signals(received: list[int]) -> Iterator[None]:
     """SIGTERM and SIGINT set :data:`sandbox.control.tasks.STOP` (no new LLM request, no new
     task) and are remembered in ``received``. A decision plane without ``stop`` support gets a
-    KeyboardInterrupt instead, which ends its run after the requests in flight."""
-    from sandbox.control.tasks import STOP
+    KeyboardInterrupt instead, which ends its run after the requests in flight. (While a task
+    runs, Airflow's task runner handles SIGTERM itself and calls the task's ``on_kill``,
+    which does the same: see :func:`sandbox.control.tasks.request_stop`.)"""
+    from sandbox.control.tasks import request_stop, stoppable
+    from sandbox.decision import run_llm_inference
 
-    interrupt = not _stoppable_inference()
+    interrupt = not stoppable(run_llm_inference)
 
     def handle(signum, frame) -> None:
         received.append(signum)
-        STOP.set()
-        if interrupt or len(received) > 1:  # a second signal: stop now
-            raise KeyboardInterrupt
+        request_stop(interrupt=interrupt or len(received) > 1)  # a second signal: stop now
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -511,10 +503,11 @@ def run_pipeline(
                         logical_date=when, run_conf=conf or None
                     )  # fmt: skip
             except KeyboardInterrupt:
-                received.append(received[-1] if received else signal.SIGINT)
-            if STOP.is_set() or received:
+                STOP.set()
+            if STOP.is_set():
+                signum = received[0] if received else signal.SIGTERM  # via the task's on_kill
                 _close_unfinished(day)
-                raise Interrupted(received[0], _interrupted_message(received[0], day, reports))
+                raise Interrupted(signum, _interrupted_message(signum, day, reports))
             report = _report(day, dbt_run, ai_run, log)
             reports.append(report)
             if on_report is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import os
 import threading
@@ -206,19 +207,39 @@ def unreachable(summary: dict) -> str | None:
     )
 
 
+def stoppable(function) -> bool:
+    """True when a decision-plane function takes the ``stop`` Event."""
+    return "stop" in inspect.signature(function).parameters
+
+
+def request_stop(*, interrupt: bool = False) -> None:
+    """Ask the running inference to stop: set :data:`STOP`; with ``interrupt`` (a decision
+    plane without ``stop`` support) also raise KeyboardInterrupt in the calling (main) thread,
+    which ends its run after the requests in flight."""
+    STOP.set()
+    if interrupt:
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
-def _stop_on_kill() -> Iterator[None]:
+def _stop_on_kill(function=None) -> Iterator[None]:
     """While the block runs, the running task's ``on_kill`` (what Airflow calls when a
-    scheduler or ``airflow tasks`` stops the task) sets :data:`STOP`."""
+    scheduler or ``sandbox run`` gets SIGTERM) calls :func:`request_stop`."""
     task = None
     with contextlib.suppress(Exception):
         from airflow.sdk import get_current_context
 
         task = get_current_context()["ti"].task
+    interrupt = function is not None and not stoppable(function)
     if task is not None:
-        task.on_kill = STOP.set
+        task.on_kill = functools.partial(request_stop, interrupt=interrupt)
     try:
         yield
+    except KeyboardInterrupt:
+        raise SandboxError(
+            "stopped on request: the requests in flight finished and their answers are kept; "
+            "a re-run resumes"
+        ) from None
     finally:
         if task is not None:
             with contextlib.suppress(AttributeError):
@@ -260,7 +281,7 @@ def run_llm_inference(
     from sandbox.decision import run_llm_inference
 
     llm = llm or os.environ.get("SANDBOX_LLM") or None
-    with _failure_policy(), _stop_on_kill():
+    with _failure_policy(), _stop_on_kill(run_llm_inference):
         ceiling, mode = infer_settings(max_cost_usd, mode)
         day = parse_date(ds)
         common = {"llm": llm, "model": model, "mode": mode, "progress": False}
@@ -304,7 +325,7 @@ def collect_batch(ds: str, ti, params: dict | None = None):
     previous = _xcom(ti, "run_llm_inference") or {}
     if previous.get("status") != "waiting":
         return PokeReturnValue(is_done=True, xcom_value=previous)
-    with _failure_policy(), _stop_on_kill():
+    with _failure_policy(), _stop_on_kill(run_llm_inference):
         ceiling, _ = infer_settings(params.get("max_cost_usd"), "batch")
         if ceiling is not None:
             ceiling = max(0.0, ceiling - float(previous.get("cost_usd") or 0.0))

@@ -41,8 +41,9 @@ DAG_IDS = ("dbt_production", "ai_recommendation_pipeline")
 COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 STARTUP_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 30
-LEARNER_WAITS = {  # a learner watches: poke every 10 s instead of every minute or five
+LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
     "SANDBOX_SENSOR_POKE_S": "10",
+    "SANDBOX_SENSOR_TIMEOUT_S": "300",
     "SANDBOX_BATCH_POKE_S": "10",
     "SANDBOX_RETRY_DELAY_S": "30",
 }

@@ -91,6 +91,21 @@ def _log_events(url: str, dag_id: str, run_id: str, task_id: str, attempt: int) 
     return [str(line.get("event")) for line in ui.api(url, path, token)["content"]]
 
 
+def _diagnose(home: Path) -> str:
+    """Every task's state and the error lines of every task log (for a failed assertion)."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        rows = db.execute(
+            "select run_id, task_id, state, try_number from task_instance order by start_date"
+        ).fetchall()
+    errors = [
+        line[:400]
+        for log in sorted((home / "logs").glob("dag_id=*/run_id=*/task_id=*/attempt=*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if '"level":"error"' in line or "[error" in line
+    ]
+    return "\n".join(map(str, rows)) + "\n" + "\n".join(errors[-20:])
+
+
 def _run_states(home: Path, run_ids: list[str]) -> dict[str, str]:
     with sqlite3.connect(home / "airflow.db") as db:
         marks = ",".join("?" * len(run_ids))
@@ -116,7 +131,8 @@ def _scheduler_drill(running: dict) -> None:
     while set(_run_states(home, run_ids).values()) - {"success", "failed"}:
         assert time.monotonic() < deadline, _run_states(home, run_ids)
         time.sleep(5)
-    assert [_run_states(home, run_ids)[r] for r in run_ids] == ["success", "success"]
+    states = [_run_states(home, run_ids)[r] for r in run_ids]
+    assert states == ["success", "success"], _diagnose(home)
     ai_run = run_ids[1]
     with connect(read_only=True) as con:
         published = con.execute(

@@ -230,6 +230,8 @@ def test_each_status_is_recorded_with_its_counts_in_utc() -> None:
         (_summary("pending", pending_left=3), 7, "partial"),
         (_summary("waiting"), 0, "failed"),
         (_summary(), 0, "failed"),
+        (_summary(inputs=500), 499, "partial"),  # a row the tallies lost is still missing
+        (_summary(inputs=500, skipped=100), 500, "success"),
     ],
 )
 def test_run_outcome_is_success_only_when_every_row_is_published(summary, written, status):
@@ -358,20 +360,37 @@ def test_batch_mode_submits_then_the_sensor_collects(planes, in_task, monkeypatc
 
     def batch(d, *, mode=None, wait_s=None, **kw):
         planes.calls.append((mode, wait_s))
-        status = next(results)
-        done = 10 if status == "ok" else 0
-        return {"status": status, "mode": mode, "done": done, "requests": 10 - done * 0,
-                "batch_ids": ["msgbatch_1"]}  # fmt: skip
+        status = next(results)  # the last poke collects the escalations only
+        done = 2 if status == "ok" else 0
+        return {"status": status, "mode": mode, "done": done, "requests": done, "failed": 0,
+                "inputs": 12, "skipped": 0, "pending_left": 1 if status == "ok" else 12,
+                "batch_ids": ["msgbatch_1"] if len(planes.calls) < 3 else ["msgbatch_2"]}  # fmt: skip
 
     planes.decision.run_llm_inference = batch
+    from sandbox.warehouse import ensure_tables
+
+    with connect() as con:  # the ledger: 10 primary answers and 2 escalations of two batches
+        ensure_tables(con, "decision.llm_calls")
+        for n, (batch_id, cost) in enumerate(
+            [("msgbatch_1", 0.01)] * 10 + [("msgbatch_2", 0.1)] * 2
+        ):
+            con.execute(
+                "insert into decision.llm_calls values (?, ?, 'u', 'r', 'm', 'batch', 'primary',"
+                " 'ok', null, 1, 10, 10, ?, null, ?, null, 'p', now())",
+                [f"c{n}", DAY, cost, batch_id],
+            )
     submitted = tasks.run_llm_inference("2026-11-01", mode="batch")
     assert submitted["status"] == "waiting" and planes.calls == [("batch", 0.0)]
     sensor_ti = FakeTI("wait_for_batch", {"run_llm_inference": submitted})
     poke = tasks.collect_batch("2026-11-01", sensor_ti, {})
     assert not poke.is_done  # the sensor reschedules: no worker slot held meanwhile
     poke = tasks.collect_batch("2026-11-01", sensor_ti, {})
-    assert poke.is_done and poke.xcom_value["status"] == "ok"
-    assert poke.xcom_value["batch_ids"] == ["msgbatch_1"]
+    final = poke.xcom_value
+    assert poke.is_done and final["batch_ids"] == ["msgbatch_1", "msgbatch_2"]
+    # the whole run's counts, although the sensor's XCom does not survive a reschedule
+    assert (final["requests"], final["cost_usd"]) == (12, 0.3)
+    assert (final["done"], final["failed"], final["pending_left"]) == (11, 1, 0)
+    assert final["status"] == "partial"  # one row of the date was never staged
     assert planes.calls[1:] == [("batch", 0.0), ("batch", 0.0)]
     realtime = FakeTI("wait_for_batch", {"run_llm_inference": _summary()})
     assert tasks.collect_batch("2026-11-01", realtime, {}).is_done  # nothing to wait for

@@ -281,7 +281,8 @@ def _report(day: date, dbt_run, ai_run, log: Path) -> RunReport:
         tasks=tasks,
         gate_failures=_xcom(dbt_run.run_id, DBT_DAG, DBT_TASK, "gate_failures") or [],
         errors=errors,
-        inference=_xcom(ai_run.run_id, AI_DAG, "run_llm_inference", "return_value"),
+        inference=_xcom(ai_run.run_id, AI_DAG, BATCH_TASK, "return_value")
+        or _xcom(ai_run.run_id, AI_DAG, "run_llm_inference", "return_value"),
         build=_xcom(dbt_run.run_id, DBT_DAG, DBT_TASK, "return_value"),
         results=_results_row(ai_run.run_id),
         log_file=log,

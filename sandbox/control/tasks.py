@@ -340,7 +340,38 @@ def collect_batch(ds: str, ti, params: dict | None = None):
             wait_s=0.0,
         )
         summary = _check(merge_summaries(previous, summary))
-    return PokeReturnValue(is_done=summary.get("status") != "waiting", xcom_value=summary)
+    done = summary.get("status") != "waiting"
+    if done:
+        summary = _batch_totals(summary)
+    return PokeReturnValue(is_done=done, xcom_value=summary)
+
+
+def _batch_totals(summary: dict) -> dict:
+    """The whole batch run's counts, once its batches ended.
+
+    A sensor's XCom does not survive a reschedule, so the pokes between the submit and the
+    last one are recounted here: requests and cost from the ledger rows of the run's batches
+    (``decision.llm_calls``), and every row of the date not staged by now as failed.
+    """
+    from sandbox.warehouse import connect
+
+    ids = summary.get("batch_ids") or []
+    if ids:
+        marks = ", ".join("?" * len(ids))
+        with connect(read_only=True) as con:
+            requests, cost = con.execute(
+                f"select count(*), coalesce(sum(cost_usd), 0) from decision.llm_calls"
+                f" where batch_id in ({marks})",
+                ids,
+            ).fetchone()
+        summary = {**summary, "requests": int(requests), "cost_usd": round(float(cost), 8)}
+    inputs, skipped = summary.get("inputs") or 0, summary.get("skipped") or 0
+    not_staged = (summary.get("pending_left") or 0) + (summary.get("failed") or 0)
+    summary = {**summary, "done": max(0, inputs - skipped - not_staged)}
+    summary.update(failed=not_staged, pending_left=0)
+    if not_staged and summary.get("status") == "ok":
+        summary["status"] = "partial"
+    return summary
 
 
 def final_summary(ti) -> dict:
@@ -372,6 +403,8 @@ def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
         return "failed", f"inference ended {status}"
     if not written:
         return "failed", "no recommendation was published for the date"
+    if written < (inputs := summary.get("inputs") or 0):
+        return "partial", f"{inputs - written} of {inputs} rows of the date are not published"
     return "success", ""
 
 

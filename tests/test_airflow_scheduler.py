@@ -115,8 +115,12 @@ def _run_states(home: Path, run_ids: list[str]) -> dict[str, str]:
 
 
 def test_the_real_scheduler_runs_both_dags_for_a_date_and_stops_cleanly(
-    airflow_home: Path, tmp_path: Path
+    airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the sensor waits for a dbt run that really runs meanwhile: give it time (the fixture's
+    # 3 s suit `sandbox run`, where dbt has finished before the sensor starts)
+    monkeypatch.setenv("SANDBOX_SENSOR_TIMEOUT_S", "900")
+    monkeypatch.setenv("SANDBOX_SENSOR_POKE_S", "5")
     with airflow(airflow_home, tmp_path / "airflow.out", 8784, scheduler=True) as running:
         _scheduler_drill(running)
 

@@ -164,7 +164,9 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
     with (logs / "setup.log").open("w") as out:
         print("syncing the DAG files into the metadata DB...", flush=True)
         _airflow(env, out, "dags", "reserialize")
-        _airflow(env, out, "dags", "unpause" if scheduler else "pause", *DAG_IDS)
+        for dag_id in DAG_IDS:
+            if _airflow(env, out, "dags", "unpause" if scheduler else "pause", dag_id):
+                raise SandboxError(f"could not (un)pause {dag_id}: see {logs / 'setup.log'}")
     processes: dict[str, subprocess.Popen] = {}
     stopping = []
 

@@ -493,3 +493,16 @@ def test_capture_survives_a_handler_whose_stream_was_closed(tmp_path: Path) -> N
         assert handler.stream is closed
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [("success", 0), ("partial", 3), ("budget", 3), ("gate_blocked", 1), ("failed", 1)],
+)
+def test_sandbox_run_exits_like_sandbox_infer(status: str, code: int) -> None:
+    report = _report()
+    report.results = {"status": status, "rows_written": 1, "failures": 0, "llm_requests": 1,
+                      "cost_usd": 0.0, "rows_pending": 0, "detail": "why"}  # fmt: skip
+    assert (report.status, report.exit_code) == (status, code)
+    assert f"results 2026-11-01: {status}: 1 recommendations published" in report.render()
+    assert _report("failed").exit_code == 1  # no results row: the task states decide

@@ -19,10 +19,11 @@ SIGTERM or Ctrl-C stops the run cleanly (:class:`Interrupted`): the running task
 stop (no new LLM request), no further task starts, and the unfinished runs are marked failed.
 The caller gets :class:`RunReport` objects.
 
-Local runs shorten three waits unless you set them yourself: the DAGs run one after the
+Local runs shorten four waits unless you set them yourself: the DAGs run one after the
 other, so when the sensor starts the dbt DAG has already finished and waiting an hour cannot
 change the outcome (``SANDBOX_SENSOR_TIMEOUT_S`` = 5, ``SANDBOX_SENSOR_POKE_S`` = 1,
-``SANDBOX_RETRY_DELAY_S`` = 5). Production keeps the DAG files' defaults.
+``SANDBOX_RETRY_DELAY_S`` = 5), and a batch is polled every second
+(``SANDBOX_BATCH_POKE_S`` = 1). Production keeps the DAG files' defaults.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pipeline test lint lab docs bench airflow-ui notebooks eval clean
+.PHONY: help setup pipeline test lint lab docs bench airflow-ui airflow notebooks eval clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,8 +51,11 @@ eval: setup ## set up, then evaluate the golden set offline and judge it against
 bench: setup ## run the benchmarks (minutes; generates 1M users) and write bench/RESULTS.md
 	$(BIN)/python bench/run_all.py
 
-airflow-ui: setup ## start Airflow's UI on http://127.0.0.1:$(PORT) to browse recorded runs
+airflow-ui: setup ## Airflow's UI alone on http://127.0.0.1:$(PORT): browse recorded runs (no scheduler)
 	$(BIN)/python -m sandbox.control.ui --port $(PORT)
+
+airflow: setup ## Airflow's scheduler, dag-processor, triggerer and UI on http://127.0.0.1:$(PORT)
+	$(BIN)/python -m sandbox.control.ui --scheduler --port $(PORT)
 
 lab: setup ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/

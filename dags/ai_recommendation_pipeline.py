@@ -1,29 +1,30 @@
 """
 ### ai_recommendation_pipeline: clean rows in, structured recommendations out
 
-Runs daily at 02:00, after `dbt_production` has built and tested the data plane:
+Runs daily at 02:00 UTC (`ds` = that day = the as-of date), after `dbt_production`:
 
 1. `wait_for_dbt_completion`: an ExternalTaskSensor on `dbt_production.dbt_run` for the
-   **same logical date**. It only passes when that task succeeded, i.e. when every dbt test
-   passed. Reschedule mode frees the worker slot between pokes. Timeout and poke interval
-   come from `SANDBOX_SENSOR_TIMEOUT_S` / `SANDBOX_SENSOR_POKE_S` (1 h / 1 min); on a
-   timeout the three tasks below do not run: *no LLM request is made on untested data*.
+   **same logical date**; it passes when the latest run of that task succeeded, i.e. every
+   dbt test passed. Reschedule mode frees the worker slot between pokes (`SANDBOX_SENSOR_TIMEOUT_S` /
+   `SANDBOX_SENSOR_POKE_S`, 1 h / 1 min). On a timeout nothing below runs: *no LLM request
+   is made on untested data*.
 2. `prepare_features`: freezes the mart rows for the date into `decision.inference_inputs`.
-3. `run_llm_inference`: the decision plane calls the LLM for pending rows only, so a rerun
-   of the same date sends no request for rows already answered.
-4. `write_results`: idempotent upsert into `marts.user_recommendations`.
+3. `run_llm_inference`: the LLM answers the pending rows only (a rerun sends nothing for rows
+   already answered). When the API cannot be reached it fails at once, naming the cause.
+4. `wait_for_batch`: in batch mode, waits for the Message Batch in reschedule mode (no worker
+   slot held; the batch id is stored in `decision.batch_jobs`, so it survives a restart).
+   `SANDBOX_BATCH_POKE_S` / `SANDBOX_BATCH_TIMEOUT_S` (5 min / 25 h). Realtime: passes at once.
+5. `write_results`: idempotent upsert into `marts.user_recommendations`; then the task fails
+   (no retry) if rows failed, the budget stopped the run, or nothing was published.
 
-After `write_results` succeeds, its `on_success_callback` writes a row to `ops.pipeline_runs`
-(status, rows, failures, LLM requests, cost), the stand-in for alerts, e-mails and dashboard
-refreshes; when a task fails for good, `on_failure_callback` records the run as `failed`, or
-`gate_blocked` when the sensor gave up.
+Callbacks write one row per run to `ops.pipeline_runs`: `success`, `partial`, `budget`,
+`gate_blocked` or `failed`, with counts and cost.
 
-**Params.** `model` and `batch_size` (empty = the decision plane's defaults) and `llm`
-(`mock` or `anthropic`; empty = `SANDBOX_LLM`, default `mock`).
+**Params** (empty = default): `llm` (`SANDBOX_LLM`, else `mock`), `mode` (`SANDBOX_INFER_MODE`,
+else `realtime`), `max_cost_usd` (`SANDBOX_MAX_COST_USD`, else no ceiling), `model`, `batch_size`.
 
-**Retries.** 3, with a delay (`SANDBOX_RETRY_DELAY_S`, default 5 min), for what a retry can
-fix: a busy warehouse, a crashed worker, an API outage the SDK's own retries outlasted.
-Errors that name a cause a retry cannot fix (a missing API key, an unknown model) fail at once.
+**Retries.** 3, after `SANDBOX_RETRY_DELAY_S` (5 min), for what a retry can fix (a busy
+warehouse, a crashed worker); a cause a retry cannot fix fails at once.
 """
 
 from __future__ import annotations
@@ -33,11 +34,30 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
-from airflow.sdk import Param, dag, task
+from airflow.providers.standard.sensors.python import PythonSensor
+from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
 SENSOR_TIMEOUT_S = float(os.environ.get("SANDBOX_SENSOR_TIMEOUT_S", "3600"))
 SENSOR_POKE_S = float(os.environ.get("SANDBOX_SENSOR_POKE_S", "60"))
+BATCH_TIMEOUT_S = float(os.environ.get("SANDBOX_BATCH_TIMEOUT_S", str(25 * 3600)))
+BATCH_POKE_S = float(os.environ.get("SANDBOX_BATCH_POKE_S", "300"))
+
+
+class LatestRunSensor(ExternalTaskSensor):
+    """Passes when the *latest* run of the external task for the logical date succeeded
+    (Airflow 3 keeps every run of a date; the stock sensor wants exactly one)."""
+
+    def poke(self, context) -> bool:
+        dates = list(self._get_dttm_filter(context))
+        runs = context["ti"].get_task_states(
+            dag_id=self.external_dag_id, task_ids=[self.external_task_id], logical_dates=dates
+        )
+        latest = max(runs, key=lambda run_id: run_id.rpartition("__")[2], default=None)
+        state = runs[latest].get(self.external_task_id) if latest else None
+        self.log.info("latest run of %s.%s for %s: %s is %s", self.external_dag_id,
+                      self.external_task_id, dates[0].isoformat(), latest, state)  # fmt: skip
+        return state in self.allowed_states
 
 
 def record_success(context) -> None:
@@ -48,41 +68,42 @@ def record_success(context) -> None:
 
 
 def record_failure(context) -> None:
-    """Callback when any task fails for good: record the failed (or gate-blocked) run."""
+    """Callback when a task fails for good: record the run as not successful, and why."""
     from sandbox.control.tasks import record_pipeline_run
 
     record_pipeline_run(context, succeeded=False)
 
 
+def collect_batch(ds, ti, params):
+    from sandbox.control.tasks import collect_batch
+
+    return collect_batch(ds, ti, params)
+
+
 @dag(
     dag_id="ai_recommendation_pipeline",
-    schedule="0 2 * * *",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-platform",
-        "retries": 3,
-        "retry_delay": RETRY_DELAY,
-        "on_failure_callback": record_failure,
-    },
+    default_args={"owner": "data-platform", "retries": 3, "retry_delay": RETRY_DELAY,
+                  "on_failure_callback": record_failure},  # fmt: skip
     params={
+        "llm": Param(None, type=["null", "string"], enum=[None, "mock", "anthropic"]),
+        "mode": Param(None, type=["null", "string"], enum=[None, "realtime", "batch"]),
+        "max_cost_usd": Param(None, type=["null", "number"], minimum=0),
         "model": Param(None, type=["null", "string"], description="LLM model id"),
         "batch_size": Param(None, type=["null", "integer"], minimum=1),
-        "llm": Param(None, type=["null", "string"], enum=[None, "mock", "anthropic"]),
     },
     tags=["ai", "recommendations", "decision-plane"],
     doc_md=__doc__,
 )
 def ai_recommendation_pipeline():
-    wait_for_dbt = ExternalTaskSensor(
-        task_id="wait_for_dbt_completion",
-        external_dag_id="dbt_production",
-        external_task_id="dbt_run",
-        mode="reschedule",
-        timeout=SENSOR_TIMEOUT_S,
+    wait_for_dbt = LatestRunSensor(
+        task_id="wait_for_dbt_completion", external_dag_id="dbt_production",
+        external_task_id="dbt_run", mode="reschedule", timeout=SENSOR_TIMEOUT_S,
         poke_interval=SENSOR_POKE_S,
-    )
+    )  # fmt: skip
 
     @task
     def prepare_features(ds: str | None = None) -> int:
@@ -94,13 +115,14 @@ def ai_recommendation_pipeline():
     def run_llm_inference(ds: str | None = None, params: dict | None = None):
         from sandbox.control.tasks import run_llm_inference
 
-        params = params or {}
-        return run_llm_inference(
-            ds,
-            model=params.get("model"),
-            batch_size=params.get("batch_size"),
-            llm=params.get("llm"),
-        )
+        p = params or {}
+        keys = ("model", "batch_size", "llm", "max_cost_usd", "mode")
+        return run_llm_inference(ds, **{k: p.get(k) for k in keys})
+
+    wait_for_batch = PythonSensor(
+        task_id="wait_for_batch", python_callable=collect_batch, mode="reschedule",
+        poke_interval=BATCH_POKE_S, timeout=BATCH_TIMEOUT_S,
+    )  # fmt: skip
 
     @task(on_success_callback=record_success)
     def write_results(ds: str | None = None) -> int:
@@ -108,7 +130,7 @@ def ai_recommendation_pipeline():
 
         return write_results(ds)
 
-    wait_for_dbt >> prepare_features() >> run_llm_inference() >> write_results()
+    wait_for_dbt >> prepare_features() >> run_llm_inference() >> wait_for_batch >> write_results()
 
 
 ai_recommendation_pipeline()

@@ -1,8 +1,9 @@
 """
 ### dbt_production: the data plane's daily build, and the gate
 
-Every day at 02:00 the single task `dbt_run` runs `dbt build` for the run's logical date
-(`ds`, passed to dbt as `as_of_date`): models, contracts and data tests, in one invocation.
+Every day at 02:00 UTC the single task `dbt_run` runs `dbt build` for the run's logical date
+(`ds`, that day: the timetable is pinned to `CronTriggerTimetable`, so `ds` does not depend on
+`[scheduler] create_cron_data_intervals`; passed to dbt as `as_of_date`): models, contracts and data tests, in one invocation.
 (The dbt unit tests check the SQL, not the day's data, so they run where the SQL changes:
 `make test` in CI, or `sandbox build --unit-tests`.) The tests *are* the quality gate: when one fails, `dbt_run` fails, and
 `ai_recommendation_pipeline` (which waits for this task with an ExternalTaskSensor) never
@@ -22,14 +23,14 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import CronTriggerTimetable, dag, task
 
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
 
 
 @dag(
     dag_id="dbt_production",
-    schedule="0 2 * * *",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

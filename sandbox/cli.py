@@ -60,8 +60,12 @@ def _docs(args: argparse.Namespace) -> int:
 
 def _reset(args: argparse.Namespace) -> int:
     from sandbox.data import target_dir
+    from sandbox.warehouse import step_lock
 
     path = warehouse_path()
+    if path.with_name(path.name + ".lock").exists():  # refuse while a step holds the warehouse
+        with step_lock("sandbox reset", path):
+            pass
     removed = []
     for candidate in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".lock")):
         if candidate.exists():

@@ -149,6 +149,9 @@ DDL: dict[str, str] = {
             llm_requests bigint not null,
             cost_usd double not null,
             recorded_at timestamp not null,
+            rows_done bigint,
+            rows_pending bigint,
+            detail varchar,
             primary key (execution_date, dag_run_id)
         )""",
 }

@@ -6,6 +6,7 @@ Each test runs the CLI in a child process with its own Airflow home and warehous
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,13 @@ from tests.control_fixtures import (  # noqa: F401  (fixtures)
 pytestmark = pytest.mark.slow
 
 DAY = "2026-11-01"
-AI_TASKS = ("wait_for_dbt_completion", "prepare_features", "run_llm_inference", "write_results")
+AI_TASKS = (
+    "wait_for_dbt_completion",
+    "prepare_features",
+    "run_llm_inference",
+    "wait_for_batch",
+    "write_results",
+)
 
 
 def _rows(sql: str, params: list | None = None) -> list[tuple]:
@@ -63,6 +70,41 @@ def test_shipped_data_gives_one_recommendation_per_user_and_a_rerun_is_free(
     assert [r[0] for r in runs] == ["success", "success"]
     assert runs[0][1] == runs[1][1] == len(mart_users)
     assert runs[0][2] > 0 and runs[1][2] == 0
+    _assert_both_runs_kept_with_real_times_and_logs(airflow_home)
+
+
+def _assert_both_runs_kept_with_real_times_and_logs(home: Path) -> None:
+    """What the Airflow UI reads: two runs of the date, each with real times and task logs."""
+    import sqlite3
+    from datetime import datetime
+
+    with sqlite3.connect(home / "airflow.db") as db:
+        runs = db.execute(
+            "select run_id, logical_date, data_interval_start, start_date, end_date, state"
+            " from dag_run where dag_id = 'ai_recommendation_pipeline' order by id"
+        ).fetchall()
+        tries = db.execute(
+            "select run_id, task_id, try_number from task_instance"
+            " where dag_id = 'ai_recommendation_pipeline'"
+        ).fetchall()
+    assert len(runs) == 2 and runs[0][0] != runs[1][0]  # the re-run did not replace the first
+    assert [r[5] for r in runs] == ["success", "success"]
+    assert runs[0][1] is None and runs[1][1].startswith(f"{DAY} 02:00")  # one per logical date
+    assert all(r[2].startswith(f"{DAY} 02:00") for r in runs)  # both still name the date
+    for _, _, _, start, end, _ in runs:
+        started, ended = datetime.fromisoformat(start), datetime.fromisoformat(end)
+        assert started.date() > datetime.fromisoformat(DAY).date()  # the wall clock, not ds
+        assert started <= ended
+    for run_id, task_id, try_number in tries:
+        log = (
+            home / "logs" / "dag_id=ai_recommendation_pipeline" / f"run_id={run_id}"
+            / f"task_id={task_id}" / f"attempt={try_number}.log"
+        )  # fmt: skip
+        assert log.stat().st_size > 0, log
+    inference_logs = "".join(
+        p.read_text() for p in (home / "logs").glob("dag_id=ai_*/run_id=*/task_id=run_llm*/*")
+    )
+    assert "POST http" in inference_logs  # the task's own output, in its own file
 
 
 def test_failed_gate_blocks_inference(
@@ -78,7 +120,7 @@ def test_failed_gate_blocks_inference(
     assert task_states(airflow_home, "dbt_production") == {"dbt_run": "failed"}
     ai = task_states(airflow_home, "ai_recommendation_pipeline")
     assert ai["wait_for_dbt_completion"] == "failed"  # the sensor timed out
-    assert [ai[t] for t in AI_TASKS[1:]] == ["upstream_failed"] * 3  # never ran
+    assert [ai[t] for t in AI_TASKS[1:]] == ["upstream_failed"] * 4  # never ran
     assert _requests(log) == 0
     with connect(read_only=True) as con:
         if table_exists(con, "decision.llm_calls"):
@@ -102,3 +144,54 @@ def _gate_xcom(home: Path) -> list[dict]:
             "select value from xcom where dag_id = 'dbt_production' and key = 'gate_failures'"
         ).fetchall()
     return json.loads(value)
+
+
+def test_refusals_make_the_run_partial_with_what_was_answered_published(
+    airflow_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "refusal=0.2,seed=1")
+
+    result = sandbox_run("--date", DAY)
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "all tasks succeeded" not in result.stdout
+    assert f"INCOMPLETE: {DAY} partial" in result.stdout
+    ai = task_states(airflow_home, "ai_recommendation_pipeline")
+    assert ai["run_llm_inference"] == "success" and ai["write_results"] == "failed"
+    [(status, written, failures, detail)] = _rows(
+        "select status, rows_written, failures, detail from ops.pipeline_runs"
+    )
+    published = _rows("select count(*) from marts.user_recommendations")[0][0]
+    failed_rows = _rows("select count(distinct user_id) from decision.inference_failures")[0][0]
+    assert status == "partial" and failures == failed_rows > 0
+    assert written == published == 500 - failed_rows  # the answers are published anyway
+    assert detail == f"{failures} rows failed (decision.inference_failures)"
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        [(state,)] = db.execute(
+            "select state from dag_run where dag_id = 'ai_recommendation_pipeline'"
+        ).fetchall()
+    assert state == "failed"  # what the UI shows: not a success
+
+
+def test_an_unreachable_api_fails_the_run_at_once_naming_the_cause(
+    airflow_home: Path,
+) -> None:
+    env = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "ANTHROPIC_API_KEY": "dummy"}
+
+    result = sandbox_run("--date", DAY, "--llm", "anthropic", env=env)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "run_llm_inference failed: the LLM API at http://127.0.0.1:9 was not reached" in (
+        result.stdout
+    )
+    ai = task_states(airflow_home, "ai_recommendation_pipeline")
+    assert ai["run_llm_inference"] == "failed" and ai["write_results"] == "upstream_failed"
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        [(tries,)] = db.execute(
+            "select try_number from task_instance where task_id = 'run_llm_inference'"
+        ).fetchall()
+    assert tries == 1  # no Airflow retry: a retry cannot fix it
+    attempted = _rows("select count(distinct user_id) from decision.inference_failures")[0][0]
+    assert attempted == 10  # the probe; the other 490 rows were never tried
+    [(status, detail)] = _rows("select status, detail from ops.pipeline_runs")
+    assert status == "failed" and "was not reached" in detail

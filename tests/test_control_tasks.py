@@ -113,7 +113,18 @@ def test_tasks_pass_the_logical_date_and_params(planes, monkeypatch) -> None:
     assert tasks.write_results("2026-11-01") == 5
     assert planes.calls == [
         ("prepare", DAY),
-        ("infer", DAY, {"llm": "anthropic", "model": "m", "batch_size": 7, "progress": False}),
+        (
+            "infer",
+            DAY,
+            {
+                "llm": "anthropic",
+                "model": "m",
+                "mode": "realtime",
+                "progress": False,
+                "batch_size": 7,
+                "max_cost_usd": None,
+            },
+        ),
         ("write", DAY),
     ]
     tasks.run_llm_inference("2026-11-01", llm="mock")
@@ -124,36 +135,266 @@ class FakeTI:
     def __init__(self, task_id: str, xcoms: dict) -> None:
         self.task_id = task_id
         self.xcoms = xcoms
+        self.pushed: dict = {}
+        self.task = types.SimpleNamespace()
 
-    def xcom_pull(self, task_ids: str):
-        return self.xcoms.get(task_ids)
+    def xcom_pull(self, task_ids: str, key: str | None = None):
+        return self.xcoms.get(task_ids if key is None else (task_ids, key))
+
+    def xcom_push(self, key: str, value) -> None:
+        self.pushed[key] = value
 
 
 def _runs() -> list[tuple]:
     with connect(read_only=True) as con:
         return con.execute(
-            "select dag_run_id, status, rows_written, failures, llm_requests, cost_usd"
-            " from ops.pipeline_runs order by dag_run_id"
+            "select dag_run_id, status, rows_written, failures, llm_requests, cost_usd,"
+            " rows_done, rows_pending from ops.pipeline_runs order by dag_run_id"
         ).fetchall()
 
 
-def test_callbacks_record_the_run_summary() -> None:
-    xcoms = {
-        "run_llm_inference": {"failed": 2, "requests": 12, "cost_usd": 0.5},
+def _summary(status: str = "ok", **counts) -> dict:
+    base = {"status": status, "done": 10, "failed": 0, "pending_left": 0, "requests": 12}
+    return {**base, "cost_usd": 0.5, **counts}
+
+
+def _context(run_id: str, task_id: str, xcoms: dict, exception=None) -> dict:
+    return {"ds": "2026-11-01", "run_id": run_id, "ti": FakeTI(task_id, xcoms),
+            "exception": exception}  # fmt: skip
+
+
+def test_each_status_is_recorded_with_its_counts_in_utc() -> None:
+    from datetime import UTC, datetime
+
+    before = datetime.now(UTC).replace(tzinfo=None)
+    ok = {"run_llm_inference": _summary(), "write_results": 10}
+    assert tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True) == (
+        "success"
+    )
+    partial = {
+        "run_llm_inference": _summary("partial", done=8, failed=2),
+        ("write_results", "written"): 8,
+    }
+    failed_write = _context("r2", "write_results", partial, SandboxError("run ended partial"))
+    assert tasks.record_pipeline_run(failed_write, succeeded=False) == "partial"
+    budget = {
+        "run_llm_inference": _summary("budget", done=4, pending_left=6),
+        ("write_results", "written"): 4,
+    }
+    assert (
+        tasks.record_pipeline_run(_context("r3", "write_results", budget), succeeded=False)
+        == "budget"
+    )
+    blocked = _context("r4", "wait_for_dbt_completion", {})
+    assert tasks.record_pipeline_run(blocked, succeeded=False) == "gate_blocked"
+    crashed = _context("r5", "run_llm_inference", {}, RuntimeError("worker lost"))
+    assert tasks.record_pipeline_run(crashed, succeeded=False) == "failed"
+    nothing = {"run_llm_inference": _summary(done=0), ("write_results", "written"): 0}
+    assert (
+        tasks.record_pipeline_run(_context("r6", "write_results", nothing), succeeded=False)
+        == "failed"
+    )
+    batch = {  # the sensor's summary (batch collected) wins over the submit's
+        "run_llm_inference": _summary("waiting", done=0, requests=0),
+        "wait_for_batch": _summary(requests=10),
         "write_results": 10,
     }
-    context = {"ds": "2026-11-01", "run_id": "r1", "ti": FakeTI("write_results", xcoms)}
-    tasks.record_pipeline_run(context, succeeded=True)
-    blocked = {"ds": "2026-11-01", "run_id": "r2", "ti": FakeTI("wait_for_dbt_completion", {})}
-    tasks.record_pipeline_run(blocked, succeeded=False)
-    crashed = {"ds": "2026-11-01", "run_id": "r3", "ti": FakeTI("run_llm_inference", {})}
-    tasks.record_pipeline_run(crashed, succeeded=False)
-    tasks.record_pipeline_run(context, succeeded=True)  # a re-run of a callback: same row
+    tasks.record_pipeline_run(_context("r7", "write_results", batch), succeeded=True)
+    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)  # same row
     assert _runs() == [
-        ("r1", "success", 10, 2, 12, 0.5),
-        ("r2", "gate_blocked", 0, 0, 0, 0.0),
-        ("r3", "failed", 0, 0, 0, 0.0),
+        ("r1", "success", 10, 0, 12, 0.5, 10, 0),
+        ("r2", "partial", 8, 2, 12, 0.5, 8, 0),
+        ("r3", "budget", 4, 0, 12, 0.5, 4, 6),
+        ("r4", "gate_blocked", 0, 0, 0, 0.0, 0, 0),
+        ("r5", "failed", 0, 0, 0, 0.0, 0, 0),
+        ("r6", "failed", 0, 0, 12, 0.5, 0, 0),
+        ("r7", "success", 10, 0, 10, 0.5, 10, 0),
     ]
+    with connect(read_only=True) as con:
+        stamps = con.execute("select min(recorded_at), max(recorded_at) from ops.pipeline_runs")
+        first, last = stamps.fetchone()
+        details = dict(con.execute("select dag_run_id, detail from ops.pipeline_runs").fetchall())
+    after = datetime.now(UTC).replace(tzinfo=None)
+    assert before <= first <= last <= after  # UTC, like every other timestamp
+    assert details["r5"] == "run_llm_inference: worker lost"
+    assert details["r2"] == "2 rows failed (decision.inference_failures)"
+    assert details["r6"] == "no recommendation was published for the date"
+
+
+@pytest.mark.parametrize(
+    ("summary", "written", "status"),
+    [
+        (_summary(), 10, "success"),
+        (_summary("partial", failed=101), 399, "partial"),
+        (_summary("budget", pending_left=3), 7, "budget"),
+        (_summary("pending", pending_left=3), 7, "partial"),
+        (_summary("waiting"), 0, "failed"),
+        (_summary(), 0, "failed"),
+        (_summary(inputs=500), 499, "partial"),  # a row the tallies lost is still missing
+        (_summary(inputs=500, skipped=100), 500, "success"),
+    ],
+)
+def test_run_outcome_is_success_only_when_every_row_is_published(summary, written, status):
+    assert tasks.run_outcome(summary, written)[0] == status
+
+
+def test_an_old_warehouse_gets_the_new_columns() -> None:
+    with connect() as con:
+        con.execute("create schema ops")
+        con.execute(
+            "create table ops.pipeline_runs (execution_date date not null, dag_run_id varchar"
+            " not null, status varchar not null, rows_written bigint not null, failures bigint"
+            " not null, llm_requests bigint not null, cost_usd double not null, recorded_at"
+            " timestamp not null, primary key (execution_date, dag_run_id))"
+        )
+    ok = {"run_llm_inference": _summary(), "write_results": 10}
+    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
+    assert _runs() == [("r1", "success", 10, 0, 12, 0.5, 10, 0)]
+
+
+@pytest.fixture
+def in_task(monkeypatch, airflow_home_session):
+    """Make ``get_current_context()`` return a fake task instance (as inside a running task)."""
+    import airflow.sdk
+
+    ti = FakeTI("run_llm_inference", {})
+    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: {"ti": ti})
+    tasks.STOP.clear()
+    yield ti
+    tasks.STOP.clear()
+
+
+def test_write_results_publishes_then_fails_a_partial_run(planes, in_task, fail_exception):
+    in_task.xcoms["run_llm_inference"] = _summary("partial", done=3, failed=2)
+    with pytest.raises(fail_exception, match="run ended partial: 2 rows failed.*5 rows published"):
+        tasks.write_results("2026-11-01")
+    assert planes.calls == [("write", DAY)]  # published first
+    assert in_task.pushed["written"] == 5
+    in_task.xcoms["run_llm_inference"] = _summary()
+    assert tasks.write_results("2026-11-01") == 5
+
+
+def test_an_unreachable_api_fails_after_the_probe_without_retries(planes, in_task, fail_exception):
+    def refused(d, *, batch_size=None, **kw):
+        planes.calls.append(("infer", batch_size))
+        failed = min(batch_size or 500, 500)
+        return {"status": "partial", "done": 0, "failed": failed, "requests": failed,
+                "failures_by_class": {"APIConnectionError": failed}}  # fmt: skip
+
+    planes.decision.run_llm_inference = refused
+    with pytest.raises(fail_exception, match=r"http://127.0.0.1:9 was not reached: all 10 req"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+            tasks.run_llm_inference("2026-11-01", llm="anthropic")
+    assert planes.calls == [("infer", tasks.PROBE_ROWS)]  # the other rows were never tried
+    assert in_task.pushed["summary"]["failed"] == tasks.PROBE_ROWS
+    assert "APIConnectionError" in in_task.pushed["error"]
+
+
+def test_the_probe_then_the_rest_add_up(planes, in_task) -> None:
+    def answers(d, *, batch_size=None, max_cost_usd=None, **kw):
+        planes.calls.append(("infer", batch_size, max_cost_usd))
+        done = min(batch_size or 490, 490)
+        return {"status": "ok", "done": done, "failed": 0, "requests": done, "cost_usd": 0.25}
+
+    planes.decision.run_llm_inference = answers
+    summary = tasks.run_llm_inference("2026-11-01", llm="anthropic", max_cost_usd=2)
+    assert planes.calls == [("infer", 10, 2.0), ("infer", None, 1.75)]  # one budget for both
+    assert (summary["done"], summary["requests"], summary["cost_usd"]) == (500, 500, 0.5)
+
+
+def test_on_kill_stops_inference_and_fails_the_task(planes, in_task, fail_exception) -> None:
+    seen = {}
+
+    def stoppable(d, *, stop=None, **kw):
+        seen["stop"] = stop
+        in_task.task.on_kill()  # what the task runner calls on SIGTERM
+        assert stop.is_set()
+        return {"status": "interrupted", "done": 3, "failed": 0, "pending_left": 7}
+
+    planes.decision.run_llm_inference = stoppable
+    with pytest.raises(fail_exception, match="stopped on request: 3 answers of this run kept"):
+        tasks.run_llm_inference("2026-11-01")
+    assert seen["stop"] is tasks.STOP
+    assert not hasattr(in_task.task, "on_kill")  # the hook does not outlive the task
+
+
+def test_on_kill_interrupts_a_decision_plane_without_stop(planes, in_task, fail_exception):
+    def old(d, *, llm=None, mode="realtime", progress=True, batch_size=None, max_cost_usd=None):
+        planes.calls.append("sent")
+        in_task.task.on_kill()  # SIGTERM arrives while the old engine runs
+        planes.calls.append("sent after the signal")  # never reached
+        return {"status": "ok", "done": 1}
+
+    planes.decision.run_llm_inference = old
+    with pytest.raises(fail_exception, match="stopped on request: the requests in flight"):
+        tasks.run_llm_inference("2026-11-01")
+    assert planes.calls == ["sent"] and tasks.STOP.is_set()
+
+
+def test_stop_is_passed_only_to_a_decision_plane_that_takes_it(planes, in_task) -> None:
+    def old(d, *, llm=None, mode="realtime", progress=True, batch_size=None, max_cost_usd=None):
+        planes.calls.append(("old", mode))
+        return {"status": "ok", "done": 1}
+
+    planes.decision.run_llm_inference = old
+    assert tasks.run_llm_inference("2026-11-01")["done"] == 1
+    assert planes.calls == [("old", "realtime")]
+
+
+def test_budget_and_mode_come_from_params_else_the_environment(monkeypatch) -> None:
+    assert tasks.infer_settings() == (None, "realtime")
+    monkeypatch.setenv("SANDBOX_MAX_COST_USD", "1.5")
+    monkeypatch.setenv("SANDBOX_INFER_MODE", "batch")
+    assert tasks.infer_settings() == (1.5, "batch")
+    assert tasks.infer_settings(0.25, "realtime") == (0.25, "realtime")
+    monkeypatch.setenv("SANDBOX_MAX_COST_USD", "lots")
+    with pytest.raises(SandboxError, match="max_cost_usd must be a number.*SANDBOX_MAX_COST_USD"):
+        tasks.infer_settings()
+    with pytest.raises(SandboxError, match="mode must be realtime or batch"):
+        tasks.infer_settings(1, "overnight")
+
+
+def test_batch_mode_submits_then_the_sensor_collects(planes, in_task, monkeypatch) -> None:
+    results = iter(["waiting", "waiting", "ok"])
+
+    def batch(d, *, mode=None, wait_s=None, **kw):
+        planes.calls.append((mode, wait_s))
+        status = next(results)  # the last poke collects the escalations only
+        done = 2 if status == "ok" else 0
+        return {"status": status, "mode": mode, "done": done, "requests": done, "failed": 0,
+                "inputs": 12, "skipped": 0, "pending_left": 1 if status == "ok" else 12,
+                "batch_ids": ["msgbatch_1"] if len(planes.calls) < 3 else ["msgbatch_2"]}  # fmt: skip
+
+    planes.decision.run_llm_inference = batch
+    from sandbox.warehouse import ensure_tables
+
+    with connect() as con:  # the ledger: 10 primary answers and 2 escalations of two batches
+        ensure_tables(con, "decision.llm_calls")
+        for n, (batch_id, cost) in enumerate(
+            [("msgbatch_1", 0.01)] * 10 + [("msgbatch_2", 0.1)] * 2
+        ):
+            con.execute(
+                "insert into decision.llm_calls values (?, ?, 'u', 'r', 'm', 'batch', 'primary',"
+                " 'ok', null, 1, 10, 10, ?, null, ?, null, 'p', now())",
+                [f"c{n}", DAY, cost, batch_id],
+            )
+    submitted = tasks.run_llm_inference("2026-11-01", mode="batch")
+    assert submitted["status"] == "waiting" and planes.calls == [("batch", 0.0)]
+    sensor_ti = FakeTI("wait_for_batch", {"run_llm_inference": submitted})
+    poke = tasks.collect_batch("2026-11-01", sensor_ti, {})
+    assert not poke.is_done  # the sensor reschedules: no worker slot held meanwhile
+    poke = tasks.collect_batch("2026-11-01", sensor_ti, {})
+    final = poke.xcom_value
+    assert poke.is_done and final["batch_ids"] == ["msgbatch_1", "msgbatch_2"]
+    # the whole run's counts, although the sensor's XCom does not survive a reschedule
+    assert (final["requests"], final["cost_usd"]) == (12, 0.3)
+    assert (final["done"], final["failed"], final["pending_left"]) == (11, 1, 0)
+    assert final["status"] == "partial"  # one row of the date was never staged
+    assert planes.calls[1:] == [("batch", 0.0), ("batch", 0.0)]
+    realtime = FakeTI("wait_for_batch", {"run_llm_inference": _summary()})
+    assert tasks.collect_batch("2026-11-01", realtime, {}).is_done  # nothing to wait for
+    assert len(planes.calls) == 3
 
 
 def _report(dbt_state: str = "success", gate: list | None = None) -> RunReport:
@@ -252,3 +493,16 @@ def test_capture_survives_a_handler_whose_stream_was_closed(tmp_path: Path) -> N
         assert handler.stream is closed
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [("success", 0), ("partial", 3), ("budget", 3), ("gate_blocked", 1), ("failed", 1)],
+)
+def test_sandbox_run_exits_like_sandbox_infer(status: str, code: int) -> None:
+    report = _report()
+    report.results = {"status": status, "rows_written": 1, "failures": 0, "llm_requests": 1,
+                      "cost_usd": 0.0, "rows_pending": 0, "detail": "why"}  # fmt: skip
+    assert (report.status, report.exit_code) == (status, code)
+    assert f"results 2026-11-01: {status}: 1 recommendations published" in report.render()
+    assert _report("failed").exit_code == 1  # no results row: the task states decide

@@ -83,7 +83,8 @@ def test_04_checks(warehouse: Path) -> None:
         ensure_tables(con, "ops.pipeline_runs")
         for n, (run, requests) in enumerate((("first", 709), ("second", 0))):
             con.execute(
-                "insert into ops.pipeline_runs values ('2026-11-01', ?, 'success', 500, 0, ?, 0.0, ?)",
+                "insert into ops.pipeline_runs (execution_date, dag_run_id, status, rows_written, failures,"
+                " llm_requests, cost_usd, recorded_at) values ('2026-11-01', ?, 'success', 500, 0, ?, 0.0, ?)",
                 [run, requests, datetime(2026, 11, 25, 10, n)],
             )
     assert course.check_backfill_requests("2026-11-01", 0)

@@ -13,13 +13,25 @@ import pytest
 from tests.control_fixtures import DAGS, airflow_home_session_fixture  # noqa: F401
 
 DAG_FILES = sorted(DAGS.glob("*.py"))
-AI_TASKS = ["wait_for_dbt_completion", "prepare_features", "run_llm_inference", "write_results"]
+AI_TASKS = [
+    "wait_for_dbt_completion",
+    "prepare_features",
+    "run_llm_inference",
+    "wait_for_batch",
+    "write_results",
+]
 
 
 @pytest.fixture
 def dagbag(airflow_home_session, monkeypatch):
     """The dags/ folder parsed by Airflow's own DagBag, with production settings."""
-    for name in ("SANDBOX_SENSOR_TIMEOUT_S", "SANDBOX_SENSOR_POKE_S", "SANDBOX_RETRY_DELAY_S"):
+    for name in (
+        "SANDBOX_SENSOR_TIMEOUT_S",
+        "SANDBOX_SENSOR_POKE_S",
+        "SANDBOX_RETRY_DELAY_S",
+        "SANDBOX_BATCH_POKE_S",
+        "SANDBOX_BATCH_TIMEOUT_S",
+    ):
         monkeypatch.delenv(name, raising=False)
     from airflow.dag_processing.dagbag import DagBag  # configures Airflow's logging first
 
@@ -48,12 +60,14 @@ def test_ai_pipeline_order_schedule_and_retries(dagbag) -> None:
     assert [t.task_id for t in dag.topological_sort()] == AI_TASKS
     for upstream, downstream in zip(AI_TASKS, AI_TASKS[1:], strict=False):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
-    assert dag.schedule == "0 2 * * *"
+    assert dag.timetable.expression == "0 2 * * *" and str(dag.timetable.timezone) == "UTC"
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert {"ai", "recommendations"} <= set(dag.tags)
     assert dag.doc_md and "ExternalTaskSensor" in dag.doc_md
-    assert {"model", "batch_size", "llm"} <= set(dag.params.keys())
+    assert {"model", "batch_size", "llm", "max_cost_usd", "mode"} <= set(dag.params.keys())
+    assert dag.params["mode"] is None and dag.params["max_cost_usd"] is None  # env decides
     for task in dag.tasks:
         assert task.retries == 3
         assert task.retry_delay == timedelta(minutes=5)
@@ -97,7 +111,7 @@ def test_run_summary_callbacks(dagbag) -> None:
 def test_dbt_production_has_the_gate_task_on_the_same_schedule(dagbag) -> None:
     dag = dagbag.dags["dbt_production"]
     assert dag.task_ids == ["dbt_run"]
-    assert dag.schedule == dagbag.dags["ai_recommendation_pipeline"].schedule
+    assert dag.timetable == dagbag.dags["ai_recommendation_pipeline"].timetable
     assert dag.start_date == dagbag.dags["ai_recommendation_pipeline"].start_date
     assert dag.doc_md and "gate" in dag.doc_md
 
@@ -118,7 +132,7 @@ def test_dag_files_import_sandbox_only_inside_tasks(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_dag_files_read_in_a_screen(path: Path) -> None:
-    assert len(path.read_text().splitlines()) <= 120
+    assert len(path.read_text().splitlines()) <= 140
 
 
 def test_importing_sandbox_control_does_not_import_airflow() -> None:
@@ -130,3 +144,113 @@ def test_importing_sandbox_control_does_not_import_airflow() -> None:
     code = "import sys, sandbox.control; print('airflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_batch_wait_holds_no_worker_slot(dagbag) -> None:
+    from airflow.providers.standard.sensors.python import PythonSensor
+
+    sensor = dagbag.dags["ai_recommendation_pipeline"].get_task("wait_for_batch")
+    assert isinstance(sensor, PythonSensor) and sensor.mode == "reschedule"
+    assert (sensor.poke_interval, sensor.timeout) == (300, 25 * 3600)
+
+
+TIMETABLE_PROBE = """
+import json
+from datetime import UTC, datetime
+from sandbox.control import airflow_env
+airflow_env.configure()
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import DAG
+from airflow.serialization.encoders import coerce_to_core_timetable
+from airflow.timetables.base import TimeRestriction
+
+def first_run(timetable):
+    info = coerce_to_core_timetable(timetable).next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(
+            earliest=datetime(2026, 11, 1, 1, tzinfo=UTC), latest=None, catchup=True
+        ),
+    )
+    return [info.logical_date.date().isoformat(), info.run_after.isoformat()]
+
+bag = DagBag(dag_folder=str(airflow_env.DAGS_FOLDER))
+runs = {d: first_run(bag.dags[d].timetable) for d in ("dbt_production", "ai_recommendation_pipeline")}
+plain = DAG("plain", schedule="0 2 * * *", start_date=datetime(2024, 1, 1, tzinfo=UTC))
+runs["a plain cron string"] = first_run(plain.timetable)
+print(json.dumps(runs))
+"""
+
+
+@pytest.mark.parametrize("data_intervals", ["True", "False"])
+def test_ds_is_the_day_of_the_run_whatever_create_cron_data_intervals_says(
+    data_intervals: str, tmp_path: Path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "SANDBOX_AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS": data_intervals,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", TIMETABLE_PROBE], env=env, capture_output=True, text=True,
+        check=True, timeout=300,
+    )  # fmt: skip
+    runs = json.loads(out.stdout.strip().splitlines()[-1])
+    # the run that starts at 02:00 UTC on 2026-11-01 has ds = 2026-11-01, the as-of date
+    for dag_id in ("dbt_production", "ai_recommendation_pipeline"):
+        assert runs[dag_id] == ["2026-11-01", "2026-11-01T02:00:00+00:00"]
+    # what the pinned timetable protects against: a bare cron string follows the setting
+    plain = runs["a plain cron string"]
+    if data_intervals == "True":
+        assert plain == ["2026-11-01", "2026-11-02T02:00:00+00:00"]  # ds = the day before
+    else:
+        assert plain == ["2026-11-01", "2026-11-01T02:00:00+00:00"]
+
+
+class _SensorTI:
+    def __init__(self, runs: dict) -> None:
+        self.runs = runs
+        self.asked: dict = {}
+
+    def get_task_states(self, **kwargs) -> dict:
+        self.asked = kwargs
+        return self.runs
+
+
+@pytest.mark.parametrize(
+    ("runs", "passes"),
+    [
+        ({}, False),
+        ({"manual__2026-11-30T06:00:00+00:00": {"dbt_run": "success"}}, True),
+        ({"manual__2026-11-30T06:00:00+00:00": {"dbt_run": "failed"}}, False),
+        (  # a re-run fixed the gate: the latest run counts
+            {
+                "manual__2026-11-30T06:00:00+00:00": {"dbt_run": "failed"},
+                "manual__2026-11-30T07:00:00+00:00": {"dbt_run": "success"},
+            },
+            True,
+        ),
+        (  # a re-run broke it: an older success does not open the gate
+            {
+                "scheduled__2026-11-01T02:00:00+00:00": {"dbt_run": "success"},
+                "manual__2026-11-30T07:00:00+00:00": {"dbt_run": "failed"},
+            },
+            False,
+        ),
+        ({"manual__2026-11-30T07:00:00+00:00": {"dbt_run": "running"}}, False),
+    ],
+)
+def test_the_gate_sensor_looks_at_the_latest_run_of_the_date(dagbag, runs, passes) -> None:
+    from datetime import UTC, datetime
+
+    sensor = dagbag.dags["ai_recommendation_pipeline"].get_task("wait_for_dbt_completion")
+    ti = _SensorTI(runs)
+    when = datetime(2026, 11, 1, 2, tzinfo=UTC)
+    assert sensor.poke({"ti": ti, "logical_date": when}) is passes
+    assert ti.asked == {
+        "dag_id": "dbt_production", "task_ids": ["dbt_run"], "logical_dates": [when]
+    }  # fmt: skip

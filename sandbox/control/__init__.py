@@ -11,6 +11,7 @@ Importing it is cheap: Airflow is imported when a pipeline actually runs.
 from sandbox.control.pipeline import (
     AI_DAG,
     DBT_DAG,
+    Interrupted,
     RunReport,
     TaskState,
     date_range,
@@ -21,6 +22,7 @@ from sandbox.control.pipeline import (
 __all__ = [
     "AI_DAG",
     "DBT_DAG",
+    "Interrupted",
     "RunReport",
     "TaskState",
     "date_range",

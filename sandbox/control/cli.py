@@ -14,8 +14,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="run both Airflow DAGs (dbt, then AI) for a date or a range of dates",
         description=(
             "Run dbt_production and ai_recommendation_pipeline with Airflow's dag.test() for "
-            "each date, print each task's state and the results, and exit non-zero if any "
-            "task failed. Airflow's task logs go to .airflow/logs/sandbox-run.log."
+            "each date and print each task's state and the results. Exit 0 when every date "
+            "succeeded, 3 when rows failed or the budget stopped inference (what was answered "
+            "is published), 1 when a task failed or the gate blocked inference, 2 for "
+            "something to fix first. SIGTERM or Ctrl-C stops it cleanly (no new LLM request; "
+            "exit 128 + the signal number). Each task's log is in .airflow/logs/dag_id=.../ "
+            "(readable in the Airflow UI), and all of them in .airflow/logs/sandbox-run.log."
         ),
     )
     parser.add_argument(
@@ -27,6 +31,18 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--llm",
         choices=["mock", "anthropic"],
         help="LLM provider (default: SANDBOX_LLM, else mock)",
+    )
+    parser.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        help="spending ceiling of each date's inference (default: SANDBOX_MAX_COST_USD, else none)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["realtime", "batch"],
+        default=None,
+        help="inference mode (default: SANDBOX_INFER_MODE, else realtime)",
     )
     parser.set_defaults(func=handler)
     return parser
@@ -46,26 +62,42 @@ def dates_from(args: argparse.Namespace) -> list:
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Run the pipeline for the requested dates; 0 when every task succeeded, else 1."""
+    """Run the pipeline for the requested dates; the exit status says how the worst date ended
+    (0 success, 3 partial or budget, 1 failed or gate blocked; 128 + N on signal N)."""
+    import sys
+
     from sandbox.config import warehouse_path
     from sandbox.control.airflow_env import log_dir
-    from sandbox.control.pipeline import run_pipeline
+    from sandbox.control.pipeline import Interrupted, run_pipeline
 
     dates = dates_from(args)
-    llm = getattr(args, "llm", None)
     print(f"running dbt_production and ai_recommendation_pipeline for {len(dates)} date(s)...")
 
     def show(report) -> None:
         print()
         print(report.render(), flush=True)
 
-    reports = run_pipeline(dates, llm=llm, on_report=show)
-    failed = [r.execution_date.isoformat() for r in reports if not r.ok]
+    try:
+        reports = run_pipeline(
+            dates,
+            llm=getattr(args, "llm", None),
+            max_cost_usd=getattr(args, "max_cost_usd", None),
+            mode=getattr(args, "mode", None),
+            on_report=show,
+        )
+    except Interrupted as exc:
+        print(f"sandbox run: {exc}", file=sys.stderr, flush=True)
+        return 128 + int(exc.signum)
     print()
     print(f"warehouse: {warehouse_path()}")
-    print(f"Airflow task logs: {log_dir() / 'sandbox-run.log'}")
-    if failed:
-        print(f"FAILED for {', '.join(failed)}: see the table(s) above.")
-        return 1
-    print(f"all tasks succeeded for {len(reports)} date(s).")
-    return 0
+    print(f"Airflow task logs: {log_dir()} (one file per task attempt; all in sandbox-run.log)")
+    code = max(r.exit_code for r in reports)
+    not_ok = [f"{r.execution_date} {r.status}" for r in reports if r.status != "success"]
+    if code == 0:
+        print(f"all tasks succeeded for {len(reports)} date(s).")
+    elif code == 3:
+        print(f"INCOMPLETE: {', '.join(not_ok)}: what was answered is published; run again "
+              "to retry the failed rows (see the table(s) above).")  # fmt: skip
+    else:
+        print(f"FAILED for {', '.join(not_ok)}: see the table(s) above.")
+    return code

@@ -8,7 +8,12 @@ data or decision plane. What it adds is control-plane policy:
   say what blocked the run;
 - a :class:`~sandbox.config.SandboxError` names a cause a retry cannot fix (a missing API key,
   an unknown model), so it fails without retries too; only :class:`WarehouseBusy` (another
-  process holds the DuckDB lock) and unexpected errors are left to Airflow's retries.
+  process holds the DuckDB lock) and unexpected errors are left to Airflow's retries;
+- inference that did not finish cleanly (rows failed, the budget stopped it, the API was
+  unreachable, a signal stopped it) fails the run, after publishing what was answered, so
+  neither the UI nor ``ops.pipeline_runs`` calls it a success (:func:`run_outcome`);
+- a stop request (SIGTERM from a scheduler via ``on_kill``, or Ctrl-C in ``sandbox run``) sets
+  :data:`STOP`, which the decision plane checks before each new request.
 
 Airflow is imported lazily, so ``sandbox.control`` stays cheap to import.
 """
@@ -17,7 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import inspect
 import os
+import threading
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +34,18 @@ from sandbox.config import SandboxError, parse_date
 
 GATE_XCOM_KEY = "gate_failures"
 ERROR_XCOM_KEY = "error"
+SUMMARY_XCOM_KEY = "summary"
+WRITTEN_XCOM_KEY = "written"
+STATUSES = ("success", "partial", "budget", "gate_blocked", "failed")
+"""What ``ops.pipeline_runs.status`` can say about one run of the AI pipeline."""
+MODES = ("realtime", "batch")
+CONNECTION_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
+"""Failure classes meaning the API was not reached at all (no answer, nothing to retry per row)."""
+PROBE_ROWS = 10
+"""Rows a realtime run with the real API sends first, to learn whether the API answers at all."""
+
+STOP = threading.Event()
+"""Set by a stop request (SIGTERM, Ctrl-C, ``on_kill``): no new LLM request after it."""
 
 
 def _push(key: str, value: Any, ti=None) -> None:
@@ -120,62 +140,355 @@ def prepare_features(ds: str) -> int:
         return int(prepare_features(parse_date(ds)))
 
 
+def infer_settings(
+    max_cost_usd: float | str | None = None, mode: str | None = None
+) -> tuple[float | None, str]:
+    """The run's spending ceiling and mode: the DAG params, else ``SANDBOX_MAX_COST_USD`` and
+    ``SANDBOX_INFER_MODE`` (default: no ceiling, ``realtime``)."""
+    raw = max_cost_usd if max_cost_usd not in (None, "") else os.environ.get("SANDBOX_MAX_COST_USD")
+    ceiling = None
+    if raw not in (None, ""):
+        try:
+            ceiling = float(raw)
+        except (TypeError, ValueError):
+            raise SandboxError(
+                f"max_cost_usd must be a number of US dollars, got {raw!r}: fix the DAG param "
+                "or SANDBOX_MAX_COST_USD"
+            ) from None
+        if ceiling < 0:
+            raise SandboxError(f"max_cost_usd must be 0 or more, got {ceiling:g}")
+    mode = mode or os.environ.get("SANDBOX_INFER_MODE") or "realtime"
+    if mode not in MODES:
+        raise SandboxError(
+            f"mode must be realtime or batch, got {mode!r}: fix the DAG param or SANDBOX_INFER_MODE"
+        )
+    return ceiling, mode
+
+
+def _call(function, day: date, **kwargs) -> dict:
+    """Call a decision-plane function with the keywords it names (``stop`` only when it takes
+    it: older versions do not)."""
+    accepted = inspect.signature(function).parameters
+    if "stop" in accepted:
+        kwargs["stop"] = STOP
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    return _jsonable(function(day, **kwargs))
+
+
+def merge_summaries(first: dict | None, then: dict) -> dict:
+    """One summary for two calls on the same date: counts and cost add up, the second's
+    status, failures and pending rows stand (it retried the first's failures)."""
+    if not first:
+        return then
+    merged = dict(then)
+    for key in ("done", "requests", "escalated", "input_tokens", "output_tokens", "cost_usd"):
+        merged[key] = (first.get(key) or 0) + (then.get(key) or 0)
+    merged["skipped"] = first.get("skipped") or 0
+    merged["inputs"] = first.get("inputs") or then.get("inputs") or 0
+    merged["batch_ids"] = list(
+        dict.fromkeys([*first.get("batch_ids", []), *then.get("batch_ids", [])])
+    )
+    merged["notes"] = [*first.get("notes", []), *then.get("notes", [])]
+    return merged
+
+
+def unreachable(summary: dict) -> str | None:
+    """Why the API was not reached, when every request of the run failed to connect."""
+    classes = set(summary.get("failures_by_class") or {})
+    if summary.get("done") or not summary.get("failed") or not classes <= CONNECTION_ERRORS:
+        return None
+    where = os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+    return (
+        f"the LLM API at {where} was not reached: all {summary['failed']} requests sent failed "
+        f"with {', '.join(sorted(classes))} (after the SDK's own retries), so the run stopped "
+        "without trying the other rows: check the network, ANTHROPIC_BASE_URL, or run with "
+        "--llm mock"
+    )
+
+
+def stoppable(function) -> bool:
+    """True when a decision-plane function takes the ``stop`` Event."""
+    return "stop" in inspect.signature(function).parameters
+
+
+def request_stop(*, interrupt: bool = False) -> None:
+    """Ask the running inference to stop: set :data:`STOP`; with ``interrupt`` (a decision
+    plane without ``stop`` support) also raise KeyboardInterrupt in the calling (main) thread,
+    which ends its run after the requests in flight."""
+    STOP.set()
+    if interrupt:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_on_kill(function=None) -> Iterator[None]:
+    """While the block runs, the running task's ``on_kill`` (what Airflow calls when a
+    scheduler or ``sandbox run`` gets SIGTERM) calls :func:`request_stop`."""
+    task = None
+    with contextlib.suppress(Exception):
+        from airflow.sdk import get_current_context
+
+        task = get_current_context()["ti"].task
+    interrupt = function is not None and not stoppable(function)
+    if task is not None:
+        task.on_kill = functools.partial(request_stop, interrupt=interrupt)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise SandboxError(
+            "stopped on request: the requests in flight finished and their answers are kept; "
+            "a re-run resumes"
+        ) from None
+    finally:
+        if task is not None:
+            with contextlib.suppress(AttributeError):
+                del task.on_kill
+
+
+def _check(summary: dict) -> dict:
+    """Fail the task (no retries) when the run was interrupted or never reached the API."""
+    if summary.get("status") == "interrupted" or STOP.is_set():
+        _push(SUMMARY_XCOM_KEY, summary)
+        raise SandboxError(
+            f"stopped on request: {summary.get('done', 0)} answers of this run kept "
+            f"({summary.get('pending_left', 0)} rows left pending); a re-run resumes"
+        )
+    if reason := unreachable(summary):
+        _push(SUMMARY_XCOM_KEY, summary)
+        raise SandboxError(reason)
+    return summary
+
+
 def run_llm_inference(
-    ds: str, *, model: str | None = None, batch_size: int | None = None, llm: str | None = None
+    ds: str,
+    *,
+    model: str | None = None,
+    batch_size: int | None = None,
+    llm: str | None = None,
+    max_cost_usd: float | str | None = None,
+    mode: str | None = None,
 ) -> dict:
     """Run the decision plane on the pending rows of ``ds``; return its summary as a dict.
 
-    ``llm`` falls back to ``SANDBOX_LLM`` (the decision plane's own default is ``mock``).
+    ``llm`` falls back to ``SANDBOX_LLM`` (the decision plane's own default is ``mock``);
+    ``max_cost_usd`` and ``mode`` to :func:`infer_settings`. A realtime run with the real API
+    sends :data:`PROBE_ROWS` rows first: when none of them reaches the API, the task fails at
+    once (no Airflow retry) naming the cause, instead of trying every row. In batch mode the
+    batch is submitted and polled for ``SANDBOX_BATCH_FIRST_WAIT_S`` (default 0); a batch
+    still processing is left to the ``wait_for_batch`` sensor (status ``waiting``).
     """
     from sandbox.decision import run_llm_inference
 
     llm = llm or os.environ.get("SANDBOX_LLM") or None
-    with _failure_policy():
-        summary = run_llm_inference(
-            parse_date(ds), llm=llm, model=model, batch_size=batch_size, progress=False
+    with _failure_policy(), _stop_on_kill(run_llm_inference):
+        ceiling, mode = infer_settings(max_cost_usd, mode)
+        day = parse_date(ds)
+        common = {"llm": llm, "model": model, "mode": mode, "progress": False}
+        if mode == "batch":
+            wait = float(os.environ.get("SANDBOX_BATCH_FIRST_WAIT_S", "0"))
+            summary = _call(
+                run_llm_inference,
+                day,
+                **common,
+                batch_size=batch_size,
+                max_cost_usd=ceiling,
+                wait_s=wait,
+            )
+            return _check(summary)
+        first = None
+        if (llm or "mock") == "anthropic" and (batch_size is None or batch_size > PROBE_ROWS):
+            first = _check(
+                _call(run_llm_inference, day, **common, batch_size=PROBE_ROWS, max_cost_usd=ceiling)
+            )
+            if ceiling is not None:
+                ceiling = max(0.0, ceiling - float(first.get("cost_usd") or 0.0))
+            if batch_size is not None:
+                batch_size -= PROBE_ROWS
+        summary = _call(
+            run_llm_inference, day, **common, batch_size=batch_size, max_cost_usd=ceiling
         )
-    return _jsonable(summary)
+        return _check(merge_summaries(first, summary))
+
+
+def collect_batch(ds: str, ti, params: dict | None = None):
+    """Sensor callable: done when the run's Message Batch has ended (results collected).
+
+    Each poke resumes the batches stored in ``decision.batch_jobs`` for ``ds`` (one poll, no
+    wait), so it survives a scheduler restart; between pokes the sensor holds no worker slot.
+    """
+    from airflow.sdk import PokeReturnValue
+
+    from sandbox.decision import run_llm_inference
+
+    params = params or {}
+    previous = _xcom(ti, "run_llm_inference") or {}
+    if previous.get("status") != "waiting":
+        return PokeReturnValue(is_done=True, xcom_value=previous)
+    with _failure_policy(), _stop_on_kill(run_llm_inference):
+        ceiling, _ = infer_settings(params.get("max_cost_usd"), "batch")
+        if ceiling is not None:
+            ceiling = max(0.0, ceiling - float(previous.get("cost_usd") or 0.0))
+        summary = _call(
+            run_llm_inference,
+            parse_date(ds),
+            llm=params.get("llm") or os.environ.get("SANDBOX_LLM") or None,
+            model=params.get("model"),
+            mode="batch",
+            progress=False,
+            max_cost_usd=ceiling,
+            wait_s=0.0,
+        )
+        summary = _check(merge_summaries(previous, summary))
+    done = summary.get("status") != "waiting"
+    if done:
+        summary = _batch_totals(summary)
+    return PokeReturnValue(is_done=done, xcom_value=summary)
+
+
+def _batch_totals(summary: dict) -> dict:
+    """The whole batch run's counts, once its batches ended.
+
+    A sensor's XCom does not survive a reschedule, so the pokes between the submit and the
+    last one are recounted here: requests and cost from the ledger rows of the run's batches
+    (``decision.llm_calls``), and every row of the date not staged by now as failed.
+    """
+    from sandbox.warehouse import connect
+
+    ids = summary.get("batch_ids") or []
+    if ids:
+        marks = ", ".join("?" * len(ids))
+        with connect(read_only=True) as con:
+            requests, cost = con.execute(
+                f"select count(*), coalesce(sum(cost_usd), 0) from decision.llm_calls"
+                f" where batch_id in ({marks})",
+                ids,
+            ).fetchone()
+        summary = {**summary, "requests": int(requests), "cost_usd": round(float(cost), 8)}
+    inputs, skipped = summary.get("inputs") or 0, summary.get("skipped") or 0
+    not_staged = (summary.get("pending_left") or 0) + (summary.get("failed") or 0)
+    summary = {**summary, "done": max(0, inputs - skipped - not_staged)}
+    summary.update(failed=not_staged, pending_left=0)
+    if not_staged and summary.get("status") == "ok":
+        summary["status"] = "partial"
+    return summary
+
+
+def final_summary(ti) -> dict:
+    """The run's inference summary: the sensor's (batch collected) or the inference task's."""
+    for task_id, key in (
+        ("wait_for_batch", None),
+        ("run_llm_inference", None),
+        ("run_llm_inference", SUMMARY_XCOM_KEY),
+    ):
+        value = _xcom(ti, task_id, key)
+        if value:
+            return value
+    return {}
+
+
+def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
+    """``(status, detail)`` of a run whose tasks all ran: ``success`` only when inference
+    finished every row and something was published."""
+    status = summary.get("status") or "ok"
+    if status == "partial":
+        return "partial", f"{summary.get('failed', 0)} rows failed (decision.inference_failures)"
+    if status == "budget":
+        return "budget", (
+            f"the budget stopped the run with {summary.get('pending_left', 0)} rows left pending"
+        )
+    if status == "pending":
+        return "partial", f"{summary.get('pending_left', 0)} rows left pending (batch_size)"
+    if status != "ok":
+        return "failed", f"inference ended {status}"
+    if not written:
+        return "failed", "no recommendation was published for the date"
+    if written < (inputs := summary.get("inputs") or 0):
+        return "partial", f"{inputs - written} of {inputs} rows of the date are not published"
+    return "success", ""
 
 
 def write_results(ds: str) -> int:
-    """Upsert the staged answers of ``ds`` into ``marts.user_recommendations``."""
+    """Upsert the staged answers of ``ds`` into ``marts.user_recommendations``; then fail the
+    task (no retries) when the run is not a success (:func:`run_outcome`): what was answered is
+    published either way."""
     from sandbox.decision import write_results
 
     with _failure_policy():
-        return int(write_results(parse_date(ds)))
+        written = int(write_results(parse_date(ds)))
+        _push(WRITTEN_XCOM_KEY, written)
+        ti = None
+        with contextlib.suppress(Exception):
+            from airflow.sdk import get_current_context
+
+            ti = get_current_context()["ti"]
+        if ti is not None:
+            status, detail = run_outcome(final_summary(ti), written)
+            if status != "success":
+                raise SandboxError(f"run ended {status}: {detail}; {written} rows published")
+    return written
 
 
-def _xcom(ti, task_id: str) -> Any:
+def _xcom(ti, task_id: str, key: str | None = None) -> Any:
     try:
-        return ti.xcom_pull(task_ids=task_id)
+        if key is None:
+            return ti.xcom_pull(task_ids=task_id)
+        return ti.xcom_pull(task_ids=task_id, key=key)
     except Exception:  # outside a task runner (e.g. a DAG-level callback) XCom is unreachable
         return None
 
 
-def record_pipeline_run(context, *, succeeded: bool) -> None:
+def _ensure_runs_table(con) -> None:
+    """Create ``ops.pipeline_runs``, adding the columns a warehouse from an older version lacks."""
+    from sandbox.warehouse import ensure_tables
+
+    ensure_tables(con, "ops.pipeline_runs")
+    for column, kind in (
+        ("rows_done", "bigint"),
+        ("rows_pending", "bigint"),
+        ("detail", "varchar"),
+    ):
+        con.execute(f"alter table ops.pipeline_runs add column if not exists {column} {kind}")
+
+
+def record_pipeline_run(context, *, succeeded: bool) -> str:
     """Task callback: upsert one ``ops.pipeline_runs`` row for the run of ``context``.
 
-    ``status`` is ``success``, ``gate_blocked`` (the sensor gave up: dbt's gate did not pass
-    for this date) or ``failed``. LLM requests, cost and failures come from
-    ``run_llm_inference``'s result, so a rerun that sends nothing records 0 requests; rows
-    are what ``write_results`` wrote (0 when it did not run).
+    ``status`` is one of :data:`STATUSES`: ``success`` (every row answered and published),
+    ``partial`` (rows failed), ``budget`` (the budget stopped it), ``gate_blocked`` (the sensor
+    gave up: dbt's gate did not pass for this date) or ``failed`` (a task failed, the API was
+    unreachable, the run was stopped, or nothing was published). Counts come from the
+    inference summary (this run's requests and cost: a rerun that sends nothing records 0);
+    ``rows_written`` is what ``write_results`` published for the date. ``recorded_at`` is UTC.
+    Returns the status.
     """
-    from sandbox.warehouse import connect, ensure_tables
+    from datetime import UTC
+
+    from sandbox.warehouse import connect
 
     ti = context["ti"]
     day = parse_date(context["ds"])
-    if succeeded:
-        status = "success"
-    elif ti.task_id == "wait_for_dbt_completion":
-        status = "gate_blocked"
+    summary = final_summary(ti)
+    written = (
+        _xcom(ti, "write_results") if succeeded else _xcom(ti, "write_results", WRITTEN_XCOM_KEY)
+    )
+    exception = context.get("exception")
+    if ti.task_id == "wait_for_dbt_completion" and not succeeded:
+        status, detail = "gate_blocked", "dbt's quality gate did not pass for this date"
+    elif ti.task_id == "write_results":
+        status, detail = run_outcome(summary, written)
+        if succeeded:
+            status, detail = "success", ""
     else:
-        status = "failed"
-    summary = _xcom(ti, "run_llm_inference") or {}
-    written = _xcom(ti, "write_results") if succeeded else 0
+        status, detail = "failed", f"{ti.task_id} failed"
+    if exception is not None and status == "failed":
+        detail = f"{ti.task_id}: {str(exception).splitlines()[0] if str(exception) else type(exception).__name__}"
     with connect() as con:
-        ensure_tables(con, "ops.pipeline_runs")
+        _ensure_runs_table(con)
         con.execute(
-            "insert or replace into ops.pipeline_runs values (?, ?, ?, ?, ?, ?, ?, now())",
+            "insert or replace into ops.pipeline_runs (execution_date, dag_run_id, status,"
+            " rows_written, failures, llm_requests, cost_usd, recorded_at, rows_done,"
+            " rows_pending, detail) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 day,
                 context["run_id"],
@@ -184,5 +497,10 @@ def record_pipeline_run(context, *, succeeded: bool) -> None:
                 int(summary.get("failed") or 0),
                 int(summary.get("requests") or 0),
                 float(summary.get("cost_usd") or 0.0),
+                datetime.now(UTC).replace(tzinfo=None),
+                int(summary.get("done") or 0),
+                int(summary.get("pending_left") or 0),
+                detail,
             ],
         )
+    return status

@@ -1,17 +1,27 @@
-"""``python -m sandbox.control.ui``: Airflow's own UI on http://127.0.0.1:8080, offline.
+"""``python -m sandbox.control.ui``: Airflow's own UI on 127.0.0.1, with or without a scheduler.
 
-It serves the metadata DB that ``sandbox run`` writes to (``.airflow/airflow.db``), so every
-DAG run, task state, log and XCom recorded there can be browsed in the real UI. Nothing is
-scheduled from it: there is no scheduler, and the DAGs are paused at creation.
+Two ways to run it, both on the metadata DB that ``sandbox run`` writes to (``.airflow/``):
+
+- ``make airflow-ui`` (``--port``): the API server and UI only, to browse the runs that
+  ``sandbox run`` recorded: task states, logs, XComs. Nothing runs a triggered run: the
+  DAGs are paused, and the Scheduler, Triggerer and Dag Processor badges are red because
+  those components are not running (that is what the badges mean here, not a fault).
+- ``make airflow`` (``--scheduler --port``): Airflow's real components as separate
+  processes (scheduler with the LocalExecutor, dag-processor, triggerer, api-server), the
+  DAGs unpaused. Trigger a date from the UI or with ``--trigger DATE``; the sensors wait in
+  reschedule mode; the results land in the warehouse. Ctrl-C (or SIGTERM) stops every
+  component, and the processes they started, before it returns.
 
 Log in as ``admin`` with the password Airflow's SimpleAuthManager generated into
-``.airflow/simple_auth_manager_passwords.json.generated`` (printed below once the server
-answers). The server listens on 127.0.0.1 only. Stop it with Ctrl-C.
+``<airflow home>/simple_auth_manager_passwords.json.generated`` (printed once the server
+answers). Everything listens on 127.0.0.1 only; each component logs to
+``<airflow home>/logs/components/<name>.log``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -22,12 +32,21 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sandbox.config import SandboxError
+from sandbox.config import SandboxError, parse_date
 from sandbox.control import airflow_env
 
 HOST = "127.0.0.1"
 USER = "admin"
-STARTUP_TIMEOUT_S = 120
+DAG_IDS = ("dbt_production", "ai_recommendation_pipeline")
+COMPONENTS = ("scheduler", "dag-processor", "triggerer")
+STARTUP_TIMEOUT_S = 300
+STOP_TIMEOUT_S = 30
+LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
+    "SANDBOX_SENSOR_POKE_S": "10",
+    "SANDBOX_SENSOR_TIMEOUT_S": "300",
+    "SANDBOX_BATCH_POKE_S": "10",
+    "SANDBOX_RETRY_DELAY_S": "30",
+}
 
 
 def password_file() -> Path:
@@ -48,83 +67,247 @@ def _port_in_use(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-def _answers(url: str) -> bool:
+def health(url: str) -> dict | None:
+    """``/api/v2/monitor/health`` of the API server (None while it does not answer)."""
     try:
         with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
+            return json.loads(response.read()) if response.status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _healthy(report: dict | None, components: tuple[str, ...]) -> bool:
+    if report is None:
         return False
+    names = {"dag-processor": "dag_processor"}
+    return all(
+        (report.get(names.get(c, c)) or {}).get("status") == "healthy" for c in components
+    )
 
 
-def serve(port: int = 8080) -> int:
-    """Sync the DAGs into the metadata DB, start ``airflow api-server``, wait for Ctrl-C."""
+def scheduler_environ(port: int) -> dict[str, str]:
+    """Settings that turn the UI's home into a small production-like Airflow on one laptop."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__API__PORT": str(port),
+        # the log servers of the worker and the triggerer, next to the UI's port
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
+        "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+        **{k: v for k, v in LEARNER_WAITS.items() if not os.environ.get(k)},
+    }
+
+
+def _airflow(env: dict, log, *args: str) -> int:
+    """Run one ``airflow`` CLI command to completion, output to ``log``."""
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+        check=False,
+    ).returncode  # fmt: skip
+
+
+def _start(name: str, args: list[str], env: dict, logs: Path) -> subprocess.Popen:
+    """Start one component in its own process group (so stopping it reaches its children)."""
+    with (logs / f"{name}.log").open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_all(processes: dict[str, subprocess.Popen], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM every component's process group, wait, then SIGKILL what is left."""
+    for proc in processes.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for proc in processes.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    while time.monotonic() < deadline and any(_group_alive(p.pid) for p in processes.values()):
+        time.sleep(0.2)  # task processes finishing their on_kill
+    for proc in processes.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
+def serve(port: int = 8080, scheduler: bool = False) -> int:
+    """Start the API server (and, with ``scheduler``, the other components); wait for Ctrl-C."""
     home = airflow_env.configure()
     airflow_env.ensure_migrated()
-    if _port_in_use(port):
-        raise SandboxError(
-            f"port {port} on {HOST} is already in use (another Airflow UI?): stop it, or pick "
-            "another port with --port"
-        )
+    for busy in (port, port + 1, port + 2) if scheduler else (port,):
+        if _port_in_use(busy):
+            raise SandboxError(
+                f"port {busy} on {HOST} is already in use (another Airflow?): stop it, or pick "
+                "another port with PORT=... (make) or --port"
+            )
     env = {**os.environ, **airflow_env.airflow_environ(home)}
-    log = airflow_env.log_dir() / "api-server.log"
-    with log.open("w") as out:
+    if scheduler:
+        env.update(scheduler_environ(port))
+        os.environ.update({k: v for k, v in env.items() if k.startswith("SANDBOX_")})
+    logs = airflow_env.log_dir() / "components"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / "setup.log").open("w") as out:
         print("syncing the DAG files into the metadata DB...", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "reserialize"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, check=False,
-        )  # fmt: skip
-        server = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "--host", HOST, "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://{HOST}:{port}"
+        _airflow(env, out, "dags", "reserialize")
+        for dag_id in DAG_IDS:
+            if _airflow(env, out, "dags", "unpause" if scheduler else "pause", dag_id):
+                raise SandboxError(f"could not (un)pause {dag_id}: see {logs / 'setup.log'}")
+    processes: dict[str, subprocess.Popen] = {}
+    stopping = []
 
-    def _stop(*_) -> None:
+    def _stop(signum, frame) -> None:
+        stopping.append(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _stop)  # `kill` and Ctrl-C both stop the server too
-    print(f"starting Airflow's API server and UI on {url} (about 20 s; log: {log})", flush=True)
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    url = f"http://{HOST}:{port}"
+    names = ("api-server", *COMPONENTS) if scheduler else ("api-server",)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _answers(url):
-            if server.poll() is not None:
-                raise SandboxError(
-                    f"the Airflow API server exited ({server.returncode}): see {log}"
-                )
-            if time.monotonic() > deadline:
-                raise SandboxError(f"the Airflow API server did not answer in time: see {log}")
-            time.sleep(0.5)
-        password = read_password() or f"(see {password_file()})"
-        print(
-            f"\nAirflow UI: {url}\n"
-            f"  user:     {USER}\n"
-            f"  password: {password}\n"
-            f"  (generated by Airflow's SimpleAuthManager into {password_file()})\n"
-            "It shows the runs `sandbox run` recorded; nothing is scheduled from here.\n"
-            "Stop it with Ctrl-C.",
-            flush=True,
+        processes["api-server"] = _start(
+            "api-server", ["api-server", "--host", HOST, "--port", str(port)], env, logs
         )
-        return server.wait()
+        if scheduler:
+            for name in COMPONENTS:
+                processes[name] = _start(name, [name], env, logs)
+        print(f"starting {', '.join(names)} on {url} (logs: {logs})", flush=True)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _healthy(health(url), COMPONENTS if scheduler else ()):
+            for name, proc in processes.items():
+                if proc.poll() is not None:
+                    raise SandboxError(
+                        f"Airflow's {name} exited ({proc.returncode}): see {logs / name}.log"
+                    )
+            if time.monotonic() > deadline:
+                raise SandboxError(f"Airflow did not become healthy in time: see {logs}")
+            time.sleep(0.5)
+        print(ready_message(url, home, scheduler), flush=True)
+        while all(proc.poll() is None for proc in processes.values()):
+            time.sleep(0.5)
+        gone = next(name for name, proc in processes.items() if proc.poll() is not None)
+        raise SandboxError(f"Airflow's {gone} exited: see {logs / gone}.log")
     except KeyboardInterrupt:
-        print("\nstopping the Airflow UI...", flush=True)
+        print(f"\nstopping {', '.join(names)}...", flush=True)
         return 0
     finally:
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_all(processes)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if processes:
+            print("every Airflow component has stopped.", flush=True)
+
+
+def ready_message(url: str, home: Path, scheduler: bool) -> str:
+    """What the learner needs once everything answers: address, login, what to do next."""
+    password = read_password() or f"(see {password_file()})"
+    lines = [
+        f"\nAirflow UI: {url}",
+        f"  user:     {USER}",
+        f"  password: {password}",
+        f"  (generated by Airflow's SimpleAuthManager into {password_file()})",
+    ]
+    if scheduler:
+        lines += [
+            "Scheduler (LocalExecutor), dag-processor, triggerer and api-server are running; the",
+            "DAGs are unpaused. Trigger a date from the UI (Trigger -> logical date 02:00 UTC) or:",
+            f"  .venv/bin/python -m sandbox.control.ui --trigger 2026-11-01 --port {url.rsplit(':', 1)[1]}",
+            "Stop everything with Ctrl-C.",
+        ]
+    else:
+        lines += [
+            "It shows the runs `sandbox run` recorded. No scheduler runs here: the DAGs are",
+            "paused, a triggered run would wait forever, and the Scheduler, Triggerer and Dag",
+            "Processor badges are red for that reason. For the real thing: make airflow.",
+            "Stop it with Ctrl-C.",
+        ]
+    return "\n".join(lines)
+
+
+def trigger(day, port: int) -> list[str]:
+    """Trigger both DAGs for ``day`` (logical date 02:00 UTC) through the running API server;
+    return the run ids."""
+    from sandbox.control.pipeline import logical_date
+
+    url = f"http://{HOST}:{port}"
+    token = api_token(url)
+    run_ids = []
+    for dag_id in DAG_IDS:
+        body = {"logical_date": logical_date(parse_date(day)).isoformat().replace("+00:00", "Z")}
+        run = api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, body)
+        run_ids.append(run["dag_run_id"])
+    return run_ids
+
+
+def api_token(url: str, user: str = USER, password: str | None = None) -> str:
+    """A JWT for the REST API from SimpleAuthManager's ``/auth/token``."""
+    password = password or read_password(user)
+    if password is None:
+        raise SandboxError(f"no generated password in {password_file()}: is Airflow running?")
+    body = json.dumps({"username": user, "password": password}).encode()
+    request = urllib.request.Request(
+        f"{url}/auth/token", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["access_token"]
+    except OSError as exc:
+        raise SandboxError(f"Airflow at {url} does not answer ({exc}): start it with make airflow") from exc
+
+
+def api(url: str, path: str, token: str, body: dict | None = None) -> dict:
+    """One authenticated REST call (GET, or POST with a JSON ``body``); the decoded answer."""
+    request = urllib.request.Request(
+        f"{url}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                 "Accept": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise SandboxError(f"Airflow answered {exc.code} to {path}: {detail}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.control.ui", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox.control.ui", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    parser.add_argument(
+        "--scheduler",
+        action="store_true",
+        help="also run the scheduler, dag-processor and triggerer (make airflow)",
+    )
+    parser.add_argument(
+        "--trigger",
+        metavar="DATE",
+        help="trigger both DAGs for DATE in the Airflow running on --port, then exit",
+    )
     args = parser.parse_args(argv)
     try:
-        return serve(args.port)
+        if args.trigger:
+            airflow_env.configure()
+            for run_id in trigger(args.trigger, args.port):
+                print(f"triggered {run_id}")
+            return 0
+        return serve(args.port, scheduler=args.scheduler)
     except SandboxError as exc:
-        print(f"airflow-ui: {exc}", file=sys.stderr)
+        print(f"airflow: {exc}", file=sys.stderr)
         return 2
 
 

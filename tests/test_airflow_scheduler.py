@@ -1,0 +1,185 @@
+"""Airflow's real components (``make airflow``) and its REST API over recorded runs.
+
+The scheduler test starts the scheduler (LocalExecutor), dag-processor, triggerer and
+api-server on 127.0.0.1, triggers both DAGs for a date through the REST API, waits for them
+to succeed, reads a task's log through the API, stops everything with SIGINT (Ctrl-C) and
+checks that no process of that Airflow is left. The UI test reads, through the same API, the
+log of a task that ``sandbox run`` recorded with ``dag.test()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.config import ROOT
+from sandbox.control import ui
+from sandbox.warehouse import connect
+from tests.control_fixtures import (  # noqa: F401  (fixtures)
+    airflow_home_fixture,
+    migrated_home_fixture,
+    sandbox_run,
+)
+
+pytestmark = pytest.mark.slow
+
+DAY = "2026-11-01"
+STARTUP_S = 600  # generous: four Airflow processes on a busy two-core machine
+RUNS_S = 1200
+
+
+def _processes_of(home: Path) -> list[int]:
+    """PIDs of every process whose environment points at this Airflow home."""
+    needle = f"SANDBOX_AIRFLOW_HOME={home}".encode()
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in environ.read_bytes().split(b"\0"):
+                pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return [pid for pid in pids if pid != os.getpid()]
+
+
+def _wait_for(text: str, log: Path, proc: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in (log.read_text() if log.exists() else ""):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"no {text!r} in time:\n{log.read_text()}"
+        time.sleep(1)
+
+
+@contextlib.contextmanager
+def airflow(home: Path, out: Path, port: int, *, scheduler: bool) -> Iterator[dict]:
+    """``python -m sandbox.control.ui [--scheduler] --port P``, stopped with SIGINT after."""
+    args = [sys.executable, "-m", "sandbox.control.ui", "--port", str(port)]
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            args + (["--scheduler"] if scheduler else []), cwd=ROOT, stdout=sink,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_for("Airflow UI:", out, proc, STARTUP_S)
+        yield {"proc": proc, "out": out, "url": f"http://127.0.0.1:{port}", "home": home}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise
+
+
+def _log_events(url: str, dag_id: str, run_id: str, task_id: str, attempt: int) -> list[str]:
+    """A task attempt's log lines, as the UI gets them from the REST API."""
+    token = ui.api_token(url)
+    path = (
+        f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        f"/taskInstances/{task_id}/logs/{attempt}"
+    )
+    return [str(line.get("event")) for line in ui.api(url, path, token)["content"]]
+
+
+def _diagnose(home: Path) -> str:
+    """Every task's state and the error lines of every task log (for a failed assertion)."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        rows = db.execute(
+            "select run_id, task_id, state, try_number from task_instance order by start_date"
+        ).fetchall()
+    errors = [
+        line[:400]
+        for log in sorted((home / "logs").glob("dag_id=*/run_id=*/task_id=*/attempt=*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if '"level":"error"' in line or "[error" in line
+    ]
+    return "\n".join(map(str, rows)) + "\n" + "\n".join(errors[-20:])
+
+
+def _run_states(home: Path, run_ids: list[str]) -> dict[str, str]:
+    with sqlite3.connect(home / "airflow.db") as db:
+        marks = ",".join("?" * len(run_ids))
+        return dict(
+            db.execute(f"select run_id, state from dag_run where run_id in ({marks})", run_ids)
+        )
+
+
+def test_the_real_scheduler_runs_both_dags_for_a_date_and_stops_cleanly(
+    airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the sensor waits for a dbt run that really runs meanwhile: give it time (the fixture's
+    # 3 s suit `sandbox run`, where dbt has finished before the sensor starts)
+    monkeypatch.setenv("SANDBOX_SENSOR_TIMEOUT_S", "900")
+    monkeypatch.setenv("SANDBOX_SENSOR_POKE_S", "5")
+    with airflow(airflow_home, tmp_path / "airflow.out", 8784, scheduler=True) as running:
+        _scheduler_drill(running)
+
+
+def _scheduler_drill(running: dict) -> None:
+    home, url = running["home"], running["url"]
+    assert "DAGs are unpaused" in running["out"].read_text()
+
+    run_ids = ui.trigger(DAY, 8784)
+
+    deadline = time.monotonic() + RUNS_S
+    while set(_run_states(home, run_ids).values()) - {"success", "failed"}:
+        assert time.monotonic() < deadline, _run_states(home, run_ids)
+        time.sleep(5)
+    states = [_run_states(home, run_ids)[r] for r in run_ids]
+    assert states == ["success", "success"], _diagnose(home)
+    ai_run = run_ids[1]
+    with connect(read_only=True) as con:
+        published = con.execute(
+            "select count(*) from marts.user_recommendations where execution_date = ?", [DAY]
+        ).fetchone()[0]
+        [(status,)] = con.execute(
+            "select status from ops.pipeline_runs where dag_run_id = ?", [ai_run]
+        ).fetchall()
+    assert published == 500 and status == "success"
+    with sqlite3.connect(home / "airflow.db") as db:
+        [(hostname,)] = db.execute(
+            "select hostname from task_instance where run_id = ? and task_id = 'run_llm_inference'",
+            [ai_run],
+        ).fetchall()
+    assert hostname  # a LocalExecutor worker ran it, not dag.test()
+    events = _log_events(url, "ai_recommendation_pipeline", ai_run, "run_llm_inference", 1)
+    assert any("POST" in e and "/v1/messages" in e for e in events)
+
+    proc = running["proc"]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 0
+    assert "every Airflow component has stopped." in running["out"].read_text()
+    assert _processes_of(home) == []  # no scheduler, worker, triggerer or server left
+
+
+def test_the_ui_serves_the_log_of_a_task_sandbox_run_recorded(
+    airflow_home: Path, tmp_path: Path
+) -> None:
+    result = sandbox_run("--date", DAY)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        runs = dict(db.execute("select dag_id, run_id from dag_run").fetchall())
+    with airflow(airflow_home, tmp_path / "ui.out", 8787, scheduler=False) as running:
+        url = running["url"]
+        ai = _log_events(
+            url, "ai_recommendation_pipeline", runs["ai_recommendation_pipeline"],
+            "run_llm_inference", 1,
+        )  # fmt: skip
+        dbt = _log_events(url, "dbt_production", runs["dbt_production"], "dbt_run", 1)
+        token = ui.api_token(url)
+        paused = [ui.api(url, f"/api/v2/dags/{d}", token)["is_paused"] for d in ui.DAG_IDS]
+        assert "No scheduler runs here" in running["out"].read_text()
+    assert any("POST" in e and "/v1/messages" in e for e in ai)  # the task's own output
+    assert any("dbt" in e.lower() for e in dbt)
+    assert not any("Could not read served logs" in e for e in ai + dbt)
+    assert paused == [True, True]  # nothing would run a triggered run

@@ -6,8 +6,10 @@ this module only prepares the environment and turns a learner's answer into a cl
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.config import ROOT, SHIPPED_AS_OF_DATE, warehouse_path
@@ -27,6 +29,9 @@ __all__ = [
     "SIMULATED",
     "Verdict",
     "cost_note",
+    "local_messages_api",
+    "fault_storm",
+    "plot_storm",
     "notebook_home",
     "setup",
 ]
@@ -367,6 +372,97 @@ def check_escalation_cost(execution_date, answer_usd) -> Verdict:
     )
 
 
+_STATUS_KIND = {
+    429: "429 rate limit",
+    529: "529 overloaded",
+    500: "500 server error",
+    504: "timeout",
+    "timeout": "timeout",
+}
+
+
+@dataclass
+class Storm:
+    """One fault-storm run: the engine's summary and what went over the (fake) wire."""
+
+    run: object
+    http: dict[str, int]
+    """HTTP requests to ``/v1/messages`` by outcome: ``answered`` or the fault that was retried."""
+
+    @property
+    def retries(self) -> int:
+        return sum(v for k, v in self.http.items() if k != "answered")
+
+
+def fault_storm(
+    day: str, *, faults: str, latency_ms: int = 0, workers: int = 10, rows: int | None = None
+) -> Storm:
+    """Run the engine for ``day`` under ``SANDBOX_MOCK_FAULTS=faults`` and count the wire.
+
+    The day's earlier answers, failures and ledger rows are deleted first (it is a scratch day
+    in this notebook's own warehouse), so every storm starts from the same pending rows.
+    ``rows`` sends only the first so many (``batch_size``).
+    """
+    import json
+    import tempfile
+
+    from sandbox.config import environment
+    from sandbox.decision import run_llm_inference
+    from sandbox.warehouse import connect
+
+    with connect() as con:
+        for table in ("recommendations_staging", "inference_failures", "llm_calls"):
+            if con.execute(
+                "select count(*) from information_schema.tables where table_schema = 'decision' "
+                "and table_name = ?",
+                [table],
+            ).fetchone()[0]:
+                con.execute(f"delete from decision.{table} where execution_date = ?", [day])
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "requests.jsonl"
+        settings = {
+            "SANDBOX_MOCK_FAULTS": faults,
+            "SANDBOX_MOCK_LATENCY_MS": str(latency_ms),
+            "SANDBOX_MOCK_REQUEST_LOG": str(log),
+        }
+        with environment(settings):
+            run = run_llm_inference(day, workers=workers, batch_size=rows, progress=False)
+        lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    http: dict[str, int] = {}
+    for line in lines:
+        if line.get("path", "").endswith("/v1/messages"):
+            kind = (
+                "answered"
+                if line["status"] == 200
+                else _STATUS_KIND.get(line["status"], str(line["status"]))
+            )
+            http[kind] = http.get(kind, 0) + 1
+    return Storm(run, http)
+
+
+def plot_storm(storm: Storm, title: str = "") -> None:
+    """Two bars: HTTP requests by outcome (what the SDK retried), and failed rows by kind."""
+    import matplotlib.pyplot as plt
+
+    fig, (wire, rows) = plt.subplots(1, 2, figsize=(10, 2.8))
+    kinds = ["answered", *sorted(k for k in storm.http if k != "answered")]
+    wire.barh(
+        kinds,
+        [storm.http.get(k, 0) for k in kinds],
+        color=["#55A868"] + ["#DD8452"] * (len(kinds) - 1),
+    )
+    wire.invert_yaxis()
+    wire.set_title(f"{sum(storm.http.values())} HTTP requests, {storm.retries} retried by the SDK")
+    failed = storm.run.failures_by_class or {"none": 0}
+    rows.barh(list(failed), list(failed.values()), color="#C44E52")
+    rows.invert_yaxis()
+    rows.set_title(f"{storm.run.done} rows done, {storm.run.failed} in the dead-letter table")
+    if title:
+        fig.suptitle(title)
+    plt.tight_layout()
+    plt.show()
+
+
 # --- 04 · control plane --------------------------------------------------------------------
 
 RERUN_DATE = "2026-10-29"
@@ -537,6 +633,69 @@ def check_trace(execution_date, answer: dict | str | None, legacy: dict | None =
     if not problems:
         return Verdict(True, f"{user}: prompt {version}, ${cost:.6f} over its two requests.")
     return Verdict(False, "check " + ", ".join(problems) + ".")
+
+
+@dataclass
+class LocalAPI:
+    """A Messages API served on localhost: its base URL and what it saw."""
+
+    url: str
+    requests: int = 0
+    api_keys: set = field(default_factory=set)
+
+
+@contextlib.contextmanager
+def local_messages_api() -> Iterator[LocalAPI]:
+    """Serve the offline fake over real HTTP on 127.0.0.1, for the ``anthropic`` client.
+
+    With ``ANTHROPIC_BASE_URL`` pointing at it, ``llm="anthropic"`` runs the real-API code path
+    (the SDK's own HTTP transport, a socket, an API key) with no network and no spend.
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx2
+
+    from sandbox.decision.fake_api import FakeMessagesAPI
+
+    fake = FakeMessagesAPI()
+    seen = LocalAPI(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            request = httpx2.Request(
+                self.command, f"http://local{self.path}", headers=dict(self.headers), content=body
+            )
+            seen.requests += 1
+            key = self.headers.get("x-api-key") or self.headers.get("authorization", "")
+            seen.api_keys.add(key.removeprefix("Bearer "))
+            response = fake.handle(request)
+            content = response.read()
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "content-encoding"):
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args) -> None:  # keep the notebook quiet
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    seen.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield seen
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 LESSON_MODELS = {"fct_users_per_plan"}

@@ -317,7 +317,12 @@ def check_pipeline_task(dag_file) -> Any:
     from sandbox.course import _has_table, _rows
 
     path = Path(dag_file) if dag_file else None
-    if path is None or not path.is_file() or not path.read_text().strip():
+    code = (
+        [x for x in path.read_text().splitlines() if x.strip() and not x.lstrip().startswith("#")]
+        if path and path.is_file()
+        else []
+    )
+    if not code:
         return _verdict(False, "write your DAG into `my_dag` with the %%writefile cell above.")
     if not _has_table("ops.pipeline_runs"):
         return _verdict(False, "ops.pipeline_runs does not exist yet: run Step 3 first.")

@@ -171,6 +171,7 @@ def test_lab_runs_02_and_its_drill_widget(browser, lab, shots: Path) -> None:
     _open(page, lab, "02_quality_gate.ipynb")
     page.wait_for_timeout(3000)
     assert NEWS_QUESTION not in page.inner_text("body"), "the news pop-up is on"
+    assert "Error displaying widget" not in page.inner_text("body")  # stored outputs hold no views
     _menu(page, "Run", "Run All Cells")
     _wait_until_run(page, minutes=20)
     page.screenshot(path=str(shots / "02-after-run-all.png"))
@@ -187,6 +188,16 @@ def test_lab_runs_02_and_its_drill_widget(browser, lab, shots: Path) -> None:
     text = message.inner_text()
     assert "unique on staging.stg_users.user_id" in text and "published mart unchanged" in text
     assert NEWS_QUESTION not in page.inner_text("body")
+    # save, then reopen with the kernel still running: the widgets come back, not an error
+    _menu(page, "File", "Save Notebook")
+    page.wait_for_timeout(3000)
+    page.reload()
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
+    page.locator(".widget-dropdown select").first.wait_for(timeout=120_000)
+    page.locator(".widget-dropdown select").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(shots / "02-reopened.png"))
+    assert "model not found" not in page.inner_text("body")
     page.close()
 
 

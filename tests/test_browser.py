@@ -141,8 +141,8 @@ def _open(page, lab, name: str) -> None:
     base, token = lab
     page.goto(f"{base}/lab/tree/{name}?token={token}")
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-        timeout=120_000
+    page.wait_for_function(  # the kernel is up and idle (status bar: "Python 3 (ipykernel) | Idle")
+        "() => document.body.innerText.includes('(ipykernel) | Idle')", timeout=300_000, polling=500
     )
 
 
@@ -151,12 +151,19 @@ def _menu(page, menu: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
 
 
-def _wait_until_run(page, minutes: float) -> None:
-    """Wait until no cell is queued or running ('[*]'), then for an idle kernel."""
+def _wait_until_run(page, minutes: float, *, every_cell: bool = False) -> None:
+    """Wait until no cell is queued or running ('[*]') and the kernel is idle; with
+    ``every_cell``, also until no code cell is left unrun ('[ ]')."""
     page.wait_for_timeout(1000)
     page.wait_for_function(
-        "() => ![...document.querySelectorAll('.jp-InputArea-prompt')].some(p => p.innerText.includes('*'))",
-        timeout=minutes * 60_000, polling=1000,
+        """(every) => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
+                .map(p => p.innerText);
+            return prompts.length > 0 && !prompts.some(t => t.includes('*'))
+                && !(every && prompts.some(t => t.includes('[ ]')))
+                && document.body.innerText.includes('(ipykernel) | Idle');
+        }""",
+        arg=every_cell, timeout=minutes * 60_000, polling=1000,
     )  # fmt: skip
 
 
@@ -173,7 +180,7 @@ def test_lab_runs_02_and_its_drill_widget(browser, lab, shots: Path) -> None:
     assert NEWS_QUESTION not in page.inner_text("body"), "the news pop-up is on"
     assert "Error displaying widget" not in page.inner_text("body")  # stored outputs hold no views
     _menu(page, "Run", "Run All Cells")
-    _wait_until_run(page, minutes=20)
+    _wait_until_run(page, minutes=20, every_cell=True)
     page.screenshot(path=str(shots / "02-after-run-all.png"))
     tracebacks = page.locator(".jp-OutputArea-output", has_text="Traceback").count()
     assert tracebacks == 0, f"{tracebacks} cell(s) of 02 raised"

@@ -26,17 +26,23 @@ def answers(warehouse: Path) -> dict:
 
 def test_06_solutions_pass(answers: dict) -> None:
     profile = answers["profile"]
-    assert course.check_million_user_batch_cost(profile, answers["batch_cost_1m"])
+    assert course.check_million_user_batch_cost(profile, answers["batch_cost"])
     assert course.check_workers_for_tier(profile, answers["console"], answers["workers_needed"])
 
 
 def test_06_blank_and_wrong_answers_do_not(answers: dict) -> None:
     profile, console = answers["profile"], answers["console"]
     assert not course.check_million_user_batch_cost(profile, None)
-    realtime = course.check_million_user_batch_cost(profile, 2 * answers["batch_cost_1m"])
+    realtime = course.check_million_user_batch_cost(profile, 2 * answers["batch_cost"])
     assert not realtime and "realtime price" in repr(realtime)
     assert not course.check_million_user_batch_cost(profile, 1.0)
+    # the 1,000,000-user price the lesson's table shows is not this question's answer
+    shown = course.check_million_user_batch_cost(profile, answers["batch_cost"] / 2.5)
+    assert not shown and "1,000,000" in repr(shown)
+    assert course.check_million_user_batch_cost(profile, f"${answers['batch_cost']:,.2f}")
+    assert not course.check_million_user_batch_cost(profile, "")
     assert not course.check_workers_for_tier(profile, console, None)
+    assert course.check_workers_for_tier(profile, console, str(answers["workers_needed"]))
     only_rpm = course.check_workers_for_tier(profile, console, round(4_000 / 60 * 2.0))
     assert not only_rpm and "token limit" in repr(only_rpm)
     assert not course.check_workers_for_tier(profile, console, answers["workers_needed"] + 10)

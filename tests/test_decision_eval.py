@@ -14,7 +14,7 @@ import yaml
 
 from sandbox.cli import main
 from sandbox.config import ROOT
-from sandbox.decision.fake_rules import recommend
+from sandbox.decision.fake import recommend
 from sandbox.decision.prompt import RECOMMENDATION_TYPES
 from sandbox.evals.golden import GOLDEN_DIR, SEGMENTS, load_golden, read_labels
 from sandbox.evals.metrics import CaseResult, score

@@ -14,3 +14,20 @@ select sum(cost_usd)
 from decision.llm_calls
 where purpose = 'escalation' and execution_date = '2026-11-01'
 """
+
+
+# Exercise 3: one structured request, then the same checks the engine makes — stop_reason,
+# JSON, pydantic — in `parse_answer`, which raises InvalidAnswer for a bad answer.
+def recommend_one(client, summary):
+    from sandbox.decision.pricing import load_price_book
+    from sandbox.decision.prompt import OUTPUT_SCHEMA, SYSTEM_PROMPT, parse_answer
+
+    model = load_price_book().get(load_price_book().primary)
+    message = client.messages.create(
+        model=model.id,
+        max_tokens=300,
+        system=SYSTEM_PROMPT,
+        messages=[{"role": "user", "content": f"<user_summary>{summary}</user_summary>"}],
+        output_config={"format": {"type": "json_schema", "schema": OUTPUT_SCHEMA}},
+    )
+    return parse_answer(message)

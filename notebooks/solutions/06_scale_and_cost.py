@@ -14,13 +14,13 @@ profile = profile_ledger(query_df("select * from decision.llm_calls"))
 book = load_price_book()
 haiku = book.get(book.primary)
 
-# Exercise 1: one row is one Haiku request; prices are USD per million tokens; the Batches
+# Exercise 1 (2,500,000 users): one row is one Haiku request; prices are USD per million tokens; the Batches
 # API bills batch_discount (0.5) of list price. Nothing else: no fixed cost, no cache discount.
 per_row_usd = (
     profile.primary_input_tokens * haiku.input_usd_per_mtok
     + profile.primary_output_tokens * haiku.output_usd_per_mtok
 ) / 1_000_000
-batch_cost_1m = per_row_usd * 1_000_000 * book.batch_discount
+batch_cost = per_row_usd * 2_500_000 * book.batch_discount
 
 # Exercise 2: each limit allows so many requests per minute; the smallest binds. Here it is
 # input tokens (400,000 / ~467 tokens = ~857 requests/min), far below 4,000 requests/min.

@@ -19,7 +19,8 @@ import pyarrow as pa
 from sandbox.config import SandboxError
 from sandbox.warehouse import DDL, connect, ensure_tables, table_exists
 
-SOURCE_MART = "marts.fct_user_features_for_ai"
+SOURCE_MART = "marts.fct_user_features_for_ai_history"
+"""Every published date's audited mart rows, keyed by ``as_of_date`` (publishing D+1 leaves D's)."""
 INPUTS = "decision.inference_inputs"
 STAGING = "decision.recommendations_staging"
 FAILURES = "decision.inference_failures"

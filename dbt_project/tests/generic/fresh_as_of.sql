@@ -29,14 +29,12 @@ final as (
             'freshness: the latest {{ column_name }} before {{ var("as_of_date") }} is ',
             case
                 when latest_at is null then 'missing (no row before that date)'
-                else concat(
-                    cast(latest_at as {{ dbt.type_string() }}), ' UTC (',
-                    cast({{ dbt.datediff('latest_at', as_of_date(), 'day') }} as {{ dbt.type_string() }}),
-                    ' days before the as-of date)'
-                )
+                else concat(cast(latest_at as {{ dbt.type_string() }}), ' UTC')
             end,
-            '; the limit is {{ max_lag_days }} day{{ "" if max_lag_days == 1 else "s" }}',
-            ' (dbt var freshness_max_lag_days)'
+            '; the limit is ',
+            cast({{ dbt.dateadd('day', -1 * max_lag_days, as_of_date()) }} as {{ dbt.type_string() }}),
+            ' UTC ({{ max_lag_days }} day{{ "" if max_lag_days == 1 else "s" }} before the',
+            ' as-of date, dbt var freshness_max_lag_days)'
         ) as problem
 
     from latest

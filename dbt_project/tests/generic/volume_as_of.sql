@@ -4,9 +4,12 @@
     `trailing_days` days before it. A half-delivered export (events only until noon) or an
     empty last day returns one row whose `problem` gives both volumes, the latest
     `column_name` seen and the threshold. A window with no rows at all passes here: that is
-    the freshness check's case.
+    the freshness check's case. So does a trailing daily average under `min_average` (var
+    volume_min_average, 20 rows): with a handful of events a day (a 20-user generated data
+    set), a quiet day is noise, not a collapse; freshness still applies.
 -#}
-{% test volume_as_of(model, column_name, min_ratio=none, trailing_days=none) %}
+{% test volume_as_of(model, column_name, min_ratio=none, trailing_days=none, min_average=none) %}
+{%- set min_average = (var('volume_min_average', 20) if min_average is none else min_average) | float -%}
 {%- set min_ratio = (var('volume_min_ratio', 0.6) if min_ratio is none else min_ratio) | float -%}
 {%- set trailing_days = (var('volume_trailing_days', 7) if trailing_days is none else trailing_days) | int -%}
 
@@ -50,7 +53,7 @@ final as (
 
     from counted
 
-    where trailing_rows > 0
+    where trailing_rows >= {{ min_average }} * {{ trailing_days }}
         and last_day_rows < {{ min_ratio }} * trailing_rows / {{ trailing_days }}.0
 
 )

@@ -6,10 +6,11 @@ whole run passed does :func:`publish` copy the candidates to ``marts`` in **one 
 transaction**: either every published mart moves to the new date together, or (a failure, a
 crash, a SIGKILL at any statement) none does and the warehouse keeps what it had.
 
-Each mart with an ``as_of_date`` column also keeps its history: ``marts.<name>_history``
-holds the audited rows of every published date, keyed by ``as_of_date``. Publishing date D
-replaces only D's rows there, so building D+1 never changes what a run for D reads; the
-decision plane freezes its inputs from ``marts.fct_user_features_for_ai_history``.
+Each mart with an ``as_of_date`` column keeps its history: ``marts.<name>_history`` holds
+the audited rows of every published date, keyed by ``as_of_date``, and ``marts.<name>`` is
+the view of the last published date's rows there. Publishing date D replaces only D's rows,
+so building D+1 never changes what a run for D reads; the decision plane freezes its inputs
+from ``marts.fct_user_features_for_ai_history``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ def _columns(con, relation: str) -> dict[str, str]:
     )
 
 
+def _drop(con, relation: str, keep: str) -> None:
+    """Drop ``relation`` when it exists as another kind than ``keep`` (a table or a view)."""
+    schema, name = relation.split(".")
+    found = con.execute(
+        "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name],
+    ).fetchone()
+    if found and found[0] != keep:
+        con.execute(f"drop {'view' if found[0] == 'VIEW' else 'table'} {relation}")
+
+
 def publish(
     as_of_date: date,
     candidates: list[str],
@@ -72,10 +84,11 @@ def publish(
 ) -> dict[str, int]:
     """Publish the audited ``candidates`` (``marts_candidate.*``) for ``as_of_date`` at once.
 
-    In one transaction, for each candidate: its rows replace date ``as_of_date`` in
-    ``marts.<name>_history`` (when it has an ``as_of_date`` column; a column added to the
-    model is added to the history, NULL for older dates), then ``marts.<name>`` becomes a
-    copy of it. Returns the rows published per ``marts.*`` name. ``on_step(label)`` is
+    In one transaction, for each candidate with an ``as_of_date`` column: its rows replace
+    date ``as_of_date`` in ``marts.<name>_history`` (a column added to the model is added to
+    the history, NULL for older dates), and ``marts.<name>`` becomes the view of that date's
+    rows there (the rows are written once). A candidate without the column (a model you
+    added) is copied to ``marts.<name>`` as a table. Returns the rows published per name. ``on_step(label)`` is
     called before each statement and before the commit (a test hook; labels like
     ``"history marts.fct_user_features_for_ai"``, ``"replace marts.dim_users"``, ``"commit"``).
     """
@@ -91,6 +104,17 @@ def publish(
                 if DATE_COLUMN in columns:
                     history = history_name(target)
                     step(f"history {target}")
+                    other = con.execute(
+                        f"select count(*) from {candidate} where {DATE_COLUMN} is distinct from ?",
+                        [as_of_date],
+                    ).fetchone()[0]
+                    if other:
+                        raise PublishFailed(
+                            f"{candidate} has {other} rows whose {DATE_COLUMN} is not "
+                            f"{as_of_date}, so publishing it would write into other dates' "
+                            "history; nothing was published. A mart's as_of_date must be "
+                            "{{ as_of_date() }} (see models/marts/)."
+                        )
                     if not table_exists(con, history):
                         con.execute(f"create table {history} as select * from {candidate} limit 0")
                     have = _columns(con, history)
@@ -99,8 +123,17 @@ def publish(
                             con.execute(f'alter table {history} add column "{column}" {kind}')
                     con.execute(f"delete from {history} where {DATE_COLUMN} = ?", [as_of_date])
                     con.execute(f"insert into {history} by name select * from {candidate}")
-                step(f"replace {target}")
-                con.execute(f"create or replace table {target} as select * from {candidate}")
+                    step(f"replace {target}")
+                    _drop(con, target, keep="VIEW")
+                    listed = ", ".join(f'"{c}"' for c in columns)
+                    con.execute(
+                        f"create or replace view {target} as select {listed} from {history} "
+                        f"where {DATE_COLUMN} = date '{as_of_date.isoformat()}'"
+                    )
+                else:
+                    step(f"replace {target}")
+                    _drop(con, target, keep="BASE TABLE")
+                    con.execute(f"create or replace table {target} as select * from {candidate}")
                 rows[target] = con.execute(f"select count(*) from {target}").fetchone()[0]
             step("commit")
             con.commit()

@@ -205,6 +205,51 @@ def test_building_the_next_day_never_changes_what_a_run_for_a_day_reads(publishe
     assert frozen == expected
 
 
+def _candidates(con, as_of: str) -> None:
+    con.execute("create schema if not exists marts_candidate")
+    con.execute(
+        "create or replace table marts_candidate.fct_user_features_for_ai as "
+        f"select 'u' || i as user_id, date '{as_of}' as as_of_date from range(3) t(i)"
+    )
+    con.execute(
+        "create or replace table marts_candidate.agg_users as select 3 as users"
+    )  # a model a learner added, with no as_of_date
+
+
+def test_publish_writes_the_rows_once_and_copies_models_without_a_date(isolated_env: Path) -> None:
+    from sandbox.data.publish import publish
+    from sandbox.warehouse import connect
+
+    with connect() as con:
+        _candidates(con, "2026-11-01")
+    published = publish(AS_OF, ["marts_candidate.agg_users", "marts_candidate.fct_user_features_for_ai"])
+    assert published == {"marts.agg_users": 1, "marts.fct_user_features_for_ai": 3}
+    kinds = dict(
+        rows(
+            "select table_name, table_type from information_schema.tables "
+            "where table_schema = 'marts' order by 1"
+        )
+    )
+    assert kinds == {
+        "agg_users": "BASE TABLE",
+        "fct_user_features_for_ai": "VIEW",  # the last published date's rows of the history
+        "fct_user_features_for_ai_history": "BASE TABLE",
+    }
+
+
+def test_publish_refuses_a_candidate_whose_rows_are_for_another_date(isolated_env: Path) -> None:
+    from sandbox.data.publish import PublishFailed, publish
+    from sandbox.warehouse import connect
+
+    with connect() as con:
+        _candidates(con, "2026-10-31")
+    with pytest.raises(PublishFailed, match="rows whose as_of_date is not 2026-11-01"):
+        publish(AS_OF, ["marts_candidate.agg_users", "marts_candidate.fct_user_features_for_ai"])
+    assert rows("select count(*) from information_schema.tables where table_schema = 'marts'") == [
+        (0,)
+    ]
+
+
 if __name__ == "__main__":
     point, separator, *command = sys.argv[1:]
     if separator != "--":

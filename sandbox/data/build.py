@@ -591,7 +591,11 @@ def _detail(node, failure: GateFailure, fmt: str) -> str | None:
 
 
 def _unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
-    """Name the raw column and show up to three values that are not readable timestamps."""
+    """Name the raw column, how many of its values are unreadable and where the first ones are.
+
+    The values themselves are not shown: raw text is user-controlled and must not reach
+    a message (see tests/reliability/test_hostile_content.py).
+    """
     import duckdb
 
     reader = (
@@ -604,23 +608,23 @@ def _unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
     try:
         with duckdb.connect() as con:
             con.execute("set TimeZone = 'UTC'")
-            values = [
-                v[0]
-                for v in con.execute(
-                    f"select cast({quoted} as varchar) from {reader} where {quoted} is not null "
-                    f"and try_cast({quoted} as timestamptz) is null limit 3",
-                    [str(path)],
-                ).fetchall()
-            ]
+            found = con.execute(
+                f"select count(*), list(n order by n)[1:3] from ("
+                f"select row_number() over () as n, {quoted} as v from {reader}) "
+                "where v is not null and try_cast(v as timestamptz) is null",
+                [str(path)],
+            ).fetchone()
     except duckdb.Error:
-        values = []
-    if not values:
+        found = (0, [])
+    count, first = found[0], found[1] or []
+    if not count:
         return f"column {column} of {path.name} has empty values"
-    shown = ", ".join(repr(v[:60]) for v in values)
+    where = ", ".join(str(n) for n in first)
     return (
-        f"column {column} of {path.name} holds values that are not timestamps or name an "
-        f"unknown time zone, e.g. {shown} (write ISO 8601: 2026-10-31 23:58:01, with an "
-        "optional Z, +02:00 or zone name such as Europe/Berlin)"
+        f"column {column} of {path.name} holds {count} value{'s' if count != 1 else ''} that "
+        f"{'are' if count != 1 else 'is'} not a timestamp or name an unknown time zone "
+        f"(data row{'s' if len(first) != 1 else ''} {where}); write ISO 8601, e.g. "
+        "2026-10-31 23:58:01, with an optional Z, +02:00 or zone name such as Europe/Berlin"
     )
 
 

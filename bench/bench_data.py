@@ -289,7 +289,7 @@ def run(quick: bool = False, out: Path | None = None, proposed: bool | None = No
             ),
             Measurement(
                 AREA, f"{tag}: publish both marts (one DuckDB transaction)", data["publish_s"], "s",
-                note=f"history insert + copy per mart, after dbt; "
+                note=f"history insert + view per dated mart, after dbt; "
                 f"{data['publish_s'] / data['elapsed_s']:.0%} of the dbt build's wall",
             ),
             Measurement(

@@ -82,6 +82,10 @@ def create_mart(users: int) -> None:
     with connect() as con:
         con.execute("create schema if not exists marts")
         con.execute("create or replace table marts.fct_user_features_for_ai as select * from frame")
+        con.execute(  # what `sandbox build` publishes beside the mart
+            "create or replace view marts.fct_user_features_for_ai_history as "
+            "select * from marts.fct_user_features_for_ai"
+        )
 
 
 def scenario(

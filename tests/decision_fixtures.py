@@ -100,6 +100,11 @@ def create_mart(n: int = 40, as_of: date = DAY) -> list[dict]:
                 for u in users
             ],
         )
+        # what `sandbox build` publishes beside the mart: every published date's rows
+        con.execute(
+            "create or replace view marts.fct_user_features_for_ai_history as "
+            "select * from marts.fct_user_features_for_ai"
+        )
     return users
 
 

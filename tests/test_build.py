@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,34 @@ def test_a_backfill_ignores_later_data(warehouse: Path) -> None:
     assert str(as_of) == "2026-10-15"
     assert str(latest) < "2026-10-15"
     assert users < 500  # users who signed up later do not exist yet on that date
+
+
+def test_a_build_publishes_both_marts_and_keeps_each_date_in_their_history(
+    warehouse: Path,
+) -> None:
+    """marts.* hold the last published date; marts.*_history every published date's rows."""
+    with connect(read_only=True) as con:
+        shipped = con.execute(f"select * from {MART}_history order by user_id").fetchall()
+    result = build("2026-10-15")
+    assert result.publish_s > 0 and "marts published for 2026-10-15" in result.render()
+    with connect(read_only=True) as con:
+        for mart in (MART, "marts.dim_users"):
+            assert con.execute(f"select distinct as_of_date from {mart}").fetchall() == [
+                (date(2026, 10, 15),)
+            ]
+            history = con.execute(
+                f"select as_of_date, count(*) from {mart}_history group by 1 order by 1"
+            ).fetchall()
+            assert [d for d, _ in history] == [date(2026, 10, 15), AS_OF]
+        kept = con.execute(
+            f"select * from {MART}_history where as_of_date = ? order by user_id", [AS_OF]
+        ).fetchall()
+        candidates = con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'marts_candidate' order by 1"
+        ).fetchall()
+    assert kept == shipped
+    assert candidates == [("dim_users",), ("fct_user_features_for_ai",)]
 
 
 def _append(path: Path, line: str) -> None:

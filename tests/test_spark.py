@@ -14,8 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sandbox.data import build, generate
+from sandbox.data import GateFailed, build, generate
 from sandbox.data.build import _java_major, spark_warehouse_dir
+from sandbox.data.drills import broken_inputs
 from tests.conftest import AS_OF
 
 MART = "marts.fct_user_features_for_ai"
@@ -117,3 +118,19 @@ def test_parquet_raw_files_give_the_same_mart_on_spark_and_duckdb(
     monkeypatch.setenv("SANDBOX_RAW_DIR", str(raw))
     assert _build_both(spark_home, "parquet.duckdb", monkeypatch) > 0
     _assert_same_mart(spark_home / "parquet.duckdb")
+
+
+def test_a_mart_test_failure_on_spark_publishes_nothing(
+    spark_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Audit, then publish, on Spark too: the mart's failing data test stops the candidate."""
+    monkeypatch.setenv("SANDBOX_WAREHOUSE", str(spark_home / "shipped.duckdb"))
+    before = _spark_mart()
+    assert before[1], "published by an earlier test of this module"
+    with broken_inputs("mart_test_failure"):
+        with pytest.raises(GateFailed) as caught:
+            build(AS_OF, target="spark")
+    failure = next(f for f in caught.value.failures if f.test == "accepted_values")
+    assert (failure.model, failure.column) == (MART, "plan_tier")
+    assert "the published Spark marts were not touched" in str(caught.value)
+    assert _spark_mart() == before

@@ -19,11 +19,24 @@ from datetime import date
 from pathlib import Path
 
 from sandbox.config import DBT_PROJECT_DIR, SandboxError, parse_date, raw_dir, warehouse_path
+from sandbox.data.publish import (
+    CANDIDATE_SCHEMA,
+    describe_published,
+    publish,
+    publish_spark,
+    published_dates,
+    published_name,
+)
 from sandbox.warehouse import connect, ensure_writable, holds_step
 
 LAYERS = ("staging", "intermediate", "marts")
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
 """The raw table behind each staging model, to name the file in a failure."""
+RAW_TIMESTAMP_OF = {
+    ("staging.stg_users", "signed_up_at"): "signed_up_at",
+    ("staging.stg_user_events", "event_at"): "created_at",
+}
+"""The raw column behind each staged timestamp: a NULL there is a value staging could not read."""
 TARGETS = ("duckdb", "spark")
 SPARK_NEEDS = (
     "the spark target needs the [spark] extra and Java 17: pip install -e '.[spark]' and "
@@ -32,27 +45,43 @@ SPARK_NEEDS = (
 
 
 class GateFailed(SandboxError):
-    """The data plane's quality gate failed: a model, a contract or a test did not pass.
+    """The data plane's quality gate failed: a model, a contract or a check did not pass.
 
-    ``failures`` lists what failed (model, column, test, failing rows); ``skipped`` the nodes
-    dbt did not run because they lie downstream. The published marts keep their earlier rows.
+    ``failures`` lists what failed (model, column, test, failing rows, and for the freshness
+    and completeness checks what was seen against which threshold); ``skipped`` the nodes
+    dbt did not run because they lie downstream. Nothing was published: ``published`` says
+    what the published marts hold (the last good date, unchanged by this build).
     """
 
-    def __init__(self, as_of_date: date, failures: list[GateFailure], skipped: list[str]):
+    def __init__(
+        self,
+        as_of_date: date,
+        failures: list[GateFailure],
+        skipped: list[str],
+        published: str = "the published marts keep their previous rows",
+    ):
         self.as_of_date = as_of_date
         self.failures = failures
         self.skipped = skipped
+        self.published = published
         lines = [
             f"the quality gate failed for {as_of_date}: {len(failures)} check"
             f"{'s' if len(failures) != 1 else ''} failed and {len(skipped)} downstream node"
-            f"{'s were' if len(skipped) != 1 else ' was'} skipped; the published marts keep "
-            "their previous rows."
+            f"{'s were' if len(skipped) != 1 else ' was'} skipped; nothing was published "
+            f"({published})."
         ]
         lines += [f"  - {f.describe()}" for f in failures]
         if all(f.kind == "unit test" for f in failures):
             lines.append(
                 "Fix the model's SQL (or the unit test's expected rows, if the rule changed), "
                 "then build again with --unit-tests."
+            )
+        elif any(f.test in ("fresh_as_of", "volume_as_of") for f in failures):
+            lines.append(
+                "The raw files are late or incomplete for this date: deliver the missing "
+                "events to SANDBOX_RAW_DIR (or build a date the export covers), then build "
+                "again. A deliberate gap is a decision: set the dbt vars "
+                "freshness_max_lag_days / volume_min_ratio in dbt_project.yml."
             )
         else:
             lines.append(
@@ -73,14 +102,16 @@ class GateFailure:
     failing_rows: int | None
     message: str
     raw_file: str | None = None
+    detail: str | None = None  # what the check saw, e.g. the latest event and the threshold
 
     def describe(self) -> str:
         """One readable line: what failed, where, how many rows (and the raw file behind it)."""
         where = ".".join(p for p in (self.model, self.column) if p)
         source = f" (raw file: {self.raw_file})" if self.raw_file else ""
+        detail = f": {self.detail}" if self.detail else ""
         if self.kind == "data test":
             rows = f"{self.failing_rows} failing row{'s' if self.failing_rows != 1 else ''}"
-            return f"{self.test}{' on ' + where if where else ''}: {rows}{source}"
+            return f"{self.test}{' on ' + where if where else ''}: {rows}{source}{detail}"
         if self.kind == "unit test":
             return f"unit test {self.test} on {where}: {self.message}"
         return f"model {where} did not build{source}: {self.message}"
@@ -107,6 +138,8 @@ class BuildResult:
     nodes: list[NodeOutcome]
     elapsed_s: float
     rows: dict[str, int] = field(default_factory=dict)
+    publish_s: float = 0.0
+    """Seconds spent publishing the audited candidates, after dbt (not in ``elapsed_s``)."""
 
     @property
     def models(self) -> int:
@@ -135,7 +168,8 @@ class BuildResult:
         """A short summary for the terminal."""
         lines = [
             f"dbt build for {self.as_of_date} on {self.target}: {self.checks()} passed "
-            f"in {self.elapsed_s:.1f} s",
+            f"in {self.elapsed_s:.1f} s; marts published for {self.as_of_date} "
+            f"in {self.publish_s:.2f} s",
         ]
         for relation, count in self.rows.items():
             lines.append(f"  {relation:<45} {count:>12,} rows")
@@ -221,7 +255,26 @@ def _prepare_spark() -> None:
 
 
 def raw_format(folder: Path) -> str:
-    """``parquet`` or ``csv``: which raw files ``folder`` holds, with a clear error if neither."""
+    """``parquet`` or ``csv``: which raw files ``folder`` holds, with a clear error if neither.
+
+    The error is about the path (missing, not a folder, unreadable, no raw files), never
+    about the data: the gate only judges files it could open.
+    """
+    if not folder.exists():
+        raise SandboxError(
+            f"the raw data folder {folder} does not exist: point SANDBOX_RAW_DIR at the folder "
+            "holding users.csv and events.csv (or write one with `sandbox generate --out DIR`)."
+        )
+    if not folder.is_dir():
+        raise SandboxError(
+            f"the raw data path {folder} is a file, not a folder: point SANDBOX_RAW_DIR at the "
+            "folder holding users.csv and events.csv."
+        )
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise SandboxError(
+            f"the raw data folder {folder} cannot be read by this user: fix its permissions "
+            "or point SANDBOX_RAW_DIR elsewhere."
+        )
     for fmt in ("parquet", "csv"):
         if (folder / f"users.{fmt}").is_file() and (folder / f"events.{fmt}").is_file():
             return fmt
@@ -316,7 +369,8 @@ def _kind(node) -> str:
 
 
 def _relation(node) -> str:
-    return f"{node.schema}.{node.name}" if getattr(node, "schema", None) else node.name
+    """The node's relation under its *published* name (a candidate mart reads ``marts.x``)."""
+    return published_name(f"{node.schema}.{node.name}") if getattr(node, "schema", None) else node.name
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -415,10 +469,17 @@ def build(
     --unit-tests``), each one right before the model it covers, which then is not built if it
     fails.
 
-    Raises :class:`GateFailed` when any model, contract, data test or (requested) unit test
-    fails; what was already published downstream of the failure stays as it was. (On
-    ``target="spark"`` the data tests are the whole gate: Spark enforces no constraints, so a
-    mart that breaks a contract rule is replaced and then fails its tests.)
+    Write-audit-publish: dbt writes the marts as candidates (``marts_candidate.*``) and runs
+    every check on them: contracts, the data tests of every layer, and the freshness and
+    completeness checks relative to ``as_of_date``. Only when all of them passed are both
+    marts published together (:func:`sandbox.data.publish.publish`, one DuckDB transaction),
+    with the date's rows kept in ``marts.<mart>_history``.
+
+    Raises :class:`GateFailed` when any model, contract, check or (requested) unit test
+    fails: nothing is published, and the message says what the published marts still hold.
+    (On ``target="spark"`` the data tests are the whole gate, as Spark enforces no
+    constraints, and the marts are published one after the other: Spark has no transaction
+    across tables.)
     """
     as_of_date = parse_date(as_of_date)
     if target not in TARGETS:
@@ -462,23 +523,109 @@ def build(
         skipped = [r.node.name for r in results if str(r.status) == "skipped"]
         folder = raw_dir()
         fmt = raw_format(folder)
-        failures = [
-            replace(f, raw_file=str(folder / f"{RAW_TABLE_OF[f.model]}.{fmt}"))
-            if f.model in RAW_TABLE_OF
-            else f
-            for f in (_failure(r, relations) for r in failed)
-        ]
-        raise GateFailed(as_of_date, failures, skipped)
+        failures = []
+        for r in failed:
+            failure = _failure(r, relations)
+            if failure.model in RAW_TABLE_OF:
+                failure = replace(
+                    failure, raw_file=str(folder / f"{RAW_TABLE_OF[failure.model]}.{fmt}")
+                )
+            if target == "duckdb":
+                failure = replace(failure, detail=_detail(r.node, failure, fmt))
+            failures.append(failure)
+        raise GateFailed(as_of_date, failures, skipped, _published_now(target))
 
     nodes = [
         NodeOutcome(r.node.name, _kind(r.node), str(r.status), r.execution_time, r.failures)
         for r in results
     ]
+    candidates = sorted(
+        f"{r.node.schema}.{r.node.name}"
+        for r in results
+        if _kind(r.node) == "model" and r.node.schema == CANDIDATE_SCHEMA
+    )
     where = warehouse_path() if target == "duckdb" else spark_warehouse_dir()
-    result = BuildResult(as_of_date, target, where, nodes, elapsed)
+    started_publish = time.perf_counter()
+    if target == "duckdb":
+        published_rows = publish(as_of_date, candidates)
+    else:
+        published_rows = publish_spark(as_of_date, candidates)
+    published = time.perf_counter() - started_publish
+    result = BuildResult(as_of_date, target, where, nodes, elapsed, publish_s=published)
     ordered = sorted(relations.values(), key=lambda r: (LAYERS.index(r.split(".")[0]), r))
-    result.rows = _row_counts(ordered) if target == "duckdb" else _spark_row_counts(ordered)
+    work = [r for r in ordered if r not in published_rows]
+    counts = _row_counts(work) if target == "duckdb" else _spark_row_counts(work)
+    result.rows = {r: published_rows.get(r, counts.get(r, 0)) for r in ordered}
     return result
+
+
+def _published_now(target: str) -> str:
+    """What the published marts hold right now, as a clause for a GateFailed message."""
+    if target != "duckdb":
+        return "the published Spark marts were not touched"
+    try:
+        return describe_published(published_dates())
+    except SandboxError:
+        return "the published marts were not touched"
+
+
+def _detail(node, failure: GateFailure, fmt: str) -> str | None:
+    """What a failing check saw, in words (DuckDB target; None when there is nothing to add).
+
+    The project's own checks (freshness, completeness, has_rows) return a ``problem`` column:
+    its first value is re-read by running the test's compiled query once more (only when it
+    failed). An unreadable timestamp is looked up in the raw file itself.
+    """
+    key = (failure.model, failure.column)
+    if failure.test == "not_null" and key in RAW_TIMESTAMP_OF and failure.raw_file:
+        return _unreadable_timestamps(Path(failure.raw_file), RAW_TIMESTAMP_OF[key], fmt)
+    sql = getattr(node, "compiled_code", None) or ""
+    if failure.kind != "data test" or " as problem" not in sql:
+        return None
+    try:
+        with connect(read_only=True) as con:
+            row = con.execute(f"select problem from ({sql}) as failing limit 1").fetchone()
+    except Exception:  # noqa: BLE001 - a detail is a courtesy; the failure itself stands
+        return None
+    return _clean(str(row[0])) if row and row[0] is not None else None
+
+
+def _unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
+    """Name the raw column, how many of its values are unreadable and where the first ones are.
+
+    The values themselves are not shown: raw text is user-controlled and must not reach
+    a message (see tests/reliability/test_hostile_content.py).
+    """
+    import duckdb
+
+    reader = (
+        "read_parquet(?)"
+        if fmt == "parquet"
+        else "read_csv(?, header=true, all_varchar=true, delim=',', quote='\"', escape='\"', "
+        "max_line_size=33554432)"
+    )
+    quoted = '"' + column.replace('"', '""') + '"'
+    try:
+        with duckdb.connect() as con:
+            con.execute("set TimeZone = 'UTC'")
+            found = con.execute(
+                f"select count(*), list(n order by n)[1:3] from ("
+                f"select row_number() over () as n, {quoted} as v from {reader}) "
+                "where v is not null and try_cast(v as timestamptz) is null",
+                [str(path)],
+            ).fetchone()
+    except duckdb.Error:
+        found = (0, [])
+    count, first = found[0], found[1] or []
+    if not count:
+        return f"column {column} of {path.name} has empty values"
+    where = ", ".join(str(n) for n in first)
+    return (
+        f"column {column} of {path.name} holds {count} value{'s' if count != 1 else ''} that "
+        f"{'are' if count != 1 else 'is'} not a timestamp or name an unknown time zone "
+        f"(data row{'s' if len(first) != 1 else ''} {where}); write ISO 8601, e.g. "
+        "2026-10-31 23:58:01, with an optional Z, +02:00 or zone name such as Europe/Berlin"
+    )
 
 
 @holds_step("sandbox docs")

@@ -13,9 +13,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
-from sandbox.config import DEFAULT_RAW_DIR, SandboxError, environment
+from sandbox.config import (
+    DEFAULT_RAW_DIR,
+    SHIPPED_AS_OF_DATE,
+    SandboxError,
+    environment,
+    parse_date,
+)
 from sandbox.data.build import GateFailed, build, project_dir
 
 
@@ -29,6 +36,7 @@ class Drill:
     expect: str  # the failing check ("unique", "model", ...) or "handled"
     where: str | None = None  # "model.column" the failure must name
     explanation: str = ""
+    as_of_date: date = SHIPPED_AS_OF_DATE  # the date the drill builds
 
 
 def _edit_lines(path: Path, edit: Callable[[list[str]], list[str]]) -> None:
@@ -77,6 +85,26 @@ def _wrong_encoding(raw: Path, _: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     lines[1] = lines[1].replace('"NL"', '"Zürich"').replace('"US"', '"Zürich"')
     path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+
+
+def _keep_events(raw: Path, keep: Callable[[str], bool]) -> None:
+    """Keep the header and the events whose ``created_at`` (4th field) passes ``keep``."""
+    _edit_lines(
+        raw / "events.csv", lambda lines: lines[:1] + [x for x in lines[1:] if keep(x.split(",")[3])]
+    )
+
+
+def _mart_change(old: str, new: str) -> Callable[[Path, Path], None]:
+    """A change to the feature mart's SQL (``old`` replaced by ``new``)."""
+
+    def breaks(_: Path, project: Path) -> None:
+        model = project / "models" / "marts" / "fct_user_features_for_ai.sql"
+        sql = model.read_text()
+        if old not in sql:
+            raise SandboxError(f"the drill cannot find {old!r} in {model}")
+        model.write_text(sql.replace(old, new, 1))
+
+    return breaks
 
 
 def _missing_column(raw: Path, _: Path) -> None:
@@ -148,6 +176,39 @@ DRILLS: dict[str, Drill] = {
             lambda raw, _: _append(raw / "events.csv", '99999995,' + _first_user(raw) + ',"login",2027-06-01 00:00:00,"{}"'),
             "handled", None,
             "Handled: models only see events before the as-of date, so it changes nothing today.",
+        ),
+        Drill(
+            "stale_export", "The export stalled: the last three days of events never arrived",
+            lambda raw, _: _keep_events(raw, lambda at: at < "2026-10-29"),
+            "fresh_as_of", "staging.stg_user_events.event_at",
+            "Freshness is measured against the as-of date: the latest event must be at most "
+            "1 day (var freshness_max_lag_days) before it.",
+        ),
+        Drill(
+            "half_day_export", "Half a day delivered: the last day's events stop at noon",
+            lambda raw, _: _keep_events(raw, lambda at: at < "2026-10-31 12:00:00"),
+            "volume_as_of", "staging.stg_user_events.event_at",
+            "Fresh, but incomplete: the last day holds under 0.6 (var volume_min_ratio) of the "
+            "trailing 7-day daily average.",
+        ),
+        Drill(
+            "empty_date", "An empty day: no event at all on the day before the as-of date",
+            lambda raw, _: _keep_events(raw, lambda at: not at.startswith("2026-10-31")),
+            "volume_as_of", "staging.stg_user_events.event_at",
+            "The last day's volume is 0 against a daily average of ~208 (and it is stale too).",
+        ),
+        Drill(
+            "before_any_data", "A date before any data (1900-01-01)",
+            lambda raw, _: None,
+            "fresh_as_of", "staging.stg_user_events.event_at",
+            "No event before the date: without this check it would publish two empty marts.",
+            as_of_date=date(1900, 1, 1),
+        ),
+        Drill(
+            "mart_test_failure", "A model change that upper-cases plan_tier in the feature mart",
+            _mart_change("users.plan_tier,\n", "upper(users.plan_tier) as plan_tier,\n"),
+            "accepted_values", "marts.fct_user_features_for_ai.plan_tier",
+            "A mart-level data test: it runs on the candidate, so the bad rows are never published.",
         ),
         Drill(
             "huge_properties", "A 1 MB properties blob",
@@ -228,12 +289,12 @@ def _copy_project(to: Path) -> Path:
     return to
 
 
-
-def run_drill(name: str, as_of_date="2026-11-01") -> DrillOutcome:
-    """Build ``as_of_date`` from broken inputs and report whether the gate caught it."""
+def run_drill(name: str, as_of_date: date | str | None = None) -> DrillOutcome:
+    """Build the drill's date (or ``as_of_date``) from broken inputs; did the gate catch it?"""
+    day = DRILLS[name].as_of_date if as_of_date is None else parse_date(as_of_date)
     with broken_inputs(name):
         try:
-            build(as_of_date)
+            build(day)
         except GateFailed as exc:
             return DrillOutcome(DRILLS[name], True, exc)
     return DrillOutcome(DRILLS[name], False, None)

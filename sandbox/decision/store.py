@@ -22,7 +22,8 @@ from sandbox.config import SandboxError, warehouse_path
 from sandbox.decision import journal
 from sandbox.warehouse import DDL, WarehouseBusy, connect, ensure_tables, table_exists
 
-SOURCE_MART = "marts.fct_user_features_for_ai"
+SOURCE_MART = "marts.fct_user_features_for_ai_history"
+"""Every published date's audited mart rows, keyed by ``as_of_date`` (publishing D+1 leaves D's)."""
 INPUTS = "decision.inference_inputs"
 STAGING = "decision.recommendations_staging"
 FAILURES = "decision.inference_failures"

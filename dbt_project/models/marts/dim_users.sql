@@ -1,9 +1,10 @@
 {#-
     The user dimension for the as-of date.
 
-    It is published only after the feature table and all of its tests have passed (the
-    `depends_on` hint below orders it after fct_user_features_for_ai), so a failed gate never
-    leaves the two marts describing different dates.
+    Like every mart it is built as a candidate (marts_candidate.dim_users) and published
+    with fct_user_features_for_ai in one transaction once every check passed. The
+    `depends_on` hint below builds it after the feature table and its tests, so a failure
+    there spends no time on it.
 -#}
 -- depends_on: {{ ref('fct_user_features_for_ai') }}
 

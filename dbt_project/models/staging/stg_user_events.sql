@@ -12,7 +12,7 @@ renamed as (
         try_cast(id as {{ dbt.type_bigint() }}) as event_id,
         cast(user_id as {{ dbt.type_string() }}) as user_id,
         cast(event_type as {{ dbt.type_string() }}) as event_type,
-        try_cast(created_at as {{ dbt.type_timestamp() }}) as event_at,
+        {{ to_utc_timestamp("created_at") }} as event_at,
         cast(properties as {{ dbt.type_string() }}) as properties_json
 
     from source

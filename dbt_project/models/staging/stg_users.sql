@@ -11,7 +11,7 @@ renamed as (
     select
         cast(id as {{ dbt.type_string() }}) as user_id,
         cast(plan_tier as {{ dbt.type_string() }}) as plan_tier,
-        try_cast(signed_up_at as {{ dbt.type_timestamp() }}) as signed_up_at,
+        {{ to_utc_timestamp("signed_up_at") }} as signed_up_at,
         cast(country as {{ dbt.type_string() }}) as country_code
 
     from source

@@ -4,7 +4,7 @@
 -#}
 {% test has_rows(model) %}
 
-select 'no rows in {{ model }}' as problem
+select 'the model has no rows' as problem
 
 from (select count(*) as row_count from {{ model }}) as counted
 

@@ -1,0 +1,204 @@
+"""Write-audit-publish: move a build's audited candidate marts to the published ones.
+
+dbt writes every model of the marts layer into ``marts_candidate`` and runs all checks
+there (contracts, data tests of every layer, freshness and completeness). Only when the
+whole run passed does :func:`publish` copy the candidates to ``marts`` in **one DuckDB
+transaction**: either every published mart moves to the new date together, or (a failure, a
+crash, a SIGKILL at any statement) none does and the warehouse keeps what it had.
+
+Each mart with an ``as_of_date`` column keeps its history: ``marts.<name>_history`` holds
+the audited rows of every published date, keyed by ``as_of_date``, and ``marts.<name>`` is
+the view of the last published date's rows there. Publishing date D replaces only D's rows,
+so building D+1 never changes what a run for D reads; the decision plane freezes its inputs
+from ``marts.fct_user_features_for_ai_history``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from sandbox.config import SandboxError, warehouse_path
+from sandbox.warehouse import connect, table_exists
+
+__all__ = [
+    "CANDIDATE_SCHEMA",
+    "PUBLISHED_SCHEMA",
+    "PublishFailed",
+    "history_name",
+    "publish",
+    "publish_spark",
+    "published_dates",
+    "published_name",
+]
+
+CANDIDATE_SCHEMA = "marts_candidate"
+PUBLISHED_SCHEMA = "marts"
+HISTORY_SUFFIX = "_history"
+DATE_COLUMN = "as_of_date"
+CORE_MARTS = ("marts.fct_user_features_for_ai", "marts.dim_users")
+"""The marts the course publishes (a model added under models/marts/ is published too)."""
+
+
+class PublishFailed(SandboxError):
+    """Every check passed but the publishing transaction failed; nothing was published."""
+
+
+def published_name(relation: str) -> str:
+    """``marts_candidate.x`` -> ``marts.x``; any other relation unchanged."""
+    schema, _, name = relation.partition(".")
+    return f"{PUBLISHED_SCHEMA}.{name}" if schema == CANDIDATE_SCHEMA else relation
+
+
+def history_name(published: str) -> str:
+    """``marts.x`` -> ``marts.x_history``: every published date's audited rows of ``x``."""
+    return published + HISTORY_SUFFIX
+
+
+def _columns(con, relation: str) -> dict[str, str]:
+    schema, name = relation.split(".")
+    return dict(
+        con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [schema, name],
+        ).fetchall()
+    )
+
+
+def _drop(con, relation: str, keep: str) -> None:
+    """Drop ``relation`` when it exists as another kind than ``keep`` (a table or a view)."""
+    schema, name = relation.split(".")
+    found = con.execute(
+        "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name],
+    ).fetchone()
+    if found and found[0] != keep:
+        con.execute(f"drop {'view' if found[0] == 'VIEW' else 'table'} {relation}")
+
+
+def publish(
+    as_of_date: date,
+    candidates: list[str],
+    on_step: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """Publish the audited ``candidates`` (``marts_candidate.*``) for ``as_of_date`` at once.
+
+    In one transaction, for each candidate with an ``as_of_date`` column: its rows replace
+    date ``as_of_date`` in ``marts.<name>_history`` (a column added to the model is added to
+    the history, NULL for older dates), and ``marts.<name>`` becomes the view of that date's
+    rows there (the rows are written once). A candidate without the column (a model you
+    added) is copied to ``marts.<name>`` as a table. Returns the rows published per name. ``on_step(label)`` is
+    called before each statement and before the commit (a test hook; labels like
+    ``"history marts.fct_user_features_for_ai"``, ``"replace marts.dim_users"``, ``"commit"``).
+    """
+    step = on_step or (lambda label: None)
+    rows: dict[str, int] = {}
+    with connect() as con:
+        con.begin()
+        try:
+            con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
+            for candidate in candidates:
+                target = published_name(candidate)
+                columns = _columns(con, candidate)
+                if DATE_COLUMN in columns:
+                    history = history_name(target)
+                    step(f"history {target}")
+                    other = con.execute(
+                        f"select count(*) from {candidate} where {DATE_COLUMN} is distinct from ?",
+                        [as_of_date],
+                    ).fetchone()[0]
+                    if other:
+                        raise PublishFailed(
+                            f"{candidate} has {other} rows whose {DATE_COLUMN} is not "
+                            f"{as_of_date}, so publishing it would write into other dates' "
+                            "history; nothing was published. A mart's as_of_date must be "
+                            "{{ as_of_date() }} (see models/marts/)."
+                        )
+                    if not table_exists(con, history):
+                        con.execute(f"create table {history} as select * from {candidate} limit 0")
+                    have = _columns(con, history)
+                    for column, kind in columns.items():
+                        if column not in have:
+                            con.execute(f'alter table {history} add column "{column}" {kind}')
+                    con.execute(f"delete from {history} where {DATE_COLUMN} = ?", [as_of_date])
+                    con.execute(f"insert into {history} by name select * from {candidate}")
+                    step(f"replace {target}")
+                    _drop(con, target, keep="VIEW")
+                    listed = ", ".join(f'"{c}"' for c in columns)
+                    con.execute(
+                        f"create or replace view {target} as select {listed} from {history} "
+                        f"where {DATE_COLUMN} = date '{as_of_date.isoformat()}'"
+                    )
+                else:
+                    step(f"replace {target}")
+                    _drop(con, target, keep="BASE TABLE")
+                    con.execute(f"create or replace table {target} as select * from {candidate}")
+                rows[target] = con.execute(f"select count(*) from {target}").fetchone()[0]
+            step("commit")
+            con.commit()
+        except BaseException as exc:
+            con.rollback()
+            if isinstance(exc, Exception) and not isinstance(exc, SandboxError):
+                reason = " ".join(str(exc).split())
+                raise PublishFailed(
+                    f"every check passed for {as_of_date}, but publishing failed and was rolled "
+                    f"back, so the published marts are as they were: {reason}. Fix the cause "
+                    "(e.g. a column type that changed: drop the marts.*_history table it "
+                    f"names), then build again ({warehouse_path()})."
+                ) from None
+            raise
+    return rows
+
+
+def publish_spark(as_of_date: date, candidates: list[str]) -> dict[str, int]:
+    """Publish the audited candidates on the spark target, one table after the other.
+
+    The same order as on DuckDB (nothing is published before every check passed), but a
+    Spark session over a Hive metastore has no transaction across tables: a crash between
+    two tables can leave them on different dates (their ``as_of_date`` column says which).
+    No history table is kept on Spark (the decision plane reads DuckDB).
+    """
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.getOrCreate()  # the session dbt used, not a new one
+    spark.sql(f"create database if not exists {PUBLISHED_SCHEMA}")
+    rows = {}
+    for candidate in candidates:
+        target = published_name(candidate)
+        spark.sql(f"drop table if exists {target}")
+        spark.sql(f"create table {target} using parquet as select * from {candidate}")
+        rows[target] = spark.table(target).count()
+    return rows
+
+
+def published_dates(names: tuple[str, ...] = CORE_MARTS) -> dict[str, list[date]]:
+    """The ``as_of_date`` values each published mart holds now (``[]`` when it does not exist)."""
+    path = warehouse_path()
+    if not path.exists():
+        return {name: [] for name in names}
+    found: dict[str, list[date]] = {}
+    with connect(read_only=True) as con:
+        for name in names:
+            if table_exists(con, name) and DATE_COLUMN in _columns(con, name):
+                found[name] = [
+                    r[0]
+                    for r in con.execute(
+                        f"select distinct {DATE_COLUMN} from {name} order by 1"
+                    ).fetchall()
+                ]
+            else:
+                found[name] = []
+    return found
+
+
+def describe_published(dates: dict[str, list[date]]) -> str:
+    """What the published marts hold, as a sentence: "both still hold 2026-11-01"."""
+    shown = {name: ", ".join(str(d) for d in ds) or "nothing" for name, ds in dates.items()}
+    values = set(shown.values())
+    if values == {"nothing"}:
+        return "nothing has been published yet"
+    names = " and ".join(shown)
+    if len(values) == 1:
+        return f"{names} still hold {values.pop()}, as before this build"
+    return "; ".join(f"{name} still holds {value}" for name, value in shown.items())

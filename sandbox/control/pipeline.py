@@ -45,7 +45,10 @@ AI_DAG = "ai_recommendation_pipeline"
 DBT_TASK = "dbt_run"
 SENSOR_TASK = "wait_for_dbt_completion"
 BATCH_TASK = "wait_for_batch"
-AI_TASKS = (SENSOR_TASK, "prepare_features", "run_llm_inference", BATCH_TASK, "write_results")
+DRIFT_TASK = "check_drift"
+AI_TASKS = (
+    SENSOR_TASK, "prepare_features", "run_llm_inference", BATCH_TASK, "write_results", DRIFT_TASK
+)  # fmt: skip
 LLM_CHOICES = ("mock", "anthropic")
 RUN_HOUR_UTC = 2
 
@@ -56,7 +59,8 @@ LOCAL_WAITS = {
     "SANDBOX_BATCH_POKE_S": "1",
 }
 EXIT_CODES = {"success": 0, "partial": 3, "budget": 3, "gate_blocked": 1, "failed": 1}
-"""``sandbox run``'s exit status per run status (the worst date wins), as ``sandbox infer``."""
+"""``sandbox run``'s exit status per run status (the worst date wins), as ``sandbox infer``;
+a successful run the drift watch flagged exits 3 too (published, but look before trusting)."""
 
 
 class Interrupted(SandboxError):
@@ -109,9 +113,16 @@ class RunReport:
         return "success" if self.ok else "failed"
 
     @property
+    def drift(self) -> str | None:
+        """The drift watch's verdict in ``ops.pipeline_runs`` (``ok``, ``drift``,
+        ``insufficient_history``, ``error``), None when it did not run."""
+        return (self.results or {}).get("drift_status")
+
+    @property
     def exit_code(self) -> int:
-        """0 success, 3 partial or budget, 1 gate blocked or failed."""
-        return EXIT_CODES.get(self.status, 1)
+        """0 success, 3 partial, budget or drift, 1 gate blocked or failed."""
+        code = EXIT_CODES.get(self.status, 1)
+        return 3 if code == 0 and self.drift not in (None, "ok", "insufficient_history") else code
 
     @property
     def gate_blocked(self) -> bool:
@@ -152,7 +163,8 @@ class RunReport:
             if self.state(AI_DAG, "run_llm_inference") in (None, "upstream_failed", "skipped"):
                 lines.append("no LLM request was made for this date.")
         for task_id, message in self.errors.items():
-            if task_id != DBT_TASK:  # the gate message above already says why dbt_run failed
+            # the gate message above says why dbt_run failed, the drift line below the watch's
+            if task_id not in (DBT_TASK, DRIFT_TASK) or not self.drift:
                 lines.append(f"{task_id} failed: {message.splitlines()[0]}")
         if self.build and self.build.get("rows"):
             b = self.build
@@ -169,6 +181,9 @@ class RunReport:
                 f" {r['llm_requests']} LLM requests, ${r['cost_usd']:.4f}"
                 + (f" ({r['detail']})" if r.get("detail") else "")
             )
+            if self.drift:
+                lines.append(f"drift watch {self.execution_date}: {self.drift.upper()}: "
+                             f"{r.get('drift_detail') or ''}".rstrip())  # fmt: skip
         inference = self.inference or {}
         if inference.get("status", "ok") != "ok":
             lines.append(f"inference status: {inference['status']}")

@@ -12,6 +12,10 @@ data or decision plane. What it adds is control-plane policy:
 - inference that did not finish cleanly (rows failed, the budget stopped it, the API was
   unreachable, a signal stopped it) fails the run, after publishing what was answered, so
   neither the UI nor ``ops.pipeline_runs`` calls it a success (:func:`run_outcome`);
+- the drift watch (:func:`check_drift`, after inference) flags a date whose answers look unlike
+  the days before in ``ops.pipeline_runs.drift_status`` and fails its own task, so the DAG
+  run shows red, while the answers stay published and ``status`` keeps saying what happened
+  to the rows;
 - a stop request (SIGTERM from a scheduler via ``on_kill``, or Ctrl-C in ``sandbox run``) sets
   :data:`STOP`, which the decision plane checks before each new request.
 
@@ -36,6 +40,8 @@ GATE_XCOM_KEY = "gate_failures"
 ERROR_XCOM_KEY = "error"
 SUMMARY_XCOM_KEY = "summary"
 WRITTEN_XCOM_KEY = "written"
+DRIFT_XCOM_KEY = "drift"
+DRIFT_TASK = "check_drift"
 STATUSES = ("success", "partial", "budget", "gate_blocked", "failed")
 """What ``ops.pipeline_runs.status`` can say about one run of the AI pipeline."""
 MODES = ("realtime", "batch")
@@ -429,6 +435,60 @@ def write_results(ds: str) -> int:
     return written
 
 
+def _current_ti():
+    """The running task instance, or None outside a task (a test, a notebook)."""
+    with contextlib.suppress(Exception):
+        from airflow.sdk import get_current_context
+
+        return get_current_context()["ti"]
+    return None
+
+
+def _drift_columns(record: dict | None) -> dict[str, str | None]:
+    """The ``ops.pipeline_runs`` drift columns for a drift report's record (or None)."""
+    if not record:
+        return {}
+    return {"drift_status": record.get("status"), "drift_detail": record.get("message")}
+
+
+def check_drift(ds: str, run_id: str | None = None) -> dict:
+    """The drift watch: compare the answers of ``ds`` with the trailing window and record it.
+
+    Runs :func:`sandbox.decision.drift.check_drift`; the report goes to the task log, to XCom
+    (``drift``, and the return value) and to the run's ``ops.pipeline_runs`` row
+    (``drift_status``: ``ok``, ``drift`` or ``insufficient_history``; ``drift_detail``: the
+    message). On ``drift`` the task then fails without retries, naming what moved, so the DAG
+    run is not green; the answers are neither withheld nor deleted, and ``status`` still says
+    what happened to the rows. Returns the report as a dict.
+    """
+    from sandbox.decision.drift import check_drift as watch
+
+    with _failure_policy():
+        report = watch(parse_date(ds))
+        record = _jsonable(report.as_record())
+        print(f"drift watch: {report.status}: {report.message}", flush=True)
+        _push(DRIFT_XCOM_KEY, record)  # before the row: see record_pipeline_run
+        if run_id is not None:
+            _record_drift(run_id, record)
+        if report.drifted:
+            raise SandboxError(f"drift watch: {report.message}")
+    return record
+
+
+def _record_drift(run_id: str, record: dict) -> None:
+    """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
+    is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
+    from sandbox.warehouse import connect
+
+    columns = _drift_columns(record)
+    with connect() as con:
+        _ensure_runs_table(con)
+        con.execute(
+            "update ops.pipeline_runs set drift_status = ?, drift_detail = ? where dag_run_id = ?",
+            [columns["drift_status"], columns["drift_detail"], run_id],
+        )
+
+
 def _xcom(ti, task_id: str, key: str | None = None) -> Any:
     try:
         if key is None:
@@ -447,6 +507,8 @@ def _ensure_runs_table(con) -> None:
         ("rows_done", "bigint"),
         ("rows_pending", "bigint"),
         ("detail", "varchar"),
+        ("drift_status", "varchar"),
+        ("drift_detail", "varchar"),
     ):
         con.execute(f"alter table ops.pipeline_runs add column if not exists {column} {kind}")
 
@@ -460,7 +522,8 @@ def record_pipeline_run(context, *, succeeded: bool) -> str:
     unreachable, the run was stopped, or nothing was published). Counts come from the
     inference summary (this run's requests and cost: a rerun that sends nothing records 0);
     ``rows_written`` is what ``write_results`` published for the date. ``recorded_at`` is UTC.
-    Returns the status.
+    ``drift_status`` / ``drift_detail`` hold the drift watch's verdict (:func:`check_drift`)
+    once it ran; a drift does not change ``status``. Returns the status.
     """
     from datetime import UTC
 
@@ -468,6 +531,8 @@ def record_pipeline_run(context, *, succeeded: bool) -> str:
 
     ti = context["ti"]
     day = parse_date(context["ds"])
+    if ti.task_id == DRIFT_TASK:  # the watch's own failure: flag the run, keep its status
+        return _record_drift_failure(context)
     summary = final_summary(ti)
     written = (
         _xcom(ti, "write_results") if succeeded else _xcom(ti, "write_results", WRITTEN_XCOM_KEY)
@@ -483,24 +548,46 @@ def record_pipeline_run(context, *, succeeded: bool) -> str:
         status, detail = "failed", f"{ti.task_id} failed"
     if exception is not None and status == "failed":
         detail = f"{ti.task_id}: {str(exception).splitlines()[0] if str(exception) else type(exception).__name__}"
+    row = {
+        "execution_date": day,
+        "dag_run_id": context["run_id"],
+        "status": status,
+        "rows_written": int(written or 0),
+        "failures": int(summary.get("failed") or 0),
+        "llm_requests": int(summary.get("requests") or 0),
+        "cost_usd": float(summary.get("cost_usd") or 0.0),
+        "recorded_at": datetime.now(UTC).replace(tzinfo=None),
+        "rows_done": int(summary.get("done") or 0),
+        "rows_pending": int(summary.get("pending_left") or 0),
+        "detail": detail,
+    }
     with connect() as con:
         _ensure_runs_table(con)
+        # read under the warehouse lock: a verdict pushed before it is in the row; one pushed
+        # after it is written by check_drift's own update, which waits for this lock
+        row.update(_drift_columns(_xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY)))
         con.execute(
-            "insert or replace into ops.pipeline_runs (execution_date, dag_run_id, status,"
-            " rows_written, failures, llm_requests, cost_usd, recorded_at, rows_done,"
-            " rows_pending, detail) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                day,
-                context["run_id"],
-                status,
-                int(written or 0),
-                int(summary.get("failed") or 0),
-                int(summary.get("requests") or 0),
-                float(summary.get("cost_usd") or 0.0),
-                datetime.now(UTC).replace(tzinfo=None),
-                int(summary.get("done") or 0),
-                int(summary.get("pending_left") or 0),
-                detail,
-            ],
+            f"insert or replace into ops.pipeline_runs ({', '.join(row)})"
+            f" values ({', '.join('?' * len(row))})",
+            list(row.values()),
         )
     return status
+
+
+def _record_drift_failure(context) -> str:
+    """``check_drift`` failed: flag the run's row (the drift verdict, or why the watch could
+    not judge) and return the row's status, which stays what the rows made it."""
+    from sandbox.warehouse import connect
+
+    ti = context["ti"]
+    record = _xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
+    if not record:
+        exception = context.get("exception")
+        reason = str(exception).splitlines()[0] if exception and str(exception) else "failed"
+        record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
+    _record_drift(context["run_id"], record)
+    with connect(read_only=True) as con:
+        found = con.execute(
+            "select status from ops.pipeline_runs where dag_run_id = ?", [context["run_id"]]
+        ).fetchone()
+    return found[0] if found else ""

@@ -123,6 +123,7 @@ def test_tasks_pass_the_logical_date_and_params(planes, monkeypatch) -> None:
                 "progress": False,
                 "batch_size": 7,
                 "max_cost_usd": None,
+                "stop": tasks.STOP,
             },
         ),
         ("write", DAY),
@@ -389,27 +390,18 @@ def test_on_kill_stops_inference_and_fails_the_task(planes, in_task, fail_except
     assert not hasattr(in_task.task, "on_kill")  # the hook does not outlive the task
 
 
-def test_on_kill_interrupts_a_decision_plane_without_stop(planes, in_task, fail_exception):
-    def old(d, *, llm=None, mode="realtime", progress=True, batch_size=None, max_cost_usd=None):
-        planes.calls.append("sent")
-        in_task.task.on_kill()  # SIGTERM arrives while the old engine runs
-        planes.calls.append("sent after the signal")  # never reached
-        return {"status": "ok", "done": 1}
+def test_every_call_of_the_decision_plane_gets_the_stop_event(planes, in_task, monkeypatch):
+    seen = []
 
-    planes.decision.run_llm_inference = old
-    with pytest.raises(fail_exception, match="stopped on request: the requests in flight"):
-        tasks.run_llm_inference("2026-11-01")
-    assert planes.calls == ["sent"] and tasks.STOP.is_set()
+    def record(d, *, stop, **kw):  # stop is required: a call without it fails here
+        seen.append(stop)
+        return {"status": "waiting" if kw.get("mode") == "batch" else "ok", "done": 1}
 
-
-def test_stop_is_passed_only_to_a_decision_plane_that_takes_it(planes, in_task) -> None:
-    def old(d, *, llm=None, mode="realtime", progress=True, batch_size=None, max_cost_usd=None):
-        planes.calls.append(("old", mode))
-        return {"status": "ok", "done": 1}
-
-    planes.decision.run_llm_inference = old
-    assert tasks.run_llm_inference("2026-11-01")["done"] == 1
-    assert planes.calls == [("old", "realtime")]
+    planes.decision.run_llm_inference = record
+    tasks.run_llm_inference("2026-11-01")
+    tasks.run_llm_inference("2026-11-01", llm="anthropic")  # the probe and the rest
+    tasks.run_llm_inference("2026-11-01", mode="batch")
+    assert seen == [tasks.STOP] * 4
 
 
 def test_budget_and_mode_come_from_params_else_the_environment(monkeypatch) -> None:

@@ -390,18 +390,16 @@ def _recorded_like_the_scheduler(run_log: Path, stopping) -> Iterator[None]:
 @contextlib.contextmanager
 def _stop_on_signals(received: list[int]) -> Iterator[None]:
     """SIGTERM and SIGINT set :data:`sandbox.control.tasks.STOP` (no new LLM request, no new
-    task) and are remembered in ``received``. A decision plane without ``stop`` support gets a
-    KeyboardInterrupt instead, which ends its run after the requests in flight. (While a task
-    runs, Airflow's task runner handles SIGTERM itself and calls the task's ``on_kill``,
-    which does the same: see :func:`sandbox.control.tasks.request_stop`.)"""
-    from sandbox.control.tasks import request_stop, stoppable
-    from sandbox.decision import run_llm_inference
-
-    interrupt = not stoppable(run_llm_inference)
+    task) and are remembered in ``received``; a second signal raises KeyboardInterrupt (stop
+    now). (While a task runs, Airflow's task runner handles SIGTERM itself and calls the
+    task's ``on_kill``, which does the same: see :func:`sandbox.control.tasks.request_stop`.)"""
+    from sandbox.control.tasks import request_stop
 
     def handle(signum, frame) -> None:
         received.append(signum)
-        request_stop(interrupt=interrupt or len(received) > 1)  # a second signal: stop now
+        request_stop()
+        if len(received) > 1:
+            raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import inspect
 import os
 import threading
 from collections.abc import Iterator
@@ -172,14 +170,9 @@ def infer_settings(
 
 
 def _call(function, day: date, **kwargs) -> dict:
-    """Call a decision-plane function with the keywords it names (``stop`` only when it takes
-    it: older versions do not)."""
-    accepted = inspect.signature(function).parameters
-    if "stop" in accepted:
-        kwargs["stop"] = STOP
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-    return _jsonable(function(day, **kwargs))
+    """Call a decision-plane function with :data:`STOP` as its ``stop`` event; return its
+    result as a JSON-friendly dict."""
+    return _jsonable(function(day, stop=STOP, **kwargs))
 
 
 def merge_summaries(first: dict | None, then: dict) -> dict:
@@ -213,22 +206,14 @@ def unreachable(summary: dict) -> str | None:
     )
 
 
-def stoppable(function) -> bool:
-    """True when a decision-plane function takes the ``stop`` Event."""
-    return "stop" in inspect.signature(function).parameters
-
-
-def request_stop(*, interrupt: bool = False) -> None:
-    """Ask the running inference to stop: set :data:`STOP`; with ``interrupt`` (a decision
-    plane without ``stop`` support) also raise KeyboardInterrupt in the calling (main) thread,
-    which ends its run after the requests in flight."""
+def request_stop() -> None:
+    """Ask the running inference to stop: set :data:`STOP`, which the decision plane checks
+    before each new request (the requests in flight finish and their answers are kept)."""
     STOP.set()
-    if interrupt:
-        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
-def _stop_on_kill(function=None) -> Iterator[None]:
+def _stop_on_kill() -> Iterator[None]:
     """While the block runs, the running task's ``on_kill`` (what Airflow calls when a
     scheduler or ``sandbox run`` gets SIGTERM) calls :func:`request_stop`."""
     task = None
@@ -236,16 +221,10 @@ def _stop_on_kill(function=None) -> Iterator[None]:
         from airflow.sdk import get_current_context
 
         task = get_current_context()["ti"].task
-    interrupt = function is not None and not stoppable(function)
     if task is not None:
-        task.on_kill = functools.partial(request_stop, interrupt=interrupt)
+        task.on_kill = request_stop
     try:
         yield
-    except KeyboardInterrupt:
-        raise SandboxError(
-            "stopped on request: the requests in flight finished and their answers are kept; "
-            "a re-run resumes"
-        ) from None
     finally:
         if task is not None:
             with contextlib.suppress(AttributeError):
@@ -287,7 +266,7 @@ def run_llm_inference(
     from sandbox.decision import run_llm_inference
 
     llm = llm or os.environ.get("SANDBOX_LLM") or None
-    with _failure_policy(), _stop_on_kill(run_llm_inference):
+    with _failure_policy(), _stop_on_kill():
         ceiling, mode = infer_settings(max_cost_usd, mode)
         day = parse_date(ds)
         common = {"llm": llm, "model": model, "mode": mode, "progress": False}
@@ -331,7 +310,7 @@ def collect_batch(ds: str, ti, params: dict | None = None):
     previous = _xcom(ti, "run_llm_inference") or {}
     if previous.get("status") != "waiting":
         return PokeReturnValue(is_done=True, xcom_value=previous)
-    with _failure_policy(), _stop_on_kill(run_llm_inference):
+    with _failure_policy(), _stop_on_kill():
         ceiling, _ = infer_settings(params.get("max_cost_usd"), "batch")
         if ceiling is not None:
             ceiling = max(0.0, ceiling - float(previous.get("cost_usd") or 0.0))

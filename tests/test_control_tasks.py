@@ -567,6 +567,11 @@ def test_sandbox_run_exits_like_sandbox_infer(status: str, code: int) -> None:
                       "cost_usd": 0.0, "rows_pending": 0, "detail": "why"}  # fmt: skip
     assert (report.status, report.exit_code) == (status, code)
     assert f"results 2026-11-01: {status}: 1 recommendations published" in report.render()
+    assert "1 LLM requests, cost $0.0000 (why)" in report.render()  # llm unknown: no label
+    report.inference = {"llm": "mock"}
+    assert "cost $0.0000 (simulated: offline fake at list prices) (why)" in report.render()
+    report.inference = {"llm": "anthropic"}
+    assert "cost $0.0000 (why)" in report.render()
     assert _report("failed").exit_code == 1  # no results row: the task states decide
 
 

@@ -174,11 +174,15 @@ class RunReport:
                 + ", ".join(f"{name} {count:,}" for name, count in b["rows"].items())
             )
         if self.results:
+            from sandbox.decision.summary import SIMULATED_COST
+
             r = self.results
+            offline = (self.inference or {}).get("llm") == "mock"
             lines.append(
                 f"results {self.execution_date}: {r['status']}: {r['rows_written']} recommendations"
                 f" published, {r['failures']} failed, {r.get('rows_pending') or 0} pending,"
-                f" {r['llm_requests']} LLM requests, ${r['cost_usd']:.4f}"
+                f" {r['llm_requests']} LLM requests, cost ${r['cost_usd']:.4f}"
+                + (f" ({SIMULATED_COST})" if offline else "")
                 + (f" ({r['detail']})" if r.get("detail") else "")
             )
             if self.drift:

@@ -16,7 +16,7 @@ def register(subparsers) -> argparse.ArgumentParser:
             "Run dbt_production and ai_recommendation_pipeline with Airflow's dag.test() for "
             "each date and print each task's state and the results. Exit 0 when every date "
             "succeeded, 3 when rows failed or the budget stopped inference (what was answered "
-            "is published), 1 when a task failed or the gate blocked inference, 2 for "
+            "is published) or the drift watch flagged a date, 1 when a task failed or the gate blocked inference, 2 for "
             "something to fix first. SIGTERM or Ctrl-C stops it cleanly (no new LLM request; "
             "exit 128 + the signal number). Each task's log is in .airflow/logs/dag_id=.../ "
             "(readable in the Airflow UI), and all of them in .airflow/logs/sandbox-run.log."

@@ -1,6 +1,6 @@
 """Run every benchmark and write bench/RESULTS.md (what `make bench` runs).
 
-    .venv/bin/python bench/run_all.py            # full: 100k and 1M users, ~10 minutes
+    .venv/bin/python bench/run_all.py            # full: 100k and 1M users, ~11 minutes
     .venv/bin/python bench/run_all.py --quick    # smoke: small sizes, no RESULTS.md
     .venv/bin/python bench/run_all.py --only e2e # re-run one, keep the others' last results
 
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_data  # noqa: E402
 import bench_decision  # noqa: E402
 import bench_e2e  # noqa: E402
+import bench_evals  # noqa: E402
 import bench_projection  # noqa: E402
 from common import RESULTS, ROOT, load, load_average, machine, markdown, measured, report  # noqa: E402
 
@@ -98,7 +99,16 @@ users, while the planes do.
 """
 
 
-KEYS = ("data", "decision", "projection", "e2e")
+EVALS_NOTES = """
+*First ever* builds the golden summaries with dbt from nothing (a fresh clone: dbt parses the
+project too); *cold* builds them again as after a change to a model or a golden file (dbt
+reuses its parse); *warm* reads them from the cache. 100 cases = the shipped ones plus copies
+under new ids. The drift check is one grouped scan of the date and its 7-day window in
+`decision.recommendations_staging`.
+"""
+
+
+KEYS = ("data", "decision", "projection", "e2e", "evals")
 
 
 def main() -> None:
@@ -109,8 +119,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default=",".join(KEYS),
-        help="comma-separated benchmarks to run (data, decision, projection, e2e); the others "
-        "are read from their last full run in bench/out (default: all)",
+        help="comma-separated benchmarks to run (data, decision, projection, e2e, evals); "
+        "the others are read from their last full run in bench/out (default: all)",
     )
     args = parser.parse_args()
     only = {k.strip() for k in args.only.split(",") if k.strip()}
@@ -125,6 +135,7 @@ def main() -> None:
             decision = bench_decision.run(quick=True)
             projection, projection_notes = bench_projection.run(quick=True)
             e2e = bench_e2e.run(quick=True, out=out, reuse=(out / "wh-2k", out / "raw-2000"))
+            evals = bench_evals.run(quick=True, out=out)
     else:
         if "data" in only:
             data, data_notes = bench_data.run()
@@ -138,12 +149,14 @@ def main() -> None:
             projection, saved = load("projection")
             projection_notes = saved.get("notes", "")
         e2e = bench_e2e.run() if "e2e" in only else load("e2e")[0]
+        evals = bench_evals.run() if "evals" in only else load("evals")[0]
     when = {key: "" if args.quick else measured(key) for key in KEYS}
     sections = [
         (bench_data.AREA, data, DATA_NOTES + "\n" + data_notes, when["data"]),
         (bench_decision.AREA, decision, DECISION_NOTES, when["decision"]),
         ("Projection: 1,000,000 users", projection, projection_notes, when["projection"]),
         (bench_e2e.AREA, e2e, E2E_NOTES, when["e2e"]),
+        (bench_evals.AREA, evals, EVALS_NOTES, when["evals"]),
     ]
     for title, measurements, _, _ in sections:
         report(title, measurements)

@@ -5,26 +5,27 @@ Runs daily at 02:00 UTC (`ds` = that day = the as-of date), after `dbt_productio
 
 1. `wait_for_dbt_completion`: an ExternalTaskSensor on `dbt_production.dbt_run` for the
    **same logical date**; it passes when the latest run of that task succeeded, i.e. every
-   dbt test passed. Reschedule mode frees the worker slot between pokes (`SANDBOX_SENSOR_TIMEOUT_S` /
-   `SANDBOX_SENSOR_POKE_S`, 1 h / 1 min). On a timeout nothing below runs: *no LLM request
-   is made on untested data*.
+   dbt test passed (reschedule mode; `SANDBOX_SENSOR_TIMEOUT_S` / `SANDBOX_SENSOR_POKE_S`, 1 h /
+   1 min). On a timeout nothing below runs: *no LLM request is made on untested data*.
 2. `prepare_features`: freezes the mart rows for the date into `decision.inference_inputs`.
-3. `run_llm_inference`: the LLM answers the pending rows only (a rerun sends nothing for rows
-   already answered). When the API cannot be reached it fails at once, naming the cause.
-4. `wait_for_batch`: in batch mode, waits for the Message Batch in reschedule mode (no worker
-   slot held; the batch id is stored in `decision.batch_jobs`, so it survives a restart).
-   `SANDBOX_BATCH_POKE_S` / `SANDBOX_BATCH_TIMEOUT_S` (5 min / 25 h). Realtime: passes at once.
+3. `run_llm_inference`: answers the pending rows only (a rerun sends nothing for rows already
+   answered); when the API cannot be reached it fails at once, naming the cause.
+4. `wait_for_batch`: batch mode waits for the Message Batch (reschedule mode; its id is in
+   `decision.batch_jobs`, so it survives a restart; `SANDBOX_BATCH_POKE_S` /
+   `SANDBOX_BATCH_TIMEOUT_S`, 5 min / 25 h). Realtime: passes at once.
 5. `write_results`: idempotent upsert into `marts.user_recommendations`; then the task fails
    (no retry) if rows failed, the budget stopped the run, or nothing was published.
+6. `check_drift` (beside `write_results`): the drift watch compares the answers with the 7 days
+   before (`drift.toml`); verdict in its log, XCom and `ops.pipeline_runs.drift_status`. On
+   `drift` it fails (no retry): the run is red, no answer is withheld.
 
 Callbacks write one row per run to `ops.pipeline_runs`: `success`, `partial`, `budget`,
-`gate_blocked` or `failed`, with counts and cost.
+`gate_blocked` or `failed`, with counts and cost (a drift verdict never changes it).
 
 **Params** (empty = default): `llm` (`SANDBOX_LLM`, else `mock`), `mode` (`SANDBOX_INFER_MODE`,
 else `realtime`), `max_cost_usd` (`SANDBOX_MAX_COST_USD`, else no ceiling), `model`, `batch_size`.
 
-**Retries.** 3, after `SANDBOX_RETRY_DELAY_S` (5 min), for what a retry can fix (a busy
-warehouse, a crashed worker); a cause a retry cannot fix fails at once.
+**Retries.** 3, after `SANDBOX_RETRY_DELAY_S` (5 min), for a busy warehouse or a crashed worker.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from datetime import timedelta
 import pendulum
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.providers.standard.sensors.python import PythonSensor
-from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
 
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
 SENSOR_TIMEOUT_S = float(os.environ.get("SANDBOX_SENSOR_TIMEOUT_S", "3600"))
@@ -63,20 +64,17 @@ class LatestRunSensor(ExternalTaskSensor):
 def record_success(context) -> None:
     """Callback after write_results: write the run's summary to ops.pipeline_runs."""
     from sandbox.control.tasks import record_pipeline_run
-
     record_pipeline_run(context, succeeded=True)
 
 
 def record_failure(context) -> None:
     """Callback when a task fails for good: record the run as not successful, and why."""
     from sandbox.control.tasks import record_pipeline_run
-
     record_pipeline_run(context, succeeded=False)
 
 
 def collect_batch(ds, ti, params):
     from sandbox.control.tasks import collect_batch
-
     return collect_batch(ds, ti, params)
 
 
@@ -130,7 +128,13 @@ def ai_recommendation_pipeline():
 
         return write_results(ds)
 
-    wait_for_dbt >> prepare_features() >> run_llm_inference() >> wait_for_batch >> write_results()
+    @task
+    def check_drift(ds: str | None = None, run_id: str | None = None) -> dict:
+        from sandbox.control.tasks import check_drift
+        return check_drift(ds, run_id)
+
+    chain(wait_for_dbt, prepare_features(), run_llm_inference(), wait_for_batch,
+          [write_results(), check_drift()])  # fmt: skip
 
 
 ai_recommendation_pipeline()

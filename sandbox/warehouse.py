@@ -152,6 +152,8 @@ DDL: dict[str, str] = {
             rows_done bigint,
             rows_pending bigint,
             detail varchar,
+            drift_status varchar,
+            drift_detail varchar,
             primary key (execution_date, dag_run_id)
         )""",
 }

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sandbox"
 FORBIDDEN = {
     "data": ("sandbox.decision", "sandbox.control", "anthropic", "httpx2", "airflow"),
     "decision": ("sandbox.data", "sandbox.control", "dbt", "airflow"),
+    "evals": ("sandbox.control", "airflow"),
 }
 
 

@@ -29,6 +29,7 @@ AI_TASKS = (
     "run_llm_inference",
     "wait_for_batch",
     "write_results",
+    "check_drift",
 )
 
 
@@ -120,7 +121,7 @@ def test_failed_gate_blocks_inference(
     assert task_states(airflow_home, "dbt_production") == {"dbt_run": "failed"}
     ai = task_states(airflow_home, "ai_recommendation_pipeline")
     assert ai["wait_for_dbt_completion"] == "failed"  # the sensor timed out
-    assert [ai[t] for t in AI_TASKS[1:]] == ["upstream_failed"] * 4  # never ran
+    assert [ai[t] for t in AI_TASKS[1:]] == ["upstream_failed"] * 5  # never ran
     assert _requests(log) == 0
     with connect(read_only=True) as con:
         if table_exists(con, "decision.llm_calls"):

@@ -123,6 +123,7 @@ def test_tasks_pass_the_logical_date_and_params(planes, monkeypatch) -> None:
                 "progress": False,
                 "batch_size": 7,
                 "max_cost_usd": None,
+                "stop": tasks.STOP,
             },
         ),
         ("write", DAY),
@@ -252,6 +253,76 @@ def test_an_old_warehouse_gets_the_new_columns() -> None:
     assert _runs() == [("r1", "success", 10, 0, 12, 0.5, 10, 0)]
 
 
+def _drift(run_id: str) -> tuple:
+    with connect(read_only=True) as con:
+        return con.execute(
+            "select status, drift_status, drift_detail from ops.pipeline_runs where dag_run_id = ?",
+            [run_id],
+        ).fetchone()
+
+
+def _history(last: date, churn_share: float | None = None) -> None:
+    """Three ordinary days before ``last``, then ``last``: ordinary, or with ``churn_share``
+    of its users in churn_risk."""
+    from datetime import timedelta
+
+    from tests.test_decision_drift import NORMAL, add_day
+
+    for back in (3, 2, 1):
+        add_day(last - timedelta(days=back), NORMAL)
+    if churn_share is None:
+        add_day(last, NORMAL)
+        return
+    rest = (1 - churn_share) / 3
+    add_day(last, {"churn_risk": (churn_share, 0.9), "feature_discovery": (rest, 0.6),
+                   "re_engagement": (rest, 0.7), "upgrade_prompt": (rest, 0.75)})  # fmt: skip
+
+
+def test_drift_flags_the_run_keeps_its_status_and_fails_the_watch(in_task, fail_exception):
+    _history(DAY, churn_share=0.95)  # the stale-data day: nearly everyone looks gone
+    ok = {"run_llm_inference": _summary(), "write_results": 10}
+    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
+    with pytest.raises(fail_exception, match=r"drift watch: 2026-11-01: drift against .*churn_risk"):
+        tasks.check_drift("2026-11-01", "r1")
+    record = in_task.pushed["drift"]
+    assert record["status"] == "drift" and record["type_mix"]["churn_risk"] > 0.9
+    assert "drift watch" in in_task.pushed["error"]  # what sandbox run and the UI show
+    status, drift, detail = _drift("r1")
+    assert (status, drift) == ("success", "drift")  # the rows' status stands, the run is flagged
+    assert detail == record["message"] and "kept" in detail
+    # the watch's failure callback keeps the row's status
+    failed = _context("r1", "check_drift", {("check_drift", "drift"): record},
+                      SandboxError("drift watch: ..."))  # fmt: skip
+    assert tasks.record_pipeline_run(failed, succeeded=False) == "success"
+    assert _drift("r1")[:2] == ("success", "drift")
+    # a later write of the row (a callback that ran after the watch) keeps the verdict
+    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
+    assert _drift("r1")[:2] == ("success", "drift")
+
+
+def test_a_verdict_before_the_row_exists_is_written_with_the_row(in_task) -> None:
+    _history(DAY)  # an ordinary day
+    record = tasks.check_drift("2026-11-01", "r2")  # the row is not there yet: no error
+    assert record["status"] == "ok" and in_task.pushed["drift"] == record
+    xcoms = {"run_llm_inference": _summary(), "write_results": 10, ("check_drift", "drift"): record}
+    tasks.record_pipeline_run(_context("r2", "write_results", xcoms), succeeded=True)
+    assert _drift("r2") == ("success", "ok", record["message"])
+
+
+def test_a_watch_that_cannot_judge_says_so_in_the_row(in_task) -> None:
+    ok = {"run_llm_inference": _summary(), "write_results": 10}
+    tasks.record_pipeline_run(_context("r3", "write_results", ok), succeeded=True)
+    assert tasks.check_drift("2026-11-01", "r3")["status"] == "insufficient_history"
+    assert _drift("r3")[1] == "insufficient_history"
+    broken = _context("r4", "write_results", ok)
+    tasks.record_pipeline_run(broken, succeeded=True)
+    crashed = _context("r4", "check_drift", {}, SandboxError("cannot read the drift thresholds"))
+    assert tasks.record_pipeline_run(crashed, succeeded=False) == "success"
+    assert _drift("r4") == (
+        "success", "error", "the drift watch did not run: cannot read the drift thresholds"
+    )  # fmt: skip
+
+
 @pytest.fixture
 def in_task(monkeypatch, airflow_home_session):
     """Make ``get_current_context()`` return a fake task instance (as inside a running task)."""
@@ -319,27 +390,18 @@ def test_on_kill_stops_inference_and_fails_the_task(planes, in_task, fail_except
     assert not hasattr(in_task.task, "on_kill")  # the hook does not outlive the task
 
 
-def test_on_kill_interrupts_a_decision_plane_without_stop(planes, in_task, fail_exception):
-    def old(d, *, llm=None, mode="realtime", progress=True, batch_size=None, max_cost_usd=None):
-        planes.calls.append("sent")
-        in_task.task.on_kill()  # SIGTERM arrives while the old engine runs
-        planes.calls.append("sent after the signal")  # never reached
-        return {"status": "ok", "done": 1}
+def test_every_call_of_the_decision_plane_gets_the_stop_event(planes, in_task, monkeypatch):
+    seen = []
 
-    planes.decision.run_llm_inference = old
-    with pytest.raises(fail_exception, match="stopped on request: the requests in flight"):
-        tasks.run_llm_inference("2026-11-01")
-    assert planes.calls == ["sent"] and tasks.STOP.is_set()
+    def record(d, *, stop, **kw):  # stop is required: a call without it fails here
+        seen.append(stop)
+        return {"status": "waiting" if kw.get("mode") == "batch" else "ok", "done": 1}
 
-
-def test_stop_is_passed_only_to_a_decision_plane_that_takes_it(planes, in_task) -> None:
-    def old(d, *, llm=None, mode="realtime", progress=True, batch_size=None, max_cost_usd=None):
-        planes.calls.append(("old", mode))
-        return {"status": "ok", "done": 1}
-
-    planes.decision.run_llm_inference = old
-    assert tasks.run_llm_inference("2026-11-01")["done"] == 1
-    assert planes.calls == [("old", "realtime")]
+    planes.decision.run_llm_inference = record
+    tasks.run_llm_inference("2026-11-01")
+    tasks.run_llm_inference("2026-11-01", llm="anthropic")  # the probe and the rest
+    tasks.run_llm_inference("2026-11-01", mode="batch")
+    assert seen == [tasks.STOP] * 4
 
 
 def test_budget_and_mode_come_from_params_else_the_environment(monkeypatch) -> None:
@@ -505,4 +567,28 @@ def test_sandbox_run_exits_like_sandbox_infer(status: str, code: int) -> None:
                       "cost_usd": 0.0, "rows_pending": 0, "detail": "why"}  # fmt: skip
     assert (report.status, report.exit_code) == (status, code)
     assert f"results 2026-11-01: {status}: 1 recommendations published" in report.render()
+    assert "1 LLM requests, cost $0.0000 (why)" in report.render()  # llm unknown: no label
+    report.inference = {"llm": "mock"}
+    assert "cost $0.0000 (simulated: offline fake at list prices) (why)" in report.render()
+    report.inference = {"llm": "anthropic"}
+    assert "cost $0.0000 (why)" in report.render()
     assert _report("failed").exit_code == 1  # no results row: the task states decide
+
+
+@pytest.mark.parametrize(
+    ("drift", "code"),
+    [(None, 0), ("ok", 0), ("insufficient_history", 0), ("drift", 3), ("error", 3)],
+)
+def test_sandbox_run_shows_the_drift_verdict(drift: str | None, code: int) -> None:
+    report = _report()
+    report.errors["check_drift"] = "drift watch: 2026-11-01: drift against ..."
+    report.results = {"status": "success", "rows_written": 1, "failures": 0, "llm_requests": 1,
+                      "cost_usd": 0.0, "rows_pending": 0, "detail": "", "drift_status": drift,
+                      "drift_detail": "2026-11-01: the message"}  # fmt: skip
+    assert (report.status, report.drift, report.exit_code) == ("success", drift, code)
+    text = report.render()
+    if drift is None:
+        assert "drift watch" not in text.replace("check_drift failed: drift watch", "")
+    else:
+        assert f"drift watch 2026-11-01: {drift.upper()}: 2026-11-01: the message" in text
+        assert "check_drift failed" not in text  # said once, by the drift line

@@ -19,6 +19,7 @@ AI_TASKS = [
     "run_llm_inference",
     "wait_for_batch",
     "write_results",
+    "check_drift",
 ]
 
 
@@ -58,8 +59,13 @@ def test_dagbag_imports_both_dags_without_errors_or_deprecations(dagbag) -> None
 def test_ai_pipeline_order_schedule_and_retries(dagbag) -> None:
     dag = dagbag.dags["ai_recommendation_pipeline"]
     assert [t.task_id for t in dag.topological_sort()] == AI_TASKS
-    for upstream, downstream in zip(AI_TASKS, AI_TASKS[1:], strict=False):
+    for upstream, downstream in zip(AI_TASKS[:3], AI_TASKS[1:4], strict=True):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
+    # the drift watch runs beside write_results: a partial run is judged too, and a drift
+    # verdict never keeps the answers from being published
+    assert dag.get_task("wait_for_batch").downstream_task_ids == {"write_results", "check_drift"}
+    assert dag.get_task("write_results").downstream_task_ids == set()
+    assert dag.get_task("check_drift").downstream_task_ids == set()
     assert dag.timetable.expression == "0 2 * * *" and str(dag.timetable.timezone) == "UTC"
     assert type(dag.timetable).__name__ == "CronTriggerTimetable"
     assert dag.catchup is False

@@ -29,7 +29,10 @@ def add_day(day: date, mix: dict[str, tuple[float, float]], rows: int = 400) -> 
             n = round(rows * share)
             con.execute(
                 """
-                insert into decision.recommendations_staging
+                insert into decision.recommendations_staging (execution_date, user_id,
+                    recommendation_type, recommendation_text, confidence_score, reasoning,
+                    model, prompt_version, mode, escalated, input_tokens, output_tokens,
+                    cost_usd, input_sha, run_id, created_at)
                 select ?, 'u' || (i + ?), ?, 'text', ?, 'why', 'm', 'pv', 'realtime', false,
                        1, 1, 0.0, 'sha', 'run', now()::timestamp
                 from range(?) t(i)

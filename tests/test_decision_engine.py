@@ -95,6 +95,25 @@ def test_every_row_is_done_and_high_stakes_answers_are_escalated(mart, requests_
     )
     assert summary.cost_usd == pytest.approx(sum(v[3] for v in staged.values()))
     assert "40 done" in summary.render()
+    assert f"cost ${summary.cost_usd:.4f} (simulated: offline fake at list prices" in summary.render()
+
+
+def test_only_an_offline_cost_is_labelled_simulated() -> None:
+    from datetime import date
+
+    from sandbox.decision.summary import InferenceSummary
+
+    def line(llm: str, estimate: float | None) -> str:
+        summary = InferenceSummary(date(2026, 11, 1), llm, "realtime", "m", None, "v1", "r",
+                                   cost_usd=0.4527, estimated_cost_usd=estimate)  # fmt: skip
+        return next(x for x in summary.render().splitlines() if "cost $" in x)
+
+    assert line("mock", None).endswith("cost $0.4527 (simulated: offline fake at list prices)")
+    assert line("mock", 0.5).endswith(
+        "cost $0.4527 (simulated: offline fake at list prices; estimated $0.5000)"
+    )
+    assert line("anthropic", None).endswith("cost $0.4527")
+    assert line("anthropic", 0.5).endswith("cost $0.4527 (estimated $0.5000)")
 
 
 def test_a_rerun_sends_zero_requests(mart, requests_log) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from datetime import date, datetime
@@ -158,6 +159,11 @@ def test_offline_eval_uses_the_decision_plane(golden, monkeypatch, tmp_path: Pat
     assert len(log.read_text().splitlines()) == len(golden)  # one request per case
     assert 0.9 < run.scores.agreement <= 1.0 and run.scores.invalid_rate == 0.0
     assert run.scores.cost_per_row_usd > 0 and run.scores.tokens_per_row > 0
+    assert f"(total ${run.scores.cost_usd:.4f}, simulated: offline fake at list prices)" in (
+        run.render()
+    )
+    live = dataclasses.replace(run, llm="anthropic").render()
+    assert f"(total ${run.scores.cost_usd:.4f}, list price)" in live and "simulated" not in live
     wrong = {r.case for r in run.results if not r.agrees}
     assert wrong <= {
         "power_free_broad_use_below_threshold",

@@ -16,7 +16,7 @@ def register(subparsers) -> argparse.ArgumentParser:
             "Run dbt_production and ai_recommendation_pipeline with Airflow's dag.test() for "
             "each date and print each task's state and the results. Exit 0 when every date "
             "succeeded, 3 when rows failed or the budget stopped inference (what was answered "
-            "is published), 1 when a task failed or the gate blocked inference, 2 for "
+            "is published) or the drift watch flagged a date, 1 when a task failed or the gate blocked inference, 2 for "
             "something to fix first. SIGTERM or Ctrl-C stops it cleanly (no new LLM request; "
             "exit 128 + the signal number). Each task's log is in .airflow/logs/dag_id=.../ "
             "(readable in the Airflow UI), and all of them in .airflow/logs/sandbox-run.log."
@@ -63,7 +63,7 @@ def dates_from(args: argparse.Namespace) -> list:
 
 def handler(args: argparse.Namespace) -> int:
     """Run the pipeline for the requested dates; the exit status says how the worst date ended
-    (0 success, 3 partial or budget, 1 failed or gate blocked; 128 + N on signal N)."""
+    (0 success, 3 partial, budget or drift, 1 failed or gate blocked; 128 + N on signal N)."""
     import sys
 
     from sandbox.config import warehouse_path
@@ -93,8 +93,15 @@ def handler(args: argparse.Namespace) -> int:
     print(f"Airflow task logs: {log_dir()} (one file per task attempt; all in sandbox-run.log)")
     code = max(r.exit_code for r in reports)
     not_ok = [f"{r.execution_date} {r.status}" for r in reports if r.status != "success"]
+    drifted = [str(r.execution_date) for r in reports if r.exit_code == 3 and r.status == "success"]
+    if drifted:
+        print(f"DRIFT: {', '.join(drifted)}: the answers are published, but the drift watch "
+              "flagged them (ops.pipeline_runs.drift_status, drift_detail): check the "
+              "date's inputs before trusting them.")  # fmt: skip
     if code == 0:
         print(f"all tasks succeeded for {len(reports)} date(s).")
+    elif code == 3 and not not_ok:
+        pass  # only the drift watch flagged dates: said above
     elif code == 3:
         print(f"INCOMPLETE: {', '.join(not_ok)}: what was answered is published; run again "
               "to retry the failed rows (see the table(s) above).")  # fmt: skip

@@ -45,7 +45,10 @@ AI_DAG = "ai_recommendation_pipeline"
 DBT_TASK = "dbt_run"
 SENSOR_TASK = "wait_for_dbt_completion"
 BATCH_TASK = "wait_for_batch"
-AI_TASKS = (SENSOR_TASK, "prepare_features", "run_llm_inference", BATCH_TASK, "write_results")
+DRIFT_TASK = "check_drift"
+AI_TASKS = (
+    SENSOR_TASK, "prepare_features", "run_llm_inference", BATCH_TASK, "write_results", DRIFT_TASK
+)  # fmt: skip
 LLM_CHOICES = ("mock", "anthropic")
 RUN_HOUR_UTC = 2
 
@@ -56,7 +59,8 @@ LOCAL_WAITS = {
     "SANDBOX_BATCH_POKE_S": "1",
 }
 EXIT_CODES = {"success": 0, "partial": 3, "budget": 3, "gate_blocked": 1, "failed": 1}
-"""``sandbox run``'s exit status per run status (the worst date wins), as ``sandbox infer``."""
+"""``sandbox run``'s exit status per run status (the worst date wins), as ``sandbox infer``;
+a successful run the drift watch flagged exits 3 too (published, but look before trusting)."""
 
 
 class Interrupted(SandboxError):
@@ -109,9 +113,16 @@ class RunReport:
         return "success" if self.ok else "failed"
 
     @property
+    def drift(self) -> str | None:
+        """The drift watch's verdict in ``ops.pipeline_runs`` (``ok``, ``drift``,
+        ``insufficient_history``, ``error``), None when it did not run."""
+        return (self.results or {}).get("drift_status")
+
+    @property
     def exit_code(self) -> int:
-        """0 success, 3 partial or budget, 1 gate blocked or failed."""
-        return EXIT_CODES.get(self.status, 1)
+        """0 success, 3 partial, budget or drift, 1 gate blocked or failed."""
+        code = EXIT_CODES.get(self.status, 1)
+        return 3 if code == 0 and self.drift not in (None, "ok", "insufficient_history") else code
 
     @property
     def gate_blocked(self) -> bool:
@@ -152,7 +163,8 @@ class RunReport:
             if self.state(AI_DAG, "run_llm_inference") in (None, "upstream_failed", "skipped"):
                 lines.append("no LLM request was made for this date.")
         for task_id, message in self.errors.items():
-            if task_id != DBT_TASK:  # the gate message above already says why dbt_run failed
+            # the gate message above says why dbt_run failed, the drift line below the watch's
+            if task_id not in (DBT_TASK, DRIFT_TASK) or not self.drift:
                 lines.append(f"{task_id} failed: {message.splitlines()[0]}")
         if self.build and self.build.get("rows"):
             b = self.build
@@ -162,13 +174,20 @@ class RunReport:
                 + ", ".join(f"{name} {count:,}" for name, count in b["rows"].items())
             )
         if self.results:
+            from sandbox.decision.summary import SIMULATED_COST
+
             r = self.results
+            offline = (self.inference or {}).get("llm") == "mock"
             lines.append(
                 f"results {self.execution_date}: {r['status']}: {r['rows_written']} recommendations"
                 f" published, {r['failures']} failed, {r.get('rows_pending') or 0} pending,"
-                f" {r['llm_requests']} LLM requests, ${r['cost_usd']:.4f}"
+                f" {r['llm_requests']} LLM requests, cost ${r['cost_usd']:.4f}"
+                + (f" ({SIMULATED_COST})" if offline else "")
                 + (f" ({r['detail']})" if r.get("detail") else "")
             )
+            if self.drift:
+                lines.append(f"drift watch {self.execution_date}: {self.drift.upper()}: "
+                             f"{r.get('drift_detail') or ''}".rstrip())  # fmt: skip
         inference = self.inference or {}
         if inference.get("status", "ok") != "ok":
             lines.append(f"inference status: {inference['status']}")
@@ -375,18 +394,16 @@ def _recorded_like_the_scheduler(run_log: Path, stopping) -> Iterator[None]:
 @contextlib.contextmanager
 def _stop_on_signals(received: list[int]) -> Iterator[None]:
     """SIGTERM and SIGINT set :data:`sandbox.control.tasks.STOP` (no new LLM request, no new
-    task) and are remembered in ``received``. A decision plane without ``stop`` support gets a
-    KeyboardInterrupt instead, which ends its run after the requests in flight. (While a task
-    runs, Airflow's task runner handles SIGTERM itself and calls the task's ``on_kill``,
-    which does the same: see :func:`sandbox.control.tasks.request_stop`.)"""
-    from sandbox.control.tasks import request_stop, stoppable
-    from sandbox.decision import run_llm_inference
-
-    interrupt = not stoppable(run_llm_inference)
+    task) and are remembered in ``received``; a second signal raises KeyboardInterrupt (stop
+    now). (While a task runs, Airflow's task runner handles SIGTERM itself and calls the
+    task's ``on_kill``, which does the same: see :func:`sandbox.control.tasks.request_stop`.)"""
+    from sandbox.control.tasks import request_stop
 
     def handle(signum, frame) -> None:
         received.append(signum)
-        request_stop(interrupt=interrupt or len(received) > 1)  # a second signal: stop now
+        request_stop()
+        if len(received) > 1:
+            raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -12,6 +12,10 @@ data or decision plane. What it adds is control-plane policy:
 - inference that did not finish cleanly (rows failed, the budget stopped it, the API was
   unreachable, a signal stopped it) fails the run, after publishing what was answered, so
   neither the UI nor ``ops.pipeline_runs`` calls it a success (:func:`run_outcome`);
+- the drift watch (:func:`check_drift`, after inference) flags a date whose answers look unlike
+  the days before in ``ops.pipeline_runs.drift_status`` and fails its own task, so the DAG
+  run shows red, while the answers stay published and ``status`` keeps saying what happened
+  to the rows;
 - a stop request (SIGTERM from a scheduler via ``on_kill``, or Ctrl-C in ``sandbox run``) sets
   :data:`STOP`, which the decision plane checks before each new request.
 
@@ -22,8 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import inspect
 import os
 import threading
 from collections.abc import Iterator
@@ -36,6 +38,8 @@ GATE_XCOM_KEY = "gate_failures"
 ERROR_XCOM_KEY = "error"
 SUMMARY_XCOM_KEY = "summary"
 WRITTEN_XCOM_KEY = "written"
+DRIFT_XCOM_KEY = "drift"
+DRIFT_TASK = "check_drift"
 STATUSES = ("success", "partial", "budget", "gate_blocked", "failed")
 """What ``ops.pipeline_runs.status`` can say about one run of the AI pipeline."""
 MODES = ("realtime", "batch")
@@ -166,14 +170,9 @@ def infer_settings(
 
 
 def _call(function, day: date, **kwargs) -> dict:
-    """Call a decision-plane function with the keywords it names (``stop`` only when it takes
-    it: older versions do not)."""
-    accepted = inspect.signature(function).parameters
-    if "stop" in accepted:
-        kwargs["stop"] = STOP
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-    return _jsonable(function(day, **kwargs))
+    """Call a decision-plane function with :data:`STOP` as its ``stop`` event; return its
+    result as a JSON-friendly dict."""
+    return _jsonable(function(day, stop=STOP, **kwargs))
 
 
 def merge_summaries(first: dict | None, then: dict) -> dict:
@@ -207,22 +206,14 @@ def unreachable(summary: dict) -> str | None:
     )
 
 
-def stoppable(function) -> bool:
-    """True when a decision-plane function takes the ``stop`` Event."""
-    return "stop" in inspect.signature(function).parameters
-
-
-def request_stop(*, interrupt: bool = False) -> None:
-    """Ask the running inference to stop: set :data:`STOP`; with ``interrupt`` (a decision
-    plane without ``stop`` support) also raise KeyboardInterrupt in the calling (main) thread,
-    which ends its run after the requests in flight."""
+def request_stop() -> None:
+    """Ask the running inference to stop: set :data:`STOP`, which the decision plane checks
+    before each new request (the requests in flight finish and their answers are kept)."""
     STOP.set()
-    if interrupt:
-        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
-def _stop_on_kill(function=None) -> Iterator[None]:
+def _stop_on_kill() -> Iterator[None]:
     """While the block runs, the running task's ``on_kill`` (what Airflow calls when a
     scheduler or ``sandbox run`` gets SIGTERM) calls :func:`request_stop`."""
     task = None
@@ -230,16 +221,10 @@ def _stop_on_kill(function=None) -> Iterator[None]:
         from airflow.sdk import get_current_context
 
         task = get_current_context()["ti"].task
-    interrupt = function is not None and not stoppable(function)
     if task is not None:
-        task.on_kill = functools.partial(request_stop, interrupt=interrupt)
+        task.on_kill = request_stop
     try:
         yield
-    except KeyboardInterrupt:
-        raise SandboxError(
-            "stopped on request: the requests in flight finished and their answers are kept; "
-            "a re-run resumes"
-        ) from None
     finally:
         if task is not None:
             with contextlib.suppress(AttributeError):
@@ -281,7 +266,7 @@ def run_llm_inference(
     from sandbox.decision import run_llm_inference
 
     llm = llm or os.environ.get("SANDBOX_LLM") or None
-    with _failure_policy(), _stop_on_kill(run_llm_inference):
+    with _failure_policy(), _stop_on_kill():
         ceiling, mode = infer_settings(max_cost_usd, mode)
         day = parse_date(ds)
         common = {"llm": llm, "model": model, "mode": mode, "progress": False}
@@ -325,7 +310,7 @@ def collect_batch(ds: str, ti, params: dict | None = None):
     previous = _xcom(ti, "run_llm_inference") or {}
     if previous.get("status") != "waiting":
         return PokeReturnValue(is_done=True, xcom_value=previous)
-    with _failure_policy(), _stop_on_kill(run_llm_inference):
+    with _failure_policy(), _stop_on_kill():
         ceiling, _ = infer_settings(params.get("max_cost_usd"), "batch")
         if ceiling is not None:
             ceiling = max(0.0, ceiling - float(previous.get("cost_usd") or 0.0))
@@ -429,6 +414,60 @@ def write_results(ds: str) -> int:
     return written
 
 
+def _current_ti():
+    """The running task instance, or None outside a task (a test, a notebook)."""
+    with contextlib.suppress(Exception):
+        from airflow.sdk import get_current_context
+
+        return get_current_context()["ti"]
+    return None
+
+
+def _drift_columns(record: dict | None) -> dict[str, str | None]:
+    """The ``ops.pipeline_runs`` drift columns for a drift report's record (or None)."""
+    if not record:
+        return {}
+    return {"drift_status": record.get("status"), "drift_detail": record.get("message")}
+
+
+def check_drift(ds: str, run_id: str | None = None) -> dict:
+    """The drift watch: compare the answers of ``ds`` with the trailing window and record it.
+
+    Runs :func:`sandbox.decision.drift.check_drift`; the report goes to the task log, to XCom
+    (``drift``, and the return value) and to the run's ``ops.pipeline_runs`` row
+    (``drift_status``: ``ok``, ``drift`` or ``insufficient_history``; ``drift_detail``: the
+    message). On ``drift`` the task then fails without retries, naming what moved, so the DAG
+    run is not green; the answers are neither withheld nor deleted, and ``status`` still says
+    what happened to the rows. Returns the report as a dict.
+    """
+    from sandbox.decision.drift import check_drift as watch
+
+    with _failure_policy():
+        report = watch(parse_date(ds))
+        record = _jsonable(report.as_record())
+        print(f"drift watch: {report.status}: {report.message}", flush=True)
+        _push(DRIFT_XCOM_KEY, record)  # before the row: see record_pipeline_run
+        if run_id is not None:
+            _record_drift(run_id, record)
+        if report.drifted:
+            raise SandboxError(f"drift watch: {report.message}")
+    return record
+
+
+def _record_drift(run_id: str, record: dict) -> None:
+    """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
+    is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
+    from sandbox.warehouse import connect
+
+    columns = _drift_columns(record)
+    with connect() as con:
+        _ensure_runs_table(con)
+        con.execute(
+            "update ops.pipeline_runs set drift_status = ?, drift_detail = ? where dag_run_id = ?",
+            [columns["drift_status"], columns["drift_detail"], run_id],
+        )
+
+
 def _xcom(ti, task_id: str, key: str | None = None) -> Any:
     try:
         if key is None:
@@ -447,6 +486,8 @@ def _ensure_runs_table(con) -> None:
         ("rows_done", "bigint"),
         ("rows_pending", "bigint"),
         ("detail", "varchar"),
+        ("drift_status", "varchar"),
+        ("drift_detail", "varchar"),
     ):
         con.execute(f"alter table ops.pipeline_runs add column if not exists {column} {kind}")
 
@@ -460,7 +501,8 @@ def record_pipeline_run(context, *, succeeded: bool) -> str:
     unreachable, the run was stopped, or nothing was published). Counts come from the
     inference summary (this run's requests and cost: a rerun that sends nothing records 0);
     ``rows_written`` is what ``write_results`` published for the date. ``recorded_at`` is UTC.
-    Returns the status.
+    ``drift_status`` / ``drift_detail`` hold the drift watch's verdict (:func:`check_drift`)
+    once it ran; a drift does not change ``status``. Returns the status.
     """
     from datetime import UTC
 
@@ -468,6 +510,8 @@ def record_pipeline_run(context, *, succeeded: bool) -> str:
 
     ti = context["ti"]
     day = parse_date(context["ds"])
+    if ti.task_id == DRIFT_TASK:  # the watch's own failure: flag the run, keep its status
+        return _record_drift_failure(context)
     summary = final_summary(ti)
     written = (
         _xcom(ti, "write_results") if succeeded else _xcom(ti, "write_results", WRITTEN_XCOM_KEY)
@@ -483,24 +527,46 @@ def record_pipeline_run(context, *, succeeded: bool) -> str:
         status, detail = "failed", f"{ti.task_id} failed"
     if exception is not None and status == "failed":
         detail = f"{ti.task_id}: {str(exception).splitlines()[0] if str(exception) else type(exception).__name__}"
+    row = {
+        "execution_date": day,
+        "dag_run_id": context["run_id"],
+        "status": status,
+        "rows_written": int(written or 0),
+        "failures": int(summary.get("failed") or 0),
+        "llm_requests": int(summary.get("requests") or 0),
+        "cost_usd": float(summary.get("cost_usd") or 0.0),
+        "recorded_at": datetime.now(UTC).replace(tzinfo=None),
+        "rows_done": int(summary.get("done") or 0),
+        "rows_pending": int(summary.get("pending_left") or 0),
+        "detail": detail,
+    }
     with connect() as con:
         _ensure_runs_table(con)
+        # read under the warehouse lock: a verdict pushed before it is in the row; one pushed
+        # after it is written by check_drift's own update, which waits for this lock
+        row.update(_drift_columns(_xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY)))
         con.execute(
-            "insert or replace into ops.pipeline_runs (execution_date, dag_run_id, status,"
-            " rows_written, failures, llm_requests, cost_usd, recorded_at, rows_done,"
-            " rows_pending, detail) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                day,
-                context["run_id"],
-                status,
-                int(written or 0),
-                int(summary.get("failed") or 0),
-                int(summary.get("requests") or 0),
-                float(summary.get("cost_usd") or 0.0),
-                datetime.now(UTC).replace(tzinfo=None),
-                int(summary.get("done") or 0),
-                int(summary.get("pending_left") or 0),
-                detail,
-            ],
+            f"insert or replace into ops.pipeline_runs ({', '.join(row)})"
+            f" values ({', '.join('?' * len(row))})",
+            list(row.values()),
         )
     return status
+
+
+def _record_drift_failure(context) -> str:
+    """``check_drift`` failed: flag the run's row (the drift verdict, or why the watch could
+    not judge) and return the row's status, which stays what the rows made it."""
+    from sandbox.warehouse import connect
+
+    ti = context["ti"]
+    record = _xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
+    if not record:
+        exception = context.get("exception")
+        reason = str(exception).splitlines()[0] if exception and str(exception) else "failed"
+        record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
+    _record_drift(context["run_id"], record)
+    with connect(read_only=True) as con:
+        found = con.execute(
+            "select status from ops.pipeline_runs where dag_run_id = ?", [context["run_id"]]
+        ).fetchone()
+    return found[0] if found else ""

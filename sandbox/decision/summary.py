@@ -13,6 +13,8 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 """Exit codes of an interrupted run: 128 + the signal number, as shells report it."""
 STATUSES = ("ok", "partial", "budget", "waiting", "pending", "interrupted")
+SIMULATED_COST = "simulated: offline fake at list prices"
+"""Said next to every cost an offline (``mock``) run prints: no money was spent."""
 
 
 @dataclass
@@ -80,9 +82,10 @@ class InferenceSummary:
             f" -> {self.escalation_model} for high-stakes" if self.escalation_model else ""
         )
         rate = f", {self.done / self.wall_s:,.0f} rows/s" if self.done and self.wall_s > 0 else ""
-        cost = f"${self.cost_usd:.4f}"
+        notes = [SIMULATED_COST] if self.llm == "mock" else []
         if self.estimated_cost_usd is not None:
-            cost += f" (estimated ${self.estimated_cost_usd:.4f})"
+            notes.append(f"estimated ${self.estimated_cost_usd:.4f}")
+        cost = f"${self.cost_usd:.4f}" + (f" ({'; '.join(notes)})" if notes else "")
         if self.max_cost_usd is not None:
             cost += f", budget ${self.max_cost_usd:g}"
         lines = [

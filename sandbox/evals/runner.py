@@ -39,6 +39,7 @@ from sandbox.decision.prompt import (
     parse_answer,
     prefix_chars,
 )
+from sandbox.decision.summary import SIMULATED_COST
 from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, load_golden
 from sandbox.evals.metrics import CaseResult, Scores, render_table, score
 
@@ -82,8 +83,8 @@ class EvalRun:
             f"  invalid rate   {s.invalid_rate:7.1%}",
             f"  tokens per row {s.tokens_per_row:7.1f}   (in {s.input_tokens:,}, out "
             f"{s.output_tokens:,})",
-            f"  cost per row   ${s.cost_per_row_usd:.6f}   (total ${s.cost_usd:.4f}, list price"
-            f"{'; offline: no money spent' if self.llm == 'mock' else ''})",
+            f"  cost per row   ${s.cost_per_row_usd:.6f}   (total ${s.cost_usd:.4f}, "
+            f"{SIMULATED_COST if self.llm == 'mock' else 'list price'})",
             "",
             render_table(s),
         ]

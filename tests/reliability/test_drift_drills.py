@@ -3,7 +3,9 @@
 - the shipped 3-day backfill (2026-10-30..2026-11-01) raises no alarm;
 - a stale-data day (the raw events stopped a month before the date) turns most users into
   ``churn_risk`` and is caught;
-- a change to the context string that flips one type into another is caught.
+- a change to the context string that flips one type into another is caught;
+- through ``sandbox run`` (Airflow's ``check_drift`` task), the stale day is flagged in
+  ``ops.pipeline_runs`` and its answers are still published.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from sandbox.config import DEFAULT_RAW_DIR, ROOT
 from sandbox.data import build
 from sandbox.decision import infer
 from sandbox.decision.drift import check_drift
+from sandbox.warehouse import connect
+from tests.control_fixtures import (  # noqa: F401  (fixtures)
+    airflow_home_fixture,
+    migrated_home_fixture,
+    sandbox_run,
+    task_states,
+)
 
 pytestmark = pytest.mark.slow  # four dbt builds and inference runs
 
@@ -61,18 +70,22 @@ def test_no_false_alarm_on_the_shipped_backfill(warehouse_copy: Path) -> None:
     assert third.window_dates == list(BACKFILL[:2]) and third.rows == 500
 
 
-def test_drill_stale_data_day_is_caught(warehouse_copy: Path, tmp_path: Path, monkeypatch) -> None:
-    """The raw extract was not refreshed for a month: every user looks gone."""
-    stale = tmp_path / "raw"
-    stale.mkdir()
-    shutil.copy(DEFAULT_RAW_DIR / "users.csv", stale / "users.csv")
+def _stale_raw_dir(folder: Path) -> Path:
+    """The shipped raw files as if the events extract had stopped a month before the date."""
+    folder.mkdir()
+    shutil.copy(DEFAULT_RAW_DIR / "users.csv", folder / "users.csv")
     con = duckdb.connect()
     con.execute(
         f"copy (select * from read_csv('{DEFAULT_RAW_DIR / 'events.csv'}', all_varchar=true) "
-        f"where created_at < '2026-10-02') to '{stale / 'events.csv'}' (header, delimiter ',')"
+        f"where created_at < '2026-10-02') to '{folder / 'events.csv'}' (header, delimiter ',')"
     )
     con.close()
-    monkeypatch.setenv("SANDBOX_RAW_DIR", str(stale))
+    return folder
+
+
+def test_drill_stale_data_day_is_caught(warehouse_copy: Path, tmp_path: Path, monkeypatch) -> None:
+    """The raw extract was not refreshed for a month: every user looks gone."""
+    monkeypatch.setenv("SANDBOX_RAW_DIR", str(_stale_raw_dir(tmp_path / "raw")))
     _run_day(NEXT_DAY)
     report = check_drift(NEXT_DAY)
     assert report.status == "drift", report.message
@@ -101,3 +114,36 @@ def test_drill_a_wording_change_that_flips_a_type_is_caught(
     assert report.status == "drift", report.message
     assert report.type_mix["re_engagement"] == 0.0 < report.window_type_mix["re_engagement"]
     assert "re_engagement" in report.message or "feature_discovery" in report.message
+
+
+def test_drill_sandbox_run_flags_the_stale_day_and_publishes_it(
+    airflow_home: Path, tmp_path: Path
+) -> None:
+    """The backfill, then the stale day, through Airflow: the run is marked, nothing is lost."""
+    backfill = sandbox_run("--start", str(BACKFILL[0]), "--end", str(BACKFILL[-1]))
+    assert backfill.returncode == 0, backfill.stdout + backfill.stderr
+    assert "drift watch 2026-11-01: OK: 2026-11-01: no drift" in backfill.stdout
+
+    stale = sandbox_run(
+        "--date", str(NEXT_DAY), env={"SANDBOX_RAW_DIR": str(_stale_raw_dir(tmp_path / "raw"))}
+    )
+    assert stale.returncode == 3, stale.stdout + stale.stderr  # published, but look first
+    assert "drift watch 2026-11-02: DRIFT: 2026-11-02: drift against" in stale.stdout
+    assert "DRIFT: 2026-11-02: the answers are published" in stale.stdout
+    states = task_states(airflow_home, "ai_recommendation_pipeline")
+    assert (states["write_results"], states["check_drift"]) == ("success", "failed")
+    with connect(read_only=True) as con:
+        runs = con.execute(
+            "select execution_date, status, drift_status, drift_detail from ops.pipeline_runs"
+            " order by execution_date"
+        ).fetchall()
+        published = con.execute(
+            "select count(*) from marts.user_recommendations where execution_date = ?", [NEXT_DAY]
+        ).fetchone()[0]
+    assert [(r[0], r[1], r[2]) for r in runs] == [
+        (BACKFILL[0], "success", "insufficient_history"),
+        (BACKFILL[1], "success", "insufficient_history"),
+        (BACKFILL[2], "success", "ok"),
+        (NEXT_DAY, "success", "drift"),  # the rows' status stands; the flag says look
+    ]
+    assert "churn_risk" in runs[-1][3] and published == 500

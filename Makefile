@@ -30,10 +30,8 @@ pipeline: setup ## set up, then run the whole pipeline (both Airflow DAGs) for t
 lint: setup ## ruff over the package, tests, DAGs and notebooks
 	$(BIN)/ruff check sandbox tests dags notebooks bench
 
-test: lint ## set up, lint, every test, every notebook (nbval), then the learner's path (~8 min)
-	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
-	SANDBOX_NOTEBOOK_SCRATCH=$$scratch $(BIN)/pytest -n 2 --dist loadfile \
-		--nbval --nbval-current-env tests notebooks -m 'not live and not learner_path' $(PYTEST_ARGS)
+test: lint ## set up, lint, every test, then the learner's path (pipeline + every notebook twice, nbval)
+	$(BIN)/pytest -n 2 --dist loadfile tests -m 'not live and not learner_path' $(PYTEST_ARGS)
 	$(BIN)/pytest -n 0 -m learner_path tests/test_learner_path.py $(PYTEST_ARGS); \
 		rc=$$?; [ $$rc = 0 ] || [ $$rc = 5 ]  # 5: PYTEST_ARGS deselected it
 

@@ -2,7 +2,9 @@
 
 - the shipped 3-day backfill (2026-10-30..2026-11-01) raises no alarm;
 - a stale-data day (the raw events stopped a month before the date) turns most users into
-  ``churn_risk`` and is caught;
+  ``churn_risk`` and is caught. The data plane's freshness check stops such a day first; these
+  drills relax it on purpose (a project copy with a 60-day lag, as a team might for a known
+  gap) to show the drift watch is a second, independent line of defence;
 - a change to the context string that flips one type into another is caught;
 - through ``sandbox run`` (Airflow's ``check_drift`` task), the stale day is flagged in
   ``ops.pipeline_runs`` and its answers are still published.
@@ -70,6 +72,21 @@ def test_no_false_alarm_on_the_shipped_backfill(warehouse_copy: Path) -> None:
     assert third.window_dates == list(BACKFILL[:2]) and third.rows == 500
 
 
+def _relaxed_project(folder: Path) -> Path:
+    """A copy of the dbt project whose freshness and volume checks were relaxed on purpose."""
+    shutil.copytree(ROOT / "dbt_project", folder, ignore=shutil.ignore_patterns("target", "logs"))
+    config = folder / "dbt_project.yml"
+    text = config.read_text()
+    for old, new in (
+        ("freshness_max_lag_days: 1 ", "freshness_max_lag_days: 60 "),
+        ("volume_min_ratio: 0.6 ", "volume_min_ratio: 0.0 "),
+    ):
+        assert old in text, f"{old!r} not in dbt_project.yml"
+        text = text.replace(old, new)
+    config.write_text(text)
+    return folder
+
+
 def _stale_raw_dir(folder: Path) -> Path:
     """The shipped raw files as if the events extract had stopped a month before the date."""
     folder.mkdir()
@@ -86,6 +103,7 @@ def _stale_raw_dir(folder: Path) -> Path:
 def test_drill_stale_data_day_is_caught(warehouse_copy: Path, tmp_path: Path, monkeypatch) -> None:
     """The raw extract was not refreshed for a month: every user looks gone."""
     monkeypatch.setenv("SANDBOX_RAW_DIR", str(_stale_raw_dir(tmp_path / "raw")))
+    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(_relaxed_project(tmp_path / "project")))
     _run_day(NEXT_DAY)
     report = check_drift(NEXT_DAY)
     assert report.status == "drift", report.message
@@ -102,8 +120,7 @@ def test_drill_a_wording_change_that_flips_a_type_is_caught(
     warehouse_copy: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """'No events in the last 7 days' reworded: the quiet-week users stop being re_engagement."""
-    project = tmp_path / "dbt_project"
-    shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    project = _relaxed_project(tmp_path / "dbt_project")  # 2026-11-02 is a day past the export
     sql = project / "models" / "marts" / "fct_user_features_for_ai.sql"
     sql.write_text(
         sql.read_text().replace("' ago. No events in the last 7 days.'", "' ago. Quiet this week.'")
@@ -125,7 +142,12 @@ def test_drill_sandbox_run_flags_the_stale_day_and_publishes_it(
     assert "drift watch 2026-11-01: OK: 2026-11-01: no drift" in backfill.stdout
 
     stale = sandbox_run(
-        "--date", str(NEXT_DAY), env={"SANDBOX_RAW_DIR": str(_stale_raw_dir(tmp_path / "raw"))}
+        "--date",
+        str(NEXT_DAY),
+        env={
+            "SANDBOX_RAW_DIR": str(_stale_raw_dir(tmp_path / "raw")),
+            "SANDBOX_DBT_PROJECT_DIR": str(_relaxed_project(tmp_path / "project")),
+        },
     )
     assert stale.returncode == 3, stale.stdout + stale.stderr  # published, but look first
     assert "drift watch 2026-11-02: DRIFT: 2026-11-02: drift against" in stale.stdout

@@ -111,24 +111,27 @@ def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
             signal.signal(sig, previous)
 
 
+def _options(args: argparse.Namespace) -> dict:
+    """The keyword arguments ``infer`` and ``reprocess_prompt`` both take from the command line."""
+    return {
+        "llm": args.llm,
+        "workers": args.workers,
+        "max_cost_usd": args.max_cost_usd,
+        "mode": args.mode,
+        "escalate": args.escalate,
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "progress": args.progress,
+    }
+
+
 def _run(args: argparse.Namespace) -> int:
     from sandbox.decision.pipeline import infer  # the SDK import waits until it is needed
 
     if args.reprocess == "prompt":
         return _reprocess(args)
     with stop_on_signals() as (stop, seen):
-        summary = infer(
-            args.date,
-            llm=args.llm,
-            workers=args.workers,
-            max_cost_usd=args.max_cost_usd,
-            mode=args.mode,
-            escalate=args.escalate,
-            model=args.model,
-            batch_size=args.batch_size,
-            progress=args.progress,
-            stop=stop,
-        )
+        summary = infer(args.date, stop=stop, **_options(args))
     if summary.status == "interrupted" and seen.get("signal"):
         summary.interrupted_by = seen["signal"]
     print(summary.render())
@@ -148,17 +151,6 @@ def _reprocess(args: argparse.Namespace) -> int:
 
     prepare_features(args.date)
     with stop_on_signals() as (stop, _seen):
-        result = reprocess_prompt(
-            args.date,
-            llm=args.llm,
-            workers=args.workers,
-            max_cost_usd=args.max_cost_usd,
-            mode=args.mode,
-            escalate=args.escalate,
-            model=args.model,
-            batch_size=args.batch_size,
-            progress=args.progress,
-            stop=stop,
-        )
+        result = reprocess_prompt(args.date, stop=stop, **_options(args))
     print(result.render())
     return result.exit_code

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.config import ROOT, SHIPPED_AS_OF_DATE, warehouse_path
+from sandbox.decision.summary import SIMULATED_COST
 
 SCRATCH_ENV = "SANDBOX_NOTEBOOK_SCRATCH"
 """When set (``make test``, ``make notebooks``), each notebook's state goes under this folder
@@ -20,8 +21,9 @@ instead of ``warehouse/notebooks/``."""
 
 AS_OF = SHIPPED_AS_OF_DATE
 
-SIMULATED = "simulated by the offline fake at list prices"
-"""How every cost printed in offline mode is labelled: no money was spent."""
+SIMULATED = SIMULATED_COST
+"""How every cost printed in offline mode is labelled (the decision plane's own label): no
+money was spent."""
 
 __all__ = [
     "AS_OF",
@@ -108,7 +110,7 @@ def setup(notebook: str, *, reset: bool = True) -> Path:
 
 
 def cost_note(llm: str | None = None) -> str:
-    """``"(simulated by the offline fake at list prices)"`` offline, ``""`` with the real API."""
+    """``"(simulated: offline fake at list prices)"`` offline, ``""`` with the real API."""
     return f"({SIMULATED})" if (llm or os.environ.get("SANDBOX_LLM", "mock")) == "mock" else ""
 
 

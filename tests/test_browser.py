@@ -4,8 +4,8 @@
   drill picked in the widget and run, the gate's message shown; notebook 03's fault-storm
   slider moved and its chart redrawn.
 - dbt's docs site: the lineage graph renders.
-- Airflow's UI: the task log of a recorded run (skips, with its reason, while the UI cannot
-  read the log of a ``dag.test()`` run).
+- Airflow's UI: the log of a task that ``sandbox run`` recorded, shown in the task's page
+  (its own request lines, as the REST API serves them).
 
 Playwright's own browser download is not used (it is not available offline): the test drives
 ``/usr/lib/chromium/chromium`` (``apt-get install chromium``; ``.ci/run`` installs it) and
@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,6 +269,9 @@ def test_dbt_docs_show_the_lineage_graph(browser, workspace: dict[str, str], sho
 def test_airflow_ui_shows_a_recorded_task_log(
     browser, workspace: dict[str, str], shots: Path
 ) -> None:
+    """``sandbox run`` records a date; the real Airflow UI shows a task's own log lines."""
+    from sandbox.control import ui as airflow_ui
+
     env = {k: v for k, v in workspace.items() if k != "ROOT"}
     sandbox = str(Path(sys.executable).with_name("sandbox"))
     done = subprocess.run([sandbox, "run", "--date", str(SHIPPED_AS_OF_DATE)], env=env,
@@ -285,48 +289,40 @@ def test_airflow_ui_shows_a_recorded_task_log(
                 Path(env["SANDBOX_AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
             ).read_text()
         )["admin"]
-        request = urllib.request.Request(f"{base}/auth/token", data=json.dumps({"username": "admin", "password": password}).encode(),
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (localhost)
-            jwt = json.loads(response.read())["access_token"]
-
-        def api(path: str) -> dict:
-            req = urllib.request.Request(
-                f"{base}/api/v2{path}", headers={"Authorization": f"Bearer {jwt}"}
-            )
-            with urllib.request.urlopen(req, timeout=30) as response:  # noqa: S310 (localhost)
-                return json.loads(response.read())
-
-        dag_id, task_id = "ai_recommendation_pipeline", "write_results"
-        run_id = api(f"/dags/{dag_id}/dagRuns?limit=1")["dag_runs"][0]["dag_run_id"]
+        token = airflow_ui.api_token(base, "admin", password)
+        dag_id, task_id = "ai_recommendation_pipeline", "run_llm_inference"
+        runs = airflow_ui.api(base, f"/api/v2/dags/{dag_id}/dagRuns?limit=1", token)
+        run_id = runs["dag_runs"][0]["dag_run_id"]
         quoted = urllib.parse.quote(run_id, safe="")
-        try:
-            content = json.dumps(
-                api(
-                    f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/logs/1?full_content=true"
-                )
-            )
-        except urllib.error.HTTPError as exc:
-            content = f"HTTP {exc.code}"
-        if (
-            "Could not read served logs" in content
-            or "HTTP " in content[:8]
-            or "write_results" not in content
-        ):
-            pytest.skip(
-                f"Airflow's UI cannot show the task log of a recorded run yet ({content[:160]})"
-            )
+        events = [
+            str(line.get("event"))
+            for line in airflow_ui.api(
+                base, f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/logs/1",
+                token,
+            )["content"]
+        ]  # fmt: skip
+        # the task's own output, as the REST API serves it to the UI
+        request_line = next((e for e in events if "POST" in e and "/v1/messages" in e), None)
+        assert request_line, f"no request line in the task log: {events[:10]}"
+
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{base}/")
         page.locator("input[name='username']").fill("admin")
         page.locator("input[name='password']").fill(password)
         page.locator("button[type='submit']").click()
+        page.wait_for_load_state("networkidle")
         page.goto(f"{base}/dags/{dag_id}/runs/{quoted}/tasks/{task_id}")
-        page.get_by_text("write_results").first.wait_for(timeout=60_000)
-        page.wait_for_timeout(3000)
+        page.wait_for_function(  # the log viewer shows the task's request lines
+            "() => document.body.innerText.includes('/v1/messages')",
+            timeout=120_000, polling=500,
+        )  # fmt: skip
+        page.wait_for_timeout(1000)
         page.screenshot(path=str(shots / "airflow-task-log.png"))
-        assert "Could not read served logs" not in page.inner_text("body")
+        body = page.inner_text("body")
+        assert "HTTP Request: POST" in body and "/v1/messages" in body  # the task's own lines
+        assert "Could not read served logs" not in body
+        assert task_id in body
         page.close()
     finally:
         ui.terminate()
-        ui.wait(timeout=60)
+        ui.wait(timeout=120)

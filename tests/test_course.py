@@ -80,7 +80,7 @@ def test_setup_uses_the_scratch_folder_when_set(tmp_path: Path, monkeypatch, cap
 
 def test_offline_costs_say_they_are_simulated(monkeypatch) -> None:
     monkeypatch.setenv("SANDBOX_LLM", "mock")
-    assert course.cost_note() == "(simulated by the offline fake at list prices)"
+    assert course.cost_note() == "(simulated: offline fake at list prices)"
     assert course.cost_note("anthropic") == ""
 
 

@@ -69,6 +69,10 @@ class _Pause:
         self.active.clear()
 
 
+SMALL_COMMIT_ROWS = 4
+"""Rows per group commit in a paused child (production commits up to 500 at a time)."""
+
+
 def install(point: str, control: Path) -> _Pause:
     """Install the hooks for ``point`` (see the module docstring)."""
     pause = _Pause(point, control)
@@ -94,8 +98,11 @@ def install(point: str, control: Path) -> _Pause:
         build_module.invoke = invoke
         return pause
 
-    from sandbox.decision import fake, store
+    from sandbox.decision import fake, realtime, store
 
+    # Small group commits, so "the N-th commit" exists however fast or slow the machine is:
+    # a run's answers would otherwise all land in one commit when the commit thread is late.
+    realtime.MAX_ROWS_PER_COMMIT = SMALL_COMMIT_ROWS
     real_commit, real_write, real_connect = store.commit, store.write_results, store.connect
     real_handle = fake.FakeMessagesAPI.handle
     local = threading.local()

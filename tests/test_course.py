@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -50,6 +51,8 @@ def test_answers_in_reasonable_forms_are_read_the_same() -> None:
 def test_setup_gives_each_notebook_its_own_fresh_state(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.delenv(course.SCRATCH_ENV, raising=False)
     monkeypatch.setattr(course, "_BASE", None)
+    # a kernel that has not loaded Airflow yet (another test in this worker may have)
+    monkeypatch.delitem(sys.modules, "airflow.configuration", raising=False)
     for name in ("SANDBOX_AIRFLOW_HOME", "SANDBOX_LLM", "SANDBOX_RAW_DIR"):
         monkeypatch.setenv(name, "x")  # recorded, so monkeypatch restores it after setup() sets it
         monkeypatch.delenv(name)

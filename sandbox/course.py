@@ -9,11 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandbox.config import ROOT, SHIPPED_AS_OF_DATE, warehouse_path
 from sandbox.decision.summary import SIMULATED_COST
+
+if TYPE_CHECKING:
+    from sandbox.decision.fake import FakeServer
 
 SCRATCH_ENV = "SANDBOX_NOTEBOOK_SCRATCH"
 """When set (``make test``, ``make notebooks``), each notebook's state goes under this folder
@@ -31,6 +35,7 @@ __all__ = [
     "SIMULATED",
     "Verdict",
     "cost_note",
+    "LOCAL_API_KEY",
     "local_messages_api",
     "fault_storm",
     "plot_storm",
@@ -637,67 +642,22 @@ def check_trace(execution_date, answer: dict | str | None, legacy: dict | None =
     return Verdict(False, "check " + ", ".join(problems) + ".")
 
 
-@dataclass
-class LocalAPI:
-    """A Messages API served on localhost: its base URL and what it saw."""
-
-    url: str
-    requests: int = 0
-    api_keys: set = field(default_factory=set)
+LOCAL_API_KEY = "local-fake-key"
+"""The key notebook 05 sends to :func:`local_messages_api`: obviously not a real one."""
 
 
 @contextlib.contextmanager
-def local_messages_api() -> Iterator[LocalAPI]:
+def local_messages_api() -> Iterator[FakeServer]:
     """Serve the offline fake over real HTTP on 127.0.0.1, for the ``anthropic`` client.
 
-    With ``ANTHROPIC_BASE_URL`` pointing at it, ``llm="anthropic"`` runs the real-API code path
-    (the SDK's own HTTP transport, a socket, an API key) with no network and no spend.
+    With ``ANTHROPIC_BASE_URL`` pointing at its ``url`` (and ``ANTHROPIC_API_KEY`` set to
+    :data:`LOCAL_API_KEY`), ``llm="anthropic"`` runs the real-API code path (the SDK's own
+    HTTP transport, a socket, an API key) with no network and no spend.
     """
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from sandbox.decision.fake import FakeServer
 
-    import httpx2
-
-    from sandbox.decision.fake import FakeMessagesAPI
-
-    fake = FakeMessagesAPI()
-    seen = LocalAPI(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            request = httpx2.Request(
-                self.command, f"http://local{self.path}", headers=dict(self.headers), content=body
-            )
-            seen.requests += 1
-            key = self.headers.get("x-api-key") or self.headers.get("authorization", "")
-            seen.api_keys.add(key.removeprefix("Bearer "))
-            response = fake.handle(request)
-            content = response.read()
-            self.send_response(response.status_code)
-            for name, value in response.headers.items():
-                if name.lower() not in ("content-length", "transfer-encoding", "content-encoding"):
-                    self.send_header(name, value)
-            self.send_header("content-length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args) -> None:  # keep the notebook quiet
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-    server = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    seen.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with FakeServer() as server:
+        yield server
 
 
 LESSON_MODELS = {"fct_users_per_plan"}

@@ -34,11 +34,11 @@ def test_local_messages_api_serves_the_real_client_over_http() -> None:
 
     book = load_price_book()
     with course.local_messages_api() as api:
-        with environment({"ANTHROPIC_API_KEY": "sk-ant-local", "ANTHROPIC_BASE_URL": api.url}):
+        with environment({"ANTHROPIC_API_KEY": course.LOCAL_API_KEY, "ANTHROPIC_BASE_URL": api.url}):
             client = make_client("anthropic")
             message = client.messages.create(**build_params(book.get(book.primary), "u1", "User has been on the pro plan for 3 days. No activity recorded since signing up."))  # fmt: skip
     assert api.url.startswith("http://127.0.0.1:") and api.requests == 1
-    assert api.api_keys == {"sk-ant-local"}
+    assert api.api_keys == {course.LOCAL_API_KEY}
     assert parse_answer(message).recommendation_type == "feature_discovery"
 
 

@@ -12,14 +12,10 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-import httpx2
 
 from sandbox.config import ROOT
 from sandbox.warehouse import connect
@@ -239,92 +235,4 @@ def dummy_api_key() -> str:
     return "-".join(["sk", "ant", "test", "DUMMY" + secrets.token_hex(20)])
 
 
-# -- the fake Messages API over real HTTP ----------------------------------------------------
-
-
-@dataclass
-class Seen:
-    """One request the local server answered."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class FakeServer:
-    """The fake Messages API behind a real HTTP server on 127.0.0.1 (a thread of this process).
-
-    Point ``ANTHROPIC_BASE_URL`` at :attr:`url` and run with ``--llm anthropic``: the SDK then
-    sends the real ``x-api-key`` header over a socket, from any process, and every request is
-    recorded in :attr:`seen` (headers and body).
-    """
-
-    def __init__(self, fake):
-        self.fake = fake
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                with server._lock:
-                    server.seen.append(Seen(self.command, self.path, headers, body))
-                request = httpx2.Request(
-                    self.command,
-                    f"http://{self.headers.get('host', '127.0.0.1')}{self.path}",
-                    headers=headers,
-                    content=body,
-                )
-                try:
-                    response = server.fake.handle(request)
-                    payload = response.read()
-                    status = response.status_code
-                    out_headers = {
-                        k: v
-                        for k, v in response.headers.items()
-                        if k.lower() not in ("content-length", "transfer-encoding", "connection")
-                    }
-                except httpx2.TimeoutException:
-                    payload, status = b'{"type":"error"}', 504
-                    out_headers = {"content-type": "application/json"}
-                self.send_response(status)
-                for key, value in out_headers.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, *args) -> None:  # keep pytest's output clean
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def message_bodies(self) -> list[dict]:
-        return [
-            json.loads(s.body)
-            for s in self.seen
-            if s.method == "POST" and s.path.rstrip("/").endswith("/v1/messages")
-        ]
+# -- the fake Messages API over real HTTP: sandbox.decision.fake.FakeServer --------------------

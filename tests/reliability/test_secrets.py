@@ -21,13 +21,13 @@ import pytest
 
 from sandbox.config import ROOT
 from sandbox.decision import prepare_features, run_llm_inference
-from sandbox.decision.fake import FakeMessagesAPI, Faults
+from sandbox.decision.fake import FakeMessagesAPI, FakeServer, Faults
 from tests.control_fixtures import (  # noqa: F401 (pytest fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
 )
 from tests.decision_fixtures import DAY, create_mart
-from tests.reliability.harness import FakeServer, dummy_api_key, dump_text, grep_files, sandbox_cli
+from tests.reliability.harness import dummy_api_key, dump_text, grep_files, sandbox_cli
 
 KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_-]{12,}")
 

@@ -25,6 +25,7 @@ from sandbox.decision.fake.answers import (
     recommend,
 )
 from sandbox.decision.fake.faults import FAULT_GROUPS, FAULT_KINDS, Faults, uniform
+from sandbox.decision.fake.http import FakeServer
 from sandbox.decision.fake.server import DEFAULT_BATCH_SECONDS, FakeMessagesAPI
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "WORDINGS",
     "FakeAnswer",
     "FakeMessagesAPI",
+    "FakeServer",
     "Faults",
     "SummaryFacts",
     "http_client",

@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import OUT, Measurement, report, save  # noqa: E402
 
+from sandbox.config import environment  # noqa: E402
+
 AREA = "Evaluations and drift"
 DAY = date(2026, 11, 1)
 WINDOW_DAYS = 7
@@ -153,16 +155,10 @@ def run(quick: bool = False, out: Path | None = None) -> list[Measurement]:
     """Every measurement of this benchmark (a full run keeps them for ``run_all.py --only``)."""
     scratch = (out or OUT) / "evals"
     scratch.mkdir(parents=True, exist_ok=True)
-    saved = {k: os.environ.get(k) for k in ("SANDBOX_EVAL_CACHE", "SANDBOX_WAREHOUSE")}
-    try:
+    keys = ("SANDBOX_EVAL_CACHE", "SANDBOX_WAREHOUSE")  # the measurements repoint both
+    with environment({k: os.environ.get(k, "") for k in keys}):  # ...and this puts them back
         found = eval_times(None if quick else 100, scratch, quick=quick)
         found += drift_time(10_000 if quick else 1_000_000, scratch)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     if quick:
         for m in found:
             m.target, m.passed = "", None

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import anthropic
 import pytest
 
+from sandbox.decision.fake import http_client
 from sandbox.warehouse import connect
 
 DAY = date(2026, 11, 1)
@@ -153,3 +155,23 @@ def requests_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RequestLog:
     path = tmp_path / "requests.jsonl"
     monkeypatch.setenv("SANDBOX_MOCK_REQUEST_LOG", str(path))
     return RequestLog(path)
+
+
+class Clock:
+    """A settable clock for the fake (epoch seconds)."""
+
+    def __init__(self, t: float = 1_800_000_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def client_for(fake, max_retries: int = 0, timeout: float = 60.0):
+    """The real SDK client with ``fake`` as its transport (no SDK retries by default)."""
+    return anthropic.Anthropic(
+        api_key="mock-key-offline",
+        http_client=http_client(fake),
+        max_retries=max_retries,
+        timeout=timeout,
+    )

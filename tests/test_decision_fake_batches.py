@@ -10,33 +10,14 @@ import anthropic
 import httpx2
 import pytest
 
-from sandbox.decision.fake import FakeMessagesAPI, Faults, http_client
+from sandbox.decision.fake import FakeMessagesAPI, Faults
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import OUTPUT_SCHEMA, build_params
-from tests.decision_fixtures import summary_for
+from tests.decision_fixtures import Clock, client_for, summary_for
 
 HAIKU = load_price_book().get("claude-haiku-4-5")
 SUMMARY = summary_for("pro", 9, 1, 3, 2)
 HOUR, DAY = 3600.0, 86400.0
-
-
-class Clock:
-    """A settable clock for the fake (epoch seconds)."""
-
-    def __init__(self, t: float = 1_800_000_000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def client_for(fake: FakeMessagesAPI, max_retries: int = 0, timeout: float = 60.0):
-    return anthropic.Anthropic(
-        api_key="mock-key-offline",
-        http_client=http_client(fake),
-        max_retries=max_retries,
-        timeout=timeout,
-    )
 
 
 def requests_for(n: int, prefix: str = "20261101-u") -> list[dict]:

@@ -10,34 +10,15 @@ import httpx2
 import pytest
 
 from sandbox.config import SandboxError
-from sandbox.decision.fake import FakeMessagesAPI, Faults, http_client
+from sandbox.decision.fake import FakeMessagesAPI, Faults
 from sandbox.decision.fake import limits as fake_limits
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import OUTPUT_SCHEMA, build_params, parse_answer
-from tests.decision_fixtures import summary_for
+from tests.decision_fixtures import Clock, client_for, summary_for
 
 BOOK = load_price_book()
 HAIKU = BOOK.get("claude-haiku-4-5")
 SUMMARY = summary_for("pro", 9, 1, 3, 2)
-
-
-class Clock:
-    """A settable clock for the fake (epoch seconds)."""
-
-    def __init__(self, t: float = 1_800_000_000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def client_for(fake: FakeMessagesAPI, max_retries: int = 0, timeout: float = 60.0):
-    return anthropic.Anthropic(
-        api_key="mock-key-offline",
-        http_client=http_client(fake),
-        max_retries=max_retries,
-        timeout=timeout,
-    )
 
 
 def raw_post(fake: FakeMessagesAPI, path: str, body: dict, headers: dict) -> httpx2.Response:

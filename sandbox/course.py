@@ -420,8 +420,8 @@ def fault_storm(
     with connect() as con:
         for table in ("recommendations_staging", "inference_failures", "llm_calls"):
             if con.execute(
-                "select count(*) from information_schema.tables where table_schema = 'decision' "
-                "and table_name = ?",
+                "select count(*) from information_schema.tables where table_catalog = "
+                "current_database() and table_schema = 'decision' and table_name = ?",
                 [table],
             ).fetchone()[0]:
                 con.execute(f"delete from decision.{table} where execution_date = ?", [day])

@@ -59,8 +59,9 @@ def _columns(con, relation: str) -> dict[str, str]:
     schema, name = relation.split(".")
     return dict(
         con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_schema = ? and table_name = ? order by ordinal_position",
+            "select column_name, data_type from information_schema.columns where "
+            "table_catalog = current_database() and table_schema = ? and table_name = ? "
+            "order by ordinal_position",
             [schema, name],
         ).fetchall()
     )
@@ -70,7 +71,8 @@ def _drop(con, relation: str, keep: str) -> None:
     """Drop ``relation`` when it exists as another kind than ``keep`` (a table or a view)."""
     schema, name = relation.split(".")
     found = con.execute(
-        "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+        "select table_type from information_schema.tables "
+        "where table_catalog = current_database() and table_schema = ? and table_name = ?",
         [schema, name],
     ).fetchone()
     if found and found[0] != keep:

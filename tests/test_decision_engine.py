@@ -406,15 +406,15 @@ def test_a_keyboard_interrupt_keeps_the_rows_in_flight(mart, monkeypatch) -> Non
     from sandbox.decision import realtime
 
     prepare_features(DAY)
-    real_wait, calls = realtime.wait, []
+    real_wait, calls = realtime._finished, []
 
-    def wait(*args, **kwargs):
+    def wait(*args, **kwargs):  # ^C while the calling thread waits for answers
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
         return real_wait(*args, **kwargs)
 
-    monkeypatch.setattr(realtime, "wait", wait)
+    monkeypatch.setattr(realtime, "_finished", wait)
     summary = run(workers=4, escalate=False)
     assert summary.status == "interrupted" and summary.interrupted_by == "KeyboardInterrupt"
     staged = scalar(f"select count(*) from {STAGING}")

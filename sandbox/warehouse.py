@@ -286,11 +286,10 @@ def _attach(path: Path, read_only: bool) -> tuple[duckdb.DuckDBPyConnection, _At
         host = _host["con"]
         entry = _attached.get(key)
         if entry is None:
-            _host["seq"] += 1
-            entry = _Attached(f"warehouse_{_host['seq']}", read_only)
+            entry = _Attached(_alias(path), read_only)
             literal = "'" + str(path).replace("'", "''") + "'"
             host.execute(
-                f"attach {literal} as {entry.alias}{' (read_only)' if read_only else ''}"
+                f'attach {literal} as "{entry.alias}"{" (read_only)" if read_only else ""}'
             )
             _attached[key] = entry
         elif entry.read_only and not read_only:
@@ -298,11 +297,26 @@ def _attach(path: Path, read_only: bool) -> tuple[duckdb.DuckDBPyConnection, _At
         entry.users += 1
         cursor = host.cursor()
     try:
-        cursor.execute(f"use {entry.alias}")
+        cursor.execute(f'use "{entry.alias}"')
     except BaseException:
         _release(key, entry, cursor)
         raise
     return cursor, entry
+
+
+def _alias(path: Path) -> str:
+    """The catalog name: the file's stem, as ``duckdb.connect(path)`` names it.
+
+    dbt compiles fully qualified names (``"sandbox"."marts"."dim_users"``), so re-running
+    its SQL needs the same name. Another file with the same stem attached at the same time
+    gets a numbered name.
+    """
+    taken = {e.alias.lower() for e in _attached.values()} | {"memory", "system", "temp", "main"}
+    stem = path.stem
+    if stem and stem.lower() not in taken and '"' not in stem:
+        return stem
+    _host["seq"] += 1
+    return f"warehouse_{_host['seq']}"
 
 
 def _release(key: str, entry: _Attached, cursor: duckdb.DuckDBPyConnection) -> None:
@@ -313,7 +327,7 @@ def _release(key: str, entry: _Attached, cursor: duckdb.DuckDBPyConnection) -> N
             entry.users -= 1
             if entry.users == 0 and _attached.get(key) is entry:
                 del _attached[key]
-                _host["con"].execute(f"detach {entry.alias}")
+                _host["con"].execute(f'detach "{entry.alias}"')
 
 
 @contextmanager

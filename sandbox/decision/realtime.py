@@ -1,11 +1,12 @@
-"""Realtime inference: a thread pool of Messages API calls, journaled, then committed in groups.
+"""Realtime inference: worker threads send Messages API calls, journal them, commit in groups.
 
-At most ``workers`` rows are in flight. Before a row is submitted the budget reserves its
-worst case (its primary request, plus the escalation request). Every response, answer or
-error, is appended to the journal (:mod:`sandbox.decision.journal`) by the worker that
-received it, before anything else happens to it; a writer thread then commits the entries
-to DuckDB in groups (one transaction for every entry that arrived during the previous
-commit). While another process holds the warehouse, the writer waits and retries; after
+``workers`` threads each take a pending row, send it and take the next, so at most
+``workers`` rows are in flight. Before a row is handed out the budget reserves its worst
+case (its primary request, plus the escalation request). Every response, answer or error,
+is appended to the journal (:mod:`sandbox.decision.journal`) by the worker that received
+it, before anything else happens to it; a writer thread then commits the entries to DuckDB
+in groups (at most one commit a second, each taking every entry that arrived since the
+previous one). While another process holds the warehouse, the writer waits and retries; after
 the first failed wait (30 s) the run stops submitting until a commit goes through again,
 and after ``store.COMMIT_GIVE_UP_S`` it gives up, leaving the entries in the journal for
 the next run.
@@ -21,7 +22,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import anthropic
@@ -304,24 +304,6 @@ class _Writer:
             batch = []
 
 
-def _finished(done: queue.SimpleQueue[Future], timeout: float) -> list[Future]:
-    """The futures that finished: wait up to ``timeout`` for one, then take all that are ready.
-
-    A queue fed by each future's done-callback costs the same per answer at any number of
-    workers; ``concurrent.futures.wait`` installs and removes a waiter on every future in
-    flight on each call, which at 64 workers is most of the calling thread's work.
-    """
-    try:
-        finished = [done.get(timeout=timeout)]
-    except queue.Empty:
-        return []
-    while True:
-        try:
-            finished.append(done.get_nowait())
-        except queue.Empty:
-            return finished
-
-
 @dataclass
 class RealtimeRun:
     """What :func:`run_realtime` did: totals, why it stopped early, what it left."""
@@ -329,6 +311,100 @@ class RealtimeRun:
     tally: Tally
     interrupted: str | None = None
     left_in_journal: int = 0
+
+
+class _Feed:
+    """Hands pending rows to the workers, reserving each row's worst case in the budget first.
+
+    Workers pull rows from here and report each finished row back; nothing passes through
+    the calling thread, so a row costs the same whatever the number of workers. A row whose
+    worst case does not fit the budget while others are in flight is held and tried again
+    when one of them settles (it may settle lower); with nothing in flight the budget is
+    spent, and the run halts.
+    """
+
+    def __init__(
+        self,
+        rows: list[InputRow],
+        ctx: RunContext,
+        budget: Budget,
+        writer: _Writer,
+        recorder: Recorder,
+        stop: threading.Event,
+    ):
+        self._rows = iter(rows)
+        self._ctx = ctx
+        self._budget = budget
+        self._writer = writer
+        self._recorder = recorder
+        self._stop = stop
+        self._cond = threading.Condition()
+        self._held: InputRow | None = None
+        self.in_flight = 0
+        self.finished = 0
+        self.halted = False
+        self.fatal: tuple[anthropic.APIStatusError, str] | None = None
+
+    def halt(self) -> None:
+        """No row is handed out any more (rows in flight finish and are kept)."""
+        with self._cond:
+            self.halted = True
+            self._cond.notify_all()
+
+    def take(self) -> tuple[InputRow, float] | None:
+        """The next row and its reserved worst case; None when the run is over for workers."""
+        with self._cond:
+            while True:
+                if (
+                    self._stop.is_set()
+                    or self._recorder.journal_error is not None
+                    or self._writer.error is not None
+                ):
+                    self.halted = True
+                if self.halted:
+                    return None
+                if self._writer.stalled:  # the warehouse is busy: wait before sending more
+                    self._cond.wait(0.1)
+                    continue
+                row, self._held = self._held or next(self._rows, None), None
+                if row is None:
+                    return None
+                worst = self._ctx.row_worst(row)
+                if self._budget.reserve(worst):
+                    self.in_flight += 1
+                    return row, worst
+                if not self.in_flight:
+                    self.halted = True
+                    return None
+                self._held = row
+                self._cond.wait(0.5)
+
+    def done(self, reserved: float, outcome: RowOutcome) -> None:
+        """Settle a finished row's cost; a run-stopping error halts the run."""
+        with self._cond:
+            self.in_flight -= 1
+            self.finished += 1
+            self._budget.settle(reserved, outcome.cost_usd)
+            if outcome.fatal is not None and self.fatal is None:
+                model = outcome.calls[-1]["model"] if outcome.calls else self._ctx.primary.id
+                self.fatal, self.halted = (outcome.fatal, model), True
+            self._cond.notify_all()
+
+
+def _work(feed: _Feed, client: anthropic.Anthropic, ctx: RunContext, recorder: Recorder) -> None:
+    """One worker: take a row, infer it (journaled, never raises), settle it; until told to stop."""
+    while (taken := feed.take()) is not None:
+        row, reserved = taken
+        outcome = RowOutcome(row)
+        try:
+            outcome = infer_row(client, ctx, row, recorder)
+        finally:
+            feed.done(reserved, outcome)
+
+
+def _wait(workers_done: threading.Event, timeout: float) -> bool:
+    """Wait up to ``timeout`` for the workers to finish (the calling thread's only wait)."""
+    return workers_done.wait(timeout)
 
 
 def run_realtime(
@@ -345,70 +421,61 @@ def run_realtime(
     """Infer ``rows``; returns the totals of what was committed (see the module docstring)."""
     run = RealtimeRun(Tally())
     stop = stop or threading.Event()
-    pending = iter(rows)
-    in_flight: dict[Future, float] = {}
-    fatal: tuple[anthropic.APIStatusError, str] | None = None
-    halted = False
     bar = tqdm(
         total=len(rows), desc=f"infer {ctx.execution_date}", unit="row", disable=not progress
     )
     writer = _Writer(run.tally, journal)
     recorder = Recorder(journal, writer)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-infer")
-    done: queue.SimpleQueue[Future] = queue.SimpleQueue()  # futures, as they finish
-    held = None  # a row whose worst case did not fit the budget while others were in flight
+    feed = _Feed(rows, ctx, budget, writer, recorder, stop)
+    workers_done = threading.Event()
+    running = [min(workers, len(rows))]
+    running_lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            _work(feed, client, ctx, recorder)
+        finally:
+            with running_lock:
+                running[0] -= 1
+                if not running[0]:
+                    workers_done.set()
+
+    threads = [
+        threading.Thread(target=worker, name=f"sandbox-infer_{i}", daemon=True)
+        for i in range(running[0])
+    ]
+    if not threads:
+        workers_done.set()
+    shown = 0
     try:
+        for thread in threads:
+            thread.start()
         while True:
             try:
-                if stop.is_set() and not run.interrupted:
-                    run.interrupted, halted = "stop", True
-                if recorder.journal_error is not None or writer.error is not None:
-                    halted = True
-                while not halted and not writer.stalled and len(in_flight) < workers:
-                    row, held = held or next(pending, None), None
-                    if row is None:
-                        break
-                    worst = ctx.row_worst(row)
-                    if not budget.reserve(worst):
-                        # rows in flight may settle lower: wait and retry this row; with
-                        # nothing in flight the budget is truly spent: stop
-                        if in_flight:
-                            held = row
-                        else:
-                            halted = True
-                        break
-                    future = pool.submit(infer_row, client, ctx, row, recorder)
-                    in_flight[future] = worst
-                    future.add_done_callback(done.put)
-                if not in_flight:
-                    if writer.stalled and not halted and writer.error is None:
-                        time.sleep(0.1)  # the warehouse is busy: wait before sending more
-                        continue
-                    break
-                finished = _finished(done, timeout=0.5)
-                for future in finished:
-                    reserved = in_flight.pop(future)
-                    outcome: RowOutcome = future.result()
-                    budget.settle(reserved, outcome.cost_usd)
-                    if outcome.fatal is not None and fatal is None:
-                        model = outcome.calls[-1]["model"] if outcome.calls else ctx.primary.id
-                        fatal, halted = (outcome.fatal, model), True
-                bar.update(len(finished))
-                bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
+                finished = _wait(workers_done, 0.5)
             except KeyboardInterrupt:
-                # stop submitting; the rows in flight finish and are kept (a second ^C in
-                # pool.shutdown below raises out: the journal still holds their answers)
-                run.interrupted, halted = "KeyboardInterrupt", True
+                # stop handing out rows; the rows in flight finish below and are kept (a
+                # second ^C while they finish raises out: the journal holds their answers)
+                run.interrupted = run.interrupted or "KeyboardInterrupt"
+                break
+            if stop.is_set() and not run.interrupted:
+                run.interrupted = "stop"
+                feed.halt()
+            bar.update(feed.finished - shown)
+            shown = feed.finished
+            bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
+            if finished:
+                break
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for future in in_flight:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                budget.settle(in_flight[future], future.result().cost_usd)
+        feed.halt()
+        for thread in threads:
+            thread.join()
         bar.close()
         writer.close()
         run.left_in_journal = writer.uncommitted
         if journal is not None:
             journal.close(all_committed=writer.error is None)
+    fatal = feed.fatal
     if writer.error is not None:
         where = journal.folder if journal is not None else "memory"
         raise SandboxError(

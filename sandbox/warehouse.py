@@ -347,7 +347,9 @@ def connect(
     about 17 ms of CPU (its catalog of built-in functions); attaching a file costs under
     1 ms, and the decision plane opens the warehouse for every group commit. Connections
     of one process share the attachment (a read-only request may share a writable one);
-    a writer waits while the process has the file attached read-only.
+    a writer waits while the process has the file attached read-only. If the process opened
+    the file with ``duckdb.connect`` itself (a notebook's own connection), that database is
+    shared instead, as DuckDB's instance cache always did.
     """
     path = path or warehouse_path()
     if read_only and not path.exists():
@@ -365,6 +367,16 @@ def connect(
             message = str(exc).lower()
             if not any(word in message for word in _IN_USE):
                 raise
+            if "unique file handle" in message:
+                # this process opened the file with duckdb.connect (a notebook, dbt): share
+                # that database through DuckDB's own instance cache, as before attaching
+                shared = _shared(path, read_only)
+                if shared is not None:
+                    try:
+                        yield shared
+                    finally:
+                        shared.close()
+                    return
             holder = _LOCK_PID.search(str(exc))
             holder = f"PID {holder.group(1)}" if holder else (
                 "another connection of this process" if "unique file handle" in message
@@ -382,6 +394,14 @@ def connect(
         yield cursor
     finally:
         _release(str(path.resolve()), entry, cursor)
+
+
+def _shared(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection | None:
+    """A connection to the database this process already opened with ``duckdb.connect``."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error:  # opened with other settings (dbt's), or held: wait for a turn
+        return None
 
 
 def ensure_writable(wait_s: float = 2.0) -> None:

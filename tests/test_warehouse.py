@@ -104,16 +104,26 @@ def test_a_writer_waits_for_a_read_only_connection_of_its_own_process(path: Path
         con.execute("insert into t values (1)")
 
 
-def test_a_raw_duckdb_connection_in_this_process_makes_a_clear_busy_error(path: Path) -> None:
-    raw = duckdb.connect(str(path))
+def test_a_raw_duckdb_connection_in_this_process_is_shared(path: Path) -> None:
+    raw = duckdb.connect(str(path))  # as a notebook might hold one
     try:
-        with pytest.raises(WarehouseBusy, match="another connection of this process"):
-            with connect(wait_s=0.2):
-                pass
+        with connect(wait_s=0.2) as con:
+            con.execute("insert into t values (4)")
+        assert raw.execute("select sum(x) from t").fetchone() == (5,)
     finally:
         raw.close()
     with connect() as con:
-        assert con.execute("select count(*) from t").fetchone() == (1,)
+        assert con.execute("select count(*) from t").fetchone() == (2,)
+
+
+def test_a_raw_connection_with_other_settings_makes_a_clear_busy_error(path: Path) -> None:
+    raw = duckdb.connect(str(path), config={"threads": 1})  # as dbt opens it
+    try:
+        with pytest.raises(WarehouseBusy, match="another connection of this process"):
+            with connect(read_only=True, wait_s=0.2):
+                pass
+    finally:
+        raw.close()
 
 
 def test_two_files_with_the_same_name_are_open_at_once(path: Path, tmp_path: Path) -> None:

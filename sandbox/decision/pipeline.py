@@ -3,7 +3,7 @@
 :func:`run_llm_inference` estimates the cost of the pending rows before sending anything
 (``count_tokens`` on one row for the shared prefix, ceil(characters / 4) for each summary),
 refuses a run whose expected cost exceeds ``max_cost_usd``, then runs them in realtime
-(thread pool) or batch mode (Message Batches API) and returns an
+(worker threads) or batch mode (Message Batches API) and returns an
 :class:`~sandbox.decision.summary.InferenceSummary`.
 """
 

@@ -423,6 +423,31 @@ def test_a_keyboard_interrupt_keeps_the_rows_in_flight(mart, monkeypatch) -> Non
     assert scalar("select count(*) from decision.llm_calls where purpose = 'primary'") == staged
 
 
+def test_a_keyboard_interrupt_while_workers_start_is_not_masked(mart, monkeypatch) -> None:
+    import threading
+
+    from sandbox.decision import realtime
+
+    prepare_features(DAY)
+    monkeypatch.setenv("SANDBOX_MOCK_LATENCY_MS", "50")
+    real_start, starts = threading.Thread.start, []
+
+    def start(thread) -> None:  # ^C after the writer and one worker started, before the rest
+        starts.append(thread.name)
+        if len(starts) == 3:
+            raise KeyboardInterrupt
+        real_start(thread)
+
+    monkeypatch.setattr(realtime.threading.Thread, "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        run(workers=4, escalate=False)
+    monkeypatch.setattr(realtime.threading.Thread, "start", real_start)
+    assert starts[:2] == ["sandbox-infer-writer", "sandbox-infer_0"]
+    # the one worker that started finished its rows and they were committed, none twice
+    staged = scalar(f"select count(*) from {STAGING}")
+    assert staged == scalar("select count(*) from decision.llm_calls where purpose = 'primary'")
+
+
 def test_resent_requests_are_counted_with_their_reason_and_failures_resolve(
     mart, monkeypatch
 ) -> None:

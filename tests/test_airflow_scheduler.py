@@ -122,7 +122,17 @@ def test_the_real_scheduler_runs_both_dags_for_a_date_and_stops_cleanly(
     monkeypatch.setenv("SANDBOX_SENSOR_TIMEOUT_S", "900")
     monkeypatch.setenv("SANDBOX_SENSOR_POKE_S", "5")
     with airflow(airflow_home, tmp_path / "airflow.out", 8784, scheduler=True) as running:
-        _scheduler_drill(running)
+        try:
+            _scheduler_drill(running)
+        except BaseException:
+            _print_component_logs(airflow_home)  # pytest shows it with the failure
+            raise
+
+
+def _print_component_logs(home: Path, lines: int = 60) -> None:
+    for log in sorted((home / "logs" / "components").glob("*.log")):
+        print(f"--- last {lines} lines of {log.name}")
+        print("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
 
 
 def _scheduler_drill(running: dict) -> None:

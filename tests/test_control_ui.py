@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sandbox.config import ROOT
+from sandbox.config import ROOT, SandboxError
 from sandbox.control import ui
 from tests.control_fixtures import airflow_home_fixture, migrated_home_fixture  # noqa: F401
 
@@ -69,3 +72,91 @@ def test_stopping_reaches_every_process_a_component_started(tmp_path: Path) -> N
     assert procs["component"].poll() is not None
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # the grandchild went too, although it was not waited for
+
+
+def test_every_airflow_process_waits_for_a_busy_metadata_db_in_wal_mode(
+    airflow_home: Path,
+) -> None:
+    """A scheduler writing while the API server writes must not fail the API call (the 500
+    "Database error" a busy machine produced with SQLite's 5 s default)."""
+    code = (
+        "from sandbox.control.airflow_env import configure, ensure_migrated; configure(); "
+        "ensure_migrated(); from airflow import settings; import asyncio, sqlalchemy as sa\n"
+        "with settings.engine.connect() as c:\n"
+        "    print(c.exec_driver_sql('PRAGMA busy_timeout').scalar(),"
+        " c.exec_driver_sql('PRAGMA journal_mode').scalar())\n"
+        "async def main():\n"
+        "    async with settings.async_engine.connect() as c:\n"
+        "        print((await c.exec_driver_sql('PRAGMA busy_timeout')).scalar())\n"
+        "    await settings.async_engine.dispose()\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["60000", "wal", "60000"]
+
+
+class _Airflow(http.server.BaseHTTPRequestHandler):
+    """Answers POSTs from a script: (status, body) pairs, one per request."""
+
+    script: list[tuple[int, dict]] = []
+    seen: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802  (http.server's name)
+        length = int(self.headers["Content-Length"])
+        type(self).seen.append(json.loads(self.rfile.read(length)))
+        status, body = type(self).script.pop(0)
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(name="scripted_airflow")
+def scripted_airflow_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setattr(ui, "API_RETRY_DELAYS_S", (0.01, 0.01, 0.01))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Airflow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Airflow.seen = []
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+DB_ERROR = {"detail": {"reason": "Database error", "statement": "hidden", "orig_error": "hidden"}}
+
+
+def test_a_busy_metadata_db_is_retried_and_the_run_is_created_once(scripted_airflow: str) -> None:
+    _Airflow.script = [(500, DB_ERROR), (503, {"detail": "busy"}), (200, {"dag_run_id": "r1"})]
+    assert ui.api(scripted_airflow, "/api/v2/dags/d/dagRuns", "t", {"n": 1}) == {"dag_run_id": "r1"}
+    assert _Airflow.seen == [{"n": 1}] * 3 and _Airflow.script == []
+
+
+def test_other_errors_and_a_db_that_stays_busy_fail_with_airflows_answer(
+    scripted_airflow: str,
+) -> None:
+    conflict = {"detail": {"reason": "Unique constraint violation"}}
+    _Airflow.script = [(409, conflict)]
+    with pytest.raises(SandboxError, match="Airflow answered 409 .*Unique constraint"):
+        ui.api(scripted_airflow, "/api/v2/dags/d/dagRuns", "t", {})
+    assert len(_Airflow.seen) == 1  # not retried: a conflict stays a conflict
+    _Airflow.seen = []
+    _Airflow.script = [(500, DB_ERROR)] * 4
+    with pytest.raises(SandboxError, match="Airflow answered 500 .*Database error"):
+        ui.api(scripted_airflow, "/api/v2/dags/d/dagRuns", "t", {})
+    assert len(_Airflow.seen) == 4  # the first try and three retries
+    _Airflow.seen = []
+    _Airflow.script = [(500, {"detail": "Internal Server Error"})]
+    with pytest.raises(SandboxError, match="Airflow answered 500"):
+        ui.api(scripted_airflow, "/api/v2/dags/d/dagRuns", "t", {})
+    assert len(_Airflow.seen) == 1

@@ -7,12 +7,18 @@ Airflow reads its configuration once, when ``airflow`` is first imported, so
 - ``AIRFLOW_HOME`` = ``SANDBOX_AIRFLOW_HOME`` or ``<repo>/.airflow`` (git-ignored);
 - the DAGs folder is the repository's ``dags/``; Airflow's example DAGs are not loaded;
 - the metadata DB is the SQLite file ``<home>/airflow.db``, created by ``airflow db migrate``
-  the first time it is needed (about 5 s).
+  the first time it is needed (about 5 s). ``make airflow`` runs four processes on it
+  (scheduler, dag-processor, triggerer, api-server), so it is put in WAL mode (readers no
+  longer block the writer) and every connection waits up to :data:`SQLITE_BUSY_TIMEOUT_S`
+  for a busy database instead of SQLite's default 5 s, after which a request fails with
+  "database is locked" (seen as a 500 "Database error" from the REST API on a busy machine).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +27,11 @@ from sandbox.config import ROOT, SandboxError
 
 DAGS_FOLDER = ROOT / "dags"
 DEFAULT_HOME = ROOT / ".airflow"
+SQLITE_BUSY_TIMEOUT_S = 60
+# Airflow imports this dict (``[database] sql_alchemy_connect_args``) and passes it to
+# sqlite3.connect / aiosqlite.connect in every one of its processes.
+SQLITE_CONNECT_ARGS = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+SQLITE_CONNECT_ARGS_ASYNC = {"timeout": SQLITE_BUSY_TIMEOUT_S}
 
 
 def airflow_home() -> Path:
@@ -46,6 +57,8 @@ def airflow_environ(home: Path | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "sandbox.control.airflow_env.SQLITE_CONNECT_ARGS",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "sandbox.control.airflow_env.SQLITE_CONNECT_ARGS_ASYNC",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(
             home / "logs" / "dag_processor"
@@ -86,6 +99,7 @@ def ensure_migrated() -> Path:
     home = configure()
     db = metadata_db()
     if db.exists() and db.stat().st_size > 0:
+        use_wal(db)
         return db
     log = log_dir() / "db-migrate.log"
     with log.open("w") as out:
@@ -102,4 +116,22 @@ def ensure_migrated() -> Path:
             f"`airflow db migrate` failed (exit {proc.returncode}); its output is in {log}. "
             f"Delete {home} and try again."
         )
+    use_wal(db)
     return db
+
+
+def use_wal(db: Path) -> bool:
+    """Put the metadata DB in WAL mode (it stays so: the mode is stored in the file).
+
+    Best effort: a home made before this setting, with Airflow running on it right now, keeps
+    its rollback journal until the next start (the busy timeout covers it meanwhile).
+    Returns whether the DB is in WAL mode.
+    """
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            return mode == "wal"
+    except sqlite3.Error:
+        return False

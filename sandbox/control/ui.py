@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -41,6 +42,7 @@ DAG_IDS = ("dbt_production", "ai_recommendation_pipeline")
 COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 STARTUP_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 30
+API_RETRY_DELAYS_S = (1, 2, 4, 8, 16)  # a busy metadata DB: see api()
 LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
     "SANDBOX_SENSOR_POKE_S": "10",
     "SANDBOX_SENSOR_TIMEOUT_S": "300",
@@ -269,19 +271,29 @@ def api_token(url: str, user: str = USER, password: str | None = None) -> str:
 
 
 def api(url: str, path: str, token: str, body: dict | None = None) -> dict:
-    """One authenticated REST call (GET, or POST with a JSON ``body``); the decoded answer."""
-    request = urllib.request.Request(
-        f"{url}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                 "Accept": "application/json"},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:300]
-        raise SandboxError(f"Airflow answered {exc.code} to {path}: {detail}") from None
+    """One authenticated REST call (GET, or POST with a JSON ``body``); the decoded answer.
+
+    A 500 "Database error" (SQLite busy past its timeout while the scheduler writes) or a 503
+    is retried after 1, 2, 4, 8 and 16 s: the failed statement was rolled back, so a retried
+    POST creates nothing twice. Any other error, or the sixth failure, raises SandboxError.
+    """
+    for delay in (*API_RETRY_DELAYS_S, None):
+        request = urllib.request.Request(
+            f"{url}{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                     "Accept": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            busy = exc.code == 503 or (exc.code == 500 and '"Database error"' in detail)
+            if not busy or delay is None:
+                raise SandboxError(f"Airflow answered {exc.code} to {path}: {detail}") from None
+        time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:

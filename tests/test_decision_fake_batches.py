@@ -347,7 +347,9 @@ def test_seeded_per_request_faults_end_as_results(tmp_path: Path) -> None:
         state_dir=tmp_path, faults=Faults.parse("expired=0.2,server_error=0.2"), clock=clock
     )
     client = client_for(fake)
-    batch = client.messages.batches.create(requests=requests_for(30))
+    # the coins are keyed by the batch's (random) id, so a resubmitted batch draws afresh:
+    # 120 requests make "no request errored" a 1-in-10^9 draw (30 made it 1 in 200)
+    batch = client.messages.batches.create(requests=requests_for(120))
     clock.t += 1
     items = results_after_a_poll(client, batch.id)
     ended = client.messages.batches.retrieve(batch.id)
@@ -355,7 +357,7 @@ def test_seeded_per_request_faults_end_as_results(tmp_path: Path) -> None:
     errored = [i.result.error.error.type for i in items if i.result.type == "errored"]
     assert set(errored) == {"api_error"}
     counts = ended.request_counts
-    assert counts.succeeded + counts.expired + counts.errored == 30
+    assert counts.succeeded + counts.expired + counts.errored == 120
 
 
 def test_a_cancel_is_never_lost_to_a_poll_from_another_process(

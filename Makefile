@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AS_OF ?= 2026-11-01
 PYTEST_ARGS ?=
+# make test: test files run on this many parallel workers, longest first (tests/conftest.py)
+TEST_WORKERS ?= 3
 PORT ?= 8080
 LAB_ARGS ?=
 
@@ -30,10 +32,8 @@ pipeline: setup ## set up, then run the whole pipeline (both Airflow DAGs) for t
 lint: setup ## ruff over the package, tests, DAGs and notebooks
 	$(BIN)/ruff check sandbox tests dags notebooks bench
 
-test: lint ## set up, lint, every test, then the learner's path (pipeline + every notebook twice, nbval)
-	$(BIN)/pytest -n 2 --dist loadfile tests -m 'not live and not learner_path' $(PYTEST_ARGS)
-	$(BIN)/pytest -n 0 -m learner_path tests/test_learner_path.py $(PYTEST_ARGS); \
-		rc=$$?; [ $$rc = 0 ] || [ $$rc = 5 ]  # 5: PYTEST_ARGS deselected it
+test: lint ## set up, lint, every test and the learner's path (pipeline + every notebook twice, nbval)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests $(PYTEST_ARGS)
 
 notebooks: setup ## re-execute every notebook as a learner would, store its outputs (no widget views)
 	for nb in notebooks/[0-9]*.ipynb; do \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from datetime import date
@@ -14,6 +15,9 @@ from sandbox.data import GateFailed, build
 from sandbox.data.drills import window_off_by_one
 from sandbox.warehouse import connect
 from tests.conftest import AS_OF
+
+# the module (sandbox.data re-exports its build function under the same name)
+build_module = importlib.import_module("sandbox.data.build")
 
 MART = "marts.fct_user_features_for_ai"
 
@@ -233,3 +237,66 @@ def test_dbt_runs_with_fewer_gc_pauses_and_the_thresholds_come_back(isolated_env
     invoke(dbt_args("parse", AS_OF), callbacks=[lambda _event: seen.append(gc.get_threshold())])
     assert seen and set(seen) == {GC_THRESHOLD}, "dbt ran with the default thresholds"
     assert gc.get_threshold() == before
+
+
+def _parses(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record every `dbt parse` this process runs from now on."""
+    seen: list[list[str]] = []
+    invoke = build_module.invoke
+
+    def counting(args, *rest, **kwargs):
+        if args[0] == "parse":
+            seen.append(args)
+        return invoke(args, *rest, **kwargs)
+
+    monkeypatch.setattr(build_module, "invoke", counting)
+    return seen
+
+
+def _published(day: date) -> list[tuple]:
+    with connect(read_only=True) as con:
+        return con.execute(
+            "select * from marts.fct_user_features_for_ai_history "
+            "where as_of_date = ? order by user_id",
+            [day],
+        ).fetchall()
+
+
+def test_a_backfill_parses_the_project_once_and_builds_what_a_fresh_parse_builds(
+    isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_module._manifests.clear()
+    parses = _parses(monkeypatch)
+    days = [date(2026, 10, 30), date(2026, 10, 31), AS_OF]
+    for day in days:
+        build(day)
+    assert len(parses) == 1, "one parse for three dates from the same raw folder"
+    cached = {day: _published(day) for day in days}
+    # the same dates, each parsed afresh, in another warehouse
+    monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "fresh" / "sandbox.duckdb"))
+    for day in (days[0], AS_OF):
+        build_module._manifests.clear()
+        build(day)
+        assert _published(day) == cached[day] != []
+
+
+def test_another_raw_folder_or_an_edited_model_is_parsed_again(
+    warehouse: Path, raw_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw folder is written into the sources when dbt parses: a manifest parsed for the
+    shipped folder must not read another one (a duplicate user there fails the gate)."""
+    monkeypatch.delenv("SANDBOX_RAW_DIR")
+    build(AS_OF)  # the shipped folder, parsed
+    monkeypatch.setenv("SANDBOX_RAW_DIR", str(raw_copy))
+    _append(raw_copy / "users.csv", (raw_copy / "users.csv").read_text().splitlines()[1])
+    with pytest.raises(GateFailed, match="unique on staging.stg_users.user_id"):
+        build(AS_OF)
+
+    project = tmp_path / "project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
+    before = build_module._manifest_key("duckdb")
+    assert build_module._manifest_key("duckdb") == before
+    model = project / "models" / "marts" / "dim_users.sql"
+    model.write_text(model.read_text() + "\n-- edited\n")
+    assert build_module._manifest_key("duckdb") != before

@@ -177,3 +177,25 @@ def test_multi_sentence_reasoning_is_still_rejected(reasoning: str) -> None:
 @pytest.mark.parametrize("score", [1, 0, 0.5])
 def test_integer_confidences_are_numbers(score) -> None:
     assert validate_answer({**GOOD, "confidence_score": score}).confidence_score == float(score)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *REALISTIC,
+        *MULTI,
+        "Quiet since Oct.\t4 (two weeks).",
+        'They said "done!" Then left.',
+        "Stopped (see logs.) Back soon?",
+        "Idle?!  'Maybe' not.",
+        "  Active daily.  ",
+        "No end mark here",
+    ],
+)
+def test_the_quick_scan_misses_no_sentence_end(text: str) -> None:
+    # sentences() answers 1 without the full scan when _MAYBE_END finds nothing
+    from sandbox.decision.prompt import _MAYBE_END, _SENTENCE_END
+
+    ends = list(_SENTENCE_END.finditer(text.strip()))
+    assert bool(_MAYBE_END.search(text.strip())) or not ends
+    assert all(_MAYBE_END.search(m.group(0)) for m in ends)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,24 @@ _TIME_KEYS = frozenset(
 )
 
 
+# seeded from os.urandom, and its own: random.seed() elsewhere cannot make ids repeat, nor
+# can a forked child repeat its parent's
+_ids = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)
+
+
+def new_id() -> str:
+    """A random version-4 UUID as 32 hex digits, like ``uuid.uuid4().hex``.
+
+    The ids of journal entries and of the rows they carry (``call_id``, ``failure_id``).
+    ``uuid4`` reads ``os.urandom``, a system call that releases the GIL, so with several
+    workers every id handed the interpreter to another thread and back. These ids need to be
+    unique, not secret: they come from a generator seeded once from ``os.urandom``.
+    """
+    return uuid.UUID(int=_ids.getrandbits(128), version=4).hex
+
+
 class JournalError(SandboxError):
     """The journal could not be written (e.g. the disk is full)."""
 
@@ -64,6 +83,10 @@ def _encode(value):
     if isinstance(value, datetime | date):
         return value.isoformat()
     raise TypeError(f"cannot journal {type(value).__name__}")
+
+
+_ENCODER = json.JSONEncoder(default=_encode, separators=(",", ":"))
+"""One entry per line (what ``json.dumps(entry, default=_encode, separators=...)`` gives), built once."""
 
 
 def _decode_row(row: dict) -> dict:
@@ -115,8 +138,8 @@ class Journal:
 
     def append(self, entry: dict) -> int:
         """Write one entry (one ``write`` call); returns its segment. Raises :class:`JournalError`."""
-        entry.setdefault("id", uuid.uuid4().hex)
-        line = (json.dumps(entry, default=_encode, separators=(",", ":")) + "\n").encode()
+        entry.setdefault("id", new_id())
+        line = (_ENCODER.encode(entry) + "\n").encode()
         with self._lock:
             try:
                 if self._fd is None or self._written >= self.segment_entries:
@@ -222,6 +245,7 @@ __all__ = [
     "decode",
     "forget",
     "journal_dir",
+    "new_id",
     "pending_files",
     "read",
 ]

@@ -88,6 +88,12 @@ def _estimate(
         # e.g. a gateway without the endpoint; a real problem shows on the first request
         note = f"count_tokens failed ({type(exc).__name__}): prefix estimated as characters / 4"
     ctx = dataclasses.replace(ctx, overhead_tokens=overhead)
+    # the share prices escalations only: without them, no warehouse visit to look it up
+    share = (
+        store.escalation_share(PROMPT_VERSION, DEFAULT_ESCALATION_SHARE)
+        if ctx.escalation is not None
+        else 0.0
+    )
     estimate = estimate_cost(
         ctx.book,
         primary=ctx.primary.id,
@@ -99,7 +105,7 @@ def _estimate(
         ),
         batch=ctx.mode == "batch",
         prefix_tokens=overhead,
-        escalation_share=store.escalation_share(PROMPT_VERSION, DEFAULT_ESCALATION_SHARE),
+        escalation_share=share,
     )
     return ctx, estimate, note
 

@@ -224,7 +224,9 @@ class _Writer:
     def __init__(self, tally: Tally, journal: Journal | None):
         self.tally = tally
         self.journal = journal
-        self.queue: queue.Queue[tuple[dict, int | None] | None] = queue.Queue()
+        # SimpleQueue: put and get in C, without Queue's Python-level conditions (every answer
+        # passes through here once)
+        self.queue: queue.SimpleQueue[tuple[dict, int | None] | None] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self.stalled = False
         self.uncommitted = 0

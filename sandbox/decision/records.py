@@ -13,6 +13,7 @@ from datetime import date
 
 import anthropic
 
+from sandbox.decision.journal import new_id
 from sandbox.decision.pricing import ModelPrice, PriceBook, approx_tokens
 from sandbox.decision.prompt import PROMPT_VERSION, Recommendation, prefix_chars
 from sandbox.decision.store import InputRow, utcnow
@@ -77,7 +78,7 @@ class RunContext:
     ) -> dict:
         """A ``decision.llm_calls`` row: one request sent (or one item of a batch)."""
         return {
-            "call_id": uuid.uuid4().hex,
+            "call_id": new_id(),
             "execution_date": self.execution_date,
             "user_id": user_id,
             "run_id": self.run_id,
@@ -115,7 +116,7 @@ class RunContext:
         the row's input (``input_sha``), the prompt or the model changes.
         """
         return {
-            "failure_id": uuid.uuid4().hex,
+            "failure_id": new_id(),
             "execution_date": self.execution_date,
             "user_id": user_id,
             "model": model.id,

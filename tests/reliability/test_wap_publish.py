@@ -65,13 +65,13 @@ def _install(point: str) -> None:
     if kind == "dbt":
         real_invoke = build_module.invoke
 
-        def invoke(args, callbacks=None):
+        def invoke(args, callbacks=None, manifest=None):
             def on_event(event) -> None:
                 if event.info.name == "NodeFinished":
                     if getattr(event.data.node_info, "unique_id", "") == at:
                         _die(point)
 
-            return real_invoke(args, [*(callbacks or []), on_event])
+            return real_invoke(args, [*(callbacks or []), on_event], manifest)
 
         build_module.invoke = invoke
     elif kind == "publish":

@@ -135,11 +135,39 @@ def _print_component_logs(home: Path, lines: int = 60) -> None:
         print("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
 
 
+@contextlib.contextmanager
+def _write_lock_held(db: Path, seconds: float) -> Iterator[None]:
+    """Another writer holds the metadata DB's write lock for ``seconds`` from entry."""
+    import threading
+
+    held = threading.Event()
+
+    def hold() -> None:
+        with contextlib.closing(sqlite3.connect(db, timeout=60, isolation_level=None)) as con:
+            con.execute("BEGIN IMMEDIATE")
+            held.set()
+            time.sleep(seconds)
+            con.execute("COMMIT")
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(60), "could not take the write lock"
+    try:
+        yield
+    finally:
+        thread.join()
+
+
 def _scheduler_drill(running: dict) -> None:
     home, url = running["home"], running["url"]
     assert "DAGs are unpaused" in running["out"].read_text()
 
-    run_ids = ui.trigger(DAY, 8784)
+    # A busy metadata DB: another writer holds it for 10 s, twice SQLite's default wait, and
+    # the client may not retry. The trigger (and every component) waits its turn instead of
+    # answering 500 "database is locked".
+    with _write_lock_held(home / "airflow.db", 10), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ui, "API_RETRY_DELAYS_S", ())
+        run_ids = ui.trigger(DAY, 8784)
 
     deadline = time.monotonic() + RUNS_S
     while set(_run_states(home, run_ids).values()) - {"success", "failed"}:

@@ -187,3 +187,24 @@ def test_a_full_disk_stops_sending_and_loses_no_answer(
     assert not set(log.pairs(log.entries()[before:])) & set(answered)
     assert ledger_pairs() == log.pairs()
     print(f"full disk ({how}): stopped after {sum(answered.values())} requests, ledger equal")
+
+
+def test_ids_are_uuid4_and_a_forked_child_does_not_repeat_its_parents() -> None:
+    import uuid
+
+    from sandbox.decision.journal import new_id
+
+    ids = {new_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(uuid.UUID(hex=i).version == 4 for i in list(ids)[:100])
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, then exit without pytest's clean-up
+        os.write(write, "".join(new_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = pipe.read()
+    parent = "".join(new_id() for _ in range(3))
+    assert len(child) == 96 and child != parent

@@ -167,7 +167,7 @@ def recording_client(*, faults: str | None = None, max_retries: int = 0):
     import anthropic
     import httpx2
 
-    from sandbox.decision.fake import FakeMessagesAPI, Faults
+    from sandbox.decision.fake import OFFLINE_BASE_URL, FakeMessagesAPI, Faults
 
     fake = FakeMessagesAPI(faults=Faults.parse(faults))
     exchanges: list[RecordedExchange] = []
@@ -196,6 +196,7 @@ def recording_client(*, faults: str | None = None, max_retries: int = 0):
 
     client = anthropic.Anthropic(
         api_key="mock-key-offline",
+        base_url=OFFLINE_BASE_URL,
         http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(handle)),
         max_retries=max_retries,
     )

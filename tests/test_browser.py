@@ -320,6 +320,7 @@ def test_airflow_ui_shows_a_recorded_task_log(
         page.screenshot(path=str(shots / "airflow-task-log.png"))
         body = page.inner_text("body")
         assert "HTTP Request: POST" in body and "/v1/messages" in body  # the task's own lines
+        assert "anthropic-fake.invalid" in body and "api.anthropic.com" not in body  # offline
         assert "Could not read served logs" not in body
         assert task_id in body
         page.close()

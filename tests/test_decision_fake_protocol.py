@@ -382,6 +382,25 @@ def test_the_runtime_imports_the_fake_only_in_mock_mode() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_offline_requests_name_the_fake_not_the_real_service(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK logs each request's URL (task logs show it): offline, it must not read as a
+    call to api.anthropic.com, whatever ANTHROPIC_BASE_URL says."""
+    import logging
+
+    from sandbox.decision.clients import make_client
+    from sandbox.decision.fake import OFFLINE_BASE_URL
+
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+    client = make_client("mock", max_retries=0)
+    with caplog.at_level(logging.INFO, logger="httpx2"):
+        client.messages.create(**build_params(HAIKU, "u1", SUMMARY))
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx2"]
+    assert lines == [f'HTTP Request: POST {OFFLINE_BASE_URL}/v1/messages "HTTP/1.1 200 OK"']
+    assert str(client.base_url).rstrip("/") == OFFLINE_BASE_URL
+
+
 def test_the_sliding_window_admits_exactly_rpm_under_contention() -> None:
     from concurrent.futures import ThreadPoolExecutor
 

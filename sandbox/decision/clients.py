@@ -57,10 +57,12 @@ def make_client(llm: str | None = None, *, max_retries: int | None = None) -> an
     retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
     telemetry = open_telemetry_option()
     if resolve_llm(llm) == "mock":
-        from sandbox.decision.fake import FakeMessagesAPI, http_client  # test double: mock only
+        # test double: imported in mock mode only
+        from sandbox.decision.fake import OFFLINE_BASE_URL, FakeMessagesAPI, http_client
 
         return anthropic.Anthropic(
             api_key="mock-key-offline",
+            base_url=OFFLINE_BASE_URL,
             http_client=http_client(FakeMessagesAPI.from_env(state_dir=mock_state_dir())),
             max_retries=retries,
             timeout=REQUEST_TIMEOUT_S,

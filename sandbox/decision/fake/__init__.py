@@ -30,6 +30,7 @@ from sandbox.decision.fake.server import DEFAULT_BATCH_SECONDS, FakeMessagesAPI
 
 __all__ = [
     "DEFAULT_BATCH_SECONDS",
+    "OFFLINE_BASE_URL",
     "FAULT_GROUPS",
     "FAULT_KINDS",
     "WORDINGS",
@@ -43,6 +44,16 @@ __all__ = [
     "recommend",
     "uniform",
 ]
+
+
+OFFLINE_BASE_URL = "http://anthropic-fake.invalid"
+"""The fake's address: what offline clients send to, and what their logs show.
+
+The SDK logs every request (``HTTP Request: POST <url>``, in task logs too); with its default
+``https://api.anthropic.com`` an offline run would read as if it called the real service.
+``.invalid`` is reserved (RFC 2606) and never resolves, so a request that somehow bypassed
+the in-process transport could not reach anything either.
+"""
 
 
 def http_client(fake: FakeMessagesAPI) -> anthropic.DefaultHttpxClient:

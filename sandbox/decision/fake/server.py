@@ -78,7 +78,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,7 +87,7 @@ import httpx2
 from sandbox.config import SandboxError
 from sandbox.decision.fake.answers import WORDINGS, recommend
 from sandbox.decision.fake.batches import BatchStore, final_results, view
-from sandbox.decision.fake.errors import ApiError, error_body, request_id
+from sandbox.decision.fake.errors import ApiError, error_body, random_hex, request_id
 from sandbox.decision.fake.faults import Faults, uniform
 from sandbox.decision.fake.limits import (
     CUSTOM_ID,
@@ -423,13 +422,13 @@ class FakeMessagesAPI:
                 {
                     "type": "thinking",
                     "thinking": "Reading the plan, recency and weekly activity first.",
-                    "signature": "mock-signature-" + uuid.uuid4().hex[:16],
+                    "signature": "mock-signature-" + random_hex(16),
                 }
             )
         if text:
             content.append({"type": "text", "text": text})
         return {
-            "id": "msg_mock_" + uuid.uuid4().hex[:24],
+            "id": "msg_mock_" + random_hex(24),
             "type": "message",
             "role": "assistant",
             "model": model,
@@ -477,7 +476,7 @@ class FakeMessagesAPI:
             seen.add(custom_id)
             if not isinstance(item.get("params"), dict):
                 raise ApiError.invalid(f"requests.{i}.params: Input should be an object")
-        batch_id = "msgbatch_mock_" + uuid.uuid4().hex[:24]
+        batch_id = "msgbatch_mock_" + random_hex(24)
         info["batch_id"], info["batch_requests"] = batch_id, len(requests)
         results = [self._batch_result(batch_id, item) for item in requests]
         results.sort(key=lambda r: hashlib.sha256(r["custom_id"].encode()).hexdigest())

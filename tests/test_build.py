@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.config import DBT_PROJECT_DIR
+from sandbox.config import DBT_PROJECT_DIR, DEFAULT_RAW_DIR
 from sandbox.data import GateFailed, build
 from sandbox.data.drills import window_off_by_one
 from sandbox.warehouse import connect
@@ -18,6 +18,7 @@ from tests.conftest import AS_OF
 
 # the module (sandbox.data re-exports its build function under the same name)
 build_module = importlib.import_module("sandbox.data.build")
+RAW_DIR_PLACEHOLDER = build_module.RAW_DIR_PLACEHOLDER
 
 MART = "marts.fct_user_features_for_ai"
 
@@ -280,17 +281,34 @@ def test_a_backfill_parses_the_project_once_and_builds_what_a_fresh_parse_builds
         assert _published(day) == cached[day] != []
 
 
-def test_another_raw_folder_or_an_edited_model_is_parsed_again(
+def test_another_raw_folder_is_read_on_the_same_parse_and_an_edited_model_is_parsed_again(
     warehouse: Path, raw_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The raw folder is written into the sources when dbt parses: a manifest parsed for the
-    shipped folder must not read another one (a duplicate user there fails the gate)."""
+    """The project is parsed with a placeholder raw folder and each build writes its own
+    folder into the raw sources: a manifest used for the shipped folder must read another
+    one (a duplicate user there fails the gate), then the shipped one again, and a folder
+    whose name holds a quote and braces exactly as named, without parsing again."""
+    build_module._manifests.clear()
+    parses = _parses(monkeypatch)
     monkeypatch.delenv("SANDBOX_RAW_DIR")
     build(AS_OF)  # the shipped folder, parsed
+    shipped = _published(AS_OF)
     monkeypatch.setenv("SANDBOX_RAW_DIR", str(raw_copy))
     _append(raw_copy / "users.csv", (raw_copy / "users.csv").read_text().splitlines()[1])
     with pytest.raises(GateFailed, match="unique on staging.stg_users.user_id"):
         build(AS_OF)
+    odd = tmp_path / "it's {odd} raw"
+    shutil.copytree(DEFAULT_RAW_DIR, odd)
+    _replace_first_data_line(odd / "users.csv", '"free"', '"platinum"')
+    monkeypatch.setenv("SANDBOX_RAW_DIR", str(odd))
+    with pytest.raises(GateFailed, match="accepted_values") as caught:
+        build(AS_OF)
+    assert caught.value.failures[0].raw_file == str(odd / "users.csv")
+    monkeypatch.delenv("SANDBOX_RAW_DIR")
+    build(AS_OF)
+    assert _published(AS_OF) == shipped
+    assert len(parses) == 1, "three raw folders, one parse"
+    assert RAW_DIR_PLACEHOLDER in parses[0][parses[0].index("--vars") + 1]
 
     project = tmp_path / "project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
@@ -300,3 +318,20 @@ def test_another_raw_folder_or_an_edited_model_is_parsed_again(
     model = project / "models" / "marts" / "dim_users.sql"
     model.write_text(model.read_text() + "\n-- edited\n")
     assert build_module._manifest_key("duckdb") != before
+
+
+def test_sources_that_no_longer_take_the_raw_folder_from_the_var_are_parsed_each_time(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If _sources.yml stops using var('raw_dir'), the placeholder cannot be replaced: no
+    manifest is kept, and dbt parses with the real folder, as without the cache."""
+    project = tmp_path / "project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    sources = project / "models" / "staging" / "_sources.yml"
+    text = sources.read_text()
+    fixed = text.replace('var("raw_dir", "../data/seed")', f'"{DEFAULT_RAW_DIR.as_posix()}"')
+    assert fixed != text
+    sources.write_text(fixed)
+    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
+    assert build_module.parsed_manifest(AS_OF) is None
+    assert build(AS_OF).rows["marts.fct_user_features_for_ai"] > 0

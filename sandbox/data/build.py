@@ -285,13 +285,19 @@ def raw_format(folder: Path) -> str:
     )
 
 
-def dbt_args(command: str, as_of_date: date, target: str = "duckdb") -> list[str]:
-    """The dbt command line ``sandbox`` runs for ``command`` (e.g. ``"build"``, ``"docs generate"``)."""
+def dbt_args(
+    command: str, as_of_date: date, target: str = "duckdb", *, raw_dir_var: str | None = None
+) -> list[str]:
+    """The dbt command line ``sandbox`` runs for ``command`` (e.g. ``"build"``, ``"docs generate"``).
+
+    ``raw_dir_var`` replaces the raw folder's path in ``--vars`` (the format still comes from
+    the real folder): :func:`parsed_manifest` parses with a placeholder there.
+    """
     folder = raw_dir()
     project = project_dir()
     variables = {
         "as_of_date": as_of_date.isoformat(),
-        "raw_dir": folder.as_posix(),
+        "raw_dir": raw_dir_var or folder.as_posix(),
         "raw_format": raw_format(folder),
     }
     return [
@@ -323,7 +329,20 @@ def invoke(args: list[str], callbacks: list | None = None, manifest=None):
 
 
 MANIFESTS_KEPT = 4
-_manifests: dict[tuple, object] = {}
+RAW_DIR_PLACEHOLDER = "/sandbox-raw-dir-placeholder"
+"""The raw folder dbt parses with; each build puts its own folder in its place (no quote or
+brace in it, so the sources' templates hold it exactly as written)."""
+
+
+@dataclass
+class _Parsed:
+    """A parsed manifest and, per raw source, its location templates (the placeholder in them)."""
+
+    manifest: object
+    templates: dict[str, tuple[str, str]]  # source id -> (meta external_location, relation_name)
+
+
+_manifests: dict[tuple, _Parsed] = {}
 
 
 def parsed_manifest(as_of_date: date, target: str = "duckdb"):
@@ -331,28 +350,57 @@ def parsed_manifest(as_of_date: date, target: str = "duckdb"):
 
     dbt parses the whole project (about a thousand macros, every model and YAML file) before
     each command, and re-parses all of it whenever ``--vars`` change, so every day of a
-    backfill cost a full parse: about 1.2 s of CPU on top of the build's own 1.1 s. Yet of the
-    three vars only two shape what dbt parses: ``raw_dir`` and ``raw_format`` (the raw
-    sources' ``external_location`` in ``_sources.yml``). ``as_of_date`` is read when a node
-    is compiled, at run time, from the current command's ``--vars`` (keep it so: never use it
-    in a ``config()`` or a YAML property). So a parsed manifest is reused, through
-    ``dbtRunner(manifest=...)``, for as long as nothing it was parsed from changed: the
-    project's files (names, sizes, modification times: a model you add or edit is parsed), the
-    target, the raw folder and format, and the warehouse file's name (DuckDB's catalog, which
-    dbt writes into every node). ``None`` when the project does not parse: the build then
-    parses it itself and reports the error as it always did.
+    backfill, and every build from another raw folder (each quality-gate drill), cost a full
+    parse: about 1.2 s of CPU on top of the build's own 1.1 s. Yet of the three vars only two
+    shape what dbt parses: ``raw_dir`` and ``raw_format`` (the raw sources'
+    ``external_location`` in ``_sources.yml``). ``as_of_date`` is read when a node is
+    compiled, at run time, from the current command's ``--vars`` (keep it so: never use it
+    in a ``config()`` or a YAML property). So the project is parsed with
+    :data:`RAW_DIR_PLACEHOLDER` as the raw folder, each build writes its own folder into the
+    two raw sources (their ``meta.external_location``, which dbt-duckdb reads when a model
+    selects from the source, and their ``relation_name``), and the manifest is reused, through
+    ``dbtRunner(manifest=...)``, for as long as nothing else it was parsed from changed: the
+    project's files (names, sizes, modification times: a model you add or edit is parsed),
+    the target, the raw format, and the warehouse file's name (DuckDB's catalog, which dbt
+    writes into every node). ``None`` when the project does not parse, or when its sources no
+    longer take the raw folder from ``raw_dir``: the build then parses it itself, as it
+    always did.
     """
     key = _manifest_key(target)
-    if key in _manifests:
-        _manifests[key] = _manifests.pop(key)  # most recently used last
-        return _manifests[key]
-    outcome = invoke(dbt_args("parse", as_of_date, target))
-    if not outcome.success or outcome.result is None:
-        return None
-    _manifests[key] = outcome.result
+    parsed = _manifests.pop(key, None)
+    if parsed is None:
+        outcome = invoke(dbt_args("parse", as_of_date, target, raw_dir_var=RAW_DIR_PLACEHOLDER))
+        if not outcome.success or outcome.result is None:
+            return None
+        parsed = _Parsed(outcome.result, _raw_templates(outcome.result))
+        if not parsed.templates:
+            return None
+    _manifests[key] = parsed  # most recently used last
     while len(_manifests) > MANIFESTS_KEPT:
         _manifests.pop(next(iter(_manifests)))
-    return outcome.result
+    _point_raw_sources(parsed, raw_dir())
+    return parsed.manifest
+
+
+def _raw_templates(manifest) -> dict[str, tuple[str, str]]:
+    templates = {}
+    for source in manifest.sources.values():
+        location = (source.meta or {}).get("external_location")
+        if isinstance(location, str) and RAW_DIR_PLACEHOLDER in location:
+            templates[source.unique_id] = (location, source.relation_name or "")
+    return templates
+
+
+def _point_raw_sources(parsed: _Parsed, folder: Path) -> None:
+    """Write ``folder`` into the raw sources, escaped as ``_sources.yml`` escapes it: quotes
+    doubled for the SQL literal, and braces doubled in the template that dbt-duckdb fills
+    in with ``str.format`` (the relation name is that template filled in)."""
+    literal = folder.as_posix().replace("'", "''")
+    formatted = literal.replace("{", "{{").replace("}", "}}")
+    for unique_id, (location, relation) in parsed.templates.items():
+        source = parsed.manifest.sources[unique_id]
+        source.meta["external_location"] = location.replace(RAW_DIR_PLACEHOLDER, formatted)
+        source.relation_name = relation.replace(RAW_DIR_PLACEHOLDER, literal)
 
 
 def _manifest_key(target: str) -> tuple:
@@ -369,8 +417,7 @@ def _manifest_key(target: str) -> tuple:
             except OSError:  # removed while we looked: the key differs either way
                 continue
             files.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
-    folder = raw_dir()
-    return (str(project), target, str(folder), raw_format(folder), warehouse_path().stem,
+    return (str(project), target, raw_format(raw_dir()), warehouse_path().stem,
             dbt_version, tuple(files))  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Quality-gate drills: break the raw data (or a model) on purpose and watch the gate hold.
 
 Each drill copies the shipped raw files and the dbt project into a scratch folder, breaks one
-thing, and builds from there. A *gate* drill must fail the build with :class:`GateFailed`
+thing, and builds from there (from the shipped project when the drill left it as it was). A *gate* drill must fail the build with :class:`GateFailed`
 naming the expected check; a *handled* drill documents what staging absorbs by design (the
 build passes and the mart is unchanged). The notebooks and ``tests/reliability`` run them.
 """
@@ -245,14 +245,20 @@ class DrillOutcome:
 
 @contextmanager
 def broken_inputs(name: str, workdir: Path | None = None) -> Iterator[tuple[Path, Path]]:
-    """Point ``SANDBOX_RAW_DIR``/``SANDBOX_DBT_PROJECT_DIR`` at broken copies for the block."""
+    """Point ``SANDBOX_RAW_DIR``/``SANDBOX_DBT_PROJECT_DIR`` at broken copies for the block.
+
+    Yields ``(raw folder, dbt project)``: the project is the scratch copy when the drill
+    changed it, and the shipped project otherwise.
+    """
     if name not in DRILLS:
         raise SandboxError(f"unknown drill {name!r}: pick one of {', '.join(DRILLS)}")
     with tempfile.TemporaryDirectory(prefix=f"drill-{name}-", dir=workdir) as scratch:
         raw, project = Path(scratch) / "raw", Path(scratch) / "dbt_project"
         shutil.copytree(DEFAULT_RAW_DIR, raw)
-        _copy_project(project)
+        shipped = _files(_copy_project(project))
         DRILLS[name].breaks(raw, project)
+        if _files(project) == shipped:  # only the data is broken: build the project itself
+            project = project_dir()  # (dbt's parse of it is reused, see build.parsed_manifest)
         with environment({"SANDBOX_RAW_DIR": str(raw), "SANDBOX_DBT_PROJECT_DIR": str(project)}):
             yield raw, project
 
@@ -287,6 +293,15 @@ def window_off_by_one(workdir: Path | None = None) -> Iterator[Path]:
 def _copy_project(to: Path) -> Path:
     shutil.copytree(project_dir(), to, ignore=shutil.ignore_patterns("target", "logs"))
     return to
+
+
+def _files(folder: Path) -> list[tuple[str, int, int]]:
+    """Every file under ``folder``: relative path, size, modification time (copies keep it)."""
+    return sorted(
+        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    )
 
 
 def run_drill(name: str, as_of_date: date | str | None = None) -> DrillOutcome:

@@ -1,9 +1,10 @@
 """Quality-gate drills: break the raw data (or a model) on purpose and watch the gate hold.
 
 Each drill copies the shipped raw files and the dbt project into a scratch folder, breaks one
-thing, and builds from there (from the shipped project when the drill left it as it was). A *gate* drill must fail the build with :class:`GateFailed`
-naming the expected check; a *handled* drill documents what staging absorbs by design (the
-build passes and the mart is unchanged). The notebooks and ``tests/reliability`` run them.
+thing, and builds from there (from the shipped project when the drill left it as it was). A
+*gate* drill must fail the build with :class:`GateFailed` naming the expected check; a
+*handled* drill documents what staging absorbs by design (the build passes and the mart is
+unchanged). The notebooks and ``tests/reliability`` run them.
 """
 
 from __future__ import annotations

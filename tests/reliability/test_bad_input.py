@@ -36,3 +36,25 @@ def test_drill(warehouse: Path, name: str) -> None:
 def test_there_are_at_least_ten_kinds_of_bad_input() -> None:
     assert len(DRILLS) >= 10
     assert sum(d.expect == "handled" for d in DRILLS.values()) >= 2
+
+
+def test_a_drill_builds_a_project_copy_only_when_it_changed_a_model() -> None:
+    """Drills that break only the data build the shipped project (whose parse is reused);
+    the ones that change a model build their own copy, and the shipped one stays as it was."""
+    import os
+
+    from sandbox.config import DBT_PROJECT_DIR
+    from sandbox.data.build import project_dir
+    from sandbox.data.drills import broken_inputs
+
+    mart_sql = DBT_PROJECT_DIR / "models" / "marts" / "fct_user_features_for_ai.sql"
+    shipped_sql = mart_sql.read_text()
+    with broken_inputs("duplicate_key") as (raw, project):
+        assert project == project_dir() == DBT_PROJECT_DIR
+        assert os.environ["SANDBOX_RAW_DIR"] == str(raw)
+    with broken_inputs("runaway_summary") as (_, project):
+        assert project != DBT_PROJECT_DIR and project_dir() == project
+        copied = project / "models" / "marts" / "fct_user_features_for_ai.sql"
+        assert copied.read_text() != shipped_sql
+    assert mart_sql.read_text() == shipped_sql
+    assert not project.exists()  # the scratch copy is gone after the block

@@ -95,7 +95,7 @@ def test_every_airflow_process_waits_for_a_busy_metadata_db_in_wal_mode(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["60000", "wal", "60000"]
+    assert result.stdout.split() == ["20000", "wal", "20000"]
 
 
 class _Airflow(http.server.BaseHTTPRequestHandler):

@@ -27,7 +27,11 @@ from sandbox.config import ROOT, SandboxError
 
 DAGS_FOLDER = ROOT / "dags"
 DEFAULT_HOME = ROOT / ".airflow"
-SQLITE_BUSY_TIMEOUT_S = 60
+SQLITE_BUSY_TIMEOUT_S = 20
+"""Four times SQLite's default, and well under the REST client's 60 s: a request that cannot
+get the lock in time ends as a 500 "Database error" the client retries (``ui.api``), never as
+a client-side timeout. 60 s was tried: once, the api-server stopped answering every request
+for over a minute while the DB was contended."""
 # Airflow imports this dict (``[database] sql_alchemy_connect_args``) and passes it to
 # sqlite3.connect / aiosqlite.connect in every one of its processes.
 SQLITE_CONNECT_ARGS = {"timeout": SQLITE_BUSY_TIMEOUT_S}

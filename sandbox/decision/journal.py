@@ -28,14 +28,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import random
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
 from sandbox.config import SandboxError, warehouse_path
+from sandbox.ids import new_id
 
 SEGMENT_ENTRIES = 20_000
 
@@ -86,24 +85,6 @@ _TIME_KEYS = frozenset(
         "resolved_at",
     }
 )
-
-
-# seeded from os.urandom, and its own: random.seed() elsewhere cannot make ids repeat, nor
-# can a forked child repeat its parent's
-_ids = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ids.seed)
-
-
-def new_id() -> str:
-    """A random version-4 UUID as 32 hex digits, like ``uuid.uuid4().hex``.
-
-    The ids of journal entries and of the rows they carry (``call_id``, ``failure_id``).
-    ``uuid4`` reads ``os.urandom``, a system call that releases the GIL, so with several
-    workers every id handed the interpreter to another thread and back. These ids need to be
-    unique, not secret: they come from a generator seeded once from ``os.urandom``.
-    """
-    return uuid.UUID(int=_ids.getrandbits(128), version=4).hex
 
 
 class JournalError(SandboxError):

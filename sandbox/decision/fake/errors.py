@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import random
+from sandbox.ids import random_hex
 
 __all__ = ["ApiError", "error_body", "random_hex", "request_id"]
-
-# the fake's ids (request, message, batch) need to be unique, not secret: one generator seeded
-# from os.urandom (reseeded in a forked child) instead of uuid4, whose os.urandom call per id
-# hands the interpreter to another thread and back (the engine's threads paid for it)
-_ids = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ids.seed)
-
-
-def random_hex(digits: int) -> str:
-    """``digits`` random lowercase hex digits (an id's random part)."""
-    return f"{_ids.getrandbits(4 * digits):0{digits}x}"
 
 
 def request_id() -> str:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE, environment
+from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE, SandboxError, environment
 
 __all__ = [
     "RecordedExchange",
@@ -314,7 +314,7 @@ def check_pipeline_task(dag_file) -> Any:
     date ``ops.pipeline_runs`` records as a success — the task must succeed — and for a date
     with no successful run — the task must fail.
     """
-    from sandbox.control.airflow_env import airflow_environ
+    from sandbox.control.airflow_env import airflow_environ, migrate_home
     from sandbox.course import _has_table, _rows
 
     path = Path(dag_file) if dag_file else None
@@ -346,15 +346,11 @@ def check_pipeline_task(dag_file) -> Any:
     env = {**os.environ, **airflow_environ(home), "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
     env.pop("SANDBOX_MOCK_FAULTS", None)
     log = home / "check.log"
+    try:
+        migrate_home(home, log=home / "db-migrate.log")
+    except SandboxError as exc:
+        return _verdict(False, f"Airflow could not set up its home: {exc}")
     with log.open("w") as out:
-        if not (home / "airflow.db").exists():
-            subprocess.run(
-                [sys.executable, "-m", "airflow", "db", "migrate"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
         proc = subprocess.run(
             [sys.executable, "-c", _RUN_DAG, str(folder), EXERCISE_DAG_ID, str(good), bad],
             env=env,

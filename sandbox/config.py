@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -18,6 +19,22 @@ DEFAULT_WAREHOUSE = ROOT / "warehouse" / "sandbox.duckdb"
 
 SHIPPED_AS_OF_DATE = date(2026, 11, 1)
 """The as-of date of the raw data the course ships in ``data/seed``."""
+
+
+CACHE_ROOT = Path(sys.prefix) / "var" / "three-plane-sandbox"
+"""Work the sandbox keeps to avoid repeating it in every new process (a migrated Airflow DB,
+dbt's parse of the project), beside the installed packages it depends on: the virtual
+environment (``make clean`` removes it). Only ever a copy of what would be made again."""
+
+
+def cache_dir(name: str) -> Path | None:
+    """``CACHE_ROOT/name``, created; ``None`` when it cannot be written (nothing is cached)."""
+    folder = CACHE_ROOT / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
 
 
 class SandboxError(Exception):

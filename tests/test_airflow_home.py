@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import config
 from sandbox.control import airflow_env
 
 
@@ -36,9 +37,9 @@ def _log(home: Path) -> str:
 def test_the_first_home_is_migrated_and_later_homes_start_from_a_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(airflow_env, "TEMPLATE_DIR", tmp_path / "templates")
+    monkeypatch.setattr(config, "CACHE_ROOT", tmp_path / "cache")
     first = airflow_env.migrate_home(tmp_path / "first")
-    (template,) = (tmp_path / "templates").glob("airflow-*.db")
+    (template,) = (tmp_path / "cache" / "airflow").glob("airflow-*.db")
     assert "copied from" not in _log(tmp_path / "first")
     assert _journal_mode(template) == "delete"  # one self-contained file
 
@@ -67,10 +68,10 @@ def test_the_first_home_is_migrated_and_later_homes_start_from_a_copy(
 def test_each_airflow_version_and_setting_that_shapes_the_db_has_its_own_template(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(airflow_env, "TEMPLATE_DIR", tmp_path / "templates")
+    monkeypatch.setattr(config, "CACHE_ROOT", tmp_path / "cache")
     base = {"PATH": "/bin", **airflow_env.airflow_environ(tmp_path / "a")}
     plain = airflow_env.template_db(base)
-    assert plain is not None and plain.parent == tmp_path / "templates"
+    assert plain is not None and plain.parent == tmp_path / "cache" / "airflow"
     # the settings that name the home do not change what a migration writes
     assert airflow_env.template_db({**base, **airflow_env.airflow_environ(tmp_path / "b")}) == plain
     sized = airflow_env.template_db({**base, "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": "7"})
@@ -80,10 +81,10 @@ def test_each_airflow_version_and_setting_that_shapes_the_db_has_its_own_templat
     assert airflow_env.template_db(base).name.startswith("airflow-9.9.9-")
 
 
-def test_without_a_writable_template_folder_every_home_is_migrated(
+def test_without_a_writable_cache_no_template_is_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    monkeypatch.setattr(airflow_env, "TEMPLATE_DIR", blocker / "templates")
+    monkeypatch.setattr(config, "CACHE_ROOT", blocker / "cache")
     assert airflow_env.template_db() is None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import config
 from sandbox.config import DBT_PROJECT_DIR, DEFAULT_RAW_DIR
 from sandbox.data import GateFailed, build
 from sandbox.data.drills import window_off_by_one
@@ -273,7 +274,8 @@ def test_a_backfill_parses_the_project_once_and_builds_what_a_fresh_parse_builds
         build(day)
     assert len(parses) == 1, "one parse for three dates from the same raw folder"
     cached = {day: _published(day) for day in days}
-    # the same dates, each parsed afresh, in another warehouse
+    # the same dates, each parsed afresh (not from a parse dbt saved), in another warehouse
+    monkeypatch.setattr(config, "CACHE_ROOT", _unwritable(tmp_path))
     monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "fresh" / "sandbox.duckdb"))
     for day in (days[0], AS_OF):
         build_module._manifests.clear()
@@ -318,6 +320,75 @@ def test_another_raw_folder_is_read_on_the_same_parse_and_an_edited_model_is_par
     model = project / "models" / "marts" / "dim_users.sql"
     model.write_text(model.read_text() + "\n-- edited\n")
     assert build_module._manifest_key("duckdb") != before
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A cache root that cannot be created (a path under a file): nothing is cached."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    return blocker / "cache"
+
+
+def _last_parse() -> build_module._Parsed:
+    return list(build_module._manifests.values())[-1]
+
+
+def test_a_new_process_starts_from_the_parse_dbt_saved_and_parses_what_changed(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt's saved parse is kept in the sandbox's cache and copied into each new parse: dbt
+    itself checks it (vars, profile, dbt_project.yml, every file's checksum) and parses only
+    what changed. Clearing the in-process manifests is what a new process starts with."""
+    monkeypatch.setattr(config, "CACHE_ROOT", tmp_path / "cache")
+    project = tmp_path / "project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
+    build_module._manifests.clear()
+    build(AS_OF)
+    assert not _last_parse().reused
+    (saved,) = (tmp_path / "cache" / "dbt-parse").glob("*.msgpack")
+    shipped = _published(AS_OF)
+
+    build_module._manifests.clear()
+    build(AS_OF)
+    assert _last_parse().reused, "nothing changed: dbt used its saved parse"
+    assert _published(AS_OF) == shipped
+    assert not Path(build_module.WAREHOUSE_PLACEHOLDER).exists()  # the parse opened nothing
+
+    # a model added to the project is parsed and built; the saved parse now holds it
+    (project / "models" / "marts" / "parse_probe.sql").write_text("select 42 as answer\n")
+    build_module._manifests.clear()
+    result = build(AS_OF)
+    assert not _last_parse().reused
+    assert "parse_probe" in {node.name for node in result.nodes}
+    with connect(read_only=True) as con:
+        assert con.execute("select answer from marts.parse_probe").fetchone() == (42,)
+    build_module._manifests.clear()
+    build(AS_OF)
+    assert _last_parse().reused
+
+    # a saved parse that is not one (a cut-short file): dbt parses everything, and saves anew
+    saved.write_bytes(saved.read_bytes()[:1000])
+    build_module._manifests.clear()
+    build(AS_OF)
+    assert not _last_parse().reused and saved.stat().st_size > 1000
+    assert _published(AS_OF) == shipped
+
+
+def test_the_saved_parse_is_one_per_project_folder_and_warehouse_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "CACHE_ROOT", tmp_path / "cache")
+    monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "a" / "sandbox.duckdb"))
+    mine = build_module._saved_parse("duckdb")
+    monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "b" / "sandbox.duckdb"))
+    assert build_module._saved_parse("duckdb") == mine  # the folder is not in dbt's parse
+    monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "b" / "other.duckdb"))
+    assert build_module._saved_parse("duckdb") != mine  # the catalog name is
+    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(tmp_path / "project-copy"))
+    assert build_module._saved_parse("duckdb") not in (mine, None)
+    monkeypatch.setattr(config, "CACHE_ROOT", _unwritable(tmp_path))
+    assert build_module._saved_parse("duckdb") is None
 
 
 def test_sources_that_no_longer_take_the_raw_folder_from_the_var_are_parsed_each_time(

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sandbox.config import ROOT, SandboxError
+from sandbox.config import ROOT, SandboxError, cache_dir
 
 DAGS_FOLDER = ROOT / "dags"
 DEFAULT_HOME = ROOT / ".airflow"
@@ -151,15 +151,11 @@ def migrate_home(home: Path, log: Path | None = None) -> Path:
     return db
 
 
-TEMPLATE_DIR = Path(sys.prefix) / "var" / "three-plane-sandbox"
-"""Where migrated metadata DBs are kept: beside the installed Airflow they were made with
-(the virtual environment; ``make clean`` removes it)."""
-
-
 def template_db(env: dict[str, str] | None = None) -> Path | None:
-    """The template for a new home's metadata DB: one per Airflow version and per set of
-    ``AIRFLOW__*`` settings that do not name the home (a setting could change what the
-    migration writes, e.g. the default pool's size). ``None`` when the folder is not writable.
+    """The template for a new home's metadata DB, in the sandbox's cache
+    (:data:`sandbox.config.CACHE_ROOT`): one per Airflow version and per set of ``AIRFLOW__*``
+    settings that do not name the home (a setting could change what the migration writes,
+    e.g. the default pool's size). ``None`` when the cache cannot be written.
     """
     from importlib.metadata import PackageNotFoundError, version
 
@@ -173,13 +169,8 @@ def template_db(env: dict[str, str] | None = None) -> Path | None:
         (k, v) for k, v in env.items() if k.startswith("AIRFLOW__") and k not in per_home
     )
     digest = hashlib.sha256(json.dumps([airflow_version, settings]).encode()).hexdigest()[:12]
-    try:
-        TEMPLATE_DIR.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    if not os.access(TEMPLATE_DIR, os.W_OK):
-        return None
-    return TEMPLATE_DIR / f"airflow-{airflow_version}-{digest}.db"
+    folder = cache_dir("airflow")
+    return None if folder is None else folder / f"airflow-{airflow_version}-{digest}.db"
 
 
 def _copy_db(template: Path, db: Path) -> bool:

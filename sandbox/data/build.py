@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import importlib.util
 import json
 import logging
@@ -11,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,7 +20,14 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-from sandbox.config import DBT_PROJECT_DIR, SandboxError, parse_date, raw_dir, warehouse_path
+from sandbox.config import (
+    DBT_PROJECT_DIR,
+    SandboxError,
+    cache_dir,
+    parse_date,
+    raw_dir,
+    warehouse_path,
+)
 from sandbox.data.publish import (
     CANDIDATE_SCHEMA,
     describe_published,
@@ -286,12 +295,18 @@ def raw_format(folder: Path) -> str:
 
 
 def dbt_args(
-    command: str, as_of_date: date, target: str = "duckdb", *, raw_dir_var: str | None = None
+    command: str,
+    as_of_date: date,
+    target: str = "duckdb",
+    *,
+    raw_dir_var: str | None = None,
+    target_path: Path | None = None,
 ) -> list[str]:
     """The dbt command line ``sandbox`` runs for ``command`` (e.g. ``"build"``, ``"docs generate"``).
 
     ``raw_dir_var`` replaces the raw folder's path in ``--vars`` (the format still comes from
-    the real folder): :func:`parsed_manifest` parses with a placeholder there.
+    the real folder): :func:`parsed_manifest` parses with a placeholder there, into its own
+    ``target_path``.
     """
     folder = raw_dir()
     project = project_dir()
@@ -306,29 +321,41 @@ def dbt_args(
         "--profiles-dir", str(project),
         "--target", target,
         "--vars", json.dumps(variables),
-        "--target-path", str(target_dir()),
+        "--target-path", str(target_path or target_dir()),
         "--log-path", str(target_dir() / "logs"),
         "--log-level", "none",
     ]  # fmt: skip
 
 
-def invoke(args: list[str], callbacks: list | None = None, manifest=None):
+def invoke(args: list[str], callbacks: list | None = None, manifest=None, *, parse_only=False):
     """Run one dbt command in this process with the warehouse path exported for profiles.yml
-    (with ``manifest``: a project dbt parsed earlier, see :func:`parsed_manifest`)."""
+    (with ``manifest``: a project dbt parsed earlier, see :func:`parsed_manifest`).
+
+    ``parse_only``: a ``dbt parse``, which opens no connection, so the profile is given
+    :data:`WAREHOUSE_PLACEHOLDER` (same file name, so the same catalog) instead of the path.
+    """
     from dbt.cli.main import dbtRunner
 
-    path = warehouse_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    real = warehouse_path()
+    if parse_only:
+        path = Path(WAREHOUSE_PLACEHOLDER) / real.name
+    else:
+        path = real
+        path.parent.mkdir(parents=True, exist_ok=True)
     os.environ["SANDBOX_WAREHOUSE"] = str(path)
     os.environ.setdefault("DO_NOT_TRACK", "1")
     try:
         with _fewer_gc_pauses():
             return dbtRunner(callbacks=callbacks or [], manifest=manifest).invoke(args)
     finally:
+        os.environ["SANDBOX_WAREHOUSE"] = str(real)
         _release_duckdb()
 
 
 MANIFESTS_KEPT = 4
+WAREHOUSE_PLACEHOLDER = "/sandbox-warehouse-placeholder"
+"""The folder the profile names while dbt parses (dbt hashes the profile's connection values
+into its saved parse, so the real path would make every warehouse parse the project anew)."""
 RAW_DIR_PLACEHOLDER = "/sandbox-raw-dir-placeholder"
 """The raw folder dbt parses with; each build puts its own folder in its place (no quote or
 brace in it, so the sources' templates hold it exactly as written)."""
@@ -340,6 +367,7 @@ class _Parsed:
 
     manifest: object
     templates: dict[str, tuple[str, str]]  # source id -> (meta external_location, relation_name)
+    reused: bool = False  # dbt found nothing changed since the parse it saved: no file parsed
 
 
 _manifests: dict[tuple, _Parsed] = {}
@@ -367,19 +395,91 @@ def parsed_manifest(as_of_date: date, target: str = "duckdb"):
     always did.
     """
     key = _manifest_key(target)
-    parsed = _manifests.pop(key, None)
+    parsed = _manifests.pop(key, None) or _parse(target)
     if parsed is None:
-        outcome = invoke(dbt_args("parse", as_of_date, target, raw_dir_var=RAW_DIR_PLACEHOLDER))
-        if not outcome.success or outcome.result is None:
-            return None
-        parsed = _Parsed(outcome.result, _raw_templates(outcome.result))
-        if not parsed.templates:
-            return None
+        return None
     _manifests[key] = parsed  # most recently used last
     while len(_manifests) > MANIFESTS_KEPT:
         _manifests.pop(next(iter(_manifests)))
     _point_raw_sources(parsed, raw_dir())
     return parsed.manifest
+
+
+PARSE_AS_OF_DATE = date(2000, 1, 1)
+"""The ``as_of_date`` dbt parses with: read at run time only (see :func:`parsed_manifest`), so
+one fixed value keeps the parse's ``--vars``, and so dbt's saved parse, the same for every date."""
+PARSES_KEPT = 16
+
+
+def _parse(target: str) -> _Parsed | None:
+    """Parse the project with dbt, starting from the parse dbt saved last time, if any.
+
+    A new process (each ``sandbox`` command, notebook kernel, Airflow task) would parse the
+    whole project again: about 2.5 s of CPU. dbt can start from the parse it saved
+    (``partial_parse.msgpack``) and re-parse only the files whose contents changed, when the
+    parse's ``--vars``, target, profile (connection settings) and ``dbt_project.yml`` are the
+    same: it checks all of that itself. With the raw folder, the date and the warehouse's
+    folder fixed to placeholders, they are the same for every build of a project, so the saved
+    parse is kept in the sandbox's cache
+    (:func:`sandbox.config.cache_dir`), one per project folder, target, raw format and
+    warehouse name (DuckDB's catalog, which dbt writes into every node but does not check),
+    and copied into a private folder for each parse (two processes never share a file dbt
+    writes). Not cacheable (no writable cache): dbt parses everything, as it always did.
+    """
+    saved = _saved_parse(target)
+    with tempfile.TemporaryDirectory(prefix="dbt-parse-") as scratch:
+        mine = Path(scratch) / "partial_parse.msgpack"
+        if saved is not None:
+            with contextlib.suppress(OSError):
+                shutil.copyfile(saved, mine)
+        seen: set[str] = set()
+        outcome = invoke(
+            [*dbt_args("parse", PARSE_AS_OF_DATE, target, raw_dir_var=RAW_DIR_PLACEHOLDER,
+                       target_path=Path(scratch)), "--no-write-json"],  # a manifest.json nobody reads
+            callbacks=[lambda event: seen.add(event.info.name)],
+            parse_only=True,
+        )  # fmt: skip
+        if not outcome.success or outcome.result is None:
+            return None
+        parsed = _Parsed(
+            outcome.result,
+            _raw_templates(outcome.result),
+            reused="PartialParsingSkipParsing" in seen,
+        )
+        if not parsed.templates:
+            return None
+        if saved is not None:
+            _keep_parse(mine, saved, changed=not parsed.reused)
+    return parsed
+
+
+def _saved_parse(target: str) -> Path | None:
+    """Where dbt's saved parse of this project is cached (``None``: no writable cache)."""
+    from dbt.version import __version__ as dbt_version
+
+    folder = cache_dir("dbt-parse")
+    if folder is None:
+        return None
+    what = [str(project_dir().resolve()), target, raw_format(raw_dir()),
+            warehouse_path().stem, dbt_version]  # fmt: skip
+    return folder / f"{hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]}.msgpack"
+
+
+def _keep_parse(mine: Path, saved: Path, *, changed: bool) -> None:
+    """Save the parse dbt just wrote (atomically), or mark the saved one as used; keep the
+    :data:`PARSES_KEPT` most recently used (each copy of the project has its own)."""
+    try:
+        if changed and mine.exists():
+            part = saved.with_name(f".{saved.name}.{os.getpid()}.part")
+            shutil.copyfile(mine, part)
+            os.replace(part, saved)
+        elif saved.exists():
+            os.utime(saved)
+        kept = sorted(saved.parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime)
+        for old in kept[:-PARSES_KEPT]:
+            old.unlink(missing_ok=True)
+    except OSError:  # a cache is optional: the next parse is a full one
+        pass
 
 
 def _raw_templates(manifest) -> dict[str, tuple[str, str]]:

@@ -88,12 +88,12 @@ def install(point: str, control: Path) -> _Pause:
 
         real_invoke = build_module.invoke
 
-        def invoke(args, callbacks=None, manifest=None):
+        def invoke(args, callbacks=None, manifest=None, **options):
             def on_event(event) -> None:
                 if event.info.name == "NodeFinished":
                     pause({"node": getattr(event.data.node_info, "unique_id", "")})
 
-            return real_invoke(args, [*(callbacks or []), on_event], manifest)
+            return real_invoke(args, [*(callbacks or []), on_event], manifest, **options)
 
         build_module.invoke = invoke
         return pause

@@ -65,13 +65,13 @@ def _install(point: str) -> None:
     if kind == "dbt":
         real_invoke = build_module.invoke
 
-        def invoke(args, callbacks=None, manifest=None):
+        def invoke(args, callbacks=None, manifest=None, **options):
             def on_event(event) -> None:
                 if event.info.name == "NodeFinished":
                     if getattr(event.data.node_info, "unique_id", "") == at:
                         _die(point)
 
-            return real_invoke(args, [*(callbacks or []), on_event], manifest)
+            return real_invoke(args, [*(callbacks or []), on_event], manifest, **options)
 
         build_module.invoke = invoke
     elif kind == "publish":

@@ -3,14 +3,16 @@
 The scheduler test starts the scheduler (LocalExecutor), dag-processor, triggerer and
 api-server on 127.0.0.1, triggers both DAGs for a date through the REST API, waits for them
 to succeed, reads a task's log through the API, stops everything with SIGINT (Ctrl-C) and
-checks that no process of that Airflow is left. The UI test reads, through the same API, the
-log of a task that ``sandbox run`` recorded with ``dag.test()``.
+checks that no process of that Airflow is left. The UI tests read the log of a task that
+``sandbox run`` recorded with ``dag.test()``: through the same API, and in Airflow's own
+page in a real browser (headless Chromium; skipped, with the reason, where it is missing).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -25,6 +27,7 @@ import pytest
 from sandbox.config import ROOT
 from sandbox.control import ui
 from sandbox.warehouse import connect
+from tests.browser_fixtures import browser_fixture, shots_fixture  # noqa: F401  (fixtures)
 from tests.control_fixtures import (  # noqa: F401  (fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
@@ -199,26 +202,66 @@ def _scheduler_drill(running: dict) -> None:
     assert _processes_of(home) == []  # no scheduler, worker, triggerer or server left
 
 
-def test_the_ui_serves_the_log_of_a_task_sandbox_run_recorded(
-    airflow_home: Path, tmp_path: Path
-) -> None:
-    result = sandbox_run("--date", DAY)
-    assert result.returncode == 0, result.stdout + result.stderr
-    with sqlite3.connect(airflow_home / "airflow.db") as db:
-        runs = dict(db.execute("select dag_id, run_id from dag_run").fetchall())
-    with airflow(airflow_home, tmp_path / "ui.out", 8787, scheduler=False) as running:
-        url = running["url"]
-        ai = _log_events(
-            url, "ai_recommendation_pipeline", runs["ai_recommendation_pipeline"],
-            "run_llm_inference", 1,
-        )  # fmt: skip
-        dbt = _log_events(url, "dbt_production", runs["dbt_production"], "dbt_run", 1)
-        token = ui.api_token(url)
-        paused = [ui.api(url, f"/api/v2/dags/{d}", token)["is_paused"] for d in ui.DAG_IDS]
-        assert "No scheduler runs here" in running["out"].read_text()
+@pytest.fixture(scope="module")
+def recorded_ui(migrated_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A date ``sandbox run`` recorded, and Airflow's UI alone over it (no scheduler): shared
+    by the REST API test and the browser test, as a learner runs ``make airflow-ui``."""
+    root = tmp_path_factory.mktemp("recorded_ui")
+    home = root / "airflow"
+    shutil.copytree(migrated_home, home)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SANDBOX_AIRFLOW_HOME", str(home))
+        mp.setenv("SANDBOX_WAREHOUSE", str(root / "warehouse" / "sandbox.duckdb"))
+        result = sandbox_run("--date", DAY)
+        assert result.returncode == 0, result.stdout + result.stderr
+        with sqlite3.connect(home / "airflow.db") as db:
+            runs = dict(db.execute("select dag_id, run_id from dag_run").fetchall())
+        with airflow(home, root / "ui.out", 8787, scheduler=False) as running:
+            yield {**running, "runs": runs}
+
+
+def test_the_ui_serves_the_log_of_a_task_sandbox_run_recorded(recorded_ui: dict) -> None:
+    url, runs = recorded_ui["url"], recorded_ui["runs"]
+    ai = _log_events(
+        url, "ai_recommendation_pipeline", runs["ai_recommendation_pipeline"],
+        "run_llm_inference", 1,
+    )  # fmt: skip
+    dbt = _log_events(url, "dbt_production", runs["dbt_production"], "dbt_run", 1)
+    token = ui.api_token(url)
+    paused = [ui.api(url, f"/api/v2/dags/{d}", token)["is_paused"] for d in ui.DAG_IDS]
+    assert "No scheduler runs here" in recorded_ui["out"].read_text()
     # the task's own output; offline, the request lines name the fake, not the real service
     assert any("POST http://anthropic-fake.invalid/v1/messages" in e for e in ai), ai[:20]
     assert not any("api.anthropic.com" in e for e in ai)
     assert any("dbt" in e.lower() for e in dbt)
     assert not any("Could not read served logs" in e for e in ai + dbt)
     assert paused == [True, True]  # nothing would run a triggered run
+
+
+@pytest.mark.browser
+def test_the_ui_shows_that_task_log_in_a_real_browser(
+    recorded_ui: dict, browser, shots: Path
+) -> None:
+    """The page a learner opens: the recorded task's own request lines in Airflow's log
+    viewer (headless Chromium, see ``tests/browser_fixtures.py``)."""
+    url = recorded_ui["url"]
+    dag_id, task_id = "ai_recommendation_pipeline", "run_llm_inference"
+    quoted = urllib.parse.quote(recorded_ui["runs"][dag_id], safe="")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/")
+    page.locator("input[name='username']").fill(ui.USER)
+    page.locator("input[name='password']").fill(ui.read_password())
+    page.locator("button[type='submit']").click()
+    page.wait_for_load_state("networkidle")
+    page.goto(f"{url}/dags/{dag_id}/runs/{quoted}/tasks/{task_id}")
+    page.wait_for_function(  # the log viewer shows the task's request lines
+        "() => document.body.innerText.includes('/v1/messages')", timeout=120_000, polling=500
+    )
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "airflow-task-log.png"))
+    body = page.inner_text("body")
+    assert "HTTP Request: POST" in body and "/v1/messages" in body  # the task's own lines
+    assert "anthropic-fake.invalid" in body and "api.anthropic.com" not in body  # offline
+    assert "Could not read served logs" not in body
+    assert task_id in body
+    page.close()

@@ -4,19 +4,14 @@
   drill picked in the widget and run, the gate's message shown; notebook 03's fault-storm
   slider moved and its chart redrawn.
 - dbt's docs site: the lineage graph renders.
-- Airflow's UI: the log of a task that ``sandbox run`` recorded, shown in the task's page
-  (its own request lines, as the REST API serves them).
 
-Playwright's own browser download is not used (it is not available offline): the test drives
-``/usr/lib/chromium/chromium`` (``apt-get install chromium``; ``.ci/run`` installs it) and
-skips when that or the ``playwright`` package is missing. Screenshots are kept in
-``SANDBOX_BROWSER_SHOTS`` (default: a ``browser-shots`` folder in pytest's temporary
-directory); the path is printed.
+Airflow's UI in the browser (a recorded task's log in its page) is checked beside the REST
+API that serves it, in ``test_airflow_scheduler.py``. The browser and where the screenshots
+go: ``tests/browser_fixtures.py``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -32,18 +27,10 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import ROOT, SHIPPED_AS_OF_DATE
+from tests.browser_fixtures import browser_fixture, shots_fixture  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = Path(os.environ.get("SANDBOX_CHROMIUM", "/usr/lib/chromium/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # required as root
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PORTS = range(8891, 8900)
 SETTINGS_DIR = ROOT / "notebooks" / ".jupyter" / "lab" / "settings"
 NEWS_QUESTION = "official Jupyter news"
@@ -69,36 +56,6 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 18
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"{url} did not answer:\n{log.read_text()[-2000:]}")
             time.sleep(0.5)
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the screenshots go (kept after the run: look at them)."""
-    folder = Path(
-        os.environ.get("SANDBOX_BROWSER_SHOTS") or tmp_path_factory.mktemp("browser-shots")
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nbrowser screenshots: {folder}")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    """Headless Chromium from the OS, or a skip that says what is missing."""
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="pip install playwright (no `playwright install` needed)"
-    )
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: apt-get install chromium fonts-liberation (as .ci/run does)"
-        )
-    with sync_api.sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except Exception as exc:  # a broken install is a reason to skip, named
-            pytest.skip(f"Chromium at {CHROMIUM} did not start: {str(exc).splitlines()[0]}")
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -264,66 +221,3 @@ def test_dbt_docs_show_the_lineage_graph(browser, workspace: dict[str, str], sho
     )
     assert painted, "the lineage graph's canvas is blank"
     page.close()
-
-
-def test_airflow_ui_shows_a_recorded_task_log(
-    browser, workspace: dict[str, str], shots: Path
-) -> None:
-    """``sandbox run`` records a date; the real Airflow UI shows a task's own log lines."""
-    from sandbox.control import ui as airflow_ui
-
-    env = {k: v for k, v in workspace.items() if k != "ROOT"}
-    sandbox = str(Path(sys.executable).with_name("sandbox"))
-    done = subprocess.run([sandbox, "run", "--date", str(SHIPPED_AS_OF_DATE)], env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stdout[-1500:]
-    port = _free_port()
-    log = Path(workspace["ROOT"]) / "airflow-ui.log"
-    ui = subprocess.Popen([sys.executable, "-m", "sandbox.control.ui", "--port", str(port)],
-                          env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(f"{base}/api/v2/monitor/health", ui, log, timeout_s=240)
-        password = json.loads(
-            (
-                Path(env["SANDBOX_AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-            ).read_text()
-        )["admin"]
-        token = airflow_ui.api_token(base, "admin", password)
-        dag_id, task_id = "ai_recommendation_pipeline", "run_llm_inference"
-        runs = airflow_ui.api(base, f"/api/v2/dags/{dag_id}/dagRuns?limit=1", token)
-        run_id = runs["dag_runs"][0]["dag_run_id"]
-        quoted = urllib.parse.quote(run_id, safe="")
-        events = [
-            str(line.get("event"))
-            for line in airflow_ui.api(
-                base, f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/logs/1",
-                token,
-            )["content"]
-        ]  # fmt: skip
-        # the task's own output, as the REST API serves it to the UI
-        request_line = next((e for e in events if "POST" in e and "/v1/messages" in e), None)
-        assert request_line, f"no request line in the task log: {events[:10]}"
-
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(f"{base}/")
-        page.locator("input[name='username']").fill("admin")
-        page.locator("input[name='password']").fill(password)
-        page.locator("button[type='submit']").click()
-        page.wait_for_load_state("networkidle")
-        page.goto(f"{base}/dags/{dag_id}/runs/{quoted}/tasks/{task_id}")
-        page.wait_for_function(  # the log viewer shows the task's request lines
-            "() => document.body.innerText.includes('/v1/messages')",
-            timeout=120_000, polling=500,
-        )  # fmt: skip
-        page.wait_for_timeout(1000)
-        page.screenshot(path=str(shots / "airflow-task-log.png"))
-        body = page.inner_text("body")
-        assert "HTTP Request: POST" in body and "/v1/messages" in body  # the task's own lines
-        assert "anthropic-fake.invalid" in body and "api.anthropic.com" not in body  # offline
-        assert "Could not read served logs" not in body
-        assert task_id in body
-        page.close()
-    finally:
-        ui.terminate()
-        ui.wait(timeout=120)

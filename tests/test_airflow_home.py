@@ -37,9 +37,10 @@ def _log(home: Path) -> str:
 def test_the_first_home_is_migrated_and_later_homes_start_from_a_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(config, "CACHE_ROOT", tmp_path / "cache")
+    cache = tmp_path / "a venv's #cache? 100%"  # read as a file URI: must be quoted
+    monkeypatch.setattr(config, "CACHE_ROOT", cache)
     first = airflow_env.migrate_home(tmp_path / "first")
-    (template,) = (tmp_path / "cache" / "airflow").glob("airflow-*.db")
+    (template,) = (cache / "airflow").glob("airflow-*.db")
     assert "copied from" not in _log(tmp_path / "first")
     assert _journal_mode(template) == "delete"  # one self-contained file
 

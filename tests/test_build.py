@@ -404,5 +404,5 @@ def test_sources_that_no_longer_take_the_raw_folder_from_the_var_are_parsed_each
     assert fixed != text
     sources.write_text(fixed)
     monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
-    assert build_module.parsed_manifest(AS_OF) is None
+    assert build_module.parsed_manifest() is None
     assert build(AS_OF).rows["marts.fct_user_features_for_ai"] > 0

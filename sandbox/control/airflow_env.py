@@ -176,7 +176,7 @@ def template_db(env: dict[str, str] | None = None) -> Path | None:
 def _copy_db(template: Path, db: Path) -> bool:
     """Copy a template that is a whole migrated DB into place (atomically); False otherwise."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{template}?mode=ro", uri=True)) as conn:
+        with contextlib.closing(sqlite3.connect(f"{template.as_uri()}?mode=ro", uri=True)) as conn:
             if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 return False
             if not conn.execute("select version_num from alembic_version").fetchone():

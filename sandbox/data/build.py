@@ -373,7 +373,7 @@ class _Parsed:
 _manifests: dict[tuple, _Parsed] = {}
 
 
-def parsed_manifest(as_of_date: date, target: str = "duckdb"):
+def parsed_manifest(target: str = "duckdb"):
     """dbt's parsed project, parsed once per process for each state of what it was parsed from.
 
     dbt parses the whole project (about a thousand macros, every model and YAML file) before
@@ -384,7 +384,8 @@ def parsed_manifest(as_of_date: date, target: str = "duckdb"):
     ``external_location`` in ``_sources.yml``). ``as_of_date`` is read when a node is
     compiled, at run time, from the current command's ``--vars`` (keep it so: never use it
     in a ``config()`` or a YAML property). So the project is parsed with
-    :data:`RAW_DIR_PLACEHOLDER` as the raw folder, each build writes its own folder into the
+    :data:`RAW_DIR_PLACEHOLDER` as the raw folder (and :data:`PARSE_AS_OF_DATE` as the date,
+    see :func:`_parse` for the parse dbt saves across processes), each build writes its own folder into the
     two raw sources (their ``meta.external_location``, which dbt-duckdb reads when a model
     selects from the source, and their ``relation_name``), and the manifest is reused, through
     ``dbtRunner(manifest=...)``, for as long as nothing else it was parsed from changed: the
@@ -707,7 +708,7 @@ def build(
         ensure_writable()  # a clear "in use by PID" now rather than dbt's raw lock error
     started = time.perf_counter()
     try:
-        manifest = parsed_manifest(as_of_date, target) if target == "duckdb" else None
+        manifest = parsed_manifest(target) if target == "duckdb" else None
         outcome = invoke(args, callbacks, manifest)
     finally:
         if bar is not None:

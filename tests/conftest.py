@@ -14,23 +14,24 @@ AS_OF = SHIPPED_AS_OF_DATE
 # `make test` hands whole files to parallel workers in collection order
 # (`--dist loadfile --no-loadscope-reorder`). The longest files go first, so none of them
 # starts last and runs alone while the other workers sit idle (measured on 2 cores: the
-# learner's path about 8 min, the browser test 5, the real scheduler 3, ...).
+# learner's path about 8 min, the real scheduler 5, the browser test 3, ...).
 LONGEST_FIRST = (
     "tests/test_learner_path.py",
-    "tests/test_browser.py",
     "tests/test_airflow_scheduler.py",
-    "tests/test_control_pipeline.py",
+    "tests/test_browser.py",
     "tests/reliability/test_control_signals.py",
-    "tests/test_spark.py",
     "tests/test_course.py",
-    "tests/reliability/test_bad_input_pipeline.py",
-    "tests/reliability/test_bad_input.py",
-    "tests/reliability/test_drift_drills.py",
+    "tests/test_control_pipeline.py",
+    "tests/test_spark.py",
     "tests/reliability/test_journal.py",
-    "tests/reliability/test_data_time_zones.py",
-    "tests/test_bench_smoke.py",
+    "tests/reliability/test_bad_input_pipeline.py",
+    "tests/reliability/test_drift_drills.py",
+    "tests/test_build.py",
     "tests/reliability/test_wap_publish.py",
+    "tests/test_bench_smoke.py",
     "tests/test_control_acceptance.py",
+    "tests/reliability/test_data_time_zones.py",
+    "tests/reliability/test_bad_input.py",
     "tests/reliability/test_secrets.py",
     "tests/reliability/test_concurrency.py",
 )

@@ -37,6 +37,17 @@ def cache_dir(name: str) -> Path | None:
     return folder if os.access(folder, os.W_OK) else None
 
 
+def sweep_parts(folder: Path, older_than_s: float = 3600) -> None:
+    """Remove the ``.*.part`` files of ``folder`` (a cache) that a process killed while
+    writing one left behind (a cache entry is written to a part file, then renamed)."""
+    import time
+
+    for part in folder.glob(".*.part"):
+        with contextlib.suppress(OSError):
+            if time.time() - part.stat().st_mtime > older_than_s:
+                part.unlink()
+
+
 class SandboxError(Exception):
     """An expected failure: its message names the cause and the fix; no traceback is shown."""
 

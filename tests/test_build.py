@@ -375,6 +375,33 @@ def test_a_new_process_starts_from_the_parse_dbt_saved_and_parses_what_changed(
     assert _published(AS_OF) == shipped
 
 
+def test_the_saved_parses_kept_are_the_most_recently_used_and_no_stale_part_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setattr(build_module, "PARSES_KEPT", 2)
+    folder = tmp_path / "dbt-parse"
+    folder.mkdir()
+    now = time.time()
+    for age, name in ((300, "old"), (200, "used"), (100, "newer")):
+        (folder / f"{name}.msgpack").write_bytes(b"x")
+        os.utime(folder / f"{name}.msgpack", (now - age, now - age))
+    stale, live = folder / ".a.msgpack.1.part", folder / ".b.msgpack.2.part"
+    for part, age in ((stale, 7200), (live, 10)):  # a killed writer's, a writer's at work
+        part.write_bytes(b"x")
+        os.utime(part, (now - age, now - age))
+    mine = tmp_path / "mine.msgpack"
+    mine.write_bytes(b"fresh")
+    build_module._keep_parse(mine, folder / "used.msgpack", changed=False)  # used again
+    assert sorted(p.name for p in folder.iterdir()) == [".b.msgpack.2.part", "newer.msgpack",
+                                                        "used.msgpack"]  # fmt: skip
+    assert (folder / "used.msgpack").read_bytes() == b"x"  # marked as used, not replaced
+    build_module._keep_parse(mine, folder / "new.msgpack", changed=True)
+    assert (folder / "new.msgpack").read_bytes() == b"fresh"
+    assert sorted(p.name for p in folder.glob("*.msgpack")) == ["new.msgpack", "used.msgpack"]
+
+
 def test_the_saved_parse_is_one_per_project_folder_and_warehouse_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sandbox.config import ROOT, SandboxError, cache_dir
+from sandbox.config import ROOT, SandboxError, cache_dir, sweep_parts
 
 DAGS_FOLDER = ROOT / "dags"
 DEFAULT_HOME = ROOT / ".airflow"
@@ -203,6 +203,7 @@ def _keep_template(db: Path, template: Path) -> None:
         os.replace(part, template)
     except (OSError, sqlite3.Error):
         part.unlink(missing_ok=True)
+    sweep_parts(template.parent)
 
 
 def use_wal(db: Path) -> bool:

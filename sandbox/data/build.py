@@ -26,6 +26,7 @@ from sandbox.config import (
     cache_dir,
     parse_date,
     raw_dir,
+    sweep_parts,
     warehouse_path,
 )
 from sandbox.data.publish import (
@@ -479,6 +480,7 @@ def _keep_parse(mine: Path, saved: Path, *, changed: bool) -> None:
         kept = sorted(saved.parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime)
         for old in kept[:-PARSES_KEPT]:
             old.unlink(missing_ok=True)
+        sweep_parts(saved.parent)
     except OSError:  # a cache is optional: the next parse is a full one
         pass
 

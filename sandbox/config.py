@@ -37,6 +37,26 @@ def cache_dir(name: str) -> Path | None:
     return folder if os.access(folder, os.W_OK) else None
 
 
+def part_file(target: Path) -> Path:
+    """Where a writer of ``target`` writes first (``.<name>.<pid>.part``, beside it), so that
+    a rename puts a whole file in place and readers never see half of one."""
+    return target.with_name(f".{target.name}.{os.getpid()}.part")
+
+
+def copy_into_place(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically: through :func:`part_file`, then a rename.
+    On an error the part file is removed and the error raised; ``target`` is unchanged."""
+    import shutil
+
+    part = part_file(target)
+    try:
+        shutil.copyfile(source, part)
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
 def sweep_parts(folder: Path, older_than_s: float = 3600) -> None:
     """Remove the ``.*.part`` files of ``folder`` (a cache) that a process killed while
     writing one left behind (a cache entry is written to a part file, then renamed)."""

@@ -21,13 +21,19 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from sandbox.config import ROOT, SandboxError, cache_dir, sweep_parts
+from sandbox.config import (
+    ROOT,
+    SandboxError,
+    cache_dir,
+    copy_into_place,
+    part_file,
+    sweep_parts,
+)
 
 DAGS_FOLDER = ROOT / "dags"
 DEFAULT_HOME = ROOT / ".airflow"
@@ -181,9 +187,7 @@ def _copy_db(template: Path, db: Path) -> bool:
                 return False
             if not conn.execute("select version_num from alembic_version").fetchone():
                 return False
-        part = db.with_name(f".{db.name}.{os.getpid()}.part")
-        shutil.copyfile(template, part)
-        os.replace(part, db)
+        copy_into_place(template, db)
         return True
     except (OSError, sqlite3.Error):
         return False
@@ -192,7 +196,7 @@ def _copy_db(template: Path, db: Path) -> bool:
 def _keep_template(db: Path, template: Path) -> None:
     """Save a consistent copy of a freshly migrated DB as the template (best effort; a
     concurrent migration may write the same template: the last rename wins, both are whole)."""
-    part = template.with_name(f".{template.name}.{os.getpid()}.part")
+    part = part_file(template)
     try:
         with (
             contextlib.closing(sqlite3.connect(db, timeout=5)) as src,

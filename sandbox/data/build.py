@@ -24,6 +24,7 @@ from sandbox.config import (
     DBT_PROJECT_DIR,
     SandboxError,
     cache_dir,
+    copy_into_place,
     parse_date,
     raw_dir,
     sweep_parts,
@@ -472,9 +473,7 @@ def _keep_parse(mine: Path, saved: Path, *, changed: bool) -> None:
     :data:`PARSES_KEPT` most recently used (each copy of the project has its own)."""
     try:
         if changed and mine.exists():
-            part = saved.with_name(f".{saved.name}.{os.getpid()}.part")
-            shutil.copyfile(mine, part)
-            os.replace(part, saved)
+            copy_into_place(mine, saved)
         elif saved.exists():
             os.utime(saved)
         kept = sorted(saved.parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime)

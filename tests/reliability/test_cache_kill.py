@@ -82,3 +82,19 @@ def test_an_airflow_template_killed_at_its_rename_is_never_copied(tmp_path: Path
     _age(part, 7200)
     airflow_env._keep_template(db, template)
     assert not part.exists()
+
+
+def test_a_copy_that_fails_leaves_no_part_file_and_the_target_as_it_was(tmp_path: Path) -> None:
+    from sandbox.config import copy_into_place
+
+    source = tmp_path / "entry"
+    source.write_bytes(b"new")
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "kept").write_text("x")  # a rename cannot replace a folder that holds a file
+    with pytest.raises(OSError):
+        copy_into_place(source, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry", "taken"]
+    assert (target / "kept").read_text() == "x"
+    copy_into_place(source, tmp_path / "free")
+    assert (tmp_path / "free").read_bytes() == b"new"

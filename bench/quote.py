@@ -17,7 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 BLOCK = re.compile(r"<!-- results:(?P<name>.+?) -->(?P<shown>.*?)<!-- /results -->", re.S)
-ROW = re.compile(r"^\| (?P<name>.+?)(?: <br><sub>.*?</sub>)? \| (?P<value>[^|]+) \| (?P<unit>[^|]*) \|")
+ROW = re.compile(
+    r"^\| (?P<name>.+?)(?: <br><sub>.*?</sub>)? \| (?P<value>[^|]+) \| (?P<unit>[^|]*) \|"
+)
 
 
 def documents() -> list[Path]:
@@ -70,7 +72,9 @@ def stale(table: dict[str, str]) -> list[str]:
         for m in BLOCK.finditer(path.read_text()):
             wanted = lookup(m["name"], table)
             if m["shown"] != wanted:
-                lines.append(f"{path.relative_to(ROOT)}: {m['name']!r} shows {m['shown']!r}, RESULTS.md {wanted!r}")
+                lines.append(
+                    f"{path.relative_to(ROOT)}: {m['name']!r} shows {m['shown']!r}, RESULTS.md {wanted!r}"
+                )
     return lines
 
 

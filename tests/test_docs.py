@@ -48,7 +48,7 @@ def _mentions(pattern: str) -> list[tuple[str, str, str]]:
     for page in DOCS:
         for piece in _code(page.read_text()):
             for m in re.finditer(pattern, piece):
-                rest = re.split(r"[#|;&]", piece[m.end():], maxsplit=1)[0]
+                rest = re.split(r"[#|;&]", piece[m.end() :], maxsplit=1)[0]
                 found.append((page.relative_to(ROOT).as_posix(), m.group(1), rest))
     return found
 
@@ -170,20 +170,31 @@ def test_every_guarantee_names_an_existing_drill() -> None:
 
 
 def test_every_sandbox_variable_is_documented_and_exists() -> None:
-    sources = [*ROOT.glob("sandbox/**/*.py"), *ROOT.glob("dags/*.py"), ROOT / "dbt_project" / "profiles.yml"]
-    read = {v for path in sources for v in re.findall(r"SANDBOX_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
+    sources = [
+        *ROOT.glob("sandbox/**/*.py"),
+        *ROOT.glob("dags/*.py"),
+        ROOT / "dbt_project" / "profiles.yml",
+    ]
+    read = {
+        v for path in sources for v in re.findall(r"SANDBOX_[A-Z0-9_]*[A-Z0-9]", path.read_text())
+    }
     documented = (ROOT / "docs" / "configuration.md").read_text()
-    assert not sorted(v for v in read if v not in documented), "undocumented SANDBOX_* variables"
+    undocumented = sorted(v for v in read if v not in documented)
+    assert not undocumented, f"docs/configuration.md does not list {', '.join(undocumented)}"
     known = read | {
         v for path in [*ROOT.glob("tests/**/*.py"), *ROOT.glob("bench/*.py")]
         for v in re.findall(r"SANDBOX_[A-Z0-9_]*[A-Z0-9]", path.read_text())
     }  # fmt: skip
-    named = {v for page in DOCS for v in re.findall(r"SANDBOX_[A-Z0-9_]*[A-Z0-9]", page.read_text())}
-    assert not sorted(named - known), "documented SANDBOX_* variables nothing reads"
+    named = {
+        v for page in DOCS for v in re.findall(r"SANDBOX_[A-Z0-9_]*[A-Z0-9]", page.read_text())
+    }
+    assert not sorted(named - known), f"documented but read nowhere: {sorted(named - known)}"
 
 
 def test_make_help_prints_real_values() -> None:
-    done = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "$(" not in done.stdout, f"make help prints an unexpanded variable:\n{done.stdout}"
     documented = re.findall(r"^([a-z][\w-]*):.*## ", (ROOT / "Makefile").read_text(), re.M)

@@ -142,6 +142,23 @@ def test_every_relative_link_resolves() -> None:
     assert not broken, "\n".join(broken)
 
 
+def test_every_repository_path_named_exists() -> None:
+    """A path in code such as `sandbox/decision/outcome.py` or `data/golden/` is really there."""
+    top = r"(?:sandbox|tests|dags|data|dbt_project|bench|notebooks|docs)/"
+    generated = ("bench/out", "data/big", "data/generated")  # made by make bench, sandbox generate
+    missing = sorted(
+        {
+            f"{page.relative_to(ROOT)}: {span}"
+            for page in DOCS
+            for span in SPAN.findall(page.read_text())
+            if re.fullmatch(top + r"[\w./-]*", span)
+            and not span.startswith(generated)
+            and not (ROOT / span).exists()
+        }
+    )
+    assert not missing, "no such path:\n" + "\n".join(missing)
+
+
 def test_every_quoted_number_matches_results() -> None:
     quote = _quote()
     stale = quote.stale(quote.measurements(quote.RESULTS.read_text()))

@@ -208,6 +208,21 @@ def test_every_sandbox_variable_is_documented_and_exists() -> None:
     assert not sorted(named - known), f"documented but read nowhere: {sorted(named - known)}"
 
 
+GLOSSARY_TERMS = (
+    "PSI", "golden set", "write-audit-publish", "backfill", "as-of date", "logical date", "Asset",
+    "escalation", "upsert", "prompt_version", "DAG", "sensor", "reschedule", "XCom", "contract",
+    "data test", "unit test", "dead letter", "idempotency", "Little's law", "drift", "baseline",
+)  # fmt: skip
+
+
+def test_the_glossary_defines_the_terms_the_notebooks_use() -> None:
+    headings = " | ".join(
+        re.findall(r"^### (.+)$", (ROOT / "docs" / "glossary.md").read_text(), re.M)
+    )
+    missing = [term for term in GLOSSARY_TERMS if term.lower() not in headings.lower()]
+    assert not missing, f"docs/glossary.md has no entry for {missing}"
+
+
 def test_make_help_prints_real_values() -> None:
     done = subprocess.run(
         ["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -1,30 +1,56 @@
 # Three-Plane Data + AI Sandbox. Every target sets itself up (idempotently) first.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# The interpreter for a new .venv: PYTHON=..., else the first supported one on the PATH.
+PYTHON ?= $(firstword $(foreach p,python3.11 python3.12 python3.13 python3,\
+	$(shell $(p) -c 'import sys; print("$(p)" if (3, 11) <= sys.version_info[:2] <= (3, 13) else "")' 2>/dev/null)))
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# What `make setup` installs from uv.lock: the project plus these extras (CI adds spark).
+EXTRAS ?= dev
+STAMP := $(VENV)/.installed-$(subst $(eval) ,+,$(strip $(EXTRAS)))
+# uv installs exactly uv.lock; this pinned copy is fetched from PyPI with pip into .tools/.
+UV_VERSION := 0.13.9
+UV := .tools/uv-$(UV_VERSION)/bin/uv
 AS_OF ?= 2026-11-01
 PYTEST_ARGS ?=
-# make test: test files run on this many parallel workers, longest first (tests/conftest.py)
+# make test: test files run on this many parallel workers, longest first (tests/durations.json)
 TEST_WORKERS ?= 3
+# make check: the quick tests (no slow, learner_path or browser marker) on this many workers
+CHECK_WORKERS ?= 2
 PORT ?= 8080
 LAB_ARGS ?=
+# make lock: --upgrade re-resolves every pin to the newest allowed; LOCK_ARGS= keeps the others
+LOCK_ARGS ?= --upgrade
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pipeline test lint lab docs bench airflow-ui airflow notebooks eval clean
+.PHONY: help setup lock pipeline check test lint lab docs bench airflow-ui airflow notebooks eval clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}' \
+		| sed -e 's/$$(PORT)/$(PORT)/g' -e 's/$$(AS_OF)/$(AS_OF)/g'
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}: install it or run make PYTHON=/path/to/python3.11"'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(UV):
+	@test -n "$(PYTHON)" || { echo "make: no supported Python (3.11, 3.12 or 3.13) found on the PATH: install one, or run make PYTHON=/path/to/python3.12"; exit 2; }
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .tools/uv-$(UV_VERSION) uv==$(UV_VERSION)
 
-setup: $(STAMP) ## create .venv and install the project (skipped when up to date)
+$(STAMP): uv.lock pyproject.toml | $(UV)
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; assert (3, 11) <= v <= (3, 13), f"Python 3.11-3.13 is required, found {sys.version.split()[0]}: run make PYTHON=/path/to/python3.12"'
+	@echo "make: installing uv.lock (extras: $(EXTRAS)) into $(VENV) with $$($(PYTHON) -c 'import sys; print(f"Python {sys.version.split()[0]} ({sys.executable})")')"
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --quiet --no-python-downloads \
+		--python "$$($(PYTHON) -c 'import sys; print(sys.executable)')" $(addprefix --extra ,$(EXTRAS))
+	rm -f $(VENV)/.installed*
+	touch $@
+
+setup: $(STAMP) ## create .venv and install exactly uv.lock (PYTHON=, VENV=; skipped when up to date)
+	@echo "make: $(VENV) runs $$($(BIN)/python -V)"
+
+lock: | $(UV) ## re-resolve uv.lock from pyproject.toml and write the same pins into environment.yml
+	$(UV) lock $(LOCK_ARGS)
+	{ sed -n '1,/^  - pip:$$/p' environment.yml; \
+	  $(UV) export --frozen --quiet --no-hashes --no-header --no-emit-project --extra dev \
+		| grep -v '^ *#' | sed -e 's/^/      - "/' -e 's/$$/"/'; \
+	  echo '      - "-e .[dev]"'; } > environment.yml.new
+	mv environment.yml.new environment.yml
 
 pipeline: setup ## set up, then run the whole pipeline (both Airflow DAGs) for the shipped date
 	$(BIN)/sandbox run --date $(AS_OF)
@@ -32,8 +58,13 @@ pipeline: setup ## set up, then run the whole pipeline (both Airflow DAGs) for t
 lint: setup ## ruff over the package, tests, DAGs and notebooks
 	$(BIN)/ruff check sandbox tests dags notebooks bench
 
+check: lint ## the edit loop: lint, then the quick tests (a few minutes; no slow, learner or browser test)
+	$(BIN)/pytest -n $(CHECK_WORKERS) --dist loadfile --no-loadscope-reorder \
+		-m 'not slow and not learner_path and not browser and not live' tests $(PYTEST_ARGS)
+
 test: lint ## set up, lint, every test and the learner's path (pipeline + every notebook twice, nbval)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --store-durations \
+		tests $(PYTEST_ARGS)
 
 notebooks: setup ## re-execute every notebook as a learner would, store its outputs (no widget views)
 	for nb in notebooks/[0-9]*.ipynb; do \
@@ -63,6 +94,6 @@ lab: setup ## open JupyterLab on the notebooks (e.g. LAB_ARGS="--port=8891 --no-
 		--LabApp.app_settings_dir=$(CURDIR)/notebooks/.jupyter/lab/settings $(LAB_ARGS) notebooks/
 
 clean: ## remove everything the other targets created
-	rm -rf $(VENV) warehouse .airflow dbt_project/target dbt_project/logs logs bench/out
+	rm -rf $(VENV) .tools warehouse .airflow dbt_project/target dbt_project/logs logs bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf *.egg-info .pytest_cache .ruff_cache

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -12,35 +15,49 @@ from sandbox.config import DEFAULT_RAW_DIR, SHIPPED_AS_OF_DATE
 AS_OF = SHIPPED_AS_OF_DATE
 
 # `make test` hands whole files to parallel workers in collection order
-# (`--dist loadfile --no-loadscope-reorder`). The longest files go first, so none of them
-# starts last and runs alone while the other workers sit idle (measured on 2 cores: the
-# learner's path about 8 min, the real scheduler 5, the browser test 3, ...).
-LONGEST_FIRST = (
-    "tests/test_learner_path.py",
-    "tests/test_airflow_scheduler.py",
-    "tests/test_browser.py",
-    "tests/reliability/test_control_signals.py",
-    "tests/test_course.py",
-    "tests/test_control_pipeline.py",
-    "tests/test_spark.py",
-    "tests/reliability/test_journal.py",
-    "tests/reliability/test_bad_input_pipeline.py",
-    "tests/reliability/test_drift_drills.py",
-    "tests/test_build.py",
-    "tests/reliability/test_wap_publish.py",
-    "tests/test_bench_smoke.py",
-    "tests/test_control_acceptance.py",
-    "tests/reliability/test_data_time_zones.py",
-    "tests/reliability/test_bad_input.py",
-    "tests/reliability/test_secrets.py",
-    "tests/reliability/test_concurrency.py",
-)
+# (`--dist loadfile --no-loadscope-reorder`), so the longest files go first: none of them then
+# starts last and runs alone while the other workers sit idle. The lengths are measured:
+# `make test` (`--store-durations`) writes each file's seconds to tests/durations.json.
+DURATIONS = Path(__file__).with_name("durations.json")
+MEASURED: defaultdict[str, float] = defaultdict(float)  # this run's seconds per file
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-durations",
+        action="store_true",
+        help="write each test file's measured seconds to tests/durations.json",
+    )
+
+
+def _stored_durations() -> dict[str, float]:
+    """Seconds per test file from the last `make test`; empty when there is no such file."""
+    try:
+        return json.loads(DURATIONS.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first (see LONGEST_FIRST); the rest keep their order, after them."""
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+    """Longest files first; a file with no measurement yet (new or moved) goes before them all."""
+    seconds = _stored_durations()
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], math.inf))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add each phase's duration (set-up, call, teardown) to its file's total."""
+    MEASURED[report.nodeid.split("::")[0]] += report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With --store-durations, merge this run's per-file seconds into tests/durations.json."""
+    config = session.config
+    if not config.getoption("store_durations") or hasattr(config, "workerinput"):
+        return
+    root = Path(config.rootpath)
+    stored = {path: s for path, s in _stored_durations().items() if (root / path).exists()}
+    stored.update({path: round(s, 1) for path, s in MEASURED.items()})
+    DURATIONS.write_text(json.dumps(dict(sorted(stored.items())), indent=1) + "\n")
 
 
 @pytest.fixture(autouse=True)

@@ -99,7 +99,8 @@ DDL: dict[str, str] = {
             batch_id varchar,
             request_id varchar,
             prompt_version varchar not null,
-            called_at timestamp not null
+            called_at timestamp not null,
+            usage_upper_bound boolean
         )""",
     "decision.batch_jobs": """
         create table if not exists decision.batch_jobs (
@@ -167,6 +168,7 @@ MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {
         ("resolved_at", "timestamp"),
     ),
     "decision.batch_jobs": (("input_sha", "varchar"), ("primary_answer", "varchar")),
+    "decision.llm_calls": (("usage_upper_bound", "boolean"),),
 }
 """Columns added after a table first shipped: added in place to warehouses made before."""
 

@@ -9,6 +9,7 @@ gateway or proxy) are read from the environment as usual.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import anthropic
@@ -30,6 +31,46 @@ def resolve_llm(llm: str | None) -> str:
             "(needs ANTHROPIC_API_KEY), or set SANDBOX_LLM to one of them"
         )
     return name
+
+
+class Sends:
+    """What the HTTP transport really sent and got an answer to, counted per thread.
+
+    Every client :func:`make_client` builds reports each request and each response here
+    (httpx event hooks), whatever the SDK decides about retries. A worker reads
+    :meth:`mark` before a logical call and :meth:`since` after it: the ledger's ``attempts``,
+    and how many sends got no answer (a timeout, a dropped connection).
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def on_request(self, request) -> None:
+        self._local.sent = getattr(self._local, "sent", 0) + 1
+
+    def on_response(self, response) -> None:
+        self._local.answered = getattr(self._local, "answered", 0) + 1
+
+    def mark(self) -> tuple[int, int]:
+        """This thread's ``(sent, answered)`` so far."""
+        local = self._local
+        return getattr(local, "sent", 0), getattr(local, "answered", 0)
+
+    def since(self, mark: tuple[int, int]) -> tuple[int, int]:
+        """``(sent, unanswered)`` since ``mark`` in this thread."""
+        sent, answered = self.mark()
+        return sent - mark[0], (sent - mark[0]) - (answered - mark[1])
+
+    def hook(self, http) -> None:
+        """Count the requests and responses of an httpx client ``http``."""
+        http.event_hooks = {
+            "request": [*http.event_hooks["request"], self.on_request],
+            "response": [*http.event_hooks["response"], self.on_response],
+        }
+
+
+SENDS = Sends()
+"""The transport-level count behind ``decision.llm_calls.attempts``."""
 
 
 def mock_state_dir() -> Path:
@@ -60,16 +101,20 @@ def make_client(llm: str | None = None, *, max_retries: int | None = None) -> an
         # test double: imported in mock mode only
         from sandbox.decision.fake import OFFLINE_BASE_URL, FakeMessagesAPI, http_client
 
+        http = http_client(FakeMessagesAPI.from_env(state_dir=mock_state_dir()))
+        SENDS.hook(http)
         return anthropic.Anthropic(
             api_key="mock-key-offline",
             base_url=OFFLINE_BASE_URL,
-            http_client=http_client(FakeMessagesAPI.from_env(state_dir=mock_state_dir())),
+            http_client=http,
             max_retries=retries,
             timeout=REQUEST_TIMEOUT_S,
             open_telemetry=telemetry,
         )
     if not os.environ.get("ANTHROPIC_API_KEY"):
         raise SandboxError("ANTHROPIC_API_KEY is not set: set it, or run with --llm mock")
+    http = anthropic.DefaultHttpxClient()
+    SENDS.hook(http)
     return anthropic.Anthropic(
-        max_retries=retries, timeout=REQUEST_TIMEOUT_S, open_telemetry=telemetry
+        max_retries=retries, timeout=REQUEST_TIMEOUT_S, open_telemetry=telemetry, http_client=http
     )

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -33,9 +34,13 @@ def run(**kwargs):
 
 
 def test_custom_ids_are_readable_and_safe() -> None:
-    assert custom_id_for(date(2026, 11, 1), "u0001") == "20261101-u0001"
-    unsafe = custom_id_for(date(2026, 11, 1), "anna@example.com")
-    assert unsafe.startswith("20261101-h") and len(unsafe) <= 64 and "@" not in unsafe
+    nonce = "0123456789ab"
+    assert custom_id_for(nonce, date(2026, 11, 1), "u0001") == "0123456789ab-20261101-u0001"
+    unsafe = custom_id_for(nonce, date(2026, 11, 1), "anna@example.com")
+    assert unsafe.startswith("0123456789ab-20261101-h") and "@" not in unsafe
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", unsafe)
+    long_id = custom_id_for(nonce, date(2026, 11, 1), "u" * 60)
+    assert long_id.startswith(f"{nonce}-20261101-h") and len(long_id) <= 64
 
 
 def test_batch_mode_does_every_row_at_half_price(mart, requests_log) -> None:

@@ -229,6 +229,8 @@ def load_pending(
                     why = "answered before, but the input changed or the row was not kept"
                 elif status == "invalid":
                     why = f"the last answer was invalid ({error_class})"
+                elif status == "unsafe":
+                    why = "the last answer was held back by the screen (unsafe_content)"
                 else:
                     why = f"the last request ended in a transient error ({error_class or status})"
                 reasons[why] += int(n)

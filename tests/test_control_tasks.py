@@ -266,7 +266,7 @@ def _history(last: date, churn_share: float | None = None) -> None:
     of its users in churn_risk."""
     from datetime import timedelta
 
-    from tests.test_decision_drift import NORMAL, add_day
+    from tests.decision.test_drift import NORMAL, add_day
 
     for back in (3, 2, 1):
         add_day(last - timedelta(days=back), NORMAL)

@@ -1,6 +1,6 @@
 """Batch mode: Message Batches, batch-priced, resumable from the stored batch id."""
 
-# ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.decision.conftest are test arguments)
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from sandbox.decision import prepare_features, run_llm_inference
 from sandbox.decision.batch import BatchRun, custom_id_for
 from sandbox.decision.pricing import load_price_book
-from tests.decision_fixtures import (  # noqa: F401 (pytest fixtures)
+from tests.decision.conftest import (  # noqa: F401 (pytest fixtures)
     DAY,
     mart,
     requests_log,

@@ -21,7 +21,7 @@ from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow
-from tests.decision_fixtures import client_for, summary_for
+from tests.decision.conftest import client_for, summary_for
 
 SUMMARY = summary_for("pro", 200, 2, 30, 4)
 

@@ -23,7 +23,7 @@ from sandbox.decision.clients import make_client, mock_state_dir
 from sandbox.decision.fake import FakeMessagesAPI, FakeServer
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import dummy_api_key, rows, scalar
 
 USERS = 12

@@ -39,7 +39,7 @@ from sandbox.decision.prompt import (
     opaque_user_id,
 )
 from sandbox.decision.records import MAX_RAW_TEXT
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import Requests, rows, tables
 
 MARK = "HOSTILE"

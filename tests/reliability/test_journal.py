@@ -22,7 +22,7 @@ import pytest
 from sandbox.config import SandboxError
 from sandbox.decision import journal, prepare_features, run_llm_inference
 from sandbox.decision.prompt import opaque_user_id
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import Requests, rows, sandbox_cli, scalar, start_sandbox_cli
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")

@@ -16,7 +16,7 @@ from sandbox.decision import clients, prepare_features, run_llm_inference
 from sandbox.decision.fake import FakeMessagesAPI, FakeServer
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params, opaque_user_id
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import Requests, dummy_api_key, rows
 
 USERS = 8

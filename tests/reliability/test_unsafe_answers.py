@@ -15,7 +15,7 @@ from sandbox.cli import main
 from sandbox.decision.fake import Faults
 from sandbox.decision.prompt import opaque_user_id
 from sandbox.decision.screen import screen
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import rows, scalar
 
 SPEC = "unsafe=0.3,seed=2"

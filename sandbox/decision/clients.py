@@ -79,24 +79,9 @@ def mock_state_dir() -> Path:
     return wh.parent / f"{wh.stem}.mock-batches"
 
 
-def open_telemetry_option() -> bool | None:
-    """The client's ``open_telemetry`` option: the SDK's default when tracing is set up, else off.
-
-    The SDK builds an OpenTelemetry span for every call. When this process has no tracer
-    provider (OpenTelemetry's placeholder is all it has), every span is a no-op, yet the
-    attributes are still assembled: about 0.05 ms of CPU per request (``make bench``). Once
-    an application or ``opentelemetry-instrument`` sets a provider before the run, clients
-    get the SDK's default (spans, configured by ``ANTHROPIC_OPEN_TELEMETRY*``) again.
-    """
-    from opentelemetry import trace
-
-    return False if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) else None
-
-
 def make_client(llm: str | None = None, *, max_retries: int | None = None) -> anthropic.Anthropic:
     """The client for ``llm`` (see :func:`resolve_llm`)."""
     retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
-    telemetry = open_telemetry_option()
     if resolve_llm(llm) == "mock":
         # test double: imported in mock mode only
         from sandbox.decision.fake import OFFLINE_BASE_URL, FakeMessagesAPI, http_client
@@ -109,12 +94,9 @@ def make_client(llm: str | None = None, *, max_retries: int | None = None) -> an
             http_client=http,
             max_retries=retries,
             timeout=REQUEST_TIMEOUT_S,
-            open_telemetry=telemetry,
         )
     if not os.environ.get("ANTHROPIC_API_KEY"):
         raise SandboxError("ANTHROPIC_API_KEY is not set: set it, or run with --llm mock")
     http = anthropic.DefaultHttpxClient()
     SENDS.hook(http)
-    return anthropic.Anthropic(
-        max_retries=retries, timeout=REQUEST_TIMEOUT_S, open_telemetry=telemetry, http_client=http
-    )
+    return anthropic.Anthropic(max_retries=retries, timeout=REQUEST_TIMEOUT_S, http_client=http)

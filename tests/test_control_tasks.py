@@ -429,7 +429,7 @@ def test_batch_mode_submits_then_the_sensor_collects(planes, in_task, monkeypatc
                 "batch_ids": ["msgbatch_1"] if len(planes.calls) < 3 else ["msgbatch_2"]}  # fmt: skip
 
     planes.decision.run_llm_inference = batch
-    from sandbox.warehouse import ensure_tables
+    from sandbox.decision.tables import ensure_tables
 
     with connect() as con:  # the ledger: 10 primary answers and 2 escalations of two batches
         ensure_tables(con, "decision.llm_calls")

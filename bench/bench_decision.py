@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import AS_OF, OUT, ROOT, Measurement, last_json, report, run_child, save  # noqa: E402
 
 from sandbox.decision import prepare_features, run_llm_inference  # noqa: E402
-from tests.decision_fixtures import DAY, synthetic_users  # noqa: E402
+from tests.decision.conftest import DAY, synthetic_users  # noqa: E402
 
 AREA = "Decision plane"
 EFFICIENCY_TARGET = 0.9

@@ -113,7 +113,8 @@ def eval_times(cases: int | None, scratch: Path, quick: bool = False) -> list[Me
 def drift_time(rows_per_day: int, scratch: Path) -> list[Measurement]:
     """Seconds for :func:`check_drift` over ``WINDOW_DAYS`` + 1 dates of ``rows_per_day``."""
     from sandbox.decision.drift import check_drift
-    from sandbox.warehouse import connect, ensure_tables
+    from sandbox.decision.tables import ensure_tables
+    from sandbox.warehouse import connect
 
     path = scratch / f"drift-{rows_per_day}" / "sandbox.duckdb"
     os.environ["SANDBOX_WAREHOUSE"] = str(path)

@@ -126,3 +126,22 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+DEFAULT_BATCH_CREATE_GRACE_S = 120.0
+
+
+def batch_create_grace_s() -> float:
+    """How long the batch list must show nothing before a create with no answer counts as
+    never made (``SANDBOX_BATCH_CREATE_GRACE_S``, seconds, default 120)."""
+    raw = os.environ.get("SANDBOX_BATCH_CREATE_GRACE_S") or ""
+    try:
+        value = float(raw) if raw.strip() else DEFAULT_BATCH_CREATE_GRACE_S
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise SandboxError(
+            f"SANDBOX_BATCH_CREATE_GRACE_S={raw!r} is not a number of seconds: set it to 0 or "
+            f"more (default {DEFAULT_BATCH_CREATE_GRACE_S:g}), or unset it"
+        )
+    return value

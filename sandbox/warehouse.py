@@ -1,4 +1,4 @@
-"""DuckDB connections and the tables that dbt does not own (``decision.*``, ``ops.*``).
+"""DuckDB connections, the step lock, and the ``ops.*`` tables (the decision plane owns its own).
 
 DuckDB lets one process write a file at a time. Every helper here opens a connection for
 one step and closes it, so a notebook, the CLI and Airflow tasks take turns instead of
@@ -29,116 +29,6 @@ class WarehouseBusy(SandboxError):
 _LOCK_PID = re.compile(r"PID (\d+)")
 
 DDL: dict[str, str] = {
-    "decision.inference_inputs": """
-        create table if not exists decision.inference_inputs (
-            execution_date date not null,
-            user_id varchar not null,
-            plan_tier varchar,
-            user_summary_for_llm varchar not null,
-            input_sha varchar not null,
-            source_as_of_date date not null,
-            source_model varchar not null,
-            prepared_at timestamp not null,
-            primary key (execution_date, user_id)
-        )""",
-    "decision.recommendations_staging": """
-        create table if not exists decision.recommendations_staging (
-            execution_date date not null,
-            user_id varchar not null,
-            recommendation_type varchar not null,
-            recommendation_text varchar not null,
-            confidence_score double not null,
-            reasoning varchar not null,
-            model varchar not null,
-            prompt_version varchar not null,
-            mode varchar not null,
-            escalated boolean not null,
-            input_tokens bigint not null,
-            output_tokens bigint not null,
-            cost_usd double not null,
-            input_sha varchar not null,
-            run_id varchar not null,
-            created_at timestamp not null,
-            escalation_status varchar,
-            primary key (execution_date, user_id)
-        )""",
-    "decision.inference_failures": """
-        create table if not exists decision.inference_failures (
-            execution_date date not null,
-            user_id varchar not null,
-            model varchar not null,
-            prompt_version varchar not null,
-            mode varchar not null,
-            purpose varchar not null,
-            error_class varchar not null,
-            error_message varchar not null,
-            raw_text varchar,
-            run_id varchar not null,
-            failed_at timestamp not null,
-            failure_id varchar,
-            input_sha varchar,
-            permanent boolean,
-            resolved_at timestamp
-        )""",
-    "decision.llm_calls": """
-        create table if not exists decision.llm_calls (
-            call_id varchar not null primary key,
-            execution_date date not null,
-            user_id varchar not null,
-            run_id varchar not null,
-            model varchar not null,
-            mode varchar not null,
-            purpose varchar not null,
-            status varchar not null,
-            error_class varchar,
-            attempts bigint not null,
-            input_tokens bigint not null,
-            output_tokens bigint not null,
-            cost_usd double not null,
-            latency_ms double,
-            batch_id varchar,
-            request_id varchar,
-            prompt_version varchar not null,
-            called_at timestamp not null
-        )""",
-    "decision.batch_jobs": """
-        create table if not exists decision.batch_jobs (
-            execution_date date not null,
-            user_id varchar not null,
-            batch_id varchar not null,
-            custom_id varchar not null,
-            purpose varchar not null,
-            model varchar not null,
-            prompt_version varchar not null,
-            run_id varchar not null,
-            status varchar not null,
-            carried_input_tokens bigint not null,
-            carried_output_tokens bigint not null,
-            carried_cost_usd double not null,
-            submitted_at timestamp not null,
-            ended_at timestamp,
-            ingested_at timestamp,
-            input_sha varchar,
-            primary_answer varchar,
-            primary key (batch_id, user_id)
-        )""",
-    "marts.user_recommendations": """
-        create table if not exists marts.user_recommendations (
-            user_id varchar not null,
-            execution_date date not null,
-            recommendation_type varchar not null,
-            recommendation_text varchar not null,
-            confidence_score double not null,
-            reasoning varchar not null,
-            model varchar not null,
-            prompt_version varchar not null,
-            escalated boolean not null,
-            input_tokens bigint not null,
-            output_tokens bigint not null,
-            cost_usd double not null,
-            recommended_at timestamp not null,
-            primary key (user_id, execution_date)
-        )""",
     "ops.pipeline_runs": """
         create table if not exists ops.pipeline_runs (
             execution_date date not null,
@@ -158,16 +48,7 @@ DDL: dict[str, str] = {
         )""",
 }
 
-MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "decision.recommendations_staging": (("escalation_status", "varchar"),),
-    "decision.inference_failures": (
-        ("failure_id", "varchar"),
-        ("input_sha", "varchar"),
-        ("permanent", "boolean"),
-        ("resolved_at", "timestamp"),
-    ),
-    "decision.batch_jobs": (("input_sha", "varchar"), ("primary_answer", "varchar")),
-}
+MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {}
 """Columns added after a table first shipped: added in place to warehouses made before."""
 
 

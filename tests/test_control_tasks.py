@@ -266,7 +266,7 @@ def _history(last: date, churn_share: float | None = None) -> None:
     of its users in churn_risk."""
     from datetime import timedelta
 
-    from tests.test_decision_drift import NORMAL, add_day
+    from tests.decision.test_drift import NORMAL, add_day
 
     for back in (3, 2, 1):
         add_day(last - timedelta(days=back), NORMAL)
@@ -429,7 +429,7 @@ def test_batch_mode_submits_then_the_sensor_collects(planes, in_task, monkeypatc
                 "batch_ids": ["msgbatch_1"] if len(planes.calls) < 3 else ["msgbatch_2"]}  # fmt: skip
 
     planes.decision.run_llm_inference = batch
-    from sandbox.warehouse import ensure_tables
+    from sandbox.decision.tables import ensure_tables
 
     with connect() as con:  # the ledger: 10 primary answers and 2 escalations of two batches
         ensure_tables(con, "decision.llm_calls")

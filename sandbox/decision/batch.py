@@ -9,9 +9,12 @@ Creating a batch:
    billed batch);
 3. on success the intent takes the batch id (status ``in_progress``). When the outcome is
    unknown (a timeout, a 5xx, a dropped connection, or a run killed after sending), the
-   batch list is read and a batch created since the intent with the same number of requests
-   and not known yet is adopted; with none, nothing was created, and the intent is closed
-   (``not_created``) so the rows are pending again.
+   batch list is read. A batch is ours by proof, not by size: every ``custom_id`` starts
+   with the nonce of its intent, so a listed batch with the same number of requests is only
+   a candidate until its results show our ids; a batch that is not ours is never ingested
+   nor cancelled. "Not created" (``not_created``, the rows pending again) is concluded only
+   after the list has shown nothing for ``SANDBOX_BATCH_CREATE_GRACE_S``; until then the
+   intent stays open and the next run looks again, so a late batch is adopted, not paid twice.
 
 Collecting (this run's batches, and every open one of the date first): poll until the
 batch ends, download the results and turn each item into a result, failure or retry with
@@ -35,12 +38,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import anthropic
 from tqdm.auto import tqdm
 
-from sandbox.config import SandboxError
+from sandbox.config import SandboxError, batch_create_grace_s
 from sandbox.decision import store
 from sandbox.decision.outcome import from_batch_result
 from sandbox.decision.pricing import Budget, ModelPrice
@@ -56,12 +59,12 @@ RECONCILE_WINDOW = timedelta(minutes=10)
 _SAFE_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
-def custom_id_for(execution_date: date, user_id: str) -> str:
-    """The batch ``custom_id`` of a user and date: ``YYYYMMDD-<user_id>`` (hashed if unsafe)."""
-    readable = f"{execution_date:%Y%m%d}-{user_id}"
+def custom_id_for(nonce: str, as_of: date, user_id: str) -> str:
+    """The batch ``custom_id`` of a user: ``<nonce>-YYYYMMDD-<user_id>`` (user hashed if unsafe)."""
+    readable = f"{nonce}-{as_of:%Y%m%d}-{user_id}"
     if _SAFE_ID.match(readable):
         return readable
-    return f"{execution_date:%Y%m%d}-h{hashlib.sha256(user_id.encode()).hexdigest()[:40]}"
+    return f"{nonce}-{as_of:%Y%m%d}-h{hashlib.sha256(user_id.encode()).hexdigest()[:40]}"
 
 
 Carried = tuple[int, int, float, str]
@@ -90,6 +93,7 @@ class BatchRun:
     notes: list[str] = field(default_factory=list)
     interrupted: str | None = None
     _reserved: dict[str, float] = field(default_factory=dict)
+    _proven: dict[str, list] = field(default_factory=dict)
 
     # -- the open batches of the date ----------------------------------------------------
 
@@ -125,6 +129,9 @@ class BatchRun:
             except SandboxError:
                 self.budget.settle(reserved * (len(admitted) - start) / len(admitted), 0.0)
                 raise
+            if not jobs:  # the create's outcome is still unknown: the next run looks again
+                self.budget.settle(share, 0.0)
+                continue
             self._reserved[jobs[0]["batch_id"]] = share
             created.append(jobs)
         for jobs in created:
@@ -135,14 +142,15 @@ class BatchRun:
     ) -> list[dict]:
         """Record the intent, create one Message Batch, name the intent; its ``batch_jobs`` rows."""
         ctx = self.ctx
+        nonce = uuid.uuid4().hex[:12]
+        intent = f"intent-{nonce}"
         requests = [
             {
-                "custom_id": custom_id_for(ctx.execution_date, r.user_id),
+                "custom_id": custom_id_for(nonce, ctx.execution_date, r.user_id),
                 "params": build_params(model, r.user_id, r.summary),
             }
             for r in rows
         ]
-        intent = f"intent-{uuid.uuid4().hex[:20]}"
         now = utcnow()
         jobs = []
         for row, request in zip(rows, requests, strict=True):
@@ -184,6 +192,8 @@ class BatchRun:
         else:
             batch_id = batch.id
             store.commit_when_free(batch_updates=[(intent, batch_id, "in_progress")])
+        if batch_id is None and intent in self.waiting:
+            return []
         if batch_id is None:
             raise SandboxError(
                 f"could not create the Message Batch ({self.notes[-1]}): run the same command "
@@ -193,7 +203,48 @@ class BatchRun:
         return [{**job, "batch_id": batch_id, "status": "in_progress"} for job in jobs]
 
     def _reconcile(self, intent: str, jobs: list[dict], reason: str) -> str | None:
-        """The create's outcome is unknown: adopt the batch it made, if the API lists one."""
+        """The create's outcome is unknown: adopt the batch it made once its results prove it.
+
+        Lists again every ``poll_s`` until a candidate is proven ours, or the grace window
+        passed with none left to check (``not_created``), or the run's wait is over (the
+        intent stays open for the next run). Returns the adopted batch id, else ``None``.
+        """
+        ours = {job["custom_id"] for job in jobs}
+        submitted = jobs[0]["submitted_at"].replace(tzinfo=UTC)
+        grace_end = submitted + timedelta(seconds=batch_create_grace_s())
+        rejected: set[str] = set()
+        while True:
+            unproven = False
+            for batch_id in self._candidates(intent, jobs, reason):
+                if batch_id in rejected:
+                    continue
+                verdict = self._prove(batch_id, ours)
+                if verdict == "ours":
+                    return self._adopt(intent, batch_id, len(jobs), reason)
+                if verdict == "not ours":
+                    rejected.add(batch_id)
+                unproven = unproven or verdict == "unknown"
+            if not unproven and datetime.now(UTC) >= grace_end:
+                store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
+                self.notes.append(
+                    f"the Message Batch create ended without an answer ({reason}) and, for "
+                    f"{batch_create_grace_s():g} s, the API listed no batch made by it"
+                    f"{f' ({len(rejected)} listed were not ours)' if rejected else ''}: nothing "
+                    "was created, the rows stay pending"
+                )
+                return None
+            if self.stop.is_set() or time.monotonic() >= self.deadline:
+                self.waiting.append(intent)
+                self.notes.append(
+                    f"the Message Batch create ended without an answer ({reason}) and no batch "
+                    f"is proven to be its own yet: the intent {intent} stays open and the next "
+                    "run looks at the batch list again before creating anything"
+                )
+                return None
+            self.stop.wait(self.poll_s)
+
+    def _candidates(self, intent: str, jobs: list[dict], reason: str) -> list[str]:
+        """Listed batches created since the intent (less clock skew), unknown, of the same size."""
         since = jobs[0]["submitted_at"].replace(tzinfo=UTC) - RECONCILE_WINDOW
         known = store.known_batch_ids()
         found = []
@@ -214,21 +265,35 @@ class BatchRun:
                 f"list could not be read ({_api_reason(exc)}): the intent {intent} is stored; "
                 "run the same command again and it checks the list again before creating anything"
             ) from exc
-        if not found:
-            store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
-            self.notes.append(
-                f"the Message Batch create ended without an answer ({reason}) and the API lists "
-                "no batch made by it: nothing was created, the rows stay pending"
-            )
-            return None
-        adopted = found[-1]  # the oldest candidate: created closest to the intent
-        store.commit_when_free(batch_updates=[(intent, adopted, "in_progress")])
+        return found[::-1]  # oldest first: created closest to the intent
+
+    def _prove(self, batch_id: str, ours: set[str]) -> str:
+        """``ours`` when the batch's results carry only our ids, ``not ours``, or ``unknown`` yet."""
+        try:
+            batch = self.client.messages.batches.retrieve(batch_id)
+        except anthropic.NotFoundError:
+            return "not ours"
+        except (anthropic.APIStatusError, anthropic.APIConnectionError):
+            return "unknown"
+        if batch.processing_status != "ended":
+            return "unknown"
+        try:
+            items, _ = self._items(batch_id, batch)
+        except SandboxError:
+            return "unknown"
+        if not items or any(item.custom_id not in ours for item in items):
+            return "not ours"  # someone else's (or no results left to prove it): never touched
+        self._proven[batch_id] = items
+        return "ours"
+
+    def _adopt(self, intent: str, batch_id: str, requests: int, reason: str) -> str:
+        store.commit_when_free(batch_updates=[(intent, batch_id, "in_progress")])
         self.notes.append(
             f"the Message Batch create ended without an answer ({reason}); the API lists "
-            f"{adopted} with the same {len(jobs)} requests created since: adopted it instead of "
-            "creating (and paying for) a second batch"
+            f"{batch_id} with the same {requests} requests and its results carry this intent's "
+            "ids: adopted it instead of creating (and paying for) a second batch"
         )
-        return adopted
+        return batch_id
 
     # -- collecting ----------------------------------------------------------------------
 
@@ -287,6 +352,8 @@ class BatchRun:
         """The result items of an ended batch, or ``None`` and why they are unavailable."""
         if batch is None:
             return None, "is gone (404): deleted, or older than the API keeps batches"
+        if batch_id in self._proven:  # downloaded to prove the batch ours
+            return self._proven.pop(batch_id), ""
         if batch.results_url is None:
             return None, "ended without a results file"
         try:
@@ -495,6 +562,9 @@ class BatchRun:
         except SandboxError:
             self.budget.settle(reserved, 0.0)
             raise
+        if not jobs:
+            self.budget.settle(reserved, 0.0)
+            return [], over
         self._reserved[jobs[0]["batch_id"]] = reserved
         return jobs, over
 

@@ -9,6 +9,7 @@ gateway or proxy) are read from the environment as usual.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import anthropic
@@ -32,44 +33,70 @@ def resolve_llm(llm: str | None) -> str:
     return name
 
 
+class Sends:
+    """What the HTTP transport really sent and got an answer to, counted per thread.
+
+    Every client :func:`make_client` builds reports each request and each response here
+    (httpx event hooks), whatever the SDK decides about retries. A worker reads
+    :meth:`mark` before a logical call and :meth:`since` after it: the ledger's ``attempts``,
+    and how many sends got no answer (a timeout, a dropped connection).
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def on_request(self, request) -> None:
+        self._local.sent = getattr(self._local, "sent", 0) + 1
+
+    def on_response(self, response) -> None:
+        self._local.answered = getattr(self._local, "answered", 0) + 1
+
+    def mark(self) -> tuple[int, int]:
+        """This thread's ``(sent, answered)`` so far."""
+        local = self._local
+        return getattr(local, "sent", 0), getattr(local, "answered", 0)
+
+    def since(self, mark: tuple[int, int]) -> tuple[int, int]:
+        """``(sent, unanswered)`` since ``mark`` in this thread."""
+        sent, answered = self.mark()
+        return sent - mark[0], (sent - mark[0]) - (answered - mark[1])
+
+    def hook(self, http) -> None:
+        """Count the requests and responses of an httpx client ``http``."""
+        http.event_hooks = {
+            "request": [*http.event_hooks["request"], self.on_request],
+            "response": [*http.event_hooks["response"], self.on_response],
+        }
+
+
+SENDS = Sends()
+"""The transport-level count behind ``decision.llm_calls.attempts``."""
+
+
 def mock_state_dir() -> Path:
     """Where the fake keeps its Message Batches: beside the warehouse file."""
     wh = warehouse_path()
     return wh.parent / f"{wh.stem}.mock-batches"
 
 
-def open_telemetry_option() -> bool | None:
-    """The client's ``open_telemetry`` option: the SDK's default when tracing is set up, else off.
-
-    The SDK builds an OpenTelemetry span for every call. When this process has no tracer
-    provider (OpenTelemetry's placeholder is all it has), every span is a no-op, yet the
-    attributes are still assembled: about 0.05 ms of CPU per request (``make bench``). Once
-    an application or ``opentelemetry-instrument`` sets a provider before the run, clients
-    get the SDK's default (spans, configured by ``ANTHROPIC_OPEN_TELEMETRY*``) again.
-    """
-    from opentelemetry import trace
-
-    return False if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) else None
-
-
 def make_client(llm: str | None = None, *, max_retries: int | None = None) -> anthropic.Anthropic:
     """The client for ``llm`` (see :func:`resolve_llm`)."""
     retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
-    telemetry = open_telemetry_option()
     if resolve_llm(llm) == "mock":
         # test double: imported in mock mode only
         from sandbox.decision.fake import OFFLINE_BASE_URL, FakeMessagesAPI, http_client
 
+        http = http_client(FakeMessagesAPI.from_env(state_dir=mock_state_dir()))
+        SENDS.hook(http)
         return anthropic.Anthropic(
             api_key="mock-key-offline",
             base_url=OFFLINE_BASE_URL,
-            http_client=http_client(FakeMessagesAPI.from_env(state_dir=mock_state_dir())),
+            http_client=http,
             max_retries=retries,
             timeout=REQUEST_TIMEOUT_S,
-            open_telemetry=telemetry,
         )
     if not os.environ.get("ANTHROPIC_API_KEY"):
         raise SandboxError("ANTHROPIC_API_KEY is not set: set it, or run with --llm mock")
-    return anthropic.Anthropic(
-        max_retries=retries, timeout=REQUEST_TIMEOUT_S, open_telemetry=telemetry
-    )
+    http = anthropic.DefaultHttpxClient()
+    SENDS.hook(http)
+    return anthropic.Anthropic(max_retries=retries, timeout=REQUEST_TIMEOUT_S, http_client=http)

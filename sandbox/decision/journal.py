@@ -8,9 +8,8 @@ entry twice changes nothing. The next run (and ``sandbox infer`` first thing) co
 an earlier run left in the journal, then removes it. So a request is sent again only when no
 response to it was received, and ``decision.llm_calls`` holds every request the API answered.
 
-Durability: each entry is one ``write`` on a file opened ``O_APPEND`` (no user-space
-buffer; the GIL is kept for it, see :func:`_libc_write`), so once ``append`` returns, a
-killed process (SIGKILL, OOM) loses nothing. The
+Durability: each entry is one ``os.write`` on a file opened ``O_APPEND`` (no user-space
+buffer), so once ``append`` returns, a killed process (SIGKILL, OOM) loses nothing. The
 file is ``fsync``-ed before each DuckDB commit (group fsync), so a power loss or kernel
 crash can lose at most the responses of the last commit interval (tens of milliseconds);
 they are then missing from the ledger, and their rows are sent again.
@@ -25,7 +24,6 @@ all committed is deleted as soon as the run has moved on to the next one.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import threading
@@ -39,40 +37,7 @@ from sandbox.ids import new_id
 SEGMENT_ENTRIES = 20_000
 
 
-def _libc_write():
-    """``write(2)`` called without releasing the GIL, or ``None`` where libc is not at hand.
-
-    ``os.write`` releases the GIL for the system call. An append to the page cache takes a
-    few microseconds, but with ten workers answering at once every release handed the
-    interpreter to another thread and back: with the journal on, engine CPU per row went
-    from 0.69 to 0.89 ms although the appends themselves cost 27 us (``make bench``).
-    Called through ``ctypes.PyDLL`` (which keeps the GIL), the write is the same system call
-    and the threads stop trading the GIL for it. The trade-off: while a write blocks (a
-    journal on a stalled network disk), the other threads wait too. The journal lives beside
-    the warehouse, on local disk.
-    """
-    try:
-        import ctypes
-
-        call = ctypes.PyDLL(None, use_errno=True).write
-    except (ImportError, OSError, AttributeError):  # no libc symbols here (e.g. Windows)
-        return None
-    call.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
-    call.restype = ctypes.c_ssize_t
-
-    def write(fd: int, data: bytes) -> int:
-        while True:
-            written = call(fd, data, len(data))
-            if written >= 0:
-                return written
-            code = ctypes.get_errno()
-            if code != errno.EINTR:
-                raise OSError(code, os.strerror(code))
-
-    return write
-
-
-_write = _libc_write() or os.write  # one name to replace in the full-disk drill
+_write = os.write  # one name to replace in the full-disk drill
 _DATE_KEYS = frozenset({"execution_date"})
 _TIME_KEYS = frozenset(
     {

@@ -7,7 +7,7 @@ Message Batch's results — :func:`classify` turns it into an :class:`Outcome`:
     a valid answer (``stop_reason`` checked, JSON parsed, the pydantic model validated);
 ``failure``
     the API answered, but the answer cannot become a result row (cut off, refused, not
-    JSON, out of range). It goes to the dead letter with its raw text; the next run asks
+    JSON, out of range, or held back by :mod:`sandbox.decision.screen`: ``unsafe_content``). It goes to the dead letter with its raw text; the next run asks
     again (another sample may be valid). ``permanent`` failures — the API rejected the
     request itself (``invalid_request_error`` inside a batch) — are not sent again until
     the row's input, the prompt or the model changes;
@@ -25,8 +25,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.decision.prompt import InvalidAnswer, Recommendation, parse_answer
+from sandbox.decision.prompt import InvalidAnswer, Recommendation, answer_text, parse_answer
 from sandbox.decision.records import error_class, is_fatal
+from sandbox.decision.screen import UNSAFE_CONTENT, screen
 
 PERMANENT_BATCH_ERRORS = frozenset(
     {"invalid_request_error", "not_found_error", "permission_error", "authentication_error"}
@@ -40,7 +41,7 @@ class Outcome:
 
     kind: str
     status: str
-    """The ``decision.llm_calls.status``: ok, invalid, error, errored, canceled or expired."""
+    """The ``decision.llm_calls.status``: ok, invalid, unsafe, error, errored, canceled or expired."""
     answer: Recommendation | None = None
     error_class: str | None = None
     message: str = ""
@@ -104,11 +105,15 @@ class Reply:
 
 
 def from_message(message: Any) -> Outcome:
-    """A ``Message`` or :class:`Reply` (realtime, or a succeeded batch item): a result or an invalid answer."""
+    """A ``Message`` or :class:`Reply` (realtime, or a succeeded batch item): a result, or an
+    invalid or unsafe answer (the screen runs here, so realtime and batch share it)."""
     try:
         answer = parse_answer(message)
     except InvalidAnswer as exc:
         return Outcome("failure", "invalid", None, exc.error_class, str(exc), exc.raw_text)
+    why = screen(answer.recommendation_text, answer.reasoning)
+    if why is not None:
+        return Outcome("failure", "unsafe", None, UNSAFE_CONTENT, why, answer_text(message))
     return Outcome("result", "ok", answer)
 
 

@@ -247,9 +247,10 @@ def run_llm_inference(
         interrupted = batch_run.interrupted
         summary.batch_ids = list(dict.fromkeys(batch_run.batch_ids))
         summary.notes.extend(batch_run.notes)
-        if batch_run.waiting:
+        processing = [b for b in batch_run.waiting if not b.startswith("intent-")]
+        if processing:
             summary.notes.append(
-                f"Message Batch {', '.join(batch_run.waiting)} is still processing; its id is stored "
+                f"Message Batch {', '.join(processing)} is still processing; its id is stored "
                 f"in decision.batch_jobs: run `sandbox infer --date {day} --mode batch` again to collect it"
             )
     if stop.is_set() and interrupted is None:

@@ -133,7 +133,7 @@ def profile_ledger(calls: pd.DataFrame) -> LedgerProfile:
             "the ledger has no primary requests: run a sample first, e.g. "
             "run_llm_inference(date, batch_size=500), then read decision.llm_calls"
         )
-    answered = work[work["status"].isin(["ok", "invalid"])]
+    answered = work[work["status"].isin(["ok", "invalid", "unsafe"])]
     first = answered[answered["purpose"] == "primary"]
     second = answered[answered["purpose"] == "escalation"]
     if first.empty:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from sandbox.config import SandboxError
 from sandbox.decision import store
+from sandbox.decision.clients import SENDS
 from sandbox.decision.journal import Journal, JournalError
 from sandbox.decision.outcome import Outcome, Reply, Usage, from_exception, from_message
 from sandbox.decision.pricing import Budget, ModelPrice
@@ -95,21 +96,19 @@ def _ask(
     """Send one request (the SDK retries transient errors); classify the answer; its ledger row."""
     params = build_params(model, row.user_id, row.summary)
     started = time.perf_counter()
+    mark = SENDS.mark()
     try:
         raw = client.messages.with_raw_response.create(**params)
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         outcome = from_exception(exc)
-        attempts = 1 if outcome.kind == "fatal" else client.max_retries + 1
+        bill = _bill(ctx, row, model, mark, Usage(), fallback=1)
         call = ctx.call(
-            row.user_id,
-            model,
-            purpose,
-            "error",
+            row.user_id, model, purpose, "error",
             error_class=error_class(exc),
-            attempts=attempts,
             latency_ms=(time.perf_counter() - started) * 1000,
             request_id=getattr(exc, "request_id", None),
-        )
+            **bill,
+        )  # fmt: skip
         return outcome, call
     try:
         message = Reply.from_body(raw.http_response.content)  # not .parse(): see Reply
@@ -118,21 +117,36 @@ def _ask(
         outcome = Outcome("failure", "invalid", None, "invalid_response", str(exc))
     else:
         outcome = from_message(message)
-    usage = message.usage
+    bill = _bill(ctx, row, model, mark, message.usage, fallback=raw.retries_taken + 1)
     call = ctx.call(
-        row.user_id,
-        model,
-        purpose,
-        outcome.status,
+        row.user_id, model, purpose, outcome.status,
         error_class=outcome.error_class,
-        attempts=raw.retries_taken + 1,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cost_usd=ctx.cost(model, usage.input_tokens, usage.output_tokens),
         latency_ms=(time.perf_counter() - started) * 1000,
         request_id=raw.request_id,
-    )
+        **bill,
+    )  # fmt: skip
     return outcome, call
+
+
+def _bill(
+    ctx: RunContext, row: InputRow, model: ModelPrice, mark, usage: Usage, fallback: int
+) -> dict:
+    """What one logical call cost: its answer's usage plus a bound for every unanswered send.
+
+    ``attempts`` is what the transport sent (``fallback`` for a client built elsewhere). A send
+    given up on may still have been billed: its input is estimated, its output bounded by
+    ``max_tokens``, and the row says it is an upper bound.
+    """
+    sent, unanswered = SENDS.since(mark)
+    tokens_in = usage.input_tokens + unanswered * ctx.input_tokens(row)
+    tokens_out = usage.output_tokens + unanswered * model.max_tokens
+    return {
+        "attempts": sent or fallback,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "cost_usd": ctx.cost(model, tokens_in, tokens_out),
+        "upper_bound": unanswered > 0,
+    }
 
 
 def _failure(ctx: RunContext, row: InputRow, model: ModelPrice, purpose: str, o: Outcome) -> dict:

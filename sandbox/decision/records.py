@@ -75,8 +75,13 @@ class RunContext:
         latency_ms: float | None = None,
         batch_id: str | None = None,
         request_id: str | None = None,
+        upper_bound: bool = False,
     ) -> dict:
-        """A ``decision.llm_calls`` row: one request sent (or one item of a batch)."""
+        """A ``decision.llm_calls`` row: one logical request (or one item of a batch).
+
+        ``upper_bound``: some of its sends got no answer (a timeout, a dropped connection),
+        so their tokens are estimated (input) and bounded by ``max_tokens`` (output).
+        """
         return {
             "call_id": new_id(),
             "execution_date": self.execution_date,
@@ -96,6 +101,7 @@ class RunContext:
             "request_id": request_id,
             "prompt_version": PROMPT_VERSION,
             "called_at": utcnow(),
+            "usage_upper_bound": upper_bound,
         }
 
     def failure(

@@ -28,14 +28,8 @@ from sandbox.decision.pipeline import run_llm_inference, write_results
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import PROMPT_VERSION
 from sandbox.decision.summary import InferenceSummary
-from sandbox.warehouse import connect, ensure_tables, step_lock, table_exists
-
-STAGING = "decision.recommendations_staging"
-SUPERSEDED = "decision.recommendations_superseded"
-SUPERSEDED_DDL = f"""
-    create table if not exists {SUPERSEDED} as
-    select *, cast(null as timestamp) as superseded_at from {STAGING} limit 0
-"""
+from sandbox.decision.tables import STAGING, SUPERSEDED, ensure_tables
+from sandbox.warehouse import connect, step_lock, table_exists
 
 __all__ = ["ReprocessResult", "reprocess_prompt", "stale_count"]
 
@@ -113,8 +107,7 @@ def reprocess_prompt(
     where, params = _stale_where(models)
     with step_lock("sandbox infer --reprocess prompt"):
         with connect() as con:
-            ensure_tables(con, STAGING)
-            con.execute(SUPERSEDED_DDL)
+            ensure_tables(con, STAGING, SUPERSEDED)
             con.execute("begin")
             stale = con.execute(
                 f"select count(*) from {STAGING} where {where}", [day, *params]

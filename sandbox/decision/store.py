@@ -20,17 +20,21 @@ import pyarrow as pa
 
 from sandbox.config import SandboxError, warehouse_path
 from sandbox.decision import journal
-from sandbox.warehouse import DDL, WarehouseBusy, connect, ensure_tables, table_exists
+from sandbox.decision.tables import (
+    BATCH_JOBS,
+    CALLS,
+    DDL,
+    FAILURES,
+    INPUTS,
+    PUBLISHED,
+    STAGING,
+    TABLES,
+    ensure_tables,
+)
+from sandbox.warehouse import WarehouseBusy, connect, table_exists
 
 SOURCE_MART = "marts.fct_user_features_for_ai_history"
 """Every published date's audited mart rows, keyed by ``as_of_date`` (publishing D+1 leaves D's)."""
-INPUTS = "decision.inference_inputs"
-STAGING = "decision.recommendations_staging"
-FAILURES = "decision.inference_failures"
-CALLS = "decision.llm_calls"
-BATCH_JOBS = "decision.batch_jobs"
-PUBLISHED = "marts.user_recommendations"
-TABLES = (INPUTS, STAGING, FAILURES, CALLS, BATCH_JOBS, PUBLISHED)
 
 _ANSWER_COLUMNS = (
     "recommendation_type",
@@ -229,6 +233,8 @@ def load_pending(
                     why = "answered before, but the input changed or the row was not kept"
                 elif status == "invalid":
                     why = f"the last answer was invalid ({error_class})"
+                elif status == "unsafe":
+                    why = "the last answer was held back by the screen (unsafe_content)"
                 else:
                     why = f"the last request ended in a transient error ({error_class or status})"
                 reasons[why] += int(n)

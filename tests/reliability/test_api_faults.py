@@ -2,13 +2,13 @@
 
 The fake Messages API injects seeded faults (``SANDBOX_MOCK_FAULTS``) behind the SDK's own
 transport, so retries, backoff and error classes are the SDK's. These drills go past
-``tests/test_decision_engine.py``: they use the shares the issue names, account for every
+``tests/decision/test_engine.py``: they use the shares the issue names, account for every
 single request (nothing retried more than once, nothing retried that should not be), check
 the command's exit status and printed summary, and stop a run on a 400 or 401 that arrives
 in the *middle* of a run with many workers.
 """
 
-# ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.decision.conftest are test arguments)
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sandbox.cli import main
 from sandbox.decision.fake import FakeMessagesAPI, Faults
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params, opaque_user_id
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import Requests, rows, scalar
 
 TRANSIENT = "rate_limit=0.05,overloaded=0.05,server_error=0.05,timeout=0.05"

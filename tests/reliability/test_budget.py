@@ -14,7 +14,7 @@ from sandbox.cli import main
 from sandbox.decision.fake import FakeMessagesAPI
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params, opaque_user_id
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import Requests, scalar
 
 BUDGET = 0.01

@@ -22,7 +22,7 @@ import pytest
 
 from sandbox.decision import infer
 from sandbox.warehouse import checksum, connect
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import (
     PausedChild,
     Requests,

@@ -1,6 +1,6 @@
 """Crash and resume: ``sandbox infer`` killed with SIGKILL at three points, then run again.
 
-``tests/test_decision_kill.py`` kills a run at a random moment. These drills kill it at
+``tests/decision/test_kill.py`` kills a run at a random moment. These drills kill it at
 chosen points *inside* the step's transactions — while the first group of answers is being
 committed, in the middle of the run, and while ``write_results`` publishes — then re-run the
 real CLI and check: exactly one result row per user and date, no row lost, the killed
@@ -9,7 +9,7 @@ kill, no request that was answered is sent again and ``decision.llm_calls`` equa
 requests the fake answered, exactly.
 """
 
-# ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.decision.conftest are test arguments)
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.decision.prompt import opaque_user_id
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import PausedChild, Requests, rows, sandbox_cli, scalar
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")

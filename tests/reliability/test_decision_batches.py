@@ -15,7 +15,7 @@ from sandbox.cli import main
 from sandbox.decision import prepare_features, run_llm_inference
 from sandbox.decision.pricing import load_price_book
 from sandbox.warehouse import connect
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import Requests, rows, scalar
 
 USERS = 40

@@ -9,12 +9,12 @@ system prompt plus a summary made of a plan tier and numbers. The typed fields
 (``plan_tier``, ``signed_up_at``, ``events.id``, ``event_type``, ``created_at``) fail the gate
 instead, with a message that does not echo the hostile text, and no request is made.
 
-Outputs: answers holding SQL, HTML, control characters or a megabyte of text are stored as
+Outputs: answers holding SQL, control characters or a megabyte of text are stored as
 inert data within the bounds ``sandbox/decision/prompt.py`` documents
 (``recommendation_text`` <= 300 characters, ``reasoning`` <= 200 and one sentence,
 ``confidence_score`` in [0, 1], a closed ``recommendation_type``), or land in the dead
 letter with ``raw_text`` cut at ``records.MAX_RAW_TEXT`` (4,000) characters and
-``error_message`` at 2,000.
+``error_message`` at 2,000. Markup is held back by the screen (``unsafe_content``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from sandbox.decision.prompt import (
     opaque_user_id,
 )
 from sandbox.decision.records import MAX_RAW_TEXT
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import Requests, rows, tables
 
 MARK = "HOSTILE"
@@ -202,9 +202,9 @@ CONTROL = "Nudge\x00 them\x1b[2J\x1b[31m now\u202e"
 ANSWERS = {
     # stored as data, exactly as received
     "u0000": {"recommendation_text": SQL, "reasoning": "They used 2 features this week"},
-    "u0001": {"recommendation_text": "Show a tour", "reasoning": HTML},
     "u0002": {"recommendation_text": CONTROL, "reasoning": "Quiet for 9 days"},
-    # rejected, into the dead letter
+    # rejected, into the dead letter (markup by the screen)
+    "u0001": {"recommendation_text": "Show a tour", "reasoning": HTML},
     "u0003": {"recommendation_text": "SELECT 1; " * 100_000, "reasoning": "Big"},
     "u0004": "DROP TABLE decision.llm_calls; " * 40_000,
     "u0005": {"recommendation_text": "ok", "reasoning": "ok", "sql": "DELETE FROM marts.dim_users"},
@@ -240,7 +240,7 @@ def test_hostile_answers_are_stored_as_inert_data_within_bounds(monkeypatch, cap
     out, err = capsys.readouterr()
 
     assert code == 3, out + err
-    assert "status partial" in out and "3 done, 4 failed" in out
+    assert "status partial" in out and "2 done, 5 failed" in out
     for printed in (out, err):
         assert "\x1b" not in printed and "<script" not in printed and "DROP TABLE" not in printed
     # nothing was executed: every table is still there, and the published rows are the answers
@@ -253,11 +253,11 @@ def test_hostile_answers_are_stored_as_inert_data_within_bounds(monkeypatch, cap
     }
     assert published == {
         "u0000": (SQL, "They used 2 features this week"),
-        "u0001": ("Show a tour", HTML),
         "u0002": (CONTROL.strip(), "Quiet for 9 days"),
     }
     failures = dict(rows("select user_id, error_class from decision.inference_failures"))
     assert failures == {
+        "u0001": "unsafe_content",
         "u0003": "validation_error",
         "u0004": "invalid_json",
         "u0005": "validation_error",

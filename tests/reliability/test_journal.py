@@ -22,7 +22,7 @@ import pytest
 from sandbox.config import SandboxError
 from sandbox.decision import journal, prepare_features, run_llm_inference
 from sandbox.decision.prompt import opaque_user_id
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import Requests, rows, sandbox_cli, scalar, start_sandbox_cli
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
@@ -208,29 +208,3 @@ def test_ids_are_uuid4_and_a_forked_child_does_not_repeat_its_parents() -> None:
         child = pipe.read()
     parent = "".join(new_id() for _ in range(3))
     assert len(child) == 96 and child != parent
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="libc's write through ctypes: Linux here")
-def test_the_journal_writes_through_libc_and_reports_errors_as_os_errors(tmp_path: Path) -> None:
-    """Appends go through write(2) with the GIL kept (not os.write); errors keep their errno
-    and message, so a full disk still ends in JournalError naming the cause (the tmpfs drill
-    above hits the real ENOSPC through this path)."""
-    assert journal._write is not os.write
-    path = tmp_path / "seg.jsonl"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        assert journal._write(fd, b'{"a":1}\n') == 8
-        assert journal._write(fd, b'{"b":2}\n') == 8
-    finally:
-        os.close(fd)
-    assert path.read_bytes() == b'{"a":1}\n{"b":2}\n'
-    with pytest.raises(OSError) as bad:
-        journal._write(fd, b"x")  # closed: EBADF
-    assert bad.value.errno == errno.EBADF and bad.value.strerror == os.strerror(errno.EBADF)
-    readonly = os.open(path, os.O_RDONLY)
-    try:
-        with pytest.raises(OSError) as refused:
-            journal._write(readonly, b"x")
-    finally:
-        os.close(readonly)
-    assert refused.value.errno == errno.EBADF

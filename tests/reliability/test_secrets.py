@@ -26,7 +26,7 @@ from tests.control_fixtures import (  # noqa: F401 (pytest fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
 )
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import dummy_api_key, dump_text, grep_files, sandbox_cli
 
 KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_-]{12,}")

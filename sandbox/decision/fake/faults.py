@@ -26,7 +26,7 @@ FAULT_GROUPS: dict[str, tuple[str, ...]] = {
     "request": ("auth", "bad_request"),
     "invalid": ("invalid_request",),
     "transient": ("rate_limit", "overloaded", "server_error", "timeout", "slow"),
-    "answer": ("malformed", "out_of_range", "wrong_enum", "max_tokens", "refusal"),
+    "answer": ("malformed", "out_of_range", "wrong_enum", "max_tokens", "refusal", "unsafe"),
     "batch": ("expired", "canceled"),
     "batch_create": ("batch_create_lost", "batch_create_timeout"),
     "batch_poll": ("batch_poll_error",),

@@ -52,7 +52,8 @@ Seeded faults (``SANDBOX_MOCK_FAULTS``, parsed by :mod:`~sandbox.decision.fake.f
 * answer, keyed by user, on **every** attempt (a re-run gets the same bad answer):
   ``malformed`` (prose around the JSON), ``out_of_range`` (confidence given as a
   percentage), ``wrong_enum`` (an unknown recommendation type), ``max_tokens`` (a cut-off
-  answer), ``refusal`` (``stop_reason="refusal"``).
+  answer), ``refusal`` (``stop_reason="refusal"``), ``unsafe`` (markup, instructions, a URL
+  or a refund promise in the text: :data:`~sandbox.decision.fake.answers.UNSAFE_ANSWERS`).
 * ``invalid_request``, keyed by user: a 400 ``invalid_request_error`` on every attempt in
   realtime; in a batch an ``errored`` result with that error when the batch ends.
 * request, keyed by the request body: ``auth`` (401) and ``bad_request`` (400).
@@ -85,7 +86,7 @@ from typing import Any
 import httpx2
 
 from sandbox.config import SandboxError
-from sandbox.decision.fake.answers import WORDINGS, recommend
+from sandbox.decision.fake.answers import WORDINGS, recommend, unsafe_answer
 from sandbox.decision.fake.batches import BatchStore, final_results, view
 from sandbox.decision.fake.errors import ApiError, error_body, random_hex, request_id
 from sandbox.decision.fake.faults import Faults, uniform
@@ -403,6 +404,8 @@ class FakeMessagesAPI:
             text = json.dumps({**answer, "recommendation_type": "discount_offer"})
         elif kind == "refusal":
             text, stop = "", "refusal"
+        elif kind == "unsafe":
+            text = json.dumps(unsafe_answer(answer, variant))
         else:
             text = json.dumps(answer)
         out_tokens = math.ceil(len(text) / 4)

@@ -1,6 +1,6 @@
 """``sandbox infer``: arguments, printed summary and exit codes."""
 
-# ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.decision.conftest are test arguments)
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from sandbox.config import SandboxError
 from sandbox.decision import cli
-from tests.decision_fixtures import (
+from tests.decision.conftest import (
     DAY,
     mart,  # noqa: F401 (pytest fixtures)
     scalar,

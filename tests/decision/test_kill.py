@@ -2,7 +2,7 @@
 keeps what was answered, so a request is sent twice only if the kill fell between its answer
 arriving and the journal write (microseconds)."""
 
-# ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.decision.conftest are test arguments)
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from sandbox.decision import prepare_features, run_llm_inference
 from sandbox.decision.prompt import opaque_user_id
-from tests.decision_fixtures import (
+from tests.decision.conftest import (
     DAY,
     create_mart,
     requests_log,  # noqa: F401 (pytest fixtures)

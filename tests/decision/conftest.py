@@ -1,6 +1,6 @@
 """Fixtures for the decision-plane tests: a small synthetic mart and a request counter.
 
-Imported by ``tests/test_decision_*.py`` (kept out of ``conftest.py``, which other planes share).
+Shared by the tests in this folder; the drills in ``tests/reliability/`` and ``bench/`` import its helpers.
 The warehouse itself is the temporary one ``conftest.isolated_env`` points ``SANDBOX_WAREHOUSE`` at.
 """
 

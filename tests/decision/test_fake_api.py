@@ -21,7 +21,7 @@ from sandbox.decision.fake import (
 )
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params, parse_answer
-from tests.decision_fixtures import summary_for
+from tests.decision.conftest import summary_for
 
 BOOK = load_price_book()
 HAIKU = BOOK.get("claude-haiku-4-5")

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from sandbox.decision import prepare_features, run_llm_inference
-from tests.decision_fixtures import DAY, create_mart, scalar
+from tests.decision.conftest import DAY, create_mart, scalar
 
 API_KEY = os.environ.get("ANTHROPIC_API_KEY")  # read before conftest clears it per test
 BASE_URL = os.environ.get("ANTHROPIC_BASE_URL")

@@ -9,7 +9,8 @@ import pytest
 
 from sandbox.config import SandboxError
 from sandbox.decision.drift import DriftThresholds, check_drift, load_thresholds, psi
-from sandbox.warehouse import connect, ensure_tables
+from sandbox.decision.tables import ensure_tables
+from sandbox.warehouse import connect
 
 DAY = date(2026, 11, 1)
 NORMAL = {

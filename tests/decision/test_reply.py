@@ -14,21 +14,23 @@ import anthropic
 import httpx2
 import pytest
 
-from sandbox.decision import clients, realtime
+from sandbox.decision import realtime
 from sandbox.decision.fake import FakeMessagesAPI, Faults
 from sandbox.decision.outcome import Reply, from_message
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow
-from tests.decision_fixtures import client_for, summary_for
+from tests.decision.conftest import client_for, summary_for
 
 SUMMARY = summary_for("pro", 200, 2, 30, 4)
 
 
 def _context() -> RunContext:
     book = load_price_book()
-    return RunContext(date(2026, 11, 1), "run", "mock", "realtime", book, book.get(book.primary), None)
+    return RunContext(
+        date(2026, 11, 1), "run", "mock", "realtime", book, book.get(book.primary), None
+    )
 
 
 @pytest.mark.parametrize(
@@ -56,18 +58,8 @@ def test_a_200_that_is_not_a_message_is_a_ledgered_failure() -> None:
         max_retries=0,
     )
     ctx = _context()
-    outcome, call = realtime._ask(client, ctx, InputRow("u1", SUMMARY, "sha"), ctx.primary, "primary")
+    outcome, call = realtime._ask(
+        client, ctx, InputRow("u1", SUMMARY, "sha"), ctx.primary, "primary"
+    )
     assert outcome.kind == "failure" and outcome.error_class == "invalid_response"
     assert call["status"] == "invalid" and call["error_class"] == "invalid_response"
-
-
-def test_no_spans_are_built_when_no_tracer_provider_is_set(monkeypatch) -> None:
-    from opentelemetry import trace
-
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.ProxyTracerProvider())
-    assert clients.open_telemetry_option() is False
-    assert clients.make_client("mock").open_telemetry["traces"]["enabled"] is False
-    # an application (or opentelemetry-instrument) set a provider: the SDK's default again
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.NoOpTracerProvider())
-    assert clients.open_telemetry_option() is None
-    assert clients.make_client("mock").open_telemetry["traces"]["enabled"] is True

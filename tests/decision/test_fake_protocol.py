@@ -14,7 +14,7 @@ from sandbox.decision.fake import FakeMessagesAPI, Faults
 from sandbox.decision.fake import limits as fake_limits
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import OUTPUT_SCHEMA, build_params, parse_answer
-from tests.decision_fixtures import Clock, client_for, summary_for
+from tests.decision.conftest import Clock, client_for, summary_for
 
 BOOK = load_price_book()
 HAIKU = BOOK.get("claude-haiku-4-5")

@@ -1,6 +1,6 @@
 """prepare -> realtime inference -> write, on the fake, end to end."""
 
-# ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.decision.conftest are test arguments)
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sandbox.decision.fake import Faults
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import opaque_user_id
 from sandbox.warehouse import connect
-from tests.decision_fixtures import (  # noqa: F401 (pytest fixtures)
+from tests.decision.conftest import (  # noqa: F401 (pytest fixtures)
     DAY,
     create_mart,
     mart,

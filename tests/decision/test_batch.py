@@ -1,9 +1,10 @@
 """Batch mode: Message Batches, batch-priced, resumable from the stored batch id."""
 
-# ruff: noqa: F811 (the fixtures imported from tests.decision_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.decision.conftest are test arguments)
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from sandbox.decision import prepare_features, run_llm_inference
 from sandbox.decision.batch import BatchRun, custom_id_for
 from sandbox.decision.pricing import load_price_book
-from tests.decision_fixtures import (  # noqa: F401 (pytest fixtures)
+from tests.decision.conftest import (  # noqa: F401 (pytest fixtures)
     DAY,
     mart,
     requests_log,
@@ -33,9 +34,13 @@ def run(**kwargs):
 
 
 def test_custom_ids_are_readable_and_safe() -> None:
-    assert custom_id_for(date(2026, 11, 1), "u0001") == "20261101-u0001"
-    unsafe = custom_id_for(date(2026, 11, 1), "anna@example.com")
-    assert unsafe.startswith("20261101-h") and len(unsafe) <= 64 and "@" not in unsafe
+    nonce = "0123456789ab"
+    assert custom_id_for(nonce, date(2026, 11, 1), "u0001") == "0123456789ab-20261101-u0001"
+    unsafe = custom_id_for(nonce, date(2026, 11, 1), "anna@example.com")
+    assert unsafe.startswith("0123456789ab-20261101-h") and "@" not in unsafe
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", unsafe)
+    long_id = custom_id_for(nonce, date(2026, 11, 1), "u" * 60)
+    assert long_id.startswith(f"{nonce}-20261101-h") and len(long_id) <= 64
 
 
 def test_batch_mode_does_every_row_at_half_price(mart, requests_log) -> None:

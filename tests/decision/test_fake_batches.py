@@ -13,7 +13,7 @@ import pytest
 from sandbox.decision.fake import FakeMessagesAPI, Faults
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import OUTPUT_SCHEMA, build_params
-from tests.decision_fixtures import Clock, client_for, summary_for
+from tests.decision.conftest import Clock, client_for, summary_for
 
 HAIKU = load_price_book().get("claude-haiku-4-5")
 SUMMARY = summary_for("pro", 9, 1, 3, 2)

@@ -1,0 +1,170 @@
+"""The decision plane's tables: their DDL, and the columns added since they first shipped.
+
+One owner: only this module creates or migrates ``decision.*`` and the published
+``marts.user_recommendations``. Every table is keyed by ``execution_date`` (the name of the
+public contract: dashboards and notebooks query it) and ``user_id``.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+INPUTS = "decision.inference_inputs"
+STAGING = "decision.recommendations_staging"
+FAILURES = "decision.inference_failures"
+CALLS = "decision.llm_calls"
+BATCH_JOBS = "decision.batch_jobs"
+PUBLISHED = "marts.user_recommendations"
+SUPERSEDED = "decision.recommendations_superseded"
+"""Answers a prompt rollout replaced (staging's columns plus ``superseded_at``)."""
+
+DDL: dict[str, str] = {
+    "decision.inference_inputs": """
+        create table if not exists decision.inference_inputs (
+            execution_date date not null,
+            user_id varchar not null,
+            plan_tier varchar,
+            user_summary_for_llm varchar not null,
+            input_sha varchar not null,
+            source_as_of_date date not null,
+            source_model varchar not null,
+            prepared_at timestamp not null,
+            primary key (execution_date, user_id)
+        )""",
+    "decision.recommendations_staging": """
+        create table if not exists decision.recommendations_staging (
+            execution_date date not null,
+            user_id varchar not null,
+            recommendation_type varchar not null,
+            recommendation_text varchar not null,
+            confidence_score double not null,
+            reasoning varchar not null,
+            model varchar not null,
+            prompt_version varchar not null,
+            mode varchar not null,
+            escalated boolean not null,
+            input_tokens bigint not null,
+            output_tokens bigint not null,
+            cost_usd double not null,
+            input_sha varchar not null,
+            run_id varchar not null,
+            created_at timestamp not null,
+            escalation_status varchar,
+            primary key (execution_date, user_id)
+        )""",
+    SUPERSEDED: f"""
+        create table if not exists {SUPERSEDED} as
+        select *, cast(null as timestamp) as superseded_at from {STAGING} limit 0""",
+    "decision.inference_failures": """
+        create table if not exists decision.inference_failures (
+            execution_date date not null,
+            user_id varchar not null,
+            model varchar not null,
+            prompt_version varchar not null,
+            mode varchar not null,
+            purpose varchar not null,
+            error_class varchar not null,
+            error_message varchar not null,
+            raw_text varchar,
+            run_id varchar not null,
+            failed_at timestamp not null,
+            failure_id varchar,
+            input_sha varchar,
+            permanent boolean,
+            resolved_at timestamp
+        )""",
+    "decision.llm_calls": """
+        create table if not exists decision.llm_calls (
+            call_id varchar not null primary key,
+            execution_date date not null,
+            user_id varchar not null,
+            run_id varchar not null,
+            model varchar not null,
+            mode varchar not null,
+            purpose varchar not null,
+            status varchar not null,
+            error_class varchar,
+            attempts bigint not null,
+            input_tokens bigint not null,
+            output_tokens bigint not null,
+            cost_usd double not null,
+            latency_ms double,
+            batch_id varchar,
+            request_id varchar,
+            prompt_version varchar not null,
+            called_at timestamp not null,
+            usage_upper_bound boolean
+        )""",
+    "decision.batch_jobs": """
+        create table if not exists decision.batch_jobs (
+            execution_date date not null,
+            user_id varchar not null,
+            batch_id varchar not null,
+            custom_id varchar not null,
+            purpose varchar not null,
+            model varchar not null,
+            prompt_version varchar not null,
+            run_id varchar not null,
+            status varchar not null,
+            carried_input_tokens bigint not null,
+            carried_output_tokens bigint not null,
+            carried_cost_usd double not null,
+            submitted_at timestamp not null,
+            ended_at timestamp,
+            ingested_at timestamp,
+            input_sha varchar,
+            primary_answer varchar,
+            primary key (batch_id, user_id)
+        )""",
+    "marts.user_recommendations": """
+        create table if not exists marts.user_recommendations (
+            user_id varchar not null,
+            execution_date date not null,
+            recommendation_type varchar not null,
+            recommendation_text varchar not null,
+            confidence_score double not null,
+            reasoning varchar not null,
+            model varchar not null,
+            prompt_version varchar not null,
+            escalated boolean not null,
+            input_tokens bigint not null,
+            output_tokens bigint not null,
+            cost_usd double not null,
+            recommended_at timestamp not null,
+            primary key (user_id, execution_date)
+        )""",
+}
+TABLES = tuple(DDL)
+
+MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "decision.recommendations_staging": (("escalation_status", "varchar"),),
+    "decision.inference_failures": (
+        ("failure_id", "varchar"),
+        ("input_sha", "varchar"),
+        ("permanent", "boolean"),
+        ("resolved_at", "timestamp"),
+    ),
+    "decision.batch_jobs": (("input_sha", "varchar"), ("primary_answer", "varchar")),
+    "decision.llm_calls": (("usage_upper_bound", "boolean"),),
+}
+"""Columns added after a table first shipped: added in place to warehouses made before."""
+
+_migrated: set[tuple[str, str]] = set()
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Create the named tables (all when none are named) if missing, and add newer columns.
+
+    Migrations are checked once per table and warehouse file in a process.
+    """
+    path = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    for name in names or DDL:
+        con.execute(f"create schema if not exists {name.split('.')[0]}")
+        con.execute(DDL[name])
+        key = (str(path[0] if path else ""), name)
+        if name in MIGRATIONS and key not in _migrated:
+            for column, kind in MIGRATIONS[name]:
+                con.execute(f"alter table {name} add column if not exists {column} {kind}")
+            _migrated.add(key)

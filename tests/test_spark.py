@@ -134,3 +134,20 @@ def test_a_mart_test_failure_on_spark_publishes_nothing(
     assert (failure.model, failure.column) == (MART, "plan_tier")
     assert "the published Spark marts were not touched" in str(caught.value)
     assert _spark_mart() == before
+
+
+def test_implausible_values_fail_the_gate_on_spark_too(
+    spark_home: Path, raw_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plausibility tests are portable SQL: Spark runs them as DuckDB does."""
+    monkeypatch.setenv("SANDBOX_WAREHOUSE", str(spark_home / "shipped.duckdb"))
+    with open(raw_copy / "users.csv", "a", encoding="utf-8") as fh:
+        fh.write('"u_future","pro",2027-03-01 10:00:00,"NL"\n')
+        fh.write('"u_country","free",2025-01-01 00:00:00,"Netherlands"\n')
+    with pytest.raises(GateFailed) as caught:
+        build(AS_OF, target="spark")
+    found = {(f.test, f.model, f.column, f.failing_rows) for f in caught.value.failures}
+    assert found == {
+        ("not_after_export", "staging.stg_users", "signed_up_at", 1),
+        ("two_letter_code", "staging.stg_users", "country_code", 1),
+    }

@@ -1,6 +1,7 @@
 {#-
     An event more than a day before its user signed up is a tracking or a join bug, not
-    behaviour: fail the gate. (One day of slack absorbs client clock skew.)
+    behaviour: fail the gate. (One day of slack absorbs client clock skew.) `problem` names
+    both sides: the events' and the users' raw file and column.
 -#}
 with
 
@@ -16,7 +17,7 @@ users as (
 
 ),
 
-final as (
+early as (
 
     select
         events.event_id,
@@ -30,6 +31,23 @@ final as (
         on events.user_id = users.user_id
 
     where events.event_at < {{ dbt.dateadd('day', -1, 'users.signed_up_at') }}
+
+),
+
+final as (
+
+    select
+        event_id,
+        user_id,
+        event_at,
+        signed_up_at,
+        concat(
+            'staging.stg_user_events.event_at (events file, column created_at) more than a',
+            ' day before staging.stg_users.signed_up_at (users file, column signed_up_at) of',
+            ' the same user: a sign-up dated too late, or events given to the wrong user'
+        ) as problem
+
+    from early
 
 )
 

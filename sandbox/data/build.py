@@ -38,16 +38,26 @@ from sandbox.data.publish import (
     published_dates,
     published_name,
 )
+from sandbox.data.raw import raw_format, unreadable_csv
 from sandbox.warehouse import connect, ensure_writable, holds_step
 
 LAYERS = ("staging", "intermediate", "marts")
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
 """The raw table behind each staging model, to name the file in a failure."""
-RAW_TIMESTAMP_OF = {
+STAGING_OF = {table: model for model, table in RAW_TABLE_OF.items()}
+RAW_COLUMN_OF = {
+    ("staging.stg_users", "user_id"): "id",
+    ("staging.stg_users", "plan_tier"): "plan_tier",
     ("staging.stg_users", "signed_up_at"): "signed_up_at",
+    ("staging.stg_users", "country_code"): "country",
+    ("staging.stg_user_events", "event_id"): "id",
+    ("staging.stg_user_events", "user_id"): "user_id",
+    ("staging.stg_user_events", "event_type"): "event_type",
     ("staging.stg_user_events", "event_at"): "created_at",
 }
-"""The raw column behind each staged timestamp: a NULL there is a value staging could not read."""
+"""The raw column behind each staged column, to name it in a failure."""
+RAW_TIMESTAMPS = {("staging.stg_users", "signed_up_at"), ("staging.stg_user_events", "event_at")}
+"""Staged timestamps: a NULL there is a raw value staging could not read."""
 TARGETS = ("duckdb", "spark")
 SPARK_NEEDS = (
     "the spark target needs the [spark] extra and Java 17: pip install -e '.[spark]' and "
@@ -114,11 +124,13 @@ class GateFailure:
     message: str
     raw_file: str | None = None
     detail: str | None = None  # what the check saw, e.g. the latest event and the threshold
+    raw_column: str | None = None  # the raw file's column behind ``column``
 
     def describe(self) -> str:
         """One readable line: what failed, where, how many rows (and the raw file behind it)."""
         where = ".".join(p for p in (self.model, self.column) if p)
-        source = f" (raw file: {self.raw_file})" if self.raw_file else ""
+        column = f", column {self.raw_column}" if self.raw_column else ""
+        source = f" (raw file: {self.raw_file}{column})" if self.raw_file else ""
         detail = f": {self.detail}" if self.detail else ""
         if self.kind == "data test":
             rows = f"{self.failing_rows} failing row{'s' if self.failing_rows != 1 else ''}"
@@ -263,37 +275,6 @@ def _prepare_spark() -> None:
     os.environ["SANDBOX_SPARK_WAREHOUSE"] = str(wanted)
     os.environ.setdefault("SPARK_CONF_DIR", str(project_dir() / "spark"))  # log4j2: errors only
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # offline: no hostname lookups
-
-
-def raw_format(folder: Path) -> str:
-    """``parquet`` or ``csv``: which raw files ``folder`` holds, with a clear error if neither.
-
-    The error is about the path (missing, not a folder, unreadable, no raw files), never
-    about the data: the gate only judges files it could open.
-    """
-    if not folder.exists():
-        raise SandboxError(
-            f"the raw data folder {folder} does not exist: point SANDBOX_RAW_DIR at the folder "
-            "holding users.csv and events.csv (or write one with `sandbox generate --out DIR`)."
-        )
-    if not folder.is_dir():
-        raise SandboxError(
-            f"the raw data path {folder} is a file, not a folder: point SANDBOX_RAW_DIR at the "
-            "folder holding users.csv and events.csv."
-        )
-    if not os.access(folder, os.R_OK | os.X_OK):
-        raise SandboxError(
-            f"the raw data folder {folder} cannot be read by this user: fix its permissions "
-            "or point SANDBOX_RAW_DIR elsewhere."
-        )
-    for fmt in ("parquet", "csv"):
-        if (folder / f"users.{fmt}").is_file() and (folder / f"events.{fmt}").is_file():
-            return fmt
-    raise SandboxError(
-        f"no raw data in {folder}: it needs users.csv and events.csv (or users.parquet and "
-        "events.parquet). Point SANDBOX_RAW_DIR at such a folder, or write one with "
-        "`sandbox generate --out DIR`."
-    )
 
 
 def dbt_args(
@@ -707,6 +688,7 @@ def build(
         callbacks.append(_advance)
     if target == "duckdb":
         ensure_writable()  # a clear "in use by PID" now rather than dbt's raw lock error
+    _check_raw_files(as_of_date, target)
     started = time.perf_counter()
     try:
         manifest = parsed_manifest(target) if target == "duckdb" else None
@@ -731,7 +713,9 @@ def build(
             failure = _failure(r, relations)
             if failure.model in RAW_TABLE_OF:
                 failure = replace(
-                    failure, raw_file=str(folder / f"{RAW_TABLE_OF[failure.model]}.{fmt}")
+                    failure,
+                    raw_file=str(folder / f"{RAW_TABLE_OF[failure.model]}.{fmt}"),
+                    raw_column=RAW_COLUMN_OF.get((failure.model, failure.column)),
                 )
             if target == "duckdb":
                 failure = replace(failure, detail=_detail(r.node, failure, fmt))
@@ -762,6 +746,20 @@ def build(
     return result
 
 
+def _check_raw_files(as_of_date: date, target: str) -> None:
+    """Fail the gate before dbt runs when a raw CSV file cannot be read (see sandbox.data.raw)."""
+    folder = raw_dir()
+    if raw_format(folder) != "csv":
+        return
+    failures = [
+        GateFailure(f"source.raw.{table}", "model", STAGING_OF[table], None, None, None, problem,
+                    raw_file=str(folder / f"{table}.csv"))  # fmt: skip
+        for table, problem in unreadable_csv(folder).items()
+    ]
+    if failures:
+        raise GateFailed(as_of_date, failures, [], _published_now(target))
+
+
 def _published_now(target: str) -> str:
     """What the published marts hold right now, as a clause for a GateFailed message."""
     if target != "duckdb":
@@ -780,8 +778,8 @@ def _detail(node, failure: GateFailure, fmt: str) -> str | None:
     failed). An unreadable timestamp is looked up in the raw file itself.
     """
     key = (failure.model, failure.column)
-    if failure.test == "not_null" and key in RAW_TIMESTAMP_OF and failure.raw_file:
-        return _unreadable_timestamps(Path(failure.raw_file), RAW_TIMESTAMP_OF[key], fmt)
+    if failure.test == "not_null" and key in RAW_TIMESTAMPS and failure.raw_file:
+        return _unreadable_timestamps(Path(failure.raw_file), RAW_COLUMN_OF[key], fmt)
     sql = getattr(node, "compiled_code", None) or ""
     if failure.kind != "data test" or " as problem" not in sql:
         return None

@@ -2,12 +2,12 @@
 
 Inputs: prompt-injection text, markup, control characters (NUL, ANSI escapes, bidi
 overrides) and 1 MB strings go into every user-controlled raw field. The free-text fields
-the gate accepts (``users.id``, ``users.country``, ``events.user_id``,
-``events.properties``) flow through dbt into the warehouse; the drill then reads the bodies
-of every request the fake Messages API receives and checks that each prompt is the fixed
-system prompt plus a summary made of a plan tier and numbers. The typed fields
-(``plan_tier``, ``signed_up_at``, ``events.id``, ``event_type``, ``created_at``) fail the gate
-instead, with a message that does not echo the hostile text, and no request is made.
+the gate accepts (``users.id``, ``events.user_id``, ``events.properties``) flow through dbt
+into the warehouse; the drill then reads the bodies of every request the fake Messages API
+receives and checks that each prompt is the fixed system prompt plus a summary made of a
+plan tier and numbers. The typed fields (``plan_tier``, ``signed_up_at``, ``country``,
+``events.id``, ``event_type``, ``created_at``) fail the gate instead, with a message that
+does not echo the hostile text, and no request is made.
 
 Outputs: answers holding SQL, control characters or a megabyte of text are stored as
 inert data within the bounds ``sandbox/decision/prompt.py`` documents
@@ -68,12 +68,12 @@ def _csv(value: str) -> str:
 
 
 def _hostile_raw(folder: Path) -> dict[str, str]:
-    """Append hostile users (hostile ids and countries) with hostile events; return kind -> id."""
+    """Append hostile users (hostile ids) with hostile events; return kind -> id."""
     shutil.copytree(DEFAULT_RAW_DIR, folder)
     users, events, ids = [], [], {}
     for n, (kind, text) in enumerate(HOSTILE.items()):
         ids[kind] = uid = f"hostile-{kind}-{text}"
-        users.append(",".join([_csv(uid), '"free"', "2026-01-01 00:00:00", _csv(text)]))
+        users.append(",".join([_csv(uid), '"free"', "2026-01-01 00:00:00", '"NL"']))
         for day in (27, 28, 29):  # three recent logins each, with hostile properties
             event_id = 90_000_000 + 10 * n + day
             events.append(
@@ -124,8 +124,7 @@ def test_hostile_text_in_accepted_raw_fields_never_reaches_a_prompt(
 
     # the gate accepted them: the hostile text is in the warehouse, byte for byte
     users = dict(rows("select user_id, country_code from marts.dim_users"))
-    for kind, uid in ids.items():
-        assert users[uid] == HOSTILE[kind]
+    assert set(ids.values()) <= set(users)
     properties = {
         r[0] for r in rows("select distinct properties_json from staging.stg_user_events")
     }
@@ -166,6 +165,7 @@ def test_hostile_text_in_typed_raw_fields_fails_the_gate_without_echoing_it(
     with open(raw / "users.csv", "a", encoding="utf-8") as fh:
         fh.write(f'"typed-1",{_csv(bad_tier)},2026-01-01 00:00:00,"NL"\n')
         fh.write(f'"typed-2","pro",{_csv(bad_signup)},"NL"\n')
+        fh.write(f'"typed-3","pro",2026-01-01 00:00:00,{_csv(HOSTILE["megabyte"])}\n')
     with open(raw / "events.csv", "a", encoding="utf-8") as fh:
         fh.write(f'{_csv(HOSTILE["control"])},{first_user},"login",2026-10-30 10:00:00,"{{}}"\n')
         fh.write(f'90000101,{first_user},{_csv(HOSTILE["megabyte"])},2026-10-30 10:00:00,"{{}}"\n')
@@ -180,6 +180,7 @@ def test_hostile_text_in_typed_raw_fields_fails_the_gate_without_echoing_it(
     assert {
         ("staging.stg_users", "plan_tier", "accepted_values"),
         ("staging.stg_users", "signed_up_at", "not_null"),
+        ("staging.stg_users", "country_code", "two_letter_code"),
         ("staging.stg_user_events", "event_id", "not_null"),
         ("staging.stg_user_events", "event_type", "accepted_values"),
         ("staging.stg_user_events", "event_at", "not_null"),

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
@@ -127,21 +129,26 @@ def dbt_run(ds: str) -> dict:
     """Build the data plane for ``ds``; a failing dbt test fails the task without retries."""
     from sandbox.data import GateFailed, build
 
-    with _failure_policy():
+    with _failure_policy(), task_summary("dbt_run", ds) as line:
         try:
             result = build(parse_date(ds))
         except GateFailed as exc:
-            _push(GATE_XCOM_KEY, gate_failure_records(exc))
+            records = gate_failure_records(exc)
+            _push(GATE_XCOM_KEY, records)
+            line["failing tests"] = "; ".join(r.get("node") or "?" for r in records)
             raise
-    return _build_summary(result)
+        summary = _build_summary(result)
+        line.update(models=summary.get("models"), data_tests=summary.get("data_tests"))
+    return summary
 
 
 def prepare_features(ds: str) -> int:
     """Freeze the mart's rows for ``ds`` into ``decision.inference_inputs``; return the count."""
     from sandbox.decision import prepare_features
 
-    with _failure_policy():
-        return int(prepare_features(parse_date(ds)))
+    with _failure_policy(), task_summary("prepare_features", ds) as line:
+        line["rows frozen"] = count = int(prepare_features(parse_date(ds)))
+    return count
 
 
 def infer_settings(
@@ -231,8 +238,13 @@ def _stop_on_kill() -> Iterator[None]:
                 del task.on_kill
 
 
+_LAST: dict = {}
+"""The last inference summary of this task (for its summary line, also when it fails)."""
+
+
 def _check(summary: dict) -> dict:
     """Fail the task (no retries) when the run was interrupted or never reached the API."""
+    _LAST["summary"] = summary
     if summary.get("status") == "interrupted" or STOP.is_set():
         _push(SUMMARY_XCOM_KEY, summary)
         raise SandboxError(
@@ -245,7 +257,50 @@ def _check(summary: dict) -> dict:
     return summary
 
 
-def run_llm_inference(
+class _DebugOnly(logging.Filter):
+    """Demote a logger's records to DEBUG: shown only when debug logging is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+HTTP_LOGGERS = ("httpx", "httpx2", "anthropic", "anthropic._base_client")
+"""The loggers that write one line per HTTP request: DEBUG only (see :class:`_DebugOnly`)."""
+
+
+def quiet_http() -> None:
+    """Send the per-request HTTP lines of the SDK to DEBUG, so a task log reads as a story."""
+    for name in HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DebugOnly) for f in logger.filters):
+            logger.addFilter(_DebugOnly())
+
+
+def run_llm_inference(ds: str, **options) -> dict:
+    """Run the decision plane on the pending rows of ``ds``; return its summary as a dict.
+
+    ``options``: ``model``, ``batch_size``, ``llm``, ``max_cost_usd``, ``mode`` (see
+    :func:`_infer`). The task's log ends with one summary line, also when it fails.
+    """
+    quiet_http()
+    _LAST.clear()
+    with task_summary("run_llm_inference", ds) as line:
+        try:
+            return _infer(ds, **options)
+        finally:
+            last = _LAST.get("summary") or {}
+            line.update({key: last.get(field) for key, field in _LINE_FIELDS})
+
+
+_LINE_FIELDS = (
+    ("status", "status"), ("rows_done", "done"), ("resumed", "skipped"),
+    ("failed", "failed"), ("pending", "pending_left"), ("requests", "requests"),
+    ("cost_usd", "cost_usd"),
+)  # fmt: skip
+
+
+def _infer(
     ds: str,
     *,
     model: str | None = None,
@@ -254,14 +309,11 @@ def run_llm_inference(
     max_cost_usd: float | str | None = None,
     mode: str | None = None,
 ) -> dict:
-    """Run the decision plane on the pending rows of ``ds``; return its summary as a dict.
+    """Infer the pending rows of ``ds``; a real-API realtime run probes :data:`PROBE_ROWS` first.
 
-    ``llm`` falls back to ``SANDBOX_LLM`` (the decision plane's own default is ``mock``);
-    ``max_cost_usd`` and ``mode`` to :func:`infer_settings`. A realtime run with the real API
-    sends :data:`PROBE_ROWS` rows first: when none of them reaches the API, the task fails at
-    once (no Airflow retry) naming the cause, instead of trying every row. In batch mode the
-    batch is submitted and polled for ``SANDBOX_BATCH_FIRST_WAIT_S`` (default 0); a batch
-    still processing is left to the ``wait_for_batch`` sensor (status ``waiting``).
+    ``llm`` falls back to ``SANDBOX_LLM``; ``max_cost_usd`` and ``mode`` to
+    :func:`infer_settings`. Batch mode submits, polls ``SANDBOX_BATCH_FIRST_WAIT_S`` (0) and
+    leaves a batch still processing to ``wait_for_batch`` (status ``waiting``).
     """
     from sandbox.decision import run_llm_inference
 
@@ -272,14 +324,8 @@ def run_llm_inference(
         common = {"llm": llm, "model": model, "mode": mode, "progress": False}
         if mode == "batch":
             wait = float(os.environ.get("SANDBOX_BATCH_FIRST_WAIT_S", "0"))
-            summary = _call(
-                run_llm_inference,
-                day,
-                **common,
-                batch_size=batch_size,
-                max_cost_usd=ceiling,
-                wait_s=wait,
-            )
+            summary = _call(run_llm_inference, day, **common, batch_size=batch_size,
+                            max_cost_usd=ceiling, wait_s=wait)  # fmt: skip
             return _check(summary)
         first = None
         if (llm or "mock") == "anthropic" and (batch_size is None or batch_size > PROBE_ROWS):
@@ -399,28 +445,46 @@ def write_results(ds: str) -> int:
     published either way."""
     from sandbox.decision import write_results
 
-    with _failure_policy():
+    with _failure_policy(), task_summary("write_results", ds) as line:
         written = int(write_results(parse_date(ds)))
+        line["published"] = written
         _push(WRITTEN_XCOM_KEY, written)
-        ti = None
-        with contextlib.suppress(Exception):
-            from airflow.sdk import get_current_context
-
-            ti = get_current_context()["ti"]
-        if ti is not None:
-            status, detail = run_outcome(final_summary(ti), written)
+        context = _current_context()
+        if context is not None:
+            status, detail = run_outcome(final_summary(context["ti"]), written)
             if status != "success":
                 raise SandboxError(f"run ended {status}: {detail}; {written} rows published")
+            record_pipeline_run(context, succeeded=True, written=written)
     return written
 
 
-def _current_ti():
-    """The running task instance, or None outside a task (a test, a notebook)."""
+def _current_context() -> dict | None:
+    """The running task's context, or None outside a task (a test, a notebook)."""
     with contextlib.suppress(Exception):
         from airflow.sdk import get_current_context
 
-        return get_current_context()["ti"]
+        return get_current_context()
     return None
+
+
+@contextlib.contextmanager
+def task_summary(task_id: str, ds: str) -> Iterator[dict]:
+    """End the task's log with one line: what the ``with`` block put in the dict, and time."""
+    started, line = time.monotonic(), {}
+    ok = False
+    try:
+        yield line
+        ok = True
+    finally:
+        parts = [f"{k.replace('_', ' ')} {_shown(v)}" for k, v in line.items() if v is not None]
+        parts.append(f"{time.monotonic() - started:.1f} s")
+        print(f"summary: {task_id} {ds} {'done' if ok else 'FAILED'}: {', '.join(parts)}",
+              flush=True)  # fmt: skip
+
+
+def _shown(value: Any) -> str:
+    """A value as the summary line shows it (money with 4 decimals)."""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _drift_columns(record: dict | None) -> dict[str, str | None]:
@@ -442,8 +506,9 @@ def check_drift(ds: str, run_id: str | None = None) -> dict:
     """
     from sandbox.decision.drift import check_drift as watch
 
-    with _failure_policy():
+    with _failure_policy(), task_summary(DRIFT_TASK, ds) as line:
         report = watch(parse_date(ds))
+        line["verdict"] = report.status
         record = _jsonable(report.as_record())
         print(f"drift watch: {report.status}: {report.message}", flush=True)
         _push(DRIFT_XCOM_KEY, record)  # before the row: see record_pipeline_run
@@ -457,15 +522,9 @@ def check_drift(ds: str, run_id: str | None = None) -> dict:
 def _record_drift(run_id: str, record: dict) -> None:
     """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
     is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
-    from sandbox.warehouse import connect
+    from sandbox.control import runs
 
-    columns = _drift_columns(record)
-    with connect() as con:
-        _ensure_runs_table(con)
-        con.execute(
-            "update ops.pipeline_runs set drift_status = ?, drift_detail = ? where dag_run_id = ?",
-            [columns["drift_status"], columns["drift_detail"], run_id],
-        )
+    runs.set_drift(run_id, _drift_columns(record))
 
 
 def _xcom(ti, task_id: str, key: str | None = None) -> Any:
@@ -477,86 +536,91 @@ def _xcom(ti, task_id: str, key: str | None = None) -> Any:
         return None
 
 
-def _ensure_runs_table(con) -> None:
-    """Create ``ops.pipeline_runs``, adding the columns a warehouse from an older version lacks."""
-    from sandbox.warehouse import ensure_tables
+def _run_status(context, succeeded: bool, summary: dict, written) -> tuple[str, str]:
+    """``(status, detail)`` of the run whose task of ``context`` ended (see
+    :func:`record_pipeline_run`)."""
+    ti, exception = context["ti"], context.get("exception")
+    if ti.task_id == "wait_for_dbt_completion" and not succeeded:
+        tests = gate_failures_of(context)
+        detail = "dbt's quality gate did not pass for this date" + (f": {tests}" if tests else "")
+        print(f"gate blocked {context['ds']}: {tests or exception or 'dbt_run did not succeed'}",
+              flush=True)  # fmt: skip
+        return "gate_blocked", detail
+    if ti.task_id == "write_results":
+        status, detail = run_outcome(summary, written)
+        if succeeded:
+            return "success", ""
+        if status != "failed" or exception is None or not str(exception):
+            return status, detail
+    if exception is not None and str(exception):
+        return "failed", f"{ti.task_id}: {str(exception).splitlines()[0]}"
+    return "failed", f"{ti.task_id} failed" + (f" ({type(exception).__name__})" if exception else "")
 
-    ensure_tables(con, "ops.pipeline_runs")
-    for column, kind in (
-        ("rows_done", "bigint"),
-        ("rows_pending", "bigint"),
-        ("detail", "varchar"),
-        ("drift_status", "varchar"),
-        ("drift_detail", "varchar"),
-    ):
-        con.execute(f"alter table ops.pipeline_runs add column if not exists {column} {kind}")
+
+def gate_failures_of(context) -> str:
+    """The failing dbt tests of the date's ``dbt_production.dbt_run`` (its XCom), or ""."""
+    ti = context["ti"]
+    with contextlib.suppress(Exception):
+        found = ti.get_task_states(
+            dag_id="dbt_production", task_ids=["dbt_run"], logical_dates=[context["logical_date"]]
+        )
+        for run_id in found:
+            records = ti.xcom_pull(
+                dag_id="dbt_production", task_ids="dbt_run", key=GATE_XCOM_KEY, run_id=run_id
+            )
+            if records:
+                return "; ".join(r.get("description") or r.get("node") or "?" for r in records)
+    return ""
 
 
-def record_pipeline_run(context, *, succeeded: bool) -> str:
-    """Task callback: upsert one ``ops.pipeline_runs`` row for the run of ``context``.
+def _run_started(context) -> datetime | None:
+    """When the DAG run of ``context`` started (its ledger rows are counted from then)."""
+    dag_run = context.get("dag_run")
+    return getattr(dag_run, "start_date", None)
 
-    ``status`` is one of :data:`STATUSES`: ``success`` (every row answered and published),
-    ``partial`` (rows failed), ``budget`` (the budget stopped it), ``gate_blocked`` (the sensor
-    gave up: dbt's gate did not pass for this date) or ``failed`` (a task failed, the API was
-    unreachable, the run was stopped, or nothing was published). Counts come from the
-    inference summary (this run's requests and cost: a rerun that sends nothing records 0);
-    ``rows_written`` is what ``write_results`` published for the date. ``recorded_at`` is UTC.
-    ``drift_status`` / ``drift_detail`` hold the drift watch's verdict (:func:`check_drift`)
-    once it ran; a drift does not change ``status``. Returns the status.
+
+def record_pipeline_run(context, *, succeeded: bool, written: int | None = None) -> str:
+    """Upsert one ``ops.pipeline_runs`` row for the run of ``context``; return its status.
+
+    ``status`` is one of :data:`STATUSES`; requests, cost and rows are summed over every
+    attempt of the DAG run from the ledger (:func:`sandbox.control.runs.ledger_totals`).
+    A drift verdict (:func:`check_drift`) fills ``drift_status`` and never changes ``status``.
     """
-    from datetime import UTC
-
-    from sandbox.warehouse import connect
+    from sandbox.control import runs
 
     ti = context["ti"]
-    day = parse_date(context["ds"])
     if ti.task_id == DRIFT_TASK:  # the watch's own failure: flag the run, keep its status
         return _record_drift_failure(context)
     summary = final_summary(ti)
-    written = (
-        _xcom(ti, "write_results") if succeeded else _xcom(ti, "write_results", WRITTEN_XCOM_KEY)
-    )
-    exception = context.get("exception")
-    if ti.task_id == "wait_for_dbt_completion" and not succeeded:
-        status, detail = "gate_blocked", "dbt's quality gate did not pass for this date"
-    elif ti.task_id == "write_results":
-        status, detail = run_outcome(summary, written)
-        if succeeded:
-            status, detail = "success", ""
-    else:
-        status, detail = "failed", f"{ti.task_id} failed"
-    if exception is not None and status == "failed":
-        detail = f"{ti.task_id}: {str(exception).splitlines()[0] if str(exception) else type(exception).__name__}"
+    if written is None:
+        written = _xcom(ti, "write_results", WRITTEN_XCOM_KEY)
+    if written is None and succeeded:
+        written = _xcom(ti, "write_results")
+    status, detail = _run_status(context, succeeded, summary, written)
     row = {
-        "execution_date": day,
+        "execution_date": parse_date(context["ds"]),
         "dag_run_id": context["run_id"],
         "status": status,
         "rows_written": int(written or 0),
         "failures": int(summary.get("failed") or 0),
-        "llm_requests": int(summary.get("requests") or 0),
-        "cost_usd": float(summary.get("cost_usd") or 0.0),
-        "recorded_at": datetime.now(UTC).replace(tzinfo=None),
-        "rows_done": int(summary.get("done") or 0),
         "rows_pending": int(summary.get("pending_left") or 0),
         "detail": detail,
     }
-    with connect() as con:
-        _ensure_runs_table(con)
-        # read under the warehouse lock: a verdict pushed before it is in the row; one pushed
-        # after it is written by check_drift's own update, which waits for this lock
-        row.update(_drift_columns(_xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY)))
-        con.execute(
-            f"insert or replace into ops.pipeline_runs ({', '.join(row)})"
-            f" values ({', '.join('?' * len(row))})",
-            list(row.values()),
-        )
+    drift = lambda: _drift_columns(_xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY))  # noqa: E731
+    row = runs.write(row, since=_run_started(context), drift=drift)
+    print(
+        f"ops.pipeline_runs: {status}: {row['rows_written']} published, {row['rows_done']} "
+        f"answered, {row['rows_resumed']} resumed, {row['failures']} failed, "
+        f"{row['llm_requests']} requests, ${row['cost_usd']:.4f} (every attempt of the run)",
+        flush=True,
+    )
     return status
 
 
 def _record_drift_failure(context) -> str:
     """``check_drift`` failed: flag the run's row (the drift verdict, or why the watch could
     not judge) and return the row's status, which stays what the rows made it."""
-    from sandbox.warehouse import connect
+    from sandbox.control import runs
 
     ti = context["ti"]
     record = _xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
@@ -565,8 +629,5 @@ def _record_drift_failure(context) -> str:
         reason = str(exception).splitlines()[0] if exception and str(exception) else "failed"
         record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
     _record_drift(context["run_id"], record)
-    with connect(read_only=True) as con:
-        found = con.execute(
-            "select status from ops.pipeline_runs where dag_run_id = ?", [context["run_id"]]
-        ).fetchone()
-    return found[0] if found else ""
+    found = runs.read(context["run_id"])
+    return found["status"] if found else ""

@@ -96,7 +96,7 @@ def _connect(wait_s: float):
     return connect(wait_s=wait_s)
 
 
-def write(row: dict, *, since: datetime | None, drift=None, wait_s: float = WAIT_S) -> dict:
+def write(row: dict, *, since: datetime | None, drift=None, wait_s: float | None = None) -> dict:
     """Upsert the run's row; its counts come from :func:`ledger_totals` since ``since``.
 
     ``drift`` is called under the warehouse lock and returns the drift columns to add (a
@@ -105,6 +105,7 @@ def write(row: dict, *, since: datetime | None, drift=None, wait_s: float = WAIT
     """
     from sandbox.warehouse import WarehouseBusy
 
+    wait_s = WAIT_S if wait_s is None else wait_s
     try:
         with _connect(wait_s) as con:
             ensure_table(con)
@@ -124,9 +125,9 @@ def write(row: dict, *, since: datetime | None, drift=None, wait_s: float = WAIT
     return row
 
 
-def set_drift(run_id: str, columns: dict, *, wait_s: float = WAIT_S) -> None:
+def set_drift(run_id: str, columns: dict) -> None:
     """Put a drift verdict on the run's row, if it is there yet."""
-    with _connect(wait_s) as con:
+    with _connect(WAIT_S) as con:
         ensure_table(con)
         con.execute(
             f"update {TABLE} set drift_status = ?, drift_detail = ? where dag_run_id = ?",

@@ -17,11 +17,11 @@ AS_OF = SHIPPED_AS_OF_DATE
 # learner's path about 8 min, the real scheduler 5, the browser test 3, ...).
 LONGEST_FIRST = (
     "tests/test_learner_path.py",
-    "tests/test_airflow_scheduler.py",
+    "tests/control/test_airflow_scheduler.py",
     "tests/test_browser.py",
     "tests/reliability/test_control_signals.py",
     "tests/test_course.py",
-    "tests/test_control_pipeline.py",
+    "tests/control/test_pipeline.py",
     "tests/test_spark.py",
     "tests/reliability/test_journal.py",
     "tests/reliability/test_bad_input_pipeline.py",
@@ -29,7 +29,7 @@ LONGEST_FIRST = (
     "tests/test_build.py",
     "tests/reliability/test_wap_publish.py",
     "tests/test_bench_smoke.py",
-    "tests/test_control_acceptance.py",
+    "tests/control/test_acceptance.py",
     "tests/reliability/test_data_time_zones.py",
     "tests/reliability/test_bad_input.py",
     "tests/reliability/test_secrets.py",

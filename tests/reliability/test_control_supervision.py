@@ -22,8 +22,8 @@ import pytest
 from sandbox.config import ROOT
 from sandbox.control.supervise import members
 from sandbox.warehouse import connect
-from tests.control_fixtures import airflow_home_fixture, migrated_home_fixture  # noqa: F401
-from tests.test_airflow_scheduler import STARTUP_S, _wait_for, free_port
+from tests.control.conftest import airflow_home_fixture, migrated_home_fixture  # noqa: F401
+from tests.control.test_airflow_scheduler import STARTUP_S, _wait_for, free_port
 
 pytestmark = pytest.mark.slow
 

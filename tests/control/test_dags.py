@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.control_fixtures import DAGS, airflow_home_session_fixture  # noqa: F401
+from tests.control.conftest import DAGS, airflow_home_session_fixture  # noqa: F401
 
 DAG_FILES = sorted(DAGS.glob("*.py"))
 AI_TASKS = [

@@ -20,7 +20,7 @@ from sandbox.control.capture import captured_output
 from sandbox.control.cli import dates_from
 from sandbox.control.pipeline import RunReport, TaskState, date_range, task_frame
 from sandbox.warehouse import WarehouseBusy, connect
-from tests.control_fixtures import airflow_home_session_fixture  # noqa: F401
+from tests.control.conftest import airflow_home_session_fixture  # noqa: F401
 
 DAY = date(2026, 11, 1)
 

@@ -15,7 +15,7 @@ import pytest
 
 from sandbox.config import ROOT, SandboxError
 from sandbox.control import supervise, ui
-from tests.control_fixtures import airflow_home_fixture, migrated_home_fixture  # noqa: F401
+from tests.control.conftest import airflow_home_fixture, migrated_home_fixture  # noqa: F401
 
 
 def test_a_busy_port_is_a_clear_error(airflow_home: Path) -> None:

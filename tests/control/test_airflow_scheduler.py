@@ -28,7 +28,7 @@ from sandbox.config import ROOT
 from sandbox.control import ui
 from sandbox.warehouse import connect
 from tests.browser_fixtures import browser_fixture, shots_fixture  # noqa: F401  (fixtures)
-from tests.control_fixtures import (  # noqa: F401  (fixtures)
+from tests.control.conftest import (  # noqa: F401  (fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
     sandbox_run,

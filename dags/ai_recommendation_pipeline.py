@@ -40,6 +40,16 @@ from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
 
+from sandbox.control.names import (
+    AI_DAG,
+    BATCH_TASK,
+    DBT_DAG,
+    DBT_TASK,
+    LLM_CHOICES,
+    MODES,
+    SENSOR_TASK,
+)
+
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
 SENSOR_TIMEOUT_S = float(os.environ.get("SANDBOX_SENSOR_TIMEOUT_S", "3600"))
 SENSOR_POKE_S = float(os.environ.get("SANDBOX_SENSOR_POKE_S", "60"))
@@ -49,7 +59,7 @@ BATCH_POKE_S = float(os.environ.get("SANDBOX_BATCH_POKE_S", "300"))
 
 def record_failure(context) -> None:
     """Callback when a task fails for good: record the run as not successful, and why."""
-    from sandbox.control.tasks import record_pipeline_run
+    from sandbox.control.runs import record_pipeline_run
     record_pipeline_run(context, succeeded=False)
 
 
@@ -59,15 +69,15 @@ def collect_batch(ds, ti, params):
 
 
 @dag(
-    dag_id="ai_recommendation_pipeline",
+    dag_id=AI_DAG,
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "data-platform", "retries": 3, "retry_delay": RETRY_DELAY,
                   "on_failure_callback": record_failure},  # fmt: skip
     params={
-        "llm": Param(None, type=["null", "string"], enum=[None, "mock", "anthropic"]),
-        "mode": Param(None, type=["null", "string"], enum=[None, "realtime", "batch"]),
+        "llm": Param(None, type=["null", "string"], enum=[None, *LLM_CHOICES]),
+        "mode": Param(None, type=["null", "string"], enum=[None, *MODES]),
         "max_cost_usd": Param(None, type=["null", "number"], minimum=0),
         "model": Param(None, type=["null", "string"], description="LLM model id"),
         "batch_size": Param(None, type=["null", "integer"], minimum=1),
@@ -77,9 +87,8 @@ def collect_batch(ds, ti, params):
 )
 def ai_recommendation_pipeline():
     wait_for_dbt = ExternalTaskSensor(
-        task_id="wait_for_dbt_completion", external_dag_id="dbt_production",
-        external_task_id="dbt_run", allowed_states=["success"], failed_states=["failed"],
-        mode="reschedule", timeout=SENSOR_TIMEOUT_S, poke_interval=SENSOR_POKE_S, retries=0,
+        task_id=SENSOR_TASK, external_dag_id=DBT_DAG, external_task_id=DBT_TASK,
+        allowed_states=["success"], failed_states=["failed"], mode="reschedule", timeout=SENSOR_TIMEOUT_S, poke_interval=SENSOR_POKE_S, retries=0,
     )  # fmt: skip
 
     @task
@@ -97,7 +106,7 @@ def ai_recommendation_pipeline():
         return run_llm_inference(ds, **{k: p.get(k) for k in keys})
 
     wait_for_batch = PythonSensor(
-        task_id="wait_for_batch", python_callable=collect_batch, mode="reschedule",
+        task_id=BATCH_TASK, python_callable=collect_batch, mode="reschedule",
         poke_interval=BATCH_POKE_S, timeout=BATCH_TIMEOUT_S,
     )  # fmt: skip
 

@@ -25,11 +25,13 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
+from sandbox.control.names import DBT_DAG
+
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
 
 
 @dag(
-    dag_id="dbt_production",
+    dag_id=DBT_DAG,
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
     catchup=False,
     max_active_runs=1,

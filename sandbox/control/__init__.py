@@ -8,16 +8,9 @@ through one function per task, and they talk to each other only through tables.
 Importing it is cheap: Airflow is imported when a pipeline actually runs.
 """
 
-from sandbox.control.pipeline import (
-    AI_DAG,
-    DBT_DAG,
-    Interrupted,
-    RunReport,
-    TaskState,
-    date_range,
-    run_pipeline,
-    task_frame,
-)
+from sandbox.control.names import AI_DAG, DBT_DAG
+from sandbox.control.pipeline import Interrupted, date_range, run_pipeline
+from sandbox.control.report import RunReport, TaskState, task_frame
 
 __all__ = [
     "AI_DAG",

@@ -8,9 +8,24 @@ Writing waits for the warehouse (bounded by :data:`WAIT_S`), whichever process h
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, date, datetime
 
-from sandbox.config import SandboxError
+from sandbox.config import SandboxError, parse_date
+from sandbox.control.names import (
+    BATCH_TASK,
+    DBT_DAG,
+    DBT_TASK,
+    DRIFT_TASK,
+    DRIFT_XCOM_KEY,
+    GATE_XCOM_KEY,
+    INFER_TASK,
+    SENSOR_TASK,
+    SUMMARY_XCOM_KEY,
+    WRITE_TASK,
+    WRITTEN_XCOM_KEY,
+)
+from sandbox.control.xcom import pull
 
 TABLE = "ops.pipeline_runs"
 DDL = """
@@ -146,3 +161,153 @@ def read(run_id: str) -> dict | None:
         found = cursor.fetchone()
         names = [d[0] for d in cursor.description]
     return None if found is None else dict(zip(names, found, strict=True))
+
+
+def final_summary(ti) -> dict:
+    """The run's inference summary: the sensor's (batch collected) or the inference task's."""
+    for task_id, key in (
+        (BATCH_TASK, None),
+        (INFER_TASK, None),
+        (INFER_TASK, SUMMARY_XCOM_KEY),
+    ):
+        value = pull(ti, task_id, key)
+        if value:
+            return value
+    return {}
+
+
+def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
+    """``(status, detail)`` of a run whose tasks all ran: ``success`` only when inference
+    finished every row and something was published."""
+    status = summary.get("status") or "ok"
+    if status == "partial":
+        return "partial", f"{summary.get('failed', 0)} rows failed (decision.inference_failures)"
+    if status == "budget":
+        return "budget", (
+            f"the budget stopped the run with {summary.get('pending_left', 0)} rows left pending"
+        )
+    if status == "pending":
+        return "partial", f"{summary.get('pending_left', 0)} rows left pending (batch_size)"
+    if status != "ok":
+        return "failed", f"inference ended {status}"
+    if not written:
+        return "failed", "no recommendation was published for the date"
+    if written < (inputs := summary.get("inputs") or 0):
+        return "partial", f"{inputs - written} of {inputs} rows of the date are not published"
+    return "success", ""
+
+
+def drift_columns(record: dict | None) -> dict[str, str | None]:
+    """The ``ops.pipeline_runs`` drift columns for a drift report's record (or None)."""
+    if not record:
+        return {}
+    return {"drift_status": record.get("status"), "drift_detail": record.get("message")}
+
+
+def record_drift(run_id: str, record: dict) -> None:
+    """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
+    is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
+    from sandbox.control import runs
+
+    runs.set_drift(run_id, drift_columns(record))
+
+
+def _run_status(context, succeeded: bool, summary: dict, written) -> tuple[str, str]:
+    """``(status, detail)`` of the run whose task of ``context`` ended (see
+    :func:`record_pipeline_run`)."""
+    ti, exception = context["ti"], context.get("exception")
+    if ti.task_id == SENSOR_TASK and not succeeded:
+        tests = gate_failures_of(context)
+        detail = "dbt's quality gate did not pass for this date" + (f": {tests}" if tests else "")
+        print(f"gate blocked {context['ds']}: {tests or exception or 'dbt_run did not succeed'}",
+              flush=True)  # fmt: skip
+        return "gate_blocked", detail
+    if ti.task_id == WRITE_TASK:
+        status, detail = run_outcome(summary, written)
+        if succeeded:
+            return "success", ""
+        if status != "failed" or exception is None or not str(exception):
+            return status, detail
+    if exception is not None and str(exception):
+        return "failed", f"{ti.task_id}: {str(exception).splitlines()[0]}"
+    return "failed", f"{ti.task_id} failed" + (f" ({type(exception).__name__})" if exception else "")
+
+
+def gate_failures_of(context) -> str:
+    """The failing dbt tests of the date's ``dbt_production.dbt_run`` (its XCom), or ""."""
+    ti = context["ti"]
+    with contextlib.suppress(Exception):
+        found = ti.get_task_states(
+            dag_id=DBT_DAG, task_ids=[DBT_TASK], logical_dates=[context["logical_date"]]
+        )
+        for run_id in found:
+            records = ti.xcom_pull(
+                dag_id=DBT_DAG, task_ids=DBT_TASK, key=GATE_XCOM_KEY, run_id=run_id
+            )
+            if records:
+                return "; ".join(r.get("description") or r.get("node") or "?" for r in records)
+    return ""
+
+
+def _run_started(context) -> datetime | None:
+    """When the DAG run of ``context`` started (its ledger rows are counted from then): the
+    later of its start and its ``run_after`` (``dag.test()`` starts a run at its logical date)."""
+    from sandbox.control.runs import utc_naive
+
+    dag_run = context.get("dag_run")
+    moments = [utc_naive(getattr(dag_run, k, None)) for k in ("start_date", "run_after")]
+    return max((m for m in moments if m is not None), default=None)
+
+
+def record_pipeline_run(context, *, succeeded: bool, written: int | None = None) -> str:
+    """Upsert one ``ops.pipeline_runs`` row for the run of ``context``; return its status.
+
+    ``status`` is one of :data:`sandbox.control.names.STATUSES`; requests, cost and rows are summed over every
+    attempt of the DAG run from the ledger (:func:`sandbox.control.runs.ledger_totals`).
+    A drift verdict (:func:`check_drift`) fills ``drift_status`` and never changes ``status``.
+    """
+    from sandbox.control import runs
+
+    ti = context["ti"]
+    if ti.task_id == DRIFT_TASK:  # the watch's own failure: flag the run, keep its status
+        return record_drift_failure(context)
+    summary = final_summary(ti)
+    if written is None:
+        written = pull(ti, WRITE_TASK, WRITTEN_XCOM_KEY)
+    if written is None and succeeded:
+        written = pull(ti, WRITE_TASK)
+    status, detail = _run_status(context, succeeded, summary, written)
+    row = {
+        "execution_date": parse_date(context["ds"]),
+        "dag_run_id": context["run_id"],
+        "status": status,
+        "rows_written": int(written or 0),
+        "failures": int(summary.get("failed") or 0),
+        "rows_pending": int(summary.get("pending_left") or 0),
+        "detail": detail,
+    }
+    drift = lambda: drift_columns(pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY))  # noqa: E731
+    row = runs.write(row, since=_run_started(context), drift=drift)
+    print(
+        f"ops.pipeline_runs: {status}: {row['rows_written']} published, {row['rows_done']} "
+        f"answered, {row['rows_resumed']} resumed, {row['failures']} failed, "
+        f"{row['llm_requests']} requests, ${row['cost_usd']:.4f} (every attempt of the run)",
+        flush=True,
+    )
+    return status
+
+
+def record_drift_failure(context) -> str:
+    """``check_drift`` failed: flag the run's row (the drift verdict, or why the watch could
+    not judge) and return the row's status, which stays what the rows made it."""
+    from sandbox.control import runs
+
+    ti = context["ti"]
+    record = pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
+    if not record:
+        exception = context.get("exception")
+        reason = str(exception).splitlines()[0] if exception and str(exception) else "failed"
+        record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
+    record_drift(context["run_id"], record)
+    found = runs.read(context["run_id"])
+    return found["status"] if found else ""

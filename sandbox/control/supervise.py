@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from sandbox.control import airflow_env
+from sandbox.control.names import AI_DAG
 
 STOP_ORDER = ("scheduler", "dag-processor", "triggerer", "log-server", "api-server")
 STOP_TIMEOUT_S = 60.0
@@ -129,7 +130,7 @@ def close_unfinished(url: str) -> list[str]:
         ended = "failed" if cut or any(ti["state"] == "failed" for ti in tis) else "success"
         api(url, path, token, {"state": ended}, method="PATCH")
         lines.append(f"marked {dag_id} {run_id} {ended} (the scheduler stopped before it did)")
-        if dag_id == "ai_recommendation_pipeline" and ended == "failed":
+        if dag_id == AI_DAG and ended == "failed":
             _record_stopped(run)
     return lines
 

@@ -1,50 +1,37 @@
-"""The callables the DAG tasks run: one plane function each, plus Airflow's failure semantics.
+"""The callables the DAG tasks run: one plane function each, plus the control plane's policy.
 
-Each function takes the run's logical date (``ds``) and calls exactly one function of the
-data or decision plane. What it adds is control-plane policy:
-
-- a gate failure (:class:`sandbox.data.GateFailed`) fails the task *without retries*, and
-  the failing tests are pushed to XCom (``gate_failures``) so ``sandbox run`` and the UI can
-  say what blocked the run;
-- a :class:`~sandbox.config.SandboxError` names a cause a retry cannot fix (a missing API key,
-  an unknown model), so it fails without retries too; only :class:`WarehouseBusy` (another
-  process holds the DuckDB lock) and unexpected errors are left to Airflow's retries;
-- inference that did not finish cleanly (rows failed, the budget stopped it, the API was
-  unreachable, a signal stopped it) fails the run, after publishing what was answered, so
-  neither the UI nor ``ops.pipeline_runs`` calls it a success (:func:`run_outcome`);
-- the drift watch (:func:`check_drift`, after inference) flags a date whose answers look unlike
-  the days before in ``ops.pipeline_runs.drift_status`` and fails its own task, so the DAG
-  run shows red, while the answers stay published and ``status`` keeps saying what happened
-  to the rows;
-- a stop request (SIGTERM from a scheduler via ``on_kill``, or Ctrl-C in ``sandbox run``) sets
-  :data:`STOP`, which the decision plane checks before each new request.
-
-Airflow is imported lazily, so ``sandbox.control`` stays cheap to import.
+A gate failure or a :class:`~sandbox.config.SandboxError` fails the task without retries (a
+busy warehouse and the unexpected are retried); an unfinished inference fails the run after
+publishing what was answered; :data:`STOP` (SIGTERM via ``on_kill``, Ctrl-C) sends no new request.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sandbox.config import SandboxError, parse_date
+from sandbox.control.names import (
+    DBT_TASK,
+    DRIFT_TASK,
+    DRIFT_XCOM_KEY,
+    ERROR_XCOM_KEY,
+    GATE_XCOM_KEY,
+    INFER_TASK,
+    MODES,
+    PREPARE_TASK,
+    SUMMARY_XCOM_KEY,
+    WRITE_TASK,
+    WRITTEN_XCOM_KEY,
+)
+from sandbox.control.runs import final_summary, record_drift, record_pipeline_run, run_outcome
+from sandbox.control.task_output import quiet_http, task_summary
+from sandbox.control.xcom import current_context, jsonable, pull, push
 
-GATE_XCOM_KEY = "gate_failures"
-ERROR_XCOM_KEY = "error"
-SUMMARY_XCOM_KEY = "summary"
-WRITTEN_XCOM_KEY = "written"
-DRIFT_XCOM_KEY = "drift"
-DRIFT_TASK = "check_drift"
-STATUSES = ("success", "partial", "budget", "gate_blocked", "failed")
-"""What ``ops.pipeline_runs.status`` can say about one run of the AI pipeline."""
-MODES = ("realtime", "batch")
 CONNECTION_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
 """Failure classes meaning the API was not reached at all (no answer, nothing to retry per row)."""
 PROBE_ROWS = 10
@@ -52,18 +39,6 @@ PROBE_ROWS = 10
 
 STOP = threading.Event()
 """Set by a stop request (SIGTERM, Ctrl-C, ``on_kill``): no new LLM request after it."""
-
-
-def _push(key: str, value: Any, ti=None) -> None:
-    """Leave ``value`` in the running task's XCom (kept when the task then fails)."""
-    try:
-        if ti is None:
-            from airflow.sdk import get_current_context
-
-            ti = get_current_context()["ti"]
-        ti.xcom_push(key=key, value=value)
-    except Exception:  # called outside a task (a test, a notebook): nothing to push to
-        pass
 
 
 @contextlib.contextmanager
@@ -79,30 +54,15 @@ def _failure_policy() -> Iterator[None]:
     except SandboxError as exc:
         from sandbox.warehouse import WarehouseBusy
 
-        _push(ERROR_XCOM_KEY, str(exc))
+        push(ERROR_XCOM_KEY, str(exc))
         if isinstance(exc, WarehouseBusy):
             raise
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(str(exc)) from exc
     except Exception as exc:
-        _push(ERROR_XCOM_KEY, f"{type(exc).__name__}: {exc}")
+        push(ERROR_XCOM_KEY, f"{type(exc).__name__}: {exc}")
         raise
-
-
-def _jsonable(value: Any) -> Any:
-    """A JSON-friendly copy of a plane's result (dataclass, dict, date...) for XCom."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 def gate_failure_records(exc: Exception) -> list[dict]:
@@ -110,7 +70,7 @@ def gate_failure_records(exc: Exception) -> list[dict]:
     records = []
     for failure in getattr(exc, "failures", None) or []:
         record = {
-            field: _jsonable(getattr(failure, field, None))
+            field: jsonable(getattr(failure, field, None))
             for field in ("node", "kind", "model", "column", "test", "failing_rows", "message")
         }
         describe = getattr(failure, "describe", None)
@@ -122,19 +82,19 @@ def gate_failure_records(exc: Exception) -> list[dict]:
 def _build_summary(result: Any) -> dict:
     """The part of a BuildResult worth keeping in XCom: counts, seconds and row counts."""
     fields = ("as_of_date", "target", "models", "data_tests", "unit_tests", "elapsed_s", "rows")
-    return {f: _jsonable(getattr(result, f)) for f in fields if hasattr(result, f)}
+    return {f: jsonable(getattr(result, f)) for f in fields if hasattr(result, f)}
 
 
 def dbt_run(ds: str) -> dict:
     """Build the data plane for ``ds``; a failing dbt test fails the task without retries."""
     from sandbox.data import GateFailed, build
 
-    with _failure_policy(), task_summary("dbt_run", ds) as line:
+    with _failure_policy(), task_summary(DBT_TASK, ds) as line:
         try:
             result = build(parse_date(ds))
         except GateFailed as exc:
             records = gate_failure_records(exc)
-            _push(GATE_XCOM_KEY, records)
+            push(GATE_XCOM_KEY, records)
             line["failing tests"] = "; ".join(r.get("node") or "?" for r in records)
             raise
         summary = _build_summary(result)
@@ -146,7 +106,7 @@ def prepare_features(ds: str) -> int:
     """Freeze the mart's rows for ``ds`` into ``decision.inference_inputs``; return the count."""
     from sandbox.decision import prepare_features
 
-    with _failure_policy(), task_summary("prepare_features", ds) as line:
+    with _failure_policy(), task_summary(PREPARE_TASK, ds) as line:
         line["rows frozen"] = count = int(prepare_features(parse_date(ds)))
     return count
 
@@ -179,7 +139,7 @@ def infer_settings(
 def _call(function, day: date, **kwargs) -> dict:
     """Call a decision-plane function with :data:`STOP` as its ``stop`` event; return its
     result as a JSON-friendly dict."""
-    return _jsonable(function(day, stop=STOP, **kwargs))
+    return jsonable(function(day, stop=STOP, **kwargs))
 
 
 def merge_summaries(first: dict | None, then: dict) -> dict:
@@ -246,35 +206,15 @@ def _check(summary: dict) -> dict:
     """Fail the task (no retries) when the run was interrupted or never reached the API."""
     _LAST["summary"] = summary
     if summary.get("status") == "interrupted" or STOP.is_set():
-        _push(SUMMARY_XCOM_KEY, summary)
+        push(SUMMARY_XCOM_KEY, summary)
         raise SandboxError(
             f"stopped on request: {summary.get('done', 0)} answers of this run kept "
             f"({summary.get('pending_left', 0)} rows left pending); a re-run resumes"
         )
     if reason := unreachable(summary):
-        _push(SUMMARY_XCOM_KEY, summary)
+        push(SUMMARY_XCOM_KEY, summary)
         raise SandboxError(reason)
     return summary
-
-
-class _DebugOnly(logging.Filter):
-    """Demote a logger's records to DEBUG: shown only when debug logging is on."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger().isEnabledFor(logging.DEBUG)
-
-
-HTTP_LOGGERS = ("httpx", "httpx2", "anthropic", "anthropic._base_client")
-"""The loggers that write one line per HTTP request: DEBUG only (see :class:`_DebugOnly`)."""
-
-
-def quiet_http() -> None:
-    """Send the per-request HTTP lines of the SDK to DEBUG, so a task log reads as a story."""
-    for name in HTTP_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DebugOnly) for f in logger.filters):
-            logger.addFilter(_DebugOnly())
 
 
 def run_llm_inference(ds: str, **options) -> dict:
@@ -285,7 +225,7 @@ def run_llm_inference(ds: str, **options) -> dict:
     """
     quiet_http()
     _LAST.clear()
-    with task_summary("run_llm_inference", ds) as line:
+    with task_summary(INFER_TASK, ds) as line:
         try:
             return _infer(ds, **options)
         finally:
@@ -353,7 +293,7 @@ def collect_batch(ds: str, ti, params: dict | None = None):
     from sandbox.decision import run_llm_inference
 
     params = params or {}
-    previous = _xcom(ti, "run_llm_inference") or {}
+    previous = pull(ti, INFER_TASK) or {}
     if previous.get("status") != "waiting":
         return PokeReturnValue(is_done=True, xcom_value=previous)
     with _failure_policy(), _stop_on_kill():
@@ -405,93 +345,23 @@ def _batch_totals(summary: dict) -> dict:
     return summary
 
 
-def final_summary(ti) -> dict:
-    """The run's inference summary: the sensor's (batch collected) or the inference task's."""
-    for task_id, key in (
-        ("wait_for_batch", None),
-        ("run_llm_inference", None),
-        ("run_llm_inference", SUMMARY_XCOM_KEY),
-    ):
-        value = _xcom(ti, task_id, key)
-        if value:
-            return value
-    return {}
-
-
-def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
-    """``(status, detail)`` of a run whose tasks all ran: ``success`` only when inference
-    finished every row and something was published."""
-    status = summary.get("status") or "ok"
-    if status == "partial":
-        return "partial", f"{summary.get('failed', 0)} rows failed (decision.inference_failures)"
-    if status == "budget":
-        return "budget", (
-            f"the budget stopped the run with {summary.get('pending_left', 0)} rows left pending"
-        )
-    if status == "pending":
-        return "partial", f"{summary.get('pending_left', 0)} rows left pending (batch_size)"
-    if status != "ok":
-        return "failed", f"inference ended {status}"
-    if not written:
-        return "failed", "no recommendation was published for the date"
-    if written < (inputs := summary.get("inputs") or 0):
-        return "partial", f"{inputs - written} of {inputs} rows of the date are not published"
-    return "success", ""
-
-
 def write_results(ds: str) -> int:
     """Upsert the staged answers of ``ds`` into ``marts.user_recommendations``; then fail the
     task (no retries) when the run is not a success (:func:`run_outcome`): what was answered is
     published either way."""
     from sandbox.decision import write_results
 
-    with _failure_policy(), task_summary("write_results", ds) as line:
+    with _failure_policy(), task_summary(WRITE_TASK, ds) as line:
         written = int(write_results(parse_date(ds)))
         line["published"] = written
-        _push(WRITTEN_XCOM_KEY, written)
-        context = _current_context()
+        push(WRITTEN_XCOM_KEY, written)
+        context = current_context()
         if context is not None:
             status, detail = run_outcome(final_summary(context["ti"]), written)
             if status != "success":
                 raise SandboxError(f"run ended {status}: {detail}; {written} rows published")
             record_pipeline_run(context, succeeded=True, written=written)
     return written
-
-
-def _current_context() -> dict | None:
-    """The running task's context, or None outside a task (a test, a notebook)."""
-    with contextlib.suppress(Exception):
-        from airflow.sdk import get_current_context
-
-        return get_current_context()
-    return None
-
-
-@contextlib.contextmanager
-def task_summary(task_id: str, ds: str) -> Iterator[dict]:
-    """End the task's log with one line: what the ``with`` block put in the dict, and time."""
-    started, line = time.monotonic(), {}
-    ok = False
-    try:
-        yield line
-        ok = True
-    finally:
-        parts = [f"{k.replace('_', ' ')} {_shown(v)}" for k, v in line.items() if v is not None]
-        parts.append(f"{time.monotonic() - started:.1f} s")
-        print(f"summary: {task_id} {ds} {'done' if ok else 'FAILED'}: {', '.join(parts)}",
-              flush=True)  # fmt: skip
-
-
-def _shown(value: Any) -> str:
-    """A value as the summary line shows it (money with 4 decimals)."""
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def _drift_columns(record: dict | None) -> dict[str, str | None]:
-    """The ``ops.pipeline_runs`` drift columns for a drift report's record (or None)."""
-    if not record:
-        return {}
-    return {"drift_status": record.get("status"), "drift_detail": record.get("message")}
 
 
 def check_drift(ds: str, run_id: str | None = None) -> dict:
@@ -509,125 +379,12 @@ def check_drift(ds: str, run_id: str | None = None) -> dict:
     with _failure_policy(), task_summary(DRIFT_TASK, ds) as line:
         report = watch(parse_date(ds))
         line["verdict"] = report.status
-        record = _jsonable(report.as_record())
+        record = jsonable(report.as_record())
         print(f"drift watch: {report.status}: {report.message}", flush=True)
-        _push(DRIFT_XCOM_KEY, record)  # before the row: see record_pipeline_run
+        push(DRIFT_XCOM_KEY, record)  # before the row: see record_pipeline_run
         if run_id is not None:
-            _record_drift(run_id, record)
+            record_drift(run_id, record)
         if report.drifted:
             raise SandboxError(f"drift watch: {report.message}")
     return record
 
-
-def _record_drift(run_id: str, record: dict) -> None:
-    """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
-    is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
-    from sandbox.control import runs
-
-    runs.set_drift(run_id, _drift_columns(record))
-
-
-def _xcom(ti, task_id: str, key: str | None = None) -> Any:
-    try:
-        if key is None:
-            return ti.xcom_pull(task_ids=task_id)
-        return ti.xcom_pull(task_ids=task_id, key=key)
-    except Exception:  # outside a task runner (e.g. a DAG-level callback) XCom is unreachable
-        return None
-
-
-def _run_status(context, succeeded: bool, summary: dict, written) -> tuple[str, str]:
-    """``(status, detail)`` of the run whose task of ``context`` ended (see
-    :func:`record_pipeline_run`)."""
-    ti, exception = context["ti"], context.get("exception")
-    if ti.task_id == "wait_for_dbt_completion" and not succeeded:
-        tests = gate_failures_of(context)
-        detail = "dbt's quality gate did not pass for this date" + (f": {tests}" if tests else "")
-        print(f"gate blocked {context['ds']}: {tests or exception or 'dbt_run did not succeed'}",
-              flush=True)  # fmt: skip
-        return "gate_blocked", detail
-    if ti.task_id == "write_results":
-        status, detail = run_outcome(summary, written)
-        if succeeded:
-            return "success", ""
-        if status != "failed" or exception is None or not str(exception):
-            return status, detail
-    if exception is not None and str(exception):
-        return "failed", f"{ti.task_id}: {str(exception).splitlines()[0]}"
-    return "failed", f"{ti.task_id} failed" + (f" ({type(exception).__name__})" if exception else "")
-
-
-def gate_failures_of(context) -> str:
-    """The failing dbt tests of the date's ``dbt_production.dbt_run`` (its XCom), or ""."""
-    ti = context["ti"]
-    with contextlib.suppress(Exception):
-        found = ti.get_task_states(
-            dag_id="dbt_production", task_ids=["dbt_run"], logical_dates=[context["logical_date"]]
-        )
-        for run_id in found:
-            records = ti.xcom_pull(
-                dag_id="dbt_production", task_ids="dbt_run", key=GATE_XCOM_KEY, run_id=run_id
-            )
-            if records:
-                return "; ".join(r.get("description") or r.get("node") or "?" for r in records)
-    return ""
-
-
-def _run_started(context) -> datetime | None:
-    """When the DAG run of ``context`` started (its ledger rows are counted from then)."""
-    dag_run = context.get("dag_run")
-    return getattr(dag_run, "start_date", None)
-
-
-def record_pipeline_run(context, *, succeeded: bool, written: int | None = None) -> str:
-    """Upsert one ``ops.pipeline_runs`` row for the run of ``context``; return its status.
-
-    ``status`` is one of :data:`STATUSES`; requests, cost and rows are summed over every
-    attempt of the DAG run from the ledger (:func:`sandbox.control.runs.ledger_totals`).
-    A drift verdict (:func:`check_drift`) fills ``drift_status`` and never changes ``status``.
-    """
-    from sandbox.control import runs
-
-    ti = context["ti"]
-    if ti.task_id == DRIFT_TASK:  # the watch's own failure: flag the run, keep its status
-        return _record_drift_failure(context)
-    summary = final_summary(ti)
-    if written is None:
-        written = _xcom(ti, "write_results", WRITTEN_XCOM_KEY)
-    if written is None and succeeded:
-        written = _xcom(ti, "write_results")
-    status, detail = _run_status(context, succeeded, summary, written)
-    row = {
-        "execution_date": parse_date(context["ds"]),
-        "dag_run_id": context["run_id"],
-        "status": status,
-        "rows_written": int(written or 0),
-        "failures": int(summary.get("failed") or 0),
-        "rows_pending": int(summary.get("pending_left") or 0),
-        "detail": detail,
-    }
-    drift = lambda: _drift_columns(_xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY))  # noqa: E731
-    row = runs.write(row, since=_run_started(context), drift=drift)
-    print(
-        f"ops.pipeline_runs: {status}: {row['rows_written']} published, {row['rows_done']} "
-        f"answered, {row['rows_resumed']} resumed, {row['failures']} failed, "
-        f"{row['llm_requests']} requests, ${row['cost_usd']:.4f} (every attempt of the run)",
-        flush=True,
-    )
-    return status
-
-
-def _record_drift_failure(context) -> str:
-    """``check_drift`` failed: flag the run's row (the drift verdict, or why the watch could
-    not judge) and return the row's status, which stays what the rows made it."""
-    from sandbox.control import runs
-
-    ti = context["ti"]
-    record = _xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
-    if not record:
-        exception = context.get("exception")
-        reason = str(exception).splitlines()[0] if exception and str(exception) else "failed"
-        record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
-    _record_drift(context["run_id"], record)
-    found = runs.read(context["run_id"])
-    return found["status"] if found else ""

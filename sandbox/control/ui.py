@@ -35,10 +35,10 @@ from pathlib import Path
 
 from sandbox.config import SandboxError, parse_date
 from sandbox.control import airflow_env
+from sandbox.control.names import AI_DAG, DAG_IDS
 
 HOST = "127.0.0.1"
 USER = "admin"
-DAG_IDS = ("dbt_production", "ai_recommendation_pipeline")
 COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 STARTUP_TIMEOUT_S = 300
 API_RETRY_DELAYS_S = (1, 2, 4, 8, 16)  # a busy metadata DB: see api()
@@ -243,7 +243,7 @@ def first_view(port: int) -> list[str]:
 
     url = f"http://{HOST}:{port}"
     token = api_token(url)
-    path = f"/api/v2/dags/ai_recommendation_pipeline/dagRuns?logical_date_gte={_utc(SHIPPED_AS_OF_DATE)}&logical_date_lte={_utc(SHIPPED_AS_OF_DATE)}"
+    path = f"/api/v2/dags/{AI_DAG}/dagRuns?logical_date_gte={_utc(SHIPPED_AS_OF_DATE)}&logical_date_lte={_utc(SHIPPED_AS_OF_DATE)}"
     if api(url, path, token)["dag_runs"]:
         return [f"{SHIPPED_AS_OF_DATE} (the shipped date) has a run already: see the grid."]
     return [f"triggered {dag_id} for {SHIPPED_AS_OF_DATE} (the shipped date): {run_id}"

@@ -134,7 +134,9 @@ def test_dag_files_import_sandbox_only_inside_tasks(path: Path) -> None:
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in (node.names if isinstance(node, ast.Import) else [None])
     ]
-    assert not [name for name in top_level if name and name.split(".")[0] == "sandbox"]
+    # only the names (ids, choices: a module of constants); the work is imported inside tasks
+    sandbox = [name for name in top_level if name and name.split(".")[0] == "sandbox"]
+    assert sandbox in ([], ["sandbox.control.names"])
     assert not [n for n in top_level if n and n.startswith("airflow.operators")]  # Airflow 2
     assert ast.get_docstring(tree), "the module docstring is the DAG's doc_md"
 

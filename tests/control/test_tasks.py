@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import SandboxError
-from sandbox.control import tasks
+from sandbox.control import runs, tasks
 from sandbox.control.capture import captured_output
 from sandbox.control.cli import dates_from
-from sandbox.control.pipeline import RunReport, TaskState, date_range, task_frame
+from sandbox.control.pipeline import date_range
+from sandbox.control.report import RunReport, TaskState, task_frame
 from sandbox.warehouse import WarehouseBusy, connect
 from tests.control.conftest import airflow_home_session_fixture  # noqa: F401
 
@@ -196,7 +197,7 @@ def test_each_status_is_recorded_with_the_ledger_counts_in_utc() -> None:
     _ledger(12, 0.5, before, staged=10)
     later = before + timedelta(hours=1)  # runs that started after every ledger row: 0 spent
     ok = {"run_llm_inference": _summary(), "write_results": 10}
-    assert tasks.record_pipeline_run(
+    assert runs.record_pipeline_run(
         _context("r1", "write_results", ok, started=started), succeeded=True
     ) == "success"
     partial = {
@@ -205,21 +206,21 @@ def test_each_status_is_recorded_with_the_ledger_counts_in_utc() -> None:
     }
     failed_write = _context("r2", "write_results", partial, SandboxError("run ended partial"),
                             started=started)  # fmt: skip
-    assert tasks.record_pipeline_run(failed_write, succeeded=False) == "partial"
+    assert runs.record_pipeline_run(failed_write, succeeded=False) == "partial"
     budget = {
         "run_llm_inference": _summary("budget", done=4, pending_left=6),
         ("write_results", "written"): 4,
     }
     budget_run = _context("r3", "write_results", budget, started=started)
-    assert tasks.record_pipeline_run(budget_run, succeeded=False) == "budget"
+    assert runs.record_pipeline_run(budget_run, succeeded=False) == "budget"
     blocked = _context("r4", "wait_for_dbt_completion", {}, started=later)
-    assert tasks.record_pipeline_run(blocked, succeeded=False) == "gate_blocked"
+    assert runs.record_pipeline_run(blocked, succeeded=False) == "gate_blocked"
     crashed = _context("r5", "run_llm_inference", {}, RuntimeError("worker lost"), started=later)
-    assert tasks.record_pipeline_run(crashed, succeeded=False) == "failed"
+    assert runs.record_pipeline_run(crashed, succeeded=False) == "failed"
     nothing = {"run_llm_inference": _summary(done=0), ("write_results", "written"): 0}
     nothing_run = _context("r6", "write_results", nothing, started=later)
-    assert tasks.record_pipeline_run(nothing_run, succeeded=False) == "failed"
-    tasks.record_pipeline_run(_context("r1", "write_results", ok, started=started),
+    assert runs.record_pipeline_run(nothing_run, succeeded=False) == "failed"
+    runs.record_pipeline_run(_context("r1", "write_results", ok, started=started),
                               succeeded=True)  # same row  # fmt: skip
     assert _runs() == [
         ("r1", "success", 10, 0, 12, 0.5, 10, 0),
@@ -250,7 +251,7 @@ def test_the_row_sums_every_attempt_of_the_run_not_the_last_attempts_xcom() -> N
     last_attempt = {"run_llm_inference": _summary(done=5, requests=5, cost_usd=0.5),
                     "write_results": 27}  # fmt: skip
     context = _context("r1", "write_results", last_attempt, started=now - timedelta(minutes=10))
-    assert tasks.record_pipeline_run(context, succeeded=True, written=27) == "success"
+    assert runs.record_pipeline_run(context, succeeded=True, written=27) == "success"
     with connect(read_only=True) as con:
         row = con.execute(
             "select llm_requests, round(cost_usd, 6), rows_done, rows_resumed, rows_written"
@@ -275,7 +276,7 @@ def test_the_row_sums_every_attempt_of_the_run_not_the_last_attempts_xcom() -> N
     ],
 )
 def test_run_outcome_is_success_only_when_every_row_is_published(summary, written, status):
-    assert tasks.run_outcome(summary, written)[0] == status
+    assert runs.run_outcome(summary, written)[0] == status
 
 
 def test_an_old_warehouse_gets_the_new_columns() -> None:
@@ -288,7 +289,7 @@ def test_an_old_warehouse_gets_the_new_columns() -> None:
             " timestamp not null, primary key (execution_date, dag_run_id))"
         )
     ok = {"run_llm_inference": _summary(), "write_results": 10}
-    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
+    runs.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
     assert _runs() == [("r1", "success", 10, 0, 0, 0.0, 0, 0)]
 
 
@@ -320,7 +321,7 @@ def _history(last: date, churn_share: float | None = None) -> None:
 def test_drift_flags_the_run_keeps_its_status_and_fails_the_watch(in_task, fail_exception):
     _history(DAY, churn_share=0.95)  # the stale-data day: nearly everyone looks gone
     ok = {"run_llm_inference": _summary(), "write_results": 10}
-    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
+    runs.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
     with pytest.raises(fail_exception, match=r"drift watch: 2026-11-01: drift against .*churn_risk"):
         tasks.check_drift("2026-11-01", "r1")
     record = in_task.pushed["drift"]
@@ -332,10 +333,10 @@ def test_drift_flags_the_run_keeps_its_status_and_fails_the_watch(in_task, fail_
     # the watch's failure callback keeps the row's status
     failed = _context("r1", "check_drift", {("check_drift", "drift"): record},
                       SandboxError("drift watch: ..."))  # fmt: skip
-    assert tasks.record_pipeline_run(failed, succeeded=False) == "success"
+    assert runs.record_pipeline_run(failed, succeeded=False) == "success"
     assert _drift("r1")[:2] == ("success", "drift")
     # a later write of the row (a callback that ran after the watch) keeps the verdict
-    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
+    runs.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
     assert _drift("r1")[:2] == ("success", "drift")
 
 
@@ -344,19 +345,19 @@ def test_a_verdict_before_the_row_exists_is_written_with_the_row(in_task) -> Non
     record = tasks.check_drift("2026-11-01", "r2")  # the row is not there yet: no error
     assert record["status"] == "ok" and in_task.pushed["drift"] == record
     xcoms = {"run_llm_inference": _summary(), "write_results": 10, ("check_drift", "drift"): record}
-    tasks.record_pipeline_run(_context("r2", "write_results", xcoms), succeeded=True)
+    runs.record_pipeline_run(_context("r2", "write_results", xcoms), succeeded=True)
     assert _drift("r2") == ("success", "ok", record["message"])
 
 
 def test_a_watch_that_cannot_judge_says_so_in_the_row(in_task) -> None:
     ok = {"run_llm_inference": _summary(), "write_results": 10}
-    tasks.record_pipeline_run(_context("r3", "write_results", ok), succeeded=True)
+    runs.record_pipeline_run(_context("r3", "write_results", ok), succeeded=True)
     assert tasks.check_drift("2026-11-01", "r3")["status"] == "insufficient_history"
     assert _drift("r3")[1] == "insufficient_history"
     broken = _context("r4", "write_results", ok)
-    tasks.record_pipeline_run(broken, succeeded=True)
+    runs.record_pipeline_run(broken, succeeded=True)
     crashed = _context("r4", "check_drift", {}, SandboxError("cannot read the drift thresholds"))
-    assert tasks.record_pipeline_run(crashed, succeeded=False) == "success"
+    assert runs.record_pipeline_run(crashed, succeeded=False) == "success"
     assert _drift("r4") == (
         "success", "error", "the drift watch did not run: cannot read the drift thresholds"
     )  # fmt: skip

@@ -52,7 +52,7 @@ def _context(run_id: str, started: datetime | None = None) -> dict:
 def test_a_held_warehouse_delays_the_row_instead_of_losing_it(airflow_home_session) -> None:
     holder = _hold(4)
     try:
-        assert tasks.record_pipeline_run(_context("r1"), succeeded=True, written=3) == "success"
+        assert runs.record_pipeline_run(_context("r1"), succeeded=True, written=3) == "success"
     finally:
         holder.wait(timeout=60)
     assert rows("select dag_run_id, status, rows_written from ops.pipeline_runs") == [
@@ -67,7 +67,7 @@ def test_a_warehouse_held_past_the_bound_fails_with_a_clear_message(
     holder = _hold(30)
     try:
         with pytest.raises(runs.RunNotRecorded, match="was not written: warehouse is in use by"):
-            tasks.record_pipeline_run(_context("r1"), succeeded=True, written=3)
+            runs.record_pipeline_run(_context("r1"), succeeded=True, written=3)
     finally:
         holder.kill()
         holder.wait()
@@ -86,7 +86,7 @@ def test_an_attempt_killed_mid_inference_still_counts_in_the_row(
     assert first.kill() == -signal.SIGKILL  # attempt 1 dies mid-inference
     second = tasks.run_llm_inference(str(DAY))  # attempt 2 resumes
     assert tasks.write_results(str(DAY)) == 40
-    tasks.record_pipeline_run(_context("run-1", started), succeeded=True, written=40)
+    runs.record_pipeline_run(_context("run-1", started), succeeded=True, written=40)
     requests, cost, done = rows(
         "select llm_requests, cost_usd, rows_done from ops.pipeline_runs where dag_run_id = 'run-1'"
     )[0]

@@ -1,4 +1,4 @@
-"""DuckDB connections and the tables that dbt does not own (``decision.*``, ``ops.*``).
+"""DuckDB connections, the step lock, and the ``decision.*`` tables that dbt does not own.
 
 DuckDB lets one process write a file at a time. Every helper here opens a connection for
 one step and closes it, so a notebook, the CLI and Airflow tasks take turns instead of
@@ -138,23 +138,6 @@ DDL: dict[str, str] = {
             cost_usd double not null,
             recommended_at timestamp not null,
             primary key (user_id, execution_date)
-        )""",
-    "ops.pipeline_runs": """
-        create table if not exists ops.pipeline_runs (
-            execution_date date not null,
-            dag_run_id varchar not null,
-            status varchar not null,
-            rows_written bigint not null,
-            failures bigint not null,
-            llm_requests bigint not null,
-            cost_usd double not null,
-            recorded_at timestamp not null,
-            rows_done bigint,
-            rows_pending bigint,
-            detail varchar,
-            drift_status varchar,
-            drift_detail varchar,
-            primary key (execution_date, dag_run_id)
         )""",
 }
 

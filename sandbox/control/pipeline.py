@@ -1,15 +1,9 @@
 """Run both DAGs for a list of dates with Airflow's ``dag.test()`` and report what happened.
 
-``run_pipeline`` is what ``sandbox run`` and the notebooks call. For each date it runs
-``dbt_production``, then ``ai_recommendation_pipeline``, for the same logical date (02:00 UTC)
-on the SQLite metadata DB under ``.airflow/``, so the runs show in the Airflow UI afterwards.
-``dag.test()`` is used as Airflow ships it: a re-run of a date replaces the date's earlier DAG
-run in the metadata DB (``ops.pipeline_runs`` keeps one row per run). Each task attempt's output
-goes to its own log file through an Airflow listener (:mod:`sandbox.control.task_logs`).
-
-SIGTERM or Ctrl-C stops the run cleanly (:class:`Interrupted`): no new LLM request after it,
-and the unfinished runs are marked failed. Local runs shorten four waits unless you set them
-(:data:`LOCAL_WAITS`): the DAGs run one after the other, so the sensor never has to wait.
+``dag.test()`` is used as Airflow ships it, on the metadata DB under ``.airflow/`` (a re-run
+of a date replaces its DAG run there; ``ops.pipeline_runs`` keeps one row per run); each task
+attempt's log file comes from a listener (:mod:`sandbox.control.task_logs`). SIGTERM or
+Ctrl-C stops cleanly (:class:`Interrupted`); :data:`LOCAL_WAITS` shortens the sensor's waits.
 """
 
 from __future__ import annotations
@@ -60,9 +54,9 @@ def date_range(start: date | str, end: date | str) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def logical_date(day: date) -> datetime:
-    """The logical date (timezone-aware) of the scheduled 02:00 UTC run for ``day``."""
-    return datetime(day.year, day.month, day.day, RUN_HOUR_UTC, tzinfo=UTC)
+def logical_date(as_of: date) -> datetime:
+    """The logical date (timezone-aware) of the scheduled 02:00 UTC run for ``as_of``."""
+    return datetime(as_of.year, as_of.month, as_of.day, RUN_HOUR_UTC, tzinfo=UTC)
 
 
 def _load_dags(dags_folder: Path) -> dict[str, Any]:
@@ -91,12 +85,12 @@ def _xcom(run_id: str, dag_id: str, task_id: str, key: str) -> Any:
         return None if row is None else row.value
 
 
-def _task_states(day: date, dag_run) -> list[TaskState]:
+def _task_states(as_of: date, dag_run) -> list[TaskState]:
     order = {t: i for i, t in enumerate((DBT_TASK, *AI_TASKS))}
     tis = sorted(dag_run.get_task_instances(), key=lambda ti: order.get(ti.task_id, 99))
     return [
         TaskState(
-            day,
+            as_of,
             ti.dag_id,
             ti.task_id,
             str(getattr(ti.state, "value", ti.state) or "none"),
@@ -119,18 +113,18 @@ def _results_row(run_id: str) -> dict | None:
     return None if row is None else dict(zip(names, row, strict=True))
 
 
-def _report(day: date, dbt_run, ai_run, log: Path) -> RunReport:
-    tasks = _task_states(day, dbt_run) + _task_states(day, ai_run)
+def _report(as_of: date, dbt_run, ai_run, log: Path) -> RunReport:
+    tasks = _task_states(as_of, dbt_run) + _task_states(as_of, ai_run)
     errors = {}
     for t in tasks:
         if t.state == "failed":
             run = dbt_run if t.dag_id == DBT_DAG else ai_run
             message = _xcom(run.run_id, t.dag_id, t.task_id, ERROR_XCOM_KEY)
             if message is None and t.task_id == SENSOR_TASK:
-                message = f"timed out waiting for {DBT_DAG}.{DBT_TASK} to succeed for {day}"
+                message = f"timed out waiting for {DBT_DAG}.{DBT_TASK} to succeed for {as_of}"
             errors[t.task_id] = message or f"see the task log in {log}"
     return RunReport(
-        execution_date=day,
+        execution_date=as_of,
         dag_states={
             DBT_DAG: str(getattr(dbt_run.state, "value", dbt_run.state)),
             AI_DAG: str(getattr(ai_run.state, "value", ai_run.state)),
@@ -168,8 +162,8 @@ def _stop_on_signals(received: list[int]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _close_unfinished(day: date) -> list[str]:
-    """Mark the runs of ``day`` left running by an interruption (and their unfinished tasks)
+def _close_unfinished(as_of: date) -> list[str]:
+    """Mark the runs of ``as_of`` left running by an interruption (and their unfinished tasks)
     failed, so the UI does not show them running forever; returns their run ids."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -179,7 +173,7 @@ def _close_unfinished(day: date) -> list[str]:
     with create_session() as session:
         runs = session.query(DagRun).filter(
             DagRun.dag_id.in_([DBT_DAG, AI_DAG]),
-            DagRun.logical_date == logical_date(day),
+            DagRun.logical_date == logical_date(as_of),
             DagRun.state == DagRunState.RUNNING,
         )
         for run in runs:
@@ -192,7 +186,7 @@ def _close_unfinished(day: date) -> list[str]:
     return closed
 
 
-def _interrupted_message(signum: int, day: date, reports: list[RunReport]) -> str:
+def _interrupted_message(signum: int, as_of: date, reports: list[RunReport]) -> str:
     """One line: what stopped the run and what was kept."""
     from sandbox.warehouse import connect, table_exists
 
@@ -201,12 +195,12 @@ def _interrupted_message(signum: int, day: date, reports: list[RunReport]) -> st
         if table_exists(con, "decision.recommendations_staging"):
             kept = con.execute(
                 "select count(*) from decision.recommendations_staging where execution_date = ?",
-                [day],
+                [as_of],
             ).fetchone()[0]
     done = ", ".join(str(r.execution_date) for r in reports) or "none"
     return (
-        f"stopped by {signal.Signals(signum).name} during {day}: no new LLM request or task "
-        f"after it; {kept} answers for {day} kept in decision.recommendations_staging "
+        f"stopped by {signal.Signals(signum).name} during {as_of}: no new LLM request or task "
+        f"after it; {kept} answers for {as_of} kept in decision.recommendations_staging "
         f"(a re-run resumes there); dates finished before: {done}"
     )
 
@@ -223,11 +217,10 @@ def run_pipeline(
 ) -> list[RunReport]:
     """Run ``dbt_production`` then ``ai_recommendation_pipeline`` for each date; report each.
 
-    ``llm``, ``model``, ``batch_size``, ``max_cost_usd`` and ``mode`` become DAG params.
-    ``on_report`` gets each date's report when it is ready. Raises :class:`SandboxError` for
-    what stops every run (DAG import errors, a busy warehouse), :class:`Interrupted` on SIGTERM
-    or Ctrl-C; failed tasks are reported, not raised.
-    """
+``llm``, ``model``, ``batch_size``, ``max_cost_usd`` and ``mode`` become DAG params;
+``on_report`` gets each report when ready. Raises :class:`SandboxError` for what stops every
+run, :class:`Interrupted` on SIGTERM or Ctrl-C; failed tasks are reported, not raised.
+"""
     from sandbox.control.tasks import infer_settings
     from sandbox.warehouse import ensure_writable, step_lock
 
@@ -247,10 +240,11 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
     """Both DAGs for each date, in order, under ``dag.test()``; stop cleanly on a signal."""
     from sandbox.control import airflow_env
     from sandbox.control.capture import captured_output
-    from sandbox.control.task_logs import task_logs
     from sandbox.control.tasks import STOP
 
-    airflow_env.ensure_migrated()
+    airflow_env.ensure_migrated()  # before the first import of airflow
+    from sandbox.control.task_logs import task_logs
+
     log = airflow_env.log_dir() / "sandbox-run.log"
     waits = {k: v for k, v in LOCAL_WAITS.items() if not os.environ.get(k)}
     import airflow.sdk  # noqa: F401  (configures logging before the capture, quietly)

@@ -1,9 +1,8 @@
 """``ops.pipeline_runs``: one row per run of the AI pipeline (this module owns the table).
 
-The counts are summed over every attempt of the DAG run from the decision plane's public
-tables (``decision.llm_calls``, the ledger, and ``decision.recommendations_staging``),
-never from one attempt's XCom: a retried attempt does not hide what the first one spent.
-Writing waits for the warehouse (bounded by :data:`WAIT_S`), whichever process holds it.
+Counts are summed over every attempt of the DAG run from the decision plane's public tables
+(the ledger ``decision.llm_calls``, ``decision.recommendations_staging``), never from one
+attempt's XCom; writing waits for the warehouse (:data:`WAIT_S`), whoever holds it.
 """
 
 from __future__ import annotations

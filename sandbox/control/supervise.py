@@ -1,13 +1,8 @@
 """``make airflow``'s components: what was started, stopping them in order, cleaning up.
 
-Each component runs in its own process group, so the terminal's Ctrl-C reaches only the
-supervisor (``python -m sandbox.control.ui``), which stops them in order: the scheduler
-first (its running tasks get SIGTERM and finish, or fail with a stop line in their log),
-then the runs left unfinished are marked failed, then the other components, and the
-api-server last (the tasks report their end through it). What was started is recorded in
-``<airflow home>/components.json``. A watchdog in its own session does the same stop when the
-supervisor dies without doing it (``kill -9``), and the next start stops whatever an
-earlier one left behind (:func:`stop_leftovers`).
+Each component leads its own session; the supervisor stops them scheduler first, api-server
+last, after closing unfinished runs; they are recorded in ``<airflow home>/components.json``.
+A watchdog stops them if the supervisor is killed; the next start stops what an earlier left.
 """
 
 from __future__ import annotations
@@ -21,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from sandbox.config import SandboxError
 from sandbox.control import airflow_env
 from sandbox.control.names import AI_DAG
 
@@ -35,11 +31,13 @@ def pid_file() -> Path:
 
 
 def _started_at(pid: int) -> float | None:
-    """The process's start time (to tell it from a later process with the same PID)."""
+    """The process's start time (to tell it from a later process with the same PID); None
+    once it has ended (a zombie has ended)."""
     import psutil
 
     try:
-        return psutil.Process(pid).create_time()
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc.create_time()
     except psutil.Error:
         return None
 
@@ -178,6 +176,12 @@ def stop_leftovers(say=print) -> list[int]:
     """Stop the components an earlier ``make airflow`` on this home left running (it was
     killed): the recorded ones in order, then any other marked process. Returns their PIDs."""
     data = _recorded()
+    supervisor, since = data.get("supervisor") or (None, None)
+    if supervisor and supervisor != os.getpid() and _started_at(supervisor) == since:
+        raise SandboxError(
+            f"make airflow is already running on this home (PID {supervisor}): use it, or stop "
+            f"it with Ctrl-C in its terminal (or `kill {supervisor}`), then start again"
+        )
     watchdog, started = data.get("watchdog") or (None, None)
     if watchdog and watchdog != os.getpid() and _started_at(watchdog) == started:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -1,9 +1,8 @@
 """Each task attempt's output in its own log file under ``dag.test()``, via Airflow's listeners.
 
-``dag.test()`` runs every task in this process and writes no per-task log file, so the UI's
-log view would find nothing. :class:`TaskLogs` is an Airflow listener (the public
-``on_task_instance_*`` hooks): while an attempt runs, everything it prints goes to the file
-Airflow's log reader looks for, then is appended to the run's log.
+``dag.test()`` runs tasks in this process and writes no per-task file; :class:`TaskLogs`, an
+Airflow listener (the public ``on_task_instance_*`` hooks), captures each attempt into the
+file the UI's log reader opens, then appends it to the run's log.
 """
 
 from __future__ import annotations

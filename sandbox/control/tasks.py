@@ -136,10 +136,10 @@ def infer_settings(
     return ceiling, mode
 
 
-def _call(function, day: date, **kwargs) -> dict:
+def _call(function, as_of: date, **kwargs) -> dict:
     """Call a decision-plane function with :data:`STOP` as its ``stop`` event; return its
     result as a JSON-friendly dict."""
-    return jsonable(function(day, stop=STOP, **kwargs))
+    return jsonable(function(as_of, stop=STOP, **kwargs))
 
 
 def merge_summaries(first: dict | None, then: dict) -> dict:
@@ -260,24 +260,24 @@ def _infer(
     llm = llm or os.environ.get("SANDBOX_LLM") or None
     with _failure_policy(), _stop_on_kill():
         ceiling, mode = infer_settings(max_cost_usd, mode)
-        day = parse_date(ds)
+        as_of = parse_date(ds)
         common = {"llm": llm, "model": model, "mode": mode, "progress": False}
         if mode == "batch":
             wait = float(os.environ.get("SANDBOX_BATCH_FIRST_WAIT_S", "0"))
-            summary = _call(run_llm_inference, day, **common, batch_size=batch_size,
+            summary = _call(run_llm_inference, as_of, **common, batch_size=batch_size,
                             max_cost_usd=ceiling, wait_s=wait)  # fmt: skip
             return _check(summary)
         first = None
         if (llm or "mock") == "anthropic" and (batch_size is None or batch_size > PROBE_ROWS):
             first = _check(
-                _call(run_llm_inference, day, **common, batch_size=PROBE_ROWS, max_cost_usd=ceiling)
+                _call(run_llm_inference, as_of, **common, batch_size=PROBE_ROWS, max_cost_usd=ceiling)
             )
             if ceiling is not None:
                 ceiling = max(0.0, ceiling - float(first.get("cost_usd") or 0.0))
             if batch_size is not None:
                 batch_size -= PROBE_ROWS
         summary = _call(
-            run_llm_inference, day, **common, batch_size=batch_size, max_cost_usd=ceiling
+            run_llm_inference, as_of, **common, batch_size=batch_size, max_cost_usd=ceiling
         )
         return _check(merge_summaries(first, summary))
 
@@ -367,13 +367,9 @@ def write_results(ds: str) -> int:
 def check_drift(ds: str, run_id: str | None = None) -> dict:
     """The drift watch: compare the answers of ``ds`` with the trailing window and record it.
 
-    Runs :func:`sandbox.decision.drift.check_drift`; the report goes to the task log, to XCom
-    (``drift``, and the return value) and to the run's ``ops.pipeline_runs`` row
-    (``drift_status``: ``ok``, ``drift`` or ``insufficient_history``; ``drift_detail``: the
-    message). On ``drift`` the task then fails without retries, naming what moved, so the DAG
-    run is not green; the answers are neither withheld nor deleted, and ``status`` still says
-    what happened to the rows. Returns the report as a dict.
-    """
+The verdict goes to the log, XCom (``drift``) and the run's ``ops.pipeline_runs`` row; on
+``drift`` the task then fails without retries (the answers stay published, ``status`` stays).
+"""
     from sandbox.decision.drift import check_drift as watch
 
     with _failure_policy(), task_summary(DRIFT_TASK, ds) as line:

@@ -1,21 +1,8 @@
 """``python -m sandbox.control.ui``: Airflow's own UI on 127.0.0.1, with or without a scheduler.
 
-Two ways to run it, both on the metadata DB that ``sandbox run`` writes to (``.airflow/``):
-
-- ``make airflow-ui`` (``--port``): the API server and UI only, to browse the runs that
-  ``sandbox run`` recorded: task states, logs, XComs. Nothing runs a triggered run: the
-  DAGs are paused, and the Scheduler, Triggerer and Dag Processor badges are red because
-  those components are not running (that is what the badges mean here, not a fault).
-- ``make airflow`` (``--scheduler --port``): Airflow's real components as separate
-  processes (scheduler with the LocalExecutor, dag-processor, triggerer, api-server), the
-  DAGs unpaused. Trigger a date from the UI or with ``--trigger DATE``; the sensors wait in
-  reschedule mode; the results land in the warehouse. Ctrl-C (or SIGTERM) stops every
-  component, and the processes they started, before it returns.
-
-Log in as ``admin`` with the password Airflow's SimpleAuthManager generated into
-``<airflow home>/simple_auth_manager_passwords.json.generated`` (printed once the server
-answers). Everything listens on 127.0.0.1 only; each component logs to
-``<airflow home>/logs/components/<name>.log``.
+``make airflow-ui`` (``--port``): the api-server alone, to browse what ``sandbox run`` recorded.
+``make airflow`` (``--scheduler``): scheduler, dag-processor, triggerer, log server and
+api-server, supervised (:mod:`sandbox.control.supervise`); log in as ``admin`` (password shown).
 """
 
 from __future__ import annotations
@@ -243,18 +230,19 @@ def first_view(port: int) -> list[str]:
 
     url = f"http://{HOST}:{port}"
     token = api_token(url)
-    path = f"/api/v2/dags/{AI_DAG}/dagRuns?logical_date_gte={_utc(SHIPPED_AS_OF_DATE)}&logical_date_lte={_utc(SHIPPED_AS_OF_DATE)}"
+    when = _utc(SHIPPED_AS_OF_DATE)
+    path = f"/api/v2/dags/{AI_DAG}/dagRuns?logical_date_gte={when}&logical_date_lte={when}"
     if api(url, path, token)["dag_runs"]:
         return [f"{SHIPPED_AS_OF_DATE} (the shipped date) has a run already: see the grid."]
     return [f"triggered {dag_id} for {SHIPPED_AS_OF_DATE} (the shipped date): {run_id}"
             for dag_id, run_id in trigger(SHIPPED_AS_OF_DATE, port)]  # fmt: skip
 
 
-def _utc(day) -> str:
-    """The logical date (02:00 UTC) of ``day`` as the REST API writes it."""
+def _utc(as_of) -> str:
+    """The logical date (02:00 UTC) of ``as_of`` as the REST API writes it."""
     from sandbox.control.pipeline import logical_date
 
-    return logical_date(day).isoformat().replace("+00:00", "Z")
+    return logical_date(as_of).isoformat().replace("+00:00", "Z")
 
 
 def ready_message(url: str, home: Path, scheduler: bool) -> str:
@@ -283,14 +271,15 @@ def ready_message(url: str, home: Path, scheduler: bool) -> str:
     return "\n".join(lines)
 
 
-def trigger(day, port: int) -> list[tuple[str, str]]:
-    """Trigger both DAGs for ``day`` (logical date 02:00 UTC) through the running API server;
+def trigger(as_of, port: int) -> list[tuple[str, str]]:
+    """Trigger both DAGs for ``as_of`` (logical date 02:00 UTC) through the running API server;
     return ``(dag_id, run_id)`` of each."""
     url = f"http://{HOST}:{port}"
     token = api_token(url)
     found = []
     for dag_id in DAG_IDS:
-        run = api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": _utc(parse_date(day))})
+        body = {"logical_date": _utc(parse_date(as_of))}
+        run = api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, body)
         found.append((dag_id, run["dag_run_id"]))
     return found
 

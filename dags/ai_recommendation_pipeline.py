@@ -1,12 +1,14 @@
 """
 ### ai_recommendation_pipeline: clean rows in, structured recommendations out
 
-Runs daily at 02:00 UTC (`ds` = that day = the as-of date), after `dbt_production`:
+Runs daily at 02:00 UTC from the first 02:00 after it is switched on (no start date, so no
+past interval runs at once; `ds` = that day = the as-of date), after `dbt_production`:
 
 1. `wait_for_dbt_completion`: an ExternalTaskSensor on `dbt_production.dbt_run` for the
-   **same logical date**; it passes when the latest run of that task succeeded, i.e. every
-   dbt test passed (reschedule mode; `SANDBOX_SENSOR_TIMEOUT_S` / `SANDBOX_SENSOR_POKE_S`, 1 h /
-   1 min). On a timeout nothing below runs: *no LLM request is made on untested data*.
+   **same logical date**; it passes when that task succeeded, i.e. every dbt test passed, and
+   fails at once when it failed for good (its log then names the failing tests; reschedule
+   mode; `SANDBOX_SENSOR_TIMEOUT_S` / `SANDBOX_SENSOR_POKE_S`, 1 h / 1 min). Either way,
+   nothing below runs: *no LLM request is made on untested data*.
 2. `prepare_features`: freezes the mart rows for the date into `decision.inference_inputs`.
 3. `run_llm_inference`: answers the pending rows only (a rerun sends nothing for rows already
    answered); when the API cannot be reached it fails at once, naming the cause.
@@ -19,8 +21,9 @@ Runs daily at 02:00 UTC (`ds` = that day = the as-of date), after `dbt_productio
    before (`drift.toml`); verdict in its log, XCom and `ops.pipeline_runs.drift_status`. On
    `drift` it fails (no retry): the run is red, no answer is withheld.
 
-Callbacks write one row per run to `ops.pipeline_runs`: `success`, `partial`, `budget`,
-`gate_blocked` or `failed`, with counts and cost (a drift verdict never changes it).
+One row per run goes to `ops.pipeline_runs` (`write_results` writes it on success, a failure
+callback otherwise): `success`, `partial`, `budget`, `gate_blocked` or `failed`, with the
+requests, cost and rows of every attempt of the run (a drift verdict never changes it).
 
 **Params** (empty = default): `llm` (`SANDBOX_LLM`, else `mock`), `mode` (`SANDBOX_INFER_MODE`,
 else `realtime`), `max_cost_usd` (`SANDBOX_MAX_COST_USD`, else no ceiling), `model`, `batch_size`.
@@ -33,10 +36,19 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-import pendulum
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
+
+from sandbox.control.names import (
+    AI_DAG,
+    BATCH_TASK,
+    DBT_DAG,
+    DBT_TASK,
+    LLM_CHOICES,
+    MODES,
+    SENSOR_TASK,
+)
 
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
 SENSOR_TIMEOUT_S = float(os.environ.get("SANDBOX_SENSOR_TIMEOUT_S", "3600"))
@@ -45,31 +57,9 @@ BATCH_TIMEOUT_S = float(os.environ.get("SANDBOX_BATCH_TIMEOUT_S", str(25 * 3600)
 BATCH_POKE_S = float(os.environ.get("SANDBOX_BATCH_POKE_S", "300"))
 
 
-class LatestRunSensor(ExternalTaskSensor):
-    """Passes when the *latest* run of the external task for the logical date succeeded
-    (Airflow 3 keeps every run of a date; the stock sensor wants exactly one)."""
-
-    def poke(self, context) -> bool:
-        dates = list(self._get_dttm_filter(context))
-        runs = context["ti"].get_task_states(
-            dag_id=self.external_dag_id, task_ids=[self.external_task_id], logical_dates=dates
-        )
-        latest = max(runs, key=lambda run_id: run_id.rpartition("__")[2], default=None)
-        state = runs[latest].get(self.external_task_id) if latest else None
-        self.log.info("latest run of %s.%s for %s: %s is %s", self.external_dag_id,
-                      self.external_task_id, dates[0].isoformat(), latest, state)  # fmt: skip
-        return state in self.allowed_states
-
-
-def record_success(context) -> None:
-    """Callback after write_results: write the run's summary to ops.pipeline_runs."""
-    from sandbox.control.tasks import record_pipeline_run
-    record_pipeline_run(context, succeeded=True)
-
-
 def record_failure(context) -> None:
     """Callback when a task fails for good: record the run as not successful, and why."""
-    from sandbox.control.tasks import record_pipeline_run
+    from sandbox.control.runs import record_pipeline_run
     record_pipeline_run(context, succeeded=False)
 
 
@@ -79,16 +69,15 @@ def collect_batch(ds, ti, params):
 
 
 @dag(
-    dag_id="ai_recommendation_pipeline",
+    dag_id=AI_DAG,
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "data-platform", "retries": 3, "retry_delay": RETRY_DELAY,
                   "on_failure_callback": record_failure},  # fmt: skip
     params={
-        "llm": Param(None, type=["null", "string"], enum=[None, "mock", "anthropic"]),
-        "mode": Param(None, type=["null", "string"], enum=[None, "realtime", "batch"]),
+        "llm": Param(None, type=["null", "string"], enum=[None, *LLM_CHOICES]),
+        "mode": Param(None, type=["null", "string"], enum=[None, *MODES]),
         "max_cost_usd": Param(None, type=["null", "number"], minimum=0),
         "model": Param(None, type=["null", "string"], description="LLM model id"),
         "batch_size": Param(None, type=["null", "integer"], minimum=1),
@@ -97,10 +86,9 @@ def collect_batch(ds, ti, params):
     doc_md=__doc__,
 )
 def ai_recommendation_pipeline():
-    wait_for_dbt = LatestRunSensor(
-        task_id="wait_for_dbt_completion", external_dag_id="dbt_production",
-        external_task_id="dbt_run", mode="reschedule", timeout=SENSOR_TIMEOUT_S,
-        poke_interval=SENSOR_POKE_S,
+    wait_for_dbt = ExternalTaskSensor(
+        task_id=SENSOR_TASK, external_dag_id=DBT_DAG, external_task_id=DBT_TASK,
+        allowed_states=["success"], failed_states=["failed"], mode="reschedule", timeout=SENSOR_TIMEOUT_S, poke_interval=SENSOR_POKE_S, retries=0,
     )  # fmt: skip
 
     @task
@@ -118,11 +106,11 @@ def ai_recommendation_pipeline():
         return run_llm_inference(ds, **{k: p.get(k) for k in keys})
 
     wait_for_batch = PythonSensor(
-        task_id="wait_for_batch", python_callable=collect_batch, mode="reschedule",
+        task_id=BATCH_TASK, python_callable=collect_batch, mode="reschedule",
         poke_interval=BATCH_POKE_S, timeout=BATCH_TIMEOUT_S,
     )  # fmt: skip
 
-    @task(on_success_callback=record_success)
+    @task
     def write_results(ds: str | None = None) -> int:
         from sandbox.control.tasks import write_results
 

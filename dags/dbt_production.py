@@ -1,7 +1,8 @@
 """
 ### dbt_production: the data plane's daily build, and the gate
 
-Every day at 02:00 UTC the single task `dbt_run` runs `dbt build` for the run's logical date
+Every day at 02:00 UTC (from the first 02:00 after the DAG is switched on: no start date,
+so no past interval runs at once) the single task `dbt_run` runs `dbt build` for the run's logical date
 (`ds`, that day: the timetable is pinned to `CronTriggerTimetable`, so `ds` does not depend on
 `[scheduler] create_cron_data_intervals`; passed to dbt as `as_of_date`): models, contracts and data tests, in one invocation.
 (The dbt unit tests check the SQL, not the day's data, so they run where the SQL changes:
@@ -22,16 +23,16 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
+
+from sandbox.control.names import DBT_DAG
 
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
 
 
 @dag(
-    dag_id="dbt_production",
+    dag_id=DBT_DAG,
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "data-platform", "retries": 3, "retry_delay": RETRY_DELAY},

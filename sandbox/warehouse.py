@@ -1,4 +1,4 @@
-"""DuckDB connections, the step lock, and the ``ops.*`` tables (the decision plane owns its own).
+"""DuckDB connections and the step lock (each plane creates and migrates its own tables).
 
 DuckDB lets one process write a file at a time. Every helper here opens a connection for
 one step and closes it, so a notebook, the CLI and Airflow tasks take turns instead of
@@ -27,30 +27,6 @@ class WarehouseBusy(SandboxError):
 
 
 _LOCK_PID = re.compile(r"PID (\d+)")
-
-DDL: dict[str, str] = {
-    "ops.pipeline_runs": """
-        create table if not exists ops.pipeline_runs (
-            execution_date date not null,
-            dag_run_id varchar not null,
-            status varchar not null,
-            rows_written bigint not null,
-            failures bigint not null,
-            llm_requests bigint not null,
-            cost_usd double not null,
-            recorded_at timestamp not null,
-            rows_done bigint,
-            rows_pending bigint,
-            detail varchar,
-            drift_status varchar,
-            drift_detail varchar,
-            primary key (execution_date, dag_run_id)
-        )""",
-}
-
-MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {}
-"""Columns added after a table first shipped: added in place to warehouses made before."""
-
 
 WAIT_S = 30.0
 """How long a connection waits for its turn inside a step (or to read) before giving up."""
@@ -292,29 +268,6 @@ def ensure_writable(wait_s: float = 2.0) -> None:
     """
     with connect(wait_s=wait_s):
         pass
-
-
-_migrated: set[tuple[str, str]] = set()
-
-
-def ensure_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
-    """Create the named non-dbt tables (all of them when none are named) if they are missing.
-
-    A table made by an older version gets the columns added since (:data:`MIGRATIONS`),
-    checked once per table and warehouse file in a process.
-    """
-    path = con.execute(
-        "select path from duckdb_databases() where database_name = current_database()"
-    ).fetchone()
-    for name in names or DDL:
-        schema = name.split(".")[0]
-        con.execute(f"create schema if not exists {schema}")
-        con.execute(DDL[name])
-        key = (str(path[0] if path else ""), name)
-        if name in MIGRATIONS and key not in _migrated:
-            for column, kind in MIGRATIONS[name]:
-                con.execute(f"alter table {name} add column if not exists {column} {kind}")
-            _migrated.add(key)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

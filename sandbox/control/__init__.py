@@ -1,23 +1,13 @@
 """The control plane: Airflow DAGs decide what runs, when, and in what order.
 
-The DAG files in ``dags/`` stay thin; the callables they run live in
-:mod:`sandbox.control.tasks`. This is the only package that knows both the data plane
-(:mod:`sandbox.data`) and the decision plane (:mod:`sandbox.decision`); it talks to each
-through one function per task, and they talk to each other only through tables.
-
-Importing it is cheap: Airflow is imported when a pipeline actually runs.
+The DAG files in ``dags/`` stay thin and call :mod:`sandbox.control.tasks`; this is the only
+package that knows both the data plane and the decision plane (they talk through tables).
+Importing it is cheap: Airflow is imported when a pipeline runs.
 """
 
-from sandbox.control.pipeline import (
-    AI_DAG,
-    DBT_DAG,
-    Interrupted,
-    RunReport,
-    TaskState,
-    date_range,
-    run_pipeline,
-    task_frame,
-)
+from sandbox.control.names import AI_DAG, DBT_DAG
+from sandbox.control.pipeline import Interrupted, date_range, run_pipeline
+from sandbox.control.report import RunReport, TaskState, task_frame
 
 __all__ = [
     "AI_DAG",

@@ -1,18 +1,8 @@
 """The local Airflow installation: where it lives, how it is configured, when it is migrated.
 
-Airflow reads its configuration once, when ``airflow`` is first imported, so
-:func:`configure` must run before that import. Everything is set through
-``AIRFLOW__SECTION__KEY`` environment variables, which win over ``airflow.cfg``:
-
-- ``AIRFLOW_HOME`` = ``SANDBOX_AIRFLOW_HOME`` or ``<repo>/.airflow`` (git-ignored);
-- the DAGs folder is the repository's ``dags/``; Airflow's example DAGs are not loaded;
-- the metadata DB is the SQLite file ``<home>/airflow.db``, created by ``airflow db migrate``
-  the first time it is needed (about 6 s of CPU), or copied from the template the first
-  migration left (:func:`migrate_home`). ``make airflow`` runs four processes on it
-  (scheduler, dag-processor, triggerer, api-server), so it is put in WAL mode (readers no
-  longer block the writer) and every connection waits up to :data:`SQLITE_BUSY_TIMEOUT_S`
-  for a busy database instead of SQLite's default 5 s, after which a request fails with
-  "database is locked" (seen as a 500 "Database error" from the REST API on a busy machine).
+Airflow reads its configuration once, at its first import, so :func:`configure` sets the
+``AIRFLOW__*`` variables before that: home ``SANDBOX_AIRFLOW_HOME`` (default ``.airflow/``),
+the repository's ``dags/``, a SQLite metadata DB in WAL mode with a 20 s busy timeout.
 """
 
 from __future__ import annotations
@@ -117,13 +107,10 @@ def ensure_migrated() -> Path:
 def migrate_home(home: Path, log: Path | None = None) -> Path:
     """Give ``home`` a migrated metadata DB (``airflow db migrate``) when it has none.
 
-    The first migration made with an installed Airflow version is kept as a template
-    (:func:`template_db`); later homes start from a copy of it (a few milliseconds instead of
-    about 6 s of CPU per home: every notebook run and test makes a fresh one). The copy is
-    what the migration would have written: the schema, the log-filename templates and the
-    default pool, nothing that names a home. The migration's output goes to ``log`` (default
-    ``<home>/logs/db-migrate.log``). Does not change this process's environment.
-    """
+Later homes start from a copy of the first migration made with this Airflow version
+(:func:`template_db`): milliseconds instead of about 6 s of CPU. Output goes to ``log``
+(default ``<home>/logs/db-migrate.log``); this process's environment is not changed.
+"""
     db = home / "airflow.db"
     if db.exists() and db.stat().st_size > 0:
         use_wal(db)

@@ -1,11 +1,8 @@
 """Send everything a block of code prints (Python streams, logging, fds 1 and 2) to a file.
 
-``dag.test()`` writes tens of thousands of characters of task logs; the learner should see a
-table of task states instead, with the full logs one file away.
-
-The file stays open for the life of the process: loggers that Airflow or dbt create inside
-the block keep a reference to it, and a late log line must land in the file rather than
-fail on a closed stream.
+``dag.test()`` prints tens of thousands of characters of task logs; the learner sees a table
+of task states instead. Files stay open for the process's life: loggers created inside the
+block keep a reference, and a late line must land in the file, not on a closed stream.
 """
 
 from __future__ import annotations

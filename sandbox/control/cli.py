@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, parse_date
+from sandbox.control.names import AI_DAG, DBT_DAG, LLM_CHOICES, MODES
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -29,7 +30,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--end", help="last date of a range (with --start)")
     parser.add_argument(
         "--llm",
-        choices=["mock", "anthropic"],
+        choices=LLM_CHOICES,
         help="LLM provider (default: SANDBOX_LLM, else mock)",
     )
     parser.add_argument(
@@ -40,7 +41,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mode",
-        choices=["realtime", "batch"],
+        choices=MODES,
         default=None,
         help="inference mode (default: SANDBOX_INFER_MODE, else realtime)",
     )
@@ -71,7 +72,7 @@ def handler(args: argparse.Namespace) -> int:
     from sandbox.control.pipeline import Interrupted, run_pipeline
 
     dates = dates_from(args)
-    print(f"running dbt_production and ai_recommendation_pipeline for {len(dates)} date(s)...")
+    print(f"running {DBT_DAG} and {AI_DAG} for {len(dates)} date(s)...")
 
     def show(report) -> None:
         print()

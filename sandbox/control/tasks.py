@@ -1,48 +1,37 @@
-"""The callables the DAG tasks run: one plane function each, plus Airflow's failure semantics.
+"""The callables the DAG tasks run: one plane function each, plus the control plane's policy.
 
-Each function takes the run's logical date (``ds``) and calls exactly one function of the
-data or decision plane. What it adds is control-plane policy:
-
-- a gate failure (:class:`sandbox.data.GateFailed`) fails the task *without retries*, and
-  the failing tests are pushed to XCom (``gate_failures``) so ``sandbox run`` and the UI can
-  say what blocked the run;
-- a :class:`~sandbox.config.SandboxError` names a cause a retry cannot fix (a missing API key,
-  an unknown model), so it fails without retries too; only :class:`WarehouseBusy` (another
-  process holds the DuckDB lock) and unexpected errors are left to Airflow's retries;
-- inference that did not finish cleanly (rows failed, the budget stopped it, the API was
-  unreachable, a signal stopped it) fails the run, after publishing what was answered, so
-  neither the UI nor ``ops.pipeline_runs`` calls it a success (:func:`run_outcome`);
-- the drift watch (:func:`check_drift`, after inference) flags a date whose answers look unlike
-  the days before in ``ops.pipeline_runs.drift_status`` and fails its own task, so the DAG
-  run shows red, while the answers stay published and ``status`` keeps saying what happened
-  to the rows;
-- a stop request (SIGTERM from a scheduler via ``on_kill``, or Ctrl-C in ``sandbox run``) sets
-  :data:`STOP`, which the decision plane checks before each new request.
-
-Airflow is imported lazily, so ``sandbox.control`` stays cheap to import.
+A gate failure or a :class:`~sandbox.config.SandboxError` fails the task without retries (a
+busy warehouse and the unexpected are retried); an unfinished inference fails the run after
+publishing what was answered; :data:`STOP` (SIGTERM via ``on_kill``, Ctrl-C) sends no new request.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import threading
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sandbox.config import SandboxError, parse_date
+from sandbox.control.names import (
+    DBT_TASK,
+    DRIFT_TASK,
+    DRIFT_XCOM_KEY,
+    ERROR_XCOM_KEY,
+    GATE_XCOM_KEY,
+    INFER_TASK,
+    MODES,
+    PREPARE_TASK,
+    SUMMARY_XCOM_KEY,
+    WRITE_TASK,
+    WRITTEN_XCOM_KEY,
+)
+from sandbox.control.runs import final_summary, record_drift, record_pipeline_run, run_outcome
+from sandbox.control.task_output import quiet_http, task_summary
+from sandbox.control.xcom import current_context, jsonable, pull, push
 
-GATE_XCOM_KEY = "gate_failures"
-ERROR_XCOM_KEY = "error"
-SUMMARY_XCOM_KEY = "summary"
-WRITTEN_XCOM_KEY = "written"
-DRIFT_XCOM_KEY = "drift"
-DRIFT_TASK = "check_drift"
-STATUSES = ("success", "partial", "budget", "gate_blocked", "failed")
-"""What ``ops.pipeline_runs.status`` can say about one run of the AI pipeline."""
-MODES = ("realtime", "batch")
 CONNECTION_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
 """Failure classes meaning the API was not reached at all (no answer, nothing to retry per row)."""
 PROBE_ROWS = 10
@@ -50,18 +39,6 @@ PROBE_ROWS = 10
 
 STOP = threading.Event()
 """Set by a stop request (SIGTERM, Ctrl-C, ``on_kill``): no new LLM request after it."""
-
-
-def _push(key: str, value: Any, ti=None) -> None:
-    """Leave ``value`` in the running task's XCom (kept when the task then fails)."""
-    try:
-        if ti is None:
-            from airflow.sdk import get_current_context
-
-            ti = get_current_context()["ti"]
-        ti.xcom_push(key=key, value=value)
-    except Exception:  # called outside a task (a test, a notebook): nothing to push to
-        pass
 
 
 @contextlib.contextmanager
@@ -77,30 +54,15 @@ def _failure_policy() -> Iterator[None]:
     except SandboxError as exc:
         from sandbox.warehouse import WarehouseBusy
 
-        _push(ERROR_XCOM_KEY, str(exc))
+        push(ERROR_XCOM_KEY, str(exc))
         if isinstance(exc, WarehouseBusy):
             raise
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(str(exc)) from exc
     except Exception as exc:
-        _push(ERROR_XCOM_KEY, f"{type(exc).__name__}: {exc}")
+        push(ERROR_XCOM_KEY, f"{type(exc).__name__}: {exc}")
         raise
-
-
-def _jsonable(value: Any) -> Any:
-    """A JSON-friendly copy of a plane's result (dataclass, dict, date...) for XCom."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 def gate_failure_records(exc: Exception) -> list[dict]:
@@ -108,7 +70,7 @@ def gate_failure_records(exc: Exception) -> list[dict]:
     records = []
     for failure in getattr(exc, "failures", None) or []:
         record = {
-            field: _jsonable(getattr(failure, field, None))
+            field: jsonable(getattr(failure, field, None))
             for field in ("node", "kind", "model", "column", "test", "failing_rows", "message")
         }
         describe = getattr(failure, "describe", None)
@@ -120,28 +82,33 @@ def gate_failure_records(exc: Exception) -> list[dict]:
 def _build_summary(result: Any) -> dict:
     """The part of a BuildResult worth keeping in XCom: counts, seconds and row counts."""
     fields = ("as_of_date", "target", "models", "data_tests", "unit_tests", "elapsed_s", "rows")
-    return {f: _jsonable(getattr(result, f)) for f in fields if hasattr(result, f)}
+    return {f: jsonable(getattr(result, f)) for f in fields if hasattr(result, f)}
 
 
 def dbt_run(ds: str) -> dict:
     """Build the data plane for ``ds``; a failing dbt test fails the task without retries."""
     from sandbox.data import GateFailed, build
 
-    with _failure_policy():
+    with _failure_policy(), task_summary(DBT_TASK, ds) as line:
         try:
             result = build(parse_date(ds))
         except GateFailed as exc:
-            _push(GATE_XCOM_KEY, gate_failure_records(exc))
+            records = gate_failure_records(exc)
+            push(GATE_XCOM_KEY, records)
+            line["failing tests"] = "; ".join(r.get("node") or "?" for r in records)
             raise
-    return _build_summary(result)
+        summary = _build_summary(result)
+        line.update(models=summary.get("models"), data_tests=summary.get("data_tests"))
+    return summary
 
 
 def prepare_features(ds: str) -> int:
     """Freeze the mart's rows for ``ds`` into ``decision.inference_inputs``; return the count."""
     from sandbox.decision import prepare_features
 
-    with _failure_policy():
-        return int(prepare_features(parse_date(ds)))
+    with _failure_policy(), task_summary(PREPARE_TASK, ds) as line:
+        line["rows frozen"] = count = int(prepare_features(parse_date(ds)))
+    return count
 
 
 def infer_settings(
@@ -169,10 +136,10 @@ def infer_settings(
     return ceiling, mode
 
 
-def _call(function, day: date, **kwargs) -> dict:
+def _call(function, as_of: date, **kwargs) -> dict:
     """Call a decision-plane function with :data:`STOP` as its ``stop`` event; return its
     result as a JSON-friendly dict."""
-    return _jsonable(function(day, stop=STOP, **kwargs))
+    return jsonable(function(as_of, stop=STOP, **kwargs))
 
 
 def merge_summaries(first: dict | None, then: dict) -> dict:
@@ -231,21 +198,49 @@ def _stop_on_kill() -> Iterator[None]:
                 del task.on_kill
 
 
+_LAST: dict = {}
+"""The last inference summary of this task (for its summary line, also when it fails)."""
+
+
 def _check(summary: dict) -> dict:
     """Fail the task (no retries) when the run was interrupted or never reached the API."""
+    _LAST["summary"] = summary
     if summary.get("status") == "interrupted" or STOP.is_set():
-        _push(SUMMARY_XCOM_KEY, summary)
+        push(SUMMARY_XCOM_KEY, summary)
         raise SandboxError(
             f"stopped on request: {summary.get('done', 0)} answers of this run kept "
             f"({summary.get('pending_left', 0)} rows left pending); a re-run resumes"
         )
     if reason := unreachable(summary):
-        _push(SUMMARY_XCOM_KEY, summary)
+        push(SUMMARY_XCOM_KEY, summary)
         raise SandboxError(reason)
     return summary
 
 
-def run_llm_inference(
+def run_llm_inference(ds: str, **options) -> dict:
+    """Run the decision plane on the pending rows of ``ds``; return its summary as a dict.
+
+    ``options``: ``model``, ``batch_size``, ``llm``, ``max_cost_usd``, ``mode`` (see
+    :func:`_infer`). The task's log ends with one summary line, also when it fails.
+    """
+    quiet_http()
+    _LAST.clear()
+    with task_summary(INFER_TASK, ds) as line:
+        try:
+            return _infer(ds, **options)
+        finally:
+            last = _LAST.get("summary") or {}
+            line.update({key: last.get(field) for key, field in _LINE_FIELDS})
+
+
+_LINE_FIELDS = (
+    ("status", "status"), ("rows_done", "done"), ("resumed", "skipped"),
+    ("failed", "failed"), ("pending", "pending_left"), ("requests", "requests"),
+    ("cost_usd", "cost_usd"),
+)  # fmt: skip
+
+
+def _infer(
     ds: str,
     *,
     model: str | None = None,
@@ -254,44 +249,35 @@ def run_llm_inference(
     max_cost_usd: float | str | None = None,
     mode: str | None = None,
 ) -> dict:
-    """Run the decision plane on the pending rows of ``ds``; return its summary as a dict.
+    """Infer the pending rows of ``ds``; a real-API realtime run probes :data:`PROBE_ROWS` first.
 
-    ``llm`` falls back to ``SANDBOX_LLM`` (the decision plane's own default is ``mock``);
-    ``max_cost_usd`` and ``mode`` to :func:`infer_settings`. A realtime run with the real API
-    sends :data:`PROBE_ROWS` rows first: when none of them reaches the API, the task fails at
-    once (no Airflow retry) naming the cause, instead of trying every row. In batch mode the
-    batch is submitted and polled for ``SANDBOX_BATCH_FIRST_WAIT_S`` (default 0); a batch
-    still processing is left to the ``wait_for_batch`` sensor (status ``waiting``).
+    ``llm`` falls back to ``SANDBOX_LLM``; ``max_cost_usd`` and ``mode`` to
+    :func:`infer_settings`. Batch mode submits, polls ``SANDBOX_BATCH_FIRST_WAIT_S`` (0) and
+    leaves a batch still processing to ``wait_for_batch`` (status ``waiting``).
     """
     from sandbox.decision import run_llm_inference
 
     llm = llm or os.environ.get("SANDBOX_LLM") or None
     with _failure_policy(), _stop_on_kill():
         ceiling, mode = infer_settings(max_cost_usd, mode)
-        day = parse_date(ds)
+        as_of = parse_date(ds)
         common = {"llm": llm, "model": model, "mode": mode, "progress": False}
         if mode == "batch":
             wait = float(os.environ.get("SANDBOX_BATCH_FIRST_WAIT_S", "0"))
-            summary = _call(
-                run_llm_inference,
-                day,
-                **common,
-                batch_size=batch_size,
-                max_cost_usd=ceiling,
-                wait_s=wait,
-            )
+            summary = _call(run_llm_inference, as_of, **common, batch_size=batch_size,
+                            max_cost_usd=ceiling, wait_s=wait)  # fmt: skip
             return _check(summary)
         first = None
         if (llm or "mock") == "anthropic" and (batch_size is None or batch_size > PROBE_ROWS):
             first = _check(
-                _call(run_llm_inference, day, **common, batch_size=PROBE_ROWS, max_cost_usd=ceiling)
+                _call(run_llm_inference, as_of, **common, batch_size=PROBE_ROWS, max_cost_usd=ceiling)
             )
             if ceiling is not None:
                 ceiling = max(0.0, ceiling - float(first.get("cost_usd") or 0.0))
             if batch_size is not None:
                 batch_size -= PROBE_ROWS
         summary = _call(
-            run_llm_inference, day, **common, batch_size=batch_size, max_cost_usd=ceiling
+            run_llm_inference, as_of, **common, batch_size=batch_size, max_cost_usd=ceiling
         )
         return _check(merge_summaries(first, summary))
 
@@ -307,7 +293,7 @@ def collect_batch(ds: str, ti, params: dict | None = None):
     from sandbox.decision import run_llm_inference
 
     params = params or {}
-    previous = _xcom(ti, "run_llm_inference") or {}
+    previous = pull(ti, INFER_TASK) or {}
     if previous.get("status") != "waiting":
         return PokeReturnValue(is_done=True, xcom_value=previous)
     with _failure_policy(), _stop_on_kill():
@@ -359,214 +345,42 @@ def _batch_totals(summary: dict) -> dict:
     return summary
 
 
-def final_summary(ti) -> dict:
-    """The run's inference summary: the sensor's (batch collected) or the inference task's."""
-    for task_id, key in (
-        ("wait_for_batch", None),
-        ("run_llm_inference", None),
-        ("run_llm_inference", SUMMARY_XCOM_KEY),
-    ):
-        value = _xcom(ti, task_id, key)
-        if value:
-            return value
-    return {}
-
-
-def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
-    """``(status, detail)`` of a run whose tasks all ran: ``success`` only when inference
-    finished every row and something was published."""
-    status = summary.get("status") or "ok"
-    if status == "partial":
-        return "partial", f"{summary.get('failed', 0)} rows failed (decision.inference_failures)"
-    if status == "budget":
-        return "budget", (
-            f"the budget stopped the run with {summary.get('pending_left', 0)} rows left pending"
-        )
-    if status == "pending":
-        return "partial", f"{summary.get('pending_left', 0)} rows left pending (batch_size)"
-    if status != "ok":
-        return "failed", f"inference ended {status}"
-    if not written:
-        return "failed", "no recommendation was published for the date"
-    if written < (inputs := summary.get("inputs") or 0):
-        return "partial", f"{inputs - written} of {inputs} rows of the date are not published"
-    return "success", ""
-
-
 def write_results(ds: str) -> int:
     """Upsert the staged answers of ``ds`` into ``marts.user_recommendations``; then fail the
     task (no retries) when the run is not a success (:func:`run_outcome`): what was answered is
     published either way."""
     from sandbox.decision import write_results
 
-    with _failure_policy():
+    with _failure_policy(), task_summary(WRITE_TASK, ds) as line:
         written = int(write_results(parse_date(ds)))
-        _push(WRITTEN_XCOM_KEY, written)
-        ti = None
-        with contextlib.suppress(Exception):
-            from airflow.sdk import get_current_context
-
-            ti = get_current_context()["ti"]
-        if ti is not None:
-            status, detail = run_outcome(final_summary(ti), written)
+        line["published"] = written
+        push(WRITTEN_XCOM_KEY, written)
+        context = current_context()
+        if context is not None:
+            status, detail = run_outcome(final_summary(context["ti"]), written)
             if status != "success":
                 raise SandboxError(f"run ended {status}: {detail}; {written} rows published")
+            record_pipeline_run(context, succeeded=True, written=written)
     return written
-
-
-def _current_ti():
-    """The running task instance, or None outside a task (a test, a notebook)."""
-    with contextlib.suppress(Exception):
-        from airflow.sdk import get_current_context
-
-        return get_current_context()["ti"]
-    return None
-
-
-def _drift_columns(record: dict | None) -> dict[str, str | None]:
-    """The ``ops.pipeline_runs`` drift columns for a drift report's record (or None)."""
-    if not record:
-        return {}
-    return {"drift_status": record.get("status"), "drift_detail": record.get("message")}
 
 
 def check_drift(ds: str, run_id: str | None = None) -> dict:
     """The drift watch: compare the answers of ``ds`` with the trailing window and record it.
 
-    Runs :func:`sandbox.decision.drift.check_drift`; the report goes to the task log, to XCom
-    (``drift``, and the return value) and to the run's ``ops.pipeline_runs`` row
-    (``drift_status``: ``ok``, ``drift`` or ``insufficient_history``; ``drift_detail``: the
-    message). On ``drift`` the task then fails without retries, naming what moved, so the DAG
-    run is not green; the answers are neither withheld nor deleted, and ``status`` still says
-    what happened to the rows. Returns the report as a dict.
-    """
+The verdict goes to the log, XCom (``drift``) and the run's ``ops.pipeline_runs`` row; on
+``drift`` the task then fails without retries (the answers stay published, ``status`` stays).
+"""
     from sandbox.decision.drift import check_drift as watch
 
-    with _failure_policy():
+    with _failure_policy(), task_summary(DRIFT_TASK, ds) as line:
         report = watch(parse_date(ds))
-        record = _jsonable(report.as_record())
+        line["verdict"] = report.status
+        record = jsonable(report.as_record())
         print(f"drift watch: {report.status}: {report.message}", flush=True)
-        _push(DRIFT_XCOM_KEY, record)  # before the row: see record_pipeline_run
+        push(DRIFT_XCOM_KEY, record)  # before the row: see record_pipeline_run
         if run_id is not None:
-            _record_drift(run_id, record)
+            record_drift(run_id, record)
         if report.drifted:
             raise SandboxError(f"drift watch: {report.message}")
     return record
 
-
-def _record_drift(run_id: str, record: dict) -> None:
-    """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
-    is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
-    from sandbox.warehouse import connect
-
-    columns = _drift_columns(record)
-    with connect() as con:
-        _ensure_runs_table(con)
-        con.execute(
-            "update ops.pipeline_runs set drift_status = ?, drift_detail = ? where dag_run_id = ?",
-            [columns["drift_status"], columns["drift_detail"], run_id],
-        )
-
-
-def _xcom(ti, task_id: str, key: str | None = None) -> Any:
-    try:
-        if key is None:
-            return ti.xcom_pull(task_ids=task_id)
-        return ti.xcom_pull(task_ids=task_id, key=key)
-    except Exception:  # outside a task runner (e.g. a DAG-level callback) XCom is unreachable
-        return None
-
-
-def _ensure_runs_table(con) -> None:
-    """Create ``ops.pipeline_runs``, adding the columns a warehouse from an older version lacks."""
-    from sandbox.warehouse import ensure_tables
-
-    ensure_tables(con, "ops.pipeline_runs")
-    for column, kind in (
-        ("rows_done", "bigint"),
-        ("rows_pending", "bigint"),
-        ("detail", "varchar"),
-        ("drift_status", "varchar"),
-        ("drift_detail", "varchar"),
-    ):
-        con.execute(f"alter table ops.pipeline_runs add column if not exists {column} {kind}")
-
-
-def record_pipeline_run(context, *, succeeded: bool) -> str:
-    """Task callback: upsert one ``ops.pipeline_runs`` row for the run of ``context``.
-
-    ``status`` is one of :data:`STATUSES`: ``success`` (every row answered and published),
-    ``partial`` (rows failed), ``budget`` (the budget stopped it), ``gate_blocked`` (the sensor
-    gave up: dbt's gate did not pass for this date) or ``failed`` (a task failed, the API was
-    unreachable, the run was stopped, or nothing was published). Counts come from the
-    inference summary (this run's requests and cost: a rerun that sends nothing records 0);
-    ``rows_written`` is what ``write_results`` published for the date. ``recorded_at`` is UTC.
-    ``drift_status`` / ``drift_detail`` hold the drift watch's verdict (:func:`check_drift`)
-    once it ran; a drift does not change ``status``. Returns the status.
-    """
-    from datetime import UTC
-
-    from sandbox.warehouse import connect
-
-    ti = context["ti"]
-    day = parse_date(context["ds"])
-    if ti.task_id == DRIFT_TASK:  # the watch's own failure: flag the run, keep its status
-        return _record_drift_failure(context)
-    summary = final_summary(ti)
-    written = (
-        _xcom(ti, "write_results") if succeeded else _xcom(ti, "write_results", WRITTEN_XCOM_KEY)
-    )
-    exception = context.get("exception")
-    if ti.task_id == "wait_for_dbt_completion" and not succeeded:
-        status, detail = "gate_blocked", "dbt's quality gate did not pass for this date"
-    elif ti.task_id == "write_results":
-        status, detail = run_outcome(summary, written)
-        if succeeded:
-            status, detail = "success", ""
-    else:
-        status, detail = "failed", f"{ti.task_id} failed"
-    if exception is not None and status == "failed":
-        detail = f"{ti.task_id}: {str(exception).splitlines()[0] if str(exception) else type(exception).__name__}"
-    row = {
-        "execution_date": day,
-        "dag_run_id": context["run_id"],
-        "status": status,
-        "rows_written": int(written or 0),
-        "failures": int(summary.get("failed") or 0),
-        "llm_requests": int(summary.get("requests") or 0),
-        "cost_usd": float(summary.get("cost_usd") or 0.0),
-        "recorded_at": datetime.now(UTC).replace(tzinfo=None),
-        "rows_done": int(summary.get("done") or 0),
-        "rows_pending": int(summary.get("pending_left") or 0),
-        "detail": detail,
-    }
-    with connect() as con:
-        _ensure_runs_table(con)
-        # read under the warehouse lock: a verdict pushed before it is in the row; one pushed
-        # after it is written by check_drift's own update, which waits for this lock
-        row.update(_drift_columns(_xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY)))
-        con.execute(
-            f"insert or replace into ops.pipeline_runs ({', '.join(row)})"
-            f" values ({', '.join('?' * len(row))})",
-            list(row.values()),
-        )
-    return status
-
-
-def _record_drift_failure(context) -> str:
-    """``check_drift`` failed: flag the run's row (the drift verdict, or why the watch could
-    not judge) and return the row's status, which stays what the rows made it."""
-    from sandbox.warehouse import connect
-
-    ti = context["ti"]
-    record = _xcom(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
-    if not record:
-        exception = context.get("exception")
-        reason = str(exception).splitlines()[0] if exception and str(exception) else "failed"
-        record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
-    _record_drift(context["run_id"], record)
-    with connect(read_only=True) as con:
-        found = con.execute(
-            "select status from ops.pipeline_runs where dag_run_id = ?", [context["run_id"]]
-        ).fetchone()
-    return found[0] if found else ""

@@ -1,21 +1,8 @@
 """``python -m sandbox.control.ui``: Airflow's own UI on 127.0.0.1, with or without a scheduler.
 
-Two ways to run it, both on the metadata DB that ``sandbox run`` writes to (``.airflow/``):
-
-- ``make airflow-ui`` (``--port``): the API server and UI only, to browse the runs that
-  ``sandbox run`` recorded: task states, logs, XComs. Nothing runs a triggered run: the
-  DAGs are paused, and the Scheduler, Triggerer and Dag Processor badges are red because
-  those components are not running (that is what the badges mean here, not a fault).
-- ``make airflow`` (``--scheduler --port``): Airflow's real components as separate
-  processes (scheduler with the LocalExecutor, dag-processor, triggerer, api-server), the
-  DAGs unpaused. Trigger a date from the UI or with ``--trigger DATE``; the sensors wait in
-  reschedule mode; the results land in the warehouse. Ctrl-C (or SIGTERM) stops every
-  component, and the processes they started, before it returns.
-
-Log in as ``admin`` with the password Airflow's SimpleAuthManager generated into
-``<airflow home>/simple_auth_manager_passwords.json.generated`` (printed once the server
-answers). Everything listens on 127.0.0.1 only; each component logs to
-``<airflow home>/logs/components/<name>.log``.
+``make airflow-ui`` (``--port``): the api-server alone, to browse what ``sandbox run`` recorded.
+``make airflow`` (``--scheduler``): scheduler, dag-processor, triggerer, log server and
+api-server, supervised (:mod:`sandbox.control.supervise`); log in as ``admin`` (password shown).
 """
 
 from __future__ import annotations
@@ -35,14 +22,14 @@ from pathlib import Path
 
 from sandbox.config import SandboxError, parse_date
 from sandbox.control import airflow_env
+from sandbox.control.names import AI_DAG, DAG_IDS
 
 HOST = "127.0.0.1"
 USER = "admin"
-DAG_IDS = ("dbt_production", "ai_recommendation_pipeline")
 COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 STARTUP_TIMEOUT_S = 300
-STOP_TIMEOUT_S = 30
 API_RETRY_DELAYS_S = (1, 2, 4, 8, 16)  # a busy metadata DB: see api()
+QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
 LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
     "SANDBOX_SENSOR_POKE_S": "10",
     "SANDBOX_SENSOR_TIMEOUT_S": "300",
@@ -87,19 +74,48 @@ def _healthy(report: dict | None, components: tuple[str, ...]) -> bool:
     )
 
 
+def loopback() -> str:
+    """The host name every component reports (``[core] hostname_callable``): 127.0.0.1, where
+    the log server listens, so the UI reads a running task's log from it."""
+    return HOST
+
+
 def scheduler_environ(port: int) -> dict[str, str]:
     """Settings that turn the UI's home into a small production-like Airflow on one laptop."""
     return {
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "sandbox.control.ui.loopback",
         "AIRFLOW__API__PORT": str(port),
-        # the log servers of the worker and the triggerer, next to the UI's port
+        # one log server on 127.0.0.1 (Airflow's own binds every interface, so it is skipped)
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 1),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+        # dbt's locks live as long as the task process; the OS frees them when it ends, so
+        # the tracker's "leaked semaphore" warning at exit is noise, not an error
+        "PYTHONWARNINGS": ",".join(
+            w for w in (os.environ.get("PYTHONWARNINGS"), QUIET_TRACKER) if w
+        ),
         **{k: v for k, v in LEARNER_WAITS.items() if not os.environ.get(k)},
     }
+
+
+def commands(port: int, scheduler: bool) -> dict[str, list[str]]:
+    """Each component's command line (every listener on 127.0.0.1)."""
+    airflow = [sys.executable, "-m", "airflow"]
+    found = {"api-server": [*airflow, "api-server", "--host", HOST, "--port", str(port)]}
+    if scheduler:
+        found |= {
+            "scheduler": [*airflow, "scheduler", "--skip-serve-logs"],
+            "dag-processor": [*airflow, "dag-processor"],
+            "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
+            "log-server": [sys.executable, "-m", "uvicorn", "--factory",
+                           "airflow.utils.serve_logs:create_app", "--host", HOST,
+                           "--port", str(port + 1), "--no-access-log"],
+        }  # fmt: skip
+    return found
 
 
 def _airflow(env: dict, log, *args: str) -> int:
@@ -110,48 +126,23 @@ def _airflow(env: dict, log, *args: str) -> int:
     ).returncode  # fmt: skip
 
 
-def _start(name: str, args: list[str], env: dict, logs: Path) -> subprocess.Popen:
-    """Start one component in its own process group (so stopping it reaches its children)."""
+def _start(name: str, command: list[str], env: dict, logs: Path) -> subprocess.Popen:
+    """Start one component in its own process group (stopped in order by the supervisor)."""
     with (logs / f"{name}.log").open("w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "airflow", *args],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )  # fmt: skip
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _prepare(port: int, scheduler: bool) -> tuple[Path, dict, Path]:
+    """Stop leftovers, check the ports, sync and (un)pause the DAGs; return home, env, logs."""
+    from sandbox.control.supervise import stop_leftovers
 
-
-def stop_all(processes: dict[str, subprocess.Popen], timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM every component's process group, wait, then SIGKILL what is left."""
-    for proc in processes.values():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for proc in processes.values():
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-    while time.monotonic() < deadline and any(_group_alive(p.pid) for p in processes.values()):
-        time.sleep(0.2)  # task processes finishing their on_kill
-    for proc in processes.values():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-
-
-def serve(port: int = 8080, scheduler: bool = False) -> int:
-    """Start the API server (and, with ``scheduler``, the other components); wait for Ctrl-C."""
     home = airflow_env.configure()
     airflow_env.ensure_migrated()
-    for busy in (port, port + 1, port + 2) if scheduler else (port,):
+    stop_leftovers()
+    for busy in (port, port + 1) if scheduler else (port,):
         if _port_in_use(busy):
             raise SandboxError(
                 f"port {busy} on {HOST} is already in use (another Airflow?): stop it, or pick "
@@ -169,48 +160,89 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
         for dag_id in DAG_IDS:
             if _airflow(env, out, "dags", "unpause" if scheduler else "pause", dag_id):
                 raise SandboxError(f"could not (un)pause {dag_id}: see {logs / 'setup.log'}")
+    return home, env, logs
+
+
+def _wait_healthy(url: str, processes: dict, scheduler: bool, logs: Path) -> None:
+    """Wait until the API server reports every started component healthy."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not _healthy(health(url), COMPONENTS if scheduler else ()):
+        for name, proc in processes.items():
+            if proc.poll() is not None:
+                raise SandboxError(
+                    f"Airflow's {name} exited ({proc.returncode}): see {logs / name}.log"
+                )
+        if time.monotonic() > deadline:
+            raise SandboxError(f"Airflow did not become healthy in time: see {logs}")
+        time.sleep(0.5)
+
+
+def serve(port: int = 8080, scheduler: bool = False) -> int:
+    """Start the API server (and, with ``scheduler``, the other components); wait for Ctrl-C
+    or SIGTERM (or the end of the parent ``make``), then stop them in order."""
+    from sandbox.control import supervise
+
+    home, env, logs = _prepare(port, scheduler)
     processes: dict[str, subprocess.Popen] = {}
-    stopping = []
 
     def _stop(signum, frame) -> None:
-        stopping.append(signum)
         raise KeyboardInterrupt
 
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    url = f"http://{HOST}:{port}"
-    names = ("api-server", *COMPONENTS) if scheduler else ("api-server",)
+    url, parent = f"http://{HOST}:{port}", os.getppid()
+    watchdog = supervise.start_watchdog()
     try:
-        processes["api-server"] = _start(
-            "api-server", ["api-server", "--host", HOST, "--port", str(port)], env, logs
-        )
-        if scheduler:
-            for name in COMPONENTS:
-                processes[name] = _start(name, [name], env, logs)
-        print(f"starting {', '.join(names)} on {url} (logs: {logs})", flush=True)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _healthy(health(url), COMPONENTS if scheduler else ()):
-            for name, proc in processes.items():
-                if proc.poll() is not None:
-                    raise SandboxError(
-                        f"Airflow's {name} exited ({proc.returncode}): see {logs / name}.log"
-                    )
-            if time.monotonic() > deadline:
-                raise SandboxError(f"Airflow did not become healthy in time: see {logs}")
-            time.sleep(0.5)
+        for name, command in commands(port, scheduler).items():
+            processes[name] = _start(name, command, env, logs)
+            supervise.record(processes, url, watchdog)
+        print(f"starting {', '.join(processes)} on {url} (logs: {logs})", flush=True)
+        _wait_healthy(url, processes, scheduler, logs)
         print(ready_message(url, home, scheduler), flush=True)
+        if scheduler:
+            for line in first_view(port):
+                print(line, flush=True)
         while all(proc.poll() is None for proc in processes.values()):
+            if os.getppid() != parent:  # make was killed: stop as for SIGTERM
+                raise KeyboardInterrupt
             time.sleep(0.5)
         gone = next(name for name, proc in processes.items() if proc.poll() is not None)
         raise SandboxError(f"Airflow's {gone} exited: see {logs / gone}.log")
     except KeyboardInterrupt:
-        print(f"\nstopping {', '.join(names)}...", flush=True)
         return 0
     finally:
-        stop_all(processes)
+        for sig in previous:  # a second Ctrl-C or SIGTERM must not cut the stop short
+            signal.signal(sig, signal.SIG_IGN)
+        print(f"\nstopping {', '.join(n for n in supervise.STOP_ORDER if n in processes)} "
+              "(in that order)...", flush=True)  # fmt: skip
+        supervise.stop_in_order({n: p.pid for n, p in processes.items()}, url)
+        supervise.pid_file().unlink(missing_ok=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(watchdog, signal.SIGTERM)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if processes:
-            print("every Airflow component has stopped.", flush=True)
+        print("every Airflow component has stopped.", flush=True)
+
+
+def first_view(port: int) -> list[str]:
+    """Trigger both DAGs for the shipped date unless it already has a run, so the learner's
+    first view of the grid is a run whose data can be fresh; the lines to show."""
+    from sandbox.config import SHIPPED_AS_OF_DATE
+
+    url = f"http://{HOST}:{port}"
+    token = api_token(url)
+    when = _utc(SHIPPED_AS_OF_DATE)
+    path = f"/api/v2/dags/{AI_DAG}/dagRuns?logical_date_gte={when}&logical_date_lte={when}"
+    if api(url, path, token)["dag_runs"]:
+        return [f"{SHIPPED_AS_OF_DATE} (the shipped date) has a run already: see the grid."]
+    return [f"triggered {dag_id} for {SHIPPED_AS_OF_DATE} (the shipped date): {run_id}"
+            for dag_id, run_id in trigger(SHIPPED_AS_OF_DATE, port)]  # fmt: skip
+
+
+def _utc(as_of) -> str:
+    """The logical date (02:00 UTC) of ``as_of`` as the REST API writes it."""
+    from sandbox.control.pipeline import logical_date
+
+    return logical_date(as_of).isoformat().replace("+00:00", "Z")
 
 
 def ready_message(url: str, home: Path, scheduler: bool) -> str:
@@ -239,19 +271,17 @@ def ready_message(url: str, home: Path, scheduler: bool) -> str:
     return "\n".join(lines)
 
 
-def trigger(day, port: int) -> list[str]:
-    """Trigger both DAGs for ``day`` (logical date 02:00 UTC) through the running API server;
-    return the run ids."""
-    from sandbox.control.pipeline import logical_date
-
+def trigger(as_of, port: int) -> list[tuple[str, str]]:
+    """Trigger both DAGs for ``as_of`` (logical date 02:00 UTC) through the running API server;
+    return ``(dag_id, run_id)`` of each."""
     url = f"http://{HOST}:{port}"
     token = api_token(url)
-    run_ids = []
+    found = []
     for dag_id in DAG_IDS:
-        body = {"logical_date": logical_date(parse_date(day)).isoformat().replace("+00:00", "Z")}
+        body = {"logical_date": _utc(parse_date(as_of))}
         run = api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, body)
-        run_ids.append(run["dag_run_id"])
-    return run_ids
+        found.append((dag_id, run["dag_run_id"]))
+    return found
 
 
 def api_token(url: str, user: str = USER, password: str | None = None) -> str:
@@ -270,7 +300,7 @@ def api_token(url: str, user: str = USER, password: str | None = None) -> str:
         raise SandboxError(f"Airflow at {url} does not answer ({exc}): start it with make airflow") from exc
 
 
-def api(url: str, path: str, token: str, body: dict | None = None) -> dict:
+def api(url: str, path: str, token: str, body: dict | None = None, method: str | None = None) -> dict:
     """One authenticated REST call (GET, or POST with a JSON ``body``); the decoded answer.
 
     A 500 "Database error" (SQLite busy past its timeout while the scheduler writes) or a 503
@@ -282,7 +312,7 @@ def api(url: str, path: str, token: str, body: dict | None = None) -> dict:
             f"{url}{path}",
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                     "Accept": "application/json"},
+                     "Accept": "application/json"}, method=method,
         )  # fmt: skip
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -314,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.trigger:
             airflow_env.configure()
-            for run_id in trigger(args.trigger, args.port):
-                print(f"triggered {run_id}")
+            for dag_id, run_id in trigger(args.trigger, args.port):
+                print(f"triggered {dag_id} for {args.trigger}: {run_id}")
             return 0
         return serve(args.port, scheduler=args.scheduler)
     except SandboxError as exc:

@@ -17,7 +17,7 @@ must stay empty:
   happens in the mart model itself.
 """
 
-# ruff: noqa: F811 (the fixtures imported from tests.control_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.control.conftest are test arguments)
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from sandbox.cli import main
 from sandbox.config import SHIPPED_AS_OF_DATE as AS_OF
 from sandbox.data.drills import DRILLS, broken_inputs
 from sandbox.warehouse import checksum, connect
-from tests.control_fixtures import (  # noqa: F401 (pytest fixtures)
+from tests.control.conftest import (  # noqa: F401 (pytest fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
     sandbox_run,

@@ -21,7 +21,7 @@ import pytest
 from sandbox.config import ROOT
 from sandbox.decision.prompt import opaque_user_id
 from sandbox.warehouse import connect
-from tests.control_fixtures import (  # noqa: F401  (fixtures)
+from tests.control.conftest import (  # noqa: F401  (fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
     sandbox_run,

@@ -24,7 +24,7 @@ from sandbox.data import build
 from sandbox.decision import infer
 from sandbox.decision.drift import check_drift
 from sandbox.warehouse import connect
-from tests.control_fixtures import (  # noqa: F401  (fixtures)
+from tests.control.conftest import (  # noqa: F401  (fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
     sandbox_run,

@@ -9,7 +9,7 @@ the warehouse (the DuckDB file itself, dbt's target and logs), the Airflow home 
 and the SQLite metadata DB with its XComs) — and the notebooks' stored outputs.
 """
 
-# ruff: noqa: F811 (the fixtures imported from tests.control_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.control.conftest are test arguments)
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 from sandbox.config import ROOT
 from sandbox.decision import prepare_features, run_llm_inference
 from sandbox.decision.fake import FakeMessagesAPI, FakeServer, Faults
-from tests.control_fixtures import (  # noqa: F401 (pytest fixtures)
+from tests.control.conftest import (  # noqa: F401 (pytest fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
 )

@@ -28,7 +28,7 @@ from sandbox.config import ROOT
 from sandbox.control import ui
 from sandbox.warehouse import connect
 from tests.browser_fixtures import browser_fixture, shots_fixture  # noqa: F401  (fixtures)
-from tests.control_fixtures import (  # noqa: F401  (fixtures)
+from tests.control.conftest import (  # noqa: F401  (fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
     sandbox_run,
@@ -39,6 +39,21 @@ pytestmark = pytest.mark.slow
 DAY = "2026-11-01"
 STARTUP_S = 600  # generous: four Airflow processes on a busy two-core machine
 RUNS_S = 1200
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that is free, with the next one free too (the log server's)."""
+    import socket
+
+    while True:
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 def _processes_of(home: Path) -> list[int]:
@@ -124,7 +139,7 @@ def test_the_real_scheduler_runs_both_dags_for_a_date_and_stops_cleanly(
     # 3 s suit `sandbox run`, where dbt has finished before the sensor starts)
     monkeypatch.setenv("SANDBOX_SENSOR_TIMEOUT_S", "900")
     monkeypatch.setenv("SANDBOX_SENSOR_POKE_S", "5")
-    with airflow(airflow_home, tmp_path / "airflow.out", 8784, scheduler=True) as running:
+    with airflow(airflow_home, tmp_path / "airflow.out", free_port(), scheduler=True) as running:
         try:
             _scheduler_drill(running)
         except BaseException:
@@ -165,11 +180,18 @@ def _scheduler_drill(running: dict) -> None:
     home, url = running["home"], running["url"]
     assert "DAGs are unpaused" in running["out"].read_text()
 
-    # A busy metadata DB: another writer holds it for 10 s, twice SQLite's default wait. The
-    # trigger (and every component) waits its turn (busy timeout), and what still fails with
-    # a 500 "Database error" is retried by the client, as for a user of `--trigger`.
+    # the first view: make airflow triggered the shipped date itself, and it goes green
+    _wait_for("triggered ai_recommendation_pipeline for 2026-11-01", running["out"],
+              running["proc"], STARTUP_S)  # fmt: skip
+    with sqlite3.connect(home / "airflow.db") as db:
+        run_ids = [db.execute("select run_id from dag_run where dag_id = ?", [d]).fetchone()[0]
+                   for d in ui.DAG_IDS]  # fmt: skip
+    # A busy metadata DB: another writer holds it for 10 s, twice SQLite's default wait; a
+    # REST call waits its turn (busy timeout), and a 500 "Database error" is retried
     with _write_lock_held(home / "airflow.db", 10):
-        run_ids = ui.trigger(DAY, 8784)
+        token = ui.api_token(url)
+        assert ui.api(url, "/api/v2/dags/dbt_production/dagRuns", token)["total_entries"] == 1
+    assert_loopback_only(home, running["proc"].pid)
 
     deadline = time.monotonic() + RUNS_S
     while set(_run_states(home, run_ids).values()) - {"success", "failed"}:
@@ -193,13 +215,40 @@ def _scheduler_drill(running: dict) -> None:
         ).fetchall()
     assert hostname  # a LocalExecutor worker ran it, not dag.test()
     events = _log_events(url, "ai_recommendation_pipeline", ai_run, "run_llm_inference", 1)
-    assert any("POST" in e and "/v1/messages" in e for e in events)
+    # readable: no line per HTTP request (DEBUG), one summary line at the end
+    assert not any("HTTP Request" in e for e in events), events[:20]
+    assert any(e.startswith("summary: run_llm_inference 2026-11-01 done: status ok, rows done 500")
+               for e in events), events[-10:]  # fmt: skip
+    for task_id in ("dbt_run",):
+        dbt_log = (home / "logs").glob(f"dag_id=dbt_production/run_id=*/task_id={task_id}/*.log")
+        text = "".join(p.read_text() for p in dbt_log)
+        assert '"level":"error"' not in text.replace(" ", ""), text[-3000:]
 
     proc = running["proc"]
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 0
     assert "every Airflow component has stopped." in running["out"].read_text()
     assert _processes_of(home) == []  # no scheduler, worker, triggerer or server left
+    assert not (home / "components.json").exists()
+
+
+def assert_loopback_only(home: Path, supervisor: int) -> None:
+    """Every socket that a started process listens on is bound to 127.0.0.1."""
+    import json
+
+    import psutil
+
+    from sandbox.control.supervise import members
+
+    recorded = json.loads((home / "components.json").read_text())["components"]
+    pids = set(members({pid for pid, _ in recorded.values()})) | {supervisor}
+    listening = [
+        (c.pid, c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections("inet")
+        if c.pid in pids and c.status == psutil.CONN_LISTEN
+    ]
+    assert len(listening) >= 2, listening  # the api-server and the log server at least
+    assert {ip for _, ip, _ in listening} == {"127.0.0.1"}, listening
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +265,7 @@ def recorded_ui(migrated_home: Path, tmp_path_factory: pytest.TempPathFactory) -
         assert result.returncode == 0, result.stdout + result.stderr
         with sqlite3.connect(home / "airflow.db") as db:
             runs = dict(db.execute("select dag_id, run_id from dag_run").fetchall())
-        with airflow(home, root / "ui.out", 8787, scheduler=False) as running:
+        with airflow(home, root / "ui.out", free_port(), scheduler=False) as running:
             yield {**running, "runs": runs}
 
 
@@ -230,9 +279,9 @@ def test_the_ui_serves_the_log_of_a_task_sandbox_run_recorded(recorded_ui: dict)
     token = ui.api_token(url)
     paused = [ui.api(url, f"/api/v2/dags/{d}", token)["is_paused"] for d in ui.DAG_IDS]
     assert "No scheduler runs here" in recorded_ui["out"].read_text()
-    # the task's own output; offline, the request lines name the fake, not the real service
-    assert any("POST http://anthropic-fake.invalid/v1/messages" in e for e in ai), ai[:20]
-    assert not any("api.anthropic.com" in e for e in ai)
+    # the task's own output: its summary line, and no line per HTTP request (DEBUG)
+    assert any(e.startswith("summary: run_llm_inference 2026-11-01 done") for e in ai), ai[-20:]
+    assert not any("HTTP Request" in e or "api.anthropic.com" in e for e in ai)
     assert any("dbt" in e.lower() for e in dbt)
     assert not any("Could not read served logs" in e for e in ai + dbt)
     assert paused == [True, True]  # nothing would run a triggered run
@@ -242,7 +291,7 @@ def test_the_ui_serves_the_log_of_a_task_sandbox_run_recorded(recorded_ui: dict)
 def test_the_ui_shows_that_task_log_in_a_real_browser(
     recorded_ui: dict, browser, shots: Path
 ) -> None:
-    """The page a learner opens: the recorded task's own request lines in Airflow's log
+    """The page a learner opens: the recorded task's own summary line in Airflow's log
     viewer (headless Chromium, see ``tests/browser_fixtures.py``)."""
     url = recorded_ui["url"]
     dag_id, task_id = "ai_recommendation_pipeline", "run_llm_inference"
@@ -254,14 +303,15 @@ def test_the_ui_shows_that_task_log_in_a_real_browser(
     page.locator("button[type='submit']").click()
     page.wait_for_load_state("networkidle")
     page.goto(f"{url}/dags/{dag_id}/runs/{quoted}/tasks/{task_id}")
-    page.wait_for_function(  # the log viewer shows the task's request lines
-        "() => document.body.innerText.includes('/v1/messages')", timeout=120_000, polling=500
+    page.wait_for_function(  # the log viewer shows the task's summary line
+        "() => document.body.innerText.includes('summary: run_llm_inference')",
+        timeout=120_000, polling=500,
     )
     page.wait_for_timeout(1000)
     page.screenshot(path=str(shots / "airflow-task-log.png"))
     body = page.inner_text("body")
-    assert "HTTP Request: POST" in body and "/v1/messages" in body  # the task's own lines
-    assert "anthropic-fake.invalid" in body and "api.anthropic.com" not in body  # offline
+    assert "summary: run_llm_inference" in body  # the task's own lines
+    assert "HTTP Request" not in body and "api.anthropic.com" not in body  # DEBUG, offline
     assert "Could not read served logs" not in body
     assert task_id in body
     page.close()

@@ -1,4 +1,4 @@
-"""Fixtures and helpers for the control-plane tests (import the ones a module uses).
+"""Fixtures and helpers for the control-plane tests (tests in other folders import them).
 
 Fixture functions are named ``<fixture>_fixture`` (registered under ``<fixture>``), so a test's
 parameter does not shadow the imported name (ruff F811).

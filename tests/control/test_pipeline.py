@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.warehouse import connect, table_exists
-from tests.control_fixtures import (  # noqa: F401  (fixtures)
+from tests.control.conftest import (  # noqa: F401  (fixtures)
     airflow_home_fixture,
     bad_raw_dir_fixture,
     migrated_home_fixture,
@@ -105,7 +105,9 @@ def _assert_both_runs_kept_with_real_times_and_logs(home: Path) -> None:
     inference_logs = "".join(
         p.read_text() for p in (home / "logs").glob("dag_id=ai_*/run_id=*/task_id=run_llm*/*")
     )
-    assert "POST http" in inference_logs  # the task's own output, in its own file
+    # the task's own output, in its own file: one summary line, no line per HTTP request
+    assert "summary: run_llm_inference 2026-11-01 done: status ok" in inference_logs
+    assert "HTTP Request" not in inference_logs
 
 
 def test_failed_gate_blocks_inference(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import ROOT, SandboxError
-from sandbox.control import ui
-from tests.control_fixtures import airflow_home_fixture, migrated_home_fixture  # noqa: F401
+from sandbox.control import supervise, ui
+from tests.control.conftest import airflow_home_fixture, migrated_home_fixture  # noqa: F401
 
 
 def test_a_busy_port_is_a_clear_error(airflow_home: Path) -> None:
@@ -46,8 +46,14 @@ def test_make_airflow_points_every_component_at_one_port_and_local_executor(
     env = ui.scheduler_environ(8781)
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8781/execution/"
+    # one log server, on 127.0.0.1, for task and trigger logs (Airflow's own binds everywhere)
     assert (env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"],
-            env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"]) == ("8782", "8783")  # fmt: skip
+            env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"]) == ("8782", "8782")  # fmt: skip
+    commands = ui.commands(8781, scheduler=True)
+    assert "--skip-serve-logs" in commands["scheduler"] and "--skip-serve-logs" in commands["triggerer"]
+    for name in ("api-server", "log-server"):
+        assert commands[name][commands[name].index("--host") + 1] == "127.0.0.1"
+    assert list(ui.commands(8781, scheduler=False)) == ["api-server"]
     assert env["SANDBOX_SENSOR_POKE_S"] == "10"  # a learner watches
     assert "SANDBOX_RETRY_DELAY_S" not in env  # what the user set wins
     ui_only = ui.ready_message("http://127.0.0.1:8781", airflow_home, scheduler=False)
@@ -67,7 +73,7 @@ def test_stopping_reaches_every_process_a_component_started(tmp_path: Path) -> N
         time.sleep(0.05)
     child = int(pids.read_text())
 
-    ui.stop_all(procs, timeout_s=2)
+    supervise.stop_group(procs["component"].pid, timeout_s=2)
 
     assert procs["component"].poll() is not None
     with pytest.raises(ProcessLookupError):

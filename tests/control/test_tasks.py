@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import SandboxError
-from sandbox.control import tasks
+from sandbox.control import runs, tasks
 from sandbox.control.capture import captured_output
 from sandbox.control.cli import dates_from
-from sandbox.control.pipeline import RunReport, TaskState, date_range, task_frame
+from sandbox.control.pipeline import date_range
+from sandbox.control.report import RunReport, TaskState, task_frame
 from sandbox.warehouse import WarehouseBusy, connect
-from tests.control_fixtures import airflow_home_session_fixture  # noqa: F401
+from tests.control.conftest import airflow_home_session_fixture  # noqa: F401
 
 DAY = date(2026, 11, 1)
 
@@ -159,57 +160,75 @@ def _summary(status: str = "ok", **counts) -> dict:
     return {**base, "cost_usd": 0.5, **counts}
 
 
-def _context(run_id: str, task_id: str, xcoms: dict, exception=None) -> dict:
+def _context(run_id: str, task_id: str, xcoms: dict, exception=None, started=None) -> dict:
     return {"ds": "2026-11-01", "run_id": run_id, "ti": FakeTI(task_id, xcoms),
-            "exception": exception}  # fmt: skip
+            "exception": exception,
+            "dag_run": types.SimpleNamespace(start_date=started)}  # fmt: skip
 
 
-def test_each_status_is_recorded_with_its_counts_in_utc() -> None:
-    from datetime import UTC, datetime
+def _ledger(requests: int, cost: float, at, staged: int = 0, first_user: int = 0) -> None:
+    """``requests`` ledger rows of DAY costing ``cost`` in all, and ``staged`` answers, at ``at``."""
+    from sandbox.decision.tables import ensure_tables
+
+    with connect() as con:
+        ensure_tables(con, "decision.llm_calls", "decision.recommendations_staging")
+        con.execute(
+            "insert into decision.llm_calls (call_id, execution_date, user_id, run_id, model,"
+            " mode, purpose, status, attempts, input_tokens, output_tokens, cost_usd,"
+            " prompt_version, called_at) select 'c' || (i + ?), ?, 'u' || (i + ?), 'r', 'm',"
+            " 'realtime', 'primary', 'ok', 1, 1, 1, ?, 'pv', ? from range(?) t(i)",
+            [first_user, DAY, first_user, cost / max(requests, 1), at, requests],
+        )
+        con.execute(
+            "insert into decision.recommendations_staging (execution_date, user_id,"
+            " recommendation_type, recommendation_text, confidence_score, reasoning, model,"
+            " prompt_version, mode, escalated, input_tokens, output_tokens, cost_usd, input_sha,"
+            " run_id, created_at) select ?, 'u' || (i + ?), 'churn_risk', 't', 0.5, 'w', 'm',"
+            " 'pv', 'realtime', false, 1, 1, 0.0, 'sha', 'r', ? from range(?) t(i)",
+            [DAY, first_user, at, staged],
+        )
+
+
+def test_each_status_is_recorded_with_the_ledger_counts_in_utc() -> None:
+    from datetime import UTC, datetime, timedelta
 
     before = datetime.now(UTC).replace(tzinfo=None)
+    started = before - timedelta(minutes=5)
+    _ledger(12, 0.5, before, staged=10)
+    later = before + timedelta(hours=1)  # runs that started after every ledger row: 0 spent
     ok = {"run_llm_inference": _summary(), "write_results": 10}
-    assert tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True) == (
-        "success"
-    )
+    assert runs.record_pipeline_run(
+        _context("r1", "write_results", ok, started=started), succeeded=True
+    ) == "success"
     partial = {
         "run_llm_inference": _summary("partial", done=8, failed=2),
         ("write_results", "written"): 8,
     }
-    failed_write = _context("r2", "write_results", partial, SandboxError("run ended partial"))
-    assert tasks.record_pipeline_run(failed_write, succeeded=False) == "partial"
+    failed_write = _context("r2", "write_results", partial, SandboxError("run ended partial"),
+                            started=started)  # fmt: skip
+    assert runs.record_pipeline_run(failed_write, succeeded=False) == "partial"
     budget = {
         "run_llm_inference": _summary("budget", done=4, pending_left=6),
         ("write_results", "written"): 4,
     }
-    assert (
-        tasks.record_pipeline_run(_context("r3", "write_results", budget), succeeded=False)
-        == "budget"
-    )
-    blocked = _context("r4", "wait_for_dbt_completion", {})
-    assert tasks.record_pipeline_run(blocked, succeeded=False) == "gate_blocked"
-    crashed = _context("r5", "run_llm_inference", {}, RuntimeError("worker lost"))
-    assert tasks.record_pipeline_run(crashed, succeeded=False) == "failed"
+    budget_run = _context("r3", "write_results", budget, started=started)
+    assert runs.record_pipeline_run(budget_run, succeeded=False) == "budget"
+    blocked = _context("r4", "wait_for_dbt_completion", {}, started=later)
+    assert runs.record_pipeline_run(blocked, succeeded=False) == "gate_blocked"
+    crashed = _context("r5", "run_llm_inference", {}, RuntimeError("worker lost"), started=later)
+    assert runs.record_pipeline_run(crashed, succeeded=False) == "failed"
     nothing = {"run_llm_inference": _summary(done=0), ("write_results", "written"): 0}
-    assert (
-        tasks.record_pipeline_run(_context("r6", "write_results", nothing), succeeded=False)
-        == "failed"
-    )
-    batch = {  # the sensor's summary (batch collected) wins over the submit's
-        "run_llm_inference": _summary("waiting", done=0, requests=0),
-        "wait_for_batch": _summary(requests=10),
-        "write_results": 10,
-    }
-    tasks.record_pipeline_run(_context("r7", "write_results", batch), succeeded=True)
-    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)  # same row
+    nothing_run = _context("r6", "write_results", nothing, started=later)
+    assert runs.record_pipeline_run(nothing_run, succeeded=False) == "failed"
+    runs.record_pipeline_run(_context("r1", "write_results", ok, started=started),
+                              succeeded=True)  # same row  # fmt: skip
     assert _runs() == [
         ("r1", "success", 10, 0, 12, 0.5, 10, 0),
-        ("r2", "partial", 8, 2, 12, 0.5, 8, 0),
-        ("r3", "budget", 4, 0, 12, 0.5, 4, 6),
+        ("r2", "partial", 8, 2, 12, 0.5, 10, 0),
+        ("r3", "budget", 4, 0, 12, 0.5, 10, 6),
         ("r4", "gate_blocked", 0, 0, 0, 0.0, 0, 0),
         ("r5", "failed", 0, 0, 0, 0.0, 0, 0),
-        ("r6", "failed", 0, 0, 12, 0.5, 0, 0),
-        ("r7", "success", 10, 0, 10, 0.5, 10, 0),
+        ("r6", "failed", 0, 0, 0, 0.0, 0, 0),
     ]
     with connect(read_only=True) as con:
         stamps = con.execute("select min(recorded_at), max(recorded_at) from ops.pipeline_runs")
@@ -220,6 +239,27 @@ def test_each_status_is_recorded_with_its_counts_in_utc() -> None:
     assert details["r5"] == "run_llm_inference: worker lost"
     assert details["r2"] == "2 rows failed (decision.inference_failures)"
     assert details["r6"] == "no recommendation was published for the date"
+
+
+def test_the_row_sums_every_attempt_of_the_run_not_the_last_attempts_xcom() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    _ledger(7, 0.7, (now - timedelta(hours=2)).replace(tzinfo=None), staged=7)  # a run before
+    _ledger(20, 2.0, (now - timedelta(minutes=9)).replace(tzinfo=None), staged=15, first_user=7)
+    _ledger(5, 0.5, (now - timedelta(minutes=1)).replace(tzinfo=None), staged=5, first_user=27)
+    last_attempt = {"run_llm_inference": _summary(done=5, requests=5, cost_usd=0.5),
+                    "write_results": 27}  # fmt: skip
+    context = _context("r1", "write_results", last_attempt, started=now - timedelta(minutes=10))
+    assert runs.record_pipeline_run(context, succeeded=True, written=27) == "success"
+    with connect(read_only=True) as con:
+        row = con.execute(
+            "select llm_requests, round(cost_usd, 6), rows_done, rows_resumed, rows_written"
+            " from ops.pipeline_runs"
+        ).fetchone()
+    # both attempts of the run (20 + 5 requests), not the earlier run of the date (7), which
+    # left 7 answers the run resumed from
+    assert row == (25, 2.5, 20, 7, 27)
 
 
 @pytest.mark.parametrize(
@@ -236,7 +276,7 @@ def test_each_status_is_recorded_with_its_counts_in_utc() -> None:
     ],
 )
 def test_run_outcome_is_success_only_when_every_row_is_published(summary, written, status):
-    assert tasks.run_outcome(summary, written)[0] == status
+    assert runs.run_outcome(summary, written)[0] == status
 
 
 def test_an_old_warehouse_gets_the_new_columns() -> None:
@@ -249,8 +289,8 @@ def test_an_old_warehouse_gets_the_new_columns() -> None:
             " timestamp not null, primary key (execution_date, dag_run_id))"
         )
     ok = {"run_llm_inference": _summary(), "write_results": 10}
-    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
-    assert _runs() == [("r1", "success", 10, 0, 12, 0.5, 10, 0)]
+    runs.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
+    assert _runs() == [("r1", "success", 10, 0, 0, 0.0, 0, 0)]
 
 
 def _drift(run_id: str) -> tuple:
@@ -281,7 +321,7 @@ def _history(last: date, churn_share: float | None = None) -> None:
 def test_drift_flags_the_run_keeps_its_status_and_fails_the_watch(in_task, fail_exception):
     _history(DAY, churn_share=0.95)  # the stale-data day: nearly everyone looks gone
     ok = {"run_llm_inference": _summary(), "write_results": 10}
-    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
+    runs.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
     with pytest.raises(fail_exception, match=r"drift watch: 2026-11-01: drift against .*churn_risk"):
         tasks.check_drift("2026-11-01", "r1")
     record = in_task.pushed["drift"]
@@ -293,10 +333,10 @@ def test_drift_flags_the_run_keeps_its_status_and_fails_the_watch(in_task, fail_
     # the watch's failure callback keeps the row's status
     failed = _context("r1", "check_drift", {("check_drift", "drift"): record},
                       SandboxError("drift watch: ..."))  # fmt: skip
-    assert tasks.record_pipeline_run(failed, succeeded=False) == "success"
+    assert runs.record_pipeline_run(failed, succeeded=False) == "success"
     assert _drift("r1")[:2] == ("success", "drift")
     # a later write of the row (a callback that ran after the watch) keeps the verdict
-    tasks.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
+    runs.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
     assert _drift("r1")[:2] == ("success", "drift")
 
 
@@ -305,19 +345,19 @@ def test_a_verdict_before_the_row_exists_is_written_with_the_row(in_task) -> Non
     record = tasks.check_drift("2026-11-01", "r2")  # the row is not there yet: no error
     assert record["status"] == "ok" and in_task.pushed["drift"] == record
     xcoms = {"run_llm_inference": _summary(), "write_results": 10, ("check_drift", "drift"): record}
-    tasks.record_pipeline_run(_context("r2", "write_results", xcoms), succeeded=True)
+    runs.record_pipeline_run(_context("r2", "write_results", xcoms), succeeded=True)
     assert _drift("r2") == ("success", "ok", record["message"])
 
 
 def test_a_watch_that_cannot_judge_says_so_in_the_row(in_task) -> None:
     ok = {"run_llm_inference": _summary(), "write_results": 10}
-    tasks.record_pipeline_run(_context("r3", "write_results", ok), succeeded=True)
+    runs.record_pipeline_run(_context("r3", "write_results", ok), succeeded=True)
     assert tasks.check_drift("2026-11-01", "r3")["status"] == "insufficient_history"
     assert _drift("r3")[1] == "insufficient_history"
     broken = _context("r4", "write_results", ok)
-    tasks.record_pipeline_run(broken, succeeded=True)
+    runs.record_pipeline_run(broken, succeeded=True)
     crashed = _context("r4", "check_drift", {}, SandboxError("cannot read the drift thresholds"))
-    assert tasks.record_pipeline_run(crashed, succeeded=False) == "success"
+    assert runs.record_pipeline_run(crashed, succeeded=False) == "success"
     assert _drift("r4") == (
         "success", "error", "the drift watch did not run: cannot read the drift thresholds"
     )  # fmt: skip
@@ -329,13 +369,16 @@ def in_task(monkeypatch, airflow_home_session):
     import airflow.sdk
 
     ti = FakeTI("run_llm_inference", {})
-    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: {"ti": ti})
+    context = {"ti": ti, "ds": "2026-11-01", "run_id": "in-task",
+               "dag_run": types.SimpleNamespace(start_date=None)}  # fmt: skip
+    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: context)
     tasks.STOP.clear()
     yield ti
     tasks.STOP.clear()
 
 
 def test_write_results_publishes_then_fails_a_partial_run(planes, in_task, fail_exception):
+    in_task.task_id = "write_results"
     in_task.xcoms["run_llm_inference"] = _summary("partial", done=3, failed=2)
     with pytest.raises(fail_exception, match="run ended partial: 2 rows failed.*5 rows published"):
         tasks.write_results("2026-11-01")
@@ -343,6 +386,8 @@ def test_write_results_publishes_then_fails_a_partial_run(planes, in_task, fail_
     assert in_task.pushed["written"] == 5
     in_task.xcoms["run_llm_inference"] = _summary()
     assert tasks.write_results("2026-11-01") == 5
+    # the success row is written by the task itself: a failure to write fails the task
+    assert [r[:3] for r in _runs()] == [("in-task", "success", 5)]
 
 
 def test_an_unreachable_api_fails_after_the_probe_without_retries(planes, in_task, fail_exception):

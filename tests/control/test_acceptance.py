@@ -15,7 +15,7 @@ import pytest
 from sandbox.config import DBT_PROJECT_DIR, ROOT
 from sandbox.decision.fake import FakeMessagesAPI, FakeServer
 from sandbox.warehouse import connect
-from tests.control_fixtures import (  # noqa: F401  (fixtures)
+from tests.control.conftest import (  # noqa: F401  (fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
     sandbox_run,

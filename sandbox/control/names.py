@@ -1,0 +1,36 @@
+"""The names of the control plane, once: DAG and task ids, statuses, modes, LLM choices.
+
+The DAG files, the task callables, ``sandbox run`` and the UI launcher import them from
+here, so a renamed task or a new status changes one line.
+"""
+
+from __future__ import annotations
+
+DBT_DAG = "dbt_production"
+AI_DAG = "ai_recommendation_pipeline"
+DAG_IDS = (DBT_DAG, AI_DAG)
+
+DBT_TASK = "dbt_run"
+SENSOR_TASK = "wait_for_dbt_completion"
+PREPARE_TASK = "prepare_features"
+INFER_TASK = "run_llm_inference"
+BATCH_TASK = "wait_for_batch"
+WRITE_TASK = "write_results"
+DRIFT_TASK = "check_drift"
+AI_TASKS = (SENSOR_TASK, PREPARE_TASK, INFER_TASK, BATCH_TASK, WRITE_TASK, DRIFT_TASK)
+
+STATUSES = ("success", "partial", "budget", "gate_blocked", "failed")
+"""What ``ops.pipeline_runs.status`` can say about one run of the AI pipeline."""
+EXIT_CODES = {"success": 0, "partial": 3, "budget": 3, "gate_blocked": 1, "failed": 1}
+"""``sandbox run``'s exit status per run status (the worst date wins)."""
+MODES = ("realtime", "batch")
+LLM_CHOICES = ("mock", "anthropic")
+
+GATE_XCOM_KEY = "gate_failures"
+ERROR_XCOM_KEY = "error"
+SUMMARY_XCOM_KEY = "summary"
+WRITTEN_XCOM_KEY = "written"
+DRIFT_XCOM_KEY = "drift"
+
+RUN_HOUR_UTC = 2
+"""The schedule's hour: a date's logical date is 02:00 UTC on that day."""

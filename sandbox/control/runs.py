@@ -1,0 +1,312 @@
+"""``ops.pipeline_runs``: one row per run of the AI pipeline (this module owns the table).
+
+Counts are summed over every attempt of the DAG run from the decision plane's public tables
+(the ledger ``decision.llm_calls``, ``decision.recommendations_staging``), never from one
+attempt's XCom; writing waits for the warehouse (:data:`WAIT_S`), whoever holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, date, datetime
+
+from sandbox.config import SandboxError, parse_date
+from sandbox.control.names import (
+    BATCH_TASK,
+    DBT_DAG,
+    DBT_TASK,
+    DRIFT_TASK,
+    DRIFT_XCOM_KEY,
+    GATE_XCOM_KEY,
+    INFER_TASK,
+    SENSOR_TASK,
+    SUMMARY_XCOM_KEY,
+    WRITE_TASK,
+    WRITTEN_XCOM_KEY,
+)
+from sandbox.control.xcom import pull
+
+TABLE = "ops.pipeline_runs"
+DDL = """
+    create table if not exists ops.pipeline_runs (
+        execution_date date not null,
+        dag_run_id varchar not null,
+        status varchar not null,
+        rows_written bigint not null,
+        failures bigint not null,
+        llm_requests bigint not null,
+        cost_usd double not null,
+        recorded_at timestamp not null,
+        rows_done bigint,
+        rows_pending bigint,
+        detail varchar,
+        drift_status varchar,
+        drift_detail varchar,
+        rows_resumed bigint,
+        primary key (execution_date, dag_run_id)
+    )"""
+ADDED_COLUMNS = (
+    ("rows_done", "bigint"),
+    ("rows_pending", "bigint"),
+    ("detail", "varchar"),
+    ("drift_status", "varchar"),
+    ("drift_detail", "varchar"),
+    ("rows_resumed", "bigint"),
+)
+"""Columns added after the table first shipped: added in place to older warehouses."""
+WAIT_S = 120.0
+"""How long writing a row waits for another process (a task, a notebook) to free the file."""
+
+
+class RunNotRecorded(SandboxError):
+    """The warehouse stayed busy past :data:`WAIT_S`: the run's row could not be written."""
+
+
+def ensure_table(con) -> None:
+    """Create ``ops.pipeline_runs``, adding the columns an older warehouse lacks."""
+    con.execute("create schema if not exists ops")
+    con.execute(DDL)
+    for column, kind in ADDED_COLUMNS:
+        con.execute(f"alter table {TABLE} add column if not exists {column} {kind}")
+
+
+def utc_naive(moment: datetime | None) -> datetime | None:
+    """``moment`` in UTC without a timezone, as the warehouse stores timestamps."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def ledger_totals(con, as_of: date, since: datetime | None) -> dict:
+    """Requests, cost and rows of ``as_of`` since ``since`` (the DAG run's start), all attempts.
+
+    ``rows_done``: answers staged since then; ``rows_resumed``: staged before it (kept).
+    """
+    from sandbox.warehouse import table_exists
+
+    since = utc_naive(since) or datetime.min
+    totals = {"llm_requests": 0, "cost_usd": 0.0, "rows_done": 0, "rows_resumed": 0}
+    if table_exists(con, "decision.llm_calls"):
+        requests, cost = con.execute(
+            "select count(*), coalesce(sum(cost_usd), 0) from decision.llm_calls"
+            " where execution_date = ? and called_at >= ?",
+            [as_of, since],
+        ).fetchone()
+        totals.update(llm_requests=int(requests), cost_usd=round(float(cost), 8))
+    if table_exists(con, "decision.recommendations_staging"):
+        done, resumed = con.execute(
+            "select count(*) filter (where created_at >= ?), count(*) filter (where created_at < ?)"
+            " from decision.recommendations_staging where execution_date = ?",
+            [since, since, as_of],
+        ).fetchone()
+        totals.update(rows_done=int(done), rows_resumed=int(resumed))
+    return totals
+
+
+def _connect(wait_s: float):
+    """A writable connection that waits up to ``wait_s`` for the warehouse."""
+    from sandbox.warehouse import connect
+
+    return connect(wait_s=wait_s)
+
+
+def write(row: dict, *, since: datetime | None, drift=None, wait_s: float | None = None) -> dict:
+    """Upsert the run's row; its counts come from :func:`ledger_totals` since ``since``.
+
+    ``drift`` is called under the warehouse lock and returns the drift columns to add (a
+    verdict pushed before is in the row; one pushed after is written by :func:`set_drift`).
+    Raises :class:`RunNotRecorded` when the warehouse stays busy. Returns the row written.
+    """
+    from sandbox.warehouse import WarehouseBusy
+
+    wait_s = WAIT_S if wait_s is None else wait_s
+    try:
+        with _connect(wait_s) as con:
+            ensure_table(con)
+            row = {**row, **ledger_totals(con, row["execution_date"], since)}
+            row["recorded_at"] = datetime.now(UTC).replace(tzinfo=None)
+            row.update(drift() if drift is not None else {})
+            con.execute(
+                f"insert or replace into {TABLE} ({', '.join(row)})"
+                f" values ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+    except WarehouseBusy as exc:
+        raise RunNotRecorded(
+            f"the run's row in {TABLE} was not written: {exc} (waited {wait_s:g} s): the run "
+            "is marked failed; run the date again once the warehouse is free"
+        ) from None
+    return row
+
+
+def set_drift(run_id: str, columns: dict) -> None:
+    """Put a drift verdict on the run's row, if it is there yet."""
+    with _connect(WAIT_S) as con:
+        ensure_table(con)
+        con.execute(
+            f"update {TABLE} set drift_status = ?, drift_detail = ? where dag_run_id = ?",
+            [columns.get("drift_status"), columns.get("drift_detail"), run_id],
+        )
+
+
+def read(run_id: str) -> dict | None:
+    """The row of one DAG run as a dict (None when there is none)."""
+    from sandbox.warehouse import connect, table_exists
+
+    with connect(read_only=True) as con:
+        if not table_exists(con, TABLE):
+            return None
+        cursor = con.execute(f"select * from {TABLE} where dag_run_id = ?", [run_id])
+        found = cursor.fetchone()
+        names = [d[0] for d in cursor.description]
+    return None if found is None else dict(zip(names, found, strict=True))
+
+
+def final_summary(ti) -> dict:
+    """The run's inference summary: the sensor's (batch collected) or the inference task's."""
+    for task_id, key in (
+        (BATCH_TASK, None),
+        (INFER_TASK, None),
+        (INFER_TASK, SUMMARY_XCOM_KEY),
+    ):
+        value = pull(ti, task_id, key)
+        if value:
+            return value
+    return {}
+
+
+def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
+    """``(status, detail)`` of a run whose tasks all ran: ``success`` only when inference
+    finished every row and something was published."""
+    status = summary.get("status") or "ok"
+    if status == "partial":
+        return "partial", f"{summary.get('failed', 0)} rows failed (decision.inference_failures)"
+    if status == "budget":
+        return "budget", (
+            f"the budget stopped the run with {summary.get('pending_left', 0)} rows left pending"
+        )
+    if status == "pending":
+        return "partial", f"{summary.get('pending_left', 0)} rows left pending (batch_size)"
+    if status != "ok":
+        return "failed", f"inference ended {status}"
+    if not written:
+        return "failed", "no recommendation was published for the date"
+    if written < (inputs := summary.get("inputs") or 0):
+        return "partial", f"{inputs - written} of {inputs} rows of the date are not published"
+    return "success", ""
+
+
+def drift_columns(record: dict | None) -> dict[str, str | None]:
+    """The ``ops.pipeline_runs`` drift columns for a drift report's record (or None)."""
+    if not record:
+        return {}
+    return {"drift_status": record.get("status"), "drift_detail": record.get("message")}
+
+
+def record_drift(run_id: str, record: dict) -> None:
+    """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
+    is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
+    from sandbox.control import runs
+
+    runs.set_drift(run_id, drift_columns(record))
+
+
+def _run_status(context, succeeded: bool, summary: dict, written) -> tuple[str, str]:
+    """``(status, detail)`` of the run whose task of ``context`` ended (see
+    :func:`record_pipeline_run`)."""
+    ti, exception = context["ti"], context.get("exception")
+    if ti.task_id == SENSOR_TASK and not succeeded:
+        tests = gate_failures_of(context)
+        detail = "dbt's quality gate did not pass for this date" + (f": {tests}" if tests else "")
+        print(f"gate blocked {context['ds']}: {tests or exception or 'dbt_run did not succeed'}",
+              flush=True)  # fmt: skip
+        return "gate_blocked", detail
+    if ti.task_id == WRITE_TASK:
+        status, detail = run_outcome(summary, written)
+        if succeeded:
+            return "success", ""
+        if status != "failed" or exception is None or not str(exception):
+            return status, detail
+    if exception is not None and str(exception):
+        return "failed", f"{ti.task_id}: {str(exception).splitlines()[0]}"
+    return "failed", f"{ti.task_id} failed" + (f" ({type(exception).__name__})" if exception else "")
+
+
+def gate_failures_of(context) -> str:
+    """The failing dbt tests of the date's ``dbt_production.dbt_run`` (its XCom), or ""."""
+    ti = context["ti"]
+    with contextlib.suppress(Exception):
+        found = ti.get_task_states(
+            dag_id=DBT_DAG, task_ids=[DBT_TASK], logical_dates=[context["logical_date"]]
+        )
+        for run_id in found:
+            records = ti.xcom_pull(
+                dag_id=DBT_DAG, task_ids=DBT_TASK, key=GATE_XCOM_KEY, run_id=run_id
+            )
+            if records:
+                return "; ".join(r.get("description") or r.get("node") or "?" for r in records)
+    return ""
+
+
+def _run_started(context) -> datetime | None:
+    """When the DAG run of ``context`` started (its ledger rows are counted from then): the
+    later of its start and its ``run_after`` (``dag.test()`` starts a run at its logical date)."""
+    from sandbox.control.runs import utc_naive
+
+    dag_run = context.get("dag_run")
+    moments = [utc_naive(getattr(dag_run, k, None)) for k in ("start_date", "run_after")]
+    return max((m for m in moments if m is not None), default=None)
+
+
+def record_pipeline_run(context, *, succeeded: bool, written: int | None = None) -> str:
+    """Upsert one ``ops.pipeline_runs`` row for the run of ``context``; return its status.
+
+    ``status`` is one of :data:`sandbox.control.names.STATUSES`; requests, cost and rows are summed over every
+    attempt of the DAG run from the ledger (:func:`sandbox.control.runs.ledger_totals`).
+    A drift verdict (:func:`check_drift`) fills ``drift_status`` and never changes ``status``.
+    """
+    from sandbox.control import runs
+
+    ti = context["ti"]
+    if ti.task_id == DRIFT_TASK:  # the watch's own failure: flag the run, keep its status
+        return record_drift_failure(context)
+    summary = final_summary(ti)
+    if written is None:
+        written = pull(ti, WRITE_TASK, WRITTEN_XCOM_KEY)
+    if written is None and succeeded:
+        written = pull(ti, WRITE_TASK)
+    status, detail = _run_status(context, succeeded, summary, written)
+    row = {
+        "execution_date": parse_date(context["ds"]),
+        "dag_run_id": context["run_id"],
+        "status": status,
+        "rows_written": int(written or 0),
+        "failures": int(summary.get("failed") or 0),
+        "rows_pending": int(summary.get("pending_left") or 0),
+        "detail": detail,
+    }
+    drift = lambda: drift_columns(pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY))  # noqa: E731
+    row = runs.write(row, since=_run_started(context), drift=drift)
+    print(
+        f"ops.pipeline_runs: {status}: {row['rows_written']} published, {row['rows_done']} "
+        f"answered, {row['rows_resumed']} resumed, {row['failures']} failed, "
+        f"{row['llm_requests']} requests, ${row['cost_usd']:.4f} (every attempt of the run)",
+        flush=True,
+    )
+    return status
+
+
+def record_drift_failure(context) -> str:
+    """``check_drift`` failed: flag the run's row (the drift verdict, or why the watch could
+    not judge) and return the row's status, which stays what the rows made it."""
+    from sandbox.control import runs
+
+    ti = context["ti"]
+    record = pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
+    if not record:
+        exception = context.get("exception")
+        reason = str(exception).splitlines()[0] if exception and str(exception) else "failed"
+        record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
+    record_drift(context["run_id"], record)
+    found = runs.read(context["run_id"])
+    return found["status"] if found else ""

@@ -20,6 +20,7 @@ from sandbox.control.capture import captured_output
 from sandbox.control.cli import dates_from
 from sandbox.control.pipeline import date_range
 from sandbox.control.report import RunReport, TaskState, task_frame
+from sandbox.decision.tables import ensure_tables
 from sandbox.warehouse import WarehouseBusy, connect
 from tests.control.conftest import airflow_home_session_fixture  # noqa: F401
 
@@ -168,8 +169,6 @@ def _context(run_id: str, task_id: str, xcoms: dict, exception=None, started=Non
 
 def _ledger(requests: int, cost: float, at, staged: int = 0, first_user: int = 0) -> None:
     """``requests`` ledger rows of DAY costing ``cost`` in all, and ``staged`` answers, at ``at``."""
-    from sandbox.decision.tables import ensure_tables
-
     with connect() as con:
         ensure_tables(con, "decision.llm_calls", "decision.recommendations_staging")
         con.execute(
@@ -474,7 +473,6 @@ def test_batch_mode_submits_then_the_sensor_collects(planes, in_task, monkeypatc
                 "batch_ids": ["msgbatch_1"] if len(planes.calls) < 3 else ["msgbatch_2"]}  # fmt: skip
 
     planes.decision.run_llm_inference = batch
-    from sandbox.decision.tables import ensure_tables
 
     with connect() as con:  # the ledger: 10 primary answers and 2 escalations of two batches
         ensure_tables(con, "decision.llm_calls")
@@ -482,7 +480,10 @@ def test_batch_mode_submits_then_the_sensor_collects(planes, in_task, monkeypatc
             [("msgbatch_1", 0.01)] * 10 + [("msgbatch_2", 0.1)] * 2
         ):
             con.execute(
-                "insert into decision.llm_calls values (?, ?, 'u', 'r', 'm', 'batch', 'primary',"
+                "insert into decision.llm_calls (call_id, execution_date, user_id, run_id, model,"
+                " mode, purpose, status, error_class, attempts, input_tokens, output_tokens,"
+                " cost_usd, latency_ms, batch_id, request_id, prompt_version, called_at)"
+                " values (?, ?, 'u', 'r', 'm', 'batch', 'primary',"
                 " 'ok', null, 1, 10, 10, ?, null, ?, null, 'p', now())",
                 [f"c{n}", DAY, cost, batch_id],
             )

@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # make test: test files run on this many parallel workers, longest first (tests/durations.json)
 TEST_WORKERS ?= 3
 # make check: the quick tests (no slow, learner_path or browser marker) on this many workers
-CHECK_WORKERS ?= 2
+CHECK_WORKERS ?= 3
 PORT ?= 8080
 LAB_ARGS ?=
 # make lock: --upgrade re-resolves every pin to the newest allowed; LOCK_ARGS= keeps the others

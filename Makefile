@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # make test: test files run on this many parallel workers, longest first (tests/durations.json)
 TEST_WORKERS ?= 3
 # make check: the quick tests (no slow, learner_path or browser marker) on this many workers
-CHECK_WORKERS ?= 2
+CHECK_WORKERS ?= 3
 PORT ?= 8080
 LAB_ARGS ?=
 # make lock: --upgrade re-resolves every pin to the newest allowed; LOCK_ARGS= keeps the others
@@ -29,12 +29,18 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}' \
 		| sed -e 's/$$(PORT)/$(PORT)/g' -e 's/$$(AS_OF)/$(AS_OF)/g'
 
+# Stops with the fix when no supported interpreter was found.
+need-python = @test -n "$(PYTHON)" || { echo "make: no supported Python (3.11, 3.12 or 3.13) \
+	found on the PATH: install one, or run make PYTHON=/path/to/python3.12"; exit 2; }
+
 $(UV):
-	@test -n "$(PYTHON)" || { echo "make: no supported Python (3.11, 3.12 or 3.13) found on the PATH: install one, or run make PYTHON=/path/to/python3.12"; exit 2; }
+	$(need-python)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .tools/uv-$(UV_VERSION) uv==$(UV_VERSION)
 
 $(STAMP): uv.lock pyproject.toml | $(UV)
-	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; assert (3, 11) <= v <= (3, 13), f"Python 3.11-3.13 is required, found {sys.version.split()[0]}: run make PYTHON=/path/to/python3.12"'
+	$(need-python)
+	@$(PYTHON) -c 'import sys; (3, 11) <= sys.version_info[:2] <= (3, 13) or sys.exit(f"make: Python \
+	3.11, 3.12 or 3.13 is required, $(PYTHON) is {sys.version.split()[0]}: run make PYTHON=/path/to/python3.12")'
 	@echo "make: installing uv.lock (extras: $(EXTRAS)) into $(VENV) with $$($(PYTHON) -c 'import sys; print(f"Python {sys.version.split()[0]} ({sys.executable})")')"
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --quiet --no-python-downloads \
 		--python "$$($(PYTHON) -c 'import sys; print(sys.executable)')" $(addprefix --extra ,$(EXTRAS))

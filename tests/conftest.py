@@ -20,6 +20,7 @@ AS_OF = SHIPPED_AS_OF_DATE
 # `make test` (`--store-durations`) writes each file's seconds to tests/durations.json.
 DURATIONS = Path(__file__).with_name("durations.json")
 MEASURED: defaultdict[str, float] = defaultdict(float)  # this run's seconds per file
+UNMEASURED = {"learner_path": math.inf, "slow": 1e9}  # seconds assumed before a measurement
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,10 +39,20 @@ def _stored_durations() -> dict[str, float]:
         return {}
 
 
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first; a file with no measurement yet (new or moved) goes before them all."""
+    """Longest files first, as measured. A file not measured yet (new or moved) counts as long
+    when it has a slow test (the learner's path longest of all), as short when it has none."""
     seconds = _stored_durations()
-    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], math.inf))
+    guess: dict[str, float] = defaultdict(float)
+    for item in items:
+        for marker, assumed in UNMEASURED.items():
+            if item.get_closest_marker(marker):
+                guess[_file(item)] = max(guess[_file(item)], assumed)
+    items.sort(key=lambda item: -seconds.get(_file(item), guess[_file(item)]))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

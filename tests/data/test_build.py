@@ -24,11 +24,6 @@ RAW_DIR_PLACEHOLDER = build_module.RAW_DIR_PLACEHOLDER
 MART = "marts.fct_user_features_for_ai"
 
 
-def _mart_rows() -> list[tuple]:
-    with connect(read_only=True) as con:
-        return con.execute(f"select * from {MART} order by user_id").fetchall()
-
-
 def test_shipped_data_gives_one_row_per_user_within_bounds(warehouse: Path) -> None:
     with connect(read_only=True) as con:
         users = con.execute("select count(*) from staging.stg_users").fetchone()[0]
@@ -62,10 +57,10 @@ def test_result_reports_layers_and_tests(isolated_env: Path) -> None:
     assert "warehouse:" in result.render()
 
 
-def test_building_the_same_date_twice_gives_identical_marts(warehouse: Path) -> None:
-    before = _mart_rows()
+def test_building_the_same_date_twice_gives_identical_marts(mart_rows, warehouse: Path) -> None:
+    before = mart_rows()
     build(AS_OF)
-    assert _mart_rows() == before
+    assert mart_rows() == before
 
 
 def test_a_backfill_ignores_later_data(warehouse: Path) -> None:
@@ -139,9 +134,11 @@ BAD_DATA = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_DATA))
-def test_bad_data_fails_the_gate_and_keeps_the_mart(warehouse: Path, raw_copy: Path, case: str) -> None:
+def test_bad_data_fails_the_gate_and_keeps_the_mart(
+    mart_rows, warehouse: Path, raw_copy: Path, case: str
+) -> None:
     corrupt, (test, model, column) = BAD_DATA[case]
-    before = _mart_rows()
+    before = mart_rows()
     corrupt(raw_copy)
     with pytest.raises(GateFailed) as caught:
         build(AS_OF)
@@ -149,11 +146,11 @@ def test_bad_data_fails_the_gate_and_keeps_the_mart(warehouse: Path, raw_copy: P
     assert (failure.model, failure.column, failure.failing_rows) == (model, column, 1)
     assert f"{test} on {model}.{column}: 1 failing row" in str(caught.value)
     assert caught.value.skipped, "downstream models must be skipped"
-    assert _mart_rows() == before
+    assert mart_rows() == before
 
 
 def test_runaway_summary_fails_the_contract_before_the_swap(
-    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mart_rows, warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A model change that makes some summaries > 500 chars is stopped by the check constraint."""
     project = tmp_path / "dbt_project"
@@ -168,28 +165,28 @@ def test_runaway_summary_fails_the_contract_before_the_swap(
         f"else '' end, {old}",
     ))
     monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
-    before = _mart_rows()
+    before = mart_rows()
     with pytest.raises(GateFailed) as caught:
         build(AS_OF)
     (failure,) = caught.value.failures
     assert failure.kind == "model" and failure.model == MART
     assert "length(user_summary_for_llm) BETWEEN 50 AND 500" in failure.message
-    assert _mart_rows() == before
+    assert mart_rows() == before
 
 
-def test_unit_tests_run_on_request_and_pass(warehouse: Path) -> None:
-    before = _mart_rows()
+def test_unit_tests_run_on_request_and_pass(mart_rows, warehouse: Path) -> None:
+    before = mart_rows()
     result = build(AS_OF, unit_tests=True)
     assert result.unit_tests == 3 and result.models == 6
     assert "3 unit tests passed" in result.render()
-    assert _mart_rows() == before
+    assert mart_rows() == before
 
 
 def test_a_logic_bug_is_caught_by_a_unit_test_before_its_model_is_built(
-    warehouse: Path, tmp_path: Path
+    mart_rows, warehouse: Path, tmp_path: Path
 ) -> None:
     """An off-by-one in the window: the data tests cannot see it, the unit test does."""
-    before = _mart_rows()
+    before = mart_rows()
     with window_off_by_one(tmp_path):
         with pytest.raises(GateFailed) as caught:
             build(AS_OF, unit_tests=True)
@@ -199,7 +196,7 @@ def test_a_logic_bug_is_caught_by_a_unit_test_before_its_model_is_built(
         assert "int_user_engagement_rolling" in caught.value.skipped
         assert "user_id u1: event_count_7d expected 2, got 3" in failure.message
         assert "Fix the model's SQL" in str(caught.value)
-        assert _mart_rows() == before
+        assert mart_rows() == before
         # No shipped event falls on the as-of instant, so no data test can see the bug: the
         # daily build passes. That is why every change to the SQL meets the unit tests.
         assert build(AS_OF).data_tests >= 20

@@ -32,15 +32,17 @@ _EXPORTS = {
     "InferenceSummary": "sandbox.decision.summary",
     "STATUSES": "sandbox.decision.summary",
     "make_client": "sandbox.decision.clients",
-    "infer": "sandbox.decision.pipeline",
-    "prepare_features": "sandbox.decision.pipeline",
+    "infer": "sandbox.decision.steps",
+    "prepare_features": "sandbox.decision.steps",
     "run_llm_inference": "sandbox.decision.pipeline",
-    "write_results": "sandbox.decision.pipeline",
+    "write_results": "sandbox.decision.steps",
+    "InferenceOptions": "sandbox.decision.pipeline",
 }
 
 __all__ = [
     "HIGH_STAKES",
     "PROMPT_VERSION",
+    "InferenceOptions",
     "RECOMMENDATION_TYPES",
     "STATUSES",
     "InferenceSummary",
@@ -54,13 +56,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from sandbox.decision.clients import make_client
-    from sandbox.decision.pipeline import infer, prepare_features, run_llm_inference, write_results
+    from sandbox.decision.pipeline import InferenceOptions, run_llm_inference
     from sandbox.decision.prompt import (
         HIGH_STAKES,
         PROMPT_VERSION,
         RECOMMENDATION_TYPES,
         Recommendation,
     )
+    from sandbox.decision.steps import infer, prepare_features, write_results
     from sandbox.decision.summary import STATUSES, InferenceSummary
 
 

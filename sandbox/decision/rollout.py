@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from sandbox.config import SandboxError, parse_date
-from sandbox.decision.pipeline import run_llm_inference, write_results
+from sandbox.decision.pipeline import run_llm_inference
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import PROMPT_VERSION
+from sandbox.decision.steps import write_results
 from sandbox.decision.summary import InferenceSummary
 from sandbox.decision.tables import STAGING, SUPERSEDED, ensure_tables
 from sandbox.warehouse import connect, step_lock, table_exists

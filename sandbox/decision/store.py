@@ -26,28 +26,11 @@ from sandbox.decision.tables import (
     DDL,
     FAILURES,
     INPUTS,
-    PUBLISHED,
     STAGING,
     TABLES,
     ensure_tables,
 )
-from sandbox.warehouse import WarehouseBusy, connect, table_exists
-
-SOURCE_MART = "marts.fct_user_features_for_ai_history"
-"""Every published date's audited mart rows, keyed by ``as_of_date`` (publishing D+1 leaves D's)."""
-
-_ANSWER_COLUMNS = (
-    "recommendation_type",
-    "recommendation_text",
-    "confidence_score",
-    "reasoning",
-    "model",
-    "prompt_version",
-    "escalated",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-)
+from sandbox.warehouse import WarehouseBusy, connect
 
 
 def utcnow() -> datetime:
@@ -80,74 +63,6 @@ class PendingWork:
     in_open_batches: int
     held_back: dict[str, str] = field(default_factory=dict)
     resend_reasons: Counter = field(default_factory=Counter)
-
-
-def prepare_features(execution_date: date) -> int:
-    """Freeze the mart's rows for ``execution_date`` into ``decision.inference_inputs``.
-
-    Delete + insert in one transaction, so running it twice leaves one copy. A staged
-    answer whose input changed since (or whose user left the mart) is dropped, so the
-    next inference run redoes exactly those rows. Returns the number of frozen rows.
-    """
-    prepared_at = utcnow()
-    with connect() as con:
-        if not table_exists(con, SOURCE_MART):
-            raise SandboxError(
-                f"{SOURCE_MART} does not exist yet: run `sandbox build --date {execution_date}` first"
-            )
-        dates = [
-            r[0]
-            for r in con.execute(
-                f"select distinct as_of_date from {SOURCE_MART} order by 1"
-            ).fetchall()
-        ]
-        if execution_date not in dates:
-            built = ", ".join(str(d) for d in dates) or "no date (it is empty)"
-            raise SandboxError(
-                f"{SOURCE_MART} holds {built}, not {execution_date}: run "
-                f"`sandbox build --date {execution_date}` first"
-            )
-        ensure_tables(con, *TABLES)
-        con.begin()
-        try:
-            con.execute(f"delete from {INPUTS} where execution_date = ?", [execution_date])
-            con.execute(
-                f"""
-                insert into {INPUTS} by name
-                select
-                    ?::date as execution_date,
-                    user_id,
-                    plan_tier,
-                    user_summary_for_llm,
-                    substr(sha256(user_summary_for_llm), 1, 16) as input_sha,
-                    as_of_date as source_as_of_date,
-                    ? as source_model,
-                    ?::timestamp as prepared_at
-                from {SOURCE_MART}
-                where as_of_date = ?
-                """,
-                [execution_date, SOURCE_MART, prepared_at, execution_date],
-            )
-            con.execute(
-                f"""
-                delete from {STAGING} s
-                where s.execution_date = ?
-                  and not exists (
-                    select 1 from {INPUTS} i
-                    where i.execution_date = s.execution_date
-                      and i.user_id = s.user_id
-                      and i.input_sha = s.input_sha)
-                """,
-                [execution_date],
-            )
-            count = con.execute(
-                f"select count(*) from {INPUTS} where execution_date = ?", [execution_date]
-            ).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    return int(count)
 
 
 def load_pending(
@@ -426,47 +341,6 @@ def open_batches(execution_date: date) -> dict[str, list[dict]]:
     for row in rows:
         batches.setdefault(row["batch_id"], []).append(row)
     return batches
-
-
-def write_results(execution_date: date) -> int:
-    """Upsert the staged answers of the date into ``marts.user_recommendations``.
-
-    The date's rows end up equal to its staged rows (insert new, update changed, delete
-    rows no longer staged), so a second call changes nothing. Returns the date's row count.
-    """
-    columns = ", ".join(_ANSWER_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*_ANSWER_COLUMNS, "recommended_at"))
-    with connect() as con:
-        ensure_tables(con, *TABLES)
-        con.begin()
-        try:
-            con.execute(
-                f"""
-                delete from {PUBLISHED} r
-                where r.execution_date = ?
-                  and not exists (select 1 from {STAGING} s
-                                  where s.execution_date = r.execution_date and s.user_id = r.user_id)
-                """,
-                [execution_date],
-            )
-            con.execute(
-                f"""
-                insert into {PUBLISHED} by name
-                select user_id, execution_date, {columns}, created_at as recommended_at
-                from {STAGING}
-                where execution_date = ?
-                on conflict (user_id, execution_date) do update set {updates}
-                """,
-                [execution_date],
-            )
-            count = con.execute(
-                f"select count(*) from {PUBLISHED} where execution_date = ?", [execution_date]
-            ).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    return int(count)
 
 
 def counts(execution_date: date) -> tuple[int, int]:

@@ -1,8 +1,7 @@
 """Run inference for the pending rows of one date: estimate, then realtime or batch.
 
-:func:`run_llm_inference` estimates the cost of the pending rows before sending anything
-(``count_tokens`` on one row for the shared prefix, ceil(characters / 4) for each summary),
-refuses a run whose expected cost exceeds ``max_cost_usd``, then runs them in realtime
+:func:`run_llm_inference` prices the pending rows first (``count_tokens`` once for the shared
+prefix), refuses a run whose expected cost passes ``max_cost_usd``, then sends them in realtime
 (worker threads) or batch mode (Message Batches API) and returns an :class:`InferenceSummary`.
 """
 

@@ -33,6 +33,23 @@ _ANSWER_COLUMNS = (
 )
 
 
+def _check_source(con, as_of: date) -> None:
+    """Refuse to freeze a date the data plane has not built, naming the command that builds it."""
+    if not table_exists(con, SOURCE_MART):
+        raise SandboxError(
+            f"{SOURCE_MART} does not exist yet: run `sandbox build --date {as_of}` first"
+        )
+    dates = [
+        r[0]
+        for r in con.execute(f"select distinct as_of_date from {SOURCE_MART} order by 1").fetchall()
+    ]
+    if as_of not in dates:
+        built = ", ".join(str(d) for d in dates) or "no date (it is empty)"
+        raise SandboxError(
+            f"{SOURCE_MART} holds {built}, not {as_of}: run `sandbox build --date {as_of}` first"
+        )
+
+
 @holds_step("sandbox infer")
 def prepare_features(execution_date: date | str) -> int:
     """Freeze ``marts.fct_user_features_for_ai`` into ``decision.inference_inputs`` for the date.
@@ -44,22 +61,7 @@ def prepare_features(execution_date: date | str) -> int:
     as_of = parse_date(execution_date)
     prepared_at = utcnow()
     with connect() as con:
-        if not table_exists(con, SOURCE_MART):
-            raise SandboxError(
-                f"{SOURCE_MART} does not exist yet: run `sandbox build --date {as_of}` first"
-            )
-        dates = [
-            r[0]
-            for r in con.execute(
-                f"select distinct as_of_date from {SOURCE_MART} order by 1"
-            ).fetchall()
-        ]
-        if as_of not in dates:
-            built = ", ".join(str(d) for d in dates) or "no date (it is empty)"
-            raise SandboxError(
-                f"{SOURCE_MART} holds {built}, not {as_of}: run "
-                f"`sandbox build --date {as_of}` first"
-            )
+        _check_source(con, as_of)
         ensure_tables(con, *TABLES)
         con.begin()
         try:

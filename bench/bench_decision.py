@@ -278,7 +278,7 @@ def result_rows(n: int) -> list[dict]:
 
 def writes(rows: int) -> list[Measurement]:
     """Rows/s of staging commits (bulk and group-commit sized) and of the mart upsert."""
-    from sandbox.decision import store
+    from sandbox.decision import steps, store
 
     data = result_rows(rows)
     found = []
@@ -287,7 +287,7 @@ def writes(rows: int) -> list[Measurement]:
         store.commit(results=data)
         bulk = rows / (time.perf_counter() - started)
         started = time.perf_counter()
-        upserted = store.write_results(DAY)
+        upserted = steps.write_results(DAY)
         upsert = upserted / (time.perf_counter() - started)
     with warehouse(1):
         group = min(rows, 20_000)

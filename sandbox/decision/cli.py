@@ -126,7 +126,7 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sandbox.decision.pipeline import infer  # the SDK import waits until it is needed
+    from sandbox.decision.steps import infer  # the SDK import waits until it is needed
 
     if args.reprocess == "prompt":
         return _reprocess(args)
@@ -146,8 +146,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _reprocess(args: argparse.Namespace) -> int:
-    from sandbox.decision.pipeline import prepare_features
     from sandbox.decision.rollout import reprocess_prompt
+    from sandbox.decision.steps import prepare_features
 
     prepare_features(args.date)
     with stop_on_signals() as (stop, _seen):

@@ -1,9 +1,7 @@
 """Build the ``anthropic.Anthropic`` client: the real API, or the same SDK over the fake.
 
-Both are the SDK's own client, so retries (``max_retries``, honouring ``retry-after``),
-timeouts and error classes behave the same way offline and online. The real client is
-built with the SDK's defaults, so ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL`` (a
-gateway or proxy) are read from the environment as usual.
+Both are the SDK's own client (retries, timeouts, error classes), with the transport's sends
+counted by :data:`SENDS` for the ledger; ``ANTHROPIC_API_KEY``/``ANTHROPIC_BASE_URL`` as usual.
 """
 
 from __future__ import annotations
@@ -36,10 +34,8 @@ def resolve_llm(llm: str | None) -> str:
 class Sends:
     """What the HTTP transport really sent and got an answer to, counted per thread.
 
-    Every client :func:`make_client` builds reports each request and each response here
-    (httpx event hooks), whatever the SDK decides about retries. A worker reads
-    :meth:`mark` before a logical call and :meth:`since` after it: the ledger's ``attempts``,
-    and how many sends got no answer (a timeout, a dropped connection).
+    Clients from :func:`make_client` report each request and response here (httpx event
+    hooks); a worker reads :meth:`mark` before a call and :meth:`since` after it.
     """
 
     def __init__(self) -> None:

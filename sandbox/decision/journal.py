@@ -1,25 +1,8 @@
 """The answer journal: every API response is on local disk before anything else happens to it.
 
-A run appends one JSON line per response (answer or error, with its usage and ledger row)
-to ``<warehouse stem>.journal/`` beside the warehouse, then hands it to the commit thread.
-DuckDB commits come from those entries and are idempotent (ledger rows by ``call_id``,
-results by ``(execution_date, user_id)``, failures by ``failure_id``), so committing an
-entry twice changes nothing. The next run (and ``sandbox infer`` first thing) commits what
-an earlier run left in the journal, then removes it. So a request is sent again only when no
-response to it was received, and ``decision.llm_calls`` holds every request the API answered.
-
-Durability: each entry is one ``os.write`` on a file opened ``O_APPEND`` (no user-space
-buffer), so once ``append`` returns, a killed process (SIGKILL, OOM) loses nothing. The
-file is ``fsync``-ed before each DuckDB commit (group fsync), so a power loss or kernel
-crash can lose at most the responses of the last commit interval (tens of milliseconds);
-they are then missing from the ledger, and their rows are sent again.
-
-Batch mode journals its ``count_tokens`` answer here too; a Message Batch's answers are the
-API's results file (kept 29 days: a failed commit downloads it again), and its creates are
-recorded as intents in ``decision.batch_jobs`` before they are sent.
-
-Files are segments of at most :data:`SEGMENT_ENTRIES` entries; a segment whose entries are
-all committed is deleted as soon as the run has moved on to the next one.
+One JSON line per response in ``<warehouse stem>.journal/`` (one ``os.write``, ``O_APPEND``:
+a killed process loses nothing; fsync before each commit). Commits are idempotent, and the
+next run commits what an earlier one left, so only requests never answered are sent again.
 """
 
 from __future__ import annotations

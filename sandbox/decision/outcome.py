@@ -1,22 +1,8 @@
 """One outcome classifier for realtime and batch: an API answer becomes a result, a failure or a retry.
 
-Whatever came back — a ``Message``, an SDK exception after its retries, or one item of a
-Message Batch's results — :func:`classify` turns it into an :class:`Outcome`:
-
-``result``
-    a valid answer (``stop_reason`` checked, JSON parsed, the pydantic model validated);
-``failure``
-    the API answered, but the answer cannot become a result row (cut off, refused, not
-    JSON, out of range, or held back by :mod:`sandbox.decision.screen`: ``unsafe_content``). It goes to the dead letter with its raw text; the next run asks
-    again (another sample may be valid). ``permanent`` failures — the API rejected the
-    request itself (``invalid_request_error`` inside a batch) — are not sent again until
-    the row's input, the prompt or the model changes;
-``retry``
-    a transient error (429, 5xx, timeout, a canceled or expired batch item): a failure row
-    that the next run retries;
-``fatal``
-    an error no retry can fix (bad key, no permission, an invalid request in realtime,
-    an unknown model): the run stops at once.
+``result`` a valid, screened answer; ``failure`` an answer that cannot be published (cut off,
+refused, not JSON, out of range, ``unsafe_content``), ``permanent`` when the API rejected the
+request itself; ``retry`` a transient error; ``fatal`` an error no retry fixes (the run stops).
 """
 
 from __future__ import annotations
@@ -75,11 +61,8 @@ class Usage:
 class Reply:
     """The fields of a Messages API response that the engine reads, taken from its JSON body.
 
-    The realtime path reads the body of ``client.messages.with_raw_response.create(...)``
-    instead of ``.parse()``-ing it into the SDK's ``Message``: building that model object
-    costs about 0.18 ms of CPU per request, a third of the SDK's whole share
-    (``make bench``), for four fields. The SDK still sends the request, retries and raises
-    its typed errors. :func:`from_message` accepts either.
+    Cheaper than ``.parse()``-ing the SDK's ``Message`` for four fields; the SDK still sends,
+    retries and raises its typed errors. :func:`from_message` accepts either.
     """
 
     content: tuple[TextBlock, ...]

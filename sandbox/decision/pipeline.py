@@ -1,10 +1,8 @@
-"""The decision plane's steps: prepare (freeze) -> run inference (pending rows) -> write results.
+"""Run inference for the pending rows of one date: estimate, then realtime or batch.
 
-:func:`run_llm_inference` estimates the cost of the pending rows before sending anything
-(``count_tokens`` on one row for the shared prefix, ceil(characters / 4) for each summary),
-refuses a run whose expected cost exceeds ``max_cost_usd``, then runs them in realtime
-(worker threads) or batch mode (Message Batches API) and returns an
-:class:`~sandbox.decision.summary.InferenceSummary`.
+:func:`run_llm_inference` prices the pending rows first (``count_tokens`` once for the shared
+prefix), refuses a run whose expected cost passes ``max_cost_usd``, then sends them in realtime
+(worker threads) or batch mode (Message Batches API) and returns an :class:`InferenceSummary`.
 """
 
 from __future__ import annotations
@@ -12,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from dataclasses import dataclass
 from datetime import date
 
 import anthropic
@@ -28,14 +27,10 @@ from sandbox.decision.pricing import (
     estimate_cost,
     load_price_book,
 )
-from sandbox.decision.prompt import (
-    EXPECTED_OUTPUT_TOKENS,
-    PROMPT_VERSION,
-    build_params,
-)
+from sandbox.decision.prompt import EXPECTED_OUTPUT_TOKENS, PROMPT_VERSION, build_params
 from sandbox.decision.realtime import run_realtime
 from sandbox.decision.records import RunContext, Tally, explain_fatal
-from sandbox.decision.store import InputRow
+from sandbox.decision.store import InputRow, PendingWork
 from sandbox.decision.summary import InferenceSummary
 from sandbox.warehouse import holds_step
 
@@ -46,16 +41,36 @@ DEFAULT_ESCALATION_SHARE = 0.3
 """Share of rows the estimate expects to escalate before any history exists."""
 
 
-@holds_step("sandbox infer")
-def prepare_features(execution_date: date | str) -> int:
-    """Freeze ``marts.fct_user_features_for_ai`` into ``decision.inference_inputs`` for the date."""
-    return store.prepare_features(parse_date(execution_date))
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How one run goes: the keyword arguments of :func:`run_llm_inference`.
 
+    ``llm`` mock|anthropic (default ``SANDBOX_LLM``), ``workers`` concurrent requests, ``mode``
+    realtime|batch, ``escalate`` high-stakes answers to the capable model, ``batch_size`` at
+    most this many rows, ``poll_s``/``wait_s`` batch polling, ``stop`` ends the run early.
+    """
 
-@holds_step("sandbox infer")
-def write_results(execution_date: date | str) -> int:
-    """Upsert the date's staged answers into ``marts.user_recommendations`` (idempotent)."""
-    return store.write_results(parse_date(execution_date))
+    llm: str | None = None
+    workers: int = 10
+    max_cost_usd: float | None = None
+    mode: str = "realtime"
+    escalate: bool = True
+    model: str | None = None
+    batch_size: int | None = None
+    progress: bool = True
+    max_retries: int | None = None
+    poll_s: float | None = None
+    wait_s: float | None = None
+    stop: threading.Event | None = None
+
+    def check(self) -> None:
+        """Refuse options that cannot run, naming the fix."""
+        if self.mode not in MODES:
+            raise SandboxError(f"--mode must be realtime or batch, got {self.mode!r}")
+        if self.workers < 1:
+            raise SandboxError(f"--workers must be 1 or more, got {self.workers}")
+        if self.batch_size is not None and self.batch_size < 0:
+            raise SandboxError(f"batch_size must be 0 or more, got {self.batch_size}")
 
 
 def _estimate(
@@ -122,66 +137,30 @@ def _recover(summary: InferenceSummary) -> None:
         )
 
 
-@holds_step("sandbox infer")
-def run_llm_inference(
-    execution_date: date | str,
-    *,
-    llm: str | None = None,
-    workers: int = 10,
-    max_cost_usd: float | None = None,
-    mode: str = "realtime",
-    escalate: bool = True,
-    model: str | None = None,
-    batch_size: int | None = None,
-    progress: bool = True,
-    max_retries: int | None = None,
-    poll_s: float | None = None,
-    wait_s: float | None = None,
-    stop: threading.Event | None = None,
-) -> InferenceSummary:
-    """Infer the pending rows of ``execution_date``; see the module docstring.
-
-    ``llm``: ``mock`` (offline fake) or ``anthropic``; default ``SANDBOX_LLM``, else mock.
-    ``workers``: concurrent requests (realtime). ``max_cost_usd``: the spend limit of this
-    run (a positive number). ``mode``: ``realtime`` or ``batch``. ``escalate``: send
-    high-stakes answers (churn_risk, upgrade_prompt) to the capable model. ``model``: the
-    primary model id (default from ``models.json``). ``batch_size``: at most this many
-    pending rows this run. ``max_retries``: SDK retries per request. ``poll_s`` /
-    ``wait_s``: how often and how long batch mode polls before leaving a batch for the
-    next run. ``stop``: when set (or on a KeyboardInterrupt in the calling thread), no new
-    request is sent, the answers of requests in flight are journaled and committed, and
-    the summary comes back with status ``interrupted``.
-    """
-    started = time.perf_counter()
-    day = parse_date(execution_date)
-    stop = stop or threading.Event()
-    if mode not in MODES:
-        raise SandboxError(f"--mode must be realtime or batch, got {mode!r}")
-    if workers < 1:
-        raise SandboxError(f"--workers must be 1 or more, got {workers}")
-    if batch_size is not None and batch_size < 0:
-        raise SandboxError(f"batch_size must be 0 or more, got {batch_size}")
-    budget = Budget(max_cost_usd)
-    name = resolve_llm(llm)
+def _context(as_of: date, opts: InferenceOptions) -> tuple[RunContext, InferenceSummary]:
+    """The run's shared context (models, ids) and its empty summary."""
+    name = resolve_llm(opts.llm)
     book = load_price_book()
-    primary = book.get(model or book.primary)
-    escalation = book.get(book.escalation) if escalate else None
+    primary = book.get(opts.model or book.primary)
+    escalation = book.get(book.escalation) if opts.escalate else None
     if escalation is not None and escalation.id == primary.id:
         escalation = None
-    client = make_client(name, max_retries=max_retries)
-    ctx = RunContext(day, RunContext.new_run_id(), name, mode, book, primary, escalation)
+    ctx = RunContext(as_of, RunContext.new_run_id(), name, opts.mode, book, primary, escalation)
     summary = InferenceSummary(
-        execution_date=day,
+        execution_date=as_of,
         llm=name,
-        mode=mode,
+        mode=opts.mode,
         model=primary.id,
         escalation_model=escalation.id if escalation else None,
         prompt_version=PROMPT_VERSION,
         run_id=ctx.run_id,
-        max_cost_usd=max_cost_usd,
+        max_cost_usd=opts.max_cost_usd,
     )
-    _recover(summary)
-    work = store.load_pending(day, batch_size, prompt_version=PROMPT_VERSION, model=primary.id)
+    return ctx, summary
+
+
+def _note_work(summary: InferenceSummary, work: PendingWork) -> None:
+    """Count the date's inputs and say which rows are held back."""
     summary.inputs, summary.skipped = work.inputs, work.staged
     if work.held_back:
         summary.held_back = len(work.held_back)
@@ -191,120 +170,133 @@ def run_llm_inference(
             f"(e.g. {user}: {message}); they are sent again once their input, the prompt or "
             "the model changes"
         )
-    tally = Tally()
+
+
+def _send(
+    ctx: RunContext, client: anthropic.Anthropic, work: PendingWork, summary: InferenceSummary,
+    budget: Budget, opts: InferenceOptions, batch_run: BatchRun | None,
+) -> tuple[Tally, str | None]:  # fmt: skip
+    """Estimate, check the budget, then send the pending rows; the tally and any interruption."""
     journal = Journal()
-    interrupted: str | None = None
-    batch_run: BatchRun | None = None
     try:
-        if mode == "batch":
-            deadline = time.monotonic() + (BATCH_WAIT_S[name] if wait_s is None else wait_s)
-            batch_run = BatchRun(
-                ctx,
-                client,
-                budget,
-                BATCH_POLL_S[name] if poll_s is None else poll_s,
-                deadline,
-                progress,
-                stop=stop,
-            )
-            batch_run.resume()
-        elif work.in_open_batches:
-            summary.notes.append(
-                f"{work.in_open_batches} rows wait in an open Message Batch: collect them with --mode batch"
-            )
-        if work.rows and not stop.is_set():
-            ctx, estimate, note = _estimate(ctx, client, work.rows, journal)
-            summary.estimated_cost_usd = estimate.expected_usd
-            summary.notes.extend(filter(None, [note, estimate.render()]))
-            budget.check_estimate(estimate)
-            summary.resent = sum(work.resend_reasons.values())
-            if summary.resent:
-                why = "; ".join(
-                    f"{n} because {reason}" for reason, n in work.resend_reasons.items()
-                )
-                summary.notes.append(
-                    f"re-sent {summary.resent:,} requests for rows sent before: {why}"
-                )
-            if batch_run is not None:
-                batch_run.ctx = ctx
-                batch_run.submit(work.rows)
-            else:
-                run = run_realtime(
-                    ctx,
-                    client,
-                    work.rows,
-                    workers=workers,
-                    budget=budget,
-                    progress=progress,
-                    journal=journal,
-                    stop=stop,
-                )
-                tally, interrupted = run.tally, run.interrupted
+        ctx, estimate, note = _estimate(ctx, client, work.rows, journal)
+        summary.estimated_cost_usd = estimate.expected_usd
+        summary.notes.extend(filter(None, [note, estimate.render()]))
+        budget.check_estimate(estimate)
+        summary.resent = sum(work.resend_reasons.values())
+        if summary.resent:
+            why = "; ".join(f"{n} because {reason}" for reason, n in work.resend_reasons.items())
+            summary.notes.append(f"re-sent {summary.resent:,} requests for rows sent before: {why}")
+        if batch_run is not None:
+            batch_run.ctx = ctx
+            batch_run.submit(work.rows)
+            return Tally(), None
+        run = run_realtime(
+            ctx, client, work.rows, workers=opts.workers, budget=budget,
+            progress=opts.progress, journal=journal, stop=opts.stop,
+        )  # fmt: skip
+        return run.tally, run.interrupted
     finally:
         journal.close(all_committed=True)  # a no-op after realtime closed it (maybe keeping it)
-    if batch_run is not None:
-        tally = batch_run.tally
-        interrupted = batch_run.interrupted
-        summary.batch_ids = list(dict.fromkeys(batch_run.batch_ids))
-        summary.notes.extend(batch_run.notes)
-        processing = [b for b in batch_run.waiting if not b.startswith("intent-")]
-        if processing:
-            summary.notes.append(
-                f"Message Batch {', '.join(processing)} is still processing; its id is stored "
-                f"in decision.batch_jobs: run `sandbox infer --date {day} --mode batch` again to collect it"
-            )
-    if stop.is_set() and interrupted is None:
-        interrupted = "stop"
-    inputs, staged, summary.failures_open = store.totals(day)
+
+
+def _batch_notes(summary: InferenceSummary, batch_run: BatchRun) -> None:
+    """What the batch part adds to the summary: its batch ids, notes and what still waits."""
+    summary.batch_ids = list(dict.fromkeys(batch_run.batch_ids))
+    summary.notes.extend(batch_run.notes)
+    processing = [b for b in batch_run.waiting if not b.startswith("intent-")]
+    if processing:
+        summary.notes.append(
+            f"Message Batch {', '.join(processing)} is still processing; its id is stored in "
+            f"decision.batch_jobs: run `sandbox infer --date {summary.execution_date} --mode "
+            "batch` again to collect it"
+        )
+
+
+def _status(
+    summary: InferenceSummary, tally: Tally, interrupted: str | None, waiting: bool,
+    budget: Budget, opts: InferenceOptions,
+) -> None:  # fmt: skip
+    """Fill the totals and the status (ok, partial, budget, waiting, pending, interrupted)."""
+    inputs, staged, summary.failures_open = store.totals(summary.execution_date)
     summary.done, summary.failed, summary.requests = tally.done, tally.failed, tally.requests
     summary.escalated = tally.escalated
     summary.input_tokens, summary.output_tokens = tally.input_tokens, tally.output_tokens
     summary.cost_usd = round(tally.cost_usd, 8)
     summary.failures_by_class = dict(tally.failures_by_class)
     summary.pending_left = max(0, inputs - staged - tally.failed - summary.held_back)
+    left = summary.pending_left
     if interrupted is not None:
         summary.status, summary.interrupted_by = "interrupted", interrupted
         summary.notes.append(
             f"interrupted ({interrupted}): sent no new request, kept the {tally.done:,} rows "
-            f"answered; {summary.pending_left:,} rows left pending for the next run"
+            f"answered; {left:,} rows left pending for the next run"
         )
-    elif batch_run is not None and batch_run.waiting:
+    elif waiting:
         summary.status = "waiting"
-    elif budget.refused and (
-        summary.pending_left or "escalation_over_budget" in summary.failures_by_class
-    ):
+    elif budget.refused and (left or "escalation_over_budget" in summary.failures_by_class):
         summary.status = "budget"
         summary.notes.append(
             f"stopped submitting at ${budget.spent_usd:.4f} spent: the next row's worst case would "
-            f"pass --max-cost-usd {max_cost_usd:g}"
+            f"pass --max-cost-usd {opts.max_cost_usd:g}"
         )
     elif summary.failed or summary.held_back:
         summary.status = "partial"
-    elif summary.pending_left:
+    elif left:
         summary.status = "pending"
-        why = f"--limit {batch_size}" if batch_size is not None else "rows were not attempted"
-        summary.notes.append(
-            f"{summary.pending_left:,} rows left pending ({why}): run the same command again "
-            "for the rest"
+        why = (
+            f"--limit {opts.batch_size}"
+            if opts.batch_size is not None
+            else "rows were not attempted"
         )
-    summary.wall_s = round(time.perf_counter() - started, 3)
-    return summary
+        summary.notes.append(
+            f"{left:,} rows left pending ({why}): run the same command again for the rest"
+        )
 
 
 @holds_step("sandbox infer")
-def infer(execution_date: date | str, **kwargs) -> InferenceSummary:
-    """Journal recovery -> prepare_features -> run_llm_inference -> write_results for one date."""
-    day = parse_date(execution_date)
-    recovered = store.ingest_journal()  # first thing: answers an earlier run left
-    prepare_features(day)
-    summary = run_llm_inference(day, **kwargs)
-    if recovered.entries:
-        summary.recovered += recovered.calls
-        summary.notes.insert(
-            0,
-            f"committed {recovered.entries:,} journal entries an earlier run left "
-            f"({recovered.calls:,} ledger rows): those requests are not sent again",
+def run_llm_inference(
+    execution_date: date | str, options: InferenceOptions | None = None, **kwargs
+) -> InferenceSummary:
+    """Infer the pending rows of the date (see the module docstring and :class:`InferenceOptions`).
+
+    Options come as an :class:`InferenceOptions`, as keywords (``mode="batch"``), or both.
+    When ``stop`` is set (or on a KeyboardInterrupt), no new request is sent, the answers in
+    flight are kept, and the summary's status is ``interrupted``.
+    """
+    started = time.perf_counter()
+    opts = dataclasses.replace(options or InferenceOptions(), **kwargs)
+    opts.check()
+    opts = dataclasses.replace(opts, stop=opts.stop or threading.Event())
+    as_of = parse_date(execution_date)
+    budget = Budget(opts.max_cost_usd)
+    ctx, summary = _context(as_of, opts)
+    client = make_client(ctx.llm, max_retries=opts.max_retries)
+    _recover(summary)
+    work = store.load_pending(
+        as_of, opts.batch_size, prompt_version=PROMPT_VERSION, model=ctx.primary.id
+    )
+    _note_work(summary, work)
+    batch_run = None
+    if opts.mode == "batch":
+        wait_s = BATCH_WAIT_S[ctx.llm] if opts.wait_s is None else opts.wait_s
+        poll_s = BATCH_POLL_S[ctx.llm] if opts.poll_s is None else opts.poll_s
+        batch_run = BatchRun(
+            ctx, client, budget, poll_s, time.monotonic() + wait_s, opts.progress, stop=opts.stop
         )
-    published = write_results(day)
-    summary.notes.append(f"marts.user_recommendations holds {published:,} rows for {day}")
+        batch_run.resume()
+    elif work.in_open_batches:
+        summary.notes.append(
+            f"{work.in_open_batches} rows wait in an open Message Batch: collect them with --mode batch"
+        )
+    tally, interrupted = Tally(), None
+    if work.rows and not opts.stop.is_set():
+        tally, interrupted = _send(ctx, client, work, summary, budget, opts, batch_run)
+    if batch_run is not None:
+        tally, interrupted = batch_run.tally, batch_run.interrupted
+        _batch_notes(summary, batch_run)
+    if opts.stop.is_set() and interrupted is None:
+        interrupted = "stop"
+    _status(summary, tally, interrupted, bool(batch_run and batch_run.waiting), budget, opts)
+    summary.wall_s = round(time.perf_counter() - started, 3)
     return summary

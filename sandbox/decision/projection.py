@@ -1,19 +1,8 @@
 """Project the cost and the time of inference at scale from the ledger of a sample run.
 
-A sample run (a few hundred or thousand rows, against the fake or the real API) leaves one
-``decision.llm_calls`` row per request with its tokens. Because the data plane builds every
-prompt from the same template, tokens per row hardly vary, so the sample predicts a million
-rows well. Everything here is a pure function of three inputs:
-
-- the ledger (a pandas DataFrame of ``decision.llm_calls`` rows), condensed by
-  :func:`profile_ledger` into tokens per request and the share of rows escalated;
-- the price book (``models.json``, :func:`~sandbox.decision.pricing.load_price_book`);
-- the rate limits of an API tier (:class:`Tier`; :data:`TIERS` holds illustrative ones).
-
-:func:`project` prices one *plan* (which models answer) in one *mode* (realtime or the
-Message Batches API) for ``users`` rows and says how long it takes and which limit binds.
-No prompt-cache discount is ever assumed: :func:`cache_report` says why (the shared prefix is
-shorter than the minimum each model caches).
+:func:`profile_ledger` condenses a sample's ``decision.llm_calls`` into tokens per request;
+:func:`project` prices a plan in realtime or batch mode for ``users`` rows under a tier's
+limits. No prompt-cache discount is assumed (:func:`cache_report` says why).
 """
 
 from __future__ import annotations
@@ -93,11 +82,9 @@ your organisation's in the Claude Console and pass your own :class:`Tier`."""
 class LedgerProfile:
     """What one row costs in requests and tokens, measured from a sample run's ledger.
 
-    Token figures are means over answered requests (status ``ok`` or ``invalid``: both
-    are billed). ``escalation_share`` is escalation requests per row; ``retry_share``
-    the extra attempts per request (429/529/5xx retried by the SDK: not billed, but they
-    use rate limit); ``latency_s`` the median latency of answered requests when the
-    ledger recorded one (None for batch runs).
+    Token figures are means over billed answers (``ok``, ``invalid``, ``unsafe``);
+    ``escalation_share`` escalations per row; ``retry_share`` extra attempts per request
+    (not billed, but they use rate limit); ``latency_s`` the median latency, if recorded.
     """
 
     rows: int
@@ -164,10 +151,8 @@ def profile_ledger(calls: pd.DataFrame) -> LedgerProfile:
 class Projection:
     """The projected cost and time of one plan and mode for ``users`` rows.
 
-    ``hours`` is the expected wall time: in realtime the slowest of the rate limits and
-    the concurrency (``workers`` requests in flight, ``latency_s`` each); in batch mode
-    ``waves`` rounds of Message Batches of about an hour each (``max_hours`` if every
-    round took the full 24 hours). ``bound`` names what sets ``hours``.
+    ``hours``: realtime, the slowest of the rate limits and the concurrency; batch, ``waves``
+    rounds of about an hour (``max_hours`` at 24 h each). ``bound`` names what sets it.
     """
 
     users: int
@@ -219,6 +204,24 @@ def _plan_models(
     raise SandboxError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
 
 
+def _limit_minutes(
+    requests: dict, tokens_in: dict, tokens_out: dict, attempts: float, book: PriceBook, tier: Tier
+) -> dict[str, float]:
+    """Minutes each of the tier's limits needs for the work (per model class)."""
+    limits_minutes: dict[str, float] = {}
+    for model, n in requests.items():
+        limits = tier.for_model(model)
+        name = book.get(model).label
+        limits_minutes[f"{name} requests/min"] = n * attempts / limits.requests_per_minute
+        limits_minutes[f"{name} input tokens/min"] = (
+            tokens_in[model] / limits.input_tokens_per_minute
+        )
+        limits_minutes[f"{name} output tokens/min"] = (
+            tokens_out[model] / limits.output_tokens_per_minute
+        )
+    return limits_minutes
+
+
 def project(
     profile: LedgerProfile,
     users: int,
@@ -232,13 +235,9 @@ def project(
 ) -> Projection:
     """Cost and time of ``plan`` in ``mode`` for ``users`` rows (see :class:`Projection`).
 
-    ``latency_s`` is the API's time per request (the fake's is whatever you set; the
-    real one is about a second or two for a short structured answer): with ``workers``
-    requests in flight, realtime throughput is at most ``workers / latency_s`` requests
-    per second, and at most what the tier's limits allow (each model class has its own).
-    SDK retries count against the request limit but are not billed. The API reserves
-    ``max_tokens`` of output when a request starts and settles it when it ends, so a tight
-    ``max_tokens`` (300 here) keeps output-token limits from binding early.
+    Realtime throughput is at most ``workers / latency_s`` requests per second and at most
+    what the tier's limits allow (per model class); SDK retries count against the request
+    limit but are not billed.
     """
     if mode not in MODES:
         raise SandboxError(f"unknown mode {mode!r}: use realtime or batch")
@@ -268,17 +267,7 @@ def project(
             waves * BATCH_TYPICAL_HOURS, waves * BATCH_MAX_HOURS, bound, waves,
         )  # fmt: skip
     attempts = 1.0 + profile.retry_share
-    limits_minutes: dict[str, float] = {}
-    for model, n in requests.items():
-        limits = tier.for_model(model)
-        name = book.get(model).label
-        limits_minutes[f"{name} requests/min"] = n * attempts / limits.requests_per_minute
-        limits_minutes[f"{name} input tokens/min"] = (
-            tokens_in[model] / limits.input_tokens_per_minute
-        )
-        limits_minutes[f"{name} output tokens/min"] = (
-            tokens_out[model] / limits.output_tokens_per_minute
-        )
+    limits_minutes = _limit_minutes(requests, tokens_in, tokens_out, attempts, book, tier)
     bound, slowest = max(limits_minutes.items(), key=lambda kv: kv[1])
     concurrency = total_requests * attempts * latency_s / workers / 60
     if concurrency > slowest * 1.001:  # too few workers to reach the limits

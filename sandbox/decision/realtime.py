@@ -1,25 +1,12 @@
 """Realtime inference: worker threads send Messages API calls, journal them, commit in groups.
 
-``workers`` threads each take a pending row, send it and take the next, so at most
-``workers`` rows are in flight. Before a row is handed out the budget reserves its worst
-case (its primary request, plus the escalation request). Every response, answer or error,
-is appended to the journal (:mod:`sandbox.decision.journal`) by the worker that received
-it, before anything else happens to it; a writer thread then commits the entries to DuckDB
-in groups (at most one commit a second, each taking every entry that arrived since the
-previous one). While another process holds the warehouse, the writer waits and retries; after
-the first failed wait (30 s) the run stops submitting until a commit goes through again,
-and after ``store.COMMIT_GIVE_UP_S`` it gives up, leaving the entries in the journal for
-the next run.
-
-The run stops submitting, keeps and commits what the requests in flight bring back, and
-returns, when: ``stop`` is set (the CLI sets it on SIGTERM/SIGINT), a KeyboardInterrupt
-reaches the calling thread, a run-stopping API error arrives (raised afterwards as a
-:class:`SandboxError`), the budget is spent, or the journal cannot be written.
+At most ``workers`` rows are in flight, each with its worst case reserved in the budget first.
+The run stops sending (and keeps what the requests in flight bring back) on ``stop``, a
+KeyboardInterrupt, a run-stopping API error, a spent budget, or a journal that cannot be written.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,26 +15,14 @@ import anthropic
 from tqdm.auto import tqdm
 
 from sandbox.config import SandboxError
-from sandbox.decision import store
 from sandbox.decision.clients import SENDS
-from sandbox.decision.journal import Journal, JournalError
+from sandbox.decision.journal import Journal
 from sandbox.decision.outcome import Outcome, Reply, Usage, from_exception, from_message
 from sandbox.decision.pricing import Budget, ModelPrice
 from sandbox.decision.prompt import HIGH_STAKES, build_params
 from sandbox.decision.records import RunContext, Tally, error_class, explain_fatal
 from sandbox.decision.store import InputRow
-from sandbox.warehouse import WarehouseBusy
-
-MAX_ROWS_PER_COMMIT = 1000
-COMMIT_INTERVAL_S = 1.0
-"""A group commit waits for more entries until this long after the previous commit began.
-
-Each commit attaches the warehouse, inserts, checkpoints and detaches it (so that readers in
-other processes get their turn between commits): about 20 ms for 500 rows, much of it fixed.
-Every entry is in the journal before it is queued, so waiting costs no safety (a power loss
-can lose one interval of answers, which are then asked again): it only makes fewer, larger
-commits when answers arrive fast.
-"""
+from sandbox.decision.writer import Recorder, Writer
 
 
 @dataclass
@@ -64,30 +39,6 @@ class RowOutcome:
     def cost_usd(self) -> float:
         """What this row's requests cost."""
         return sum(c["cost_usd"] for c in self.calls)
-
-
-class Recorder:
-    """Journal an entry, then queue it for the writer (what every worker does with a response)."""
-
-    def __init__(self, journal: Journal | None, writer: _Writer):
-        self.journal = journal
-        self.writer = writer
-        self.journal_error: JournalError | None = None
-
-    def record(self, *, calls=(), results=(), failures=(), held=()) -> None:
-        entry = {
-            "calls": list(calls),
-            "results": list(results),
-            "failures": list(failures),
-            "held": list(held),
-        }
-        segment = None
-        if self.journal is not None and self.journal_error is None:
-            try:
-                segment = self.journal.append(entry)
-            except JournalError as exc:
-                self.journal_error = exc
-        self.writer.put(entry, segment)
 
 
 def _ask(
@@ -187,15 +138,11 @@ def infer_row(
 
         def staged(answer, model, status) -> dict:
             return ctx.result(
-                row,
-                answer,
-                model,
-                escalated=status == "escalated",
+                row, answer, model, escalated=status == "escalated",
                 input_tokens=sum(c["input_tokens"] for c in result.calls),
                 output_tokens=sum(c["output_tokens"] for c in result.calls),
-                cost_usd=result.cost_usd,
-                escalation_status=status,
-            )
+                cost_usd=result.cost_usd, escalation_status=status,
+            )  # fmt: skip
 
         if not escalate:
             result.result = staged(first.answer, ctx.primary, None)
@@ -225,102 +172,6 @@ def infer_row(
     return result
 
 
-class _Writer:
-    """Group commit: a thread that commits whatever entries arrived while it was busy.
-
-    Each commit takes every entry that arrived since the previous one (at most
-    ``MAX_ROWS_PER_COMMIT``), waiting until ``COMMIT_INTERVAL_S`` after the previous commit
-    began unless the batch is already full or the run is closing. While the warehouse is
-    busy it retries the same entries (plus new ones) until ``store.COMMIT_GIVE_UP_S``;
-    ``stalled`` is true meanwhile.
-    """
-
-    def __init__(self, tally: Tally, journal: Journal | None):
-        self.tally = tally
-        self.journal = journal
-        # SimpleQueue: put and get in C, without Queue's Python-level conditions (every answer
-        # passes through here once)
-        self.queue: queue.SimpleQueue[tuple[dict, int | None] | None] = queue.SimpleQueue()
-        self.error: BaseException | None = None
-        self.stalled = False
-        self.uncommitted = 0
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sandbox-infer-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, entry: dict, segment: int | None) -> None:
-        self.queue.put((entry, segment))
-
-    def close(self) -> None:
-        """Commit everything queued (waiting while the warehouse is busy), stop the thread."""
-        self.queue.put(None)
-        self._closing.set()
-        self._thread.join()
-
-    def _take(self, batch: list, block: bool) -> bool:
-        """Move queued entries into ``batch``; False once the closing marker was taken."""
-        try:
-            item = self.queue.get() if block else self.queue.get_nowait()
-        except queue.Empty:
-            return True
-        while True:
-            if item is None:
-                return False
-            batch.append(item)
-            if len(batch) >= MAX_ROWS_PER_COMMIT:
-                return True
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                return True
-
-    def _run(self) -> None:
-        open_ = True
-        batch: list[tuple[dict, int | None]] = []
-        busy_since: float | None = None
-        last_commit = -COMMIT_INTERVAL_S
-        while open_ or batch:
-            if open_:
-                open_ = self._take(batch, block=not batch)
-            wait_s = last_commit + COMMIT_INTERVAL_S - time.monotonic()
-            if open_ and batch and len(batch) < MAX_ROWS_PER_COMMIT and wait_s > 0:
-                # sleep, then take what arrived: an entry does not wake the writer (that
-                # would cost every answer a thread switch); close() does
-                self._closing.wait(wait_s)
-                open_ = self._take(batch, block=False)
-            if not batch:
-                continue
-            if self.error is not None:
-                self.uncommitted += len(batch)
-                batch = []
-                continue
-            rows = {"results": [], "failures": [], "calls": []}
-            for entry, _ in batch:
-                for key in rows:
-                    rows[key].extend(entry[key])
-            if self.journal is not None:
-                self.journal.sync()
-            last_commit = time.monotonic()
-            try:
-                store.commit(**rows)
-            except WarehouseBusy as exc:
-                now = time.monotonic()
-                busy_since = busy_since or now
-                self.stalled = True
-                if now - busy_since >= store.COMMIT_GIVE_UP_S:
-                    self.error = exc
-                time.sleep(0.2)
-                continue
-            except BaseException as exc:  # keep draining so no worker ever blocks
-                self.error = exc
-                continue
-            busy_since, self.stalled = None, False
-            self.tally.count(**rows)
-            if self.journal is not None:
-                self.journal.committed([seg for _, seg in batch if seg is not None])
-            batch = []
-
-
 @dataclass
 class RealtimeRun:
     """What :func:`run_realtime` did: totals, why it stopped early, what it left."""
@@ -333,11 +184,8 @@ class RealtimeRun:
 class _Feed:
     """Hands pending rows to the workers, reserving each row's worst case in the budget first.
 
-    Workers pull rows from here and report each finished row back; nothing passes through
-    the calling thread, so a row costs the same whatever the number of workers. A row whose
-    worst case does not fit the budget while others are in flight is held and tried again
-    when one of them settles (it may settle lower); with nothing in flight the budget is
-    spent, and the run halts.
+    A row that does not fit while others are in flight waits until one settles (lower,
+    maybe); with nothing in flight the budget is spent and the run halts.
     """
 
     def __init__(
@@ -345,7 +193,7 @@ class _Feed:
         rows: list[InputRow],
         ctx: RunContext,
         budget: Budget,
-        writer: _Writer,
+        writer: Writer,
         recorder: Recorder,
         stop: threading.Event,
     ):
@@ -438,51 +286,15 @@ def run_realtime(
     """Infer ``rows``; returns the totals of what was committed (see the module docstring)."""
     run = RealtimeRun(Tally())
     stop = stop or threading.Event()
-    bar = tqdm(
-        total=len(rows), desc=f"infer {ctx.execution_date}", unit="row", disable=not progress
-    )
-    writer = _Writer(run.tally, journal)
+    writer = Writer(run.tally, journal)
     recorder = Recorder(journal, writer)
     feed = _Feed(rows, ctx, budget, writer, recorder, stop)
-    workers_done = threading.Event()
-    running = [min(workers, len(rows))]
-    running_lock = threading.Lock()
-
-    def worker() -> None:
-        try:
-            _work(feed, client, ctx, recorder)
-        finally:
-            with running_lock:
-                running[0] -= 1
-                if not running[0]:
-                    workers_done.set()
-
-    threads = [
-        threading.Thread(target=worker, name=f"sandbox-infer_{i}", daemon=True)
-        for i in range(running[0])
-    ]
-    if not threads:
-        workers_done.set()
-    shown = 0
+    threads, workers_done = _workers(feed, client, ctx, recorder, min(workers, len(rows)))
+    bar = tqdm(total=len(rows), desc=f"infer {ctx.as_of}", unit="row", disable=not progress)
     try:
         for thread in threads:
             thread.start()
-        while True:
-            try:
-                finished = _wait(workers_done, 0.5)
-            except KeyboardInterrupt:
-                # stop handing out rows; the rows in flight finish below and are kept (a
-                # second ^C while they finish raises out: the journal holds their answers)
-                run.interrupted = run.interrupted or "KeyboardInterrupt"
-                break
-            if stop.is_set() and not run.interrupted:
-                run.interrupted = "stop"
-                feed.halt()
-            bar.update(feed.finished - shown)
-            shown = feed.finished
-            bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
-            if finished:
-                break
+        _watch(run, feed, workers_done, stop, bar, budget)
     finally:
         feed.halt()
         for thread in threads:
@@ -493,7 +305,61 @@ def run_realtime(
         run.left_in_journal = writer.uncommitted
         if journal is not None:
             journal.close(all_committed=writer.error is None)
-    fatal = feed.fatal
+    _raise_if_stopped(run, writer, recorder, feed, journal)
+    return run
+
+
+def _workers(
+    feed: _Feed, client: anthropic.Anthropic, ctx: RunContext, recorder: Recorder, count: int
+) -> tuple[list[threading.Thread], threading.Event]:
+    """``count`` worker threads (not started) and the event the last one sets when it ends."""
+    done = threading.Event()
+    running = [count]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            _work(feed, client, ctx, recorder)
+        finally:
+            with lock:
+                running[0] -= 1
+                if not running[0]:
+                    done.set()
+
+    if not count:
+        done.set()
+    names = (f"sandbox-infer_{i}" for i in range(count))
+    return [threading.Thread(target=worker, name=n, daemon=True) for n in names], done
+
+
+def _watch(
+    run: RealtimeRun, feed: _Feed, workers_done: threading.Event, stop: threading.Event,
+    bar: tqdm, budget: Budget,
+) -> None:  # fmt: skip
+    """The calling thread: show progress until the workers end, a stop or a ^C."""
+    shown = 0
+    while True:
+        try:
+            finished = _wait(workers_done, 0.5)
+        except KeyboardInterrupt:
+            # stop handing out rows; the rows in flight finish and are kept (a second ^C
+            # while they finish raises out: the journal holds their answers)
+            run.interrupted = run.interrupted or "KeyboardInterrupt"
+            return
+        if stop.is_set() and not run.interrupted:
+            run.interrupted = "stop"
+            feed.halt()
+        bar.update(feed.finished - shown)
+        shown = feed.finished
+        bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
+        if finished:
+            return
+
+
+def _raise_if_stopped(
+    run: RealtimeRun, writer: Writer, recorder: Recorder, feed: _Feed, journal: Journal | None
+) -> None:
+    """Raise the :class:`SandboxError` that says why the run stopped early, if it did."""
     if writer.error is not None:
         where = journal.folder if journal is not None else "memory"
         raise SandboxError(
@@ -507,9 +373,8 @@ def run_realtime(
             f"stopped after {run.tally.done} rows: {recorder.journal_error}. Every answer "
             "received was still committed to the warehouse, so nothing is sent twice"
         ) from recorder.journal_error
-    if fatal is not None:
-        exc, model = fatal
+    if feed.fatal is not None:
+        exc, model = feed.fatal
         raise SandboxError(
             f"stopped after {run.tally.done} rows: {explain_fatal(exc, model)}"
         ) from exc
-    return run

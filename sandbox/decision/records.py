@@ -26,7 +26,7 @@ MAX_RAW_TEXT = 4000
 class RunContext:
     """What every request and row of one run shares."""
 
-    execution_date: date
+    as_of: date
     run_id: str
     llm: str
     mode: str
@@ -84,7 +84,7 @@ class RunContext:
         """
         return {
             "call_id": new_id(),
-            "execution_date": self.execution_date,
+            "execution_date": self.as_of,
             "user_id": user_id,
             "run_id": self.run_id,
             "model": model.id,
@@ -123,7 +123,7 @@ class RunContext:
         """
         return {
             "failure_id": new_id(),
-            "execution_date": self.execution_date,
+            "execution_date": self.as_of,
             "user_id": user_id,
             "model": model.id,
             "prompt_version": PROMPT_VERSION,
@@ -158,7 +158,7 @@ class RunContext:
         before the escalation) or ``over_budget``.
         """
         return {
-            "execution_date": self.execution_date,
+            "execution_date": self.as_of,
             "user_id": row.user_id,
             **answer.model_dump(),
             "model": model.id,

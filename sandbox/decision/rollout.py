@@ -1,21 +1,8 @@
 """Rolling out a new prompt or model deliberately: re-ask a date's rows answered under an older one.
 
-Inference is pay-once: a row already in ``decision.recommendations_staging`` is never sent
-again. :func:`reprocess_prompt` is the explicit exception, for a date whose rows were
-answered under another ``prompt_version`` or by a model the current configuration no longer
-uses:
-
-1. those rows move from staging to ``decision.recommendations_superseded`` (kept, with
-   the time they were superseded), so they become pending again;
-2. :func:`run_llm_inference` re-asks them like any pending row: the cost is estimated
-   first and ``max_cost_usd`` is honoured (a run refused by the budget sends nothing);
-3. a superseded row whose user got no new answer (a failure, the budget, an error) goes
-   back to staging, so nobody loses a published recommendation;
-4. :func:`write_results` publishes the date.
-
-The whole sequence holds the warehouse's step lock, and steps 1 and 3 are idempotent, so
-a crash in between is repaired by running it again. Realtime mode only: a batch that is
-still processing when the run returns would race with step 3.
+:func:`reprocess_prompt` moves those rows to ``decision.recommendations_superseded``, re-asks
+them within the budget, puts back any row that got no new answer, then publishes; all under
+the step lock, idempotent, realtime mode only (a running batch would race the put-back).
 """
 
 from __future__ import annotations
@@ -24,9 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from sandbox.config import SandboxError, parse_date
-from sandbox.decision.pipeline import run_llm_inference, write_results
+from sandbox.decision.pipeline import run_llm_inference
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import PROMPT_VERSION
+from sandbox.decision.steps import write_results
 from sandbox.decision.summary import InferenceSummary
 from sandbox.decision.tables import STAGING, SUPERSEDED, ensure_tables
 from sandbox.warehouse import connect, step_lock, table_exists

@@ -1,18 +1,8 @@
-"""Screen an answer before it can be published: text a reader's screen would act on is held back.
+"""Screen an answer before it is published: text a reader's screen would act on is held back.
 
-The rule: an answer whose ``recommendation_text`` or ``reasoning`` holds any of
-
-* markup: an HTML tag (``<script>``, ``<b ...>``), an event handler (``onmouseover=``) or a
-  ``javascript:`` link;
-* instruction-like text: "ignore / disregard / forget ... previous instructions", "system
-  prompt", "you are now";
-* a URL: ``http://``, ``https://``, ``www.`` or a bare domain (``example.com``);
-* a promise of money: a refund, reimbursement, credit or compensation;
-
-goes to ``decision.inference_failures`` with ``error_class = 'unsafe_content'`` (and its
-raw text, for review) instead of ``decision.recommendations_staging``. A recommendation
-says what the product team does next for a user; none of these belongs in one, and a
-dashboard or an e-mail that renders the text would act on them.
+The rule (:data:`RULES`, on the lower-cased ``recommendation_text`` and ``reasoning``): markup
+(tags, ``on...=`` handlers, ``javascript:``), instruction-like text ("ignore previous
+instructions"), URLs or bare domains, refund or credit promises -> ``unsafe_content``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""The decision plane's tables: freeze inputs, find pending rows, commit results, publish.
+"""Reads and writes of the decision tables: pending rows, commits, the journal, open batches.
 
-Each function opens the warehouse for one step and closes it (DuckDB allows one writing
-process per file). Writes go in as one Arrow table per table and per commit
-(``INSERT ... BY NAME SELECT * FROM arrow``), never row by row, and every commit is one
-transaction: results, failures, ledger rows and batch bookkeeping land together or not at
-all, so a killed run loses at most what had not been committed yet.
+Each function opens the warehouse briefly. A commit is one transaction of Arrow inserts
+(never row by row): results, failures, ledger rows and batch bookkeeping land together or not.
 """
 
 from __future__ import annotations
@@ -26,28 +23,11 @@ from sandbox.decision.tables import (
     DDL,
     FAILURES,
     INPUTS,
-    PUBLISHED,
     STAGING,
     TABLES,
     ensure_tables,
 )
-from sandbox.warehouse import WarehouseBusy, connect, table_exists
-
-SOURCE_MART = "marts.fct_user_features_for_ai_history"
-"""Every published date's audited mart rows, keyed by ``as_of_date`` (publishing D+1 leaves D's)."""
-
-_ANSWER_COLUMNS = (
-    "recommendation_type",
-    "recommendation_text",
-    "confidence_score",
-    "reasoning",
-    "model",
-    "prompt_version",
-    "escalated",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-)
+from sandbox.warehouse import WarehouseBusy, connect
 
 
 def utcnow() -> datetime:
@@ -68,10 +48,8 @@ class InputRow:
 class PendingWork:
     """The rows of a date still to do, and how many inputs and staged rows it has.
 
-    ``held_back``: rows whose request the API rejected as invalid (a permanent failure for
-    the same input, prompt and model), with one API message each, not sent again.
-    ``resend_reasons``: why rows about to be sent were already sent before (the last
-    ledger status of their primary request), e.g. ``{"transient error (OverloadedError)": 3}``.
+    ``held_back``: users whose request the API rejected as invalid (not sent again), with
+    its message; ``resend_reasons``: why rows about to be sent were sent before, with counts.
     """
 
     rows: list[InputRow]
@@ -82,76 +60,8 @@ class PendingWork:
     resend_reasons: Counter = field(default_factory=Counter)
 
 
-def prepare_features(execution_date: date) -> int:
-    """Freeze the mart's rows for ``execution_date`` into ``decision.inference_inputs``.
-
-    Delete + insert in one transaction, so running it twice leaves one copy. A staged
-    answer whose input changed since (or whose user left the mart) is dropped, so the
-    next inference run redoes exactly those rows. Returns the number of frozen rows.
-    """
-    prepared_at = utcnow()
-    with connect() as con:
-        if not table_exists(con, SOURCE_MART):
-            raise SandboxError(
-                f"{SOURCE_MART} does not exist yet: run `sandbox build --date {execution_date}` first"
-            )
-        dates = [
-            r[0]
-            for r in con.execute(
-                f"select distinct as_of_date from {SOURCE_MART} order by 1"
-            ).fetchall()
-        ]
-        if execution_date not in dates:
-            built = ", ".join(str(d) for d in dates) or "no date (it is empty)"
-            raise SandboxError(
-                f"{SOURCE_MART} holds {built}, not {execution_date}: run "
-                f"`sandbox build --date {execution_date}` first"
-            )
-        ensure_tables(con, *TABLES)
-        con.begin()
-        try:
-            con.execute(f"delete from {INPUTS} where execution_date = ?", [execution_date])
-            con.execute(
-                f"""
-                insert into {INPUTS} by name
-                select
-                    ?::date as execution_date,
-                    user_id,
-                    plan_tier,
-                    user_summary_for_llm,
-                    substr(sha256(user_summary_for_llm), 1, 16) as input_sha,
-                    as_of_date as source_as_of_date,
-                    ? as source_model,
-                    ?::timestamp as prepared_at
-                from {SOURCE_MART}
-                where as_of_date = ?
-                """,
-                [execution_date, SOURCE_MART, prepared_at, execution_date],
-            )
-            con.execute(
-                f"""
-                delete from {STAGING} s
-                where s.execution_date = ?
-                  and not exists (
-                    select 1 from {INPUTS} i
-                    where i.execution_date = s.execution_date
-                      and i.user_id = s.user_id
-                      and i.input_sha = s.input_sha)
-                """,
-                [execution_date],
-            )
-            count = con.execute(
-                f"select count(*) from {INPUTS} where execution_date = ?", [execution_date]
-            ).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    return int(count)
-
-
 def load_pending(
-    execution_date: date,
+    as_of: date,
     limit: int | None = None,
     *,
     prompt_version: str | None = None,
@@ -164,38 +74,22 @@ def load_pending(
     """
     with connect() as con:
         ensure_tables(con, *TABLES)
-        inputs = con.execute(
-            f"select count(*) from {INPUTS} where execution_date = ?", [execution_date]
-        ).fetchone()[0]
+        inputs, staged, waiting = con.execute(
+            f"""
+            select (select count(*) from {INPUTS} where execution_date = $1),
+                   (select count(*) from {STAGING} where execution_date = $1),
+                   (select count(distinct user_id) from {BATCH_JOBS}
+                    where execution_date = $1 and status in ('creating', 'in_progress'))
+            """,
+            [as_of],
+        ).fetchone()
         if not inputs:
             raise SandboxError(
-                f"{INPUTS} has no rows for {execution_date}: freeze them first with "
-                f"`sandbox infer --date {execution_date}` (which runs prepare_features) or "
+                f"{INPUTS} has no rows for {as_of}: freeze them first with "
+                f"`sandbox infer --date {as_of}` (which runs prepare_features) or "
                 "prepare_features(date)"
             )
-        staged = con.execute(
-            f"select count(*) from {STAGING} where execution_date = ?", [execution_date]
-        ).fetchone()[0]
-        waiting = con.execute(
-            f"select count(distinct user_id) from {BATCH_JOBS} "
-            "where execution_date = ? and status in ('creating', 'in_progress')",
-            [execution_date],
-        ).fetchone()[0]
-        held: dict[str, str] = {}
-        if prompt_version is not None and model is not None:
-            held = dict(
-                con.execute(
-                    f"""
-                    select f.user_id, any_value(f.error_class || ': ' || f.error_message)
-                    from {FAILURES} f join {INPUTS} i
-                      on i.execution_date = f.execution_date and i.user_id = f.user_id
-                    where f.execution_date = ? and f.permanent and f.resolved_at is null
-                      and f.input_sha = i.input_sha and f.prompt_version = ? and f.model = ?
-                    group by f.user_id
-                    """,
-                    [execution_date, prompt_version, model],
-                ).fetchall()
-            )
+        held = _held_back(con, as_of, prompt_version, model)
         sql = f"""
             select i.user_id, i.user_summary_for_llm, i.input_sha
             from {INPUTS} i
@@ -208,47 +102,66 @@ def load_pending(
               and not list_contains(?, i.user_id)
             order by i.user_id
         """
-        params: list = [execution_date, list(held)]
+        params: list = [as_of, list(held)]
         if limit is not None:
             sql += " limit ?"
             params.append(max(0, int(limit)))
         rows = [InputRow(*r) for r in con.execute(sql, params).fetchall()]
-        reasons: Counter = Counter()
-        if rows and prompt_version is not None:
-            last = con.execute(
-                f"""
-                select status, error_class, count(*) from (
-                    select user_id, arg_max(status, called_at) as status,
-                           arg_max(error_class, called_at) as error_class
-                    from {CALLS}
-                    where execution_date = ? and purpose = 'primary' and prompt_version = ?
-                      and list_contains(?, user_id)
-                    group by user_id)
-                group by all
-                """,
-                [execution_date, prompt_version, [r.user_id for r in rows]],
-            ).fetchall()
-            for status, error_class, n in last:
-                if status == "ok":
-                    why = "answered before, but the input changed or the row was not kept"
-                elif status == "invalid":
-                    why = f"the last answer was invalid ({error_class})"
-                elif status == "unsafe":
-                    why = "the last answer was held back by the screen (unsafe_content)"
-                else:
-                    why = f"the last request ended in a transient error ({error_class or status})"
-                reasons[why] += int(n)
-    return PendingWork(
-        rows=rows,
-        inputs=int(inputs),
-        staged=int(staged),
-        in_open_batches=int(waiting),
-        held_back=held,
-        resend_reasons=reasons,
+        reasons = _resend_reasons(con, as_of, prompt_version, rows)
+    return PendingWork(rows, int(inputs), int(staged), int(waiting), held, reasons)
+
+
+def _held_back(con, as_of: date, prompt_version: str | None, model: str | None) -> dict:
+    """Users whose request the API rejected for this input, prompt and model, with its message."""
+    if prompt_version is None or model is None:
+        return {}
+    return dict(
+        con.execute(
+            f"""
+            select f.user_id, any_value(f.error_class || ': ' || f.error_message)
+            from {FAILURES} f join {INPUTS} i
+              on i.execution_date = f.execution_date and i.user_id = f.user_id
+            where f.execution_date = ? and f.permanent and f.resolved_at is null
+              and f.input_sha = i.input_sha and f.prompt_version = ? and f.model = ?
+            group by f.user_id
+            """,
+            [as_of, prompt_version, model],
+        ).fetchall()
     )
 
 
-def input_rows(execution_date: date, user_ids: Iterable[str]) -> dict[str, InputRow]:
+def _resend_reasons(con, as_of: date, prompt_version: str | None, rows: list) -> Counter:
+    """Why rows about to be sent were sent before (the last status of their primary request)."""
+    reasons: Counter = Counter()
+    if not rows or prompt_version is None:
+        return reasons
+    last = con.execute(
+        f"""
+        select status, error_class, count(*) from (
+            select user_id, arg_max(status, called_at) as status,
+                   arg_max(error_class, called_at) as error_class
+            from {CALLS}
+            where execution_date = ? and purpose = 'primary' and prompt_version = ?
+              and list_contains(?, user_id)
+            group by user_id)
+        group by all
+        """,
+        [as_of, prompt_version, [r.user_id for r in rows]],
+    ).fetchall()
+    for status, error_class, n in last:
+        if status == "ok":
+            why = "answered before, but the input changed or the row was not kept"
+        elif status == "invalid":
+            why = f"the last answer was invalid ({error_class})"
+        elif status == "unsafe":
+            why = "the last answer was held back by the screen (unsafe_content)"
+        else:
+            why = f"the last request ended in a transient error ({error_class or status})"
+        reasons[why] += int(n)
+    return reasons
+
+
+def input_rows(as_of: date, user_ids: Iterable[str]) -> dict[str, InputRow]:
     """The frozen inputs of the given users (to rebuild requests of a stored batch)."""
     ids = list(user_ids)
     if not ids:
@@ -257,7 +170,7 @@ def input_rows(execution_date: date, user_ids: Iterable[str]) -> dict[str, Input
         found = con.execute(
             f"select user_id, user_summary_for_llm, input_sha from {INPUTS} "
             "where execution_date = ? and list_contains(?, user_id)",
-            [execution_date, ids],
+            [as_of, ids],
         ).fetchall()
     return {r[0]: InputRow(*r) for r in found}
 
@@ -297,11 +210,9 @@ def commit(
 ) -> None:
     """Write one small batch of outcomes in one transaction (idempotent: safe to repeat).
 
-    ``results`` skip users already staged for the date (``on conflict do nothing``), so a
-    row can never be staged twice. Ledger rows skip a ``call_id`` already stored, failure rows a ``failure_id``.
-    ``ingested_batch`` = ``(batch_id, ended_at)`` marks a Message Batch's rows as ingested in
-    the same transaction as its outcomes; ``batch_updates`` = ``(old_id, new_id, status)``
-    renames a batch intent once the API named the batch.
+    Results skip users already staged, ledger rows a known ``call_id``, failures a known
+    ``failure_id``; ``ingested_batch`` = ``(batch_id, ended_at)`` marks a batch ingested and
+    ``batch_updates`` = ``(old_id, new_id, status)`` names an intent, in the same transaction.
     """
     if not (results or failures or calls or batch_jobs or ingested_batch or batch_updates):
         return
@@ -344,13 +255,13 @@ def _insert_new_failures(con: duckdb.DuckDBPyConnection, failures: list[dict]) -
         con.unregister("_decision_failures")
 
 
-def resolve_failures(con: duckdb.DuckDBPyConnection, execution_date: date) -> None:
+def resolve_failures(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     """Mark the date's open failure rows resolved where the user has a staged answer now."""
     con.execute(
         f"update {FAILURES} f set resolved_at = ? where f.execution_date = ? "
         f"and f.resolved_at is null and exists (select 1 from {STAGING} s "
         "where s.execution_date = f.execution_date and s.user_id = f.user_id)",
-        [utcnow(), execution_date],
+        [utcnow(), as_of],
     )
 
 
@@ -411,14 +322,14 @@ def ingest_journal() -> Recovered:
     return Recovered(entries, len(calls), len(results), len(failures))
 
 
-def open_batches(execution_date: date) -> dict[str, list[dict]]:
+def open_batches(as_of: date) -> dict[str, list[dict]]:
     """Message Batches of the date not ingested yet (``creating`` = an intent), oldest first."""
     with connect() as con:
         ensure_tables(con, *TABLES)
         cur = con.execute(
             f"select * from {BATCH_JOBS} where execution_date = ? "
             "and status in ('creating', 'in_progress') order by submitted_at, batch_id, user_id",
-            [execution_date],
+            [as_of],
         )
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -428,54 +339,7 @@ def open_batches(execution_date: date) -> dict[str, list[dict]]:
     return batches
 
 
-def write_results(execution_date: date) -> int:
-    """Upsert the staged answers of the date into ``marts.user_recommendations``.
-
-    The date's rows end up equal to its staged rows (insert new, update changed, delete
-    rows no longer staged), so a second call changes nothing. Returns the date's row count.
-    """
-    columns = ", ".join(_ANSWER_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*_ANSWER_COLUMNS, "recommended_at"))
-    with connect() as con:
-        ensure_tables(con, *TABLES)
-        con.begin()
-        try:
-            con.execute(
-                f"""
-                delete from {PUBLISHED} r
-                where r.execution_date = ?
-                  and not exists (select 1 from {STAGING} s
-                                  where s.execution_date = r.execution_date and s.user_id = r.user_id)
-                """,
-                [execution_date],
-            )
-            con.execute(
-                f"""
-                insert into {PUBLISHED} by name
-                select user_id, execution_date, {columns}, created_at as recommended_at
-                from {STAGING}
-                where execution_date = ?
-                on conflict (user_id, execution_date) do update set {updates}
-                """,
-                [execution_date],
-            )
-            count = con.execute(
-                f"select count(*) from {PUBLISHED} where execution_date = ?", [execution_date]
-            ).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    return int(count)
-
-
-def counts(execution_date: date) -> tuple[int, int]:
-    """``(inputs, staged)`` row counts of the date."""
-    inputs, staged, _ = totals(execution_date)
-    return inputs, staged
-
-
-def totals(execution_date: date) -> tuple[int, int, int]:
+def totals(as_of: date) -> tuple[int, int, int]:
     """``(inputs, staged, open failures)`` of the date, in one connection.
 
     First marks failure rows resolved whose user has a staged answer now (once per run,
@@ -483,7 +347,7 @@ def totals(execution_date: date) -> tuple[int, int, int]:
     """
     with connect() as con:
         ensure_tables(con, *TABLES)
-        resolve_failures(con, execution_date)
+        resolve_failures(con, as_of)
         found = con.execute(
             f"""
             select (select count(*) from {INPUTS} where execution_date = $1),
@@ -491,7 +355,7 @@ def totals(execution_date: date) -> tuple[int, int, int]:
                    (select count(*) from {FAILURES}
                     where execution_date = $1 and resolved_at is null)
             """,
-            [execution_date],
+            [as_of],
         ).fetchone()
     return int(found[0]), int(found[1]), int(found[2])
 
@@ -503,14 +367,14 @@ def known_batch_ids() -> set[str]:
         return {r[0] for r in con.execute(f"select distinct batch_id from {BATCH_JOBS}").fetchall()}
 
 
-def open_failures(execution_date: date) -> int:
+def open_failures(as_of: date) -> int:
     """Dead-letter rows of the date that no later success resolved."""
     with connect() as con:
         ensure_tables(con, *TABLES)
         return int(
             con.execute(
                 f"select count(*) from {FAILURES} where execution_date = ? and resolved_at is null",
-                [execution_date],
+                [as_of],
             ).fetchone()[0]
         )
 

@@ -21,22 +21,9 @@ SIMULATED_COST = "simulated: offline fake at list prices"
 class InferenceSummary:
     """Counts, tokens, cost and time of one run (a plain dataclass: easy to log or XCom).
 
-    ``done`` rows were staged by this run, ``failed`` rows ended as failure rows,
-    ``skipped`` rows were already staged before it started, ``pending_left`` rows were not
-    attempted (budget, ``batch_size``, or waiting in a Message Batch). ``requests`` counts
-    Messages API requests (one per item of a Message Batch).
-
-    ``status`` is ``ok``, ``partial`` (some rows failed), ``budget`` (the budget stopped
-    it with rows left), ``waiting`` (a Message Batch is still processing: run again),
-    ``pending`` (rows left by ``--limit`` / ``batch_size``) or ``interrupted`` (stopped by
-    a signal, a ``stop`` event or a KeyboardInterrupt: what the requests in flight brought
-    back was kept). ``exit_code``: 0 for ok, 3 for partial / budget / waiting / pending, and
-    for interrupted 143 when the cause was SIGTERM, else 130.
-
-    ``resent`` counts requests sent again for rows sent before (why: ``notes``);
-    ``recovered`` ledger rows committed from an earlier run's journal; ``failures_open``
-    dead-letter rows of the date not resolved by a later success; ``held_back`` rows not
-    sent because the API rejected their request as invalid (permanent failures).
+    ``status``: ``ok``, ``partial`` (rows failed), ``budget``, ``waiting`` (a batch still
+    processing), ``pending`` (``--limit``) or ``interrupted``; ``exit_code`` 0, 3, or 130/143.
+    ``failures_by_class`` counts dead-letter rows by class (``unsafe_content`` among them).
     """
 
     execution_date: date

@@ -167,13 +167,13 @@ def test_rate_limits_do_not_apply_to_batches(mart, monkeypatch) -> None:
 
 
 def test_escalations_over_budget_become_failure_rows(mart, monkeypatch) -> None:
-    real = BatchRun._escalate
+    real = BatchRun.escalate
 
     def escalate(self, rows):
         self.budget.limit_usd = self.budget.spent_usd  # the primaries used up the budget
         return real(self, rows)
 
-    monkeypatch.setattr(BatchRun, "_escalate", escalate)
+    monkeypatch.setattr(BatchRun, "escalate", escalate)
     prepare_features(DAY)
     summary = run(max_cost_usd=1.0)
     over = scalar(

@@ -475,10 +475,10 @@ def test_a_budget_that_is_not_a_positive_number_is_refused(mart, budget, request
 
 def test_a_journal_left_by_a_killed_run_is_committed_first(mart, requests_log) -> None:
     """What a run journaled but never committed is committed by the next one, not re-bought."""
-    from sandbox.decision import journal, realtime
+    from sandbox.decision import journal, store
 
     prepare_features(DAY)
-    real_commit = realtime.store.commit
+    real_commit = store.commit
 
     def commit(**rows):
         if any(c["purpose"] == "primary" for c in rows.get("calls", ())):
@@ -486,11 +486,11 @@ def test_a_journal_left_by_a_killed_run_is_committed_first(mart, requests_log) -
         return real_commit(**rows)
 
     try:
-        realtime.store.commit = commit
+        store.commit = commit
         with pytest.raises(SandboxError, match="kept in the journal"):
             run(escalate=False)
     finally:
-        realtime.store.commit = real_commit
+        store.commit = real_commit
     assert journal.pending_files(), "the answers were journaled"
     assert scalar(f"select count(*) from {STAGING}") == 0
     first = requests_log.messages()

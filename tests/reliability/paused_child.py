@@ -98,12 +98,12 @@ def install(point: str, control: Path) -> _Pause:
         build_module.invoke = invoke
         return pause
 
-    from sandbox.decision import fake, realtime, store
+    from sandbox.decision import fake, steps, store, writer
 
     # Small group commits, so "the N-th commit" exists however fast or slow the machine is:
     # a run's answers would otherwise all land in one commit when the commit thread is late.
-    realtime.MAX_ROWS_PER_COMMIT = SMALL_COMMIT_ROWS
-    real_commit, real_write, real_connect = store.commit, store.write_results, store.connect
+    writer.MAX_ROWS_PER_COMMIT = SMALL_COMMIT_ROWS
+    real_commit, real_write, real_connect = store.commit, steps.write_results, store.connect
     real_handle = fake.FakeMessagesAPI.handle
     local = threading.local()
     totals = {"commits": 0, "staged": 0}
@@ -163,7 +163,8 @@ def install(point: str, control: Path) -> _Pause:
             local.info = None
 
     fake.FakeMessagesAPI.handle = handle
-    store.connect, store.commit, store.write_results = connect, commit, write_results
+    store.connect, store.commit = connect, commit
+    steps.connect, steps.write_results = connect, write_results
     return pause
 
 

@@ -8,7 +8,10 @@ from typing import Any
 
 __all__ = ["TOKENIZER_RATIO", "input_tokens", "text_chars", "text_of", "tokens_for"]
 
-TOKENIZER_RATIO: dict[str, float] = {}
+TOKENIZER_RATIO: dict[str, float] = {
+    "claude-haiku-5-5": 1.3,
+    "claude-sonnet-5-5": 1.3,
+}
 """Tokens per token of the older tokenizer (Claude Haiku 4.5, Sonnet 4.6: 1.0, the default).
 
 Claude Haiku 5.5 and Sonnet 5.5 use the newer tokenizer, which counts ~30 % more tokens for

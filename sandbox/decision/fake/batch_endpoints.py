@@ -11,7 +11,7 @@ import httpx2
 from sandbox.decision.fake.batches import final_results, view
 from sandbox.decision.fake.errors import ApiError, error_body, random_hex, request_id
 from sandbox.decision.fake.limits import CUSTOM_ID, MAX_BATCH_REQUESTS
-from sandbox.decision.fake.messages import TRANSIENT, build_message, user_key
+from sandbox.decision.fake.messages import TRANSIENT, user_key
 from sandbox.decision.fake.validation import check_message
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def _result(api: FakeMessagesAPI, batch_id: str, item: dict) -> dict:
     if kind in ("overloaded", "server_error", "timeout"):  # a batch queues: no 429s
         _, error_type, message = TRANSIENT[kind]
         return errored(error_type, message)
-    message = build_message(api, params, user)
+    message = api.message(params, user)
     return {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
 
 

@@ -100,8 +100,8 @@ def _slow(
 
 
 def _billed(api: FakeMessagesAPI, params: dict, user: str) -> dict:
-    """The Message, its tokens counted in the rate window's token headers."""
-    message = build_message(api, params, user)
+    """The Message (through ``api.message``), its tokens counted in the rate window."""
+    message = api.message(params, user)
     usage = message["usage"]
     api.window.add_tokens(api.now(), usage["input_tokens"], usage["output_tokens"])
     return message

@@ -264,12 +264,15 @@ def check_prompt_evaluated(
     folder: Path | str | None = None,
     config: GateConfig | None = None,
 ) -> str | None:
-    """``None`` when ``prompt_version`` has a live baseline (or a reviewed waiver), else why not."""
+    """``None`` when ``prompt_version`` has a live baseline (or a reviewed waiver), else why not.
+
+    A waiver names the version (any model) or ``<prompt_version>__<model>`` (that model only).
+    """
     folder = Path(folder or baselines_dir())
     config = config or load_gate_config()
     if (Path(folder) / baseline_name("anthropic", model, prompt_version)).is_file():
         return None
-    if prompt_version in config.prompt_waivers:
+    if {prompt_version, f"{prompt_version}__{model}"} & config.prompt_waivers.keys():
         return None
     return (
         f"prompt_version {prompt_version} has no stored evaluation for {model}: the prompt, the "

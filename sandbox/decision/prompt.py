@@ -173,8 +173,9 @@ def count_tokens(client: anthropic.Anthropic, model: ModelPrice, summary: str) -
     whose difference gives the tokens per character of summary text.
     """
     prefix, full = [
-        client.messages.count_tokens(**count_params(build_params(model, "count", text)))
-        .input_tokens
+        client.messages.count_tokens(
+            **count_params(build_params(model, "count", text))
+        ).input_tokens
         for text in ("", summary)
     ]
     rate = (full - prefix) / len(summary) if summary else 0.25

@@ -1,12 +1,8 @@
 """Reviewed baselines and the change gate that compares an evaluation with them.
 
-``data/golden/baselines/`` holds one JSON file per accepted evaluation:
-
-- ``offline__<model>.json``: the offline fake's result (what ``make test`` compares with);
-- ``<prompt_version>__<model>.json``: a live result, the measured evidence a prompt ships with.
-
-A file is written only by ``sandbox eval --accept`` and reviewed like code: the gate never
-updates a baseline on its own. Thresholds and prompt waivers live in ``data/golden/gate.toml``.
+``data/golden/baselines/`` holds ``offline__<model>.json`` (the fake's result, what ``make
+test`` compares with) and ``<prompt_version>__<model>.json`` (a live result). Only ``sandbox
+eval --accept`` writes one; thresholds and waivers live in ``data/golden/gate.toml``.
 """
 
 from __future__ import annotations

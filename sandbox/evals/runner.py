@@ -105,7 +105,10 @@ def _count(
     except anthropic.APIConnectionError as exc:
         error = exc
     guess = TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars()))
-    return guess, f"count_tokens failed ({type(error).__name__}): tokens estimated as characters / 4"
+    return (
+        guess,
+        f"count_tokens failed ({type(error).__name__}): tokens estimated as characters / 4",
+    )
 
 
 def _estimate(cases: list[GoldenCase], model: ModelPrice, tokens: TokenCount) -> CostEstimate:

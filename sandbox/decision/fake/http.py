@@ -61,7 +61,12 @@ class FakeServer:
                         k: v
                         for k, v in response.headers.items()
                         if k.lower()
-                        not in ("content-length", "transfer-encoding", "content-encoding", "connection")
+                        not in (
+                            "content-length",
+                            "transfer-encoding",
+                            "content-encoding",
+                            "connection",
+                        )
                     }
                 except httpx2.TimeoutException:  # the fake's "slow" fault: a gateway timeout
                     payload, status = b'{"type":"error"}', 504

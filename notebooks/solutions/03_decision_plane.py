@@ -29,5 +29,6 @@ def recommend_one(client, summary):
         system=SYSTEM_PROMPT,
         messages=[{"role": "user", "content": f"<user_summary>{summary}</user_summary>"}],
         output_config={"format": {"type": "json_schema", "schema": OUTPUT_SCHEMA}},
+        thinking={"type": "disabled"},  # Claude Haiku 5.5 thinks first unless told not to
     )
     return parse_answer(message)

@@ -1,9 +1,7 @@
-"""Model ids, list prices and the cost arithmetic behind estimates and the budget guard.
+"""Model ids, list prices, token counts and the cost arithmetic behind estimates and the budget.
 
-Every price comes from ``models.json`` next to this module, the one file to edit when a
-price or a model id changes. Costs are list prices: input and output tokens at the
-model's USD-per-million-token rates, times ``batch_discount`` for the Message Batches API.
-No prompt-cache discount is assumed (see :func:`cache_note`).
+Every price comes from ``models.json`` next to this module. Costs are list prices (times
+``batch_discount`` for the Message Batches API); no prompt-cache discount is assumed.
 """
 
 from __future__ import annotations
@@ -125,6 +123,23 @@ def approx_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
+@dataclass(frozen=True)
+class TokenCount:
+    """A request's input tokens: the shared prefix plus the summary at a per-character rate.
+
+    ``counted`` when both numbers came from the API's count endpoint (the model's own
+    tokenizer); otherwise the characters / 4 guess, which undercounts newer tokenizers.
+    """
+
+    prefix_tokens: int
+    tokens_per_char: float = 0.25
+    counted: bool = False
+
+    def tokens(self, summary: str) -> int:
+        """Input tokens of one request whose summary is ``summary``."""
+        return self.prefix_tokens + math.ceil(len(summary) * self.tokens_per_char - 1e-9)
+
+
 def cache_note(model: ModelPrice, prefix_tokens: int) -> str:
     """Why the estimate assumes no prompt-cache discount (or that it could apply)."""
     minimum = model.min_cacheable_prompt_tokens
@@ -143,11 +158,9 @@ def cache_note(model: ModelPrice, prefix_tokens: int) -> str:
 class CostEstimate:
     """What a run should cost before it is sent.
 
-    ``expected_usd`` prices every primary request at its counted input tokens plus
-    ``expected_output_tokens``, and ``escalation_share`` of the rows once more on the
-    escalation model; ``worst_usd`` prices every output at ``max_tokens`` and assumes every
-    answer is escalated. The budget refuses a run whose expected cost is
-    over the limit; during the run the guard reserves the worst case of each row in flight.
+    ``expected_usd``: every request at its input tokens plus ``expected_output_tokens``, and
+    ``escalation_share`` of the rows again on the escalation model. ``worst_usd``: every output
+    at ``max_tokens``, every answer escalated. The budget refuses a run expected over its limit.
     """
 
     rows: int

@@ -1,11 +1,8 @@
-"""The prompt, the answer schema, ``prompt_version`` and the validation of every answer.
+"""The prompt, the answer schema, ``prompt_version``, the request and the answer's validation.
 
-Only ``user_summary_for_llm`` (built by the data plane from numbers and the plan tier)
-reaches the model; no event property or other free text a user could control does.
-Structured outputs constrain the answer's shape and enum but not its numeric ranges or
-lengths, so every answer is checked again here: ``stop_reason`` first, then JSON, then the
-pydantic model. An answer that fails is an :class:`InvalidAnswer`, which the engine stores
-as a failure row, never as a result row.
+Only ``user_summary_for_llm`` reaches the model. Structured outputs constrain the answer's
+shape but not its ranges or lengths, so every answer is checked here: ``stop_reason``, then
+JSON, then the pydantic model; a failure is an :class:`InvalidAnswer` (a failure row).
 """
 
 from __future__ import annotations
@@ -15,10 +12,11 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
+import anthropic
 from anthropic import transform_schema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sandbox.decision.pricing import ModelPrice
+from sandbox.decision.pricing import ModelPrice, TokenCount
 
 RecommendationType = Literal["upgrade_prompt", "re_engagement", "feature_discovery", "churn_risk"]
 RECOMMENDATION_TYPES: tuple[str, ...] = RecommendationType.__args__
@@ -138,8 +136,9 @@ def opaque_user_id(user_id: str) -> str:
 def build_params(model: ModelPrice, user_id: str, summary: str) -> dict[str, Any]:
     """The Messages API parameters for one user (structured output when the model has it).
 
-    ``max_tokens`` and any extra option a model needs (e.g. ``thinking`` off where adaptive
-    thinking is the default) come from the model's entry in ``models.json``.
+    ``max_tokens`` and the options a model needs (``thinking`` off where adaptive thinking is
+    the default: ``disabled`` on Haiku 5.5, ``between_tools`` on Sonnet 5.5) come from
+    ``models.json``.
     """
     options = model.request_options()
     params: dict[str, Any] = {
@@ -156,6 +155,31 @@ def build_params(model: ModelPrice, user_id: str, summary: str) -> dict[str, Any
         params["output_config"] = output_config
     params.update(options)
     return params
+
+
+COUNTED_PARAMS = ("model", "system", "messages", "output_config", "thinking")
+"""The request parameters ``POST /v1/messages/count_tokens`` takes (no max_tokens, metadata)."""
+
+
+def count_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The part of a Messages request the count endpoint prices."""
+    return {name: params[name] for name in COUNTED_PARAMS if name in params}
+
+
+def count_tokens(client: anthropic.Anthropic, model: ModelPrice, summary: str) -> TokenCount:
+    """Input tokens in ``model``'s own tokenizer, from the API's (free) count endpoint.
+
+    Two counts: a request with an empty summary (the shared prefix) and one with ``summary``,
+    whose difference gives the tokens per character of summary text.
+    """
+    prefix, full = [
+        client.messages.count_tokens(
+            **count_params(build_params(model, "count", text))
+        ).input_tokens
+        for text in ("", summary)
+    ]
+    rate = (full - prefix) / len(summary) if summary else 0.25
+    return TokenCount(prefix_tokens=prefix, tokens_per_char=max(rate, 0.0), counted=True)
 
 
 def prefix_chars() -> int:

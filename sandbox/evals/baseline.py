@@ -1,12 +1,8 @@
 """Reviewed baselines and the change gate that compares an evaluation with them.
 
-``data/golden/baselines/`` holds one JSON file per accepted evaluation:
-
-- ``offline__<model>.json``: the offline fake's result (what ``make test`` compares with);
-- ``<prompt_version>__<model>.json``: a live result, the measured evidence a prompt ships with.
-
-A file is written only by ``sandbox eval --accept`` and reviewed like code: the gate never
-updates a baseline on its own. Thresholds and prompt waivers live in ``data/golden/gate.toml``.
+``data/golden/baselines/`` holds ``offline__<model>.json`` (the fake's result, what ``make
+test`` compares with) and ``<prompt_version>__<model>.json`` (a live result). Only ``sandbox
+eval --accept`` writes one; thresholds and waivers live in ``data/golden/gate.toml``.
 """
 
 from __future__ import annotations
@@ -264,12 +260,15 @@ def check_prompt_evaluated(
     folder: Path | str | None = None,
     config: GateConfig | None = None,
 ) -> str | None:
-    """``None`` when ``prompt_version`` has a live baseline (or a reviewed waiver), else why not."""
+    """``None`` when ``prompt_version`` has a live baseline (or a reviewed waiver), else why not.
+
+    A waiver names the version (any model) or ``<prompt_version>__<model>`` (that model only).
+    """
     folder = Path(folder or baselines_dir())
     config = config or load_gate_config()
     if (Path(folder) / baseline_name("anthropic", model, prompt_version)).is_file():
         return None
-    if prompt_version in config.prompt_waivers:
+    if {prompt_version, f"{prompt_version}__{model}"} & config.prompt_waivers.keys():
         return None
     return (
         f"prompt_version {prompt_version} has no stored evaluation for {model}: the prompt, the "

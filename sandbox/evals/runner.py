@@ -1,11 +1,8 @@
 """Run the golden set through the decision plane's own prompt, client and validation.
 
-Each case is one Messages API request built by :func:`sandbox.decision.prompt.build_params`
-and checked by :func:`sandbox.decision.prompt.parse_answer`, sent through
-:func:`sandbox.decision.clients.make_client` (the real API, or the SDK over the offline
-fake). The evaluation asks the primary model only (no escalation), so its numbers describe
-one ``prompt_version`` x model pair. The cost is estimated before anything is sent and a
-``--max-cost-usd`` budget is honoured both up front and per request.
+One request per case (:func:`~sandbox.decision.prompt.build_params`, primary model only),
+checked by :func:`~sandbox.decision.prompt.parse_answer`; the cost is estimated from the
+count endpoint first, and ``--max-cost-usd`` holds up front and per request.
 """
 
 from __future__ import annotations
@@ -26,16 +23,17 @@ from sandbox.decision.pricing import (
     Budget,
     CostEstimate,
     ModelPrice,
+    TokenCount,
     approx_tokens,
     estimate_cost,
     load_price_book,
 )
 from sandbox.decision.prompt import (
     EXPECTED_OUTPUT_TOKENS,
-    MAX_TOKENS,
     PROMPT_VERSION,
     InvalidAnswer,
     build_params,
+    count_tokens,
     parse_answer,
     prefix_chars,
 )
@@ -94,18 +92,35 @@ class EvalRun:
         return "\n".join(lines)
 
 
-def _estimate(cases: list[GoldenCase], model: ModelPrice) -> CostEstimate:
-    book = load_price_book()
-    overhead = approx_tokens("x" * prefix_chars())
+def _count(
+    client: anthropic.Anthropic, model: ModelPrice, cases: list[GoldenCase]
+) -> tuple[TokenCount, str | None]:
+    """Token counts from the count endpoint, or characters / 4 (and why) when it fails."""
+    try:
+        return count_tokens(client, model, cases[0].summary), None
+    except anthropic.APIStatusError as exc:
+        if exc.status_code in FATAL_STATUS:
+            raise _fatal(exc, model.id) from None
+        error = exc
+    except anthropic.APIConnectionError as exc:
+        error = exc
+    guess = TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars()))
+    return (
+        guess,
+        f"count_tokens failed ({type(error).__name__}): tokens estimated as characters / 4",
+    )
+
+
+def _estimate(cases: list[GoldenCase], model: ModelPrice, tokens: TokenCount) -> CostEstimate:
     return estimate_cost(
-        book,
+        load_price_book(),
         primary=model.id,
         escalation=None,
-        input_tokens=[overhead + approx_tokens(c.summary) for c in cases],
+        input_tokens=[tokens.tokens(c.summary) for c in cases],
         expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
-        max_output_tokens=MAX_TOKENS,
+        max_output_tokens=model.max_tokens,
         batch=False,
-        prefix_tokens=overhead,
+        prefix_tokens=tokens.prefix_tokens,
     )
 
 
@@ -188,7 +203,8 @@ def run_eval(
     chosen = book.get(model or book.primary)
     client = make_client(llm)  # a missing key fails here, before dbt runs
     golden = golden or load_golden(golden_dir)
-    estimate = _estimate(golden.cases, chosen)
+    tokens, count_note = _count(client, chosen, golden.cases)
+    estimate = _estimate(golden.cases, chosen, tokens)
     if announce is not None:
         announce(estimate.render())
     budget = Budget(max_cost_usd)
@@ -198,11 +214,10 @@ def run_eval(
             f"cases exceeds --max-cost-usd {max_cost_usd:g}: raise the budget, or evaluate "
             f"offline with --llm mock. {estimate.render()}"
         )
-    overhead = approx_tokens("x" * prefix_chars())
     started = time.perf_counter()
 
     def one(case: GoldenCase) -> CaseResult | None:
-        worst = chosen.cost(overhead + approx_tokens(case.summary), MAX_TOKENS)
+        worst = chosen.cost(tokens.tokens(case.summary), chosen.max_tokens)
         if not budget.reserve(worst):
             return None
         result = ask(client, chosen, case)
@@ -215,7 +230,7 @@ def run_eval(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             answers = list(pool.map(one, golden.cases))
     results = [r for r in answers if r is not None]
-    run = EvalRun(
+    return EvalRun(
         eval_run_id=uuid.uuid4().hex[:12],
         llm=llm,
         model=chosen.id,
@@ -227,5 +242,5 @@ def run_eval(
         evaluated_at=datetime.now(UTC).replace(tzinfo=None),
         elapsed_s=time.perf_counter() - started + golden.build_s,
         skipped=len(answers) - len(results),
+        notes=[count_note] if count_note else [],
     )
-    return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import anthropic
@@ -338,9 +339,9 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_adaptive_thinking_by_default_eats_max_tokens() -> None:
     from sandbox.decision.fake.thinking import ADAPTIVE_BY_DEFAULT
 
-    model = next(iter(ADAPTIVE_BY_DEFAULT))
+    assert {"claude-haiku-5-5", "claude-sonnet-5-5"} <= ADAPTIVE_BY_DEFAULT
     client = client_for(FakeMessagesAPI())
-    base = {**params(), "model": model, "max_tokens": 300}
+    base = {**params(), "model": "claude-sonnet-5-5", "max_tokens": 300}
     base.pop("thinking", None)
     msg = client.messages.create(**base)  # says nothing about thinking: the model thinks
     assert msg.content[0].type == "thinking"
@@ -349,6 +350,39 @@ def test_adaptive_thinking_by_default_eats_max_tokens() -> None:
         client.messages.create(**{**base, "thinking": {"type": "disabled"}})
     quiet = client.messages.create(**{**base, "thinking": {"type": "between_tools"}})
     assert [b.type for b in quiet.content] == ["text"] and quiet.stop_reason == "end_turn"
+
+
+def test_haiku_5_5_thinks_unless_turned_off_and_refuses_a_thinking_budget() -> None:
+    client = client_for(FakeMessagesAPI())
+    base = {**params(), "model": "claude-haiku-5-5", "max_tokens": 300}
+    base.pop("thinking", None)
+    thought = client.messages.create(**base)  # adaptive thinking is on by default
+    assert [b.type for b in thought.content][0] == "thinking"
+    off = client.messages.create(**{**base, "thinking": {"type": "disabled"}})
+    assert [b.type for b in off.content] == ["text"] and off.stop_reason == "end_turn"
+    assert parse_answer(off).recommendation_type == "feature_discovery"
+    xhigh = {**base["output_config"], "effort": "xhigh"}
+    with pytest.raises(anthropic.BadRequestError, match="at effort 'xhigh'"):
+        client.messages.create(**{**base, "thinking": {"type": "disabled"}, "output_config": xhigh})
+    budget = {"type": "enabled", "budget_tokens": 1024}
+    for model in ("claude-haiku-5-5", "claude-sonnet-5-5"):
+        with pytest.raises(anthropic.BadRequestError, match="'enabled' is not supported"):
+            client.messages.create(**{**base, "model": model, "max_tokens": 2000, "thinking": budget})
+
+
+def test_the_newer_tokenizer_counts_about_30_percent_more_tokens() -> None:
+    fake = FakeMessagesAPI()
+    client = client_for(fake)
+    old = params()
+    new = {**old, "model": "claude-haiku-5-5", "thinking": {"type": "disabled"}}
+    counted = {k: new[k] for k in ("model", "system", "messages", "output_config")}
+    tokens = client.messages.count_tokens(**counted).input_tokens
+    before = client.messages.create(**old).usage.input_tokens  # Claude Haiku 4.5
+    assert tokens == fake.input_tokens(new) and tokens / before == pytest.approx(1.3, abs=0.01)
+    answer = client.messages.create(**new)
+    assert answer.usage.input_tokens == tokens  # the count is what the request is billed
+    text = answer.content[0].text
+    assert answer.usage.output_tokens == math.ceil(len(text) / 4 * 1.3)
 
 
 def test_enabled_thinking_spends_at_most_its_budget() -> None:

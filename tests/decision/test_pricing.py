@@ -10,6 +10,7 @@ import pytest
 from sandbox.config import SandboxError
 from sandbox.decision.pricing import (
     Budget,
+    TokenCount,
     approx_tokens,
     cache_note,
     estimate_cost,
@@ -17,22 +18,45 @@ from sandbox.decision.pricing import (
 )
 
 HAIKU = "claude-haiku-4-5-20251001"
+HAIKU_5_5 = "claude-haiku-5-5"
 SONNET = "claude-sonnet-5-5"
 
 
 def test_the_price_file_names_the_default_tiers() -> None:
     book = load_price_book()
-    assert book.get(book.primary).id == HAIKU
+    assert book.get(book.primary).id == HAIKU_5_5
     assert book.get(book.escalation).id == SONNET
     assert book.batch_discount == 0.5
 
 
 def test_list_prices_per_million_tokens() -> None:
     book = load_price_book()
+    assert book.cost(HAIKU_5_5, 1_000_000, 0) == pytest.approx(0.10)
+    assert book.cost(HAIKU_5_5, 0, 1_000_000) == pytest.approx(0.50)
+    assert book.cost(HAIKU_5_5, 600, 150, batch=True) == pytest.approx((60e-6 + 75e-6) / 2)
     assert book.cost(HAIKU, 1_000_000, 0) == pytest.approx(1.0)
     assert book.cost(HAIKU, 0, 1_000_000) == pytest.approx(5.0)
     assert book.cost(SONNET, 1_000_000, 1_000_000) == pytest.approx(12.0)
     assert book.cost(HAIKU, 400, 100) == pytest.approx(400e-6 + 500e-6)
+
+
+def test_the_former_primary_stays_legacy_so_old_rows_keep_their_prices() -> None:
+    book = load_price_book()
+    assert book.get("claude-haiku-4-5").status == "legacy"
+    assert book.get(HAIKU_5_5).status == "active"
+    assert book.get(HAIKU_5_5).request_options() == {"thinking": {"type": "disabled"}}
+    assert [book.get(m).min_cacheable_prompt_tokens for m in (HAIKU, HAIKU_5_5, SONNET)] == [
+        4096,
+        4096,
+        512,
+    ]
+
+
+def test_a_token_count_is_a_prefix_plus_a_rate_per_character() -> None:
+    guess = TokenCount(prefix_tokens=441)
+    assert not guess.counted and guess.tokens("x" * 100) == 441 + 25
+    counted = TokenCount(prefix_tokens=573, tokens_per_char=0.325, counted=True)
+    assert counted.tokens("x" * 40) == 573 + 13  # no float noise: 40 x 0.325 is 13
 
 
 def test_batch_price_is_half() -> None:

@@ -141,6 +141,30 @@ def test_every_configured_model_request_is_accepted_by_the_fake(model_id: str) -
     assert parse_answer(message).recommendation_type in RECOMMENDATION_TYPES
 
 
+def test_the_primary_model_turns_adaptive_thinking_off() -> None:
+    book = load_price_book()
+    params = build_params(book.get(book.primary), "u1", SUMMARY)
+    assert params["thinking"] == {"type": "disabled"}  # Claude Haiku 5.5 thinks by default
+    assert params["max_tokens"] >= 300
+
+
+def test_token_counts_come_from_the_count_endpoint_in_the_model_s_tokenizer() -> None:
+    from sandbox.decision.clients import make_client
+    from sandbox.decision.prompt import count_params, count_tokens, prefix_chars
+
+    book = load_price_book()
+    params = build_params(book.get(book.primary), "u1", SUMMARY)
+    assert set(count_params(params)) == {"model", "system", "messages", "output_config", "thinking"}
+    client = make_client("mock", max_retries=0)
+    new = count_tokens(client, book.get(book.primary), SUMMARY)
+    old = count_tokens(client, book.get("claude-haiku-4-5"), SUMMARY)
+    assert new.counted and old.counted
+    assert old.prefix_tokens == -(-prefix_chars() // 4)  # Haiku 4.5 in the fake: characters / 4
+    assert new.prefix_tokens / old.prefix_tokens == pytest.approx(1.3, abs=0.01)
+    billed = client.messages.create(**params).usage.input_tokens
+    assert new.tokens(SUMMARY) == billed
+
+
 def test_the_escalation_model_turns_adaptive_thinking_off() -> None:
     book = load_price_book()
     params = build_params(book.get(book.escalation), "u1", SUMMARY)

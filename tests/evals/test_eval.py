@@ -9,7 +9,9 @@ import os
 from datetime import date, datetime
 from pathlib import Path
 
+import anthropic
 import duckdb
+import httpx2
 import pytest
 import yaml
 
@@ -156,7 +158,10 @@ def test_offline_eval_uses_the_decision_plane(golden, monkeypatch, tmp_path: Pat
     monkeypatch.setenv("SANDBOX_MOCK_REQUEST_LOG", str(log))
     run = run_eval(llm="mock", golden=golden)
     assert run.complete and run.scores.cases == len(golden)
-    assert len(log.read_text().splitlines()) == len(golden)  # one request per case
+    paths = [json.loads(line)["path"] for line in log.read_text().splitlines()]
+    assert paths.count("/v1/messages/count_tokens") == 2  # the estimate: prefix, per character
+    assert paths.count("/v1/messages") == len(golden) == len(paths) - 2  # one request per case
+    assert "count_tokens failed" not in run.render()
     assert 0.9 < run.scores.agreement <= 1.0 and run.scores.invalid_rate == 0.0
     assert run.scores.cost_per_row_usd > 0 and run.scores.tokens_per_row > 0
     assert f"(total ${run.scores.cost_usd:.4f}, simulated: offline fake at list prices)" in (
@@ -169,6 +174,25 @@ def test_offline_eval_uses_the_decision_plane(golden, monkeypatch, tmp_path: Pat
         "power_free_broad_use_below_threshold",
         "power_starter_broad_use_below_threshold",
     }
+
+
+def test_the_estimate_counts_tokens_in_the_model_s_tokenizer(golden, monkeypatch) -> None:
+    from sandbox.decision.pricing import approx_tokens
+    from sandbox.decision.prompt import prefix_chars
+
+    run = run_eval(llm="mock", golden=golden)
+    guess = sum(approx_tokens("x" * prefix_chars()) + approx_tokens(c.summary) for c in golden.cases)
+    # Claude Haiku 5.5's tokenizer counts ~30 % more than characters / 4
+    assert run.estimate.input_tokens == pytest.approx(1.3 * guess, rel=0.02)
+    assert run.estimate.input_tokens == pytest.approx(run.scores.input_tokens, rel=0.01)
+
+    def unreachable(*args, **kwargs):
+        raise anthropic.APIConnectionError(request=httpx2.Request("POST", "http://x"))
+
+    monkeypatch.setattr("sandbox.evals.runner.count_tokens", unreachable)
+    fallback = run_eval(llm="mock", golden=golden)
+    assert fallback.estimate.input_tokens == guess and fallback.complete
+    assert "count_tokens failed (APIConnectionError)" in fallback.render()
 
 
 def test_cli_prints_records_and_accepts_only_when_asked(
@@ -201,7 +225,8 @@ def test_cli_budget_refuses_before_sending(monkeypatch, tmp_path: Path, capsys) 
     assert main(["eval", "--max-cost-usd", "0.001", "--no-record"]) == 2
     err = capsys.readouterr().err
     assert "exceeds --max-cost-usd" in err and "Traceback" not in err
-    assert not log.exists()
+    sent = [json.loads(line)["path"] for line in log.read_text().splitlines()]
+    assert sent == ["/v1/messages/count_tokens"] * 2  # only the free token counts went out
 
 
 def test_budget_stops_sending_and_the_run_cannot_be_accepted(golden, monkeypatch) -> None:

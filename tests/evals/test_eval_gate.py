@@ -60,6 +60,21 @@ def test_a_waiver_is_per_prompt_version(tmp_path: Path) -> None:
     assert check_prompt_evaluated("ffffffffffff", PRIMARY, tmp_path, config)
 
 
+def test_a_waiver_can_name_one_model(tmp_path: Path) -> None:
+    config = GateConfig(prompt_waivers={f"0123456789ab__{PRIMARY}": "reviewed"})
+    assert check_prompt_evaluated("0123456789ab", PRIMARY, tmp_path, config) is None
+    assert check_prompt_evaluated("0123456789ab", "claude-sonnet-5-5", tmp_path, config)
+
+
+def test_the_primary_model_has_an_offline_baseline_and_an_explicit_live_waiver() -> None:
+    from sandbox.evals.baseline import baselines_dir, load_gate_config
+
+    assert (baselines_dir() / f"offline__{PRIMARY}.json").is_file()
+    if not (baselines_dir() / f"{PROMPT_VERSION}__{PRIMARY}.json").is_file():
+        reason = load_gate_config().prompt_waivers[f"{PROMPT_VERSION}__{PRIMARY}"]
+        assert "sandbox eval --llm anthropic --accept" in reason
+
+
 def test_a_live_run_is_compared_with_the_last_accepted_prompt(golden, tmp_path: Path) -> None:
     old = run_eval(llm="mock", golden=golden)
     old.llm, old.prompt_version = "anthropic", "000000000001"

@@ -64,9 +64,9 @@ def test_a_run_expected_to_cost_more_is_refused_before_any_message(log, capsys) 
 def test_a_run_that_fits_the_estimate_but_not_the_worst_case_stops_before_the_limit(
     workers: int, log, capsys
 ) -> None:
-    # 4 rows: expected ~$0.0068 (so the run is not refused up front under $0.0075), but they
-    # really cost ~$0.0080 and their worst case is ~$0.028: the budget has to stop the submitting
-    users = create_mart(4)
+    # 6 rows: expected ~$0.0050 (so the run is not refused up front under $0.0075), but they
+    # really cost ~$0.0089 and their worst case is ~$0.033: the budget has to stop the submitting
+    users = create_mart(6)
     budget = 0.0075
     code, out, err = infer(capsys, "--max-cost-usd", str(budget), "--workers", str(workers))
     assert code == 3, out + err
@@ -86,7 +86,7 @@ def test_more_workers_do_not_leave_budget_unused(log, capsys, tmp_path, monkeypa
     done = {}
     for workers in (1, 4):
         monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / f"w{workers}" / "sandbox.duckdb"))
-        create_mart(4)
+        create_mart(8)  # ~$0.0091 of answers, ~$0.0055 worst case a row: a budget run
         code, out, err = infer(capsys, "--max-cost-usd", str(BUDGET), "--workers", str(workers))
         assert code == 3, out + err
         done[workers] = scalar("select count(*) from marts.user_recommendations")

@@ -1,16 +1,13 @@
 """An offline fake of the Anthropic Messages API, plugged into the real SDK as its transport.
 
-A test double, kept out of the runtime path (as httpx keeps ``MockTransport`` in a module
-of its own): :mod:`sandbox.decision.clients` imports it only when the LLM is ``mock``.
-The rooms:
-
-* :mod:`~sandbox.decision.fake.server` routes requests: auth, headers, endpoints, faults.
-* :mod:`~sandbox.decision.fake.validation` checks parameters and output schemas.
-* :mod:`~sandbox.decision.fake.answers` decides the answers (the rules table).
-* :mod:`~sandbox.decision.fake.faults` parses ``SANDBOX_MOCK_FAULTS``.
-* :mod:`~sandbox.decision.fake.batches` keeps Message Batches and their lifecycle.
-* :mod:`~sandbox.decision.fake.limits` holds size limits and the rate window.
+A test double kept out of the runtime path (as httpx keeps ``MockTransport`` in a module of
+its own): :mod:`sandbox.decision.clients` imports it only when the LLM is ``mock``.
 """
+
+# The rooms: server (state, routing, headers), messages (/v1/messages, count_tokens),
+# batch_endpoints (/v1/messages/batches/...), batches (stored batches and their lifecycle),
+# validation (parameters, schemas), thinking, tokens (tokenizer ratios), answers (the rules
+# table), faults (SANDBOX_MOCK_FAULTS), limits (sizes, rate window), errors, http (a socket).
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
 """The fake Messages API behind a real HTTP server on 127.0.0.1 (a thread of this process).
 
-:func:`sandbox.decision.fake.http_client` swaps only the SDK's transport. This serves the same
-fake over a socket instead, so ``llm="anthropic"`` with ``ANTHROPIC_BASE_URL`` pointing at
-:attr:`FakeServer.url` runs the real-API code path end to end (the SDK's own HTTP transport, an
-``x-api-key`` header, any process) with no network and no spend. Notebook 05's provider swap
-and the drills use it.
+With ``ANTHROPIC_BASE_URL`` set to :attr:`FakeServer.url`, ``llm="anthropic"`` runs the
+real-API code path end to end (the SDK's own HTTP transport, any process), offline.
 """
 
 from __future__ import annotations
@@ -64,7 +61,12 @@ class FakeServer:
                         k: v
                         for k, v in response.headers.items()
                         if k.lower()
-                        not in ("content-length", "transfer-encoding", "content-encoding", "connection")
+                        not in (
+                            "content-length",
+                            "transfer-encoding",
+                            "content-encoding",
+                            "connection",
+                        )
                     }
                 except httpx2.TimeoutException:  # the fake's "slow" fault: a gateway timeout
                     payload, status = b'{"type":"error"}', 504

@@ -1,17 +1,8 @@
-"""The fake's limits: request sizes, batch sizes, and a sliding-window rate limit with headers.
+"""The fake's limits: request and batch sizes, and a sliding-window rate limit with headers.
 
-Sizes follow the documented limits: 32 MB per Messages or token-counting request, 256 MB
-per Message Batch, at most 100,000 requests per batch, ``custom_id`` matching
-``^[a-zA-Z0-9_-]{1,64}$``. Above a size limit the answer is 413 ``request_too_large``
-(on the real API it comes from the edge, before the request reaches the servers).
-
-Every response carries the rate-limit headers the API sends
-(``anthropic-ratelimit-requests-{limit,remaining,reset}``, the same for ``tokens``,
-``input-tokens`` and ``output-tokens``; resets are RFC 3339 times). With ``rpm=N`` in
-``SANDBOX_MOCK_FAULTS`` the fake enforces N requests per sliding 60 s: one more gets a 429
-``rate_limit_error`` whose ``retry-after`` (whole seconds, at least 1) says when the oldest
-request in the window leaves it. Without ``rpm`` nothing is enforced and the headers report
-:data:`UNLIMITED_RPM`.
+Above a size limit the answer is 413 ``request_too_large``. Every response carries the
+``anthropic-ratelimit-*`` headers; with ``rpm=N`` in ``SANDBOX_MOCK_FAULTS`` one request
+more than N per 60 s gets a 429 whose ``retry-after`` says when the window frees up.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""Extended thinking in the fake: which models think unless told otherwise, and what it costs.
+"""Thinking in the fake: which models think unless told not to, which settings they refuse.
 
-Newer models (here Claude Sonnet 5.5) have adaptive thinking on by default: a request that
-does not set ``thinking`` gets thinking before the answer, and those tokens count against
-``max_tokens`` like the answer's. Such a model also refuses ``thinking: {type: disabled}``
-with a 400; its lowest setting is ``between_tools`` (no thinking before the first answer).
-
-The fake spends :func:`thinking_tokens` per request (seeded per user, between 150 and 400
-with adaptive thinking, up to ``budget_tokens`` with ``enabled``), returns a ``thinking``
-content block before the text, and cuts the answer when thinking and answer together pass
-``max_tokens`` (``stop_reason="max_tokens"``), so a ``max_tokens`` sized for the answer
-alone fails the way it would on the real API.
+Thinking tokens count against ``max_tokens`` and come back as a ``thinking`` block before
+the text, so a ``max_tokens`` sized for the answer alone is cut as on the real API.
 """
 
 from __future__ import annotations
@@ -17,20 +9,36 @@ from __future__ import annotations
 from sandbox.decision.fake.errors import ApiError
 from sandbox.decision.fake.faults import uniform
 
-__all__ = ["ADAPTIVE_BY_DEFAULT", "check_thinking_for_model", "thinking_tokens"]
+__all__ = ["ADAPTIVE_BY_DEFAULT", "REFUSED", "check_thinking_for_model", "thinking_tokens"]
 
-ADAPTIVE_BY_DEFAULT = frozenset({"claude-sonnet-5-5"})
-"""Models whose thinking is on when a request says nothing (and cannot be disabled)."""
+ADAPTIVE_BY_DEFAULT = frozenset({"claude-haiku-5-5", "claude-sonnet-5-5"})
+"""Models that think (adaptive thinking) when a request says nothing about ``thinking``."""
 ADAPTIVE_RANGE = (150, 400)
+"""Thinking tokens an adaptive request spends, seeded per user."""
+_MANUAL = "manual extended thinking (budget_tokens) is not supported; use thinking.type 'adaptive'"
+REFUSED: dict[str, dict[str, str]] = {
+    "claude-sonnet-5-5": {
+        "disabled": "use 'between_tools' for no thinking before the answer",
+        "enabled": _MANUAL,
+    },
+    "claude-haiku-5-5": {"enabled": _MANUAL},
+}
+"""``thinking.type`` values a model answers with a 400, and the fix the message gives."""
+NO_DISABLE_AT = {"claude-haiku-5-5": frozenset({"xhigh", "max"})}
+"""Efforts at which a model refuses ``thinking: {type: disabled}``."""
 
 
 def check_thinking_for_model(model_id: str, params: dict) -> None:
     """A 400 for a ``thinking`` setting the model does not accept."""
     kind = (params.get("thinking") or {}).get("type")
-    if model_id in ADAPTIVE_BY_DEFAULT and kind == "disabled":
+    fix = REFUSED.get(model_id, {}).get(kind) if kind else None
+    if fix:
+        raise ApiError.invalid(f"thinking.type: '{kind}' is not supported by {model_id}; {fix}")
+    effort = (params.get("output_config") or {}).get("effort")
+    if kind == "disabled" and effort in NO_DISABLE_AT.get(model_id, ()):
         raise ApiError.invalid(
-            f"thinking.type: 'disabled' is not supported by {model_id}; use 'between_tools' "
-            "for no thinking before the answer"
+            f"thinking.type: 'disabled' is not supported by {model_id} at effort '{effort}'; "
+            "use effort 'low', 'medium' or 'high' to turn thinking off"
         )
 
 

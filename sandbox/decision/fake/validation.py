@@ -1,18 +1,8 @@
 """Request validation as strict as the Messages API: parameters, models and output schemas.
 
-The parameter lists are those of the installed SDK's request types (``anthropic`` 2.x,
-``anthropic-version`` 2026-10-21): anything else is a 400 ``invalid_request_error``
-(``<name>: Extra inputs are not permitted``). Parameters this API version removed
-(``temperature``, ``top_p``, ``top_k``; ``output_format``, now ``output_config.format``)
-get a message that says so. An unknown model is a 404 ``not_found_error``
-(``model: <id>``), as on the real API.
-
-Structured outputs accept a subset of JSON Schema (the subset the SDK's ``transform_schema``
-emits): ``type``, ``properties``, ``required``, ``additionalProperties: false`` on every
-object, ``items``, ``minItems`` of 0 or 1, ``enum``/``const`` of primitives, ``anyOf``,
-``allOf``, local ``$ref``/``$defs``, ``description``, ``title``, string ``format`` from
-:data:`STRING_FORMATS` and ``pattern``. Numeric ranges (``minimum``, ``maximum``, ...),
-string lengths, ``maxItems`` and the rest are rejected with a 400.
+Unknown or removed parameters (``temperature``, ``output_format``, ...) are 400s, an unknown
+model a 404; structured outputs accept the JSON Schema subset the SDK's ``transform_schema``
+emits, so numeric ranges, string lengths and the like are 400s too.
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ AS_OF = SHIPPED_AS_OF_DATE
 # starts last and runs alone while the other workers sit idle (measured on 2 cores: the
 # learner's path about 8 min, the real scheduler 5, the browser test 3, ...).
 LONGEST_FIRST = (
-    "tests/test_learner_path.py",
+    "tests/course/test_learner_path.py",
     "tests/test_airflow_scheduler.py",
     "tests/test_browser.py",
     "tests/reliability/test_control_signals.py",
-    "tests/test_course.py",
+    "tests/course/test_checks.py",
     "tests/test_control_pipeline.py",
     "tests/test_spark.py",
     "tests/reliability/test_journal.py",

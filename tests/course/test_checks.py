@@ -16,7 +16,7 @@ import pytest
 
 from sandbox import course
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+SOLUTIONS = Path(__file__).resolve().parents[2] / "notebooks" / "solutions"
 
 
 def _solution(name: str) -> dict:

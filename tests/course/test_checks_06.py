@@ -13,7 +13,7 @@ from sandbox.decision import prepare_features, run_llm_inference
 from sandbox.decision.projection import TIERS
 from tests.conftest import AS_OF
 
-SOLUTION = Path(__file__).resolve().parents[1] / "notebooks" / "solutions" / "06_scale_and_cost.py"
+SOLUTION = Path(__file__).resolve().parents[2] / "notebooks" / "solutions" / "06_scale_and_cost.py"
 
 
 @pytest.fixture

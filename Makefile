@@ -40,7 +40,7 @@ notebooks: setup ## re-execute every notebook as a learner would, store its outp
 		$(BIN)/jupyter nbconvert --to notebook --execute \
 			--inplace --ExecutePreprocessor.timeout=900 "$$nb" || exit 1; \
 	done
-	$(BIN)/python -m sandbox.course_store notebooks/[0-9]*.ipynb
+	$(BIN)/python -m sandbox.course.store notebooks/[0-9]*.ipynb
 
 docs: setup ## build, then write dbt's static docs site (open the printed path)
 	$(BIN)/sandbox build --date $(AS_OF)

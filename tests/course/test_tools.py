@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sandbox import course
 from sandbox.config import environment
-from sandbox.course_store import WIDGET_VIEW, clean
+from sandbox.course.store import WIDGET_VIEW, clean
 from tests.conftest import AS_OF
 
 
@@ -34,7 +34,9 @@ def test_local_messages_api_serves_the_real_client_over_http() -> None:
 
     book = load_price_book()
     with course.local_messages_api() as api:
-        with environment({"ANTHROPIC_API_KEY": course.LOCAL_API_KEY, "ANTHROPIC_BASE_URL": api.url}):
+        with environment(
+            {"ANTHROPIC_API_KEY": course.LOCAL_API_KEY, "ANTHROPIC_BASE_URL": api.url}
+        ):
             client = make_client("anthropic")
             message = client.messages.create(**build_params(book.get(book.primary), "u1", "User has been on the pro plan for 3 days. No activity recorded since signing up."))  # fmt: skip
     assert api.url.startswith("http://127.0.0.1:") and api.requests == 1
@@ -66,5 +68,5 @@ def test_stored_notebooks_hold_no_widget_views_ansi_or_local_paths() -> None:
 
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         text = path.read_text()
-        assert WIDGET_VIEW not in text, f"{path.name}: run python -m sandbox.course_store"
+        assert WIDGET_VIEW not in text, f"{path.name}: run python -m sandbox.course.store"
         assert "\\u001b[" not in text and str(ROOT) not in text, path.name

@@ -6,7 +6,7 @@ its text fallback is the bar's first frame ("0node", a stuck "89%"). So after a 
 executed for storage (``make notebooks``), :func:`clean` drops those outputs and the saved
 widget state, and removes ANSI colour codes from stream outputs.
 
-Run it as ``python -m sandbox.course_store notebooks/*.ipynb``.
+Run it as ``python -m sandbox.course.store notebooks/*.ipynb``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ MAX_ATTEMPTS = 5
 GRADES_ENV = "SANDBOX_COURSE_GRADES"
 """When set (by ``sandbox course grade``), every verdict is appended to this JSON-lines file."""
 
-_ATTEMPTS_ENV = "SANDBOX_COURSE_ATTEMPTS"
+ATTEMPTS_ENV = "SANDBOX_COURSE_ATTEMPTS"
+"""Where misses are counted (default: `attempts.json` beside the notebooks' own folders)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def digest(exercise: str, answer: object) -> str:
 def _attempts_file() -> Path:
     from sandbox.course.notebook import notebook_base
 
-    return Path(os.environ.get(_ATTEMPTS_ENV) or notebook_base() / "attempts.json")
+    return Path(os.environ.get(ATTEMPTS_ENV) or notebook_base() / "attempts.json")
 
 
 def _misses(exercise: str, add: int = 0) -> int:
@@ -73,11 +74,12 @@ def _misses(exercise: str, add: int = 0) -> int:
     return counts.get(exercise, 0)
 
 
-def _record(exercise: str, verdict: Verdict) -> None:
+def _record(exercise: str, verdict: Verdict, blank: bool = False) -> None:
     target = os.environ.get(GRADES_ENV)
     if target:
+        line = {"exercise": exercise, "ok": verdict.ok, "blank": blank}
         with open(target, "a", encoding="utf-8") as out:
-            out.write(json.dumps({"exercise": exercise, "ok": verdict.ok}) + "\n")
+            out.write(json.dumps(line) + "\n")
 
 
 def exercise(name: str) -> Callable:
@@ -96,6 +98,8 @@ def exercise(name: str) -> Callable:
                 verdict = check(*args, **kwargs)
             except Blank as exc:
                 verdict = Verdict(False, str(exc))
+                _record(name, verdict, blank=True)
+                return verdict
             except Unreadable as exc:
                 verdict = Verdict(False, str(exc))
                 _misses(name, add=1)

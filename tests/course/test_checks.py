@@ -63,7 +63,10 @@ def test_grades_are_recorded_when_asked(tmp_path: Path, monkeypatch) -> None:
     course.check_planes(None)
     course.check_planes(_solution("00_start_here")["answers"])
     lines = grades.read_text().splitlines()
-    assert lines == ['{"exercise": "00.1", "ok": false}', '{"exercise": "00.1", "ok": true}']
+    assert lines == [
+        '{"exercise": "00.1", "ok": false, "blank": true}',
+        '{"exercise": "00.1", "ok": true, "blank": false}',
+    ]
 
 
 # --- set-up: each notebook its own state -------------------------------------------------

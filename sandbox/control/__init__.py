@@ -8,6 +8,7 @@ through one function per task, and they talk to each other only through tables.
 Importing it is cheap: Airflow is imported when a pipeline actually runs.
 """
 
+from sandbox.control.airflow_env import configure
 from sandbox.control.pipeline import (
     AI_DAG,
     DBT_DAG,
@@ -25,6 +26,7 @@ __all__ = [
     "Interrupted",
     "RunReport",
     "TaskState",
+    "configure",
     "date_range",
     "run_pipeline",
     "task_frame",

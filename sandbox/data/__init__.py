@@ -14,18 +14,23 @@ from sandbox.data.build import (
     project_dir,
     target_dir,
 )
+from sandbox.data.drills import DRILLS, broken_inputs, run_drill, window_off_by_one
 from sandbox.data.generate import GeneratedFiles, generate
 
 __all__ = [
+    "DRILLS",
     "BuildResult",
     "GateFailed",
     "GateFailure",
     "GeneratedFiles",
     "NodeOutcome",
+    "broken_inputs",
     "build",
     "dbt_args",
     "docs",
     "generate",
     "project_dir",
+    "run_drill",
     "target_dir",
+    "window_off_by_one",
 ]

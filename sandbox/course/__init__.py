@@ -1,18 +1,13 @@
 """What the notebooks import: one set-up call, the labels of simulated output, and the checks.
 
-The notebooks call the real planes (``sandbox.data``, ``sandbox.decision``, ``sandbox.control``,
-``sandbox.evals``); this package only prepares each notebook's environment and turns a
-learner's answer into a verdict with a hint, never the answer::
-
-    notebook       set-up, scratch folders, "simulated" labels
-    verdicts       Verdict, bounded attempts, hashes, helpers switched off during a check
-    hidden         queries and functions run on randomized cases (00, 01, 03)
-    recall         what the learner found out (00, 02, 04, 05)
-    build_dbt      a dbt model of your own (02, 05); build_request: an SDK call (03)
-    build_dag      a DAG task run by Airflow (04); scale: 06; golden: 07
-    storm          the fault storm and the local Messages API
-    grade, edition, store   the grader, the student copy, the stored outputs' cleaner
+The notebooks call the real planes; this package prepares each notebook's environment and
+turns a learner's answer into a verdict with a hint, never the answer.
 """
+
+# notebook: set-up and labels | verdicts: Verdict, attempts, hashes, helpers switched off
+# hidden: queries and functions on randomized cases (00, 01, 03) | recall: 00, 02, 04, 05
+# build_dbt (02, 05), build_request (03), build_dag (04): build-it checks | scale: 06
+# golden: 07 | storm: fault storm, local Messages API | grade, edition, store, cli: tools
 
 from sandbox.course.build_dag import check_pipeline_task
 from sandbox.course.build_dbt import LESSON_MODELS, check_dbt_model, check_new_model
@@ -27,7 +22,6 @@ from sandbox.course.hidden import (
 )
 from sandbox.course.notebook import (
     AS_OF,
-    FAKE_ANSWERS,
     SCRATCH_ENV,
     SIMULATED,
     cost_note,
@@ -64,7 +58,6 @@ EXERCISES = {
 __all__ = [
     "AS_OF",
     "EXERCISES",
-    "FAKE_ANSWERS",
     "LESSON_MODELS",
     "LOCAL_API_KEY",
     "MAX_ATTEMPTS",

@@ -1,9 +1,8 @@
 """The grader: run a learner's notebooks again, collect every check's verdict, score each exercise.
 
-Each notebook is executed top to bottom in a fresh kernel (``nbclient``, as nbgrader's
-autograde does) in a scratch folder, with errors allowed so one broken cell costs only its
-own exercise. Every check appends its verdict to a file the grader names; an exercise scores
-1 when one of its checks said right, else 0. A miss never fails the command.
+Each notebook runs top to bottom in a fresh kernel (``nbclient``, as nbgrader's autograde
+does) and a scratch folder, errors allowed; each check appends its verdict to a file the
+grader names. An exercise scores 1 when a check said right, else 0; a miss never fails.
 """
 
 from __future__ import annotations

@@ -19,9 +19,6 @@ AS_OF = SHIPPED_AS_OF_DATE
 SIMULATED = SIMULATED_COST
 """How every cost printed in offline mode is labelled (the decision plane's own label)."""
 
-FAKE_ANSWERS = "simulated: answers from the offline fake, not from the model named"
-"""How every fake answer shown in offline mode is labelled."""
-
 _BASE: Path | None = None
 
 
@@ -89,6 +86,12 @@ def cost_note(llm: str | None = None) -> str:
 
 
 def simulated(what: str = "costs and answers") -> None:
-    """Print the label a cell's simulated output carries offline (nothing with the real API)."""
-    if offline():
-        print(f"({what}: {SIMULATED}; {FAKE_ANSWERS})")
+    """Print the label a cell's simulated ``what`` carries offline (nothing with the real API)."""
+    if not offline():
+        return
+    parts = []
+    if "answer" in what:
+        parts.append("answers from the offline fake, not from the model named")
+    if "cost" in what:
+        parts.append("costs at list prices, no money spent")
+    print(f"(simulated: {'; '.join(parts) or what})")

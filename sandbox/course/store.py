@@ -1,12 +1,8 @@
-"""Keep the notebooks' stored outputs clean: no live-widget views, no machine-specific text.
+"""Keep the notebooks' stored outputs clean: no live-widget views, no colour codes.
 
-A stored widget *view* points at a model that lives in the kernel that drew it; reopened
-with another kernel, JupyterLab can only say "Error displaying widget: model not found", and
-its text fallback is the bar's first frame ("0node", a stuck "89%"). So after a notebook is
-executed for storage (``make notebooks``), :func:`clean` drops those outputs and the saved
-widget state, and removes ANSI colour codes from stream outputs.
-
-Run it as ``python -m sandbox.course.store notebooks/*.ipynb``.
+A stored widget view needs the kernel that drew it (reopened, JupyterLab shows "model not
+found"), so after ``make notebooks`` executes a notebook, :func:`clean` drops those outputs
+and the saved widget state. Run it as ``python -m sandbox.course.store notebooks/*.ipynb``.
 """
 
 from __future__ import annotations

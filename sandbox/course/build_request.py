@@ -126,6 +126,8 @@ def check_one_request(recommend_one) -> Verdict:
         require(None, "define `recommend_one(client, summary)` above.")
     for summary in _CHECK_SUMMARIES:
         answer, sent, used, error = _one(recommend_one, summary)
+        if answer is None and error is None and not sent:
+            require(None, "`recommend_one` returns None and sends nothing: write its body.")
         if used:
             return Verdict(False, "your function called build_params(), the engine's request "
                            "builder: the check runs without it. Write the call yourself.")  # fmt: skip

@@ -11,6 +11,7 @@ import random
 from datetime import date, timedelta
 
 from sandbox.course.verdicts import (
+    Blank,
     Unreadable,
     Verdict,
     exercise,
@@ -133,6 +134,10 @@ def check_summary_function(summarize) -> Verdict:
     for case, expected in SUMMARY_CASES.items():
         try:
             got = summarize(*case)
+            if got is None:
+                require(None, "`summarize` returns None: write its body, then run this cell again.")
+        except Blank:
+            raise
         except Exception as exc:  # the learner's error is an answer to explain, not a crash
             return Verdict(False, f"summarize{case} raised {type(exc).__name__}: {exc}")
         if digest("01.2", got) != expected:
@@ -190,6 +195,8 @@ def check_type_predictor(predict_type) -> Verdict:
                 return Verdict(False, f"predict_type raised {type(exc).__name__} on {summary!r}")
     if used:
         return Verdict(False, used_message(used))
+    if all(x == "none" for x in got):
+        require(None, "`predict_type` returns None: write its body, then run this cell again.")
     for summary, mine in zip(summaries, got, strict=True):
         if mine != recommend(summary).recommendation_type:
             return Verdict(False, f"not for {summary!r}. Hint: the fake applies the *first* "

@@ -455,3 +455,21 @@ def test_05_new_model_must_be_new_tested_and_built(
     (marts / f"{answers['new_model']}.yml").write_text(answers["new_model_yml"])
     build("2026-11-01")
     assert course.check_new_model(project, answers["new_model"].upper())
+
+
+def test_an_empty_function_is_blank_not_a_miss(fresh_attempts: Path, warehouse: Path) -> None:
+    from sandbox.decision import prepare_features, run_llm_inference
+
+    prepare_features("2026-11-01")
+    run_llm_inference("2026-11-01", progress=False)
+    profile = _solution("06_scale_and_cost")["profile"]
+    stubs = [
+        course.check_summary_function(lambda *row: None),
+        course.check_type_predictor(lambda summary: None),
+        course.check_one_request(lambda client, summary: None),
+        course.check_batch_cost(profile, lambda p, book, users: None),
+        course.check_workers(profile, lambda p, book, tier, latency_s: None),
+    ]
+    for verdict in stubs:
+        assert not verdict and "returns None" in repr(verdict) and "attempt" not in repr(verdict)
+    assert not fresh_attempts.exists()  # nothing counted

@@ -80,5 +80,5 @@ def test_student_copy_clears_outputs_and_asks_for_predictions(tmp_path: Path) ->
         asks = [i for i, c in enumerate(copy["cells"]) if c["source"] == PREDICT]
         assert len(asks) == with_output
         assert all(copy["cells"][i + 1]["cell_type"] == "code" for i in asks)
-        assert "nbval" not in json.dumps(copy) and "solutions" not in json.dumps(copy)
+        assert "nbval" not in json.dumps(copy) and "solutions/" not in json.dumps(copy)
     assert student_notebook({"cells": [], "metadata": {"widgets": {}}})["metadata"] == {}

@@ -46,7 +46,7 @@ def test_local_messages_api_serves_the_real_client_over_http() -> None:
 
 def test_store_cleaner_drops_widget_views_and_colour_codes(tmp_path: Path) -> None:
     nb = {
-        "cells": [{"cell_type": "code", "source": [], "metadata": {}, "execution_count": 1, "outputs": [
+        "cells": [{"cell_type": "code", "source": [], "metadata": {"execution": {"iopub.status.busy": "x"}}, "execution_count": 1, "outputs": [
             {"output_type": "display_data", "metadata": {},
              "data": {WIDGET_VIEW: {"model_id": "x"}, "text/plain": ["dbt build: 0node"]}},
             {"output_type": "stream", "name": "stdout", "text": ["\x1b[32minfo\x1b[0m done\n"]},
@@ -61,6 +61,7 @@ def test_store_cleaner_drops_widget_views_and_colour_codes(tmp_path: Path) -> No
     outputs = cleaned["cells"][0]["outputs"]
     assert [o["output_type"] for o in outputs] == ["stream", "execute_result"]
     assert outputs[0]["text"] == ["info done\n"] and "widgets" not in cleaned["metadata"]
+    assert cleaned["cells"][0]["metadata"] == {}
 
 
 def test_stored_notebooks_hold_no_widget_views_ansi_or_local_paths() -> None:
@@ -70,3 +71,4 @@ def test_stored_notebooks_hold_no_widget_views_ansi_or_local_paths() -> None:
         text = path.read_text()
         assert WIDGET_VIEW not in text, f"{path.name}: run python -m sandbox.course.store"
         assert "\\u001b[" not in text and str(ROOT) not in text, path.name
+        assert "iopub.execute_input" not in text, f"{path.name}: execution timestamps"

@@ -25,6 +25,7 @@ def _copy(tmp_path: Path) -> Path:
 def test_untouched_copy_gets_a_hint(tmp_path: Path) -> None:
     verdict = check_new_golden_case(_copy(tmp_path))
     assert not verdict and "add_golden_case" in repr(verdict)
+    assert "attempt" not in repr(verdict)  # nothing added yet: a blank, not a miss
 
 
 @pytest.mark.slow  # a dbt build of the changed golden set

@@ -91,6 +91,7 @@ def test_no_test_machinery_or_random_paths_in_what_learners_read(path: Path) -> 
             f"{path.name}: {out[:200]}"
         )
         assert str(ROOT) not in out
+        assert "attempt(s) left" not in out, f"{path.name}: a stored check counted a miss"
 
 
 COST = re.compile(r"\$\d|\bcost_usd\b|\busd_per_row\b")

@@ -21,9 +21,12 @@ PORT ?= 8080
 LAB_ARGS ?=
 # make lock: --upgrade re-resolves every pin to the newest allowed; LOCK_ARGS= keeps the others
 LOCK_ARGS ?= --upgrade
+# make grade: the learner's executed notebooks to grade, and where the scores go
+GRADE_NOTEBOOKS ?= notebooks/[0-9]*.ipynb
+GRADE_OUT ?= grades
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock pipeline check test lint lab docs bench airflow-ui airflow notebooks eval clean
+.PHONY: help setup lock pipeline check test lint lab docs bench airflow-ui airflow notebooks eval grade student clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}' \
@@ -77,7 +80,13 @@ notebooks: setup ## re-execute every notebook as a learner would, store its outp
 		$(BIN)/jupyter nbconvert --to notebook --execute \
 			--inplace --ExecutePreprocessor.timeout=900 "$$nb" || exit 1; \
 	done
-	$(BIN)/python -m sandbox.course_store notebooks/[0-9]*.ipynb
+	$(BIN)/python -m sandbox.course.store notebooks/[0-9]*.ipynb
+
+grade: setup ## run every exercise check of GRADE_NOTEBOOKS again; scores in GRADE_OUT/grades.{json,csv}
+	$(BIN)/sandbox course grade $(GRADE_NOTEBOOKS) --out $(GRADE_OUT)
+
+student: setup ## write the student copy of the notebooks into student/ (outputs cleared)
+	$(BIN)/sandbox course student --out student
 
 docs: setup ## build, then write dbt's static docs site (open the printed path)
 	$(BIN)/sandbox build --date $(AS_OF)

@@ -118,12 +118,14 @@ def _parser() -> argparse.ArgumentParser:
     rst.set_defaults(func=_reset)
 
     from sandbox.control.cli import register as register_control
+    from sandbox.course.cli import register as register_course
     from sandbox.decision.cli import register as register_decision
     from sandbox.evals.cli import register as register_evals
 
     register_decision(sub)
     register_control(sub)
     register_evals(sub)
+    register_course(sub)
     return parser
 
 

@@ -5,6 +5,7 @@ package that knows both the data plane and the decision plane (they talk through
 Importing it is cheap: Airflow is imported when a pipeline runs.
 """
 
+from sandbox.control.airflow_env import configure
 from sandbox.control.names import AI_DAG, DBT_DAG
 from sandbox.control.pipeline import Interrupted, date_range, run_pipeline
 from sandbox.control.report import RunReport, TaskState, task_frame
@@ -15,6 +16,7 @@ __all__ = [
     "Interrupted",
     "RunReport",
     "TaskState",
+    "configure",
     "date_range",
     "run_pipeline",
     "task_frame",

@@ -1,13 +1,13 @@
-"""The notebooks' exercise checks: worked solutions pass; blank, wrong and copied answers do not.
+"""The notebooks' exercise checks: worked solutions pass; blank, wrong and shortcut answers do not.
 
-Every check also accepts the reasonable forms of a right answer (case and blanks, money to
-four decimals, a one-cell DataFrame) and answers an unreadable one with a hint, not a crash.
+Every shortcut an instructor found (a shipped constant, a printed number, the helper the
+lesson used, a handful of guesses) is a test here that must fail, next to the right, wrong
+and blank answers. A miss gives a hint, never the answer; misses are bounded.
 """
 
 from __future__ import annotations
 
 import os
-import runpy
 import sys
 from pathlib import Path
 
@@ -15,12 +15,10 @@ import pandas as pd
 import pytest
 
 from sandbox import course
+from sandbox.course import notebook, verdicts
+from tests.course.conftest import solution as _solution
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
-
-
-def _solution(name: str) -> dict:
-    return runpy.run_path(str(SOLUTIONS / f"{name}.py"))
+TYPES = ("upgrade_prompt", "re_engagement", "feature_discovery", "churn_risk")
 
 
 def _no_answer_in(verdict, *answers) -> None:
@@ -30,19 +28,45 @@ def _no_answer_in(verdict, *answers) -> None:
         assert str(answer) not in repr(verdict), f"{verdict!r} reveals {answer!r}"
 
 
-# --- reading answers -------------------------------------------------------------------------
+# --- reading answers, attempts -------------------------------------------------------------
 
 
 def test_answers_in_reasonable_forms_are_read_the_same() -> None:
-    assert course._scalar(pd.DataFrame({"x": [0.5006]})) == 0.5006
-    assert course._scalar(pd.Series(["churn_risk"])) == "churn_risk"
-    assert course._text(" 'Churn_Risk' ") == "churn_risk"
-    assert course._number("$1,234.5") == 1234.5
-    assert course._same_money(0.5006, 0.50061234) and not course._same_money(0.5, 0.50061234)
-    with pytest.raises(course._Unreadable, match="table of 3 row"):
-        course._scalar(pd.DataFrame({"x": [1, 2, 3]}))
-    assert course._blank(None) and course._blank("  ") and course._blank(pd.DataFrame())
-    assert not course._blank(0)
+    assert verdicts.scalar(pd.DataFrame({"x": [0.5006]})) == 0.5006
+    assert verdicts.scalar(pd.Series(["churn_risk"])) == "churn_risk"
+    assert verdicts.text(" 'Churn_Risk' ") == "churn_risk"
+    assert verdicts.number("$1,234.5") == 1234.5
+    assert verdicts.same_money(0.5006, 0.50061234) and not verdicts.same_money(0.5, 0.50061234)
+    with pytest.raises(verdicts.Unreadable, match="table of 3 row"):
+        verdicts.scalar(pd.DataFrame({"x": [1, 2, 3]}))
+    assert verdicts.blank(None) and verdicts.blank("  ") and verdicts.blank(pd.DataFrame())
+    assert not verdicts.blank(0)
+
+
+def test_attempts_are_bounded_and_blanks_do_not_count(fresh_attempts: Path, monkeypatch) -> None:
+    monkeypatch.setattr(verdicts, "MAX_ATTEMPTS", course.MAX_ATTEMPTS)
+    right = _solution("00_start_here")["answers"]
+    for _ in range(3):
+        assert "fill in" in repr(course.check_planes(None))  # blank: free
+    for n in range(course.MAX_ATTEMPTS):
+        miss = course.check_planes({k: "data" for k in right})
+        assert f"{course.MAX_ATTEMPTS - n - 1} attempt(s) left" in repr(miss)
+    done = course.check_planes(right)
+    assert not done and "no more attempts" in repr(done)
+    fresh_attempts.unlink()  # an instructor resets a learner's count by removing the file
+    assert course.check_planes(right)
+
+
+def test_grades_are_recorded_when_asked(tmp_path: Path, monkeypatch) -> None:
+    grades = tmp_path / "grades.jsonl"
+    monkeypatch.setenv(verdicts.GRADES_ENV, str(grades))
+    course.check_planes(None)
+    course.check_planes(_solution("00_start_here")["answers"])
+    lines = grades.read_text().splitlines()
+    assert lines == [
+        '{"exercise": "00.1", "ok": false, "blank": true}',
+        '{"exercise": "00.1", "ok": true, "blank": false}',
+    ]
 
 
 # --- set-up: each notebook its own state -------------------------------------------------
@@ -50,7 +74,7 @@ def test_answers_in_reasonable_forms_are_read_the_same() -> None:
 
 def test_setup_gives_each_notebook_its_own_fresh_state(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.delenv(course.SCRATCH_ENV, raising=False)
-    monkeypatch.setattr(course, "_BASE", None)
+    monkeypatch.setattr(notebook, "_BASE", None)
     # a kernel that has not loaded Airflow yet (another test in this worker may have)
     monkeypatch.delitem(sys.modules, "airflow.configuration", raising=False)
     for name in ("SANDBOX_AIRFLOW_HOME", "SANDBOX_LLM", "SANDBOX_RAW_DIR"):
@@ -64,7 +88,6 @@ def test_setup_gives_each_notebook_its_own_fresh_state(tmp_path: Path, monkeypat
     assert "SANDBOX_RAW_DIR" not in os.environ
     out = capsys.readouterr().out
     assert "LLM: mock" in out and "99_demo/sandbox.duckdb (this notebook's own" in out
-    # what the notebook wrote is gone on the next run; another notebook's folder is untouched
     (home / "left-over").write_text("x")
     other = course.setup("98_other")
     (other / "kept").write_text("x")
@@ -81,69 +104,106 @@ def test_setup_uses_the_scratch_folder_when_set(tmp_path: Path, monkeypatch, cap
     assert os.environ["SANDBOX_WAREHOUSE"].startswith(str(home))
 
 
-def test_offline_costs_say_they_are_simulated(monkeypatch) -> None:
+def test_offline_output_says_it_is_simulated(monkeypatch, capsys) -> None:
     monkeypatch.setenv("SANDBOX_LLM", "mock")
     assert course.cost_note() == "(simulated: offline fake at list prices)"
-    assert course.cost_note("anthropic") == ""
+    course.simulated()
+    assert "simulated" in capsys.readouterr().out
+    monkeypatch.setenv("SANDBOX_LLM", "anthropic")
+    assert course.cost_note() == ""
+    course.simulated()
+    assert capsys.readouterr().out == ""
 
 
 # --- 00 ------------------------------------------------------------------------------------
 
 
-def test_00_solutions_pass_and_others_do_not(warehouse: Path) -> None:
-    from sandbox.decision import infer
-    from sandbox.warehouse import query_df
+def test_00_planes_pass_right_and_refuse_wrong_blank_and_shortcuts() -> None:
+    answers = _solution("00_start_here")["answers"]
+    assert course.check_planes(answers)
+    assert course.check_planes({k: v.upper() for k, v in answers.items()})
+    assert not course.check_planes(None) and not course.check_planes(dict.fromkeys(answers))
+    one_wrong = {**answers, "retries a 429 from the API": "control"}
+    miss = course.check_planes(one_wrong)
+    assert "1 of 6" in repr(miss) and "retries a 429" not in repr(miss)  # not which one
+    assert "not a plane" in repr(course.check_planes({k: "dbt" for k in answers}))
+    # the shortcut: the answers shipped in clear next to the check
+    assert not hasattr(course, "PLANE_OF")
+    assert not course.check_planes(course.recall.PLANE_DIGESTS)
 
-    answers = _solution("00_start_here")
-    assert course.check_planes(answers["answers"])
-    assert course.check_planes({k: v.upper() for k, v in answers["answers"].items()})
-    assert not course.check_planes({k: "data" for k in answers["answers"]})
-    assert not course.check_planes(None)
-    assert not course.check_planes(dict.fromkeys(answers["answers"]))
-    infer("2026-11-01", progress=False)
-    frame = query_df(answers["top_sql"])
-    assert course.check_top_recommendation("2026-11-01", frame)  # a 1x1 DataFrame is fine
-    assert course.check_top_recommendation("2026-11-01", frame.iloc[0, 0].upper())
-    assert not course.check_top_recommendation("2026-11-01", "nope")
-    assert not course.check_top_recommendation("2026-11-01", "")
-    assert "table of" in repr(course.check_top_recommendation("2026-11-01", query_df(
-        "select * from marts.user_recommendations")))  # fmt: skip
+
+def test_00_top_type_query_runs_on_hidden_data() -> None:
+    sql = _solution("00_start_here")["top_sql"]
+    assert course.check_top_recommendation(sql)
+    assert not course.check_top_recommendation(None)
+    assert "did not run" in repr(course.check_top_recommendation("select nope"))
+    # four guesses: a constant answer fails whatever it is
+    for kind in TYPES:
+        assert not course.check_top_recommendation(f"select '{kind}'")
+    # no date filter: the other dates lead with another type
+    no_date = "select recommendation_type from marts.user_recommendations group by 1 order by count(*) desc limit 1"
+    assert not course.check_top_recommendation(no_date)
 
 
 # --- 01 ------------------------------------------------------------------------------------
 
 
-def test_01_solutions_pass_and_misses_get_hints_not_answers(warehouse: Path) -> None:
-    from sandbox.warehouse import query_df
-
-    answers = _solution("01_data_plane")
-    assert course.check_fading_users(answers["answer_sql"])
-    assert course.check_predicted_summary("u000042", answers["predicted"])
-    assert course.check_predicted_summary(
-        "u000042", "  " + answers["predicted"].replace(". ", ".  ")
+def test_01_fading_query_runs_on_hidden_rows() -> None:
+    assert course.check_fading_users(_solution("01_data_plane")["answer_sql"])
+    assert course.check_fading_users(
+        "select user_id from marts.fct_user_features_for_ai "
+        "where event_count_7d = 0 and days_since_last_event between 8 and 30"
     )
     assert not course.check_fading_users(None)
-    assert not course.check_fading_users("select user_id from marts.dim_users")
-    assert "did not run" in repr(course.check_fading_users("select nope"))
-    actual = query_df(
-        "select user_summary_for_llm from marts.fct_user_features_for_ai where user_id = 'u000042'"
-    ).iloc[0, 0]
-    wrong = course.check_predicted_summary("u000042", "User is nice.")
-    _no_answer_in(wrong, actual)
-    assert "sentence 1" in repr(wrong)
-    _no_answer_in(course.check_predicted_summary("u000042", actual.replace("15", "16")), actual)
-    assert "case" in repr(course.check_predicted_summary("u000042", actual.lower()))
-    assert not course.check_predicted_summary("u000042", None)
+    assert not course.check_fading_users("select user_id from marts.fct_user_features_for_ai")
+    edge = course.check_fading_users(
+        "select user_id from marts.fct_user_features_for_ai "
+        "where event_count_7d = 0 and days_since_last_event < 30"
+    )
+    assert not edge and "30-day edge" in repr(edge)
+    # the shortcut: the checker's own query shipped as a constant
+    assert not hasattr(course, "FADING_SQL")
+
+
+def test_01_summary_function_is_judged_on_hidden_rows(warehouse: Path) -> None:
+    from sandbox.warehouse import query_df
+
+    summarize = _solution("01_data_plane")["summarize"]
+    assert course.check_summary_function(summarize)
+    assert not course.check_summary_function(None)
+    # the solution reproduces every row of the real mart: the hashes' source is the mart's SQL
+    mart = query_df("select * from marts.fct_user_features_for_ai")
+    for row in mart.itertuples():
+        last = None if pd.isna(row.days_since_last_event) else int(row.days_since_last_event)
+        mine = summarize(row.plan_tier, int(row.days_since_signup), last, int(row.event_count_7d),
+                         int(row.distinct_event_types_7d))  # fmt: skip
+        assert mine == row.user_summary_for_llm
+    # always plural: "1 days" is not what the mart writes
+    plural = course.check_summary_function(
+        lambda p, d, last, n, t: summarize(p, d, last, n, t).replace(" 1 day.", " 1 days.")
+    )
+    assert not plural
+
+    # the shortcut: reading the column the exercise asks to predict
+    def from_the_mart(*row):
+        return query_df(
+            "select user_summary_for_llm from marts.fct_user_features_for_ai limit 1"
+        ).iloc[0, 0]
+
+    _no_answer_in(
+        course.check_summary_function(from_the_mart), "No activity recorded since signing up"
+    )
 
 
 # --- 02 ------------------------------------------------------------------------------------
 
 
 def test_02_solutions_pass_and_wrong_or_copied_answers_do_not(warehouse: Path) -> None:
+    from sandbox.data.drills import DRILLS
+
     answers = _solution("02_quality_gate")
     assert course.check_gate_explanation(answers["drill_name"], answers["failing_check"])
     assert course.check_gate_explanation("DUPLICATE_KEY", " Unique ")
-    # the notebook calls the runaway summary "the contract at work": both names are right
     for name in ("model", "contract", "check constraint"):
         assert course.check_gate_explanation("runaway_summary", name)
     assert course.check_gate_explanation("future_event", "handled")
@@ -155,6 +215,11 @@ def test_02_solutions_pass_and_wrong_or_copied_answers_do_not(warehouse: Path) -
     assert course.check_custom_break(answers["break_raw"])
     assert not course.check_custom_break(lambda raw: None)
     assert not course.check_custom_break(None)
+    # the shortcut: the shipped drill that does exactly this
+    shortcut = course.check_custom_break(
+        lambda raw: DRILLS["unparseable_timestamp"].breaks(raw, None)
+    )
+    assert not shortcut and "sandbox.data.drills" in repr(shortcut)
 
 
 @pytest.mark.slow
@@ -193,27 +258,38 @@ def test_02_build_it_dbt_model_is_judged_by_the_build(warehouse: Path) -> None:
 # --- 03 ------------------------------------------------------------------------------------
 
 
-def test_03_solutions_pass_and_misses_get_hints(warehouse: Path) -> None:
-    from sandbox.decision import infer
-    from sandbox.warehouse import query_df
+def test_03_type_predictor_is_judged_on_fresh_summaries() -> None:
+    predict = _solution("03_decision_plane")["predict_type"]
+    assert course.check_type_predictor(predict)
+    assert course.check_type_predictor(lambda s: predict(s).upper())
+    assert not course.check_type_predictor(None)
+    # four guesses: a constant answer fails whatever it is
+    for kind in TYPES:
+        assert not course.check_type_predictor(lambda s, kind=kind: kind)
+    # the shortcut: asking the fake itself
+    from sandbox.decision.fake import recommend
 
-    answers = _solution("03_decision_plane")
-    assert course.check_predicted_type(answers["summary"], answers["predicted_type"])
-    assert course.check_predicted_type(answers["summary"], "CHURN_RISK")
-    miss = course.check_predicted_type(answers["summary"], "re_engagement")
-    _no_answer_in(miss, "churn_risk")
-    assert "not a type" in repr(course.check_predicted_type(answers["summary"], "nope"))
-    assert not course.check_predicted_type(answers["summary"], None)
-    infer("2026-11-01", progress=False)
-    frame = query_df(answers["escalation_sql"])
-    cost = float(frame.iloc[0, 0])
-    assert course.check_escalation_cost("2026-11-01", frame)
-    assert course.check_escalation_cost("2026-11-01", round(cost, 4))  # what the notebook displays
-    assert course.check_escalation_cost("2026-11-01", f"${cost:.4f}")
-    assert not course.check_escalation_cost("2026-11-01", None)
-    assert not course.check_escalation_cost("2026-11-01", cost + 0.001)
-    everything = query_df("select sum(cost_usd) from decision.llm_calls").iloc[0, 0]
-    assert "only the escalations" in repr(course.check_escalation_cost("2026-11-01", everything))
+    used = course.check_type_predictor(lambda s: recommend(s).recommendation_type)
+    assert not used and "helper" in repr(used)
+
+    # a rule order mistake (counts before "last active") is a miss with a hint
+    def counts_first(s):
+        return "re_engagement" if "No events in the last 7 days" in s else predict(s)
+
+    assert "first" in repr(course.check_type_predictor(counts_first))
+
+
+def test_03_escalation_query_runs_on_a_hidden_ledger() -> None:
+    assert course.check_escalation_cost(_solution("03_decision_plane")["escalation_sql"])
+    assert not course.check_escalation_cost(None)
+    # the shortcut: the number the notebook printed
+    assert not course.check_escalation_cost("select 0.3321")
+    everything = course.check_escalation_cost(
+        "select sum(cost_usd) from decision.llm_calls where execution_date = '2026-11-01'"
+    )
+    assert not everything and "only the escalations" in repr(everything)
+    all_dates = "select sum(cost_usd) from decision.llm_calls where purpose = 'escalation'"
+    assert not course.check_escalation_cost(all_dates)
 
 
 def test_03_build_it_request_is_checked_against_the_fake() -> None:
@@ -248,6 +324,18 @@ def test_03_build_it_request_is_checked_against_the_fake() -> None:
         return answers["recommend_one"](client, summary)
 
     assert "exactly one" in repr(course.check_one_request(twice))
+
+    def engine_builder(client, summary):  # the shortcut: the engine's own request builder
+        from sandbox.decision.pricing import load_price_book
+        from sandbox.decision.prompt import build_params, parse_answer
+
+        prices = load_price_book()
+        return parse_answer(
+            client.messages.create(**build_params(prices.get(prices.primary), "x", summary))
+        )
+
+    shortcut = course.check_one_request(engine_builder)
+    assert not shortcut and "build_params" in repr(shortcut)
 
 
 def test_recording_client_shows_the_wire() -> None:
@@ -295,18 +383,24 @@ def test_04_rerun_check_wants_both_runs_in_order(warehouse: Path) -> None:
 
 
 @pytest.mark.slow
-def test_04_build_it_task_is_run_by_airflow(warehouse: Path, tmp_path: Path) -> None:
-    answers = _solution("04_control_plane")
+def test_04_build_it_task_is_run_by_airflow_on_hidden_dates(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    dag_text = _solution("04_control_plane")["pipeline_health_dag"]
     dag = tmp_path / "pipeline_health.py"
     assert "%%writefile" in repr(course.check_pipeline_task(dag))  # nothing written yet
-    dag.write_text(answers["pipeline_health_dag"])
+    dag.write_text(dag_text)
     assert "Step 3" in repr(course.check_pipeline_task(dag))  # no run recorded yet
     _record_runs([("2026-10-31", "success", 709)])
     assert course.check_pipeline_task(dag)
     # a task that never fails is not a check
-    dag.write_text(answers["pipeline_health_dag"].replace("raise ValueError", "print"))
+    dag.write_text(dag_text.replace("raise ValueError", "print"))
     assert "should fail" in repr(course.check_pipeline_task(dag))
-    dag.write_text(answers["pipeline_health_dag"].replace("check_last_run", "check_it"))
+    # the shortcut: a task that knows the lesson's dates instead of reading the record
+    dag.write_text(dag_text.replace(
+        "if runs[\"n\"].iloc[0] == 0:", "if ds not in ('2026-10-31', '2026-11-01'):"))  # fmt: skip
+    assert not course.check_pipeline_task(dag)
+    dag.write_text(dag_text.replace("check_last_run", "check_it"))
     assert "no task check_last_run" in repr(course.check_pipeline_task(dag))
     dag.write_text("from airflow.sdk import dag\nthis is not python\n")
     assert "could not import" in repr(course.check_pipeline_task(dag))
@@ -328,14 +422,13 @@ def test_05_trace_wants_an_escalated_user_and_all_its_costs(warehouse: Path) -> 
     assert course.check_trace(
         "2026-11-01", {**trace, "cost_usd": round(float(trace["cost_usd"]), 4)}
     )
-    assert course.check_trace("2026-11-01", trace["user_id"], trace)  # the older form
     lesson_user = course.check_trace("2026-11-01", {**trace, "user_id": "u000003"})
     assert not lesson_user and "first user after" in repr(lesson_user)
     primary = query_df(
         f"select sum(cost_usd) from decision.llm_calls where user_id = '{user}' and purpose = 'primary'"
     ).iloc[0, 0]
     primary_only = course.check_trace("2026-11-01", {**trace, "cost_usd": primary})
-    assert not primary_only and "add the escalation" in repr(primary_only)
+    assert not primary_only and "both models" in repr(primary_only)
     assert not course.check_trace("2026-11-01", dict.fromkeys(trace))
     assert not course.check_trace("2026-11-01", None)
 
@@ -362,3 +455,21 @@ def test_05_new_model_must_be_new_tested_and_built(
     (marts / f"{answers['new_model']}.yml").write_text(answers["new_model_yml"])
     build("2026-11-01")
     assert course.check_new_model(project, answers["new_model"].upper())
+
+
+def test_an_empty_function_is_blank_not_a_miss(fresh_attempts: Path, warehouse: Path) -> None:
+    from sandbox.decision import prepare_features, run_llm_inference
+
+    prepare_features("2026-11-01")
+    run_llm_inference("2026-11-01", progress=False)
+    profile = _solution("06_scale_and_cost")["profile"]
+    stubs = [
+        course.check_summary_function(lambda *row: None),
+        course.check_type_predictor(lambda summary: None),
+        course.check_one_request(lambda client, summary: None),
+        course.check_batch_cost(profile, lambda p, book, users: None),
+        course.check_workers(profile, lambda p, book, tier, latency_s: None),
+    ]
+    for verdict in stubs:
+        assert not verdict and "returns None" in repr(verdict) and "attempt" not in repr(verdict)
+    assert not fresh_attempts.exists()  # nothing counted

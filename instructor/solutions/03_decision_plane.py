@@ -1,12 +1,25 @@
-"""Worked solutions for 03 · The decision plane (``tests/test_course.py`` checks them)."""
+"""Worked solutions for 03 · The decision plane (``tests/course/test_checks.py`` checks them)."""
 
-# Exercise 1: "Last active 22 days ago" matches rule 4 (last active 14 to 29 days ago) before
-# any rule about the 7-day counts: churn_risk at 0.80.
-summary = (
-    "User has been on the pro plan for 400 days. Last active 22 days ago. "
-    "No events in the last 7 days."
-)
-predicted_type = "churn_risk"
+# Exercise 1: the fake's rules table, top to bottom: the first rule that matches decides.
+# "Last active" decides before the 7-day counts; no activity ever decides before anything.
+import re
+
+
+def predict_type(summary):
+    plan = re.search(r"on the (\w+) plan for (\d+) day", summary)
+    days_on_plan = int(plan.group(2))
+    if "No activity recorded" in summary:
+        return "feature_discovery" if days_on_plan < 14 else "churn_risk"
+    last = int(re.search(r"Last active (\d+) day", summary).group(1))
+    if last >= 14:
+        return "churn_risk"
+    if "No events in the last 7 days" in summary:
+        return "re_engagement"
+    events = int(re.search(r"Performed (\d+) event", summary).group(1))
+    if plan.group(1) in ("free", "starter") and events >= 20:
+        return "upgrade_prompt"
+    return "feature_discovery"
+
 
 # Exercise 2: the ledger has one row per request; escalations are purpose = 'escalation'.
 escalation_sql = """

@@ -1,25 +1,29 @@
-"""The checks behind notebook 07's exercises: a verdict and a hint, never the answer."""
+"""Exercise 07.1, build it: a golden case of your own, built through dbt and evaluated."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.course import Verdict
+from sandbox.course.verdicts import Verdict, digest, exercise, require
 
 NEW_CASE_ID = "g900"
 """The id the exercise asks for."""
 
+PREFERRED_DIGEST = "6878fb89b5aec777"
+"""digest("07.1", the preferred type of the case)."""
 
+
+@exercise("07.1")
 def check_new_golden_case(folder: Path | str) -> Verdict:
-    """Exercise 1: a starter user, 30 days on the plan, 25 events of 3 types this week."""
+    """Exercise 07.1: a starter user, 30 days on the plan, 25 events of 3 types this week."""
     from sandbox.evals.golden import load_golden
     from sandbox.evals.runner import run_eval
 
     golden = load_golden(folder)
     case = next((c for c in golden.cases if c.user_id == NEW_CASE_ID), None)
-    if case is None:
-        return Verdict(
-            False,
+    if case is None:  # nothing added yet: a blank, not a miss
+        require(
+            None,
             f"no {NEW_CASE_ID} in {Path(folder).name}/labels.csv: call add_golden_case(my_golden, "
             f"'{NEW_CASE_ID}', ...) once (each call appends to users.csv, events.csv and labels.csv)",
         )
@@ -36,11 +40,12 @@ def check_new_golden_case(folder: Path | str) -> Verdict:
             f"dbt wrote {case.summary!r}: you need 25 events between 1 and 7 days ago, using "
             "exactly 3 distinct event types (e.g. login, create_report, export_csv)",
         )
-    if not case.acceptable or case.acceptable[0] != "upgrade_prompt":
+    if not case.acceptable or digest("07.1", case.acceptable[0]) != PREFERRED_DIGEST:
         return Verdict(
             False,
-            f"the label accepts {list(case.acceptable)}: a heavy, broad user on starter is "
-            "outgrowing the plan; which type says that? Put it first",
+            f"your label prefers {(list(case.acceptable) or [None])[0]!r}: compare with the "
+            "labels of the golden set's other heavy users (Step 1) and ask what a reviewer "
+            "would want this user offered; the preferred type goes first",
         )
     if len(case.reason) < 10:
         return Verdict(False, "give the label a one-line reason a reviewer can check")

@@ -1,4 +1,4 @@
-"""Worked solutions for 07 · Evals and drift (``tests/test_decision_eval_course.py`` checks them)."""
+"""Worked solutions for 07 · Evals and drift (``tests/course/test_golden_exercise.py`` checks them)."""
 
 from pathlib import Path
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sandbox import course
 from sandbox.config import environment
-from sandbox.course_store import WIDGET_VIEW, clean
+from sandbox.course.store import WIDGET_VIEW, clean
 from tests.conftest import AS_OF
 
 
@@ -34,7 +34,9 @@ def test_local_messages_api_serves_the_real_client_over_http() -> None:
 
     book = load_price_book()
     with course.local_messages_api() as api:
-        with environment({"ANTHROPIC_API_KEY": course.LOCAL_API_KEY, "ANTHROPIC_BASE_URL": api.url}):
+        with environment(
+            {"ANTHROPIC_API_KEY": course.LOCAL_API_KEY, "ANTHROPIC_BASE_URL": api.url}
+        ):
             client = make_client("anthropic")
             message = client.messages.create(**build_params(book.get(book.primary), "u1", "User has been on the pro plan for 3 days. No activity recorded since signing up."))  # fmt: skip
     assert api.url.startswith("http://127.0.0.1:") and api.requests == 1
@@ -44,7 +46,7 @@ def test_local_messages_api_serves_the_real_client_over_http() -> None:
 
 def test_store_cleaner_drops_widget_views_and_colour_codes(tmp_path: Path) -> None:
     nb = {
-        "cells": [{"cell_type": "code", "source": [], "metadata": {}, "execution_count": 1, "outputs": [
+        "cells": [{"cell_type": "code", "source": [], "metadata": {"execution": {"iopub.status.busy": "x"}}, "execution_count": 1, "outputs": [
             {"output_type": "display_data", "metadata": {},
              "data": {WIDGET_VIEW: {"model_id": "x"}, "text/plain": ["dbt build: 0node"]}},
             {"output_type": "stream", "name": "stdout", "text": ["\x1b[32minfo\x1b[0m done\n"]},
@@ -59,6 +61,7 @@ def test_store_cleaner_drops_widget_views_and_colour_codes(tmp_path: Path) -> No
     outputs = cleaned["cells"][0]["outputs"]
     assert [o["output_type"] for o in outputs] == ["stream", "execute_result"]
     assert outputs[0]["text"] == ["info done\n"] and "widgets" not in cleaned["metadata"]
+    assert cleaned["cells"][0]["metadata"] == {}
 
 
 def test_stored_notebooks_hold_no_widget_views_ansi_or_local_paths() -> None:
@@ -66,5 +69,6 @@ def test_stored_notebooks_hold_no_widget_views_ansi_or_local_paths() -> None:
 
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         text = path.read_text()
-        assert WIDGET_VIEW not in text, f"{path.name}: run python -m sandbox.course_store"
+        assert WIDGET_VIEW not in text, f"{path.name}: run python -m sandbox.course.store"
         assert "\\u001b[" not in text and str(ROOT) not in text, path.name
+        assert "iopub.execute_input" not in text, f"{path.name}: execution timestamps"

@@ -1,4 +1,4 @@
-"""Worked solutions for 02 · The quality gate (``tests/test_course.py`` checks them)."""
+"""Worked solutions for 02 · The quality gate (``tests/course/test_checks.py`` checks them)."""
 
 # Exercise 1: a duplicated user row is caught by the `unique` test on stg_users.user_id.
 drill_name = "duplicate_key"

@@ -1,4 +1,4 @@
-"""Worked solutions for 05 · End to end (``tests/test_course.py`` checks them)."""
+"""Worked solutions for 05 · End to end (``tests/course/test_checks.py`` checks them)."""
 
 # Exercise 1: every table is keyed by (execution_date, user_id), so one join per hop. The
 # escalated users are those with a request of purpose 'escalation' in the ledger; the total

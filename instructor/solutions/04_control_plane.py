@@ -1,4 +1,4 @@
-"""Worked solutions for 04 · The control plane (``tests/test_course.py`` checks them)."""
+"""Worked solutions for 04 · The control plane (``tests/course/test_checks.py`` checks them)."""
 
 # Exercise 1: a DAG of your own with one check task, written to `my_dag` by %%writefile.
 # The task reads the control plane's own record, ops.pipeline_runs, for the run's `ds` and

@@ -1,12 +1,9 @@
-"""Keep the notebooks' stored outputs clean: no live-widget views, no machine-specific text.
+"""Keep the notebooks' stored outputs clean: no live-widget views, no colour codes.
 
-A stored widget *view* points at a model that lives in the kernel that drew it; reopened
-with another kernel, JupyterLab can only say "Error displaying widget: model not found", and
-its text fallback is the bar's first frame ("0node", a stuck "89%"). So after a notebook is
-executed for storage (``make notebooks``), :func:`clean` drops those outputs and the saved
-widget state, and removes ANSI colour codes from stream outputs.
-
-Run it as ``python -m sandbox.course_store notebooks/*.ipynb``.
+A stored widget view needs the kernel that drew it (reopened, JupyterLab shows "model not
+found"), so after ``make notebooks`` executes a notebook, :func:`clean` drops those outputs,
+the saved widget state and the cells' execution timestamps.
+Run it as ``python -m sandbox.course.store notebooks/*.ipynb``.
 """
 
 from __future__ import annotations
@@ -39,6 +36,7 @@ def clean(path: Path) -> int:
             kept.append(output)
         if "outputs" in cell:
             cell["outputs"] = kept
+        cell.get("metadata", {}).pop("execution", None)  # timestamps: the machine's clock
     nb.get("metadata", {}).pop("widgets", None)
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return dropped

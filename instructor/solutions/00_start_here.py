@@ -1,4 +1,4 @@
-"""Worked solutions for 00 · Start here (``tests/test_course.py`` checks them)."""
+"""Worked solutions for 00 · Start here (``tests/course/test_checks.py`` checks them)."""
 
 answers = {
     "decides when the dbt build runs": "control",  # the schedule lives in the DAG

@@ -1,0 +1,167 @@
+"""Build-it exercises on the data plane: a dbt model of your own, judged by ``dbt build``.
+
+02.3 copies the dbt project, adds the learner's model and yml, builds with unit tests on, then
+empties the model's output and builds again: a unit test that still passes guards nothing.
+05.2 reads what the pipeline's last build recorded for the learner's model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE, environment
+from sandbox.course.verdicts import Verdict, blank, exercise, require, text
+
+LESSON_MODELS = {"fct_users_per_plan"}
+"""Models the lessons create: an exercise asks for one of your own."""
+
+
+def _yaml_tests(model: dict) -> int:
+    """How many data tests a model's yml entry declares (model level and column level)."""
+    count = len(model.get("data_tests") or model.get("tests") or [])
+    for column in model.get("columns") or []:
+        count += len(column.get("data_tests") or column.get("tests") or [])
+    return count
+
+
+def _spec_problem(name: str, model_yml: str) -> tuple[str | None, list[str]]:
+    """What the yml lacks (None when it declares a data test and a unit test), and unit names."""
+    import yaml
+
+    if name in LESSON_MODELS or list(DBT_PROJECT_DIR.rglob(f"{name}.sql")):
+        return f"{name} already exists: give your model a new name.", []
+    try:
+        spec = yaml.safe_load(model_yml) or {}
+    except yaml.YAMLError as exc:
+        return f"`my_model_yml` is not valid YAML: {str(exc).splitlines()[0]}", []
+    entry = next((m for m in spec.get("models") or [] if m.get("name") == name), None)
+    if entry is None:
+        return f"the yml has no `models:` entry named {name}.", []
+    if _yaml_tests(entry) == 0:
+        return "declare at least one data test (e.g. `data_tests: [not_null]` on a column).", []
+    units = [
+        u["name"] for u in spec.get("unit_tests") or [] if u.get("model") == name and u.get("name")
+    ]
+    if not units:
+        return (f"add a `unit_tests:` entry with `model: {name}`, `given:` rows and `expect:` "
+                "rows.", [])  # fmt: skip
+    return None, units
+
+
+def _gate_message(exc, name: str) -> str:
+    mine = [f for f in exc.failures if name in (f.node or "") or (f.model or "").endswith(name)]
+    if not mine:
+        return f"the build failed before your model: {exc.failures[0].describe()}"
+    return "the gate stopped your model: " + "; ".join(f.describe() for f in mine)
+
+
+def _built(result, name: str, units: list[str]) -> tuple[str | None, int]:
+    ran = {n.name: n for n in result.nodes}
+    if name not in ran or ran[name].kind != "model":
+        return f"dbt did not build {name}: is the file name the model name?", 0
+    data_tests = [n for n in result.nodes if n.kind == "data test" and name in n.name]
+    if not data_tests:
+        return f"no data test ran on {name}: check the yml's indentation.", 0
+    missing = [u for u in units if u not in ran]
+    if missing:
+        return f"unit test {missing[0]} did not run: check its `model:`.", 0
+    return None, len(data_tests)
+
+
+def _unit_test_can_fail(sql_path: Path, model_sql: str, name: str, units: list[str]) -> bool:
+    """Empty the model's output, build it again: True when a unit test then fails."""
+    from sandbox.data.build import dbt_args, invoke
+
+    sql_path.write_text(f"select * from (\n{model_sql}\n) as yours where 1 = 0\n")
+    outcome = invoke([*dbt_args("build", SHIPPED_AS_OF_DATE), "--select", name])
+    results = getattr(outcome.result, "results", None) or []
+    return any(r.node.name in units and str(r.status) in ("fail", "error") for r in results)
+
+
+@exercise("02.3")
+def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | None) -> Verdict:
+    """Exercise 02.3: a new mart with data tests and a unit test that can fail, by ``dbt build``."""
+    from sandbox.data import GateFailed, build
+
+    if blank(name) or blank(model_sql) or blank(model_yml):
+        require(None, "set `my_model`, `my_model_sql` and `my_model_yml` above.")
+    name = str(name).strip().removesuffix(".sql")
+    problem, units = _spec_problem(name, str(model_yml))
+    if problem:
+        return Verdict(False, problem)
+    with tempfile.TemporaryDirectory(prefix="my-model-") as scratch:
+        project = Path(scratch) / "dbt_project"
+        shutil.copytree(
+            DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml")
+        )
+        sql_path = project / "models" / "marts" / f"{name}.sql"
+        sql_path.write_text(str(model_sql))
+        (project / "models" / "marts" / f"{name}.yml").write_text(str(model_yml))
+        with environment({"SANDBOX_DBT_PROJECT_DIR": str(project)}):
+            try:
+                result = build(SHIPPED_AS_OF_DATE, unit_tests=True)
+            except GateFailed as exc:
+                return Verdict(False, _gate_message(exc, name))
+            except Exception as exc:  # dbt's own message (a compile error) is the hint
+                return Verdict(
+                    False, f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
+                )
+            problem, data_tests = _built(result, name, units)
+            if problem:
+                return Verdict(False, problem)
+            if not _unit_test_can_fail(sql_path, str(model_sql), name, units):
+                return Verdict(False, "your unit test still passes when the model returns no "
+                               "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip
+    return Verdict(True, f"{name} built; {data_tests} data test(s) and {len(units)} unit test(s) "
+                   "passed, and the unit test failed when the model's logic broke.")  # fmt: skip
+
+
+def _last_build(name: str) -> tuple[str | None, list[str], dict]:
+    """The model's node id, its tests and every node's status in the last recorded build."""
+    from sandbox.data import target_dir
+
+    manifest = json.loads((target_dir() / "manifest.json").read_text())
+    results = json.loads((target_dir() / "run_results.json").read_text())["results"]
+    status = {r["unique_id"]: r["status"] for r in results}
+    nodes = manifest["nodes"]
+    model_id = next(
+        (k for k, n in nodes.items() if n["resource_type"] == "model" and n["name"] == name), None
+    )
+    tests = [k for k, n in nodes.items()
+             if n["resource_type"] == "test" and model_id in n["depends_on"]["nodes"]]  # fmt: skip
+    return model_id, tests, status
+
+
+@exercise("05.2")
+def check_new_model(project_dir, model_name: str | None) -> Verdict:
+    """Exercise 05.2: your own dbt model, with a data test, run by the unchanged DAGs."""
+    require(model_name, "set `new_model` to the name of the model you added.")
+    name = text(model_name).removesuffix(".sql")
+    if name in LESSON_MODELS or list(DBT_PROJECT_DIR.rglob(f"{name}.sql")):
+        return Verdict(
+            False,
+            f"{name} is not yours: the lesson (or the shipped project) made it. Add a new one.",
+        )
+    if not list((Path(project_dir) / "models").rglob(f"{name}.sql")):
+        return Verdict(False, f"no file {name}.sql under the copied project's models/.")
+    try:
+        model_id, tests, status = _last_build(name)
+    except (OSError, ValueError, KeyError):
+        return Verdict(False, "no dbt build recorded yet: run the pipeline with your project.")
+    if model_id is None or status.get(model_id) != "success":
+        return Verdict(False, f"the last build did not build {name}: run the pipeline for a date "
+                       "with SANDBOX_DBT_PROJECT_DIR set to the copy.")  # fmt: skip
+    if not tests:
+        return Verdict(
+            False,
+            f"{name} has no data test: add a .yml next to it with at least one (e.g. not_null).",
+        )
+    if not all(status.get(t) == "pass" for t in tests):
+        return Verdict(False, f"{name}'s tests did not all pass in the last build.")
+    return Verdict(
+        True,
+        f"{name} was built and {len(tests)} data test(s) passed — and dags/ was never touched.",
+    )

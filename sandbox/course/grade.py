@@ -1,0 +1,92 @@
+"""The grader: run a learner's notebooks again, collect every check's verdict, score each exercise.
+
+Each notebook runs top to bottom in a fresh kernel (``nbclient``, as nbgrader's autograde
+does) and a scratch folder, errors allowed; each check appends its verdict to a file the
+grader names. An exercise scores 1 when a check said right, else 0; a miss never fails.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sandbox.config import SandboxError, environment
+from sandbox.course.notebook import SCRATCH_ENV
+from sandbox.course.verdicts import ATTEMPTS_ENV, GRADES_ENV
+
+
+@dataclass(frozen=True)
+class Score:
+    """One exercise of one notebook: 1 or 0, and what the checks saw."""
+
+    notebook: str
+    exercise: str
+    score: int
+    status: str  # "right", "missed" (answered, not right), "blank" or "not run"
+
+
+def _expected(stem: str) -> tuple[str, ...]:
+    from sandbox.course import EXERCISES
+
+    return tuple(check.exercise for check in EXERCISES.get(stem, ()))
+
+
+def _execute(path: Path, scratch: Path, timeout_s: int) -> list[dict]:
+    """Run one notebook in a fresh kernel; the verdicts its checks recorded."""
+    import nbclient
+    import nbformat
+
+    grades = scratch / "grades.jsonl"
+    settings = {
+        SCRATCH_ENV: str(scratch / "notebooks"),
+        GRADES_ENV: str(grades),
+        ATTEMPTS_ENV: str(scratch / "attempts.json"),
+    }
+    nb = nbformat.read(path, as_version=4)
+    with environment(settings):
+        client = nbclient.NotebookClient(
+            nb, timeout=timeout_s, allow_errors=True, kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )  # fmt: skip
+        client.execute()
+    lines = grades.read_text(encoding="utf-8").splitlines() if grades.exists() else []
+    return [json.loads(line) for line in lines]
+
+
+def _scores(stem: str, verdicts: list[dict]) -> list[Score]:
+    seen = {v["exercise"] for v in verdicts}
+    names = [*_expected(stem), *sorted(seen - set(_expected(stem)))]
+    scores = []
+    for name in names:
+        mine = [v for v in verdicts if v["exercise"] == name]
+        if any(v["ok"] for v in mine):
+            status = "right"
+        elif any(not v.get("blank") for v in mine):
+            status = "missed"
+        else:
+            status = "blank" if mine else "not run"
+        scores.append(Score(stem, name, int(status == "right"), status))
+    return scores
+
+
+def grade(notebooks: list[Path], out: Path, *, timeout_s: int = 900) -> list[Score]:
+    """Grade ``notebooks``; write ``out/grades.json`` and ``out/grades.csv``; return the scores."""
+    missing = [str(p) for p in notebooks if not Path(p).is_file()]
+    if missing:
+        raise SandboxError(f"no notebook at {', '.join(missing)}: give .ipynb files to grade")
+    scores: list[Score] = []
+    for path in map(Path, notebooks):
+        with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
+            scores += _scores(path.stem, _execute(path.resolve(), Path(scratch), timeout_s))
+    out.mkdir(parents=True, exist_ok=True)
+    total = sum(s.score for s in scores)
+    report = {"score": total, "out_of": len(scores), "exercises": [asdict(s) for s in scores]}
+    (out / "grades.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    with (out / "grades.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["notebook", "exercise", "score", "status"])
+        writer.writeheader()
+        writer.writerows(asdict(s) for s in scores)
+    return scores

@@ -1,0 +1,244 @@
+"""Checks that run the learner's query or function on cases the lesson never showed.
+
+A query runs against freshly randomized tables in an in-memory DuckDB with the warehouse's
+table names; a function runs on random inputs with the shipped helper it would replace
+switched off. The expected result is a property of those hidden cases, never a constant.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+from sandbox.course.verdicts import (
+    Blank,
+    Unreadable,
+    Verdict,
+    exercise,
+    helpers_off,
+    require,
+    used_message,
+)
+
+DAY = date(2026, 11, 1)
+TYPES = ("upgrade_prompt", "re_engagement", "feature_discovery", "churn_risk")
+
+
+def run_hidden(sql: str, tables: dict) -> list[tuple]:
+    """Run ``sql`` on an in-memory DuckDB holding ``tables`` (``"schema.name"`` -> DataFrame)."""
+    import duckdb
+
+    with duckdb.connect(":memory:") as con:
+        for name, frame in tables.items():
+            schema, table = name.split(".")
+            con.execute(f"create schema if not exists {schema}")
+            con.register("frame", frame)
+            con.execute(f"create table {schema}.{table} as select * from frame")
+            con.unregister("frame")
+        try:
+            return con.execute(sql).fetchall()
+        except duckdb.Error as exc:
+            raise Unreadable(f"the query did not run: {str(exc).splitlines()[0]}") from None
+
+
+def _recommendations(rng: random.Random, top: str):
+    """Random answers over three dates: ``top`` leads on 2026-11-01, another type elsewhere."""
+    import pandas as pd
+
+    rows = []
+    for day in (DAY - timedelta(days=1), DAY, DAY + timedelta(days=1)):
+        counts = dict(zip(TYPES, rng.sample(range(3, 40), len(TYPES)), strict=True))
+        lead = top if day == DAY else rng.choice([t for t in TYPES if t != top])
+        counts[lead] = max(counts.values()) + rng.randint(1, 5) + (80 if day != DAY else 0)
+        for kind, n in counts.items():
+            rows += [(day, f"u{len(rows):06d}", kind, round(rng.random(), 2)) for _ in range(n)]
+    rng.shuffle(rows)
+    return pd.DataFrame(rows, columns=["execution_date", "user_id", "recommendation_type",
+                                       "confidence_score"])  # fmt: skip
+
+
+@exercise("00.2")
+def check_top_recommendation(top_sql: str | None) -> Verdict:
+    """Exercise 00.2: a query for the most frequent recommendation type of 2026-11-01."""
+    require(top_sql, "write your query in `top_sql` above, then run this cell again.")
+    rng = random.Random()
+    for top in rng.sample(TYPES, 3):  # three different winners: no constant passes
+        frame = _recommendations(rng, top)
+        got = run_hidden(str(top_sql), {"marts.user_recommendations": frame})
+        if not got or str(got[0][0]).lower() != top:
+            return Verdict(False, "on fresh data your query's first row is not the most frequent "
+                           "type of 2026-11-01: filter the date, group by type, order by count.")  # fmt: skip
+    return Verdict(True, "your query finds the top type on data it has never seen.")
+
+
+def _features(rng: random.Random):
+    """Random mart rows: last events from today to 60 days ago (never exactly 7), or none."""
+    import pandas as pd
+
+    days = [0, 1, 6, 8, 29, 30, 31, 45, None, None] + [
+        rng.choice([*range(0, 7), *range(8, 61), None]) for _ in range(40)
+    ]
+    rng.shuffle(days)
+    rows = [
+        (f"u{n:06d}", rng.choice(["free", "starter", "pro"]), rng.randint(1, 900), d,
+         0 if d is None or d > 7 else rng.randint(1, 30))
+        for n, d in enumerate(days)
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["user_id", "plan_tier", "days_since_signup",
+                                        "days_since_last_event", "event_count_7d"])  # fmt: skip
+    frame["days_since_last_event"] = frame["days_since_last_event"].astype("Int64")
+    fading = sorted(u for u, *_, d, n in rows if d is not None and n == 0 and d <= 30)
+    return frame, fading
+
+
+@exercise("01.1")
+def check_fading_users(answer_sql: str | None) -> Verdict:
+    """Exercise 01.1: users active in the last 30 days but not in the last 7, on hidden rows."""
+    require(answer_sql, "write your query in `answer_sql` above, then run this cell again.")
+    rng = random.Random()
+    for _ in range(3):
+        frame, fading = _features(rng)
+        got = run_hidden(str(answer_sql), {"marts.fct_user_features_for_ai": frame})
+        ids = sorted(str(r[0]) for r in got)
+        if ids != fading:
+            missing, extra = set(fading) - set(ids), set(ids) - set(fading)
+            return Verdict(False, f"on {len(frame)} fresh rows your query returned {len(ids)} "
+                           f"users: {len(missing)} fading ones missing, {len(extra)} that are "
+                           "not fading. Hint: mind users with no events at all, and the "
+                           "30-day edge.")  # fmt: skip
+    return Verdict(True, "your query picks exactly the fading users, on rows it has never seen.")
+
+
+SUMMARY_CASES = {
+    # (plan_tier, days_since_signup, days_since_last_event, event_count_7d,
+    #  distinct_event_types_7d): digest("01.2", the mart's summary for them)
+    ("free", 1, None, 0, 0): "ba5b1bede54cf7e7",
+    ("enterprise", 730, 1, 1, 1): "a66144c9008a4951",
+    ("starter", 12, 0, 7, 3): "f659509ff566a850",
+    ("pro", 45, 9, 0, 0): "7ec039e2b0391192",
+    ("free", 2, 31, 0, 0): "e1ae4547e1ee5ef8",
+    ("starter", 301, 6, 22, 1): "2f6fe970667e81ae",
+    ("pro", 88, None, 0, 0): "9978053232afdd82",
+}
+"""Hidden cases of exercise 01.2, with hashes of the sentences the mart writes for them."""
+
+
+@exercise("01.2")
+def check_summary_function(summarize) -> Verdict:
+    """Exercise 01.2: ``summarize(...)`` rewrites the mart's summary in Python, on hidden rows."""
+    from sandbox.course.verdicts import digest
+
+    if not callable(summarize):
+        require(None, "define `summarize(plan_tier, days_since_signup, days_since_last_event, "
+                "event_count_7d, distinct_event_types_7d)` above.")  # fmt: skip
+    for case, expected in SUMMARY_CASES.items():
+        try:
+            got = summarize(*case)
+            if got is None:
+                require(None, "`summarize` returns None: write its body, then run this cell again.")
+        except Blank:
+            raise
+        except Exception as exc:  # the learner's error is an answer to explain, not a crash
+            return Verdict(False, f"summarize{case} raised {type(exc).__name__}: {exc}")
+        if digest("01.2", got) != expected:
+            return Verdict(False, f"summarize{case} returned {got!r}, not what the mart writes "
+                           "for that row. Hint: re-read the mart's `case` branches and the "
+                           "pluralize macro (Step 5).")  # fmt: skip
+    return Verdict(True, f"{len(SUMMARY_CASES)} hidden rows, every sentence as the mart writes it.")
+
+
+_EVERY_RULE = (
+    "User has been on the pro plan for 3 days. No activity recorded since signing up.",
+    "User has been on the free plan for 40 days. No activity recorded since signing up.",
+    "User has been on the starter plan for 90 days. Last active 44 days ago. No events in the last 7 days.",
+    "User has been on the free plan for 61 days. Last active 17 days ago. No events in the last 7 days.",
+    "User has been on the enterprise plan for 200 days. Last active 9 days ago. No events in the last 7 days.",
+    "User has been on the starter plan for 20 days. Last active 2 days ago. Performed 31 events of 4 types in the last 7 days.",
+    "User has been on the pro plan for 75 days. Last active 1 day ago. Performed 31 events of 2 types in the last 7 days.",
+    "User has been on the enterprise plan for 8 days. Last active 5 days ago. Performed 4 events of 3 types in the last 7 days.",
+)
+"""Hidden summaries of exercise 03.1, one per rule of the fake (then random ones follow)."""
+
+
+def _summary(rng: random.Random) -> str:
+    """A random summary in the mart's shape, covering every rule of the fake."""
+    plan, days = rng.choice(["free", "starter", "pro", "enterprise"]), rng.randint(1, 900)
+    head = f"User has been on the {plan} plan for {days} day{'s' * (days != 1)}. "
+    last = rng.choice([None, *range(0, 14), 14, 20, 29, 30, 31, 60])
+    if last is None:
+        return head + "No activity recorded since signing up."
+    if last > 7 or rng.random() < 0.2:
+        return (
+            head + f"Last active {last} day{'s' * (last != 1)} ago. No events in the last 7 days."
+        )
+    events, types = rng.choice([1, 5, 19, 20, 21, 40]), rng.randint(1, 5)
+    return head + (f"Last active {last} day{'s' * (last != 1)} ago. Performed {events} "
+                   f"event{'s' * (events != 1)} of {types} type{'s' * (types != 1)} in the "
+                   "last 7 days.")  # fmt: skip
+
+
+@exercise("03.1")
+def check_type_predictor(predict_type) -> Verdict:
+    """Exercise 03.1: ``predict_type(summary)`` applies the fake's rules, on fresh summaries."""
+    from sandbox.decision.fake import recommend
+
+    if not callable(predict_type):
+        require(None, "define `predict_type(summary)` above: it returns one of the four types.")
+    rng = random.Random()
+    summaries = [*_EVERY_RULE, *(_summary(rng) for _ in range(60))]
+    with helpers_off("sandbox.decision.fake.answers") as used:
+        got = []
+        for summary in summaries:
+            try:
+                got.append(str(predict_type(summary)).strip().lower())
+            except Exception as exc:  # the learner's error is an answer to explain
+                return Verdict(False, f"predict_type raised {type(exc).__name__} on {summary!r}")
+    if used:
+        return Verdict(False, used_message(used))
+    if all(x == "none" for x in got):
+        require(None, "`predict_type` returns None: write its body, then run this cell again.")
+    for summary, mine in zip(summaries, got, strict=True):
+        if mine != recommend(summary).recommendation_type:
+            return Verdict(False, f"not for {summary!r}. Hint: the fake applies the *first* "
+                           "rule that matches, top to bottom.")  # fmt: skip
+    return Verdict(True, f"{len(summaries)} fresh summaries, every type as the fake decides.")
+
+
+def _ledger(rng: random.Random):
+    """Random ledger rows over three dates and three purposes; failed requests cost nothing."""
+    import pandas as pd
+
+    rows = []
+    for n in range(300):
+        day = rng.choice([DAY - timedelta(days=1), DAY, DAY, DAY + timedelta(days=2)])
+        purpose = rng.choice(["primary", "primary", "escalation", "estimate"])
+        status = rng.choice(["ok", "ok", "ok", "error"])
+        cost = 0.0 if status == "error" or purpose == "estimate" else rng.uniform(1e-4, 3e-2)
+        rows.append((day, f"u{n % 90:06d}", purpose, status, cost))
+    frame = pd.DataFrame(rows, columns=["execution_date", "user_id", "purpose", "status",
+                                        "cost_usd"])  # fmt: skip
+    mine = frame[(frame.purpose == "escalation") & (frame.execution_date == DAY)]
+    return (
+        frame,
+        float(mine.cost_usd.sum()),
+        float(frame[frame.execution_date == DAY].cost_usd.sum()),
+    )
+
+
+@exercise("03.2")
+def check_escalation_cost(escalation_sql: str | None) -> Verdict:
+    """Exercise 03.2: a query for what the escalations of 2026-11-01 cost, on a hidden ledger."""
+    from sandbox.course.verdicts import number, same_money
+
+    require(escalation_sql, "write your query in `escalation_sql` above.")
+    rng = random.Random()
+    for _ in range(3):
+        frame, expected, everything = _ledger(rng)
+        got = run_hidden(str(escalation_sql), {"decision.llm_calls": frame})
+        value = number(got[0][0] if got and len(got[0]) else None)
+        if same_money(value, everything):
+            return Verdict(False, "that sums every request of the date: keep only the escalations.")
+        if not same_money(value, expected):
+            return Verdict(False, "on a fresh ledger your query gives another total: sum cost_usd "
+                           "of the escalation requests of 2026-11-01 only.")  # fmt: skip
+    return Verdict(True, "your query prices the escalations of any ledger.")

@@ -1,0 +1,97 @@
+"""A notebook's set-up: its own warehouse and Airflow home, and the labels of simulated output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from sandbox.config import ROOT, SHIPPED_AS_OF_DATE, warehouse_path
+from sandbox.decision.summary import SIMULATED_COST
+
+SCRATCH_ENV = "SANDBOX_NOTEBOOK_SCRATCH"
+"""When set (``make test``, ``make notebooks``, the grader), each notebook's state goes under
+this folder instead of ``warehouse/notebooks/``."""
+
+AS_OF = SHIPPED_AS_OF_DATE
+
+SIMULATED = SIMULATED_COST
+"""How every cost printed in offline mode is labelled (the decision plane's own label)."""
+
+_BASE: Path | None = None
+
+
+def notebook_base() -> Path:
+    """The folder that holds every notebook's own state (see :func:`notebook_home`)."""
+    global _BASE
+    scratch = os.environ.get(SCRATCH_ENV)
+    if scratch:
+        return Path(scratch).expanduser().resolve()
+    if _BASE is None:  # remembered before setup() points SANDBOX_WAREHOUSE at the notebook's own
+        _BASE = warehouse_path().parent / "notebooks"
+    return _BASE
+
+
+def notebook_home(notebook: str) -> Path:
+    """The folder of one notebook's own warehouse, Airflow home and generated files.
+
+    ``<SANDBOX_NOTEBOOK_SCRATCH>/<notebook>`` when that is set, else
+    ``warehouse/notebooks/<notebook>`` next to the warehouse the kernel started with.
+    """
+    return notebook_base() / notebook
+
+
+def setup(notebook: str, *, reset: bool = True) -> Path:
+    """Give this notebook its own, fresh warehouse and Airflow home, and print what it uses.
+
+    ``reset`` empties the notebook's folder first (only while Airflow is not yet loaded in
+    this kernel: restart the kernel to start fresh). Offline unless ``SANDBOX_LLM=anthropic``
+    was set before the kernel started. Returns the folder.
+    """
+    home = notebook_home(notebook)
+    fresh = reset and "airflow.configuration" not in sys.modules
+    if fresh and home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["SANDBOX_WAREHOUSE"] = str(home / "sandbox.duckdb")
+    os.environ["SANDBOX_AIRFLOW_HOME"] = str(home / "airflow")
+    for name in ("SANDBOX_RAW_DIR", "SANDBOX_DBT_PROJECT_DIR", "SANDBOX_MOCK_FAULTS"):
+        os.environ.pop(name, None)
+    os.environ.setdefault("SANDBOX_LLM", "mock")
+
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", 140)
+    pd.set_option("display.width", 160)
+    path = warehouse_path()
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else f"…/{notebook}/{path.name}"
+    llm = os.environ["SANDBOX_LLM"]
+    mode = "offline: a deterministic fake of the Messages API" if llm == "mock" else "the real API"
+    state = "emptied now" if fresh else "kept: restart the kernel to start fresh"
+    print(f"LLM: {llm} ({mode})")
+    print(f"warehouse: {where} (this notebook's own; {state})")
+    print(f"as-of date of the shipped data: {AS_OF}")
+    return home
+
+
+def offline(llm: str | None = None) -> bool:
+    """True when answers and costs come from the offline fake (``SANDBOX_LLM=mock``)."""
+    return (llm or os.environ.get("SANDBOX_LLM", "mock")) == "mock"
+
+
+def cost_note(llm: str | None = None) -> str:
+    """``"(simulated: offline fake at list prices)"`` offline, ``""`` with the real API."""
+    return f"({SIMULATED})" if offline(llm) else ""
+
+
+def simulated(what: str = "costs and answers") -> None:
+    """Print the label a cell's simulated ``what`` carries offline (nothing with the real API)."""
+    if not offline():
+        return
+    parts = []
+    if "answer" in what:
+        parts.append("answers from the offline fake, not from the model named")
+    if "cost" in what:
+        parts.append("costs at list prices, no money spent")
+    print(f"(simulated: {'; '.join(parts) or what})")

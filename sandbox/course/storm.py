@@ -1,0 +1,123 @@
+"""Notebook 03's fault storm and notebook 05's local Messages API: the offline fake, watched.
+
+:func:`fault_storm` runs the engine under injected faults and counts what went over the
+(fake) wire; :func:`local_messages_api` serves the fake over real HTTP on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sandbox.decision.fake import FakeServer
+
+LOCAL_API_KEY = "local-fake-key"
+"""The key notebook 05 sends to :func:`local_messages_api`: obviously not a real one."""
+
+
+@contextlib.contextmanager
+def local_messages_api() -> Iterator[FakeServer]:
+    """Serve the offline fake over real HTTP on 127.0.0.1, for the ``anthropic`` client.
+
+    With ``ANTHROPIC_BASE_URL`` at its ``url`` and ``ANTHROPIC_API_KEY`` set to
+    :data:`LOCAL_API_KEY`, ``llm="anthropic"`` runs the real-API code path with no network.
+    """
+    from sandbox.decision.fake import FakeServer
+
+    with FakeServer() as server:
+        yield server
+
+
+_STATUS_KIND = {
+    429: "429 rate limit",
+    529: "529 overloaded",
+    500: "500 server error",
+    504: "timeout",
+    "timeout": "timeout",
+}
+
+
+@dataclass
+class Storm:
+    """One fault-storm run: the engine's summary and what went over the (fake) wire."""
+
+    run: object
+    http: dict[str, int]
+    """HTTP requests to ``/v1/messages`` by outcome: ``answered`` or the fault that was retried."""
+
+    @property
+    def retries(self) -> int:
+        return sum(v for k, v in self.http.items() if k != "answered")
+
+
+def fault_storm(
+    day: str, *, faults: str, latency_ms: int = 0, workers: int = 10, rows: int | None = None
+) -> Storm:
+    """Run the engine for ``day`` under ``SANDBOX_MOCK_FAULTS=faults`` and count the wire.
+
+    The day's earlier answers, failures and ledger rows are deleted first (it is a scratch day
+    in this notebook's own warehouse), so every storm starts from the same pending rows.
+    ``rows`` sends only the first so many (``batch_size``).
+    """
+    import json
+    import tempfile
+
+    from sandbox.config import environment
+    from sandbox.decision import run_llm_inference
+    from sandbox.warehouse import connect
+
+    with connect() as con:
+        for table in ("recommendations_staging", "inference_failures", "llm_calls"):
+            if con.execute(
+                "select count(*) from information_schema.tables where table_catalog = "
+                "current_database() and table_schema = 'decision' and table_name = ?",
+                [table],
+            ).fetchone()[0]:
+                con.execute(f"delete from decision.{table} where execution_date = ?", [day])
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "requests.jsonl"
+        settings = {
+            "SANDBOX_MOCK_FAULTS": faults,
+            "SANDBOX_MOCK_LATENCY_MS": str(latency_ms),
+            "SANDBOX_MOCK_REQUEST_LOG": str(log),
+        }
+        with environment(settings):
+            run = run_llm_inference(day, workers=workers, batch_size=rows, progress=False)
+        lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    http: dict[str, int] = {}
+    for line in lines:
+        if line.get("path", "").endswith("/v1/messages"):
+            kind = (
+                "answered"
+                if line["status"] == 200
+                else _STATUS_KIND.get(line["status"], str(line["status"]))
+            )
+            http[kind] = http.get(kind, 0) + 1
+    return Storm(run, http)
+
+
+def plot_storm(storm: Storm, title: str = "") -> None:
+    """Two bars: HTTP requests by outcome (what the SDK retried), and failed rows by kind."""
+    import matplotlib.pyplot as plt
+
+    fig, (wire, rows) = plt.subplots(1, 2, figsize=(10, 2.8))
+    kinds = ["answered", *sorted(k for k in storm.http if k != "answered")]
+    wire.barh(
+        kinds,
+        [storm.http.get(k, 0) for k in kinds],
+        color=["#55A868"] + ["#DD8452"] * (len(kinds) - 1),
+    )
+    wire.invert_yaxis()
+    wire.set_title(f"{sum(storm.http.values())} HTTP requests, {storm.retries} retried by the SDK")
+    failed = storm.run.failures_by_class or {"none": 0}
+    rows.barh(list(failed), list(failed.values()), color="#C44E52")
+    rows.invert_yaxis()
+    rows.set_title(f"{storm.run.done} rows done, {storm.run.failed} in the dead-letter table")
+    if title:
+        fig.suptitle(title)
+    plt.tight_layout()
+    plt.show()

@@ -1,0 +1,213 @@
+"""Verdicts: how a check reads a learner's answer and answers back, with a hint and no answer.
+
+A check counts its misses (bounded attempts, kept beside the notebooks' warehouses so a
+restarted kernel does not reset them), compares against hidden cases or hashes, and can run
+the learner's code with a shipped helper switched off (:func:`helpers_off`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_ATTEMPTS = 5
+"""Misses allowed per exercise before the check stops judging (blank answers do not count)."""
+
+GRADES_ENV = "SANDBOX_COURSE_GRADES"
+"""When set (by ``sandbox course grade``), every verdict is appended to this JSON-lines file."""
+
+ATTEMPTS_ENV = "SANDBOX_COURSE_ATTEMPTS"
+"""Where misses are counted (default: `attempts.json` beside the notebooks' own folders)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of an exercise check; prints as one friendly line."""
+
+    ok: bool
+    message: str
+
+    def __repr__(self) -> str:
+        return ("✅ Correct: " if self.ok else "❌ Not yet: ") + self.message
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class Unreadable(Exception):
+    """An answer in a shape no check can read; its message is the hint."""
+
+
+class Blank(Exception):
+    """No answer yet; its message says what to fill in (not counted as an attempt)."""
+
+
+def digest(exercise: str, answer: object) -> str:
+    """A short salted hash of a normalized answer: how checks keep answers they must not show."""
+    text = " ".join(str(answer).split()).lower()
+    return hashlib.sha256(f"{exercise}|{text}".encode()).hexdigest()[:16]
+
+
+def _attempts_file() -> Path:
+    from sandbox.course.notebook import notebook_base
+
+    return Path(os.environ.get(ATTEMPTS_ENV) or notebook_base() / "attempts.json")
+
+
+def _misses(exercise: str, add: int = 0) -> int:
+    path = _attempts_file()
+    try:
+        counts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        counts = {}
+    if add:
+        counts[exercise] = counts.get(exercise, 0) + add
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(counts, indent=1, sort_keys=True))
+    return counts.get(exercise, 0)
+
+
+def _record(exercise: str, verdict: Verdict, blank: bool = False) -> None:
+    target = os.environ.get(GRADES_ENV)
+    if target:
+        line = {"exercise": exercise, "ok": verdict.ok, "blank": blank}
+        with open(target, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+
+
+def exercise(name: str) -> Callable:
+    """Make a check an exercise: blanks and unreadable answers get a hint, misses are counted."""
+
+    def wrap(check: Callable[..., Verdict]) -> Callable[..., Verdict]:
+        @functools.wraps(check)
+        def judged(*args, **kwargs) -> Verdict:
+            if _misses(name) >= MAX_ATTEMPTS:
+                verdict = Verdict(False, f"{MAX_ATTEMPTS} misses on exercise {name}: no more "
+                                  "attempts. Re-read the steps it builds on and talk it over "
+                                  "with your instructor.")  # fmt: skip
+                _record(name, verdict)
+                return verdict
+            try:
+                verdict = check(*args, **kwargs)
+            except Blank as exc:
+                verdict = Verdict(False, str(exc))
+                _record(name, verdict, blank=True)
+                return verdict
+            except Unreadable as exc:
+                verdict = Verdict(False, str(exc))
+                _misses(name, add=1)
+            else:
+                if not verdict:
+                    left = MAX_ATTEMPTS - _misses(name, add=1)
+                    verdict = Verdict(False, f"{verdict.message} ({left} attempt(s) left)")
+            _record(name, verdict)
+            return verdict
+
+        judged.exercise = name
+        return judged
+
+    return wrap
+
+
+def scalar(answer):
+    """One value from an answer: a 1×1 DataFrame, a one-item Series/list, a numpy scalar."""
+    import pandas as pd
+
+    if isinstance(answer, pd.DataFrame):
+        if answer.shape != (1, 1):
+            raise Unreadable(
+                f"your answer is a table of {answer.shape[0]} row(s) × {answer.shape[1]} "
+                "column(s): give the one value (e.g. `query_df(...).iloc[0, 0]`)."
+            )
+        answer = answer.iloc[0, 0]
+    if isinstance(answer, pd.Series | list | tuple):
+        if len(answer) != 1:
+            raise Unreadable(f"your answer holds {len(answer)} values: give the one value.")
+        answer = answer.iloc[0] if isinstance(answer, pd.Series) else answer[0]
+    if hasattr(answer, "item") and not isinstance(answer, str):
+        answer = answer.item()  # numpy scalars
+    return answer
+
+
+def blank(answer) -> bool:
+    """True for no answer yet: ``None``, blank text, an empty container."""
+    import pandas as pd
+
+    if answer is None:
+        return True
+    if isinstance(answer, str):
+        return not answer.strip()
+    if isinstance(answer, pd.DataFrame | pd.Series | list | tuple | dict):
+        return len(answer) == 0
+    return False
+
+
+def require(answer, hint: str) -> None:
+    """Raise :class:`Blank` with ``hint`` when ``answer`` is blank."""
+    if blank(answer):
+        raise Blank(hint)
+
+
+def text(answer) -> str:
+    """A name-like answer, compared without case, quotes or surrounding blanks."""
+    return str(scalar(answer)).strip().strip("'\"`").strip().lower()
+
+
+def number(answer) -> float:
+    """A number, also from text such as ``"$0.5006"`` or ``"1,234"``."""
+    value = scalar(answer)
+    if isinstance(value, str):
+        value = value.strip().replace("$", "").replace(",", "").replace("_", "")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise Unreadable(f"{value!r} is not a number.") from None
+
+
+def same_money(answer: float, expected: float) -> bool:
+    """Equal to four decimals (the precision the notebooks display), or to 1 part in 10⁶."""
+    return abs(answer - expected) <= 0.00005 + 1e-12 or abs(answer - expected) <= 1e-6 * abs(
+        expected
+    )
+
+
+@contextmanager
+def helpers_off(*modules: str) -> Iterator[list[str]]:
+    """Note every call of a function of ``modules`` (shipped helpers) while the learner's code runs.
+
+    Yields the list of helpers called (methods of the modules' classes are allowed: the learner
+    may use the data types); a check refuses an answer that used one. It watches through
+    :func:`sys.setprofile`, Python's public hook for profilers.
+    """
+    files, classes = {}, set()
+    for name in modules:
+        module = sys.modules.get(name) or __import__(name, fromlist=["_"])
+        files[module.__file__] = files[os.path.realpath(module.__file__)] = name
+        classes |= {k for k, v in vars(module).items() if isinstance(v, type)}
+    used: list[str] = []
+
+    def watch(frame, event, _arg):
+        code = frame.f_code
+        if event == "call" and code.co_filename in files:
+            if code.co_qualname.split(".")[0] not in classes:
+                used.append(f"{files[code.co_filename]}.{code.co_name}")
+
+    previous = sys.getprofile()
+    sys.setprofile(watch)
+    try:
+        yield used
+    finally:
+        sys.setprofile(previous)
+
+
+def used_message(used: list[str]) -> str:
+    """The hint for an answer that leaned on a shipped helper."""
+    return (f"your code called {used[0]}(), the helper this exercise asks you to replace: "
+            "the check runs without it. Write the steps yourself.")  # fmt: skip

@@ -142,6 +142,26 @@ def test_every_relative_link_resolves() -> None:
     assert not broken, "\n".join(broken)
 
 
+def test_the_notebooks_links_into_docs_resolve() -> None:
+    """A notebook's link to a docs page (a glossary term, say) lands on a real heading."""
+    import json
+
+    broken = []
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        for target in LINK.findall(text):
+            path, _, anchor = target.partition("#")
+            if re.match(r"[a-z]+:", target) or not path.endswith(".md"):
+                continue
+            resolved = (notebook.parent / path).resolve()
+            if not resolved.exists():
+                broken.append(f"{notebook.name}: {target} (no such file)")
+            elif anchor and anchor not in _slugs(resolved.read_text()):
+                broken.append(f"{notebook.name}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
 def test_every_repository_path_named_exists() -> None:
     """A path in code such as `sandbox/decision/outcome.py` or `data/golden/` is really there."""
     top = r"(?:sandbox|tests|dags|data|dbt_project|bench|notebooks|docs)/"

@@ -19,6 +19,7 @@ from sandbox.control import tasks
 from sandbox.control.capture import captured_output
 from sandbox.control.cli import dates_from
 from sandbox.control.pipeline import RunReport, TaskState, date_range, task_frame
+from sandbox.decision.tables import ensure_tables
 from sandbox.warehouse import WarehouseBusy, connect
 from tests.control_fixtures import airflow_home_session_fixture  # noqa: F401
 
@@ -429,7 +430,6 @@ def test_batch_mode_submits_then_the_sensor_collects(planes, in_task, monkeypatc
                 "batch_ids": ["msgbatch_1"] if len(planes.calls) < 3 else ["msgbatch_2"]}  # fmt: skip
 
     planes.decision.run_llm_inference = batch
-    from sandbox.decision.tables import ensure_tables
 
     with connect() as con:  # the ledger: 10 primary answers and 2 escalations of two batches
         ensure_tables(con, "decision.llm_calls")
@@ -438,7 +438,7 @@ def test_batch_mode_submits_then_the_sensor_collects(planes, in_task, monkeypatc
         ):
             con.execute(
                 "insert into decision.llm_calls values (?, ?, 'u', 'r', 'm', 'batch', 'primary',"
-                " 'ok', null, 1, 10, 10, ?, null, ?, null, 'p', now())",
+                " 'ok', null, 1, 10, 10, ?, null, ?, null, 'p', now(), false)",
                 [f"c{n}", DAY, cost, batch_id],
             )
     submitted = tasks.run_llm_inference("2026-11-01", mode="batch")

@@ -23,11 +23,10 @@ from sandbox.decision.journal import Journal
 from sandbox.decision.pricing import (
     Budget,
     CostEstimate,
-    approx_tokens,
     estimate_cost,
     load_price_book,
 )
-from sandbox.decision.prompt import EXPECTED_OUTPUT_TOKENS, PROMPT_VERSION, build_params
+from sandbox.decision.prompt import EXPECTED_OUTPUT_TOKENS, PROMPT_VERSION, count_tokens
 from sandbox.decision.realtime import run_realtime
 from sandbox.decision.records import RunContext, Tally, explain_fatal
 from sandbox.decision.store import InputRow, PendingWork
@@ -78,20 +77,16 @@ def _estimate(
 ) -> tuple[RunContext, CostEstimate, str | None]:
     """Count the shared prefix once with ``count_tokens`` and price every pending row.
 
-    Returns the context (with the counted prefix), the estimate, and a note when
-    ``count_tokens`` was unavailable and the prefix was estimated as characters / 4.
+    Returns the context (with the model's own counts), the estimate, and a note when
+    ``count_tokens`` was unavailable and tokens were estimated as characters / 4.
     """
     sample = rows[0]
-    params = build_params(ctx.primary, sample.user_id, sample.summary)
-    counted = {
-        k: params[k] for k in ("model", "system", "messages", "output_config") if k in params
-    }
-    overhead = ctx.overhead_tokens
+    tokens = ctx.tokens
     note = None
     try:
-        tokens = client.messages.count_tokens(**counted).input_tokens
-        overhead = max(0, tokens - approx_tokens(sample.summary))
-        calls = [ctx.call(sample.user_id, ctx.primary, "estimate", "ok", input_tokens=tokens)]
+        tokens = count_tokens(client, ctx.primary, sample.summary)
+        used = tokens.tokens(sample.summary)
+        calls = [ctx.call(sample.user_id, ctx.primary, "estimate", "ok", input_tokens=used)]
         segment = journal.append({"calls": calls, "results": [], "failures": [], "held": []})
         store.commit_when_free(calls=calls)
         journal.committed([segment])
@@ -101,8 +96,8 @@ def _estimate(
         ) from exc
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         # e.g. a gateway without the endpoint; a real problem shows on the first request
-        note = f"count_tokens failed ({type(exc).__name__}): prefix estimated as characters / 4"
-    ctx = dataclasses.replace(ctx, overhead_tokens=overhead)
+        note = f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
+    ctx = dataclasses.replace(ctx, tokens=tokens)
     # the share prices escalations only: without them, no warehouse visit to look it up
     share = (
         store.escalation_share(PROMPT_VERSION, DEFAULT_ESCALATION_SHARE)
@@ -119,7 +114,7 @@ def _estimate(
             ctx.primary.max_tokens, ctx.escalation.max_tokens if ctx.escalation else 0
         ),
         batch=ctx.mode == "batch",
-        prefix_tokens=overhead,
+        prefix_tokens=tokens.prefix_tokens,
         escalation_share=share,
     )
     return ctx, estimate, note

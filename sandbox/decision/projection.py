@@ -8,12 +8,16 @@ limits. No prompt-cache discount is assumed (:func:`cache_report` says why).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import anthropic
 import pandas as pd
 
 from sandbox.config import SandboxError
-from sandbox.decision.pricing import PriceBook
+from sandbox.decision.clients import make_client
+from sandbox.decision.pricing import PriceBook, approx_tokens, load_price_book
+from sandbox.decision.prompt import count_tokens, prefix_chars
 
 PLANS = ("cheap", "capable", "escalation")
 """``cheap``: every row on the primary model (Haiku); ``capable``: every row on the
@@ -324,7 +328,7 @@ def workers_to_saturate(
     return max(1, math.ceil(rows_per_s * requests_per_row * latency_s))
 
 
-def cache_report(book: PriceBook, prefix_tokens: int) -> pd.DataFrame:
+def cache_report(book: PriceBook, prefix_tokens: int | Mapping[str, int]) -> pd.DataFrame:
     """Per model: the shared prompt prefix, the minimum the model caches, and whether caching applies.
 
     Only a prefix shared by every request (system prompt, schema) can be cached; the user
@@ -334,26 +338,37 @@ def cache_report(book: PriceBook, prefix_tokens: int) -> pd.DataFrame:
     rows = []
     for model in book.models.values():
         minimum = model.min_cacheable_prompt_tokens
-        applies = prefix_tokens >= minimum
+        prefix = prefix_tokens if isinstance(prefix_tokens, int) else prefix_tokens[model.id]
+        applies = prefix >= minimum
         rows.append(
             {
                 "model": model.label,
-                "shared_prefix_tokens": prefix_tokens,
+                "shared_prefix_tokens": prefix,
                 "min_cacheable_tokens": minimum,
                 "caching_applies": applies,
                 "why": (
                     "prefix long enough; estimates still use list price"
                     if applies
-                    else f"prefix is {minimum - prefix_tokens:,} tokens short of the minimum"
+                    else f"prefix is {minimum - prefix:,} tokens short of the minimum"
                 ),
             }
         )
     return pd.DataFrame(rows)
 
 
-def shared_prefix_tokens() -> int:
-    """Tokens every request shares (system prompt + schema + template), as characters / 4."""
-    from sandbox.decision.pricing import approx_tokens
-    from sandbox.decision.prompt import prefix_chars
+def shared_prefix_tokens(
+    book: PriceBook | None = None, client: anthropic.Anthropic | None = None
+) -> dict[str, int]:
+    """Per model id, the tokens every request shares (system prompt, schema, template).
 
-    return approx_tokens("x" * prefix_chars())
+    Counted in each model's own tokenizer by the (free) count endpoint; characters / 4 when
+    the endpoint fails. ``client`` defaults to the one ``SANDBOX_LLM`` selects.
+    """
+    client = client or make_client()
+    counts = {}
+    for model in (book or load_price_book()).models.values():
+        try:
+            counts[model.id] = count_tokens(client, model, "").prefix_tokens
+        except (anthropic.APIStatusError, anthropic.APIConnectionError):
+            counts[model.id] = approx_tokens("x" * prefix_chars())
+    return counts

@@ -14,7 +14,7 @@ from datetime import date
 import anthropic
 
 from sandbox.decision.journal import new_id
-from sandbox.decision.pricing import ModelPrice, PriceBook, approx_tokens
+from sandbox.decision.pricing import ModelPrice, PriceBook, TokenCount, approx_tokens
 from sandbox.decision.prompt import PROMPT_VERSION, Recommendation, prefix_chars
 from sandbox.decision.store import InputRow, utcnow
 
@@ -33,8 +33,10 @@ class RunContext:
     book: PriceBook
     primary: ModelPrice
     escalation: ModelPrice | None
-    overhead_tokens: int = field(default_factory=lambda: approx_tokens("x" * prefix_chars()))
-    """Input tokens every request has besides the summary (from count_tokens when available)."""
+    tokens: TokenCount = field(
+        default_factory=lambda: TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars()))
+    )
+    """Input tokens of a request: prefix plus summary (the model's own count when available)."""
 
     @staticmethod
     def new_run_id() -> str:
@@ -47,7 +49,7 @@ class RunContext:
 
     def input_tokens(self, row: InputRow) -> int:
         """Expected input tokens of one request for ``row``."""
-        return self.overhead_tokens + approx_tokens(row.summary)
+        return self.tokens.tokens(row.summary)
 
     def worst_cost(self, row: InputRow, model: ModelPrice) -> float:
         """The most one request for ``row`` can cost (output at the model's ``max_tokens``)."""

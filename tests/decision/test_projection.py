@@ -164,6 +164,11 @@ def test_caching_applies_only_from_each_models_minimum() -> None:
     assert pj.cache_report(BOOK, 4_096)["caching_applies"].all()
 
 
-def test_the_real_prompt_is_too_short_to_cache() -> None:
-    prefix = pj.shared_prefix_tokens()
-    assert 100 < prefix < min(m.min_cacheable_prompt_tokens for m in BOOK.models.values())
+def test_the_shared_prefix_is_counted_in_each_models_tokenizer() -> None:
+    prefix = pj.shared_prefix_tokens(BOOK)
+    assert set(prefix) == set(BOOK.models)
+    # the 5.5 models' tokenizer counts ~30 % more tokens for the same text
+    assert prefix[HAIKU.id] > prefix["claude-haiku-4-5-20251001"] > 100
+    report = pj.cache_report(BOOK, prefix).set_index("model")
+    assert report.loc[HAIKU.label, "shared_prefix_tokens"] == prefix[HAIKU.id]
+    assert not report.loc[HAIKU.label, "caching_applies"]  # 4,096-token minimum

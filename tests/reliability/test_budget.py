@@ -55,8 +55,8 @@ def test_a_run_expected_to_cost_more_is_refused_before_any_message(log, capsys) 
     code, out, err = infer(capsys, "--max-cost-usd", str(BUDGET))
     assert code == 2
     assert "exceeds --max-cost-usd 0.01" in err and "estimated cost $" in err
-    assert log.messages() == []  # only the free count_tokens call went out
-    assert [e["path"] for e in log.entries()] == ["/v1/messages/count_tokens"]
+    assert log.messages() == []  # only the free token counts went out
+    assert [e["path"] for e in log.entries()] == ["/v1/messages/count_tokens"] * 2
     assert scalar("select coalesce(sum(cost_usd), 0) from decision.llm_calls") == 0
 
 

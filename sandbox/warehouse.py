@@ -193,20 +193,10 @@ def connect(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse for one short piece of work and close it afterwards.
 
-    Inside a step (see :func:`step_lock`) and for reads, a connection that finds the file
-    busy — a reader in another process, a writer's commit — waits its turn for up to
-    ``wait_s`` (default 30 s). Outside a step a writer fails at once. Either way the error is
-    :class:`WarehouseBusy` naming the PID that holds the file, not DuckDB's raw lock error.
-
-    The file is ``ATTACH``-ed to one in-memory DuckDB database that the process keeps, and
-    ``DETACH``-ed (which releases DuckDB's file lock, as closing a connection does) when
-    the last connection of the process using it closes. Starting a DuckDB database costs
-    about 17 ms of CPU (its catalog of built-in functions); attaching a file costs under
-    1 ms, and the decision plane opens the warehouse for every group commit. Connections
-    of one process share the attachment (a read-only request may share a writable one);
-    a writer waits while the process has the file attached read-only. If the process opened
-    the file with ``duckdb.connect`` itself (a notebook's own connection), that database is
-    shared instead, as DuckDB's instance cache always did.
+    Inside a step (:func:`step_lock`) and for reads, a busy file is waited for up to ``wait_s``
+    (default 30 s); outside a step a writer fails at once, with :class:`WarehouseBusy` naming
+    the PID that holds it. The file is attached to one in-memory database per process and
+    detached (releasing the lock) when the process's last connection closes.
     """
     path = path or warehouse_path()
     if read_only and not path.exists():

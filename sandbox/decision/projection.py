@@ -171,10 +171,6 @@ class Projection:
     bound: str
     waves: int = 1
 
-    @property
-    def cost_per_1k_users(self) -> float:
-        return self.cost_usd / self.users * 1000
-
     def as_row(self) -> dict:
         """A flat dict (one row of a projection table)."""
         return {

@@ -367,18 +367,6 @@ def known_batch_ids() -> set[str]:
         return {r[0] for r in con.execute(f"select distinct batch_id from {BATCH_JOBS}").fetchall()}
 
 
-def open_failures(as_of: date) -> int:
-    """Dead-letter rows of the date that no later success resolved."""
-    with connect() as con:
-        ensure_tables(con, *TABLES)
-        return int(
-            con.execute(
-                f"select count(*) from {FAILURES} where execution_date = ? and resolved_at is null",
-                [as_of],
-            ).fetchone()[0]
-        )
-
-
 def escalation_share(prompt_version: str, default: float, min_rows: int = 20) -> float:
     """Share of staged rows (this prompt version, any date) that were escalated; ``default`` with little history."""
     with connect() as con:

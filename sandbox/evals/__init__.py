@@ -1,17 +1,9 @@
 """Evaluations: the golden set, the change gate and its reviewed baselines.
 
-An evaluation runs labelled users through the decision plane's own prompt, client and
-validation. It needs both planes (dbt builds the golden summaries, the SDK answers them),
-so like :mod:`sandbox.control` it sits beside the planes, not inside either::
-
-    load_golden()        data/golden raw files -> dbt (cached) -> labelled summaries
-    run_eval(llm=...)    one request per case -> agreement, precision/recall, cost per row
-    check_gate(run)      the run against its baseline in data/golden/baselines
-    record_eval(run)     ops.eval_runs + ops.eval_cases
-    write_baseline(run)  what `sandbox eval --accept` stores (reviewed, committed)
-
-Names are imported on first use (as in :mod:`sandbox.decision`), so ``sandbox --help``
-does not pay for the SDK import.
+Labelled users run through the decision plane's own prompt, client and validation:
+``load_golden()`` builds their summaries with dbt, ``run_eval()`` scores the answers,
+``check_gate(run)`` compares them with the reviewed baseline. Names load on first use, as
+in :mod:`sandbox.decision`, so ``sandbox --help`` does not import the SDK.
 """
 
 from __future__ import annotations
@@ -20,34 +12,36 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CaseResult": "sandbox.evals.metrics",
-    "EvalRun": "sandbox.evals.runner",
-    "GOLDEN_DIR": "sandbox.evals.golden",
-    "GateVerdict": "sandbox.evals.baseline",
-    "add_golden_case": "sandbox.evals.golden",
-    "GoldenCase": "sandbox.evals.golden",
-    "GoldenSet": "sandbox.evals.golden",
-    "Scores": "sandbox.evals.metrics",
-    "check_gate": "sandbox.evals.baseline",
-    "check_prompt_evaluated": "sandbox.evals.baseline",
-    "load_gate_config": "sandbox.evals.baseline",
-    "load_golden": "sandbox.evals.golden",
-    "record_eval": "sandbox.evals.store",
-    "run_eval": "sandbox.evals.runner",
-    "score": "sandbox.evals.metrics",
-    "write_baseline": "sandbox.evals.baseline",
+    "sandbox.evals.baseline": [
+        "GateVerdict",
+        "check_gate",
+        "check_prompt_evaluated",
+        "load_gate_config",
+        "write_baseline",
+    ],
+    "sandbox.evals.golden": [
+        "GOLDEN_DIR",
+        "GoldenCase",
+        "GoldenSet",
+        "add_golden_case",
+        "load_golden",
+    ],
+    "sandbox.evals.metrics": ["CaseResult", "Scores", "score"],
+    "sandbox.evals.runner": ["EvalRun", "run_eval"],
+    "sandbox.evals.store": ["record_eval"],
 }
-
-__all__ = sorted(_EXPORTS)
+"""Where each public name lives: it is imported on first use."""
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_HOME)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _HOME:
+        value = getattr(importlib.import_module(_HOME[name]), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'sandbox.evals' has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_HOME])

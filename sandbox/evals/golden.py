@@ -1,12 +1,9 @@
 """The golden set: labelled users whose summaries come from the current dbt models.
 
-``data/golden`` holds raw ``users.csv`` and ``events.csv`` (the same format as the shipped
-seed) and ``labels.csv`` (one row per user: segment, case, the acceptable recommendation
-types, preferred first, and a one-line reason). The summaries are *not* stored: they are
-built by running the real dbt project over the golden raw files for :data:`GOLDEN_AS_OF`,
-so a change to the context-string SQL changes what the evaluation sends. The built rows are
-cached under a hash of every input (golden files, dbt models, macros, project files), so
-only the first evaluation after a change pays for dbt.
+``data/golden`` holds raw ``users.csv``, ``events.csv`` and ``labels.csv`` (acceptable types,
+preferred first, and a reason). The summaries are built by the real dbt project for
+:data:`GOLDEN_AS_OF`, so a change to the SQL changes what the evaluation sends; they are
+cached under a hash of every input.
 """
 
 from __future__ import annotations

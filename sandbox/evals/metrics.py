@@ -1,14 +1,8 @@
 """Scores of one evaluation: agreement, per-type precision and recall, a confusion table.
 
-An answer *agrees* when its type is one of the case's acceptable types. An invalid answer
-(or an API error) never agrees. For each type ``T``:
-
-- precision = answers of type ``T`` that were acceptable / answers of type ``T``
-- recall    = cases whose preferred type is ``T`` that got an acceptable answer
-              / cases whose preferred type is ``T``
-
-The confusion table counts preferred type (rows) against the answer (columns, ``invalid``
-for an answer that could not become a result row).
+An answer *agrees* when its type is one of the case's acceptable types (an invalid answer
+never does). Precision of ``T``: acceptable answers of type ``T`` / answers of type ``T``;
+recall: cases preferring ``T`` that got an acceptable answer / cases preferring ``T``.
 """
 
 from __future__ import annotations

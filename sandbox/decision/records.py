@@ -213,12 +213,7 @@ def is_fatal(exc: BaseException) -> bool:
     return (
         isinstance(exc, anthropic.APIStatusError)
         and exc.status_code < 500
-        and exc.status_code
-        not in (
-            408,
-            409,
-            429,
-        )
+        and exc.status_code not in (408, 409, 429)
     )
 
 

@@ -50,6 +50,61 @@ def _check_source(con, as_of: date) -> None:
         )
 
 
+_FREEZE = f"""
+    insert into {INPUTS} by name
+    select
+        ?::date as execution_date,
+        user_id,
+        plan_tier,
+        user_summary_for_llm,
+        substr(sha256(user_summary_for_llm), 1, 16) as input_sha,
+        as_of_date as source_as_of_date,
+        ? as source_model,
+        ?::timestamp as prepared_at
+    from {SOURCE_MART}
+    where as_of_date = ?
+"""
+_DROP_STALE_ANSWERS = f"""
+    delete from {STAGING} s
+    where s.execution_date = ?
+      and not exists (
+        select 1 from {INPUTS} i
+        where i.execution_date = s.execution_date
+          and i.user_id = s.user_id
+          and i.input_sha = s.input_sha)
+"""
+_UNPUBLISH_GONE = f"""
+    delete from {PUBLISHED} r
+    where r.execution_date = ?
+      and not exists (select 1 from {STAGING} s
+                      where s.execution_date = r.execution_date and s.user_id = r.user_id)
+"""
+_PUBLISH = f"""
+    insert into {PUBLISHED} by name
+    select user_id, execution_date, {", ".join(_ANSWER_COLUMNS)}, created_at as recommended_at
+    from {STAGING}
+    where execution_date = ?
+    on conflict (user_id, execution_date) do update set
+    {", ".join(f"{c} = excluded.{c}" for c in (*_ANSWER_COLUMNS, "recommended_at"))}
+"""
+
+
+def _in_one_transaction(con, as_of: date, table: str, statements: list[tuple[str, list]]) -> int:
+    """Run ``statements`` in one transaction; return the date's row count in ``table``."""
+    con.begin()
+    try:
+        for sql, args in statements:
+            con.execute(sql, args)
+        count = con.execute(
+            f"select count(*) from {table} where execution_date = ?", [as_of]
+        ).fetchone()[0]
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return int(count)
+
+
 @holds_step("sandbox infer")
 def prepare_features(execution_date: date | str) -> int:
     """Freeze ``marts.fct_user_features_for_ai`` into ``decision.inference_inputs`` for the date.
@@ -59,50 +114,20 @@ def prepare_features(execution_date: date | str) -> int:
     run redoes exactly those rows. Returns the number of frozen rows.
     """
     as_of = parse_date(execution_date)
-    prepared_at = utcnow()
     with connect() as con:
         _check_source(con, as_of)
         ensure_tables(con, *TABLES)
-        con.begin()
-        try:
-            con.execute(f"delete from {INPUTS} where execution_date = ?", [as_of])
-            con.execute(
-                f"""
-                insert into {INPUTS} by name
-                select
-                    ?::date as execution_date,
-                    user_id,
-                    plan_tier,
-                    user_summary_for_llm,
-                    substr(sha256(user_summary_for_llm), 1, 16) as input_sha,
-                    as_of_date as source_as_of_date,
-                    ? as source_model,
-                    ?::timestamp as prepared_at
-                from {SOURCE_MART}
-                where as_of_date = ?
-                """,
-                [as_of, SOURCE_MART, prepared_at, as_of],
-            )
-            con.execute(
-                f"""
-                delete from {STAGING} s
-                where s.execution_date = ?
-                  and not exists (
-                    select 1 from {INPUTS} i
-                    where i.execution_date = s.execution_date
-                      and i.user_id = s.user_id
-                      and i.input_sha = s.input_sha)
-                """,
-                [as_of],
-            )
-            count = con.execute(
-                f"select count(*) from {INPUTS} where execution_date = ?", [as_of]
-            ).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    return int(count)
+        freeze = [as_of, SOURCE_MART, utcnow(), as_of]
+        return _in_one_transaction(
+            con,
+            as_of,
+            INPUTS,
+            [
+                (f"delete from {INPUTS} where execution_date = ?", [as_of]),
+                (_FREEZE, freeze),
+                (_DROP_STALE_ANSWERS, [as_of]),
+            ],
+        )
 
 
 @holds_step("sandbox infer")
@@ -113,39 +138,10 @@ def write_results(execution_date: date | str) -> int:
     no longer staged), so a second call changes nothing. Returns the date's row count.
     """
     as_of = parse_date(execution_date)
-    columns = ", ".join(_ANSWER_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*_ANSWER_COLUMNS, "recommended_at"))
     with connect() as con:
         ensure_tables(con, *TABLES)
-        con.begin()
-        try:
-            con.execute(
-                f"""
-                delete from {PUBLISHED} r
-                where r.execution_date = ?
-                  and not exists (select 1 from {STAGING} s
-                                  where s.execution_date = r.execution_date and s.user_id = r.user_id)
-                """,
-                [as_of],
-            )
-            con.execute(
-                f"""
-                insert into {PUBLISHED} by name
-                select user_id, execution_date, {columns}, created_at as recommended_at
-                from {STAGING}
-                where execution_date = ?
-                on conflict (user_id, execution_date) do update set {updates}
-                """,
-                [as_of],
-            )
-            count = con.execute(
-                f"select count(*) from {PUBLISHED} where execution_date = ?", [as_of]
-            ).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    return int(count)
+        statements = [(_UNPUBLISH_GONE, [as_of]), (_PUBLISH, [as_of])]
+        return _in_one_transaction(con, as_of, PUBLISHED, statements)
 
 
 @holds_step("sandbox infer")

@@ -25,14 +25,14 @@ def _generate(args: argparse.Namespace) -> int:
         days=args.days,
         seed=args.seed,
         out=args.out,
-        as_of_date=parse_date(args.as_of),
+        as_of=parse_date(args.as_of),
         fmt=args.format,
     )
     print(
-        f"wrote {files.users:,} users and {files.events:,} events (as of {files.as_of_date}):\n"
+        f"wrote {files.users:,} users and {files.events:,} events (as of {files.as_of}):\n"
         f"  {files.users_path}\n  {files.events_path}\n"
         f"build them with: SANDBOX_RAW_DIR={files.users_path.parent} sandbox build "
-        f"--date {files.as_of_date}"
+        f"--date {files.as_of}"
     )
     return 0
 

@@ -7,7 +7,7 @@
     - Spark: dbt-spark ignores that meta key and renders the source as `raw.users`, so we
       (re)create `raw.users` and `raw.events` as *external* tables over the same files: the
       data stays where it is (dropping the table never deletes the file) and every run points
-      them at this run's `raw_dir`. A CSV is read with its header and no schema inference,
+      them at this run's raw folder (SANDBOX_RAW_DIR). A CSV is read with its header and no schema inference,
       so every column is a string, like DuckDB's `all_varchar=true`; staging does the casts.
       Parquet keeps the file's own types.
 
@@ -24,7 +24,7 @@
 {% macro spark__register_raw_sources() -%}
     {%- if execute -%}
         {%- set raw = graph.sources.values() | selectattr('source_name', 'equalto', 'raw') | list -%}
-        {%- set folder = var('raw_dir', '../data/seed') -%}
+        {%- set folder = env_var('SANDBOX_RAW_DIR', '../data/seed') -%}
         {%- set format = var('raw_format', 'csv') -%}
         {%- if format not in ('csv', 'parquet') -%}
             {{ exceptions.raise_compiler_error("var 'raw_format' must be csv or parquet, got '" ~ format ~ "'") }}

@@ -3,17 +3,9 @@
 It knows nothing of LLMs: the decision plane reads its tables, never its functions.
 """
 
-from sandbox.data.build import (
-    BuildResult,
-    GateFailed,
-    GateFailure,
-    NodeOutcome,
-    build,
-    dbt_args,
-    docs,
-    project_dir,
-    target_dir,
-)
+from sandbox.data.build import BuildResult, NodeOutcome, build, docs
+from sandbox.data.dbt_runner import dbt_args, project_dir, target_dir
+from sandbox.data.gate import GateFailed, GateFailure
 from sandbox.data.generate import GeneratedFiles, generate
 
 __all__ = [

@@ -1,10 +1,8 @@
 """Quality-gate drills: break the raw data (or a model) on purpose and watch the gate hold.
 
-Each drill copies the shipped raw files and the dbt project into a scratch folder, breaks one
-thing, and builds from there (from the shipped project when the drill left it as it was). A
-*gate* drill must fail the build with :class:`GateFailed` naming the expected check; a
-*handled* drill documents what staging absorbs by design (the build passes and the mart is
-unchanged). The notebooks and ``tests/reliability`` run them.
+Each drill breaks one thing in a scratch copy of the raw files (and of the project, if it
+changes a model) and builds from there. A *gate* drill must fail with :class:`GateFailed`
+naming the expected check; a *handled* one shows what staging absorbs by design.
 """
 
 from __future__ import annotations
@@ -24,7 +22,9 @@ from sandbox.config import (
     environment,
     parse_date,
 )
-from sandbox.data.build import GateFailed, build, project_dir
+from sandbox.data.build import build
+from sandbox.data.dbt_runner import project_dir
+from sandbox.data.gate import GateFailed
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Drill:
     expect: str  # the failing check ("unique", "model", ...) or "handled"
     where: str | None = None  # "model.column" the failure must name
     explanation: str = ""
-    as_of_date: date = SHIPPED_AS_OF_DATE  # the date the drill builds
+    as_of: date = SHIPPED_AS_OF_DATE  # the date the drill builds
 
 
 def _edit_lines(path: Path, edit: Callable[[list[str]], list[str]]) -> None:
@@ -203,7 +203,7 @@ DRILLS: dict[str, Drill] = {
             lambda raw, _: None,
             "fresh_as_of", "staging.stg_user_events.event_at",
             "No event before the date: without this check it would publish two empty marts.",
-            as_of_date=date(1900, 1, 1),
+            as_of=date(1900, 1, 1),
         ),
         Drill(
             "mart_test_failure", "A model change that upper-cases plan_tier in the feature mart",
@@ -259,7 +259,7 @@ def broken_inputs(name: str, workdir: Path | None = None) -> Iterator[tuple[Path
         shipped = _files(_copy_project(project))
         DRILLS[name].breaks(raw, project)
         if _files(project) == shipped:  # only the data is broken: build the project itself
-            project = project_dir()  # (dbt's parse of it is reused, see build.parsed_manifest)
+            project = project_dir()  # (dbt's saved parse of it is reused)
         with environment({"SANDBOX_RAW_DIR": str(raw), "SANDBOX_DBT_PROJECT_DIR": str(project)}):
             yield raw, project
 
@@ -305,12 +305,12 @@ def _files(folder: Path) -> list[tuple[str, int, int]]:
     )
 
 
-def run_drill(name: str, as_of_date: date | str | None = None) -> DrillOutcome:
-    """Build the drill's date (or ``as_of_date``) from broken inputs; did the gate catch it?"""
-    day = DRILLS[name].as_of_date if as_of_date is None else parse_date(as_of_date)
+def run_drill(name: str, as_of: date | str | None = None) -> DrillOutcome:
+    """Build the drill's date (or ``as_of``) from broken inputs; did the gate catch it?"""
+    as_of = DRILLS[name].as_of if as_of is None else parse_date(as_of)
     with broken_inputs(name):
         try:
-            build(day)
+            build(as_of)
         except GateFailed as exc:
             return DrillOutcome(DRILLS[name], True, exc)
     return DrillOutcome(DRILLS[name], False, None)

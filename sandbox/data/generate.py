@@ -1,32 +1,14 @@
 """Deterministic raw-data generator: the ``users`` and ``events`` files the course reads.
 
-Same arguments, same bytes. Everything is vectorised with NumPy and written with Arrow, so a
-million users with ~30 events each take well under a minute. The shipped files in
-``data/seed`` come from ``generate(users=500, days=60, seed=42)``.
-
-Each user gets a behaviour *segment* that shapes their events over the ``days`` before the
-as-of date (events stop at midnight of the as-of date: the data a 02:00 run would see):
-
-========== ===== =========================================================
-segment    share events
-========== ===== =========================================================
-active     45 %  steady, ~0.6 a day
-power       7 %  steady, ~2 a day
-fading     25 %  frequent at first, thinning out to nothing ~2 weeks ago
-dormant    15 %  a handful, all more than two weeks ago
-silent      8 %  none at all
-========== ===== =========================================================
-
-Edge cases on purpose: ~0.5 % of events have no ``event_type`` (staging drops them), some
-users have no events in the last 7 days, some have none at all, and some signed up during
-the window (their events start at signup).
+Same arguments, same bytes (NumPy, written with Arrow: a million users in under a minute).
+The shipped files in ``data/seed`` come from ``generate(users=500, days=60, seed=42)``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +33,15 @@ EVENT_TYPES = (
 EVENT_WEIGHTS = (0.30, 0.25, 0.12, 0.07, 0.04, 0.08, 0.10, 0.04)
 COUNTRIES = ("US", "GB", "DE", "FR", "IN", "BR", "JP", "CA", "AU", "NL")
 SOURCES = ("web", "ios", "android", "api")
+# Each user's behaviour segment shapes their events over the days before the as-of date
+# (events stop at its midnight: the data a 02:00 run would see):
+#   active  45 %  steady, ~0.6 a day
+#   power    7 %  steady, ~2 a day
+#   fading  25 %  frequent at first, thinning out to nothing ~2 weeks ago
+#   dormant 15 %  a handful, all more than two weeks ago
+#   silent   8 %  none at all
+# Edge cases on purpose: ~0.5 % of events have no event_type (staging drops them), some
+# users have no events in the last 7 days, some none at all, some signed up in the window.
 SEGMENTS = ("active", "power", "fading", "dormant", "silent")
 SEGMENT_WEIGHTS = (0.45, 0.07, 0.25, 0.15, 0.08)
 SEGMENT_RATE_PER_DAY = (0.6, 2.0, 0.5, 0.15, 0.0)
@@ -85,7 +76,7 @@ class GeneratedFiles:
     events_path: Path
     users: int
     events: int
-    as_of_date: date
+    as_of: date
 
 
 def _choice(rng: np.random.Generator, n: int, weights: tuple[float, ...]) -> np.ndarray:
@@ -107,7 +98,7 @@ def generate(
     days: int = 60,
     seed: int = 42,
     out: Path | str = "data/generated",
-    as_of_date: date = SHIPPED_AS_OF_DATE,
+    as_of: date = SHIPPED_AS_OF_DATE,
     fmt: str = "auto",
 ) -> GeneratedFiles:
     """Write ``users`` and ``events`` files for ``users`` users over ``days`` days to ``out``.
@@ -122,30 +113,54 @@ def generate(
         raise SandboxError(f"--format must be csv, parquet or auto (got {fmt!r})")
     if fmt == "auto":
         fmt = "csv" if users <= CSV_MAX_USERS else "parquet"
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    as_of = datetime.combine(as_of_date, datetime.min.time())
-    as_of_s = int((as_of - datetime(1970, 1, 1)).total_seconds())
+    midnight = datetime.combine(as_of, datetime.min.time())
+    as_of_s = int((midnight - datetime(1970, 1, 1)).total_seconds())
     window_s = days * 86_400
-
-    # Users: ~20 % signed up inside the window, the rest up to three years earlier.
     width = max(6, len(str(users)))
     user_ids = [f"u{i:0{width}d}" for i in range(1, users + 1)]
-    recent = rng.random(users) < 0.2
+    users_table, segment, signup_age_s = _users(rng, user_ids, as_of_s, window_s)
+    owner, created_at = _event_times(rng, segment, signup_age_s, as_of_s, window_s)
+    events_table = _events(rng, owner, created_at, user_ids)
+    users_path, events_path = _write(Path(out), fmt, users_table, events_table)
+    return GeneratedFiles(users_path, events_path, users, len(owner), as_of)
+
+
+def _users(rng: np.random.Generator, user_ids: list[str], as_of_s: int, window_s: int):
+    """The users table, each user's segment and sign-up age in seconds.
+
+    ~20 % signed up inside the window, the rest up to three years earlier.
+    """
+    n = len(user_ids)
+    recent = rng.random(n) < 0.2
     signup_age_s = np.where(
         recent,
-        rng.integers(86_400, window_s, users),
-        rng.integers(window_s, 3 * 365 * 86_400, users),
+        rng.integers(86_400, window_s, n),
+        rng.integers(window_s, 3 * 365 * 86_400, n),
     )
-    signed_up_at = as_of_s - signup_age_s
-    plan = _choice(rng, users, PLAN_WEIGHTS)
-    country = _choice(rng, users, (1.0,) * len(COUNTRIES))
-    segment = _choice(rng, users, SEGMENT_WEIGHTS)
+    plan = _choice(rng, n, PLAN_WEIGHTS)
+    country = _choice(rng, n, (1.0,) * len(COUNTRIES))
+    segment = _choice(rng, n, SEGMENT_WEIGHTS)
+    table = pa.table(
+        {
+            "id": pa.array(user_ids, type=pa.string()),
+            "plan_tier": _dictionary_strings(plan, list(PLAN_TIERS)),
+            "signed_up_at": pa.array(as_of_s - signup_age_s, type=pa.timestamp("s")),
+            "country": _dictionary_strings(country, list(COUNTRIES)),
+        },
+        schema=USERS_SCHEMA,
+    )
+    return table, segment, signup_age_s
 
-    # Each user's active span (seconds before the as-of date) depends on the segment.
+
+def _event_times(rng, segment, signup_age_s, as_of_s: int, window_s: int):
+    """(owner index, created_at seconds) of every event, in time order.
+
+    Each user's active span (before the as-of date) depends on the segment; fading users
+    thin out over time.
+    """
     span_start = np.minimum(signup_age_s, window_s).astype(np.float64)
-    span_end = np.zeros(users)
+    span_end = np.zeros(segment.size)
     span_end[segment == SEGMENTS.index("fading")] = 14 * 86_400
     span_end[segment == SEGMENTS.index("dormant")] = 15 * 86_400
     span_end = np.minimum(span_end, span_start * 0.5)
@@ -154,17 +169,19 @@ def generate(
     counts = rng.poisson(rate * span_days)
     counts[segment == SEGMENTS.index("silent")] = 0
 
-    # Events: place each one inside its user's span (fading users thin out over time).
-    owner = np.repeat(np.arange(users), counts)
+    owner = np.repeat(np.arange(segment.size), counts)
     u = rng.random(owner.size)
     fading = segment[owner] == SEGMENTS.index("fading")
     u = np.where(fading, np.sqrt(u), u)  # more mass near the start of the span
     age_s = span_end[owner] + (1.0 - u) * (span_start[owner] - span_end[owner])
     created_at = as_of_s - np.maximum(age_s, 1.0).astype(np.int64)
     order = np.lexsort((owner, created_at))
-    owner, created_at = owner[order], created_at[order]
-    n_events = owner.size
+    return owner[order], created_at[order]
 
+
+def _events(rng, owner: np.ndarray, created_at: np.ndarray, user_ids: list[str]) -> pa.Table:
+    """The events table: a type (a few missing), and a small JSON ``properties`` each."""
+    n_events = owner.size
     event_type = _choice(rng, n_events, EVENT_WEIGHTS)
     null_type = rng.random(n_events) < NULL_EVENT_TYPE_SHARE
     source = _choice(rng, n_events, (0.6, 0.15, 0.15, 0.1))
@@ -173,21 +190,11 @@ def generate(
         json.dumps({"source": s, "duration_ms": 250 * (b + 1)}) for s in SOURCES for b in range(16)
     ]
     properties = source.astype(np.int32) * 16 + duration_bucket.astype(np.int32)
-
-    users_table = pa.table(
-        {
-            "id": pa.array(user_ids, type=pa.string()),
-            "plan_tier": _dictionary_strings(plan, list(PLAN_TIERS)),
-            "signed_up_at": pa.array(signed_up_at, type=pa.timestamp("s")),
-            "country": _dictionary_strings(country, list(COUNTRIES)),
-        },
-        schema=USERS_SCHEMA,
-    )
     event_type_col = pa.DictionaryArray.from_arrays(
         pa.array(event_type.astype(np.int32), mask=null_type, type=pa.int32()),
         pa.array(list(EVENT_TYPES), type=pa.string()),
     ).cast(pa.string())
-    events_table = pa.table(
+    return pa.table(
         {
             "id": pa.array(np.arange(1, n_events + 1, dtype=np.int64)),
             "user_id": pa.DictionaryArray.from_arrays(
@@ -200,20 +207,20 @@ def generate(
         schema=EVENTS_SCHEMA,
     )
 
+
+def _write(out: Path, fmt: str, users: pa.Table, events: pa.Table) -> tuple[Path, Path]:
+    """Write both tables to ``out`` in ``fmt``, removing files of the other format."""
+    out.mkdir(parents=True, exist_ok=True)
     users_path, events_path = out / f"users.{fmt}", out / f"events.{fmt}"
     for stale in ("csv", "parquet"):  # one format per folder, so readers never mix them
         if stale != fmt:
             (out / f"users.{stale}").unlink(missing_ok=True)
             (out / f"events.{stale}").unlink(missing_ok=True)
     if fmt == "csv":
-        pacsv.write_csv(users_table, users_path)
-        pacsv.write_csv(events_table, events_path)
+        pacsv.write_csv(users, users_path)
+        pacsv.write_csv(events, events_path)
     else:
-        pq.write_table(users_table, users_path, compression="zstd")
-        pq.write_table(events_table, events_path, compression="zstd", row_group_size=1_000_000)
-    return GeneratedFiles(users_path, events_path, users, n_events, as_of_date)
+        pq.write_table(users, users_path, compression="zstd")
+        pq.write_table(events, events_path, compression="zstd", row_group_size=1_000_000)
+    return users_path, events_path
 
-
-def shipped_window_start(days: int = 60, as_of_date: date = SHIPPED_AS_OF_DATE) -> date:
-    """The first day covered by events generated for ``days`` days before ``as_of_date``."""
-    return as_of_date - timedelta(days=days)

@@ -1,16 +1,8 @@
 """Write-audit-publish: move a build's audited candidate marts to the published ones.
 
-dbt writes every model of the marts layer into ``marts_candidate`` and runs all checks
-there (contracts, data tests of every layer, freshness and completeness). Only when the
-whole run passed does :func:`publish` copy the candidates to ``marts`` in **one DuckDB
-transaction**: either every published mart moves to the new date together, or (a failure, a
-crash, a SIGKILL at any statement) none does and the warehouse keeps what it had.
-
-Each mart with an ``as_of_date`` column keeps its history: ``marts.<name>_history`` holds
-the audited rows of every published date, keyed by ``as_of_date``, and ``marts.<name>`` is
-the view of the last published date's rows there. Publishing date D replaces only D's rows,
-so building D+1 never changes what a run for D reads; the decision plane freezes its inputs
-from ``marts.fct_user_features_for_ai_history``.
+dbt writes the marts into ``marts_candidate`` and checks them there; only when the whole run
+passed does :func:`publish` move them to ``marts`` in one DuckDB transaction (all or none).
+``marts.<name>_history`` keeps every published date's rows; ``marts.<name>`` is the last one.
 """
 
 from __future__ import annotations
@@ -80,19 +72,15 @@ def _drop(con, relation: str, keep: str) -> None:
 
 
 def publish(
-    as_of_date: date,
+    as_of: date,
     candidates: list[str],
     on_step: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
-    """Publish the audited ``candidates`` (``marts_candidate.*``) for ``as_of_date`` at once.
+    """Publish the audited ``candidates`` (``marts_candidate.*``) for ``as_of``, all at once.
 
-    In one transaction, for each candidate with an ``as_of_date`` column: its rows replace
-    date ``as_of_date`` in ``marts.<name>_history`` (a column added to the model is added to
-    the history, NULL for older dates), and ``marts.<name>`` becomes the view of that date's
-    rows there (the rows are written once). A candidate without the column (a model you
-    added) is copied to ``marts.<name>`` as a table. Returns the rows published per name. ``on_step(label)`` is
-    called before each statement and before the commit (a test hook; labels like
-    ``"history marts.fct_user_features_for_ai"``, ``"replace marts.dim_users"``, ``"commit"``).
+    One transaction: a mart with an ``as_of_date`` column replaces that date in its history
+    and becomes the view of it; another is copied as a table. Returns the rows per mart.
+    ``on_step(label)`` runs before each statement and the commit (a test hook).
     """
     step = on_step or (lambda label: None)
     rows: dict[str, int] = {}
@@ -104,34 +92,7 @@ def publish(
                 target = published_name(candidate)
                 columns = _columns(con, candidate)
                 if DATE_COLUMN in columns:
-                    history = history_name(target)
-                    step(f"history {target}")
-                    other = con.execute(
-                        f"select count(*) from {candidate} where {DATE_COLUMN} is distinct from ?",
-                        [as_of_date],
-                    ).fetchone()[0]
-                    if other:
-                        raise PublishFailed(
-                            f"{candidate} has {other} rows whose {DATE_COLUMN} is not "
-                            f"{as_of_date}, so publishing it would write into other dates' "
-                            "history; nothing was published. A mart's as_of_date must be "
-                            "{{ as_of_date() }} (see models/marts/)."
-                        )
-                    if not table_exists(con, history):
-                        con.execute(f"create table {history} as select * from {candidate} limit 0")
-                    have = _columns(con, history)
-                    for column, kind in columns.items():
-                        if column not in have:
-                            con.execute(f'alter table {history} add column "{column}" {kind}')
-                    con.execute(f"delete from {history} where {DATE_COLUMN} = ?", [as_of_date])
-                    con.execute(f"insert into {history} by name select * from {candidate}")
-                    step(f"replace {target}")
-                    _drop(con, target, keep="VIEW")
-                    listed = ", ".join(f'"{c}"' for c in columns)
-                    con.execute(
-                        f"create or replace view {target} as select {listed} from {history} "
-                        f"where {DATE_COLUMN} = date '{as_of_date.isoformat()}'"
-                    )
+                    _publish_dated(con, as_of, candidate, target, columns, step)
                 else:
                     step(f"replace {target}")
                     _drop(con, target, keep="BASE TABLE")
@@ -144,7 +105,7 @@ def publish(
             if isinstance(exc, Exception) and not isinstance(exc, SandboxError):
                 reason = " ".join(str(exc).split())
                 raise PublishFailed(
-                    f"every check passed for {as_of_date}, but publishing failed and was rolled "
+                    f"every check passed for {as_of}, but publishing failed and was rolled "
                     f"back, so the published marts are as they were: {reason}. Fix the cause "
                     "(e.g. a column type that changed: drop the marts.*_history table it "
                     f"names), then build again ({warehouse_path()})."
@@ -153,13 +114,43 @@ def publish(
     return rows
 
 
-def publish_spark(as_of_date: date, candidates: list[str]) -> dict[str, int]:
+def _publish_dated(con, as_of: date, candidate: str, target: str, columns: dict, step) -> None:
+    """Replace date ``as_of`` in the mart's history (new columns added, NULL for older dates)
+    and make ``target`` the view of that date's rows (the rows are written once)."""
+    history = history_name(target)
+    step(f"history {target}")
+    other = con.execute(
+        f"select count(*) from {candidate} where {DATE_COLUMN} is distinct from ?", [as_of]
+    ).fetchone()[0]
+    if other:
+        raise PublishFailed(
+            f"{candidate} has {other} rows whose {DATE_COLUMN} is not {as_of}, so publishing "
+            "it would write into other dates' history; nothing was published. A mart's "
+            "as_of_date must be {{ as_of_date() }} (see models/marts/)."
+        )
+    if not table_exists(con, history):
+        con.execute(f"create table {history} as select * from {candidate} limit 0")
+    have = _columns(con, history)
+    for column, kind in columns.items():
+        if column not in have:
+            con.execute(f'alter table {history} add column "{column}" {kind}')
+    con.execute(f"delete from {history} where {DATE_COLUMN} = ?", [as_of])
+    con.execute(f"insert into {history} by name select * from {candidate}")
+    step(f"replace {target}")
+    _drop(con, target, keep="VIEW")
+    listed = ", ".join(f'"{c}"' for c in columns)
+    con.execute(
+        f"create or replace view {target} as select {listed} from {history} "
+        f"where {DATE_COLUMN} = date '{as_of.isoformat()}'"
+    )
+
+
+def publish_spark(as_of: date, candidates: list[str]) -> dict[str, int]:
     """Publish the audited candidates on the spark target, one table after the other.
 
-    The same order as on DuckDB (nothing is published before every check passed), but a
-    Spark session over a Hive metastore has no transaction across tables: a crash between
-    two tables can leave them on different dates (their ``as_of_date`` column says which).
-    No history table is kept on Spark (the decision plane reads DuckDB).
+    Spark has no transaction across tables: a crash between two can leave them on different
+    dates (their ``as_of_date`` column says which). No history is kept (the decision plane
+    reads DuckDB).
     """
     from pyspark.sql import SparkSession
 

@@ -1,10 +1,8 @@
 """The raw files: which format a folder holds, and whether each CSV file can be read at all.
 
-A CSV file is read with an explicit dialect (comma, double quotes doubled inside a value,
-a header line, UTF-8) and explicit columns, never a sniffer's guess. What keeps a file from
-being read is said in the project's own words: the file, the line, the column or the field
-count, the byte offset of a bad encoding, and the fix. The row's text is never repeated:
-raw text is user-controlled (see tests/reliability/test_raw_files.py).
+A CSV file is read with an explicit dialect and columns, never a sniffer's guess; what keeps
+it from being read is said in our words (file, line, field count or column and byte offset,
+and the fix), never with the row's text: raw text is user-controlled.
 """
 
 from __future__ import annotations
@@ -26,6 +24,8 @@ CSV_DIALECT = (
     "strict_mode=true, encoding='utf-8', max_line_size=33554432"
 )
 """DuckDB's ``read_csv`` options for a raw file: RFC 4180, as the export writes it."""
+_SNIFFED = CSV_DIALECT.replace("auto_detect=false", "auto_detect=true")
+"""The same dialect with the header's names read by DuckDB (the file was checked first)."""
 CSV_FIX = (
     "write it as UTF-8 CSV with a header line, one comma-separated row per line, and values "
     'holding a comma, a quote or a line break in double quotes (a quote inside doubled: "")'
@@ -219,3 +219,35 @@ def _physical_line(path: Path, record: int) -> int:
         except csv.Error:
             pass
     return record
+
+
+def unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
+    """Name the raw column, how many of its values are unreadable and where the first ones are.
+
+    The values themselves are not shown: raw text is user-controlled.
+    """
+    import duckdb
+
+    reader = "read_parquet(?)" if fmt == "parquet" else f"read_csv(?, all_varchar=true, {_SNIFFED})"
+    quoted = '"' + column.replace('"', '""') + '"'
+    try:
+        with duckdb.connect() as con:
+            con.execute("set TimeZone = 'UTC'")
+            found = con.execute(
+                f"select count(*), list(n order by n)[1:3] from ("
+                f"select row_number() over () as n, {quoted} as v from {reader}) "
+                "where v is not null and try_cast(v as timestamptz) is null",
+                [str(path)],
+            ).fetchone()
+    except duckdb.Error:
+        found = (0, [])
+    count, first = found[0], found[1] or []
+    if not count:
+        return f"column {column} of {path.name} has empty values"
+    where = ", ".join(str(n) for n in first)
+    return (
+        f"column {column} of {path.name} holds {count} value{'s' if count != 1 else ''} that "
+        f"{'are' if count != 1 else 'is'} not a timestamp or name an unknown time zone "
+        f"(data row{'s' if len(first) != 1 else ''} {where}); write ISO 8601, e.g. "
+        "2026-10-31 23:58:01, with an optional Z, +02:00 or zone name such as Europe/Berlin"
+    )

@@ -17,9 +17,7 @@ from sandbox.data.drills import window_off_by_one
 from sandbox.warehouse import connect
 from tests.conftest import AS_OF
 
-# the module (sandbox.data re-exports its build function under the same name)
-build_module = importlib.import_module("sandbox.data.build")
-RAW_DIR_PLACEHOLDER = build_module.RAW_DIR_PLACEHOLDER
+dbt_runner = importlib.import_module("sandbox.data.dbt_runner")
 
 MART = "marts.fct_user_features_for_ai"
 
@@ -211,7 +209,7 @@ def test_missing_as_of_date_is_a_clear_error(isolated_env: Path) -> None:
 
 
 def test_a_unit_test_diff_reads_as_one_line() -> None:
-    from sandbox.data.build import _unit_test_diff
+    from sandbox.data.gate import unit_test_diff as _unit_test_diff
 
     red, blue, green, off = "\x1b[31;1m", "\x1b[34;1m", "\x1b[32;1m", "\x1b[0m"
     table = (
@@ -226,29 +224,17 @@ def test_a_unit_test_diff_reads_as_one_line() -> None:
     assert _unit_test_diff("Runtime Error: no such column") is None
 
 
-def test_dbt_runs_with_fewer_gc_pauses_and_the_thresholds_come_back(isolated_env: Path) -> None:
-    import gc
-
-    from sandbox.data.build import GC_THRESHOLD, dbt_args, invoke
-
-    before = gc.get_threshold()
-    seen: list[tuple[int, int, int]] = []
-    invoke(dbt_args("parse", AS_OF), callbacks=[lambda _event: seen.append(gc.get_threshold())])
-    assert seen and set(seen) == {GC_THRESHOLD}, "dbt ran with the default thresholds"
-    assert gc.get_threshold() == before
-
-
 def _parses(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Record every `dbt parse` this process runs from now on."""
     seen: list[list[str]] = []
-    invoke = build_module.invoke
+    invoke = dbt_runner.invoke
 
     def counting(args, *rest, **kwargs):
         if args[0] == "parse":
             seen.append(args)
         return invoke(args, *rest, **kwargs)
 
-    monkeypatch.setattr(build_module, "invoke", counting)
+    monkeypatch.setattr(dbt_runner, "invoke", counting)
     return seen
 
 
@@ -264,7 +250,7 @@ def _published(day: date) -> list[tuple]:
 def test_a_backfill_parses_the_project_once_and_builds_what_a_fresh_parse_builds(
     isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    build_module._manifests.clear()
+    dbt_runner._manifests.clear()
     parses = _parses(monkeypatch)
     days = [date(2026, 10, 30), date(2026, 10, 31), AS_OF]
     for day in days:
@@ -275,19 +261,18 @@ def test_a_backfill_parses_the_project_once_and_builds_what_a_fresh_parse_builds
     monkeypatch.setattr(config, "CACHE_ROOT", _unwritable(tmp_path))
     monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "fresh" / "sandbox.duckdb"))
     for day in (days[0], AS_OF):
-        build_module._manifests.clear()
+        dbt_runner._manifests.clear()
         build(day)
         assert _published(day) == cached[day] != []
 
 
-def test_another_raw_folder_is_read_on_the_same_parse_and_an_edited_model_is_parsed_again(
+def test_each_raw_folder_is_read_as_named_and_an_edited_model_is_parsed_again(
     warehouse: Path, raw_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The project is parsed with a placeholder raw folder and each build writes its own
-    folder into the raw sources: a manifest used for the shipped folder must read another
-    one (a duplicate user there fails the gate), then the shipped one again, and a folder
-    whose name holds a quote and braces exactly as named, without parsing again."""
-    build_module._manifests.clear()
+    """dbt reads the raw folder from SANDBOX_RAW_DIR: a build reads exactly the folder named
+    (a duplicate user there fails the gate; a folder whose name holds a quote and braces is
+    read as named), then the shipped one again, from a parse kept per folder."""
+    dbt_runner._manifests.clear()
     parses = _parses(monkeypatch)
     monkeypatch.delenv("SANDBOX_RAW_DIR")
     build(AS_OF)  # the shipped folder, parsed
@@ -306,17 +291,17 @@ def test_another_raw_folder_is_read_on_the_same_parse_and_an_edited_model_is_par
     monkeypatch.delenv("SANDBOX_RAW_DIR")
     build(AS_OF)
     assert _published(AS_OF) == shipped
-    assert len(parses) == 1, "three raw folders, one parse"
-    assert RAW_DIR_PLACEHOLDER in parses[0][parses[0].index("--vars") + 1]
+    assert len(parses) == 3, "one parse per raw folder; the shipped one's is kept"
+    assert all('"raw_dir"' not in args[args.index("--vars") + 1] for args in parses)
 
     project = tmp_path / "project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
-    before = build_module._manifest_key("duckdb")
-    assert build_module._manifest_key("duckdb") == before
+    before = dbt_runner._manifest_key("duckdb")
+    assert dbt_runner._manifest_key("duckdb") == before
     model = project / "models" / "marts" / "dim_users.sql"
     model.write_text(model.read_text() + "\n-- edited\n")
-    assert build_module._manifest_key("duckdb") != before
+    assert dbt_runner._manifest_key("duckdb") != before
 
 
 def _unwritable(tmp_path: Path) -> Path:
@@ -326,8 +311,8 @@ def _unwritable(tmp_path: Path) -> Path:
     return blocker / "cache"
 
 
-def _last_parse() -> build_module._Parsed:
-    return list(build_module._manifests.values())[-1]
+def _last_parse() -> dbt_runner._Parsed:
+    return list(dbt_runner._manifests.values())[-1]
 
 
 def test_a_new_process_starts_from_the_parse_dbt_saved_and_parses_what_changed(
@@ -340,33 +325,33 @@ def test_a_new_process_starts_from_the_parse_dbt_saved_and_parses_what_changed(
     project = tmp_path / "project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
-    build_module._manifests.clear()
+    dbt_runner._manifests.clear()
     build(AS_OF)
     assert not _last_parse().reused
     (saved,) = (tmp_path / "cache" / "dbt-parse").glob("*.msgpack")
     shipped = _published(AS_OF)
 
-    build_module._manifests.clear()
+    dbt_runner._manifests.clear()
     build(AS_OF)
     assert _last_parse().reused, "nothing changed: dbt used its saved parse"
     assert _published(AS_OF) == shipped
-    assert not Path(build_module.WAREHOUSE_PLACEHOLDER).exists()  # the parse opened nothing
+    assert not Path(dbt_runner.WAREHOUSE_PLACEHOLDER).exists()  # the parse opened nothing
 
     # a model added to the project is parsed and built; the saved parse now holds it
     (project / "models" / "marts" / "parse_probe.sql").write_text("select 42 as answer\n")
-    build_module._manifests.clear()
+    dbt_runner._manifests.clear()
     result = build(AS_OF)
     assert not _last_parse().reused
     assert "parse_probe" in {node.name for node in result.nodes}
     with connect(read_only=True) as con:
         assert con.execute("select answer from marts.parse_probe").fetchone() == (42,)
-    build_module._manifests.clear()
+    dbt_runner._manifests.clear()
     build(AS_OF)
     assert _last_parse().reused
 
     # a saved parse that is not one (a cut-short file): dbt parses everything, and saves anew
     saved.write_bytes(saved.read_bytes()[:1000])
-    build_module._manifests.clear()
+    dbt_runner._manifests.clear()
     build(AS_OF)
     assert not _last_parse().reused and saved.stat().st_size > 1000
     assert _published(AS_OF) == shipped
@@ -377,7 +362,7 @@ def test_the_saved_parses_kept_are_the_most_recently_used_and_no_stale_part_file
 ) -> None:
     import time
 
-    monkeypatch.setattr(build_module, "PARSES_KEPT", 2)
+    monkeypatch.setattr(dbt_runner, "PARSES_KEPT", 2)
     folder = tmp_path / "dbt-parse"
     folder.mkdir()
     now = time.time()
@@ -390,11 +375,11 @@ def test_the_saved_parses_kept_are_the_most_recently_used_and_no_stale_part_file
         os.utime(part, (now - age, now - age))
     mine = tmp_path / "mine.msgpack"
     mine.write_bytes(b"fresh")
-    build_module._keep_parse(mine, folder / "used.msgpack", changed=False)  # used again
+    dbt_runner._keep_parse(mine, folder / "used.msgpack", changed=False)  # used again
     assert sorted(p.name for p in folder.iterdir()) == [".b.msgpack.2.part", "newer.msgpack",
                                                         "used.msgpack"]  # fmt: skip
     assert (folder / "used.msgpack").read_bytes() == b"x"  # marked as used, not replaced
-    build_module._keep_parse(mine, folder / "new.msgpack", changed=True)
+    dbt_runner._keep_parse(mine, folder / "new.msgpack", changed=True)
     assert (folder / "new.msgpack").read_bytes() == b"fresh"
     assert sorted(p.name for p in folder.glob("*.msgpack")) == ["new.msgpack", "used.msgpack"]
 
@@ -404,29 +389,12 @@ def test_the_saved_parse_is_one_per_project_folder_and_warehouse_name(
 ) -> None:
     monkeypatch.setattr(config, "CACHE_ROOT", tmp_path / "cache")
     monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "a" / "sandbox.duckdb"))
-    mine = build_module._saved_parse("duckdb")
+    mine = dbt_runner._saved_parse("duckdb")
     monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "b" / "sandbox.duckdb"))
-    assert build_module._saved_parse("duckdb") == mine  # the folder is not in dbt's parse
+    assert dbt_runner._saved_parse("duckdb") == mine  # the folder is not in dbt's parse
     monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "b" / "other.duckdb"))
-    assert build_module._saved_parse("duckdb") != mine  # the catalog name is
+    assert dbt_runner._saved_parse("duckdb") != mine  # the catalog name is
     monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(tmp_path / "project-copy"))
-    assert build_module._saved_parse("duckdb") not in (mine, None)
+    assert dbt_runner._saved_parse("duckdb") not in (mine, None)
     monkeypatch.setattr(config, "CACHE_ROOT", _unwritable(tmp_path))
-    assert build_module._saved_parse("duckdb") is None
-
-
-def test_sources_that_no_longer_take_the_raw_folder_from_the_var_are_parsed_each_time(
-    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """If _sources.yml stops using var('raw_dir'), the placeholder cannot be replaced: no
-    manifest is kept, and dbt parses with the real folder, as without the cache."""
-    project = tmp_path / "project"
-    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
-    sources = project / "models" / "staging" / "_sources.yml"
-    text = sources.read_text()
-    fixed = text.replace('var("raw_dir", "../data/seed")', f'"{DEFAULT_RAW_DIR.as_posix()}"')
-    assert fixed != text
-    sources.write_text(fixed)
-    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
-    assert build_module.parsed_manifest() is None
-    assert build(AS_OF).rows["marts.fct_user_features_for_ai"] > 0
+    assert dbt_runner._saved_parse("duckdb") is None

@@ -15,8 +15,8 @@ import duckdb
 import pytest
 
 from sandbox.data import GateFailed, build, generate
-from sandbox.data.build import _java_major, spark_warehouse_dir
 from sandbox.data.drills import broken_inputs
+from sandbox.data.spark import java_major, spark_warehouse_dir
 from tests.conftest import AS_OF
 
 MART = "marts.fct_user_features_for_ai"
@@ -26,7 +26,7 @@ def _missing() -> str | None:
     for package, module in (("dbt-spark", "dbt.adapters.spark"), ("pyspark", "pyspark")):
         if importlib.util.find_spec(module) is None:
             return f"{package} is not installed: pip install -e '.[spark]'"
-    java = _java_major()  # the same rule as `sandbox build --target spark`
+    java = java_major()  # the same rule as `sandbox build --target spark`
     if java is None or java < 17:
         found = "no java" if java is None else f"Java {java}"
         return f"{found}, needs 17: apt-get install openjdk-17-jre-headless"
@@ -114,7 +114,7 @@ def test_parquet_raw_files_give_the_same_mart_on_spark_and_duckdb(
     spark_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     raw = tmp_path / "raw"
-    generate(users=800, out=raw, fmt="parquet", as_of_date=AS_OF)
+    generate(users=800, out=raw, fmt="parquet", as_of=AS_OF)
     monkeypatch.setenv("SANDBOX_RAW_DIR", str(raw))
     assert _build_both(spark_home, "parquet.duckdb", monkeypatch) > 0
     _assert_same_mart(spark_home / "parquet.duckdb")

@@ -95,7 +95,7 @@ def test_every_gate_drill_is_covered() -> None:
 
 @pytest.mark.parametrize("name", GATE_DRILLS)
 def test_a_failed_gate_sends_no_request(name: str, published_day_before: Path, log, capsys) -> None:
-    day = DRILLS[name].as_of_date
+    day = DRILLS[name].as_of
     before = fingerprint()
     assert {"marts.fct_user_features_for_ai", "marts.fct_user_features_for_ai_history"} <= set(
         before

@@ -19,7 +19,7 @@ import pytest
 from sandbox.config import ROOT
 from sandbox.control import airflow_env
 
-build_module = importlib.import_module("sandbox.data.build")  # the module, not build()
+dbt_runner = importlib.import_module("sandbox.data.dbt_runner")
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -53,14 +53,14 @@ def test_a_saved_parse_killed_at_its_rename_leaves_the_previous_one_whole(tmp_pa
     saved, mine = folder / "abc.msgpack", tmp_path / "partial_parse.msgpack"
     saved.write_bytes(b"the previous, whole parse")
     mine.write_bytes(b"a newer parse")
-    _killed("sandbox.data.build", "_keep_parse", mine, saved)
+    _killed("sandbox.data.dbt_runner", "_keep_parse", mine, saved)
     assert saved.read_bytes() == b"the previous, whole parse"
     (part,) = folder.glob(".*.part")
     assert part.read_bytes() == b"a newer parse"  # whole, but never renamed into place
-    build_module._keep_parse(mine, saved, changed=False)  # a later parse, within the hour
+    dbt_runner._keep_parse(mine, saved, changed=False)  # a later parse, within the hour
     assert part.exists()  # a writer may still be at work on a recent part file
     _age(part, 7200)
-    build_module._keep_parse(mine, saved, changed=False)
+    dbt_runner._keep_parse(mine, saved, changed=False)
     assert not part.exists() and saved.read_bytes() == b"the previous, whole parse"
 
 

@@ -1,0 +1,216 @@
+"""Run dbt in this process: its command line, one invocation, and its parse of the project.
+
+dbt parses the project before a command unless handed a parsed manifest
+(``dbtRunner(manifest=...)``) or its own saved parse (``partial_parse.msgpack``) is valid:
+a process keeps its parses, and the cache keeps dbt's saved parse for the next process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sandbox.config import (
+    DBT_PROJECT_DIR,
+    cache_dir,
+    copy_into_place,
+    environment,
+    raw_dir,
+    sweep_parts,
+    warehouse_path,
+)
+from sandbox.data.raw import raw_format
+
+PARSE_AS_OF = date(2000, 1, 1)
+"""The as-of date dbt parses with: models read the date only when they run, so one fixed
+value keeps the parse (and dbt's check of its saved parse) the same for every date."""
+WAREHOUSE_PLACEHOLDER = "/sandbox-warehouse-placeholder"
+"""The folder the profile names while dbt parses (dbt hashes the profile's connection values
+into its saved parse; a parse opens no connection). The file name stays: it is the catalog."""
+MANIFESTS_KEPT = 4
+PARSES_KEPT = 16
+
+
+def project_dir() -> Path:
+    """The dbt project (``SANDBOX_DBT_PROJECT_DIR``, default ``dbt_project/``)."""
+    return Path(os.environ.get("SANDBOX_DBT_PROJECT_DIR") or DBT_PROJECT_DIR).resolve()
+
+
+def target_dir() -> Path:
+    """dbt's target folder (compiled SQL, manifest, docs), beside the warehouse file.
+
+    So two warehouses (a test's and yours) never share one.
+    """
+    return warehouse_path().parent / "dbt_target"
+
+
+def dbt_args(
+    command: str, as_of: date, target: str = "duckdb", *, target_path: Path | None = None
+) -> list[str]:
+    """The dbt command line ``sandbox`` runs for ``command`` (e.g. ``"build"``, ``"docs generate"``).
+
+    The raw folder is not on it: dbt reads ``SANDBOX_RAW_DIR`` (see :func:`invoke`).
+    """
+    variables = {"as_of_date": as_of.isoformat(), "raw_format": raw_format(raw_dir())}
+    project = project_dir()
+    return [
+        *command.split(),
+        "--project-dir", str(project),
+        "--profiles-dir", str(project),
+        "--target", target,
+        "--vars", json.dumps(variables),
+        "--target-path", str(target_path or target_dir()),
+        "--log-path", str(target_dir() / "logs"),
+        "--log-level", "none",
+    ]  # fmt: skip
+
+
+def invoke(args: list[str], callbacks: list | None = None, manifest=None, *, parse_only=False):
+    """Run one dbt command in this process (with ``manifest``: skip dbt's parse).
+
+    profiles.yml and the sources read the warehouse and the raw folder from the environment:
+    both are exported as absolute paths for the call (a parse gets the placeholder warehouse).
+    """
+    from dbt.cli.main import dbtRunner
+
+    real = warehouse_path()
+    if parse_only:
+        path = Path(WAREHOUSE_PLACEHOLDER) / real.name
+    else:
+        path = real
+        path.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    paths = {"SANDBOX_WAREHOUSE": str(path), "SANDBOX_RAW_DIR": raw_dir().as_posix()}
+    try:
+        with environment(paths):
+            return dbtRunner(callbacks=callbacks or [], manifest=manifest).invoke(args)
+    finally:
+        _release_duckdb()
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open after a run.
+
+    dbt-duckdb caches one database per process, which would keep the file's write lock (a
+    notebook that built once would lock the CLI out): the lock lasts exactly one step.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
+    except ImportError:  # another adapter (spark) without dbt-duckdb
+        return
+    with manager._LOCK:
+        if manager._ENV is not None:
+            try:
+                manager._ENV.close()
+            finally:
+                manager._ENV = None
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A parsed manifest, and whether dbt found nothing changed since its saved parse."""
+
+    manifest: object
+    reused: bool
+
+
+_manifests: dict[tuple, _Parsed] = {}
+"""This process's parses, most recently used last (see :func:`parsed_manifest`)."""
+
+
+def parsed_manifest(target: str = "duckdb"):
+    """dbt's parse of the project, once per process for each state of what it was parsed from.
+
+    That is the project's files (names, sizes, modification times), the target, the raw
+    folder and format, and the warehouse file's name. A backfill parses once for all its
+    dates; ``None`` when the project does not parse (the build then reports why).
+    """
+    key = _manifest_key(target)
+    parsed = _manifests.pop(key, None) or _parse(target)
+    if parsed is None:
+        return None
+    _manifests[key] = parsed
+    while len(_manifests) > MANIFESTS_KEPT:
+        _manifests.pop(next(iter(_manifests)))
+    return parsed.manifest
+
+
+def _parse(target: str) -> _Parsed | None:
+    """Parse the project with dbt, starting from the parse dbt saved last time, if any.
+
+    dbt checks that saved parse itself (vars, profile, env vars, every file's checksum) and
+    parses only what changed. It is cached per project folder, target, format and warehouse
+    name, and copied into a private folder for each parse (two processes never share a file).
+    """
+    saved = _saved_parse(target)
+    with tempfile.TemporaryDirectory(prefix="dbt-parse-") as scratch:
+        mine = Path(scratch) / "partial_parse.msgpack"
+        if saved is not None:
+            with contextlib.suppress(OSError):
+                shutil.copyfile(saved, mine)
+        seen: set[str] = set()
+        args = dbt_args("parse", PARSE_AS_OF, target, target_path=Path(scratch))
+        outcome = invoke(
+            [*args, "--no-write-json"],  # a manifest.json nobody reads
+            callbacks=[lambda event: seen.add(event.info.name)],
+            parse_only=True,
+        )
+        if not outcome.success or outcome.result is None:
+            return None
+        parsed = _Parsed(outcome.result, reused="PartialParsingSkipParsing" in seen)
+        if saved is not None:
+            _keep_parse(mine, saved, changed=not parsed.reused)
+    return parsed
+
+
+def _saved_parse(target: str) -> Path | None:
+    """Where dbt's saved parse of this project is cached (``None``: no writable cache)."""
+    from dbt.version import __version__ as dbt_version
+
+    folder = cache_dir("dbt-parse")
+    if folder is None:
+        return None
+    what = [str(project_dir()), target, raw_format(raw_dir()), warehouse_path().stem, dbt_version]
+    return folder / f"{hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]}.msgpack"
+
+
+def _keep_parse(mine: Path, saved: Path, *, changed: bool) -> None:
+    """Save the parse dbt just wrote (atomically), or mark the saved one as used; keep the
+    :data:`PARSES_KEPT` most recently used (each copy of the project has its own)."""
+    try:
+        if changed and mine.exists():
+            copy_into_place(mine, saved)
+        elif saved.exists():
+            os.utime(saved)
+        kept = sorted(saved.parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime)
+        for old in kept[:-PARSES_KEPT]:
+            old.unlink(missing_ok=True)
+        sweep_parts(saved.parent)
+    except OSError:  # a cache is optional: the next parse is a full one
+        pass
+
+
+def _manifest_key(target: str) -> tuple:
+    """What a parsed manifest depends on (see :func:`parsed_manifest`)."""
+    from dbt.version import __version__ as dbt_version
+
+    project = project_dir()
+    files = []
+    for folder, dirs, names in os.walk(project):
+        dirs[:] = sorted(d for d in dirs if d not in ("target", "logs") and not d.startswith("."))
+        for name in sorted(names):
+            try:
+                stat = os.stat(os.path.join(folder, name))
+            except OSError:  # removed while we looked: the key differs either way
+                continue
+            files.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
+    folder = raw_dir()
+    return (str(project), target, str(folder), raw_format(folder), warehouse_path().stem,
+            dbt_version, tuple(files))  # fmt: skip

@@ -1,0 +1,105 @@
+"""The ``spark`` target: what it needs (dbt-spark, PySpark, Java 17), where its tables live."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+from sandbox.config import SandboxError, warehouse_path
+from sandbox.data.dbt_runner import project_dir
+
+SPARK_NEEDS = (
+    "the spark target needs the [spark] extra and Java 17: pip install -e '.[spark]' and "
+    "apt-get install openjdk-17-jre-headless"
+)
+
+
+def spark_warehouse_dir() -> Path:
+    """Where the spark target keeps its tables and metastore: ``spark-warehouse/`` beside the
+    DuckDB file, so a test's or a scratch warehouse gets its own."""
+    return warehouse_path().parent / "spark-warehouse"
+
+
+def java_major() -> int | None:
+    """The major version of the ``java`` PySpark will start (``$JAVA_HOME/bin/java`` or PATH)."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java:
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not found:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+
+
+def prepare_spark() -> None:
+    """Check what the spark target needs and export the settings profiles.yml and Spark read."""
+    missing = [
+        name
+        for name, module in (("dbt-spark", "dbt.adapters.spark"), ("pyspark", "pyspark"))
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        raise SandboxError(f"{SPARK_NEEDS} ({' and '.join(missing)} not installed)")
+    java = java_major()
+    if java is None or java < 17:
+        found = "no java found" if java is None else f"found Java {java}"
+        raise SandboxError(f"{SPARK_NEEDS} ({found}; set JAVA_HOME or put java on PATH)")
+    warnings.filterwarnings(  # printed at import; we hand Spark no pandas objects
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
+    _quiet_query_loggers()
+    wanted = spark_warehouse_dir()
+    _check_running_session(wanted)
+    wanted.mkdir(parents=True, exist_ok=True)
+    os.environ["SANDBOX_SPARK_WAREHOUSE"] = str(wanted)
+    os.environ.setdefault("SPARK_CONF_DIR", str(project_dir() / "spark"))  # log4j2: errors only
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # offline: no hostname lookups
+
+
+def _quiet_query_loggers() -> None:
+    """PySpark 4 also logs every failing statement as JSON; dbt reports it already."""
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # PySpark 3.5 has no such logger
+        return
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _check_running_session(wanted: Path) -> None:
+    """dbt-spark keeps its session per process, and Spark cannot move its warehouse in one."""
+    from pyspark import SparkContext
+
+    running = SparkContext._active_spark_context
+    if running is None:
+        return
+    current = running.getConf().get("spark.sql.warehouse.dir") or ""
+    if Path(current.removeprefix("file:")).resolve() != wanted:
+        raise SandboxError(
+            f"this process already runs Spark on {current}, and Spark cannot switch to "
+            f"{wanted} inside one process: build from a new process (restart the notebook "
+            "kernel, or run `sandbox build --target spark`)."
+        )
+
+
+def spark_row_counts(relations: list[str]) -> dict[str, int]:
+    """Counts from the Spark session dbt-spark left running in this process (≈1 s)."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    if SparkContext._active_spark_context is None:
+        return {}
+    spark = SparkSession.builder.getOrCreate()  # the session dbt used, not a new one
+    return {r: spark.table(r).count() for r in relations}

@@ -94,7 +94,7 @@ def _assert_the_latest_run_and_its_logs(home: Path) -> None:
     assert runs[0][1].startswith(f"{DAY} 02:00") and runs[0][2].startswith(f"{DAY} 02:00")
     assert datetime.fromisoformat(runs[0][4]).date() > datetime.fromisoformat(DAY).date()
     with connect(read_only=True) as con:
-        recorded = [r[0] for r in con.execute("select dag_run_id from ops.pipeline_runs")]
+        recorded = [r[0] for r in con.execute("select dag_run_id from ops.pipeline_runs").fetchall()]
     assert len(set(recorded)) == 2 and runs[0][0] in recorded
     folders = list((home / "logs" / "dag_id=ai_recommendation_pipeline").glob("run_id=*"))
     assert len(folders) == 2

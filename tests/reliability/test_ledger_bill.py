@@ -14,6 +14,7 @@ import pytest
 
 from sandbox.decision import clients, prepare_features, run_llm_inference
 from sandbox.decision.fake import FakeMessagesAPI, FakeServer
+from sandbox.decision.fake.tokens import input_tokens
 from sandbox.decision.pricing import load_price_book
 from sandbox.decision.prompt import build_params, opaque_user_id
 from tests.decision.conftest import DAY, create_mart
@@ -89,7 +90,7 @@ def test_a_timeout_on_an_answer_the_server_billed_is_bounded_never_undercounted(
         attempts, tokens_in, tokens_out, cost, upper = ledger[user["user_id"]]
         params = build_params(model, user["user_id"], user["user_summary_for_llm"])
         # both sends were billed: the one the client gave up on, and the retry
-        billed_in = 2 * FakeMessagesAPI.input_tokens(params)
+        billed_in = 2 * input_tokens(params, model.id)
         billed = 2 * billed_out[opaque_user_id(user["user_id"])]
         assert attempts == 2 and upper is True
         assert tokens_out >= billed and tokens_out <= 2 * model.max_tokens

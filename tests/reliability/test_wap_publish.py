@@ -188,7 +188,7 @@ def test_a_publish_that_fails_half_way_rolls_back(
 def test_building_the_next_day_never_changes_what_a_run_for_a_day_reads(published: Path) -> None:
     """The contract: a run for D freezes D's audited rows, whatever was published since."""
     from sandbox.data import build
-    from sandbox.decision.store import SOURCE_MART, prepare_features
+    from sandbox.decision.steps import SOURCE_MART, prepare_features
 
     assert SOURCE_MART == "marts.fct_user_features_for_ai_history"
     expected = rows(

@@ -124,6 +124,7 @@ def dates(table: str) -> list:
     return [r[0] for r in rows(f"select distinct as_of_date from {table} order by 1")]
 
 
+@pytest.mark.slow  # a killed build at each point
 @pytest.mark.parametrize("where", list(POINTS))
 def test_sigkill_during_build_or_publish_leaves_the_published_marts(
     where: str, published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys

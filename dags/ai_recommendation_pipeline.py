@@ -6,7 +6,7 @@ past interval runs at once; `ds` = that day = the as-of date), after `dbt_produc
 
 1. `wait_for_dbt_completion`: an ExternalTaskSensor on `dbt_production.dbt_run` for the
    **same logical date**; it passes when that task succeeded, i.e. every dbt test passed, and
-   fails at once when it failed for good (its log then names the failing tests; reschedule
+   fails when it failed for good, within two pokes (its log names the failing tests; reschedule
    mode; `SANDBOX_SENSOR_TIMEOUT_S` / `SANDBOX_SENSOR_POKE_S`, 1 h / 1 min). Either way,
    nothing below runs: *no LLM request is made on untested data*.
 2. `prepare_features`: freezes the mart rows for the date into `decision.inference_inputs`.
@@ -88,7 +88,9 @@ def collect_batch(ds, ti, params):
 def ai_recommendation_pipeline():
     wait_for_dbt = ExternalTaskSensor(
         task_id=SENSOR_TASK, external_dag_id=DBT_DAG, external_task_id=DBT_TASK,
-        allowed_states=["success"], failed_states=["failed"], mode="reschedule", timeout=SENSOR_TIMEOUT_S, poke_interval=SENSOR_POKE_S, retries=0,
+        allowed_states=["success"], failed_states=["failed"], mode="reschedule",
+        timeout=SENSOR_TIMEOUT_S, poke_interval=SENSOR_POKE_S,
+        retries=2, retry_delay=timedelta(seconds=SENSOR_POKE_S),
     )  # fmt: skip
 
     @task

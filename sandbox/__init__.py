@@ -1,11 +1,7 @@
 """Three-Plane Data + AI Sandbox: the code the notebooks and the Airflow DAGs call.
 
-- ``sandbox.data``: the data plane (dbt on DuckDB), raw data generator.
-- ``sandbox.decision``: the decision plane (LLM inference through the Anthropic SDK).
-- ``sandbox.control``: the control plane (Airflow DAG task callables, gate checks, runs).
-- ``sandbox.warehouse``: DuckDB connections and the tables dbt does not own.
-
-Sub-packages are imported lazily, so ``import sandbox`` stays cheap.
+One sub-package per plane (``data``: dbt on DuckDB; ``decision``: the LLM through the Anthropic
+SDK; ``control``: Airflow), ``evals`` (golden set, drift) and ``course`` (the notebooks' checks).
 """
 
 from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, raw_dir, warehouse_path

@@ -21,12 +21,19 @@ HTTP_LOGGERS = ("httpx", "httpx2", "anthropic", "anthropic._base_client")
 """The loggers that write one line per HTTP request: DEBUG only (see :class:`_DebugOnly`)."""
 
 
-def quiet_http() -> None:
-    """Send the per-request HTTP lines of the SDK to DEBUG, so a task log reads as a story."""
-    for name in HTTP_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DebugOnly) for f in logger.filters):
-            logger.addFilter(_DebugOnly())
+@contextlib.contextmanager
+def quiet_http() -> Iterator[None]:
+    """While the block runs, the SDK's per-request HTTP lines go to DEBUG (a task log reads
+    as a story); the loggers are as they were afterwards."""
+    demote = _DebugOnly()
+    loggers = [logging.getLogger(name) for name in HTTP_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(demote)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(demote)
 
 
 @contextlib.contextmanager

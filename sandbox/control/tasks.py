@@ -223,9 +223,8 @@ def run_llm_inference(ds: str, **options) -> dict:
     ``options``: ``model``, ``batch_size``, ``llm``, ``max_cost_usd``, ``mode`` (see
     :func:`_infer`). The task's log ends with one summary line, also when it fails.
     """
-    quiet_http()
     _LAST.clear()
-    with task_summary(INFER_TASK, ds) as line:
+    with quiet_http(), task_summary(INFER_TASK, ds) as line:
         try:
             return _infer(ds, **options)
         finally:
@@ -296,7 +295,7 @@ def collect_batch(ds: str, ti, params: dict | None = None):
     previous = pull(ti, INFER_TASK) or {}
     if previous.get("status") != "waiting":
         return PokeReturnValue(is_done=True, xcom_value=previous)
-    with _failure_policy(), _stop_on_kill():
+    with _failure_policy(), _stop_on_kill(), quiet_http():
         ceiling, _ = infer_settings(params.get("max_cost_usd"), "batch")
         if ceiling is not None:
             ceiling = max(0.0, ceiling - float(previous.get("cost_usd") or 0.0))

@@ -34,6 +34,7 @@ def _log(home: Path) -> str:
     return (home / "logs" / "db-migrate.log").read_text()
 
 
+@pytest.mark.slow  # airflow db migrate
 def test_the_first_home_is_migrated_and_later_homes_start_from_a_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -638,3 +638,27 @@ def test_sandbox_run_shows_the_drift_verdict(drift: str | None, code: int) -> No
     else:
         assert f"drift watch 2026-11-01: {drift.upper()}: 2026-11-01: the message" in text
         assert "check_drift failed" not in text  # said once, by the drift line
+
+
+def test_http_request_lines_go_to_debug_while_the_task_runs_only(caplog) -> None:
+    from sandbox.control.task_output import quiet_http
+
+    logger = logging.getLogger("httpx2")
+    with caplog.at_level(logging.INFO):
+        with quiet_http():
+            logger.info("HTTP Request: POST inside")
+        logger.info("HTTP Request: POST after")
+    with caplog.at_level(logging.DEBUG), quiet_http():
+        logger.info("HTTP Request: POST debug on")
+    seen = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "httpx2"]
+    assert seen == [("INFO", "HTTP Request: POST after"), ("DEBUG", "HTTP Request: POST debug on")]
+
+
+def test_each_task_ends_its_log_with_one_summary_line(planes, capsys) -> None:
+    tasks.prepare_features("2026-11-01")
+    tasks.run_llm_inference("2026-11-01")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("summary: prepare_features 2026-11-01 done: rows frozen 5, ")
+    # what the plane's summary holds (the stand-in's: requests only), then the time
+    assert lines[-1].startswith("summary: run_llm_inference 2026-11-01 done: requests 5, ")
+    assert lines[-1].endswith(" s")

@@ -358,10 +358,11 @@ def test_recording_client_shows_the_wire() -> None:
 def _record_runs(rows: list[tuple[str, str, int]]) -> None:
     from datetime import datetime
 
-    from sandbox.warehouse import connect, ensure_tables
+    from sandbox.control.runs import ensure_table
+    from sandbox.warehouse import connect
 
     with connect() as con:
-        ensure_tables(con, "ops.pipeline_runs")
+        ensure_table(con)
         for n, (day, status, requests) in enumerate(rows):
             con.execute(
                 "insert into ops.pipeline_runs (execution_date, dag_run_id, status, rows_written,"

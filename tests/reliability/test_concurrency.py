@@ -32,7 +32,10 @@ from tests.reliability.harness import (
     tables,
 )
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
+pytestmark = [
+    pytest.mark.slow,  # builds and inference runs racing each other
+    pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only"),
+]
 
 USERS = 40
 INFER = ("infer", "--date", str(DAY), "--workers", "4", "--no-progress")

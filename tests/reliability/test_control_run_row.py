@@ -22,7 +22,7 @@ import pytest
 from sandbox.config import ROOT
 from sandbox.control import runs, tasks
 from tests.control.conftest import airflow_home_session_fixture  # noqa: F401
-from tests.decision_fixtures import DAY, create_mart
+from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import PausedChild, rows, scalar
 
 HOLD = """

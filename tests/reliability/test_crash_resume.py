@@ -44,6 +44,7 @@ def _staged() -> set[str]:
     return {r[0] for r in rows("select user_id from decision.recommendations_staging")}
 
 
+@pytest.mark.slow  # a killed run at each point
 @pytest.mark.parametrize("where", list(POINTS))
 def test_killed_at_a_chosen_point_then_resumed(where: str, tmp_path: Path, monkeypatch) -> None:
     users = create_mart(USERS)

@@ -124,6 +124,7 @@ def _build_in_child(zone: str, raw: Path, warehouse: Path) -> dict[str, list[tup
         return {m: con.execute(f"select * from {m} order by user_id").fetchall() for m in MARTS}
 
 
+@pytest.mark.slow  # dbt builds under three time zones
 @pytest.mark.parametrize("fmt", ["csv, mixed forms", "parquet, TIMESTAMPTZ"])
 def test_the_marts_do_not_depend_on_the_machine_time_zone(
     fmt: str, warehouse: Path, tmp_path: Path

@@ -68,6 +68,7 @@ marker.write_text("released")
 """
 
 
+@pytest.mark.slow  # holds the warehouse for 60 s
 def test_a_reader_holding_the_warehouse_for_60_s_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,6 +101,7 @@ def test_a_reader_holding_the_warehouse_for_60_s_loses_nothing(
     print(f"reader held {HOLD_S} s: {sum(answered.values())} requests, ledger equal, none twice")
 
 
+@pytest.mark.slow  # a pipeline in a child, then a resume
 def test_sigterm_keeps_the_answers_in_flight_and_exits_143(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

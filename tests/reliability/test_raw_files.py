@@ -11,7 +11,7 @@ fail a data test naming the model, column, raw file and count. Harmless variatio
 CRLF line ends, reordered or extra columns) build the shipped mart.
 """
 
-# ruff: noqa: F811 (the fixtures imported from tests.control_fixtures are test arguments)
+# ruff: noqa: F811 (the fixtures imported from tests.control.conftest are test arguments)
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from sandbox.cli import main
 from sandbox.config import SHIPPED_AS_OF_DATE as AS_OF
 from sandbox.data import GateFailed, build, target_dir
 from sandbox.warehouse import connect
-from tests.control_fixtures import (  # noqa: F401 (pytest fixtures)
+from tests.control.conftest import (  # noqa: F401 (pytest fixtures)
     airflow_home_fixture,
     migrated_home_fixture,
     sandbox_run,

@@ -54,6 +54,7 @@ def assert_nowhere(key: str, folder: Path, *texts: str) -> None:
     assert key[:24] not in "".join(texts)
 
 
+@pytest.mark.slow  # a whole pipeline run
 def test_the_key_stays_out_of_output_errors_and_the_warehouse(
     key: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -124,6 +124,7 @@ def dates(table: str) -> list:
     return [r[0] for r in rows(f"select distinct as_of_date from {table} order by 1")]
 
 
+@pytest.mark.slow  # a killed build at each point
 @pytest.mark.parametrize("where", list(POINTS))
 def test_sigkill_during_build_or_publish_leaves_the_published_marts(
     where: str, published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
@@ -188,7 +189,7 @@ def test_a_publish_that_fails_half_way_rolls_back(
 def test_building_the_next_day_never_changes_what_a_run_for_a_day_reads(published: Path) -> None:
     """The contract: a run for D freezes D's audited rows, whatever was published since."""
     from sandbox.data import build
-    from sandbox.decision.store import SOURCE_MART, prepare_features
+    from sandbox.decision.steps import SOURCE_MART, prepare_features
 
     assert SOURCE_MART == "marts.fct_user_features_for_ai_history"
     expected = rows(

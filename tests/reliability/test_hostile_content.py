@@ -144,7 +144,10 @@ def test_hostile_text_in_accepted_raw_fields_never_reaches_a_prompt(
     for params in messages + counted:
         assert params["system"] == SYSTEM_PROMPT
         [message] = params["messages"]
-        assert message["role"] == "user" and USER_MESSAGE.fullmatch(message["content"])
+        # the estimate also counts the shared prefix alone: an empty summary
+        empty_count = params in counted and message["content"] == "<user_summary></user_summary>"
+        assert message["role"] == "user"
+        assert empty_count or USER_MESSAGE.fullmatch(message["content"])
         for text in _strings(params):
             assert not any(needle in text for needle in FORBIDDEN)
     # the hostile users were asked about (by opaque id) and got their recommendation

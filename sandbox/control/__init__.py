@@ -1,8 +1,7 @@
 """The control plane: Airflow DAGs decide what runs, when, and in what order.
 
-The DAG files in ``dags/`` stay thin and call :mod:`sandbox.control.tasks`; this is the only
-package that knows both the data plane and the decision plane (they talk through tables).
-Importing it is cheap: Airflow is imported when a pipeline runs.
+The only package that knows both other planes (they talk through tables); the DAG files in
+``dags/`` call :mod:`sandbox.control.tasks`. Airflow is imported only when a pipeline runs.
 """
 
 from sandbox.control.airflow_env import configure

@@ -1,8 +1,7 @@
 """The local Airflow installation: where it lives, how it is configured, when it is migrated.
 
 Airflow reads its configuration once, at its first import, so :func:`configure` sets the
-``AIRFLOW__*`` variables before that: home ``SANDBOX_AIRFLOW_HOME`` (default ``.airflow/``),
-the repository's ``dags/``, a SQLite metadata DB in WAL mode with a 20 s busy timeout.
+``AIRFLOW__*`` variables (home ``SANDBOX_AIRFLOW_HOME``, ``dags/``, SQLite in WAL) before that.
 """
 
 from __future__ import annotations
@@ -107,10 +106,9 @@ def ensure_migrated() -> Path:
 def migrate_home(home: Path, log: Path | None = None) -> Path:
     """Give ``home`` a migrated metadata DB (``airflow db migrate``) when it has none.
 
-Later homes start from a copy of the first migration made with this Airflow version
-(:func:`template_db`): milliseconds instead of about 6 s of CPU. Output goes to ``log``
-(default ``<home>/logs/db-migrate.log``); this process's environment is not changed.
-"""
+    Later homes copy the first migration made with this Airflow version (:func:`template_db`).
+    Output goes to ``log`` (default ``<home>/logs/db-migrate.log``); the environment is unchanged.
+    """
     db = home / "airflow.db"
     if db.exists() and db.stat().st_size > 0:
         use_wal(db)
@@ -198,11 +196,10 @@ def _keep_template(db: Path, template: Path) -> None:
 
 
 def use_wal(db: Path) -> bool:
-    """Put the metadata DB in WAL mode (it stays so: the mode is stored in the file).
+    """Put the metadata DB in WAL mode (stored in the file); return whether it is in WAL mode.
 
-    Best effort: a home made before this setting, with Airflow running on it right now, keeps
-    its rollback journal until the next start (the busy timeout covers it meanwhile).
-    Returns whether the DB is in WAL mode.
+    Best effort: an older home with Airflow running on it keeps its rollback journal until the
+    next start (the busy timeout covers it meanwhile).
     """
     try:
         with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:

@@ -1,8 +1,7 @@
 """Send everything a block of code prints (Python streams, logging, fds 1 and 2) to a file.
 
-``dag.test()`` prints tens of thousands of characters of task logs; the learner sees a table
-of task states instead. Files stay open for the process's life: loggers created inside the
-block keep a reference, and a late line must land in the file, not on a closed stream.
+Files stay open for the process's life: loggers created inside the block keep a reference,
+and a late line must land in the file, not on a closed stream.
 """
 
 from __future__ import annotations

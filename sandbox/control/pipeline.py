@@ -1,8 +1,6 @@
 """Run both DAGs for a list of dates with Airflow's ``dag.test()`` and report what happened.
 
-``dag.test()`` is used as Airflow ships it, on the metadata DB under ``.airflow/`` (a re-run
-of a date replaces its DAG run there; ``ops.pipeline_runs`` keeps one row per run); each task
-attempt's log file comes from a listener (:mod:`sandbox.control.task_logs`). SIGTERM or
+Per-attempt task logs come from a listener (:mod:`sandbox.control.task_logs`); SIGTERM or
 Ctrl-C stops cleanly (:class:`Interrupted`); :data:`LOCAL_WAITS` shortens the sensor's waits.
 """
 
@@ -217,10 +215,9 @@ def run_pipeline(
 ) -> list[RunReport]:
     """Run ``dbt_production`` then ``ai_recommendation_pipeline`` for each date; report each.
 
-``llm``, ``model``, ``batch_size``, ``max_cost_usd`` and ``mode`` become DAG params;
-``on_report`` gets each report when ready. Raises :class:`SandboxError` for what stops every
-run, :class:`Interrupted` on SIGTERM or Ctrl-C; failed tasks are reported, not raised.
-"""
+    Raises :class:`SandboxError` for what stops every run, :class:`Interrupted` on SIGTERM or
+    Ctrl-C; failed tasks are reported, not raised. ``on_report`` gets each report when ready.
+    """
     from sandbox.control.tasks import infer_settings
     from sandbox.warehouse import ensure_writable, step_lock
 

@@ -1,8 +1,7 @@
 """``ops.pipeline_runs``: one row per run of the AI pipeline (this module owns the table).
 
-Counts are summed over every attempt of the DAG run from the decision plane's public tables
-(the ledger ``decision.llm_calls``, ``decision.recommendations_staging``), never from one
-attempt's XCom; writing waits for the warehouse (:data:`WAIT_S`), whoever holds it.
+Counts are summed over every attempt of the DAG run from the decision plane's public tables,
+never from one attempt's XCom; writing waits for the warehouse (:data:`WAIT_S`).
 """
 
 from __future__ import annotations
@@ -113,9 +112,8 @@ def _connect(wait_s: float):
 def write(row: dict, *, since: datetime | None, drift=None, wait_s: float | None = None) -> dict:
     """Upsert the run's row; its counts come from :func:`ledger_totals` since ``since``.
 
-    ``drift`` is called under the warehouse lock and returns the drift columns to add (a
-    verdict pushed before is in the row; one pushed after is written by :func:`set_drift`).
-    Raises :class:`RunNotRecorded` when the warehouse stays busy. Returns the row written.
+    ``drift``, called under the warehouse lock, returns the drift columns to add. Raises
+    :class:`RunNotRecorded` when the warehouse stays busy. Returns the row written.
     """
     from sandbox.warehouse import WarehouseBusy
 
@@ -261,9 +259,8 @@ def _run_started(context) -> datetime | None:
 def record_pipeline_run(context, *, succeeded: bool, written: int | None = None) -> str:
     """Upsert one ``ops.pipeline_runs`` row for the run of ``context``; return its status.
 
-    ``status`` is one of :data:`sandbox.control.names.STATUSES`; requests, cost and rows are summed over every
-    attempt of the DAG run from the ledger (:func:`sandbox.control.runs.ledger_totals`).
-    A drift verdict (:func:`check_drift`) fills ``drift_status`` and never changes ``status``.
+    Counts are summed over every attempt of the DAG run from the ledger; a drift verdict
+    (:func:`check_drift`) fills ``drift_status`` and never changes ``status``.
     """
     from sandbox.control import runs
 

@@ -1,8 +1,7 @@
 """``make airflow``'s components: what was started, stopping them in order, cleaning up.
 
-Each component leads its own session; the supervisor stops them scheduler first, api-server
-last, after closing unfinished runs; they are recorded in ``<airflow home>/components.json``.
-A watchdog stops them if the supervisor is killed; the next start stops what an earlier left.
+Recorded in ``<airflow home>/components.json``, stopped scheduler first, api-server last;
+a watchdog stops them if the supervisor is killed, and the next start stops any left over.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Each task attempt's output in its own log file under ``dag.test()``, via Airflow's listeners.
 
-``dag.test()`` runs tasks in this process and writes no per-task file; :class:`TaskLogs`, an
-Airflow listener (the public ``on_task_instance_*`` hooks), captures each attempt into the
+:class:`TaskLogs` (the public ``on_task_instance_*`` hooks) captures each attempt into the
 file the UI's log reader opens, then appends it to the run's log.
 """
 

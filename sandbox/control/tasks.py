@@ -1,8 +1,7 @@
 """The callables the DAG tasks run: one plane function each, plus the control plane's policy.
 
-A gate failure or a :class:`~sandbox.config.SandboxError` fails the task without retries (a
-busy warehouse and the unexpected are retried); an unfinished inference fails the run after
-publishing what was answered; :data:`STOP` (SIGTERM via ``on_kill``, Ctrl-C) sends no new request.
+A gate failure or a :class:`~sandbox.config.SandboxError` fails the task without retries;
+:data:`STOP` (SIGTERM via ``on_kill``, Ctrl-C) sends no new request.
 """
 
 from __future__ import annotations
@@ -45,9 +44,8 @@ STOP = threading.Event()
 def _failure_policy() -> Iterator[None]:
     """Apply the control plane's retry policy to the exception a plane raises.
 
-    The message goes to XCom (``error``) first, so ``sandbox run`` and the UI can show the
-    cause. A :class:`SandboxError` becomes AirflowFailException (no retries), except
-    :class:`WarehouseBusy`; any other exception is re-raised for Airflow to retry.
+    The message goes to XCom (``error``) first. A :class:`SandboxError` other than
+    :class:`WarehouseBusy` becomes AirflowFailException (no retries); anything else is re-raised.
     """
     try:
         yield
@@ -250,9 +248,8 @@ def _infer(
 ) -> dict:
     """Infer the pending rows of ``ds``; a real-API realtime run probes :data:`PROBE_ROWS` first.
 
-    ``llm`` falls back to ``SANDBOX_LLM``; ``max_cost_usd`` and ``mode`` to
-    :func:`infer_settings`. Batch mode submits, polls ``SANDBOX_BATCH_FIRST_WAIT_S`` (0) and
-    leaves a batch still processing to ``wait_for_batch`` (status ``waiting``).
+    Batch mode submits, polls ``SANDBOX_BATCH_FIRST_WAIT_S`` (0) and leaves a batch still
+    processing to ``wait_for_batch`` (status ``waiting``).
     """
     from sandbox.decision import run_llm_inference
 
@@ -319,9 +316,8 @@ def collect_batch(ds: str, ti, params: dict | None = None):
 def _batch_totals(summary: dict) -> dict:
     """The whole batch run's counts, once its batches ended.
 
-    A sensor's XCom does not survive a reschedule, so the pokes between the submit and the
-    last one are recounted here: requests and cost from the ledger rows of the run's batches
-    (``decision.llm_calls``), and every row of the date not staged by now as failed.
+    A sensor's XCom does not survive a reschedule, so requests and cost are recounted from the
+    ledger rows of the run's batches, and every row of the date not staged by now is failed.
     """
     from sandbox.warehouse import connect
 

@@ -1,8 +1,7 @@
 """``python -m sandbox.control.ui``: Airflow's own UI on 127.0.0.1, with or without a scheduler.
 
 ``make airflow-ui`` (``--port``): the api-server alone, to browse what ``sandbox run`` recorded.
-``make airflow`` (``--scheduler``): scheduler, dag-processor, triggerer, log server and
-api-server, supervised (:mod:`sandbox.control.supervise`); log in as ``admin`` (password shown).
+``make airflow`` (``--scheduler``): all components, supervised; ``admin`` (password shown).
 """
 
 from __future__ import annotations
@@ -303,9 +302,8 @@ def api_token(url: str, user: str = USER, password: str | None = None) -> str:
 def api(url: str, path: str, token: str, body: dict | None = None, method: str | None = None) -> dict:
     """One authenticated REST call (GET, or POST with a JSON ``body``); the decoded answer.
 
-    A 500 "Database error" (SQLite busy past its timeout while the scheduler writes) or a 503
-    is retried after 1, 2, 4, 8 and 16 s: the failed statement was rolled back, so a retried
-    POST creates nothing twice. Any other error, or the sixth failure, raises SandboxError.
+    A 500 "Database error" (SQLite busy) or a 503 is retried after 1, 2, 4, 8 and 16 s (the
+    statement was rolled back); any other error, or the sixth failure, raises SandboxError.
     """
     for delay in (*API_RETRY_DELAYS_S, None):
         request = urllib.request.Request(

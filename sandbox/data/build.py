@@ -94,9 +94,8 @@ def build(
 ) -> BuildResult:
     """Build and test the data plane for ``as_of`` with ``dbt build``, then publish the marts.
 
-    Write-audit-publish: dbt writes the marts as candidates and runs every check on them; only
-    when all passed are they published together. Unit tests (checks of the SQL) run on
-    request. Raises :class:`GateFailed` when anything fails: nothing is published.
+    Write-audit-publish: only when every check on the candidates passed are they published
+    together. Raises :class:`GateFailed` when anything fails: nothing is published.
     """
     as_of = parse_date(as_of)
     if target not in TARGETS:

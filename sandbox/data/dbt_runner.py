@@ -1,8 +1,7 @@
 """Run dbt in this process: its command line, one invocation, and its parse of the project.
 
-dbt parses the project before a command unless handed a parsed manifest
-(``dbtRunner(manifest=...)``) or its own saved parse (``partial_parse.msgpack``) is valid:
-a process keeps its parses, and the cache keeps dbt's saved parse for the next process.
+A process keeps its parses (``dbtRunner(manifest=...)``), and the cache keeps dbt's saved
+parse (``partial_parse.msgpack``) for the next process.
 """
 
 from __future__ import annotations
@@ -128,9 +127,8 @@ _manifests: dict[tuple, _Parsed] = {}
 def parsed_manifest(target: str = "duckdb"):
     """dbt's parse of the project, once per process for each state of what it was parsed from.
 
-    That is the project's files (names, sizes, modification times), the target, the raw
-    folder and format, and the warehouse file's name. A backfill parses once for all its
-    dates; ``None`` when the project does not parse (the build then reports why).
+    That state is the project's files, the target, the raw folder and format, and the warehouse
+    file's name; ``None`` when the project does not parse (the build then reports why).
     """
     key = _manifest_key(target)
     parsed = _manifests.pop(key, None) or _parse(target)
@@ -145,9 +143,8 @@ def parsed_manifest(target: str = "duckdb"):
 def _parse(target: str) -> _Parsed | None:
     """Parse the project with dbt, starting from the parse dbt saved last time, if any.
 
-    dbt checks that saved parse itself (vars, profile, env vars, every file's checksum) and
-    parses only what changed. It is cached per project folder, target, format and warehouse
-    name, and copied into a private folder for each parse (two processes never share a file).
+    dbt checks that saved parse itself and parses only what changed; it is copied into a
+    private folder for each parse, so two processes never share a file.
     """
     saved = _saved_parse(target)
     with tempfile.TemporaryDirectory(prefix="dbt-parse-") as scratch:

@@ -1,8 +1,7 @@
 """Quality-gate drills: break the raw data (or a model) on purpose and watch the gate hold.
 
-Each drill breaks one thing in a scratch copy of the raw files (and of the project, if it
-changes a model) and builds from there. A *gate* drill must fail with :class:`GateFailed`
-naming the expected check; a *handled* one shows what staging absorbs by design.
+A *gate* drill must fail with :class:`GateFailed` naming the expected check; a *handled*
+one shows what staging absorbs by design. Each works on a scratch copy.
 """
 
 from __future__ import annotations

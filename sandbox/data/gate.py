@@ -198,9 +198,8 @@ def _clean(message: str) -> str:
 def unit_test_diff(message: str) -> str | None:
     """dbt's unit-test diff table as one readable line, or None when it is not one.
 
-    The table (daff): a ``@@`` header, then a marker per row: ``→`` cells reading
-    ``expected→actual``, ``+++`` an unexpected row, ``---`` a missing one. E.g.
-    ``user_id u1: event_count_7d expected 2, got 3``.
+    E.g. ``user_id u1: event_count_7d expected 2, got 3``, from daff's ``→`` cells, with
+    ``+++`` for an unexpected row and ``---`` for a missing one.
     """
     lines = [line for line in _ANSI.sub("", message).replace("\r", "").splitlines() if line.strip()]
     header = next((i for i, line in enumerate(lines) if line.lstrip().startswith("@@")), None)

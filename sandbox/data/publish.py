@@ -1,8 +1,7 @@
 """Write-audit-publish: move a build's audited candidate marts to the published ones.
 
-dbt writes the marts into ``marts_candidate`` and checks them there; only when the whole run
-passed does :func:`publish` move them to ``marts`` in one DuckDB transaction (all or none).
-``marts.<name>_history`` keeps every published date's rows; ``marts.<name>`` is the last one.
+:func:`publish` moves ``marts_candidate`` to ``marts`` in one DuckDB transaction (all or
+none); ``marts.<name>_history`` keeps every published date, ``marts.<name>`` the last one.
 """
 
 from __future__ import annotations
@@ -78,9 +77,8 @@ def publish(
 ) -> dict[str, int]:
     """Publish the audited ``candidates`` (``marts_candidate.*``) for ``as_of``, all at once.
 
-    One transaction: a mart with an ``as_of_date`` column replaces that date in its history
-    and becomes the view of it; another is copied as a table. Returns the rows per mart.
-    ``on_step(label)`` runs before each statement and the commit (a test hook).
+    One transaction; returns the rows per mart. ``on_step(label)`` runs before each statement
+    and the commit (a test hook).
     """
     step = on_step or (lambda label: None)
     rows: dict[str, int] = {}
@@ -149,8 +147,7 @@ def publish_spark(as_of: date, candidates: list[str]) -> dict[str, int]:
     """Publish the audited candidates on the spark target, one table after the other.
 
     Spark has no transaction across tables: a crash between two can leave them on different
-    dates (their ``as_of_date`` column says which). No history is kept (the decision plane
-    reads DuckDB).
+    dates (their ``as_of_date`` column says which). No history is kept.
     """
     from pyspark.sql import SparkSession
 

@@ -1,8 +1,7 @@
 """The raw files: which format a folder holds, and whether each CSV file can be read at all.
 
-A CSV file is read with an explicit dialect and columns, never a sniffer's guess; what keeps
-it from being read is said in our words (file, line, field count or column and byte offset,
-and the fix), never with the row's text: raw text is user-controlled.
+A CSV file is read with an explicit dialect and columns, never a guess; an error names the
+file, line and fix, never the row's text (raw text is user-controlled).
 """
 
 from __future__ import annotations

@@ -1,27 +1,7 @@
 """Message Batches in the fake: where they are kept and how their status moves with time.
 
-A batch is two files in the state directory (the client keeps it beside the warehouse):
-``<id>.json``, its small status that a poll reads, and ``<id>.jsonl``, its results; so it
-outlives the process that created it, like a real one. Without a directory it lives in
-memory. Its answers are decided at create time and shown only when it ends.
-
-Lifecycle, against the fake's clock (real time plus ``SANDBOX_MOCK_CLOCK_OFFSET_S``):
-
-* ``in_progress`` from creation; every ``request_counts`` entry is ``processing``.
-* ``ended`` at ``created_at`` + the batch's processing time (``SANDBOX_MOCK_BATCH_SECONDS``,
-  default 0.2 s, 0 allowed), with ``ended_at``, the final counts and a ``results_url``.
-  Requests finish one after another over that time, in results order. With a processing
-  time above 0, the create response and the first retrieve always say ``in_progress``
-  (a real batch never ends before its first poll), so a run that polls once sees a batch
-  still processing however slow the machine is.
-* ``expires_at`` is ``created_at`` + 24 h: a batch still processing then ends, and its
-  unfinished requests become ``expired`` results.
-* ``POST .../cancel`` sets ``cancel_initiated_at`` and ``canceling``; a quarter of the
-  remaining processing time later the batch ends, requests finished before the cancel keep
-  their results and the rest are ``canceled``. Canceling an ended batch changes nothing.
-* 29 days after ``created_at`` the batch is archived (``archived_at``): the results are
-  deleted and ``GET .../results`` answers 404 ``not_found_error``.
-* ``DELETE`` removes an ended batch (a 400 while it is processing).
+Two files per batch in the state directory (else in memory); answers are decided at create
+time. The lifecycle is in docs/offline-fake.md, "Batches".
 """
 
 from __future__ import annotations

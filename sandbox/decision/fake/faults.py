@@ -1,15 +1,7 @@
 """Seeded faults of the fake (``SANDBOX_MOCK_FAULTS``): which request gets which failure.
 
-The spec is a comma-separated list of ``kind=share`` pairs, e.g.
-``rate_limit=0.2,overloaded=0.05,malformed=0.05``, plus the options ``seed=N`` (default 0),
-``retry_after=SECONDS`` (the ``retry-after`` of seeded 429s, default 0.01), ``rpm=N`` (a
-sliding-window limit of N requests per 60 s, off by default) and ``slow_s=SECONDS`` (how
-long a ``slow`` answer takes; default: longer than the client's read timeout).
-
-Kinds come in groups; within a group one seeded number u in [0, 1) per key picks the first
-kind whose cumulative share covers u, so shares add up (at most 1 per group) and the same
-key always gets the same fault. :data:`FAULT_GROUPS` lists the groups; the server module
-says what each kind does and what it is keyed by.
+The spec and how shares pick a fault are in docs/offline-fake.md, "Faults";
+:data:`FAULT_GROUPS` lists the groups, the server module what each kind does.
 """
 
 from __future__ import annotations

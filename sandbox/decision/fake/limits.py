@@ -1,8 +1,7 @@
 """The fake's limits: request and batch sizes, and a sliding-window rate limit with headers.
 
-Above a size limit the answer is 413 ``request_too_large``. Every response carries the
-``anthropic-ratelimit-*`` headers; with ``rpm=N`` in ``SANDBOX_MOCK_FAULTS`` one request
-more than N per 60 s gets a 429 whose ``retry-after`` says when the window frees up.
+Above a size limit: 413 ``request_too_large``. With ``rpm=N`` in ``SANDBOX_MOCK_FAULTS``
+the N+1st request in 60 s gets a 429 whose ``retry-after`` says when the window frees up.
 """
 
 from __future__ import annotations

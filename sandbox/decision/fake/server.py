@@ -1,8 +1,7 @@
 """The fake Messages API's state and router: one HTTP request in, one response out.
 
-The real SDK sends to it through :func:`sandbox.decision.fake.http_client`, so parsing,
-retries and error classes are the SDK's own. The endpoints live in :mod:`.messages` and
-:mod:`.batch_endpoints`, the seeded faults in :mod:`.faults`.
+The real SDK sends to it through :func:`sandbox.decision.fake.http_client`; the endpoints
+live in :mod:`.messages` and :mod:`.batch_endpoints`, the seeded faults in :mod:`.faults`.
 """
 
 from __future__ import annotations

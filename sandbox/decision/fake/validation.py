@@ -1,8 +1,7 @@
 """Request validation as strict as the Messages API: parameters, models and output schemas.
 
-Unknown or removed parameters (``temperature``, ``output_format``, ...) are 400s, an unknown
-model a 404; structured outputs accept the JSON Schema subset the SDK's ``transform_schema``
-emits, so numeric ranges, string lengths and the like are 400s too.
+Unknown or removed parameters are 400s, an unknown model a 404; JSON Schema keywords the
+SDK's ``transform_schema`` would not emit (numeric ranges, string lengths) are 400s too.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The decision plane: frozen feature rows in, validated recommendations out.
 
-``prepare_features`` (mart -> ``decision.inference_inputs``), ``run_llm_inference`` (pending
-rows -> staging, failures, ledger), ``write_results`` (staging -> ``marts.user_recommendations``)
-and ``infer`` (the three). Names load on first use, so ``sandbox --help`` skips the SDK import.
+``prepare_features``, ``run_llm_inference``, ``write_results`` and ``infer`` (the three).
+Names load on first use, so ``sandbox --help`` skips the SDK import.
 """
 
 from __future__ import annotations

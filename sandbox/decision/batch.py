@@ -1,8 +1,7 @@
 """Batch inference through the Message Batches API: half price, resumable, never paid twice.
 
-A create's intent is stored first (``decision.batch_jobs``, status ``creating``), then the
-batch is created once, without retries; an unknown outcome is settled by
-:mod:`sandbox.decision.batch_proof`. Collecting polls, downloads and classifies each item.
+A create's intent is stored first (``decision.batch_jobs``), then the batch is created once,
+without retries; an unknown outcome is settled by :mod:`sandbox.decision.batch_proof`.
 """
 
 from __future__ import annotations

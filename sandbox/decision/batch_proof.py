@@ -1,8 +1,7 @@
 """Settle a batch create whose answer was lost: a listed batch is ours only by proof.
 
-Every ``custom_id`` starts with the nonce of its intent, so a listed batch with the same
-number of requests is a candidate until its results show our ids. "Not created" is concluded
-only after the list showed nothing for ``SANDBOX_BATCH_CREATE_GRACE_S``.
+Every ``custom_id`` starts with its intent's nonce; "not created" is concluded only after
+the list showed nothing for ``SANDBOX_BATCH_CREATE_GRACE_S``.
 """
 
 from __future__ import annotations
@@ -31,9 +30,8 @@ def _api_reason(exc: BaseException) -> str:
 def reconcile(run: BatchRun, intent: str, jobs: list[dict], reason: str) -> str | None:
     """The create's outcome is unknown: adopt the batch it made once its results prove it.
 
-    Lists again every ``poll_s`` until a candidate is proven ours, or the grace window
-    passed with none left to check (``not_created``), or the run's wait is over (the
-    intent stays open for the next run). Returns the adopted batch id, else ``None``.
+    Lists again every ``poll_s`` until a candidate is proven, the grace window passed, or the
+    run's wait is over. Returns the adopted batch id, else ``None``.
     """
     ours = {job["custom_id"] for job in jobs}
     submitted = jobs[0]["submitted_at"].replace(tzinfo=UTC)

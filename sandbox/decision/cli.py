@@ -83,9 +83,8 @@ def _dollars(text: str) -> float:
 def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
     """Turn SIGTERM and SIGINT into a stop event while the ``with`` block runs, then restore.
 
-    The engine then sends no new request, keeps the answers of the requests in flight and
-    returns with status ``interrupted``; a second signal of the same kind acts as before
-    (e.g. a second ^C raises KeyboardInterrupt).
+    The engine sends no new request and returns ``interrupted``; a second signal of the same
+    kind acts as before (e.g. a second ^C raises KeyboardInterrupt).
     """
     stop, seen = threading.Event(), {}
     if threading.current_thread() is not threading.main_thread():

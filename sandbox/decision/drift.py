@@ -1,8 +1,7 @@
 """The drift watch: does a date's answers look like the days before it?
 
-:func:`check_drift` compares the date's recommendation-type mix and confidence buckets with
-the mean of the trailing ``window_days`` dates by PSI; above a threshold (``drift.toml``) the
-status is ``drift``, too little history gives ``insufficient_history``.
+:func:`check_drift` compares the date's type mix and confidence buckets with the trailing
+``window_days`` by PSI: ``drift`` above a threshold, or ``insufficient_history``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The answer journal: every API response is on local disk before anything else happens to it.
 
-One JSON line per response in ``<warehouse stem>.journal/`` (one ``os.write``, ``O_APPEND``:
-a killed process loses nothing; fsync before each commit). Commits are idempotent, and the
-next run commits what an earlier one left, so only requests never answered are sent again.
+One JSON line per response (one ``O_APPEND`` write; fsync before each commit). Commits are
+idempotent and the next run commits what an earlier one left.
 """
 
 from __future__ import annotations

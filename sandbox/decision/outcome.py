@@ -1,8 +1,7 @@
 """One outcome classifier for realtime and batch: an API answer becomes a result, a failure or a retry.
 
-``result`` a valid, screened answer; ``failure`` an answer that cannot be published (cut off,
-refused, not JSON, out of range, ``unsafe_content``), ``permanent`` when the API rejected the
-request itself; ``retry`` a transient error; ``fatal`` an error no retry fixes (the run stops).
+``failure``: an answer that cannot be published (``permanent`` when the API rejected the
+request); ``retry`` a transient error; ``fatal`` an error no retry fixes (the run stops).
 """
 
 from __future__ import annotations

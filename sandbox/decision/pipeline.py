@@ -1,8 +1,7 @@
 """Run inference for the pending rows of one date: estimate, then realtime or batch.
 
-:func:`run_llm_inference` prices the pending rows first (``count_tokens`` once for the shared
-prefix), refuses a run whose expected cost passes ``max_cost_usd``, then sends them in realtime
-(worker threads) or batch mode (Message Batches API) and returns an :class:`InferenceSummary`.
+:func:`run_llm_inference` refuses a run whose expected cost passes ``max_cost_usd``, then
+sends the rows in realtime or batch mode and returns an :class:`InferenceSummary`.
 """
 
 from __future__ import annotations
@@ -44,9 +43,8 @@ DEFAULT_ESCALATION_SHARE = 0.3
 class InferenceOptions:
     """How one run goes: the keyword arguments of :func:`run_llm_inference`.
 
-    ``llm`` mock|anthropic (default ``SANDBOX_LLM``), ``workers`` concurrent requests, ``mode``
-    realtime|batch, ``escalate`` high-stakes answers to the capable model, ``batch_size`` at
-    most this many rows, ``poll_s``/``wait_s`` batch polling, ``stop`` ends the run early.
+    ``llm`` mock|anthropic (default ``SANDBOX_LLM``), ``mode`` realtime|batch, ``escalate``
+    high-stakes answers to the capable model, ``stop`` ends the run early.
     """
 
     llm: str | None = None
@@ -255,9 +253,8 @@ def run_llm_inference(
 ) -> InferenceSummary:
     """Infer the pending rows of the date (see the module docstring and :class:`InferenceOptions`).
 
-    Options come as an :class:`InferenceOptions`, as keywords (``mode="batch"``), or both.
-    When ``stop`` is set (or on a KeyboardInterrupt), no new request is sent, the answers in
-    flight are kept, and the summary's status is ``interrupted``.
+    Options come as an :class:`InferenceOptions`, as keywords, or both. On ``stop`` (or Ctrl-C)
+    no new request is sent, answers in flight are kept, and the status is ``interrupted``.
     """
     started = time.perf_counter()
     opts = dataclasses.replace(options or InferenceOptions(), **kwargs)

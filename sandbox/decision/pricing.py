@@ -158,9 +158,8 @@ def cache_note(model: ModelPrice, prefix_tokens: int) -> str:
 class CostEstimate:
     """What a run should cost before it is sent.
 
-    ``expected_usd``: every request at its input tokens plus ``expected_output_tokens``, and
-    ``escalation_share`` of the rows again on the escalation model. ``worst_usd``: every output
-    at ``max_tokens``, every answer escalated. The budget refuses a run expected over its limit.
+    ``expected_usd`` at ``expected_output_tokens`` and ``escalation_share``; ``worst_usd`` at
+    ``max_tokens`` with every answer escalated. The budget refuses a run expected over its limit.
     """
 
     rows: int
@@ -229,9 +228,8 @@ def estimate_cost(
 class Budget:
     """A spend limit that admits work only while ``spent + reserved + worst case`` fits.
 
-    ``reserve`` before sending (the worst case of what is about to be in flight),
-    ``settle`` when it is done (release the reservation, add what was really spent).
-    With no limit every reservation succeeds and the class just adds up the spend.
+    ``reserve`` the worst case before sending, ``settle`` when done (release, add what was
+    really spent). With no limit every reservation succeeds.
     """
 
     def __init__(self, limit_usd: float | None):

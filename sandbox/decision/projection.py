@@ -1,8 +1,7 @@
 """Project the cost and the time of inference at scale from the ledger of a sample run.
 
-:func:`profile_ledger` condenses a sample's ``decision.llm_calls`` into tokens per request;
-:func:`project` prices a plan in realtime or batch mode for ``users`` rows under a tier's
-limits. No prompt-cache discount is assumed (:func:`cache_report` says why).
+:func:`profile_ledger` condenses a sample's ledger, :func:`project` prices a plan under a
+tier's limits. No prompt-cache discount is assumed (:func:`cache_report` says why).
 """
 
 from __future__ import annotations
@@ -44,9 +43,8 @@ class RateLimits:
 class Tier:
     """An API tier: per-model-class limits for the Messages API and the Batches API's queue.
 
-    ``limits`` is keyed by model class (``"haiku"``, ``"sonnet"``, ...); a model id maps to
-    the first class whose name it contains. ``batch_queue_requests`` is how many batch
-    requests may wait to be processed at once, across all batches.
+    ``limits`` is keyed by model class (``"haiku"``, ...; a model id maps to the first class it
+    contains); ``batch_queue_requests`` is the batch requests that may wait at once.
     """
 
     name: str
@@ -86,9 +84,8 @@ your organisation's in the Claude Console and pass your own :class:`Tier`."""
 class LedgerProfile:
     """What one row costs in requests and tokens, measured from a sample run's ledger.
 
-    Token figures are means over billed answers (``ok``, ``invalid``, ``unsafe``);
-    ``escalation_share`` escalations per row; ``retry_share`` extra attempts per request
-    (not billed, but they use rate limit); ``latency_s`` the median latency, if recorded.
+    Token figures are means over billed answers; ``retry_share`` extra attempts per request are
+    not billed but use rate limit; ``latency_s`` is the median latency, if recorded.
     """
 
     rows: int
@@ -235,9 +232,8 @@ def project(
 ) -> Projection:
     """Cost and time of ``plan`` in ``mode`` for ``users`` rows (see :class:`Projection`).
 
-    Realtime throughput is at most ``workers / latency_s`` requests per second and at most
-    what the tier's limits allow (per model class); SDK retries count against the request
-    limit but are not billed.
+    Realtime throughput is at most ``workers / latency_s`` requests per second and what the
+    tier's limits allow; SDK retries count against the request limit but are not billed.
     """
     if mode not in MODES:
         raise SandboxError(f"unknown mode {mode!r}: use realtime or batch")
@@ -327,9 +323,8 @@ def workers_to_saturate(
 def cache_report(book: PriceBook, prefix_tokens: int | Mapping[str, int]) -> pd.DataFrame:
     """Per model: the shared prompt prefix, the minimum the model caches, and whether caching applies.
 
-    Only a prefix shared by every request (system prompt, schema) can be cached; the user
-    part differs per row and the output is never cached. Below the minimum, a
-    ``cache_control`` marker is silently ignored: no discount, no error.
+    Only the prefix every request shares can be cached; below the minimum, a ``cache_control``
+    marker is silently ignored: no discount, no error.
     """
     rows = []
     for model in book.models.values():

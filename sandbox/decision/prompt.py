@@ -1,8 +1,7 @@
 """The prompt, the answer schema, ``prompt_version``, the request and the answer's validation.
 
-Only ``user_summary_for_llm`` reaches the model. Structured outputs constrain the answer's
-shape but not its ranges or lengths, so every answer is checked here: ``stop_reason``, then
-JSON, then the pydantic model; a failure is an :class:`InvalidAnswer` (a failure row).
+Structured outputs constrain the answer's shape but not its ranges or lengths, so every
+answer is checked here; a failure is an :class:`InvalidAnswer` (a failure row).
 """
 
 from __future__ import annotations
@@ -136,9 +135,8 @@ def opaque_user_id(user_id: str) -> str:
 def build_params(model: ModelPrice, user_id: str, summary: str) -> dict[str, Any]:
     """The Messages API parameters for one user (structured output when the model has it).
 
-    ``max_tokens`` and the options a model needs (``thinking`` off where adaptive thinking is
-    the default: ``disabled`` on Haiku 5.5, ``between_tools`` on Sonnet 5.5) come from
-    ``models.json``.
+    ``max_tokens`` and the options a model needs (e.g. ``thinking`` off where adaptive thinking
+    is the default) come from ``models.json``.
     """
     options = model.request_options()
     params: dict[str, Any] = {

@@ -1,8 +1,7 @@
 """Realtime inference: worker threads send Messages API calls, journal them, commit in groups.
 
-At most ``workers`` rows are in flight, each with its worst case reserved in the budget first.
-The run stops sending (and keeps what the requests in flight bring back) on ``stop``, a
-KeyboardInterrupt, a run-stopping API error, a spent budget, or a journal that cannot be written.
+At most ``workers`` rows are in flight, each with its worst case reserved first. On a stop,
+a fatal error, a spent budget or an unwritable journal, it keeps what is in flight.
 """
 
 from __future__ import annotations
@@ -84,9 +83,8 @@ def _bill(
 ) -> dict:
     """What one logical call cost: its answer's usage plus a bound for every unanswered send.
 
-    ``attempts`` is what the transport sent (``fallback`` for a client built elsewhere). A send
-    given up on may still have been billed: its input is estimated, its output bounded by
-    ``max_tokens``, and the row says it is an upper bound.
+    A send given up on may still have been billed: its input is estimated, its output bounded
+    by ``max_tokens``, and the row says it is an upper bound.
     """
     sent, unanswered = SENDS.since(mark)
     tokens_in = usage.input_tokens + unanswered * ctx.input_tokens(row)

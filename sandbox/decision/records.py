@@ -155,9 +155,8 @@ class RunContext:
     ) -> dict:
         """A ``decision.recommendations_staging`` row; tokens and cost cover every request of the row.
 
-        ``escalation_status``: ``None`` (not high-stakes or escalation off), ``escalated``,
-        ``escalation_failed`` (the primary answer is kept), ``not_sent`` (the run stopped
-        before the escalation) or ``over_budget``.
+        ``escalation_status``: ``None``, ``escalated``, ``escalation_failed`` (primary kept),
+        ``not_sent`` (the run stopped first) or ``over_budget``.
         """
         return {
             "execution_date": self.as_of,
@@ -206,9 +205,8 @@ class Tally:
 def is_fatal(exc: BaseException) -> bool:
     """True for errors no retry can fix (bad key, no permission, bad request, unknown model).
 
-    The SDK already retried 408, 409, 429 and 5xx (and connection errors) ``max_retries``
-    times; if one of those still fails, it fails this row only. Any other HTTP status
-    means every following request would fail the same way, so the run stops at once.
+    The SDK already retried 408, 409, 429, 5xx and connection errors; any other HTTP status
+    would fail every following request the same way, so the run stops at once.
     """
     return (
         isinstance(exc, anthropic.APIStatusError)

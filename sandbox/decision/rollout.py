@@ -1,8 +1,7 @@
 """Rolling out a new prompt or model deliberately: re-ask a date's rows answered under an older one.
 
-:func:`reprocess_prompt` moves those rows to ``decision.recommendations_superseded``, re-asks
-them within the budget, puts back any row that got no new answer, then publishes; all under
-the step lock, idempotent, realtime mode only (a running batch would race the put-back).
+:func:`reprocess_prompt` supersedes those rows, re-asks them within the budget, puts back
+any row that got no new answer, then publishes; realtime mode only, idempotent.
 """
 
 from __future__ import annotations

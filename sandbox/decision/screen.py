@@ -1,8 +1,7 @@
 """Screen an answer before it is published: text a reader's screen would act on is held back.
 
-The rule (:data:`RULES`, on the lower-cased ``recommendation_text`` and ``reasoning``): markup
-(tags, ``on...=`` handlers, ``javascript:``), instruction-like text ("ignore previous
-instructions"), URLs or bare domains, refund or credit promises -> ``unsafe_content``.
+Markup, instruction-like text, URLs or bare domains, refund or credit promises (:data:`RULES`)
+make an answer ``unsafe_content``.
 """
 
 from __future__ import annotations

@@ -109,9 +109,8 @@ def _in_one_transaction(con, as_of: date, table: str, statements: list[tuple[str
 def prepare_features(execution_date: date | str) -> int:
     """Freeze ``marts.fct_user_features_for_ai`` into ``decision.inference_inputs`` for the date.
 
-    Delete + insert in one transaction, so running it twice leaves one copy. A staged answer
-    whose input changed since (or whose user left the mart) is dropped, so the next inference
-    run redoes exactly those rows. Returns the number of frozen rows.
+    Idempotent (one transaction); a staged answer whose input changed or whose user left is
+    dropped, so the next run redoes exactly those rows. Returns the number of frozen rows.
     """
     as_of = parse_date(execution_date)
     with connect() as con:

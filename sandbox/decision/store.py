@@ -210,9 +210,8 @@ def commit(
 ) -> None:
     """Write one small batch of outcomes in one transaction (idempotent: safe to repeat).
 
-    Results skip users already staged, ledger rows a known ``call_id``, failures a known
-    ``failure_id``; ``ingested_batch`` = ``(batch_id, ended_at)`` marks a batch ingested and
-    ``batch_updates`` = ``(old_id, new_id, status)`` names an intent, in the same transaction.
+    Rows already stored are skipped; ``ingested_batch`` marks a batch ingested and
+    ``batch_updates`` names an intent, in the same transaction.
     """
     if not (results or failures or calls or batch_jobs or ingested_batch or batch_updates):
         return
@@ -294,9 +293,8 @@ class Recovered:
 def ingest_journal() -> Recovered:
     """Commit every entry an earlier run left in the journal, then remove it (idempotent).
 
-    A ``held`` primary answer (a high-stakes row whose escalation never came back) is
-    staged as it is, marked ``not_sent``, unless the journal or the warehouse already has
-    the row's final answer: the primary answer was paid for and is never bought again.
+    A ``held`` primary answer (its escalation never came back) is staged as ``not_sent`` unless
+    the row's final answer exists: a paid answer is never bought again.
     """
     files = journal.pending_files()
     if not files:

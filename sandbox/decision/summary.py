@@ -21,9 +21,8 @@ SIMULATED_COST = "simulated: offline fake at list prices"
 class InferenceSummary:
     """Counts, tokens, cost and time of one run (a plain dataclass: easy to log or XCom).
 
-    ``status``: ``ok``, ``partial`` (rows failed), ``budget``, ``waiting`` (a batch still
-    processing), ``pending`` (``--limit``) or ``interrupted``; ``exit_code`` 0, 3, or 130/143.
-    ``failures_by_class`` counts dead-letter rows by class (``unsafe_content`` among them).
+    ``status``: ``ok``, ``partial``, ``budget``, ``waiting``, ``pending`` or ``interrupted``;
+    ``exit_code`` 0, 3, or 130/143; ``failures_by_class`` counts dead-letter rows by class.
     """
 
     execution_date: date

@@ -1,8 +1,7 @@
 """The decision plane's tables: their DDL, and the columns added since they first shipped.
 
-One owner: only this module creates or migrates ``decision.*`` and the published
-``marts.user_recommendations``. Every table is keyed by ``execution_date`` (the name of the
-public contract: dashboards and notebooks query it) and ``user_id``.
+Only this module creates or migrates ``decision.*`` and ``marts.user_recommendations``;
+every table is keyed by ``execution_date`` (the public contract's name) and ``user_id``.
 """
 
 from __future__ import annotations

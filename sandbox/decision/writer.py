@@ -1,8 +1,7 @@
 """Group commit: workers journal each answer, a writer thread commits them to DuckDB in groups.
 
-A commit takes every entry that arrived since the previous one (at most one commit a second):
-few, large transactions when answers arrive fast. While another process holds the warehouse,
-the writer retries until ``store.COMMIT_GIVE_UP_S``; the entries stay in the journal meanwhile.
+A commit takes every entry since the previous one (at most one a second); while another
+process holds the warehouse it retries until ``store.COMMIT_GIVE_UP_S``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Evaluations: the golden set, the change gate and its reviewed baselines.
 
-Labelled users run through the decision plane's own prompt, client and validation:
-``load_golden()`` builds their summaries with dbt, ``run_eval()`` scores the answers,
-``check_gate(run)`` compares them with the reviewed baseline. Names load on first use, as
-in :mod:`sandbox.decision`, so ``sandbox --help`` does not import the SDK.
+``load_golden()``, ``run_eval()`` and ``check_gate(run)``, through the decision plane's own
+prompt and validation. Names load on first use, so ``sandbox --help`` skips the SDK.
 """
 
 from __future__ import annotations

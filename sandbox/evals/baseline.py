@@ -1,8 +1,7 @@
 """Reviewed baselines and the change gate that compares an evaluation with them.
 
-``data/golden/baselines/`` holds ``offline__<model>.json`` (the fake's result, what ``make
-test`` compares with) and ``<prompt_version>__<model>.json`` (a live result). Only ``sandbox
-eval --accept`` writes one; thresholds and waivers live in ``data/golden/gate.toml``.
+``data/golden/baselines/`` holds one per prompt version (or ``offline``) and model; only
+``sandbox eval --accept`` writes one; thresholds and waivers are in ``data/golden/gate.toml``.
 """
 
 from __future__ import annotations

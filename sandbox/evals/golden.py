@@ -1,9 +1,7 @@
 """The golden set: labelled users whose summaries come from the current dbt models.
 
-``data/golden`` holds raw ``users.csv``, ``events.csv`` and ``labels.csv`` (acceptable types,
-preferred first, and a reason). The summaries are built by the real dbt project for
-:data:`GOLDEN_AS_OF`, so a change to the SQL changes what the evaluation sends; they are
-cached under a hash of every input.
+The summaries are built by the real dbt project for :data:`GOLDEN_AS_OF` from
+``data/golden``, so a change to the SQL changes what the evaluation sends.
 """
 
 from __future__ import annotations
@@ -228,9 +226,8 @@ def add_golden_case(
 ) -> None:
     """Append one labelled user to the golden files in ``folder``.
 
-    ``events`` lists ``(days_ago, event_type)``: an event at 10:00 that many days before
-    :data:`GOLDEN_AS_OF` (``None`` for an event the tracker could not classify). The user
-    signs up at 09:00, ``signed_up_days_ago`` days before it.
+    ``events`` lists ``(days_ago, event_type)`` before :data:`GOLDEN_AS_OF` (``None``: an event
+    the tracker could not classify); the user signs up ``signed_up_days_ago`` days before it.
     """
     folder = Path(folder)
     labels = read_labels(folder)

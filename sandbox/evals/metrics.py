@@ -1,8 +1,7 @@
 """Scores of one evaluation: agreement, per-type precision and recall, a confusion table.
 
 An answer *agrees* when its type is one of the case's acceptable types (an invalid answer
-never does). Precision of ``T``: acceptable answers of type ``T`` / answers of type ``T``;
-recall: cases preferring ``T`` that got an acceptable answer / cases preferring ``T``.
+never does); recall of ``T`` counts the cases that prefer ``T``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Run the golden set through the decision plane's own prompt, client and validation.
 
-One request per case (:func:`~sandbox.decision.prompt.build_params`, primary model only),
-checked by :func:`~sandbox.decision.prompt.parse_answer`; the cost is estimated from the
-count endpoint first, and ``--max-cost-usd`` holds up front and per request.
+One request per case, primary model only; the cost is estimated from the count endpoint
+first, and ``--max-cost-usd`` holds up front and per request.
 """
 
 from __future__ import annotations

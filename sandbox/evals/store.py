@@ -1,7 +1,6 @@
 """``ops.eval_runs`` and ``ops.eval_cases``: every evaluation, kept in the warehouse.
 
-One ``ops.eval_runs`` row per evaluation (its scores per ``prompt_version`` x model) and
-one ``ops.eval_cases`` row per golden case (the answer it got), so a change in agreement
+One run row per evaluation and one case row per golden case, so a change in agreement
 traces back to the cases that moved.
 """
 
@@ -70,10 +69,10 @@ def ensure_eval_tables(con) -> None:
         con.execute(ddl)
 
 
-def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
-    """Write one evaluation and its cases (one transaction)."""
+def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
+    """The evaluation's one ``ops.eval_runs`` row."""
     s = run.scores
-    run_row = pd.DataFrame(
+    return pd.DataFrame(
         [
             {
                 "eval_run_id": run.eval_run_id,
@@ -100,7 +99,11 @@ def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
             }
         ]
     )
-    case_rows = pd.DataFrame(
+
+
+def _case_rows(run: EvalRun) -> pd.DataFrame:
+    """One ``ops.eval_cases`` row per golden case the evaluation ran."""
+    return pd.DataFrame(
         [
             {
                 "eval_run_id": run.eval_run_id,
@@ -126,6 +129,12 @@ def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
             "output_tokens", "cost_usd", "user_summary_for_llm",
         ],
     )  # fmt: skip
+
+
+def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
+    """Write one evaluation and its cases (one transaction)."""
+    run_row = _run_row(run, accepted)
+    case_rows = _case_rows(run)
     with connect() as con:
         ensure_eval_tables(con)
         con.execute("begin")

@@ -1,8 +1,7 @@
 """Build-it exercises on the data plane: a dbt model of your own, judged by ``dbt build``.
 
-02.3 copies the dbt project, adds the learner's model and yml, builds with unit tests on, then
-empties the model's output and builds again: a unit test that still passes guards nothing.
-05.2 reads what the pipeline's last build recorded for the learner's model.
+02.3 builds the learner's model with unit tests on, then again with its output emptied (a
+unit test that still passes guards nothing); 05.2 reads the pipeline's last build.
 """
 
 from __future__ import annotations

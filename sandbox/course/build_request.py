@@ -1,8 +1,7 @@
 """Exercise 03.3, build it: one ``messages.create`` call of your own, and its validation.
 
-The check sends the learner's function through a recording client on the offline fake, reads
-the request body it built, and makes the fake answer out of range once: a validated answer
-must not come back. ``build_params``, the engine's own request builder, is off meanwhile.
+The check records the request body on the offline fake, with ``build_params`` off, and has
+the fake answer out of range once: a validated answer must not come back.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The grader: run a learner's notebooks again, collect every check's verdict, score each exercise.
 
-Each notebook runs top to bottom in a fresh kernel (``nbclient``, as nbgrader's autograde
-does) and a scratch folder, errors allowed; each check appends its verdict to a file the
-grader names. An exercise scores 1 when a check said right, else 0; a miss never fails.
+Each notebook runs in a fresh kernel (``nbclient``) and a scratch folder, errors allowed; an
+exercise scores 1 when a check said right, else 0.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Checks that run the learner's query or function on cases the lesson never showed.
 
-A query runs against freshly randomized tables in an in-memory DuckDB with the warehouse's
-table names; a function runs on random inputs with the shipped helper it would replace
-switched off. The expected result is a property of those hidden cases, never a constant.
+Queries run on freshly randomized tables, functions on random inputs with the shipped helper
+switched off; the expected result is a property of those cases, never a constant.
 """
 
 from __future__ import annotations

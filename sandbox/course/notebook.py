@@ -45,9 +45,8 @@ def notebook_home(notebook: str) -> Path:
 def setup(notebook: str, *, reset: bool = True) -> Path:
     """Give this notebook its own, fresh warehouse and Airflow home, and print what it uses.
 
-    ``reset`` empties the notebook's folder first (only while Airflow is not yet loaded in
-    this kernel: restart the kernel to start fresh). Offline unless ``SANDBOX_LLM=anthropic``
-    was set before the kernel started. Returns the folder.
+    ``reset`` empties the notebook's folder first (only before Airflow is loaded in this kernel).
+    Offline unless ``SANDBOX_LLM=anthropic`` was set before the kernel started. Returns the folder.
     """
     home = notebook_home(notebook)
     fresh = reset and "airflow.configuration" not in sys.modules

@@ -1,9 +1,7 @@
 """Keep the notebooks' stored outputs clean: no live-widget views, no colour codes.
 
-A stored widget view needs the kernel that drew it (reopened, JupyterLab shows "model not
-found"), so after ``make notebooks`` executes a notebook, :func:`clean` drops those outputs,
-the saved widget state and the cells' execution timestamps.
-Run it as ``python -m sandbox.course.store notebooks/*.ipynb``.
+A stored widget view needs the kernel that drew it, so :func:`clean` drops those outputs,
+the widget state and timestamps: ``python -m sandbox.course.store notebooks/*.ipynb``.
 """
 
 from __future__ import annotations

@@ -59,9 +59,8 @@ def fault_storm(
 ) -> Storm:
     """Run the engine for ``day`` under ``SANDBOX_MOCK_FAULTS=faults`` and count the wire.
 
-    The day's earlier answers, failures and ledger rows are deleted first (it is a scratch day
-    in this notebook's own warehouse), so every storm starts from the same pending rows.
-    ``rows`` sends only the first so many (``batch_size``).
+    The scratch day's earlier answers, failures and ledger rows are deleted first, so every storm
+    starts from the same pending rows; ``rows`` sends only the first so many.
     """
     import json
     import tempfile

@@ -1,8 +1,7 @@
 """Verdicts: how a check reads a learner's answer and answers back, with a hint and no answer.
 
-A check counts its misses (bounded attempts, kept beside the notebooks' warehouses so a
-restarted kernel does not reset them), compares against hidden cases or hashes, and can run
-the learner's code with a shipped helper switched off (:func:`helpers_off`).
+A check counts its misses (kept on disk, so a kernel restart does not reset them) and can
+run the learner's code with a shipped helper switched off (:func:`helpers_off`).
 """
 
 from __future__ import annotations
@@ -182,8 +181,7 @@ def same_money(answer: float, expected: float) -> bool:
 def helpers_off(*modules: str) -> Iterator[list[str]]:
     """Note every call of a function of ``modules`` (shipped helpers) while the learner's code runs.
 
-    Yields the list of helpers called (methods of the modules' classes are allowed: the learner
-    may use the data types); a check refuses an answer that used one. It watches through
+    Yields the list of helpers called (methods of their classes are allowed); it watches through
     :func:`sys.setprofile`, Python's public hook for profilers.
     """
     files, classes = {}, set()

@@ -92,9 +92,8 @@ class InvalidDate(SandboxError, ValueError):
 def parse_date(value: str | date) -> date:
     """Parse a strict ``YYYY-MM-DD`` date (or pass a ``date`` through).
 
-    Anything else is refused with :class:`InvalidDate`, whose message says what was wrong:
-    trailing characters (``2026-11-01junk``), a wrong length (``2026-11-011``), an impossible
-    day (``2026-02-30``), or a ``datetime`` (which would silently drop its time and zone).
+    Anything else (trailing characters, a wrong length, an impossible day, a ``datetime``, whose
+    time and zone would be dropped) raises :class:`InvalidDate` saying what was wrong.
     """
     example = f"write it as YYYY-MM-DD, e.g. {SHIPPED_AS_OF_DATE}"
     if isinstance(value, datetime):

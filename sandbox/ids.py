@@ -1,9 +1,7 @@
 """Random ids that must be unique, not secret: the engine's row and journal ids, the fake's.
 
-``uuid4`` reads ``os.urandom``, a system call that releases the GIL, so with several worker
-threads every id handed the interpreter to another thread and back. These ids come from one
-generator seeded once from ``os.urandom`` (its own: ``random.seed()`` elsewhere cannot make
-them repeat) and reseeded in a forked child, so a child never repeats its parent's ids.
+One generator seeded once from ``os.urandom`` (``uuid4`` would release the GIL per id),
+reseeded in a forked child so a child never repeats its parent's ids.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """DuckDB connections and the step lock (each plane creates and migrates its own tables).
 
-DuckDB lets one process write a file at a time. Every helper here opens a connection for
-one step and closes it, so a notebook, the CLI and Airflow tasks take turns instead of
-locking each other out.
+DuckDB lets one process write a file at a time, so every helper here opens a connection for
+one step and closes it: a notebook, the CLI and Airflow tasks take turns.
 """
 
 from __future__ import annotations
@@ -46,11 +45,8 @@ def _busy(holder: str, path: Path) -> WarehouseBusy:
 def step_lock(step: str, path: Path | None = None) -> Iterator[None]:
     """Hold the warehouse for one whole step (a build, an inference run, a pipeline run).
 
-    DuckDB's own lock lasts one connection; a step makes many. This advisory lock on
-    ``<warehouse>.lock`` spans the step, so a second writer process fails at once with
-    :class:`WarehouseBusy` naming the holder, instead of interleaving with the first. It is
-    re-entrant within a process (``sandbox run`` executes the tasks in its own process), and
-    the operating system releases it when the holder dies, even by SIGKILL.
+    An advisory lock on ``<warehouse>.lock``: a second writer process gets :class:`WarehouseBusy`
+    at once; re-entrant within a process, released by the OS when the holder dies.
     """
     path = path or warehouse_path()
     with _step_guard:
@@ -164,9 +160,8 @@ def _attach(path: Path, read_only: bool) -> tuple[duckdb.DuckDBPyConnection, _At
 def _alias(path: Path) -> str:
     """The catalog name: the file's stem, as ``duckdb.connect(path)`` names it.
 
-    dbt compiles fully qualified names (``"sandbox"."marts"."dim_users"``), so re-running
-    its SQL needs the same name. Another file with the same stem attached at the same time
-    gets a numbered name.
+    dbt compiles fully qualified names, so re-running its SQL needs the same name; another file
+    with the same stem attached at the same time gets a numbered name.
     """
     taken = {e.alias.lower() for e in _attached.values()} | {"memory", "system", "temp", "main"}
     stem = path.stem
@@ -193,10 +188,8 @@ def connect(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse for one short piece of work and close it afterwards.
 
-    Inside a step (:func:`step_lock`) and for reads, a busy file is waited for up to ``wait_s``
-    (default 30 s); outside a step a writer fails at once, with :class:`WarehouseBusy` naming
-    the PID that holds it. The file is attached to one in-memory database per process and
-    detached (releasing the lock) when the process's last connection closes.
+    In a step (:func:`step_lock`) and for reads a busy file is waited for up to ``wait_s``;
+    otherwise a writer gets :class:`WarehouseBusy` at once, naming the holder's PID.
     """
     path = path or warehouse_path()
     if read_only and not path.exists():

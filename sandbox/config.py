@@ -16,6 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = ROOT / "dbt_project"
 DEFAULT_RAW_DIR = ROOT / "data" / "seed"
 DEFAULT_WAREHOUSE = ROOT / "warehouse" / "sandbox.duckdb"
+DEFAULT_AIRFLOW_HOME = ROOT / ".airflow"
+DEFAULT_EVAL_CACHE = ROOT / "warehouse" / "eval-cache"
+BASELINES_DIR = ROOT / "data" / "golden" / "baselines"
+LLM_CHOICES = ("mock", "anthropic")
+MODES = ("realtime", "batch")
 
 SHIPPED_AS_OF_DATE = date(2026, 11, 1)
 """The as-of date of the raw data the course ships in ``data/seed``."""
@@ -127,20 +132,93 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def airflow_home() -> Path:
+    """The Airflow home folder (``SANDBOX_AIRFLOW_HOME``, default ``<repo>/.airflow``)."""
+    home = os.environ.get("SANDBOX_AIRFLOW_HOME") or DEFAULT_AIRFLOW_HOME
+    return Path(home).expanduser().resolve()
+
+
+def dbt_project_dir() -> Path:
+    """The dbt project (``SANDBOX_DBT_PROJECT_DIR``, default ``dbt_project/``)."""
+    project = os.environ.get("SANDBOX_DBT_PROJECT_DIR") or DBT_PROJECT_DIR
+    return Path(project).expanduser().resolve()
+
+
+def eval_cache_dir() -> Path:
+    """Where built golden rows are kept (``SANDBOX_EVAL_CACHE``, default ``warehouse/eval-cache``)."""
+    return Path(os.environ.get("SANDBOX_EVAL_CACHE") or DEFAULT_EVAL_CACHE)
+
+
+def eval_baselines_dir() -> Path:
+    """The reviewed baselines (``SANDBOX_EVAL_BASELINES``, default ``data/golden/baselines``)."""
+    return Path(os.environ.get("SANDBOX_EVAL_BASELINES") or BASELINES_DIR)
+
+
+def llm_choice(llm: str | None = None) -> str:
+    """``llm``, else ``SANDBOX_LLM``, else ``mock``; a clear error for anything else."""
+    name = (llm or os.environ.get("SANDBOX_LLM") or "mock").strip().lower()
+    if name not in LLM_CHOICES:
+        raise SandboxError(
+            f"unknown LLM {name!r}: use --llm mock (offline fake) or --llm anthropic "
+            "(needs ANTHROPIC_API_KEY), or set SANDBOX_LLM to one of them"
+        )
+    return name
+
+
+def max_cost_usd(given: float | str | None = None) -> float | None:
+    """A run's spending ceiling in US dollars: ``given`` (the DAG param), else
+    ``SANDBOX_MAX_COST_USD`` (default: none, no ceiling)."""
+    raw = given if given not in (None, "") else os.environ.get("SANDBOX_MAX_COST_USD")
+    if raw in (None, ""):
+        return None
+    try:
+        ceiling = float(raw)
+    except (TypeError, ValueError):
+        raise SandboxError(
+            f"max_cost_usd must be a number of US dollars, got {raw!r}: fix the DAG param "
+            "or SANDBOX_MAX_COST_USD"
+        ) from None
+    if not ceiling >= 0:
+        raise SandboxError(f"max_cost_usd must be 0 or more, got {ceiling:g}")
+    return ceiling
+
+
+def infer_mode(given: str | None = None) -> str:
+    """``realtime`` or ``batch``: ``given`` (the DAG param), else ``SANDBOX_INFER_MODE``
+    (default ``realtime``)."""
+    mode = given or os.environ.get("SANDBOX_INFER_MODE") or "realtime"
+    if mode not in MODES:
+        raise SandboxError(
+            f"mode must be realtime or batch, got {mode!r}: fix the DAG param or SANDBOX_INFER_MODE"
+        )
+    return mode
+
+
+def _seconds(name: str, default: float) -> float:
+    """The environment variable ``name`` as 0 or more seconds (``default`` when unset)."""
+    raw = os.environ.get(name) or ""
+    try:
+        value = float(raw) if raw.strip() else default
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise SandboxError(
+            f"{name}={raw!r} is not a number of seconds: set it to 0 or "
+            f"more (default {default:g}), or unset it"
+        )
+    return value
+
+
 DEFAULT_BATCH_CREATE_GRACE_S = 120.0
 
 
 def batch_create_grace_s() -> float:
     """How long the batch list must show nothing before a create with no answer counts as
     never made (``SANDBOX_BATCH_CREATE_GRACE_S``, seconds, default 120)."""
-    raw = os.environ.get("SANDBOX_BATCH_CREATE_GRACE_S") or ""
-    try:
-        value = float(raw) if raw.strip() else DEFAULT_BATCH_CREATE_GRACE_S
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise SandboxError(
-            f"SANDBOX_BATCH_CREATE_GRACE_S={raw!r} is not a number of seconds: set it to 0 or "
-            f"more (default {DEFAULT_BATCH_CREATE_GRACE_S:g}), or unset it"
-        )
-    return value
+    return _seconds("SANDBOX_BATCH_CREATE_GRACE_S", DEFAULT_BATCH_CREATE_GRACE_S)
+
+
+def batch_first_wait_s() -> float:
+    """How long a batch run polls a new Message Batch before leaving it to the sensor
+    (``SANDBOX_BATCH_FIRST_WAIT_S``, seconds, default 0)."""
+    return _seconds("SANDBOX_BATCH_FIRST_WAIT_S", 0.0)

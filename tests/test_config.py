@@ -60,3 +60,52 @@ def test_every_command_refuses_a_sloppy_date_with_exit_2_and_no_traceback(argv, 
     err = capsys.readouterr().err
     assert "YYYY-MM-DD" in err and "Traceback" not in err
     assert err.startswith(f"sandbox {argv[0]}: ")
+
+
+def test_settings_are_read_each_time_they_are_asked_for(monkeypatch, tmp_path) -> None:
+    from sandbox import config
+
+    monkeypatch.delenv("SANDBOX_DBT_PROJECT_DIR", raising=False)
+    monkeypatch.delenv("SANDBOX_LLM", raising=False)
+    assert config.dbt_project_dir() == config.DBT_PROJECT_DIR and config.llm_choice() == "mock"
+    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setenv("SANDBOX_LLM", " Anthropic ")
+    monkeypatch.setenv("SANDBOX_AIRFLOW_HOME", str(tmp_path / "af"))
+    assert config.dbt_project_dir() == tmp_path.resolve()
+    assert config.airflow_home() == (tmp_path / "af").resolve()
+    assert config.llm_choice() == "anthropic" and config.llm_choice("mock") == "mock"
+
+
+def test_a_given_value_wins_over_the_variable(monkeypatch) -> None:
+    from sandbox import config
+
+    monkeypatch.setenv("SANDBOX_MAX_COST_USD", "2.5")
+    monkeypatch.setenv("SANDBOX_INFER_MODE", "batch")
+    assert config.max_cost_usd() == 2.5 and config.max_cost_usd("0.5") == 0.5
+    assert config.infer_mode() == "batch" and config.infer_mode("realtime") == "realtime"
+    monkeypatch.delenv("SANDBOX_MAX_COST_USD")
+    monkeypatch.delenv("SANDBOX_INFER_MODE")
+    assert config.max_cost_usd() is None and config.infer_mode() == "realtime"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "function", "message"),
+    [
+        ("SANDBOX_LLM", "gpt", "llm_choice", "unknown LLM 'gpt'.*SANDBOX_LLM"),
+        ("SANDBOX_MAX_COST_USD", "lots", "max_cost_usd", "must be a number of US dollars.*SANDBOX_MAX_COST_USD"),
+        ("SANDBOX_MAX_COST_USD", "-1", "max_cost_usd", "must be 0 or more"),
+        ("SANDBOX_MAX_COST_USD", "nan", "max_cost_usd", "must be 0 or more"),
+        ("SANDBOX_INFER_MODE", "stream", "infer_mode", "realtime or batch.*SANDBOX_INFER_MODE"),
+        ("SANDBOX_BATCH_FIRST_WAIT_S", "soon", "batch_first_wait_s", "SANDBOX_BATCH_FIRST_WAIT_S='soon' is not a number of seconds"),
+        ("SANDBOX_BATCH_FIRST_WAIT_S", "-5", "batch_first_wait_s", "SANDBOX_BATCH_FIRST_WAIT_S='-5'.*set it to 0 or more"),
+        ("SANDBOX_BATCH_CREATE_GRACE_S", "inf", "batch_create_grace_s", "SANDBOX_BATCH_CREATE_GRACE_S='inf'.*default 120"),
+    ],
+)
+def test_a_wrong_value_is_refused_with_the_fix(
+    monkeypatch, name: str, value: str, function: str, message: str
+) -> None:
+    from sandbox import config
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SandboxError, match=message):
+        getattr(config, function)()

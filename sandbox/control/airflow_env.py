@@ -18,6 +18,7 @@ from pathlib import Path
 from sandbox.config import (
     ROOT,
     SandboxError,
+    airflow_home,
     cache_dir,
     copy_into_place,
     part_file,
@@ -25,7 +26,6 @@ from sandbox.config import (
 )
 
 DAGS_FOLDER = ROOT / "dags"
-DEFAULT_HOME = ROOT / ".airflow"
 SQLITE_BUSY_TIMEOUT_S = 20
 """Four times SQLite's default, and well under the REST client's 60 s: a request that cannot
 get the lock in time ends as a 500 "Database error" the client retries (``ui.api``), never as
@@ -35,11 +35,6 @@ for over a minute while the DB was contended."""
 # sqlite3.connect / aiosqlite.connect in every one of its processes.
 SQLITE_CONNECT_ARGS = {"timeout": SQLITE_BUSY_TIMEOUT_S}
 SQLITE_CONNECT_ARGS_ASYNC = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-
-
-def airflow_home() -> Path:
-    """The Airflow home folder (``SANDBOX_AIRFLOW_HOME``, default ``<repo>/.airflow``)."""
-    return Path(os.environ.get("SANDBOX_AIRFLOW_HOME") or DEFAULT_HOME).expanduser().resolve()
 
 
 def metadata_db() -> Path:

@@ -1,10 +1,13 @@
-"""The names of the control plane, once: DAG and task ids, statuses, modes, LLM choices.
+"""The names of the control plane, once: DAG and task ids, statuses (modes, LLM choices: config).
 
 The DAG files, the task callables, ``sandbox run`` and the UI launcher import them from
 here, so a renamed task or a new status changes one line.
 """
 
 from __future__ import annotations
+
+from sandbox.config import LLM_CHOICES as LLM_CHOICES
+from sandbox.config import MODES as MODES
 
 DBT_DAG = "dbt_production"
 AI_DAG = "ai_recommendation_pipeline"
@@ -23,8 +26,6 @@ STATUSES = ("success", "partial", "budget", "gate_blocked", "failed")
 """What ``ops.pipeline_runs.status`` can say about one run of the AI pipeline."""
 EXIT_CODES = {"success": 0, "partial": 3, "budget": 3, "gate_blocked": 1, "failed": 1}
 """``sandbox run``'s exit status per run status (the worst date wins)."""
-MODES = ("realtime", "batch")
-LLM_CHOICES = ("mock", "anthropic")
 
 GATE_XCOM_KEY = "gate_failures"
 ERROR_XCOM_KEY = "error"

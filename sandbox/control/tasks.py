@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+from sandbox import config
 from sandbox.config import SandboxError, parse_date
 from sandbox.control.names import (
     DBT_TASK,
@@ -21,7 +22,6 @@ from sandbox.control.names import (
     ERROR_XCOM_KEY,
     GATE_XCOM_KEY,
     INFER_TASK,
-    MODES,
     PREPARE_TASK,
     SUMMARY_XCOM_KEY,
     WRITE_TASK,
@@ -114,24 +114,7 @@ def infer_settings(
 ) -> tuple[float | None, str]:
     """The run's spending ceiling and mode: the DAG params, else ``SANDBOX_MAX_COST_USD`` and
     ``SANDBOX_INFER_MODE`` (default: no ceiling, ``realtime``)."""
-    raw = max_cost_usd if max_cost_usd not in (None, "") else os.environ.get("SANDBOX_MAX_COST_USD")
-    ceiling = None
-    if raw not in (None, ""):
-        try:
-            ceiling = float(raw)
-        except (TypeError, ValueError):
-            raise SandboxError(
-                f"max_cost_usd must be a number of US dollars, got {raw!r}: fix the DAG param "
-                "or SANDBOX_MAX_COST_USD"
-            ) from None
-        if ceiling < 0:
-            raise SandboxError(f"max_cost_usd must be 0 or more, got {ceiling:g}")
-    mode = mode or os.environ.get("SANDBOX_INFER_MODE") or "realtime"
-    if mode not in MODES:
-        raise SandboxError(
-            f"mode must be realtime or batch, got {mode!r}: fix the DAG param or SANDBOX_INFER_MODE"
-        )
-    return ceiling, mode
+    return config.max_cost_usd(max_cost_usd), config.infer_mode(mode)
 
 
 def _call(function, as_of: date, **kwargs) -> dict:
@@ -253,18 +236,18 @@ def _infer(
     """
     from sandbox.decision import run_llm_inference
 
-    llm = llm or os.environ.get("SANDBOX_LLM") or None
     with _failure_policy(), _stop_on_kill():
+        llm = config.llm_choice(llm)
         ceiling, mode = infer_settings(max_cost_usd, mode)
         as_of = parse_date(ds)
         common = {"llm": llm, "model": model, "mode": mode, "progress": False}
         if mode == "batch":
-            wait = float(os.environ.get("SANDBOX_BATCH_FIRST_WAIT_S", "0"))
+            wait = config.batch_first_wait_s()
             summary = _call(run_llm_inference, as_of, **common, batch_size=batch_size,
                             max_cost_usd=ceiling, wait_s=wait)  # fmt: skip
             return _check(summary)
         first = None
-        if (llm or "mock") == "anthropic" and (batch_size is None or batch_size > PROBE_ROWS):
+        if llm == "anthropic" and (batch_size is None or batch_size > PROBE_ROWS):
             first = _check(
                 _call(run_llm_inference, as_of, **common, batch_size=PROBE_ROWS, max_cost_usd=ceiling)
             )
@@ -299,7 +282,7 @@ def collect_batch(ds: str, ti, params: dict | None = None):
         summary = _call(
             run_llm_inference,
             parse_date(ds),
-            llm=params.get("llm") or os.environ.get("SANDBOX_LLM") or None,
+            llm=config.llm_choice(params.get("llm")),
             model=params.get("model"),
             mode="batch",
             progress=False,

@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from sandbox.config import ROOT, SHIPPED_AS_OF_DATE, warehouse_path
+from sandbox.config import ROOT, SHIPPED_AS_OF_DATE, llm_choice, warehouse_path
 from sandbox.decision.summary import SIMULATED_COST
 
 SCRATCH_ENV = "SANDBOX_NOTEBOOK_SCRATCH"
@@ -65,7 +65,7 @@ def setup(notebook: str, *, reset: bool = True) -> Path:
     pd.set_option("display.width", 160)
     path = warehouse_path()
     where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else f"…/{notebook}/{path.name}"
-    llm = os.environ["SANDBOX_LLM"]
+    llm = llm_choice()
     mode = "offline: a deterministic fake of the Messages API" if llm == "mock" else "the real API"
     state = "emptied now" if fresh else "kept: restart the kernel to start fresh"
     print(f"LLM: {llm} ({mode})")
@@ -76,7 +76,7 @@ def setup(notebook: str, *, reset: bool = True) -> Path:
 
 def offline(llm: str | None = None) -> bool:
     """True when answers and costs come from the offline fake (``SANDBOX_LLM=mock``)."""
-    return (llm or os.environ.get("SANDBOX_LLM", "mock")) == "mock"
+    return llm_choice(llm) == "mock"
 
 
 def cost_note(llm: str | None = None) -> str:

@@ -17,9 +17,9 @@ from datetime import date
 from pathlib import Path
 
 from sandbox.config import (
-    DBT_PROJECT_DIR,
     cache_dir,
     copy_into_place,
+    dbt_project_dir,
     environment,
     raw_dir,
     sweep_parts,
@@ -39,7 +39,7 @@ PARSES_KEPT = 16
 
 def project_dir() -> Path:
     """The dbt project (``SANDBOX_DBT_PROJECT_DIR``, default ``dbt_project/``)."""
-    return Path(os.environ.get("SANDBOX_DBT_PROJECT_DIR") or DBT_PROJECT_DIR).resolve()
+    return dbt_project_dir()
 
 
 def target_dir() -> Path:

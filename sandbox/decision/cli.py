@@ -10,8 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-LLM_CHOICES = ("mock", "anthropic")
-MODES = ("realtime", "batch")
+from sandbox.config import LLM_CHOICES, MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

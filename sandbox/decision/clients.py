@@ -12,23 +12,17 @@ from pathlib import Path
 
 import anthropic
 
-from sandbox.config import SandboxError, warehouse_path
+from sandbox.config import LLM_CHOICES as LLM_CHOICES  # still importable from here
+from sandbox.config import SandboxError, llm_choice, warehouse_path
 
-LLM_CHOICES = ("mock", "anthropic")
 DEFAULT_MAX_RETRIES = 4
 """Retries per request for 429, 529, 5xx and timeouts (the SDK's default is 2)."""
 REQUEST_TIMEOUT_S = 60.0
 
 
 def resolve_llm(llm: str | None) -> str:
-    """``llm``, else ``SANDBOX_LLM``, else ``mock``; a clear error for anything else."""
-    name = (llm or os.environ.get("SANDBOX_LLM") or "mock").strip().lower()
-    if name not in LLM_CHOICES:
-        raise SandboxError(
-            f"unknown LLM {name!r}: use --llm mock (offline fake) or --llm anthropic "
-            "(needs ANTHROPIC_API_KEY), or set SANDBOX_LLM to one of them"
-        )
-    return name
+    """``llm``, else ``SANDBOX_LLM``, else ``mock`` (see :func:`sandbox.config.llm_choice`)."""
+    return llm_choice(llm)
 
 
 class Sends:

@@ -14,7 +14,7 @@ from datetime import date
 
 import anthropic
 
-from sandbox.config import SandboxError, parse_date
+from sandbox.config import MODES, SandboxError, parse_date
 from sandbox.decision import store
 from sandbox.decision.batch import BatchRun
 from sandbox.decision.clients import make_client, resolve_llm
@@ -32,7 +32,6 @@ from sandbox.decision.store import InputRow, PendingWork
 from sandbox.decision.summary import InferenceSummary
 from sandbox.warehouse import holds_step
 
-MODES = ("realtime", "batch")
 BATCH_POLL_S = {"mock": 0.05, "anthropic": 30.0}
 BATCH_WAIT_S = {"mock": 120.0, "anthropic": 3600.0}
 DEFAULT_ESCALATION_SHARE = 0.3

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import anthropic
 import pandas as pd
 
-from sandbox.config import SandboxError
+from sandbox.config import MODES, SandboxError
 from sandbox.decision.clients import make_client
 from sandbox.decision.pricing import PriceBook, approx_tokens, load_price_book
 from sandbox.decision.prompt import count_tokens, prefix_chars
@@ -23,7 +23,6 @@ PLANS = ("cheap", "capable", "escalation")
 escalation model (Sonnet); ``escalation``: the primary model for every row plus the
 capable one for the share of rows the sample escalated (what the engine does by default)."""
 
-MODES = ("realtime", "batch")
 BATCH_TYPICAL_HOURS = 1.0
 """Anthropic: most Message Batches finish within an hour."""
 BATCH_MAX_HOURS = 24.0

@@ -7,22 +7,20 @@
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.config import ROOT, SandboxError
+from sandbox.config import ROOT, SandboxError, eval_baselines_dir
 from sandbox.evals.runner import EvalRun
 
-BASELINES_DIR = ROOT / "data" / "golden" / "baselines"
 GATE_CONFIG = ROOT / "data" / "golden" / "gate.toml"
 MAX_DIFF_LINES = 40
 
 
 def baselines_dir() -> Path:
     """The reviewed baselines (``SANDBOX_EVAL_BASELINES``, default ``data/golden/baselines``)."""
-    return Path(os.environ.get("SANDBOX_EVAL_BASELINES") or BASELINES_DIR)
+    return eval_baselines_dir()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sandbox.config import ROOT, SandboxError, environment
+from sandbox.config import ROOT, SandboxError, dbt_project_dir, environment, eval_cache_dir
 
 GOLDEN_DIR = ROOT / "data" / "golden"
 GOLDEN_AS_OF = date(2026, 11, 1)
@@ -68,7 +68,7 @@ class GoldenSet:
 
 def cache_dir() -> Path:
     """Where built golden rows are kept (``SANDBOX_EVAL_CACHE``, default ``warehouse/eval-cache``)."""
-    return Path(os.environ.get("SANDBOX_EVAL_CACHE") or ROOT / "warehouse" / "eval-cache")
+    return eval_cache_dir()
 
 
 def read_labels(folder: Path | str = GOLDEN_DIR) -> list[dict]:
@@ -86,16 +86,12 @@ def read_labels(folder: Path | str = GOLDEN_DIR) -> list[dict]:
     return rows
 
 
-def _project_dir() -> Path:
-    return Path(os.environ.get("SANDBOX_DBT_PROJECT_DIR") or ROOT / "dbt_project").resolve()
-
-
 def inputs_sha(folder: Path | str = GOLDEN_DIR) -> str:
     """A hash of the golden raw files and every dbt file that shapes the mart."""
     digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
     folder = Path(folder)
     files = [(folder, folder / "users.csv"), (folder, folder / "events.csv")]
-    project = _project_dir()
+    project = dbt_project_dir()
     for name in _DBT_INPUTS:
         path = project / name
         found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -116,7 +112,7 @@ def _build_rows(folder: Path) -> list[dict]:
     from sandbox.data import build
     from sandbox.warehouse import connect
 
-    project = _project_dir()
+    project = dbt_project_dir()
     place = hashlib.sha256(str(project).encode()).hexdigest()[:8]
     warehouse = cache_dir() / f"build-{place}" / "golden.duckdb"  # dbt reuses its parse here
     with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):

@@ -138,6 +138,7 @@ def test_two_files_with_the_same_name_are_open_at_once(path: Path, tmp_path: Pat
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the fork is the point
 def test_a_forked_child_opens_the_warehouse_itself(path: Path) -> None:
     with connect() as con:
         con.execute("select 1")

@@ -191,6 +191,7 @@ def test_a_full_disk_stops_sending_and_loses_no_answer(
     print(f"full disk ({how}): stopped after {sum(answered.values())} requests, ledger equal")
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the fork is the point
 def test_ids_are_uuid4_and_a_forked_child_does_not_repeat_its_parents() -> None:
     import uuid
 

@@ -33,13 +33,13 @@ else `realtime`), `max_cost_usd` (`SANDBOX_MAX_COST_USD`, else no ceiling), `mod
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
 
+from sandbox.config import seconds_setting
 from sandbox.control.names import (
     AI_DAG,
     BATCH_TASK,
@@ -50,11 +50,11 @@ from sandbox.control.names import (
     SENSOR_TASK,
 )
 
-RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
-SENSOR_TIMEOUT_S = float(os.environ.get("SANDBOX_SENSOR_TIMEOUT_S", "3600"))
-SENSOR_POKE_S = float(os.environ.get("SANDBOX_SENSOR_POKE_S", "60"))
-BATCH_TIMEOUT_S = float(os.environ.get("SANDBOX_BATCH_TIMEOUT_S", str(25 * 3600)))
-BATCH_POKE_S = float(os.environ.get("SANDBOX_BATCH_POKE_S", "300"))
+RETRY_DELAY = timedelta(seconds=seconds_setting("SANDBOX_RETRY_DELAY_S", 300))
+SENSOR_TIMEOUT_S = seconds_setting("SANDBOX_SENSOR_TIMEOUT_S", 3600)
+SENSOR_POKE_S = seconds_setting("SANDBOX_SENSOR_POKE_S", 60)
+BATCH_TIMEOUT_S = seconds_setting("SANDBOX_BATCH_TIMEOUT_S", 25 * 3600)
+BATCH_POKE_S = seconds_setting("SANDBOX_BATCH_POKE_S", 300)
 
 
 def record_failure(context) -> None:

@@ -20,14 +20,14 @@ plane. No business logic lives in this file.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
+from sandbox.config import seconds_setting
 from sandbox.control.names import DBT_DAG
 
-RETRY_DELAY = timedelta(seconds=float(os.environ.get("SANDBOX_RETRY_DELAY_S", "300")))
+RETRY_DELAY = timedelta(seconds=seconds_setting("SANDBOX_RETRY_DELAY_S", 300))
 
 
 @dag(

@@ -194,7 +194,7 @@ def infer_mode(given: str | None = None) -> str:
     return mode
 
 
-def _seconds(name: str, default: float) -> float:
+def seconds_setting(name: str, default: float) -> float:
     """The environment variable ``name`` as 0 or more seconds (``default`` when unset)."""
     raw = os.environ.get(name) or ""
     try:
@@ -215,10 +215,10 @@ DEFAULT_BATCH_CREATE_GRACE_S = 120.0
 def batch_create_grace_s() -> float:
     """How long the batch list must show nothing before a create with no answer counts as
     never made (``SANDBOX_BATCH_CREATE_GRACE_S``, seconds, default 120)."""
-    return _seconds("SANDBOX_BATCH_CREATE_GRACE_S", DEFAULT_BATCH_CREATE_GRACE_S)
+    return seconds_setting("SANDBOX_BATCH_CREATE_GRACE_S", DEFAULT_BATCH_CREATE_GRACE_S)
 
 
 def batch_first_wait_s() -> float:
     """How long a batch run polls a new Message Batch before leaving it to the sensor
     (``SANDBOX_BATCH_FIRST_WAIT_S``, seconds, default 0)."""
-    return _seconds("SANDBOX_BATCH_FIRST_WAIT_S", 0.0)
+    return seconds_setting("SANDBOX_BATCH_FIRST_WAIT_S", 0.0)

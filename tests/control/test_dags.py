@@ -138,9 +138,10 @@ def test_dag_files_import_sandbox_only_inside_tasks(path: Path) -> None:
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in (node.names if isinstance(node, ast.Import) else [None])
     ]
-    # only the names (ids, choices: a module of constants); the work is imported inside tasks
-    sandbox = [name for name in top_level if name and name.split(".")[0] == "sandbox"]
-    assert sandbox in ([], ["sandbox.control.names"])
+    # only the names (ids, choices) and the settings, both light modules of the standard
+    # library alone; the work is imported inside tasks
+    sandbox = {name for name in top_level if name and name.split(".")[0] == "sandbox"}
+    assert sandbox <= {"sandbox.config", "sandbox.control.names"}
     assert not [n for n in top_level if n and n.startswith("airflow.operators")]  # Airflow 2
     assert ast.get_docstring(tree), "the module docstring is the DAG's doc_md"
 
@@ -256,3 +257,16 @@ def test_the_gate_sensor_passes_on_success_and_fails_fast_on_failure(
     assert ti.asked[0] == {
         "dag_id": "dbt_production", "task_ids": ["dbt_run"], "logical_dates": [when]
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_a_wrong_dag_timing_names_the_variable_and_the_fix(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.config import SandboxError
+
+    monkeypatch.setenv("SANDBOX_RETRY_DELAY_S", "five minutes")
+    spec = importlib.util.spec_from_file_location(f"bad_timing_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    with pytest.raises(SandboxError, match=r"SANDBOX_RETRY_DELAY_S='five minutes' .* 0 or more"):
+        spec.loader.exec_module(module)

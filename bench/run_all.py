@@ -23,7 +23,7 @@ import bench_decision  # noqa: E402
 import bench_e2e  # noqa: E402
 import bench_evals  # noqa: E402
 import bench_projection  # noqa: E402
-from common import RESULTS, ROOT, load, load_average, machine, markdown, measured, report  # noqa: E402
+from common import OUT, RESULTS, ROOT, load, load_average, machine, markdown, measured, report  # noqa: E402
 
 DATA_NOTES = """
 *dbt start-up* is everything outside the first-node-to-last-node span of `run_results.json`
@@ -99,6 +99,11 @@ under new ids. The drift check is one grouped scan of the date and its 7-day win
 
 
 KEYS = ("data", "decision", "projection", "e2e", "evals")
+COMPARE_NOTES = """
+`bench/before_after.py --before REV` runs the data and end-to-end benchmarks on an earlier
+commit and on this one, alternating, on the same machine; each line is this commit's value
+divided by the earlier one's (lower is faster), with both values beneath.
+"""
 
 
 def main() -> None:
@@ -148,6 +153,10 @@ def main() -> None:
         (bench_e2e.AREA, e2e, E2E_NOTES, when["e2e"]),
         (bench_evals.AREA, evals, EVALS_NOTES, when["evals"]),
     ]
+    if not args.quick and (OUT / "results-compare.json").exists():
+        compare, saved = load("compare")
+        title = f"Before and after: this commit against {saved['before']}"
+        sections.append((title, compare, COMPARE_NOTES, measured("compare")))
     for title, measurements, _, _ in sections:
         report(title, measurements)
     failed = [m for _, ms, _, _ in sections for m in ms if m.passed is False]

@@ -13,7 +13,7 @@ UV_VERSION := 0.13.9
 UV := .tools/uv-$(UV_VERSION)/bin/uv
 AS_OF ?= 2026-11-01
 PYTEST_ARGS ?=
-# make test: test files run on this many parallel workers, longest first (tests/durations.json)
+# make test: test files run on this many parallel workers, longest first (measured; see docs/testing.md)
 TEST_WORKERS ?= 3
 # make check: the quick tests (no slow, learner_path or browser marker) on this many workers
 CHECK_WORKERS ?= 3

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.config import DEFAULT_RAW_DIR, SHIPPED_AS_OF_DATE
+from sandbox.config import DEFAULT_RAW_DIR, SHIPPED_AS_OF_DATE, cache_dir
 
 AS_OF = SHIPPED_AS_OF_DATE
 
 # `make test` hands whole files to parallel workers in collection order
 # (`--dist loadfile --no-loadscope-reorder`), so the longest files go first: none of them then
 # starts last and runs alone while the other workers sit idle. The lengths are measured:
-# `make test` (`--store-durations`) writes each file's seconds to tests/durations.json.
+# `make test` (`--store-durations`) keeps each file's seconds in the virtualenv's cache, and
+# tests/durations.json (committed) gives a fresh clone its first order.
 DURATIONS = Path(__file__).with_name("durations.json")
 MEASURED: defaultdict[str, float] = defaultdict(float)  # this run's seconds per file
 UNMEASURED = {"learner_path": math.inf, "slow": 1e9}  # seconds assumed before a measurement
@@ -27,16 +28,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--store-durations",
         action="store_true",
-        help="write each test file's measured seconds to tests/durations.json",
+        help="keep each test file's measured seconds for the next run's order",
     )
 
 
+def _local_durations() -> Path | None:
+    """This checkout's own measurements (in the virtualenv, never committed)."""
+    folder = cache_dir("test-durations")
+    return folder / "durations.json" if folder else None
+
+
 def _stored_durations() -> dict[str, float]:
-    """Seconds per test file from the last `make test`; empty when there is no such file."""
-    try:
-        return json.loads(DURATIONS.read_text())
-    except (OSError, ValueError):
-        return {}
+    """Seconds per test file from the last `make test` here, else from the committed file."""
+    for path in (_local_durations(), DURATIONS):
+        try:
+            if path:
+                return json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return {}
 
 
 def _file(item: pytest.Item) -> str:
@@ -61,14 +71,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """With --store-durations, merge this run's per-file seconds into tests/durations.json."""
+    """With --store-durations, merge this run's per-file seconds into the local measurements."""
     config = session.config
-    if not config.getoption("store_durations") or hasattr(config, "workerinput"):
+    local = _local_durations()
+    if not config.getoption("store_durations") or hasattr(config, "workerinput") or not local:
         return
     root = Path(config.rootpath)
     stored = {path: s for path, s in _stored_durations().items() if (root / path).exists()}
     stored.update({path: round(s, 1) for path, s in MEASURED.items()})
-    DURATIONS.write_text(json.dumps(dict(sorted(stored.items())), indent=1) + "\n")
+    local.write_text(json.dumps(dict(sorted(stored.items())), indent=1) + "\n")
 
 
 @pytest.fixture(autouse=True)

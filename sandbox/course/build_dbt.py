@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE, environment
-from sandbox.course.verdicts import Verdict, blank, exercise, require, text
+from sandbox.course.verdicts import Blank, Miss, blank, exercise, require, text
 
 LESSON_MODELS = {"fct_users_per_plan"}
 """Models the lessons create: an exercise asks for one of your own."""
@@ -81,16 +81,16 @@ def _unit_test_can_fail(sql_path: Path, model_sql: str, name: str, units: list[s
 
 
 @exercise("02.3")
-def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | None) -> Verdict:
+def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | None) -> str:
     """Exercise 02.3: a new mart with data tests and a unit test that can fail, by ``dbt build``."""
     from sandbox.data import GateFailed, build
 
     if blank(name) or blank(model_sql) or blank(model_yml):
-        require(None, "set `my_model`, `my_model_sql` and `my_model_yml` above.")
+        raise Blank("set `my_model`, `my_model_sql` and `my_model_yml` above.")
     name = str(name).strip().removesuffix(".sql")
     problem, units = _spec_problem(name, str(model_yml))
     if problem:
-        return Verdict(False, problem)
+        raise Miss(problem)
     with tempfile.TemporaryDirectory(prefix="my-model-") as scratch:
         project = Path(scratch) / "dbt_project"
         shutil.copytree(
@@ -103,19 +103,19 @@ def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | No
             try:
                 result = build(SHIPPED_AS_OF_DATE, unit_tests=True)
             except GateFailed as exc:
-                return Verdict(False, _gate_message(exc, name))
+                raise Miss(_gate_message(exc, name)) from None
             except Exception as exc:  # dbt's own message (a compile error) is the hint
-                return Verdict(
-                    False, f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
-                )
+                raise Miss(
+                    f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
+                ) from None
             problem, data_tests = _built(result, name, units)
             if problem:
-                return Verdict(False, problem)
+                raise Miss(problem)
             if not _unit_test_can_fail(sql_path, str(model_sql), name, units):
-                return Verdict(False, "your unit test still passes when the model returns no "
-                               "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip
-    return Verdict(True, f"{name} built; {data_tests} data test(s) and {len(units)} unit test(s) "
-                   "passed, and the unit test failed when the model's logic broke.")  # fmt: skip
+                raise Miss("your unit test still passes when the model returns no "
+                           "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip
+    return (f"{name} built; {data_tests} data test(s) and {len(units)} unit test(s) passed, "
+            "and the unit test failed when the model's logic broke.")  # fmt: skip
 
 
 def _last_build(name: str) -> tuple[str | None, list[str], dict]:
@@ -135,32 +135,27 @@ def _last_build(name: str) -> tuple[str | None, list[str], dict]:
 
 
 @exercise("05.2")
-def check_new_model(project_dir, model_name: str | None) -> Verdict:
+def check_new_model(project_dir, model_name: str | None) -> str:
     """Exercise 05.2: your own dbt model, with a data test, run by the unchanged DAGs."""
     require(model_name, "set `new_model` to the name of the model you added.")
     name = text(model_name).removesuffix(".sql")
     if name in LESSON_MODELS or list(DBT_PROJECT_DIR.rglob(f"{name}.sql")):
-        return Verdict(
-            False,
-            f"{name} is not yours: the lesson (or the shipped project) made it. Add a new one.",
+        raise Miss(
+            f"{name} is not yours: the lesson (or the shipped project) made it. Add a new one."
         )
     if not list((Path(project_dir) / "models").rglob(f"{name}.sql")):
-        return Verdict(False, f"no file {name}.sql under the copied project's models/.")
+        raise Miss(f"no file {name}.sql under the copied project's models/.")
     try:
         model_id, tests, status = _last_build(name)
     except (OSError, ValueError, KeyError):
-        return Verdict(False, "no dbt build recorded yet: run the pipeline with your project.")
+        raise Miss("no dbt build recorded yet: run the pipeline with your project.") from None
     if model_id is None or status.get(model_id) != "success":
-        return Verdict(False, f"the last build did not build {name}: run the pipeline for a date "
-                       "with SANDBOX_DBT_PROJECT_DIR set to the copy.")  # fmt: skip
+        raise Miss(f"the last build did not build {name}: run the pipeline for a date "
+                   "with SANDBOX_DBT_PROJECT_DIR set to the copy.")  # fmt: skip
     if not tests:
-        return Verdict(
-            False,
-            f"{name} has no data test: add a .yml next to it with at least one (e.g. not_null).",
+        raise Miss(
+            f"{name} has no data test: add a .yml next to it with at least one (e.g. not_null)."
         )
     if not all(status.get(t) == "pass" for t in tests):
-        return Verdict(False, f"{name}'s tests did not all pass in the last build.")
-    return Verdict(
-        True,
-        f"{name} was built and {len(tests)} data test(s) passed — and dags/ was never touched.",
-    )
+        raise Miss(f"{name}'s tests did not all pass in the last build.")
+    return f"{name} was built and {len(tests)} data test(s) passed — and dags/ was never touched."

@@ -1,7 +1,6 @@
 """What the notebooks import: one set-up call, the labels of simulated output, and the checks.
 
-The notebooks call the real planes; this package prepares each notebook's environment and
-turns a learner's answer into a verdict with a hint, never the answer.
+A check turns a learner's answer into a verdict with a hint, never the answer.
 """
 
 from sandbox.course.build_dag import check_pipeline_task

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
 from sandbox.config import SandboxError
@@ -42,15 +41,6 @@ for day in sys.argv[3:]:
     states[day] = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 print("RESULT " + json.dumps({"tasks": sorted(dag.task_ids), "states": states}))
 """
-
-
-def hidden_dates(rng: random.Random) -> dict[str, str]:
-    """Three distinct random dates in October 2026 (never 10-29/10-31, which the lesson runs)."""
-    picked = rng.sample(range(2, 29), 3)
-    return {
-        status: str(date(2026, 10, day))
-        for status, day in zip(("success", "failed", "none"), picked, strict=True)
-    }
 
 
 def _hidden_warehouse(folder: Path, dates: dict[str, str]) -> Path:
@@ -124,21 +114,17 @@ def _judge(result: dict, dates: dict[str, str]) -> str:
 
 @exercise("04.1")
 def check_pipeline_task(dag_file) -> str:
-    """Exercise 04.1: a DAG ``pipeline_health`` whose ``check_last_run`` fails a bad day.
-
-    Airflow runs your file with ``dag.test()`` against a copy of this notebook's warehouse
-    holding runs on random dates: a succeeded date must pass, a failed and an empty one fail.
-    """
+    """Exercise 04.1: a DAG ``pipeline_health`` whose ``check_last_run`` fails a bad day."""
     from sandbox.config import warehouse_path
 
-    path = Path(dag_file) if dag_file else None
-    code = [x for x in path.read_text().splitlines() if x.strip() and not x.lstrip().startswith("#")
-            ] if path and path.is_file() else []  # fmt: skip
-    if not code:
+    path = Path(dag_file or ".")
+    lines = path.read_text().splitlines() if path.is_file() else []
+    if not any(x.strip() and not x.lstrip().startswith("#") for x in lines):
         raise Blank("write your DAG into `my_dag` with the %%writefile cell above.")
     if not has_table("ops.pipeline_runs"):
         raise Blank("ops.pipeline_runs does not exist yet: run Step 3 first.")
-    dates = hidden_dates(random.Random())
+    days = [f"2026-10-{d:02d}" for d in random.sample(range(2, 29), 3)]  # not the lesson's days
+    dates = dict(zip(("success", "failed", "none"), days, strict=True))
     home = warehouse_path().parent / "exercise_airflow"
     home.mkdir(parents=True, exist_ok=True)
     try:

@@ -26,28 +26,29 @@ def _yaml_tests(model: dict) -> int:
     return count
 
 
-def _spec_problem(name: str, model_yml: str) -> tuple[str | None, list[str]]:
-    """What the yml lacks (None when it declares a data test and a unit test), and unit names."""
+def _unit_tests(name: str, model_yml: str) -> list[str]:
+    """The unit tests the yml declares for ``name``; a miss when it lacks them or a data test."""
     import yaml
 
     if name in LESSON_MODELS or list(DBT_PROJECT_DIR.rglob(f"{name}.sql")):
-        return f"{name} already exists: give your model a new name.", []
+        raise Miss(f"{name} already exists: give your model a new name.")
     try:
         spec = yaml.safe_load(model_yml) or {}
     except yaml.YAMLError as exc:
-        return f"`my_model_yml` is not valid YAML: {str(exc).splitlines()[0]}", []
+        raise Miss(f"`my_model_yml` is not valid YAML: {str(exc).splitlines()[0]}") from None
     entry = next((m for m in spec.get("models") or [] if m.get("name") == name), None)
     if entry is None:
-        return f"the yml has no `models:` entry named {name}.", []
+        raise Miss(f"the yml has no `models:` entry named {name}.")
     if _yaml_tests(entry) == 0:
-        return "declare at least one data test (e.g. `data_tests: [not_null]` on a column).", []
+        raise Miss("declare at least one data test (e.g. `data_tests: [not_null]` on a column).")
     units = [
         u["name"] for u in spec.get("unit_tests") or [] if u.get("model") == name and u.get("name")
     ]
     if not units:
-        return (f"add a `unit_tests:` entry with `model: {name}`, `given:` rows and `expect:` "
-                "rows.", [])  # fmt: skip
-    return None, units
+        raise Miss(
+            f"add a `unit_tests:` entry with `model: {name}`, `given:` rows and `expect:` rows."
+        )
+    return units
 
 
 def _gate_message(exc, name: str) -> str:
@@ -57,17 +58,18 @@ def _gate_message(exc, name: str) -> str:
     return "the gate stopped your model: " + "; ".join(f.describe() for f in mine)
 
 
-def _built(result, name: str, units: list[str]) -> tuple[str | None, int]:
+def _data_tests_run(result, name: str, units: list[str]) -> int:
+    """How many data tests the build ran on ``name``; a miss when the model or a test did not run."""
     ran = {n.name: n for n in result.nodes}
     if name not in ran or ran[name].kind != "model":
-        return f"dbt did not build {name}: is the file name the model name?", 0
+        raise Miss(f"dbt did not build {name}: is the file name the model name?")
     data_tests = [n for n in result.nodes if n.kind == "data test" and name in n.name]
     if not data_tests:
-        return f"no data test ran on {name}: check the yml's indentation.", 0
+        raise Miss(f"no data test ran on {name}: check the yml's indentation.")
     missing = [u for u in units if u not in ran]
     if missing:
-        return f"unit test {missing[0]} did not run: check its `model:`.", 0
-    return None, len(data_tests)
+        raise Miss(f"unit test {missing[0]} did not run: check its `model:`.")
+    return len(data_tests)
 
 
 def _unit_test_can_fail(sql_path: Path, model_sql: str, name: str, units: list[str]) -> bool:
@@ -88,9 +90,7 @@ def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | No
     if blank(name) or blank(model_sql) or blank(model_yml):
         raise Blank("set `my_model`, `my_model_sql` and `my_model_yml` above.")
     name = str(name).strip().removesuffix(".sql")
-    problem, units = _spec_problem(name, str(model_yml))
-    if problem:
-        raise Miss(problem)
+    units = _unit_tests(name, str(model_yml))
     with tempfile.TemporaryDirectory(prefix="my-model-") as scratch:
         project = Path(scratch) / "dbt_project"
         shutil.copytree(
@@ -108,9 +108,7 @@ def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | No
                 raise Miss(
                     f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
                 ) from None
-            problem, data_tests = _built(result, name, units)
-            if problem:
-                raise Miss(problem)
+            data_tests = _data_tests_run(result, name, units)
             if not _unit_test_can_fail(sql_path, str(model_sql), name, units):
                 raise Miss("your unit test still passes when the model returns no "
                            "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.course.hidden import EVERY_RULE
-from sandbox.course.verdicts import Blank, Miss, exercise, helpers_off
+from sandbox.course.verdicts import Blank, Miss, call_each, exercise
 
 
 @dataclass
@@ -26,7 +26,7 @@ class RecordedExchange:
     response: dict[str, Any] = field(default_factory=dict)
 
 
-def recording_client(*, faults: str | None = None, max_retries: int = 0):
+def recording_client(*, faults: str | None = None):
     """An ``anthropic.Anthropic`` client on the offline fake that records every exchange.
 
     Returns ``(client, exchanges)``: each HTTP request the SDK builds and the fake's response,
@@ -66,7 +66,7 @@ def recording_client(*, faults: str | None = None, max_retries: int = 0):
         api_key="mock-key-offline",
         base_url=OFFLINE_BASE_URL,
         http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(handle)),
-        max_retries=max_retries,
+        max_retries=0,
     )
     return client, exchanges
 
@@ -105,18 +105,12 @@ def check_one_request(recommend_one) -> str:
 
     if not callable(recommend_one):
         raise Blank("define `recommend_one(client, summary)` above.")
-    for summary in EVERY_RULE:
-        client, sent = recording_client()
-        with helpers_off("sandbox.decision.prompt") as used:
-            try:
-                answer = recommend_one(client, summary)
-            except Exception as exc:  # the learner's error is an answer to explain
-                raise Miss(f"your function raised {type(exc).__name__}: {exc}") from None
-        if answer is None and not sent:
-            raise Blank("`recommend_one` returns None and sends nothing: write its body.")
-        if any(u.endswith(".build_params") for u in used):
-            raise Miss("your function called build_params(), the engine's request builder: the "
-                       "check runs without it. Write the call yourself.")  # fmt: skip
+    wires = [recording_client() for _ in EVERY_RULE]
+    cases = [(client, summary) for (client, _), summary in zip(wires, EVERY_RULE, strict=True)]
+    answers = call_each(
+        recommend_one, cases, "recommend_one", "sandbox.decision.prompt:build_params"
+    )
+    for (_, sent), summary, answer in zip(wires, EVERY_RULE, answers, strict=True):
         problem = _request_problem(sent, summary)
         if problem:
             raise Miss(problem)

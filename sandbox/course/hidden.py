@@ -24,17 +24,13 @@ DAY = date(2026, 11, 1)
 TYPES = ("upgrade_prompt", "re_engagement", "feature_discovery", "churn_risk")
 
 
-def run_hidden(sql: str, tables: dict) -> list[tuple]:
-    """Run ``sql`` on an in-memory DuckDB holding ``tables`` (``"schema.name"`` -> DataFrame)."""
+def run_hidden(sql: str, table: str, frame) -> list[tuple]:
+    """Run ``sql`` on an in-memory DuckDB whose only table, ``table`` (schema.name), is ``frame``."""
     import duckdb
 
     with duckdb.connect(":memory:") as con:
-        for name, frame in tables.items():
-            schema, table = name.split(".")
-            con.execute(f"create schema if not exists {schema}")
-            con.register("frame", frame)
-            con.execute(f"create table {schema}.{table} as select * from frame")
-            con.unregister("frame")
+        con.execute(f"create schema {table.split('.')[0]}")
+        con.execute(f"create table {table} as select * from frame")
         try:
             return con.execute(sql).fetchall()
         except duckdb.Error as exc:
@@ -64,7 +60,7 @@ def check_top_recommendation(top_sql: str | None) -> str:
     rng = random.Random()
     for top in rng.sample(TYPES, 3):  # three different winners: no constant passes
         frame = _recommendations(rng, top)
-        got = run_hidden(str(top_sql), {"marts.user_recommendations": frame})
+        got = run_hidden(str(top_sql), "marts.user_recommendations", frame)
         if not got or str(got[0][0]).lower() != top:
             raise Miss("on fresh data your query's first row is not the most frequent type of "
                        "2026-11-01: filter the date, group by type, order by count.")  # fmt: skip
@@ -98,7 +94,7 @@ def check_fading_users(answer_sql: str | None) -> str:
     rng = random.Random()
     for _ in range(3):
         frame, fading = _features(rng)
-        got = run_hidden(str(answer_sql), {"marts.fct_user_features_for_ai": frame})
+        got = run_hidden(str(answer_sql), "marts.fct_user_features_for_ai", frame)
         ids = sorted(str(r[0]) for r in got)
         if ids != fading:
             missing, extra = set(fading) - set(ids), set(ids) - set(fading)
@@ -199,12 +195,8 @@ def _ledger(rng: random.Random):
         rows.append((day, f"u{n % 90:06d}", purpose, status, cost))
     frame = pd.DataFrame(rows, columns=["execution_date", "user_id", "purpose", "status",
                                         "cost_usd"])  # fmt: skip
-    mine = frame[(frame.purpose == "escalation") & (frame.execution_date == DAY)]
-    return (
-        frame,
-        float(mine.cost_usd.sum()),
-        float(frame[frame.execution_date == DAY].cost_usd.sum()),
-    )
+    day = frame[frame.execution_date == DAY]
+    return frame, day[day.purpose == "escalation"].cost_usd.sum(), day.cost_usd.sum()
 
 
 @exercise("03.2")
@@ -214,7 +206,7 @@ def check_escalation_cost(escalation_sql: str | None) -> str:
     rng = random.Random()
     for _ in range(3):
         frame, expected, everything = _ledger(rng)
-        got = run_hidden(str(escalation_sql), {"decision.llm_calls": frame})
+        got = run_hidden(str(escalation_sql), "decision.llm_calls", frame)
         value = number(got[0][0] if got and len(got[0]) else None)
         if same_money(value, everything):
             raise Miss("that sums every request of the date: keep only the escalations.")

@@ -89,10 +89,7 @@ def check_gate_explanation(drill_name: str | None, failing_check: str | None) ->
 
 @exercise("02.2")
 def check_custom_break(break_raw) -> str:
-    """Exercise 02.2: your own function that breaks the raw files so ``event_at``'s not_null fails.
-
-    The shipped drills are off during the check: a break that calls one does not count.
-    """
+    """Exercise 02.2: ``break_raw(raw_dir)`` makes ``event_at``'s not_null fail, no drill used."""
     from sandbox.config import DEFAULT_RAW_DIR, environment
     from sandbox.data import GateFailed, build
 

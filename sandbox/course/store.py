@@ -1,9 +1,7 @@
 """The notebooks as stored: outputs kept clean for the repository, or cleared for the student copy.
 
-:func:`clean` drops live-widget views (they need the kernel that drew them), colour codes and
-timestamps: ``python -m sandbox.course.store notebooks/*.ipynb``. :func:`student_notebook` clears
-every output and asks for a prediction first: learners who write down what a cell will print
-remember more. Solutions and the answer key live in ``instructor/``, never here.
+``python -m sandbox.course.store notebooks/*.ipynb`` cleans them. The student copy asks for a
+prediction before each output: learners who write down what a cell will print remember more.
 """
 
 from __future__ import annotations

@@ -15,11 +15,8 @@ LOCAL_API_KEY = "local-fake-key"
 
 
 def local_messages_api():
-    """The offline fake served over real HTTP on 127.0.0.1 (use it in a ``with``).
-
-    With ``ANTHROPIC_BASE_URL`` at its ``url`` and ``ANTHROPIC_API_KEY`` set to
-    :data:`LOCAL_API_KEY`, ``llm="anthropic"`` runs the real-API code path with no network.
-    """
+    """The offline fake served over real HTTP on 127.0.0.1 (use it in a ``with``): with
+    ``ANTHROPIC_BASE_URL`` at its ``url``, ``llm="anthropic"`` runs with no network."""
     from sandbox.decision.fake import FakeServer
 
     return FakeServer()

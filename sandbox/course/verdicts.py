@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,44 +158,35 @@ def same_money(answer: float, expected: float) -> bool:
     return abs(answer - expected) <= max(0.00005 + 1e-12, 1e-6 * abs(expected))
 
 
-@contextmanager
-def helpers_off(*modules: str) -> Iterator[list[str]]:
-    """Note every call of a function of ``modules`` (shipped helpers) while the learner's code runs.
+def call_each(fn: Callable, cases: Iterable[tuple], name: str, *helpers: str) -> list:
+    """``fn(*case)`` for every case, with the shipped ``helpers`` switched off.
 
-    Yields the list of helpers called (methods of their classes are allowed); it watches through
-    :func:`sys.setprofile`, Python's public hook for profilers.
+    A helper is a module (any function of it) or ``module:function``; methods of its classes are
+    allowed. Raising or calling a helper is a miss; ``None`` for every case is a blank.
     """
-    files, classes = {}, set()
-    for name in modules:
-        module = sys.modules.get(name) or __import__(name, fromlist=["_"])
-        files[module.__file__] = files[os.path.realpath(module.__file__)] = name
+    watched, classes = {}, set()
+    for helper in helpers:
+        module_name, _, only = helper.partition(":")
+        module = importlib.import_module(module_name)
+        watched[module.__file__] = watched[os.path.realpath(module.__file__)] = (module_name, only)
         classes |= {k for k, v in vars(module).items() if isinstance(v, type)}
     used: list[str] = []
 
-    def watch(frame, event, _arg):
+    def watch(frame, event, _arg):  # a sys.setprofile hook: Python's public hook for profilers
         code = frame.f_code
-        if event == "call" and code.co_filename in files:
+        module_name, only = watched.get(code.co_filename, ("", ""))
+        if event == "call" and module_name and only in ("", code.co_name):
             if code.co_qualname.split(".")[0] not in classes:
-                used.append(f"{files[code.co_filename]}.{code.co_name}")
+                used.append(f"{module_name}.{code.co_name}")
 
     previous = sys.getprofile()
     sys.setprofile(watch)
     try:
-        yield used
+        got = [fn(*case) for case in cases]
+    except Exception as exc:  # the learner's error is an answer to explain
+        raise Miss(f"{name} raised {type(exc).__name__}: {exc}") from None
     finally:
         sys.setprofile(previous)
-
-
-def call_each(fn: Callable, cases: Iterable[tuple], name: str, *helpers: str) -> list:
-    """``fn(*case)`` for every case with the ``helpers`` modules watched (:func:`helpers_off`).
-
-    A raise or a helper called is a miss; ``None`` for every case is a blank.
-    """
-    with helpers_off(*helpers) as used:
-        try:
-            got = [fn(*case) for case in cases]
-        except Exception as exc:  # the learner's error is an answer to explain
-            raise Miss(f"{name} raised {type(exc).__name__}: {exc}") from None
     if used:
         raise Miss(f"your code called {used[0]}(), the helper this exercise asks you to replace: "
                    "the check runs without it. Write the steps yourself.")  # fmt: skip

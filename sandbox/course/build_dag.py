@@ -13,12 +13,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
 from sandbox.config import SandboxError
 from sandbox.course.recall import has_table
-from sandbox.course.verdicts import Verdict, exercise, require
+from sandbox.course.verdicts import Blank, Miss, exercise
 
 EXERCISE_DAG_ID = "pipeline_health"
 EXERCISE_TASK_ID = "check_last_run"
@@ -42,15 +41,6 @@ for day in sys.argv[3:]:
     states[day] = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 print("RESULT " + json.dumps({"tasks": sorted(dag.task_ids), "states": states}))
 """
-
-
-def hidden_dates(rng: random.Random) -> dict[str, str]:
-    """Three distinct random dates in October 2026 (never 10-29/10-31, which the lesson runs)."""
-    picked = rng.sample(range(2, 29), 3)
-    return {
-        status: str(date(2026, 10, day))
-        for status, day in zip(("success", "failed", "none"), picked, strict=True)
-    }
 
 
 def _hidden_warehouse(folder: Path, dates: dict[str, str]) -> Path:
@@ -97,55 +87,51 @@ def _run_in_airflow(dag_file: Path, dates: dict[str, str], home: Path) -> tuple[
     return (json.loads(line[len("RESULT ") :]) if line else {}), log
 
 
-def _judge(result: dict, dates: dict[str, str]) -> Verdict:
+def _judge(result: dict, dates: dict[str, str]) -> str:
     if "import_errors" in result:
-        return Verdict(False, "Airflow could not import your DAG: "
-                       + "; ".join(result["import_errors"].values()))  # fmt: skip
+        raise Miss("Airflow could not import your DAG: "
+                   + "; ".join(result["import_errors"].values()))  # fmt: skip
     if "dags" in result:
         found = ", ".join(result["dags"]) or "none"
-        return Verdict(False, f"no DAG named {EXERCISE_DAG_ID} in your file (found: {found}).")
+        raise Miss(f"no DAG named {EXERCISE_DAG_ID} in your file (found: {found}).")
     if EXERCISE_TASK_ID not in result["tasks"]:
-        return Verdict(False, f"the DAG has no task {EXERCISE_TASK_ID} "
-                       f"(it has {', '.join(result['tasks'])}).")  # fmt: skip
+        raise Miss(f"the DAG has no task {EXERCISE_TASK_ID} "
+                   f"(it has {', '.join(result['tasks'])}).")  # fmt: skip
     states = {k: result["states"][d].get(EXERCISE_TASK_ID) for k, d in dates.items()}
     if states["success"] != "success":
-        return Verdict(False, f"on {dates['success']}, which succeeded, your task ended "
-                       f"{states['success']}: it should pass.")  # fmt: skip
+        raise Miss(f"on {dates['success']}, which succeeded, your task ended "
+                   f"{states['success']}: it should pass.")  # fmt: skip
     for kind, said in (("failed", "failed"), ("none", "never ran")):
         if states[kind] is None:
-            return Verdict(False, f"your task did not run for {dates[kind]}: is the DAG's "
-                           "start_date after it?")  # fmt: skip
+            raise Miss(f"your task did not run for {dates[kind]}: is the DAG's "
+                       "start_date after it?")  # fmt: skip
         if states[kind] != "failed":
-            return Verdict(False, f"on {dates[kind]}, whose run {said}, your task ended "
-                           f"{states[kind]}: it should fail (raise).")  # fmt: skip
-    return Verdict(True, f"Airflow ran {EXERCISE_DAG_ID} on three dates it never saw: "
-                   f"{EXERCISE_TASK_ID} passed only the one with a successful run.")  # fmt: skip
+            raise Miss(f"on {dates[kind]}, whose run {said}, your task ended "
+                       f"{states[kind]}: it should fail (raise).")  # fmt: skip
+    return (f"Airflow ran {EXERCISE_DAG_ID} on three dates it never saw: "
+            f"{EXERCISE_TASK_ID} passed only the one with a successful run.")  # fmt: skip
 
 
 @exercise("04.1")
-def check_pipeline_task(dag_file) -> Verdict:
-    """Exercise 04.1: a DAG ``pipeline_health`` whose ``check_last_run`` fails a bad day.
-
-    Airflow runs your file with ``dag.test()`` against a copy of this notebook's warehouse
-    holding runs on random dates: a succeeded date must pass, a failed and an empty one fail.
-    """
+def check_pipeline_task(dag_file) -> str:
+    """Exercise 04.1: a DAG ``pipeline_health`` whose ``check_last_run`` fails a bad day."""
     from sandbox.config import warehouse_path
 
-    path = Path(dag_file) if dag_file else None
-    code = [x for x in path.read_text().splitlines() if x.strip() and not x.lstrip().startswith("#")
-            ] if path and path.is_file() else []  # fmt: skip
-    if not code:
-        require(None, "write your DAG into `my_dag` with the %%writefile cell above.")
+    path = Path(dag_file or ".")
+    lines = path.read_text().splitlines() if path.is_file() else []
+    if not any(x.strip() and not x.lstrip().startswith("#") for x in lines):
+        raise Blank("write your DAG into `my_dag` with the %%writefile cell above.")
     if not has_table("ops.pipeline_runs"):
-        require(None, "ops.pipeline_runs does not exist yet: run Step 3 first.")
-    dates = hidden_dates(random.Random())
+        raise Blank("ops.pipeline_runs does not exist yet: run Step 3 first.")
+    days = [f"2026-10-{d:02d}" for d in random.sample(range(2, 29), 3)]  # not the lesson's days
+    dates = dict(zip(("success", "failed", "none"), days, strict=True))
     home = warehouse_path().parent / "exercise_airflow"
     home.mkdir(parents=True, exist_ok=True)
     try:
         result, log = _run_in_airflow(path, dates, home)
     except SandboxError as exc:
-        return Verdict(False, f"Airflow could not set up its home: {exc}")
+        raise Miss(f"Airflow could not set up its home: {exc}") from None
     if not result:
-        return Verdict(False, f"Airflow could not run your file; its output is in {log.name} "
-                       "in this notebook's exercise_airflow folder.")  # fmt: skip
+        raise Miss(f"Airflow could not run your file; its output is in {log.name} "
+                   "in this notebook's exercise_airflow folder.")  # fmt: skip
     return _judge(result, dates)

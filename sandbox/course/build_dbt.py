@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE, environment
-from sandbox.course.verdicts import Verdict, blank, exercise, require, text
+from sandbox.course.verdicts import Blank, Miss, blank, exercise, require, text
 
 LESSON_MODELS = {"fct_users_per_plan"}
 """Models the lessons create: an exercise asks for one of your own."""
@@ -26,28 +26,29 @@ def _yaml_tests(model: dict) -> int:
     return count
 
 
-def _spec_problem(name: str, model_yml: str) -> tuple[str | None, list[str]]:
-    """What the yml lacks (None when it declares a data test and a unit test), and unit names."""
+def _unit_tests(name: str, model_yml: str) -> list[str]:
+    """The unit tests the yml declares for ``name``; a miss when it lacks them or a data test."""
     import yaml
 
     if name in LESSON_MODELS or list(DBT_PROJECT_DIR.rglob(f"{name}.sql")):
-        return f"{name} already exists: give your model a new name.", []
+        raise Miss(f"{name} already exists: give your model a new name.")
     try:
         spec = yaml.safe_load(model_yml) or {}
     except yaml.YAMLError as exc:
-        return f"`my_model_yml` is not valid YAML: {str(exc).splitlines()[0]}", []
+        raise Miss(f"`my_model_yml` is not valid YAML: {str(exc).splitlines()[0]}") from None
     entry = next((m for m in spec.get("models") or [] if m.get("name") == name), None)
     if entry is None:
-        return f"the yml has no `models:` entry named {name}.", []
+        raise Miss(f"the yml has no `models:` entry named {name}.")
     if _yaml_tests(entry) == 0:
-        return "declare at least one data test (e.g. `data_tests: [not_null]` on a column).", []
+        raise Miss("declare at least one data test (e.g. `data_tests: [not_null]` on a column).")
     units = [
         u["name"] for u in spec.get("unit_tests") or [] if u.get("model") == name and u.get("name")
     ]
     if not units:
-        return (f"add a `unit_tests:` entry with `model: {name}`, `given:` rows and `expect:` "
-                "rows.", [])  # fmt: skip
-    return None, units
+        raise Miss(
+            f"add a `unit_tests:` entry with `model: {name}`, `given:` rows and `expect:` rows."
+        )
+    return units
 
 
 def _gate_message(exc, name: str) -> str:
@@ -57,17 +58,18 @@ def _gate_message(exc, name: str) -> str:
     return "the gate stopped your model: " + "; ".join(f.describe() for f in mine)
 
 
-def _built(result, name: str, units: list[str]) -> tuple[str | None, int]:
+def _data_tests_run(result, name: str, units: list[str]) -> int:
+    """How many data tests the build ran on ``name``; a miss when the model or a test did not run."""
     ran = {n.name: n for n in result.nodes}
     if name not in ran or ran[name].kind != "model":
-        return f"dbt did not build {name}: is the file name the model name?", 0
+        raise Miss(f"dbt did not build {name}: is the file name the model name?")
     data_tests = [n for n in result.nodes if n.kind == "data test" and name in n.name]
     if not data_tests:
-        return f"no data test ran on {name}: check the yml's indentation.", 0
+        raise Miss(f"no data test ran on {name}: check the yml's indentation.")
     missing = [u for u in units if u not in ran]
     if missing:
-        return f"unit test {missing[0]} did not run: check its `model:`.", 0
-    return None, len(data_tests)
+        raise Miss(f"unit test {missing[0]} did not run: check its `model:`.")
+    return len(data_tests)
 
 
 def _unit_test_can_fail(sql_path: Path, model_sql: str, name: str, units: list[str]) -> bool:
@@ -81,16 +83,14 @@ def _unit_test_can_fail(sql_path: Path, model_sql: str, name: str, units: list[s
 
 
 @exercise("02.3")
-def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | None) -> Verdict:
+def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | None) -> str:
     """Exercise 02.3: a new mart with data tests and a unit test that can fail, by ``dbt build``."""
     from sandbox.data import GateFailed, build
 
     if blank(name) or blank(model_sql) or blank(model_yml):
-        require(None, "set `my_model`, `my_model_sql` and `my_model_yml` above.")
+        raise Blank("set `my_model`, `my_model_sql` and `my_model_yml` above.")
     name = str(name).strip().removesuffix(".sql")
-    problem, units = _spec_problem(name, str(model_yml))
-    if problem:
-        return Verdict(False, problem)
+    units = _unit_tests(name, str(model_yml))
     with tempfile.TemporaryDirectory(prefix="my-model-") as scratch:
         project = Path(scratch) / "dbt_project"
         shutil.copytree(
@@ -103,19 +103,17 @@ def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | No
             try:
                 result = build(SHIPPED_AS_OF_DATE, unit_tests=True)
             except GateFailed as exc:
-                return Verdict(False, _gate_message(exc, name))
+                raise Miss(_gate_message(exc, name)) from None
             except Exception as exc:  # dbt's own message (a compile error) is the hint
-                return Verdict(
-                    False, f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
-                )
-            problem, data_tests = _built(result, name, units)
-            if problem:
-                return Verdict(False, problem)
+                raise Miss(
+                    f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
+                ) from None
+            data_tests = _data_tests_run(result, name, units)
             if not _unit_test_can_fail(sql_path, str(model_sql), name, units):
-                return Verdict(False, "your unit test still passes when the model returns no "
-                               "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip
-    return Verdict(True, f"{name} built; {data_tests} data test(s) and {len(units)} unit test(s) "
-                   "passed, and the unit test failed when the model's logic broke.")  # fmt: skip
+                raise Miss("your unit test still passes when the model returns no "
+                           "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip
+    return (f"{name} built; {data_tests} data test(s) and {len(units)} unit test(s) passed, "
+            "and the unit test failed when the model's logic broke.")  # fmt: skip
 
 
 def _last_build(name: str) -> tuple[str | None, list[str], dict]:
@@ -135,32 +133,27 @@ def _last_build(name: str) -> tuple[str | None, list[str], dict]:
 
 
 @exercise("05.2")
-def check_new_model(project_dir, model_name: str | None) -> Verdict:
+def check_new_model(project_dir, model_name: str | None) -> str:
     """Exercise 05.2: your own dbt model, with a data test, run by the unchanged DAGs."""
     require(model_name, "set `new_model` to the name of the model you added.")
     name = text(model_name).removesuffix(".sql")
     if name in LESSON_MODELS or list(DBT_PROJECT_DIR.rglob(f"{name}.sql")):
-        return Verdict(
-            False,
-            f"{name} is not yours: the lesson (or the shipped project) made it. Add a new one.",
+        raise Miss(
+            f"{name} is not yours: the lesson (or the shipped project) made it. Add a new one."
         )
     if not list((Path(project_dir) / "models").rglob(f"{name}.sql")):
-        return Verdict(False, f"no file {name}.sql under the copied project's models/.")
+        raise Miss(f"no file {name}.sql under the copied project's models/.")
     try:
         model_id, tests, status = _last_build(name)
     except (OSError, ValueError, KeyError):
-        return Verdict(False, "no dbt build recorded yet: run the pipeline with your project.")
+        raise Miss("no dbt build recorded yet: run the pipeline with your project.") from None
     if model_id is None or status.get(model_id) != "success":
-        return Verdict(False, f"the last build did not build {name}: run the pipeline for a date "
-                       "with SANDBOX_DBT_PROJECT_DIR set to the copy.")  # fmt: skip
+        raise Miss(f"the last build did not build {name}: run the pipeline for a date "
+                   "with SANDBOX_DBT_PROJECT_DIR set to the copy.")  # fmt: skip
     if not tests:
-        return Verdict(
-            False,
-            f"{name} has no data test: add a .yml next to it with at least one (e.g. not_null).",
+        raise Miss(
+            f"{name} has no data test: add a .yml next to it with at least one (e.g. not_null)."
         )
     if not all(status.get(t) == "pass" for t in tests):
-        return Verdict(False, f"{name}'s tests did not all pass in the last build.")
-    return Verdict(
-        True,
-        f"{name} was built and {len(tests)} data test(s) passed — and dags/ was never touched.",
-    )
+        raise Miss(f"{name}'s tests did not all pass in the last build.")
+    return f"{name} was built and {len(tests)} data test(s) passed — and dags/ was never touched."

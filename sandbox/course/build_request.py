@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.course.verdicts import Verdict, exercise, helpers_off, require
+from sandbox.course.hidden import EVERY_RULE
+from sandbox.course.verdicts import Blank, Miss, call_each, exercise
 
 
 @dataclass
@@ -25,7 +26,7 @@ class RecordedExchange:
     response: dict[str, Any] = field(default_factory=dict)
 
 
-def recording_client(*, faults: str | None = None, max_retries: int = 0):
+def recording_client(*, faults: str | None = None):
     """An ``anthropic.Anthropic`` client on the offline fake that records every exchange.
 
     Returns ``(client, exchanges)``: each HTTP request the SDK builds and the fake's response,
@@ -65,17 +66,9 @@ def recording_client(*, faults: str | None = None, max_retries: int = 0):
         api_key="mock-key-offline",
         base_url=OFFLINE_BASE_URL,
         http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(handle)),
-        max_retries=max_retries,
+        max_retries=0,
     )
     return client, exchanges
-
-
-_CHECK_SUMMARIES = (
-    "User has been on the free plan for 37 days. Last active 1 day ago. Performed 24 events of 2 types in the last 7 days.",
-    "User has been on the enterprise plan for 912 days. Last active 3 days ago. Performed 5 events of 3 types in the last 7 days.",
-    "User has been on the starter plan for 5 days. No activity recorded since signing up.",
-    "User has been on the pro plan for 61 days. Last active 19 days ago. No events in the last 7 days.",
-)
 
 
 def _kind(answer) -> str | None:
@@ -104,50 +97,31 @@ def _request_problem(sent: list, summary: str) -> str | None:
     return None
 
 
-def _one(recommend_one, summary: str, faults: str | None = None):
-    """Call the learner's function once; returns (answer, exchanges, helpers used, error)."""
-    client, sent = recording_client(faults=faults)
-    with helpers_off("sandbox.decision.prompt") as used:
-        try:
-            answer, error = recommend_one(client, summary), None
-        except Exception as exc:  # the learner's error is an answer to explain
-            answer, error = None, exc
-    return answer, sent, [u for u in used if u.endswith(".build_params")], error
-
-
 @exercise("03.3")
-def check_one_request(recommend_one) -> Verdict:
+def check_one_request(recommend_one) -> str:
     """Exercise 03.3: ``recommend_one(client, summary)`` sends one structured request and
     returns the validated answer; an answer the schema cannot stop (85 for 0.85) must raise."""
     from sandbox.decision.fake import recommend
 
     if not callable(recommend_one):
-        require(None, "define `recommend_one(client, summary)` above.")
-    for summary in _CHECK_SUMMARIES:
-        answer, sent, used, error = _one(recommend_one, summary)
-        if answer is None and error is None and not sent:
-            require(None, "`recommend_one` returns None and sends nothing: write its body.")
-        if used:
-            return Verdict(False, "your function called build_params(), the engine's request "
-                           "builder: the check runs without it. Write the call yourself.")  # fmt: skip
-        if error is not None:
-            why = (
-                sent[-1].response.get("error", {}).get("message")
-                if sent and sent[-1].status >= 400
-                else None
-            )
-            return Verdict(False, f"your function raised {type(error).__name__}: {why or error}")
+        raise Blank("define `recommend_one(client, summary)` above.")
+    wires = [recording_client() for _ in EVERY_RULE]
+    cases = [(client, summary) for (client, _), summary in zip(wires, EVERY_RULE, strict=True)]
+    answers = call_each(
+        recommend_one, cases, "recommend_one", "sandbox.decision.prompt:build_params"
+    )
+    for (_, sent), summary, answer in zip(wires, EVERY_RULE, answers, strict=True):
         problem = _request_problem(sent, summary)
         if problem:
-            return Verdict(False, problem)
+            raise Miss(problem)
         if _kind(answer) != recommend(summary).recommendation_type:
-            return Verdict(
-                False, "return the validated answer (e.g. what parse_answer(message) gives)."
-            )
-    bad, _, _, _ = _one(recommend_one, _CHECK_SUMMARIES[0], faults="out_of_range=1")
+            raise Miss("return the validated answer (e.g. what parse_answer(message) gives).")
+    client, _ = recording_client(faults="out_of_range=1")
+    try:
+        bad = recommend_one(client, EVERY_RULE[0])
+    except Exception:  # raising is the right answer to an out-of-range one
+        bad = None
     if bad is not None:
-        return Verdict(False, "an answer with confidence_score 85 came back as a result: "
-                       "validate it (pydantic, or parse_answer) and raise instead.")  # fmt: skip
-    return Verdict(
-        True, "one structured request per row, and an out-of-range answer never gets through."
-    )
+        raise Miss("an answer with confidence_score 85 came back as a result: "
+                   "validate it (pydantic, or parse_answer) and raise instead.")  # fmt: skip
+    return "one structured request per row, and an out-of-range answer never gets through."

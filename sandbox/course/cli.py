@@ -14,21 +14,17 @@ def _grade(args: argparse.Namespace) -> int:
     scores = grade([Path(p) for p in args.notebooks], Path(args.out), timeout_s=args.timeout)
     for s in scores:
         print(f"{s.notebook:<22} {s.exercise:<6} {s.score}  {s.status}")
-    print(
-        f"score {sum(s.score for s in scores)} / {len(scores)}: {args.out}/grades.json and grades.csv"
-    )
+    total = sum(s.score for s in scores)
+    print(f"score {total} / {len(scores)}: {args.out}/grades.json and grades.csv")
     return 0
 
 
 def _student(args: argparse.Namespace) -> int:
-    from sandbox.course.edition import write_student_copy
+    from sandbox.course.store import write_student_copy
 
-    written = write_student_copy(
-        sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), Path(args.out)
-    )
-    print(
-        f"{len(written)} notebooks written to {args.out} (outputs cleared, a prediction before each output)"
-    )
+    written = write_student_copy(sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb")), Path(args.out))
+    print(f"{len(written)} notebooks written to {args.out} "
+          "(outputs cleared, a prediction before each output)")  # fmt: skip
     return 0
 
 

@@ -27,12 +27,6 @@ class Score:
     status: str  # "right", "missed" (answered, not right), "blank" or "not run"
 
 
-def _expected(stem: str) -> tuple[str, ...]:
-    from sandbox.course import EXERCISES
-
-    return tuple(check.exercise for check in EXERCISES.get(stem, ()))
-
-
 def _execute(path: Path, scratch: Path, timeout_s: int) -> list[dict]:
     """Run one notebook in a fresh kernel; the verdicts its checks recorded."""
     import nbclient
@@ -44,26 +38,26 @@ def _execute(path: Path, scratch: Path, timeout_s: int) -> list[dict]:
         GRADES_ENV: str(grades),
         ATTEMPTS_ENV: str(scratch / "attempts.json"),
     }
-    nb = nbformat.read(path, as_version=4)
     with environment(settings):
-        client = nbclient.NotebookClient(
-            nb, timeout=timeout_s, allow_errors=True, kernel_name="python3",
-            resources={"metadata": {"path": str(path.parent)}},
-        )  # fmt: skip
-        client.execute()
+        nbclient.NotebookClient(
+            nbformat.read(path, as_version=4), timeout=timeout_s, allow_errors=True,
+            kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+        ).execute()  # fmt: skip
     lines = grades.read_text(encoding="utf-8").splitlines() if grades.exists() else []
     return [json.loads(line) for line in lines]
 
 
 def _scores(stem: str, verdicts: list[dict]) -> list[Score]:
-    seen = {v["exercise"] for v in verdicts}
-    names = [*_expected(stem), *sorted(seen - set(_expected(stem)))]
+    from sandbox.course import EXERCISES
+
+    expected = [check.exercise for check in EXERCISES.get(stem, ())]
+    names = [*expected, *sorted({v["exercise"] for v in verdicts} - set(expected))]
     scores = []
     for name in names:
         mine = [v for v in verdicts if v["exercise"] == name]
         if any(v["ok"] for v in mine):
             status = "right"
-        elif any(not v.get("blank") for v in mine):
+        elif any(not v["blank"] for v in mine):
             status = "missed"
         else:
             status = "blank" if mine else "not run"

@@ -11,33 +11,30 @@ from datetime import date, timedelta
 
 from sandbox.course.verdicts import (
     Blank,
-    Unreadable,
-    Verdict,
+    Miss,
+    call_each,
+    digest,
     exercise,
-    helpers_off,
+    number,
     require,
-    used_message,
+    same_money,
 )
 
 DAY = date(2026, 11, 1)
 TYPES = ("upgrade_prompt", "re_engagement", "feature_discovery", "churn_risk")
 
 
-def run_hidden(sql: str, tables: dict) -> list[tuple]:
-    """Run ``sql`` on an in-memory DuckDB holding ``tables`` (``"schema.name"`` -> DataFrame)."""
+def run_hidden(sql: str, table: str, frame) -> list[tuple]:
+    """Run ``sql`` on an in-memory DuckDB whose only table, ``table`` (schema.name), is ``frame``."""
     import duckdb
 
     with duckdb.connect(":memory:") as con:
-        for name, frame in tables.items():
-            schema, table = name.split(".")
-            con.execute(f"create schema if not exists {schema}")
-            con.register("frame", frame)
-            con.execute(f"create table {schema}.{table} as select * from frame")
-            con.unregister("frame")
+        con.execute(f"create schema {table.split('.')[0]}")
+        con.execute(f"create table {table} as select * from frame")
         try:
             return con.execute(sql).fetchall()
         except duckdb.Error as exc:
-            raise Unreadable(f"the query did not run: {str(exc).splitlines()[0]}") from None
+            raise Miss(f"the query did not run: {str(exc).splitlines()[0]}") from None
 
 
 def _recommendations(rng: random.Random, top: str):
@@ -57,17 +54,17 @@ def _recommendations(rng: random.Random, top: str):
 
 
 @exercise("00.2")
-def check_top_recommendation(top_sql: str | None) -> Verdict:
+def check_top_recommendation(top_sql: str | None) -> str:
     """Exercise 00.2: a query for the most frequent recommendation type of 2026-11-01."""
     require(top_sql, "write your query in `top_sql` above, then run this cell again.")
     rng = random.Random()
     for top in rng.sample(TYPES, 3):  # three different winners: no constant passes
         frame = _recommendations(rng, top)
-        got = run_hidden(str(top_sql), {"marts.user_recommendations": frame})
+        got = run_hidden(str(top_sql), "marts.user_recommendations", frame)
         if not got or str(got[0][0]).lower() != top:
-            return Verdict(False, "on fresh data your query's first row is not the most frequent "
-                           "type of 2026-11-01: filter the date, group by type, order by count.")  # fmt: skip
-    return Verdict(True, "your query finds the top type on data it has never seen.")
+            raise Miss("on fresh data your query's first row is not the most frequent type of "
+                       "2026-11-01: filter the date, group by type, order by count.")  # fmt: skip
+    return "your query finds the top type on data it has never seen."
 
 
 def _features(rng: random.Random):
@@ -91,21 +88,20 @@ def _features(rng: random.Random):
 
 
 @exercise("01.1")
-def check_fading_users(answer_sql: str | None) -> Verdict:
+def check_fading_users(answer_sql: str | None) -> str:
     """Exercise 01.1: users active in the last 30 days but not in the last 7, on hidden rows."""
     require(answer_sql, "write your query in `answer_sql` above, then run this cell again.")
     rng = random.Random()
     for _ in range(3):
         frame, fading = _features(rng)
-        got = run_hidden(str(answer_sql), {"marts.fct_user_features_for_ai": frame})
+        got = run_hidden(str(answer_sql), "marts.fct_user_features_for_ai", frame)
         ids = sorted(str(r[0]) for r in got)
         if ids != fading:
             missing, extra = set(fading) - set(ids), set(ids) - set(fading)
-            return Verdict(False, f"on {len(frame)} fresh rows your query returned {len(ids)} "
-                           f"users: {len(missing)} fading ones missing, {len(extra)} that are "
-                           "not fading. Hint: mind users with no events at all, and the "
-                           "30-day edge.")  # fmt: skip
-    return Verdict(True, "your query picks exactly the fading users, on rows it has never seen.")
+            raise Miss(f"on {len(frame)} fresh rows your query returned {len(ids)} users: "
+                       f"{len(missing)} fading ones missing, {len(extra)} that are not fading. "
+                       "Hint: mind users with no events at all, and the 30-day edge.")  # fmt: skip
+    return "your query picks exactly the fading users, on rows it has never seen."
 
 
 SUMMARY_CASES = {
@@ -123,30 +119,21 @@ SUMMARY_CASES = {
 
 
 @exercise("01.2")
-def check_summary_function(summarize) -> Verdict:
+def check_summary_function(summarize) -> str:
     """Exercise 01.2: ``summarize(...)`` rewrites the mart's summary in Python, on hidden rows."""
-    from sandbox.course.verdicts import digest
-
     if not callable(summarize):
-        require(None, "define `summarize(plan_tier, days_since_signup, days_since_last_event, "
-                "event_count_7d, distinct_event_types_7d)` above.")  # fmt: skip
-    for case, expected in SUMMARY_CASES.items():
-        try:
-            got = summarize(*case)
-            if got is None:
-                require(None, "`summarize` returns None: write its body, then run this cell again.")
-        except Blank:
-            raise
-        except Exception as exc:  # the learner's error is an answer to explain, not a crash
-            return Verdict(False, f"summarize{case} raised {type(exc).__name__}: {exc}")
-        if digest("01.2", got) != expected:
-            return Verdict(False, f"summarize{case} returned {got!r}, not what the mart writes "
-                           "for that row. Hint: re-read the mart's `case` branches and the "
-                           "pluralize macro (Step 5).")  # fmt: skip
-    return Verdict(True, f"{len(SUMMARY_CASES)} hidden rows, every sentence as the mart writes it.")
+        raise Blank("define `summarize(plan_tier, days_since_signup, days_since_last_event, "
+                    "event_count_7d, distinct_event_types_7d)` above.")  # fmt: skip
+    got = call_each(summarize, SUMMARY_CASES, "summarize")
+    for (case, expected), mine in zip(SUMMARY_CASES.items(), got, strict=True):
+        if digest("01.2", mine) != expected:
+            raise Miss(f"summarize{case} returned {mine!r}, not what the mart writes for that "
+                       "row. Hint: re-read the mart's `case` branches and the pluralize macro "
+                       "(Step 5).")  # fmt: skip
+    return f"{len(SUMMARY_CASES)} hidden rows, every sentence as the mart writes it."
 
 
-_EVERY_RULE = (
+EVERY_RULE = (
     "User has been on the pro plan for 3 days. No activity recorded since signing up.",
     "User has been on the free plan for 40 days. No activity recorded since signing up.",
     "User has been on the starter plan for 90 days. Last active 44 days ago. No events in the last 7 days.",
@@ -156,7 +143,7 @@ _EVERY_RULE = (
     "User has been on the pro plan for 75 days. Last active 1 day ago. Performed 31 events of 2 types in the last 7 days.",
     "User has been on the enterprise plan for 8 days. Last active 5 days ago. Performed 4 events of 3 types in the last 7 days.",
 )
-"""Hidden summaries of exercise 03.1, one per rule of the fake (then random ones follow)."""
+"""Hidden summaries of exercises 03.1 and 03.3, one per rule of the fake."""
 
 
 def _summary(rng: random.Random) -> str:
@@ -177,30 +164,22 @@ def _summary(rng: random.Random) -> str:
 
 
 @exercise("03.1")
-def check_type_predictor(predict_type) -> Verdict:
+def check_type_predictor(predict_type) -> str:
     """Exercise 03.1: ``predict_type(summary)`` applies the fake's rules, on fresh summaries."""
     from sandbox.decision.fake import recommend
 
     if not callable(predict_type):
-        require(None, "define `predict_type(summary)` above: it returns one of the four types.")
+        raise Blank("define `predict_type(summary)` above: it returns one of the four types.")
     rng = random.Random()
-    summaries = [*_EVERY_RULE, *(_summary(rng) for _ in range(60))]
-    with helpers_off("sandbox.decision.fake.answers") as used:
-        got = []
-        for summary in summaries:
-            try:
-                got.append(str(predict_type(summary)).strip().lower())
-            except Exception as exc:  # the learner's error is an answer to explain
-                return Verdict(False, f"predict_type raised {type(exc).__name__} on {summary!r}")
-    if used:
-        return Verdict(False, used_message(used))
-    if all(x == "none" for x in got):
-        require(None, "`predict_type` returns None: write its body, then run this cell again.")
+    summaries = [*EVERY_RULE, *(_summary(rng) for _ in range(60))]
+    got = call_each(
+        predict_type, [(s,) for s in summaries], "predict_type", "sandbox.decision.fake.answers"
+    )
     for summary, mine in zip(summaries, got, strict=True):
-        if mine != recommend(summary).recommendation_type:
-            return Verdict(False, f"not for {summary!r}. Hint: the fake applies the *first* "
-                           "rule that matches, top to bottom.")  # fmt: skip
-    return Verdict(True, f"{len(summaries)} fresh summaries, every type as the fake decides.")
+        if str(mine).strip().lower() != recommend(summary).recommendation_type:
+            raise Miss(f"not for {summary!r}. Hint: the fake applies the *first* rule that "
+                       "matches, top to bottom.")  # fmt: skip
+    return f"{len(summaries)} fresh summaries, every type as the fake decides."
 
 
 def _ledger(rng: random.Random):
@@ -216,28 +195,22 @@ def _ledger(rng: random.Random):
         rows.append((day, f"u{n % 90:06d}", purpose, status, cost))
     frame = pd.DataFrame(rows, columns=["execution_date", "user_id", "purpose", "status",
                                         "cost_usd"])  # fmt: skip
-    mine = frame[(frame.purpose == "escalation") & (frame.execution_date == DAY)]
-    return (
-        frame,
-        float(mine.cost_usd.sum()),
-        float(frame[frame.execution_date == DAY].cost_usd.sum()),
-    )
+    day = frame[frame.execution_date == DAY]
+    return frame, day[day.purpose == "escalation"].cost_usd.sum(), day.cost_usd.sum()
 
 
 @exercise("03.2")
-def check_escalation_cost(escalation_sql: str | None) -> Verdict:
+def check_escalation_cost(escalation_sql: str | None) -> str:
     """Exercise 03.2: a query for what the escalations of 2026-11-01 cost, on a hidden ledger."""
-    from sandbox.course.verdicts import number, same_money
-
     require(escalation_sql, "write your query in `escalation_sql` above.")
     rng = random.Random()
     for _ in range(3):
         frame, expected, everything = _ledger(rng)
-        got = run_hidden(str(escalation_sql), {"decision.llm_calls": frame})
+        got = run_hidden(str(escalation_sql), "decision.llm_calls", frame)
         value = number(got[0][0] if got and len(got[0]) else None)
         if same_money(value, everything):
-            return Verdict(False, "that sums every request of the date: keep only the escalations.")
+            raise Miss("that sums every request of the date: keep only the escalations.")
         if not same_money(value, expected):
-            return Verdict(False, "on a fresh ledger your query gives another total: sum cost_usd "
-                           "of the escalation requests of 2026-11-01 only.")  # fmt: skip
-    return Verdict(True, "your query prices the escalations of any ledger.")
+            raise Miss("on a fresh ledger your query gives another total: sum cost_usd of the "
+                       "escalation requests of 2026-11-01 only.")  # fmt: skip
+    return "your query prices the escalations of any ledger."

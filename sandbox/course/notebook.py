@@ -16,9 +16,6 @@ this folder instead of ``warehouse/notebooks/``."""
 
 AS_OF = SHIPPED_AS_OF_DATE
 
-SIMULATED = SIMULATED_COST
-"""How every cost printed in offline mode is labelled (the decision plane's own label)."""
-
 _BASE: Path | None = None
 
 
@@ -34,22 +31,18 @@ def notebook_base() -> Path:
 
 
 def notebook_home(notebook: str) -> Path:
-    """The folder of one notebook's own warehouse, Airflow home and generated files.
-
-    ``<SANDBOX_NOTEBOOK_SCRATCH>/<notebook>`` when that is set, else
-    ``warehouse/notebooks/<notebook>`` next to the warehouse the kernel started with.
-    """
+    """The folder of one notebook's own warehouse, Airflow home and generated files."""
     return notebook_base() / notebook
 
 
-def setup(notebook: str, *, reset: bool = True) -> Path:
+def setup(notebook: str) -> Path:
     """Give this notebook its own, fresh warehouse and Airflow home, and print what it uses.
 
-    ``reset`` empties the notebook's folder first (only before Airflow is loaded in this kernel).
-    Offline unless ``SANDBOX_LLM=anthropic`` was set before the kernel started. Returns the folder.
+    The folder is emptied unless Airflow is already loaded in this kernel. Offline unless
+    ``SANDBOX_LLM=anthropic`` was set before the kernel started. Returns the folder.
     """
     home = notebook_home(notebook)
-    fresh = reset and "airflow.configuration" not in sys.modules
+    fresh = "airflow.configuration" not in sys.modules
     if fresh and home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -74,19 +67,14 @@ def setup(notebook: str, *, reset: bool = True) -> Path:
     return home
 
 
-def offline(llm: str | None = None) -> bool:
-    """True when answers and costs come from the offline fake (``SANDBOX_LLM=mock``)."""
-    return llm_choice(llm) == "mock"
-
-
-def cost_note(llm: str | None = None) -> str:
+def cost_note() -> str:
     """``"(simulated: offline fake at list prices)"`` offline, ``""`` with the real API."""
-    return f"({SIMULATED})" if offline(llm) else ""
+    return f"({SIMULATED_COST})" if llm_choice() == "mock" else ""
 
 
 def simulated(what: str = "costs and answers") -> None:
     """Print the label a cell's simulated ``what`` carries offline (nothing with the real API)."""
-    if not offline():
+    if llm_choice() != "mock":
         return
     parts = []
     if "answer" in what:

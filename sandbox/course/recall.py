@@ -12,17 +12,17 @@ from pathlib import Path
 
 from sandbox.config import SHIPPED_AS_OF_DATE
 from sandbox.course.verdicts import (
-    Verdict,
+    Blank,
+    Miss,
     blank,
+    call_each,
     digest,
     exercise,
-    helpers_off,
     number,
     require,
     same_money,
     scalar,
     text,
-    used_message,
 )
 
 PLANES = ("control", "data", "decision")
@@ -37,14 +37,6 @@ PLANE_DIGESTS = {
 """Exercise 00.1: digest("00.1", "<responsibility>=<plane>") of each right pair."""
 
 
-def rows(sql: str, params: list | None = None) -> list[tuple]:
-    """Rows of a read-only query on this notebook's warehouse."""
-    from sandbox.warehouse import connect
-
-    with connect(read_only=True) as con:
-        return con.execute(sql, params or []).fetchall()
-
-
 def has_table(name: str) -> bool:
     """True when this notebook's warehouse holds table ``schema.name``."""
     from sandbox.warehouse import connect, table_exists
@@ -54,84 +46,70 @@ def has_table(name: str) -> bool:
 
 
 @exercise("00.1")
-def check_planes(answers: dict | None) -> Verdict:
+def check_planes(answers: dict | None) -> str:
     """Exercise 00.1: which plane owns each responsibility?"""
     if not isinstance(answers, dict) or any(blank(answers.get(k)) for k in PLANE_DIGESTS):
-        require(None, "fill in every value of `answers` with control, data or decision.")
+        raise Blank("fill in every value of `answers` with control, data or decision.")
     picked = {k: text(answers[k]) for k in PLANE_DIGESTS}
     odd = [v for v in picked.values() if v not in PLANES]
     if odd:
-        return Verdict(False, f"{odd[0]!r} is not a plane: use control, data or decision.")
+        raise Miss(f"{odd[0]!r} is not a plane: use control, data or decision.")
     wrong = sum(digest("00.1", f"{k}={v}") != PLANE_DIGESTS[k] for k, v in picked.items())
-    if not wrong:
-        return Verdict(True, "every responsibility sits in exactly one plane.")
-    return Verdict(False, f"{wrong} of {len(picked)} to rethink: ask of each \"is this when, "
-                   "what the data is, or what the model does?\"")  # fmt: skip
+    if wrong:
+        raise Miss(f"{wrong} of {len(picked)} to rethink: ask of each \"is this when, what the "
+                   "data is, or what the model does?\"")  # fmt: skip
+    return "every responsibility sits in exactly one plane."
 
 
 _EXAMPLE_DRILL = ("unknown_plan_tier", "accepted_values")
-_CHECK_SYNONYMS = {"model": {"model", "contract", "constraint", "check", "check constraint"}}
+_SAME_CHECK = {
+    "model": {"contract", "constraint", "check", "check constraint"},
+    "handled": {"none", "nothing", "handled (build passes)", "handled by design"},
+}
 
 
 @exercise("02.1")
-def check_gate_explanation(drill_name: str | None, failing_check: str | None) -> Verdict:
+def check_gate_explanation(drill_name: str | None, failing_check: str | None) -> str:
     """Exercise 02.1: pick a drill (not the example) and name the check that stops it."""
     from sandbox.data.drills import DRILLS
 
     if blank(drill_name) or blank(failing_check):
-        require(None, "set `drill_name` and `failing_check` above.")
+        raise Blank("set `drill_name` and `failing_check` above.")
     name, check = text(drill_name), text(failing_check)
     if name not in DRILLS:
-        return Verdict(False, f"{name!r} is not a drill; pick one of {', '.join(DRILLS)}.")
+        raise Miss(f"{name!r} is not a drill; pick one of {', '.join(DRILLS)}.")
     if (name, check) == _EXAMPLE_DRILL:
-        return Verdict(False, "that is the example in the comment: pick another drill.")
+        raise Miss("that is the example in the comment: pick another drill.")
     expected = DRILLS[name].expect
-    accepted = _CHECK_SYNONYMS.get(expected, set()) | {expected}
-    if expected == "handled":
-        accepted |= {"none", "nothing", "handled (build passes)", "handled by design"}
-    if check in accepted:
-        return Verdict(True, f"{name} is stopped by {expected}.")
-    return Verdict(False, f"{name} is not stopped by {check!r}: run it with the widget in Step 4 "
-                   "and read the first line of the gate's message.")  # fmt: skip
-
-
-def _broken_copy(break_raw, scratch: Path) -> tuple[Path, list[str]]:
-    from sandbox.config import DEFAULT_RAW_DIR
-
-    raw = scratch / "raw"
-    shutil.copytree(DEFAULT_RAW_DIR, raw)
-    with helpers_off("sandbox.data.drills") as used:
-        break_raw(raw)
-    return raw, used
+    if check not in _SAME_CHECK.get(expected, set()) | {expected}:
+        raise Miss(f"{name} is not stopped by {check!r}: run it with the widget in Step 4 and "
+                   "read the first line of the gate's message.")  # fmt: skip
+    return f"{name} is stopped by {expected}."
 
 
 @exercise("02.2")
-def check_custom_break(break_raw) -> Verdict:
-    """Exercise 02.2: your own function that breaks the raw files so ``event_at``'s not_null fails.
-
-    The shipped drills are off during the check: a break that calls one does not count.
-    """
-    from sandbox.config import environment
+def check_custom_break(break_raw) -> str:
+    """Exercise 02.2: ``break_raw(raw_dir)`` makes ``event_at``'s not_null fail, no drill used."""
+    from sandbox.config import DEFAULT_RAW_DIR, environment
     from sandbox.data import GateFailed, build
 
     if not callable(break_raw):
-        require(None, "define `break_raw(raw_dir)` above.")
+        raise Blank("define `break_raw(raw_dir)` above.")
     with tempfile.TemporaryDirectory() as scratch:
+        raw = shutil.copytree(DEFAULT_RAW_DIR, Path(scratch) / "raw")
         try:
-            raw, used = _broken_copy(break_raw, Path(scratch))
-        except Exception as exc:  # the learner's error is an answer to explain
-            return Verdict(False, f"`break_raw` raised {type(exc).__name__}: {exc}")
-        if used:
-            return Verdict(False, used_message(used))
+            call_each(break_raw, [(raw,)], "break_raw", "sandbox.data.drills")
+        except Blank:  # returning None is what a break does
+            pass
         with environment({"SANDBOX_RAW_DIR": str(raw)}):
             try:
                 build(SHIPPED_AS_OF_DATE)
             except GateFailed as exc:
                 names = [f"{f.test} on {f.model}.{f.column}" for f in exc.failures]
                 if "not_null on staging.stg_user_events.event_at" in names:
-                    return Verdict(True, f"the gate said: {'; '.join(names)}.")
-                return Verdict(False, f"the gate failed, but on {'; '.join(names)} instead.")
-    return Verdict(False, "the build passed: your change did not break anything the gate checks.")
+                    return f"the gate said: {'; '.join(names)}."
+                raise Miss(f"the gate failed, but on {'; '.join(names)} instead.") from None
+    raise Miss("the build passed: your change did not break anything the gate checks.")
 
 
 RERUN_DATE = "2026-10-29"
@@ -139,31 +117,30 @@ RERUN_DATE = "2026-10-29"
 
 
 @exercise("04.2")
-def check_rerun_requests(execution_date, answer) -> Verdict:
+def check_rerun_requests(execution_date, answer) -> str:
     """Exercise 04.2: the LLM requests of a date's first run and of its re-run, in that order."""
     import pandas as pd
 
+    from sandbox.warehouse import query_df
+
     require(answer, "set `requests_per_run` to the two numbers, first run first.")
-    found = rows("select llm_requests from ops.pipeline_runs where execution_date = ? and "
-                 "status = 'success' order by recorded_at", [str(execution_date)],
-                 ) if has_table("ops.pipeline_runs") else []  # fmt: skip
+    found = query_df("select llm_requests from ops.pipeline_runs where execution_date = ? and "
+                     "status = 'success' order by recorded_at", [str(execution_date)],
+                     ).llm_requests.tolist() if has_table("ops.pipeline_runs") else []  # fmt: skip
     if len(found) < 2:
-        require(None, f"run {execution_date} twice first (as in Steps 3 and 5), then look.")
+        raise Blank(f"run {execution_date} twice first (as in Steps 3 and 5), then look.")
     if isinstance(answer, pd.DataFrame):
-        answer = answer.iloc[:, -1].tolist() if answer.shape[1] >= 1 else []
+        answer = answer.iloc[:, -1]
     if isinstance(answer, pd.Series):
         answer = answer.tolist()
     if not isinstance(answer, list | tuple) or len(answer) != 2:
-        return Verdict(False, "give two numbers, e.g. `[first, second]` (or the query's frame).")
-    first, second = (int(number(x)) for x in answer)
-    want = (found[0][0], found[-1][0])
-    if (first, second) == want:
-        return Verdict(
-            True, f"{first} then {second}: the re-run found nothing pending, so paid nothing."
-        )
-    if (second, first) == want:
-        return Verdict(False, "right numbers, wrong order: order the runs by recorded_at.")
-    return Verdict(False, f"read llm_requests of the ops.pipeline_runs rows for {execution_date}.")
+        raise Miss("give two numbers, e.g. `[first, second]` (or the query's frame).")
+    mine, want = [int(number(x)) for x in answer], [found[0], found[-1]]
+    if mine != want and mine[::-1] == want:
+        raise Miss("right numbers, wrong order: order the runs by recorded_at.")
+    if mine != want:
+        raise Miss(f"read llm_requests of the ops.pipeline_runs rows for {execution_date}.")
+    return f"{mine[0]} then {mine[1]}: the re-run found nothing pending, so paid nothing."
 
 
 TRACED_AFTER = "u000003"
@@ -197,20 +174,22 @@ def _trace_problems(answer: dict, version: str, summary: str, cost: float) -> li
 
 
 @exercise("05.1")
-def check_trace(execution_date, answer: dict | None) -> Verdict:
+def check_trace(execution_date, answer: dict | None) -> str:
     """Exercise 05.1: trace the first escalated user after ``TRACED_AFTER``, every request paid."""
+    from sandbox.warehouse import query_df
+
     keys = ("user_id", "prompt_version", "user_summary_for_llm", "cost_usd")
     if not isinstance(answer, dict) or all(blank(answer.get(k)) for k in keys):
-        require(None, "fill in the four values of `trace` above.")
-    found = rows(_TRACE_SQL, [str(execution_date), TRACED_AFTER])
+        raise Blank("fill in the four values of `trace` above.")
+    found = query_df(_TRACE_SQL, [str(execution_date), TRACED_AFTER]).values.tolist()
     if not found:
-        require(None, f"no escalated recommendation after {TRACED_AFTER} on {execution_date}: "
-                "run Step 1.")  # fmt: skip
+        raise Blank(f"no escalated recommendation after {TRACED_AFTER} on {execution_date}: "
+                    "run Step 1.")  # fmt: skip
     user, version, summary, cost = found[0]
     if blank(answer.get("user_id")) or text(answer["user_id"]) != user:
-        return Verdict(False, f"user_id: find the first user after {TRACED_AFTER} (by user_id) "
-                       "with a request of purpose 'escalation' in decision.llm_calls.")  # fmt: skip
+        raise Miss(f"user_id: find the first user after {TRACED_AFTER} (by user_id) with a "
+                   "request of purpose 'escalation' in decision.llm_calls.")  # fmt: skip
     problems = _trace_problems(answer, version, summary, cost)
-    if not problems:
-        return Verdict(True, f"{user}: prompt {version}, every request paid for, traced.")
-    return Verdict(False, "check " + ", ".join(problems) + ".")
+    if problems:
+        raise Miss("check " + ", ".join(problems) + ".")
+    return f"{user}: prompt {version}, every request paid for, traced."

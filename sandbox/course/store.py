@@ -1,7 +1,7 @@
-"""Keep the notebooks' stored outputs clean: no live-widget views, no colour codes.
+"""The notebooks as stored: outputs kept clean for the repository, or cleared for the student copy.
 
-A stored widget view needs the kernel that drew it, so :func:`clean` drops those outputs,
-the widget state and timestamps: ``python -m sandbox.course.store notebooks/*.ipynb``.
+``python -m sandbox.course.store notebooks/*.ipynb`` cleans them. The student copy asks for a
+prediction before each output: learners who write down what a cell will print remember more.
 """
 
 from __future__ import annotations
@@ -11,10 +11,15 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["WIDGET_VIEW", "clean"]
-
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PREDICT = (
+    "**Predict** what the next cell prints before you run it: write your guess down, then compare."
+)
+
+
+def _write(nb: dict, path: Path) -> None:
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def clean(path: Path) -> int:
@@ -36,16 +41,36 @@ def clean(path: Path) -> int:
             cell["outputs"] = kept
         cell.get("metadata", {}).pop("execution", None)  # timestamps: the machine's clock
     nb.get("metadata", {}).pop("widgets", None)
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write(nb, path)
     return dropped
 
 
-def main(argv: list[str]) -> int:
-    """Clean every notebook named on the command line."""
-    for name in argv:
-        print(f"{name}: {clean(Path(name))} widget view(s) dropped")
-    return 0
+def student_notebook(nb: dict) -> dict:
+    """One notebook, cleared: no outputs, no counts, no test tags; a prediction before each output."""
+    cells = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            if cell.get("outputs"):
+                cells.append({"cell_type": "markdown", "metadata": {"tags": ["predict"]},
+                              "source": PREDICT})  # fmt: skip
+            tags = [
+                t for t in cell.get("metadata", {}).get("tags", []) if not t.startswith("nbval")
+            ]
+            cell = {**cell, "outputs": [], "execution_count": None,
+                    "metadata": {**cell.get("metadata", {}), "tags": tags}}  # fmt: skip
+        cells.append({k: v for k, v in cell.items() if k != "id"})
+    metadata = {k: v for k, v in nb.get("metadata", {}).items() if k != "widgets"}
+    return {**nb, "cells": cells, "metadata": metadata, "nbformat_minor": 4}
+
+
+def write_student_copy(notebooks: list[Path], out: Path) -> list[Path]:
+    """Write the student copy of ``notebooks`` into ``out``; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in notebooks:
+        _write(student_notebook(json.loads(path.read_text(encoding="utf-8"))), out / path.name)
+    return [out / path.name for path in notebooks]
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    for name in sys.argv[1:]:
+        print(f"{name}: {clean(Path(name))} widget view(s) dropped")

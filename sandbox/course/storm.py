@@ -6,33 +6,24 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sandbox.decision.fake import FakeServer
 
 LOCAL_API_KEY = "local-fake-key"
 """The key notebook 05 sends to :func:`local_messages_api`: obviously not a real one."""
 
 
-@contextlib.contextmanager
-def local_messages_api() -> Iterator[FakeServer]:
-    """Serve the offline fake over real HTTP on 127.0.0.1, for the ``anthropic`` client.
-
-    With ``ANTHROPIC_BASE_URL`` at its ``url`` and ``ANTHROPIC_API_KEY`` set to
-    :data:`LOCAL_API_KEY`, ``llm="anthropic"`` runs the real-API code path with no network.
-    """
+def local_messages_api():
+    """The offline fake served over real HTTP on 127.0.0.1 (use it in a ``with``): with
+    ``ANTHROPIC_BASE_URL`` at its ``url``, ``llm="anthropic"`` runs with no network."""
     from sandbox.decision.fake import FakeServer
 
-    with FakeServer() as server:
-        yield server
+    return FakeServer()
 
 
 _STATUS_KIND = {
+    200: "answered",
     429: "429 rate limit",
     529: "529 overloaded",
     500: "500 server error",
@@ -67,15 +58,11 @@ def fault_storm(
 
     from sandbox.config import environment
     from sandbox.decision import run_llm_inference
-    from sandbox.warehouse import connect
+    from sandbox.warehouse import connect, table_exists
 
     with connect() as con:
         for table in ("recommendations_staging", "inference_failures", "llm_calls"):
-            if con.execute(
-                "select count(*) from information_schema.tables where table_catalog = "
-                "current_database() and table_schema = 'decision' and table_name = ?",
-                [table],
-            ).fetchone()[0]:
+            if table_exists(con, f"decision.{table}"):
                 con.execute(f"delete from decision.{table} where execution_date = ?", [day])
     with tempfile.TemporaryDirectory() as scratch:
         log = Path(scratch) / "requests.jsonl"
@@ -87,16 +74,9 @@ def fault_storm(
         with environment(settings):
             run = run_llm_inference(day, workers=workers, batch_size=rows, progress=False)
         lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
-    http: dict[str, int] = {}
-    for line in lines:
-        if line.get("path", "").endswith("/v1/messages"):
-            kind = (
-                "answered"
-                if line["status"] == 200
-                else _STATUS_KIND.get(line["status"], str(line["status"]))
-            )
-            http[kind] = http.get(kind, 0) + 1
-    return Storm(run, http)
+    kinds = [_STATUS_KIND.get(x["status"], str(x["status"])) for x in lines
+             if x.get("path", "").endswith("/v1/messages")]  # fmt: skip
+    return Storm(run, dict(Counter(kinds)))
 
 
 def plot_storm(storm: Storm, title: str = "") -> None:

@@ -1,18 +1,18 @@
 """Verdicts: how a check reads a learner's answer and answers back, with a hint and no answer.
 
-A check counts its misses (kept on disk, so a kernel restart does not reset them) and can
-run the learner's code with a shipped helper switched off (:func:`helpers_off`).
+A check returns what it praises, or raises :class:`Blank` or :class:`Miss` with a hint; misses
+are counted on disk, so a kernel restart does not reset them.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +40,8 @@ class Verdict:
         return self.ok
 
 
-class Unreadable(Exception):
-    """An answer in a shape no check can read; its message is the hint."""
+class Miss(Exception):
+    """A wrong or unreadable answer; its message is the hint, never the answer."""
 
 
 class Blank(Exception):
@@ -54,14 +54,10 @@ def digest(exercise: str, answer: object) -> str:
     return hashlib.sha256(f"{exercise}|{text}".encode()).hexdigest()[:16]
 
 
-def _attempts_file() -> Path:
+def _misses(exercise: str, add: int = 0) -> int:
     from sandbox.course.notebook import notebook_base
 
-    return Path(os.environ.get(ATTEMPTS_ENV) or notebook_base() / "attempts.json")
-
-
-def _misses(exercise: str, add: int = 0) -> int:
-    path = _attempts_file()
+    path = Path(os.environ.get(ATTEMPTS_ENV) or notebook_base() / "attempts.json")
     try:
         counts = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -73,40 +69,29 @@ def _misses(exercise: str, add: int = 0) -> int:
     return counts.get(exercise, 0)
 
 
-def _record(exercise: str, verdict: Verdict, blank: bool = False) -> None:
-    target = os.environ.get(GRADES_ENV)
-    if target:
-        line = {"exercise": exercise, "ok": verdict.ok, "blank": blank}
-        with open(target, "a", encoding="utf-8") as out:
-            out.write(json.dumps(line) + "\n")
-
-
 def exercise(name: str) -> Callable:
-    """Make a check an exercise: blanks and unreadable answers get a hint, misses are counted."""
+    """Make a check an exercise: its praise or hint becomes a :class:`Verdict`, misses count."""
 
-    def wrap(check: Callable[..., Verdict]) -> Callable[..., Verdict]:
+    def wrap(check: Callable[..., str]) -> Callable[..., Verdict]:
         @functools.wraps(check)
         def judged(*args, **kwargs) -> Verdict:
+            blank = False
             if _misses(name) >= MAX_ATTEMPTS:
                 verdict = Verdict(False, f"{MAX_ATTEMPTS} misses on exercise {name}: no more "
                                   "attempts. Re-read the steps it builds on and talk it over "
                                   "with your instructor.")  # fmt: skip
-                _record(name, verdict)
-                return verdict
-            try:
-                verdict = check(*args, **kwargs)
-            except Blank as exc:
-                verdict = Verdict(False, str(exc))
-                _record(name, verdict, blank=True)
-                return verdict
-            except Unreadable as exc:
-                verdict = Verdict(False, str(exc))
-                _misses(name, add=1)
             else:
-                if not verdict:
+                try:
+                    verdict = Verdict(True, check(*args, **kwargs))
+                except Blank as exc:
+                    verdict, blank = Verdict(False, str(exc)), True
+                except Miss as exc:
                     left = MAX_ATTEMPTS - _misses(name, add=1)
-                    verdict = Verdict(False, f"{verdict.message} ({left} attempt(s) left)")
-            _record(name, verdict)
+                    verdict = Verdict(False, f"{exc} ({left} attempt(s) left)")
+            if os.environ.get(GRADES_ENV):
+                line = {"exercise": name, "ok": verdict.ok, "blank": blank}
+                with open(os.environ[GRADES_ENV], "a", encoding="utf-8") as out:
+                    out.write(json.dumps(line) + "\n")
             return verdict
 
         judged.exercise = name
@@ -121,14 +106,14 @@ def scalar(answer):
 
     if isinstance(answer, pd.DataFrame):
         if answer.shape != (1, 1):
-            raise Unreadable(
+            raise Miss(
                 f"your answer is a table of {answer.shape[0]} row(s) × {answer.shape[1]} "
                 "column(s): give the one value (e.g. `query_df(...).iloc[0, 0]`)."
             )
         answer = answer.iloc[0, 0]
     if isinstance(answer, pd.Series | list | tuple):
         if len(answer) != 1:
-            raise Unreadable(f"your answer holds {len(answer)} values: give the one value.")
+            raise Miss(f"your answer holds {len(answer)} values: give the one value.")
         answer = answer.iloc[0] if isinstance(answer, pd.Series) else answer[0]
     if hasattr(answer, "item") and not isinstance(answer, str):
         answer = answer.item()  # numpy scalars
@@ -139,13 +124,11 @@ def blank(answer) -> bool:
     """True for no answer yet: ``None``, blank text, an empty container."""
     import pandas as pd
 
-    if answer is None:
-        return True
     if isinstance(answer, str):
         return not answer.strip()
     if isinstance(answer, pd.DataFrame | pd.Series | list | tuple | dict):
         return len(answer) == 0
-    return False
+    return answer is None
 
 
 def require(answer, hint: str) -> None:
@@ -167,45 +150,46 @@ def number(answer) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise Unreadable(f"{value!r} is not a number.") from None
+        raise Miss(f"{value!r} is not a number.") from None
 
 
 def same_money(answer: float, expected: float) -> bool:
     """Equal to four decimals (the precision the notebooks display), or to 1 part in 10⁶."""
-    return abs(answer - expected) <= 0.00005 + 1e-12 or abs(answer - expected) <= 1e-6 * abs(
-        expected
-    )
+    return abs(answer - expected) <= max(0.00005 + 1e-12, 1e-6 * abs(expected))
 
 
-@contextmanager
-def helpers_off(*modules: str) -> Iterator[list[str]]:
-    """Note every call of a function of ``modules`` (shipped helpers) while the learner's code runs.
+def call_each(fn: Callable, cases: Iterable[tuple], name: str, *helpers: str) -> list:
+    """``fn(*case)`` for every case, with the shipped ``helpers`` switched off.
 
-    Yields the list of helpers called (methods of their classes are allowed); it watches through
-    :func:`sys.setprofile`, Python's public hook for profilers.
+    A helper is a module (any function of it) or ``module:function``; methods of its classes are
+    allowed. Raising or calling a helper is a miss; ``None`` for every case is a blank.
     """
-    files, classes = {}, set()
-    for name in modules:
-        module = sys.modules.get(name) or __import__(name, fromlist=["_"])
-        files[module.__file__] = files[os.path.realpath(module.__file__)] = name
+    watched, classes = {}, set()
+    for helper in helpers:
+        module_name, _, only = helper.partition(":")
+        module = importlib.import_module(module_name)
+        watched[module.__file__] = watched[os.path.realpath(module.__file__)] = (module_name, only)
         classes |= {k for k, v in vars(module).items() if isinstance(v, type)}
     used: list[str] = []
 
-    def watch(frame, event, _arg):
+    def watch(frame, event, _arg):  # a sys.setprofile hook: Python's public hook for profilers
         code = frame.f_code
-        if event == "call" and code.co_filename in files:
+        module_name, only = watched.get(code.co_filename, ("", ""))
+        if event == "call" and module_name and only in ("", code.co_name):
             if code.co_qualname.split(".")[0] not in classes:
-                used.append(f"{files[code.co_filename]}.{code.co_name}")
+                used.append(f"{module_name}.{code.co_name}")
 
     previous = sys.getprofile()
     sys.setprofile(watch)
     try:
-        yield used
+        got = [fn(*case) for case in cases]
+    except Exception as exc:  # the learner's error is an answer to explain
+        raise Miss(f"{name} raised {type(exc).__name__}: {exc}") from None
     finally:
         sys.setprofile(previous)
-
-
-def used_message(used: list[str]) -> str:
-    """The hint for an answer that leaned on a shipped helper."""
-    return (f"your code called {used[0]}(), the helper this exercise asks you to replace: "
-            "the check runs without it. Write the steps yourself.")  # fmt: skip
+    if used:
+        raise Miss(f"your code called {used[0]}(), the helper this exercise asks you to replace: "
+                   "the check runs without it. Write the steps yourself.")  # fmt: skip
+    if all(x is None for x in got):
+        raise Blank(f"`{name}` returns None: write its body, then run this cell again.")
+    return got

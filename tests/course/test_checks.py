@@ -37,7 +37,7 @@ def test_answers_in_reasonable_forms_are_read_the_same() -> None:
     assert verdicts.text(" 'Churn_Risk' ") == "churn_risk"
     assert verdicts.number("$1,234.5") == 1234.5
     assert verdicts.same_money(0.5006, 0.50061234) and not verdicts.same_money(0.5, 0.50061234)
-    with pytest.raises(verdicts.Unreadable, match="table of 3 row"):
+    with pytest.raises(verdicts.Miss, match="table of 3 row"):
         verdicts.scalar(pd.DataFrame({"x": [1, 2, 3]}))
     assert verdicts.blank(None) and verdicts.blank("  ") and verdicts.blank(pd.DataFrame())
     assert not verdicts.blank(0)

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from sandbox.cli import main
-from sandbox.course.edition import PREDICT, student_notebook
+from sandbox.course.store import PREDICT, student_notebook
 from tests.course.conftest import solution
 
 pytestmark = pytest.mark.slow  # a Jupyter kernel per notebook

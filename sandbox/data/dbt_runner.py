@@ -37,11 +37,6 @@ MANIFESTS_KEPT = 4
 PARSES_KEPT = 16
 
 
-def project_dir() -> Path:
-    """The dbt project (``SANDBOX_DBT_PROJECT_DIR``, default ``dbt_project/``)."""
-    return dbt_project_dir()
-
-
 def target_dir() -> Path:
     """dbt's target folder (compiled SQL, manifest, docs), beside the warehouse file.
 
@@ -58,7 +53,7 @@ def dbt_args(
     The raw folder is not on it: dbt reads ``SANDBOX_RAW_DIR`` (see :func:`invoke`).
     """
     variables = {"as_of_date": as_of.isoformat(), "raw_format": raw_format(raw_dir())}
-    project = project_dir()
+    project = dbt_project_dir()
     return [
         *command.split(),
         "--project-dir", str(project),
@@ -174,7 +169,7 @@ def _saved_parse(target: str) -> Path | None:
     folder = cache_dir("dbt-parse")
     if folder is None:
         return None
-    what = [str(project_dir()), target, raw_format(raw_dir()), warehouse_path().stem, dbt_version]
+    what = [str(dbt_project_dir()), target, raw_format(raw_dir()), warehouse_path().stem, dbt_version]
     return folder / f"{hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]}.msgpack"
 
 
@@ -198,7 +193,7 @@ def _manifest_key(target: str) -> tuple:
     """What a parsed manifest depends on (see :func:`parsed_manifest`)."""
     from dbt.version import __version__ as dbt_version
 
-    project = project_dir()
+    project = dbt_project_dir()
     files = []
     for folder, dirs, names in os.walk(project):
         dirs[:] = sorted(d for d in dirs if d not in ("target", "logs") and not d.startswith("."))

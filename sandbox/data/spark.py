@@ -11,8 +11,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from sandbox.config import SandboxError, warehouse_path
-from sandbox.data.dbt_runner import project_dir
+from sandbox.config import SandboxError, dbt_project_dir, warehouse_path
 
 SPARK_NEEDS = (
     "the spark target needs the [spark] extra and Java 17: pip install -e '.[spark]' and "
@@ -64,7 +63,7 @@ def prepare_spark() -> None:
     _check_running_session(wanted)
     wanted.mkdir(parents=True, exist_ok=True)
     os.environ["SANDBOX_SPARK_WAREHOUSE"] = str(wanted)
-    os.environ.setdefault("SPARK_CONF_DIR", str(project_dir() / "spark"))  # log4j2: errors only
+    os.environ.setdefault("SPARK_CONF_DIR", str(dbt_project_dir() / "spark"))  # log4j2: errors only
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # offline: no hostname lookups
 
 

@@ -23,9 +23,8 @@ SHIPPED_AS_OF_DATE = date(2026, 11, 1)
 
 
 CACHE_ROOT = Path(sys.prefix) / "var" / "three-plane-sandbox"
-"""Work the sandbox keeps to avoid repeating it in every new process (a migrated Airflow DB,
-dbt's parse of the project), beside the installed packages it depends on: the virtual
-environment (``make clean`` removes it). Only ever a copy of what would be made again."""
+"""Work kept across processes (a migrated Airflow DB, dbt's parse), in the virtual environment
+(``make clean`` removes it): only ever a copy of what would be made again."""
 
 
 def cache_dir(name: str) -> Path | None:
@@ -113,11 +112,7 @@ class InvalidDate(SandboxError, ValueError):
 
 
 def parse_date(value: str | date) -> date:
-    """Parse a strict ``YYYY-MM-DD`` date (or pass a ``date`` through).
-
-    Anything else (trailing characters, a wrong length, an impossible day, a ``datetime``, whose
-    time and zone would be dropped) raises :class:`InvalidDate` saying what was wrong.
-    """
+    """Parse a strict ``YYYY-MM-DD`` date (or pass a ``date``, not a ``datetime``, through)."""
     example = f"write it as YYYY-MM-DD, e.g. {SHIPPED_AS_OF_DATE}"
     if isinstance(value, datetime):
         raise InvalidDate(

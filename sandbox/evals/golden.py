@@ -47,11 +47,6 @@ class GoldenCase:
     summary: str
     row: dict
 
-    @property
-    def preferred(self) -> str:
-        """The first acceptable type: the one a reviewer would pick."""
-        return self.acceptable[0]
-
 
 @dataclass(frozen=True)
 class GoldenSet:

@@ -64,13 +64,6 @@ DDL = {
 }
 
 
-def ensure_eval_tables(con) -> None:
-    """Create ``ops.eval_runs`` and ``ops.eval_cases`` if they are missing."""
-    con.execute("create schema if not exists ops")
-    for ddl in DDL.values():
-        con.execute(ddl)
-
-
 def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
     """The evaluation's one ``ops.eval_runs`` row."""
     s = run.scores
@@ -106,7 +99,9 @@ def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
     run_row = _run_row(run, accepted)
     case_rows = _case_rows(run)
     with connect() as con:
-        ensure_eval_tables(con)
+        con.execute("create schema if not exists ops")
+        for ddl in DDL.values():
+            con.execute(ddl)
         con.execute("begin")
         con.register("run_row", run_row)
         con.register("case_rows", case_rows)

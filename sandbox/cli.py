@@ -113,7 +113,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else EXIT_GATE_FAILED
 
 
-def _eval_parser(sub: argparse._SubParsersAction) -> None:
+def _add_eval_command(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser(
         "eval",
         help="run the golden set through the decision plane and judge it against its baseline",
@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rst = sub.add_parser("reset", help="delete the warehouse file and dbt's target folder")
     rst.set_defaults(func=_reset)
-    _eval_parser(sub)
+    _add_eval_command(sub)
 
     from sandbox.control.cli import register as register_control
     from sandbox.course.cli import register as register_course

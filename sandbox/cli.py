@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, parse_date, warehouse_path
 
-EXIT_ERROR = 2
-"""Exit status for an expected failure (bad input, failed gate, busy warehouse...)."""
+EXIT_GATE_FAILED, EXIT_ERROR, EXIT_INCOMPLETE = 1, 2, 3
+"""Exit statuses: a failed eval gate; an expected failure (bad input, busy warehouse...);
+an evaluation the budget stopped."""
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -84,6 +85,73 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from sandbox import evals
+
+    run = evals.run_eval(
+        llm=args.llm,
+        model=args.model,
+        golden_dir=args.golden,
+        max_cost_usd=args.max_cost_usd,
+        announce=lambda line: print(line, file=sys.stderr),
+    )
+    print(run.render())
+    verdict = evals.check_gate(run)
+    print(f"\n{verdict.render()}")
+    if args.record:
+        evals.record_eval(run, accepted=args.accept)
+    if args.accept:
+        path = evals.write_baseline(run)
+        print(f"\naccepted: wrote {path}; review the diff and commit it with the change it measures")
+        return 0
+    if not run.complete:
+        return EXIT_INCOMPLETE
+    if run.llm == "anthropic":
+        missing = evals.check_prompt_evaluated(run.prompt_version, run.model)
+        if missing:
+            print(f"\n{missing}")
+    return 0 if verdict.passed else EXIT_GATE_FAILED
+
+
+def _add_eval_command(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser(
+        "eval",
+        help="run the golden set through the decision plane and judge it against its baseline",
+        description=(
+            "Build the golden users' summaries with the current dbt models (cached), ask the "
+            "model about each one with the decision plane's prompt and validation, and print "
+            "agreement, per-type precision/recall, a confusion table, the invalid-answer rate "
+            "and tokens and cost per row. The run is recorded in ops.eval_runs and "
+            "ops.eval_cases. Exit 0 when the change gate passes (or with --accept), 1 when it "
+            "fails, 3 when the budget stopped the run, 2 for something to fix."
+        ),
+    )
+    cmd.add_argument("--model", default=None, help="model id (default: the primary in models.json)")
+    cmd.add_argument(
+        "--llm",
+        choices=("mock", "anthropic"),
+        default=None,
+        help="mock (offline fake, the default) or anthropic (needs ANTHROPIC_API_KEY); "
+        "default: SANDBOX_LLM",
+    )
+    cmd.add_argument(
+        "--accept",
+        action="store_true",
+        help="store this run as the reviewed baseline in data/golden/baselines (commit it)",
+    )
+    cmd.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        help="refuse the run if its estimate is above this, and stop sending before spending it",
+    )
+    cmd.add_argument("--golden", default=None, help="golden set folder (default data/golden)")
+    cmd.add_argument(
+        "--no-record", dest="record", action="store_false", help="do not write ops.eval_runs"
+    )
+    cmd.set_defaults(func=_eval)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sandbox",
@@ -116,15 +184,14 @@ def _parser() -> argparse.ArgumentParser:
 
     rst = sub.add_parser("reset", help="delete the warehouse file and dbt's target folder")
     rst.set_defaults(func=_reset)
+    _add_eval_command(sub)
 
     from sandbox.control.cli import register as register_control
     from sandbox.course.cli import register as register_course
     from sandbox.decision.cli import register as register_decision
-    from sandbox.evals.cli import register as register_evals
 
     register_decision(sub)
     register_control(sub)
-    register_evals(sub)
     register_course(sub)
     return parser
 

@@ -15,10 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 DBT_PROJECT_DIR = ROOT / "dbt_project"
 DEFAULT_RAW_DIR = ROOT / "data" / "seed"
-DEFAULT_WAREHOUSE = ROOT / "warehouse" / "sandbox.duckdb"
-DEFAULT_AIRFLOW_HOME = ROOT / ".airflow"
-DEFAULT_EVAL_CACHE = ROOT / "warehouse" / "eval-cache"
-BASELINES_DIR = ROOT / "data" / "golden" / "baselines"
 LLM_CHOICES = ("mock", "anthropic")
 MODES = ("realtime", "batch")
 
@@ -27,9 +23,8 @@ SHIPPED_AS_OF_DATE = date(2026, 11, 1)
 
 
 CACHE_ROOT = Path(sys.prefix) / "var" / "three-plane-sandbox"
-"""Work the sandbox keeps to avoid repeating it in every new process (a migrated Airflow DB,
-dbt's parse of the project), beside the installed packages it depends on: the virtual
-environment (``make clean`` removes it). Only ever a copy of what would be made again."""
+"""Work kept across processes (a migrated Airflow DB, dbt's parse), in the virtual environment
+(``make clean`` removes it): only ever a copy of what would be made again."""
 
 
 def cache_dir(name: str) -> Path | None:
@@ -43,14 +38,12 @@ def cache_dir(name: str) -> Path | None:
 
 
 def part_file(target: Path) -> Path:
-    """Where a writer of ``target`` writes first (``.<name>.<pid>.part``, beside it), so that
-    a rename puts a whole file in place and readers never see half of one."""
+    """``.<name>.<pid>.part`` beside ``target``: written first, then renamed into place."""
     return target.with_name(f".{target.name}.{os.getpid()}.part")
 
 
 def copy_into_place(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically: through :func:`part_file`, then a rename.
-    On an error the part file is removed and the error raised; ``target`` is unchanged."""
+    """Copy ``source`` to ``target`` atomically (through :func:`part_file`, then a rename)."""
     import shutil
 
     part = part_file(target)
@@ -63,8 +56,7 @@ def copy_into_place(source: Path, target: Path) -> None:
 
 
 def sweep_parts(folder: Path, older_than_s: float = 3600) -> None:
-    """Remove the ``.*.part`` files of ``folder`` (a cache) that a process killed while
-    writing one left behind (a cache entry is written to a part file, then renamed)."""
+    """Remove the ``.*.part`` files a process killed while writing left in ``folder``."""
     import time
 
     for part in folder.glob(".*.part"):
@@ -77,14 +69,39 @@ class SandboxError(Exception):
     """An expected failure: its message names the cause and the fix; no traceback is shown."""
 
 
+def _path(variable: str, default: str) -> Path:
+    """The folder or file named by ``variable``, else ``default`` (relative to the repository)."""
+    return Path(os.environ.get(variable) or ROOT / default).expanduser().resolve()
+
+
 def warehouse_path() -> Path:
     """The DuckDB file (``SANDBOX_WAREHOUSE``, default ``warehouse/sandbox.duckdb``)."""
-    return Path(os.environ.get("SANDBOX_WAREHOUSE") or DEFAULT_WAREHOUSE).expanduser().resolve()
+    return _path("SANDBOX_WAREHOUSE", "warehouse/sandbox.duckdb")
 
 
 def raw_dir() -> Path:
     """The folder holding the raw ``users`` and ``events`` files (``SANDBOX_RAW_DIR``)."""
-    return Path(os.environ.get("SANDBOX_RAW_DIR") or DEFAULT_RAW_DIR).expanduser().resolve()
+    return _path("SANDBOX_RAW_DIR", "data/seed")
+
+
+def airflow_home() -> Path:
+    """The Airflow home folder (``SANDBOX_AIRFLOW_HOME``, default ``<repo>/.airflow``)."""
+    return _path("SANDBOX_AIRFLOW_HOME", ".airflow")
+
+
+def dbt_project_dir() -> Path:
+    """The dbt project (``SANDBOX_DBT_PROJECT_DIR``, default ``dbt_project/``)."""
+    return _path("SANDBOX_DBT_PROJECT_DIR", "dbt_project")
+
+
+def eval_cache_dir() -> Path:
+    """Where built golden rows are kept (``SANDBOX_EVAL_CACHE``, default ``warehouse/eval-cache``)."""
+    return _path("SANDBOX_EVAL_CACHE", "warehouse/eval-cache")
+
+
+def eval_baselines_dir() -> Path:
+    """The reviewed baselines (``SANDBOX_EVAL_BASELINES``, default ``data/golden/baselines``)."""
+    return _path("SANDBOX_EVAL_BASELINES", "data/golden/baselines")
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -95,11 +112,7 @@ class InvalidDate(SandboxError, ValueError):
 
 
 def parse_date(value: str | date) -> date:
-    """Parse a strict ``YYYY-MM-DD`` date (or pass a ``date`` through).
-
-    Anything else (trailing characters, a wrong length, an impossible day, a ``datetime``, whose
-    time and zone would be dropped) raises :class:`InvalidDate` saying what was wrong.
-    """
+    """Parse a strict ``YYYY-MM-DD`` date (or pass a ``date``, not a ``datetime``, through)."""
     example = f"write it as YYYY-MM-DD, e.g. {SHIPPED_AS_OF_DATE}"
     if isinstance(value, datetime):
         raise InvalidDate(
@@ -130,28 +143,6 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def airflow_home() -> Path:
-    """The Airflow home folder (``SANDBOX_AIRFLOW_HOME``, default ``<repo>/.airflow``)."""
-    home = os.environ.get("SANDBOX_AIRFLOW_HOME") or DEFAULT_AIRFLOW_HOME
-    return Path(home).expanduser().resolve()
-
-
-def dbt_project_dir() -> Path:
-    """The dbt project (``SANDBOX_DBT_PROJECT_DIR``, default ``dbt_project/``)."""
-    project = os.environ.get("SANDBOX_DBT_PROJECT_DIR") or DBT_PROJECT_DIR
-    return Path(project).expanduser().resolve()
-
-
-def eval_cache_dir() -> Path:
-    """Where built golden rows are kept (``SANDBOX_EVAL_CACHE``, default ``warehouse/eval-cache``)."""
-    return Path(os.environ.get("SANDBOX_EVAL_CACHE") or DEFAULT_EVAL_CACHE)
-
-
-def eval_baselines_dir() -> Path:
-    """The reviewed baselines (``SANDBOX_EVAL_BASELINES``, default ``data/golden/baselines``)."""
-    return Path(os.environ.get("SANDBOX_EVAL_BASELINES") or BASELINES_DIR)
 
 
 def llm_choice(llm: str | None = None) -> str:
@@ -209,13 +200,10 @@ def seconds_setting(name: str, default: float) -> float:
     return value
 
 
-DEFAULT_BATCH_CREATE_GRACE_S = 120.0
-
-
 def batch_create_grace_s() -> float:
     """How long the batch list must show nothing before a create with no answer counts as
     never made (``SANDBOX_BATCH_CREATE_GRACE_S``, seconds, default 120)."""
-    return seconds_setting("SANDBOX_BATCH_CREATE_GRACE_S", DEFAULT_BATCH_CREATE_GRACE_S)
+    return seconds_setting("SANDBOX_BATCH_CREATE_GRACE_S", 120.0)
 
 
 def batch_first_wait_s() -> float:

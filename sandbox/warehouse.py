@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -89,18 +90,13 @@ def holds_step(step: str):
     return decorate
 
 
-def in_step() -> bool:
-    """True while this process holds the step lock."""
-    return _step_state["depth"] > 0
-
-
+@dataclass
 class _Attached:
     """One warehouse file attached to the process's host database, and who is using it."""
 
-    def __init__(self, alias: str, read_only: bool):
-        self.alias = alias
-        self.read_only = read_only
-        self.users = 0
+    alias: str
+    read_only: bool
+    users: int = 0
 
 
 _host_lock = threading.Lock()
@@ -198,7 +194,7 @@ def connect(
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     if wait_s is None:
-        wait_s = WAIT_S if (read_only or in_step()) else 0.0
+        wait_s = WAIT_S if (read_only or _step_state["depth"]) else 0.0
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -210,7 +206,10 @@ def connect(
             if "unique file handle" in message:
                 # this process opened the file with duckdb.connect (a notebook, dbt): share
                 # that database through DuckDB's own instance cache, as before attaching
-                shared = _shared(path, read_only)
+                try:
+                    shared = duckdb.connect(str(path), read_only=read_only)
+                except duckdb.Error:  # opened with other settings (dbt's), or held: wait
+                    shared = None
                 if shared is not None:
                     try:
                         yield shared
@@ -234,14 +233,6 @@ def connect(
         yield cursor
     finally:
         _release(str(path.resolve()), entry, cursor)
-
-
-def _shared(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection | None:
-    """A connection to the database this process already opened with ``duckdb.connect``."""
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error:  # opened with other settings (dbt's), or held: wait for a turn
-        return None
 
 
 def ensure_writable(wait_s: float = 2.0) -> None:

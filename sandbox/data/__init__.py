@@ -4,7 +4,7 @@ It knows nothing of LLMs: the decision plane reads its tables, never its functio
 """
 
 from sandbox.data.build import BuildResult, NodeOutcome, build, docs
-from sandbox.data.dbt_runner import dbt_args, project_dir, target_dir
+from sandbox.data.dbt_runner import dbt_args, target_dir
 from sandbox.data.drills import DRILLS, broken_inputs, run_drill, window_off_by_one
 from sandbox.data.gate import GateFailed, GateFailure
 from sandbox.data.generate import GeneratedFiles, generate
@@ -21,7 +21,6 @@ __all__ = [
     "dbt_args",
     "docs",
     "generate",
-    "project_dir",
     "run_drill",
     "target_dir",
     "window_off_by_one",

@@ -11,13 +11,10 @@ from pathlib import Path
 
 from sandbox.config import SandboxError, parse_date, warehouse_path
 from sandbox.data.dbt_runner import dbt_args, invoke, parsed_manifest, target_dir
-from sandbox.data.gate import GateFailed, GateFailure, check_raw_files, gate_failed, kind, relation
+from sandbox.data.gate import check_raw_files, gate_failed, kind, relation
 from sandbox.data.publish import CANDIDATE_SCHEMA, publish, publish_spark
 from sandbox.data.spark import prepare_spark, spark_row_counts, spark_warehouse_dir
 from sandbox.warehouse import connect, ensure_writable, holds_step
-
-__all__ = ["BuildResult", "GateFailed", "GateFailure", "NodeOutcome", "build", "dbt_args",
-           "docs", "invoke", "target_dir"]  # fmt: skip
 
 LAYERS = ("staging", "intermediate", "marts")
 TARGETS = ("duckdb", "spark")

@@ -37,11 +37,6 @@ MANIFESTS_KEPT = 4
 PARSES_KEPT = 16
 
 
-def project_dir() -> Path:
-    """The dbt project (``SANDBOX_DBT_PROJECT_DIR``, default ``dbt_project/``)."""
-    return dbt_project_dir()
-
-
 def target_dir() -> Path:
     """dbt's target folder (compiled SQL, manifest, docs), beside the warehouse file.
 
@@ -58,7 +53,7 @@ def dbt_args(
     The raw folder is not on it: dbt reads ``SANDBOX_RAW_DIR`` (see :func:`invoke`).
     """
     variables = {"as_of_date": as_of.isoformat(), "raw_format": raw_format(raw_dir())}
-    project = project_dir()
+    project = dbt_project_dir()
     return [
         *command.split(),
         "--project-dir", str(project),
@@ -167,15 +162,19 @@ def _parse(target: str) -> _Parsed | None:
     return parsed
 
 
-def _saved_parse(target: str) -> Path | None:
-    """Where dbt's saved parse of this project is cached (``None``: no writable cache)."""
+def _parsed_from(target: str) -> list[str]:
+    """What a parse depends on besides the project's files: project, target, raw format,
+    warehouse name (the catalog) and dbt's version."""
     from dbt.version import __version__ as dbt_version
 
+    return [str(dbt_project_dir()), target, raw_format(raw_dir()), warehouse_path().stem, dbt_version]
+
+
+def _saved_parse(target: str) -> Path | None:
+    """Where dbt's saved parse of this project is cached (``None``: no writable cache)."""
     folder = cache_dir("dbt-parse")
-    if folder is None:
-        return None
-    what = [str(project_dir()), target, raw_format(raw_dir()), warehouse_path().stem, dbt_version]
-    return folder / f"{hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]}.msgpack"
+    what = json.dumps(_parsed_from(target)).encode()
+    return folder / f"{hashlib.sha256(what).hexdigest()[:16]}.msgpack" if folder else None
 
 
 def _keep_parse(mine: Path, saved: Path, *, changed: bool) -> None:
@@ -196,11 +195,8 @@ def _keep_parse(mine: Path, saved: Path, *, changed: bool) -> None:
 
 def _manifest_key(target: str) -> tuple:
     """What a parsed manifest depends on (see :func:`parsed_manifest`)."""
-    from dbt.version import __version__ as dbt_version
-
-    project = project_dir()
     files = []
-    for folder, dirs, names in os.walk(project):
+    for folder, dirs, names in os.walk(dbt_project_dir()):
         dirs[:] = sorted(d for d in dirs if d not in ("target", "logs") and not d.startswith("."))
         for name in sorted(names):
             try:
@@ -208,6 +204,4 @@ def _manifest_key(target: str) -> tuple:
             except OSError:  # removed while we looked: the key differs either way
                 continue
             files.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
-    folder = raw_dir()
-    return (str(project), target, str(folder), raw_format(folder), warehouse_path().stem,
-            dbt_version, tuple(files))  # fmt: skip
+    return (*_parsed_from(target), str(raw_dir()), tuple(files))

@@ -18,12 +18,14 @@ from sandbox.config import (
     DEFAULT_RAW_DIR,
     SHIPPED_AS_OF_DATE,
     SandboxError,
+    dbt_project_dir,
     environment,
     parse_date,
 )
 from sandbox.data.build import build
-from sandbox.data.dbt_runner import project_dir
 from sandbox.data.gate import GateFailed
+
+MART = "models/marts/fct_user_features_for_ai.sql"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Drill:
     where: str | None = None  # "model.column" the failure must name
     explanation: str = ""
     as_of: date = SHIPPED_AS_OF_DATE  # the date the drill builds
+    changes_model: bool = False  # True: it edits a copy of the dbt project, not the data
 
 
 def _edit_lines(path: Path, edit: Callable[[list[str]], list[str]]) -> None:
@@ -44,40 +47,38 @@ def _edit_lines(path: Path, edit: Callable[[list[str]], list[str]]) -> None:
     path.write_text("\n".join(edit(lines)) + "\n", encoding="utf-8")
 
 
-def _first_row(path: Path, old: str, new: str) -> None:
-    def edit(lines: list[str]) -> list[str]:
-        assert old in lines[1], f"{old!r} not in the first data row of {path.name}"
-        lines[1] = lines[1].replace(old, new, 1)
-        return lines
+def _first_row(file: str, old: str | None, new: str) -> Callable[[Path, Path], None]:
+    """Replace ``old`` (default: the first user's id) in the first data row of ``file``."""
 
-    _edit_lines(path, edit)
+    def breaks(raw: Path, _: Path) -> None:
+        def edit(lines: list[str]) -> list[str]:
+            lines[1] = lines[1].replace(old or lines[1].split(",")[0], new, 1)
+            return lines
 
+        _edit_lines(raw / file, edit)
 
-def _append(path: Path, row: str) -> None:
-    _edit_lines(path, lambda lines: [*lines, row])
-
-
-def _first_user(raw: Path) -> str:
-    return raw.joinpath("users.csv").read_text().splitlines()[1].split(",")[0]
+    return breaks
 
 
-def _runaway_summary(_: Path, project: Path) -> None:
-    model = project / "models" / "marts" / "fct_user_features_for_ai.sql"
-    sql = model.read_text()
-    anchor = "'User has been on the ', plan_tier"
-    if anchor not in sql:
-        raise SandboxError(f"the runaway-summary drill cannot find {anchor!r} in {model}")
-    model.write_text(
-        sql.replace(
-            anchor,
-            "case when days_since_signup > 400 then repeat('Valued long-time customer. ', 20) "
-            f"else '' end, {anchor}",
-        )
+def _event(event_id: int, kind: str, at: str, properties: str = '"{}"', user: str = "") -> Callable:
+    """Append one event (of the first user, unless ``user`` is given) to ``events.csv``."""
+
+    def breaks(raw: Path, _: Path) -> None:
+        who = user or (raw / "users.csv").read_text().splitlines()[1].split(",")[0]
+        _edit_lines(raw / "events.csv", lambda ls: [*ls, f'{event_id},{who},"{kind}",{at},{properties}'])
+
+    return breaks
+
+
+def _keep_events(keep: Callable[[str], bool]) -> Callable[[Path, Path], None]:
+    """Keep the header and the events whose ``created_at`` (4th field) passes ``keep``."""
+    return lambda raw, _: _edit_lines(
+        raw / "events.csv", lambda ls: ls[:1] + [x for x in ls[1:] if keep(x.split(",")[3])]
     )
 
 
-def _wrong_delimiter(raw: Path, _: Path) -> None:
-    _edit_lines(raw / "users.csv", lambda lines: [line.replace(",", ";") for line in lines])
+def _users(edit: Callable[[list[str]], list[str]]) -> Callable[[Path, Path], None]:
+    return lambda raw, _: _edit_lines(raw / "users.csv", edit)
 
 
 def _wrong_encoding(raw: Path, _: Path) -> None:
@@ -87,119 +88,110 @@ def _wrong_encoding(raw: Path, _: Path) -> None:
     path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
 
 
-def _keep_events(raw: Path, keep: Callable[[str], bool]) -> None:
-    """Keep the header and the events whose ``created_at`` (4th field) passes ``keep``."""
-    _edit_lines(
-        raw / "events.csv", lambda lines: lines[:1] + [x for x in lines[1:] if keep(x.split(",")[3])]
-    )
+def _edit_model(project: Path, relative: str, old: str, new: str) -> None:
+    model = project / relative
+    sql = model.read_text(encoding="utf-8")
+    if old not in sql:
+        raise SandboxError(f"the drill cannot find {old!r} in {model}")
+    model.write_text(sql.replace(old, new, 1), encoding="utf-8")
 
 
 def _mart_change(old: str, new: str) -> Callable[[Path, Path], None]:
     """A change to the feature mart's SQL (``old`` replaced by ``new``)."""
-
-    def breaks(_: Path, project: Path) -> None:
-        model = project / "models" / "marts" / "fct_user_features_for_ai.sql"
-        sql = model.read_text()
-        if old not in sql:
-            raise SandboxError(f"the drill cannot find {old!r} in {model}")
-        model.write_text(sql.replace(old, new, 1))
-
-    return breaks
-
-
-def _missing_column(raw: Path, _: Path) -> None:
-    def edit(lines: list[str]) -> list[str]:
-        return [",".join(line.split(",")[:1] + line.split(",")[2:]) for line in lines]
-
-    _edit_lines(raw / "users.csv", edit)
+    return lambda _, project: _edit_model(project, MART, old, new)
 
 
 DRILLS: dict[str, Drill] = {
     d.name: d
     for d in [
         Drill(
-            "null_key", "A user with no id",
-            lambda raw, _: _first_row(raw / "users.csv", _first_user(raw), ""),
+            "null_key", "A user with no id", _first_row("users.csv", None, ""),
             "not_null", "staging.stg_users.user_id",
             "Keys are tested at the earliest layer; everything downstream is skipped.",
         ),
         Drill(
-            "duplicate_key", "The same user twice",
-            lambda raw, _: _append(raw / "users.csv", (raw / "users.csv").read_text().splitlines()[1]),
+            "duplicate_key", "The same user twice", _users(lambda ls: [*ls, ls[1]]),
             "unique", "staging.stg_users.user_id",
             "A duplicate would double a user's recommendations (and their cost).",
         ),
         Drill(
             "unknown_plan_tier", "An unknown plan tier ('platinum')",
-            lambda raw, _: _first_row(raw / "users.csv", ',"', ',"platinum_'),
+            _first_row("users.csv", ',"', ',"platinum_'),
             "accepted_values", "staging.stg_users.plan_tier",
             "The prompt's tiers are a closed list; a new tier needs a decision, not a guess.",
         ),
         Drill(
             "orphan_event", "An event for a user who does not exist",
-            lambda raw, _: _append(raw / "events.csv", '99999999,"u_ghost","login",2026-10-30 10:00:00,"{}"'),
+            _event(99999999, "login", "2026-10-30 10:00:00", user='"u_ghost"'),
             "relationships", "staging.stg_user_events.user_id",
             "Orphans mean a broken export or join upstream.",
         ),
         Drill(
             "runaway_summary", "A model change that makes summaries over 500 characters",
-            _runaway_summary,
+            _mart_change("'User has been on the ', plan_tier",
+                         "case when days_since_signup > 400 then repeat('Valued long-time customer. ', 20) "
+                         "else '' end, 'User has been on the ', plan_tier"),
             "model", "marts.fct_user_features_for_ai",
             "The contract's check constraint stops the swap: the published mart keeps its rows.",
+            changes_model=True,
         ),
         Drill(
             "unknown_event_type", "An event type nobody has seen",
-            lambda raw, _: _append(raw / "events.csv", '99999998,' + _first_user(raw) + ',"teleport",2026-10-30 10:00:00,"{}"'),
+            _event(99999998, "teleport", "2026-10-30 10:00:00"),
             "accepted_values", "staging.stg_user_events.event_type",
         ),
         Drill(
             "unparseable_timestamp", "A timestamp that is not a timestamp",
-            lambda raw, _: _append(raw / "events.csv", '99999997,' + _first_user(raw) + ',"login",yesterday-ish,"{}"'),
+            _event(99999997, "login", "yesterday-ish"),
             "not_null", "staging.stg_user_events.event_at",
             "Staging casts with try_cast, so a bad value becomes NULL and the not_null test counts it.",
         ),
         Drill(
             "event_before_signup", "An event years before the user signed up",
-            lambda raw, _: _append(raw / "events.csv", '99999996,' + _first_user(raw) + ',"login",2001-01-01 00:00:00,"{}"'),
+            _event(99999996, "login", "2001-01-01 00:00:00"),
             "assert_no_events_before_signup", None,
         ),
         Drill(
-            "empty_users_file", "A users file with only its header",
-            lambda raw, _: _edit_lines(raw / "users.csv", lambda lines: lines[:1]),
+            "empty_users_file", "A users file with only its header", _users(lambda ls: ls[:1]),
             "has_rows", "staging.stg_users",
         ),
-        Drill("missing_column", "The users file lost its plan_tier column", _missing_column, "model", "staging.stg_users"),
-        Drill("wrong_delimiter", "The users file uses ';' instead of ','", _wrong_delimiter, "model", "staging.stg_users"),
+        Drill(
+            "missing_column", "The users file lost its plan_tier column",
+            _users(lambda ls: [",".join(x.split(",")[:1] + x.split(",")[2:]) for x in ls]),
+            "model", "staging.stg_users",
+        ),
+        Drill(
+            "wrong_delimiter", "The users file uses ';' instead of ','",
+            _users(lambda ls: [x.replace(",", ";") for x in ls]), "model", "staging.stg_users",
+        ),
         Drill("wrong_encoding", "The users file is Latin-1, not UTF-8", _wrong_encoding, "model", "staging.stg_users"),
         Drill(
-            "future_event", "An event dated next year",
-            lambda raw, _: _append(raw / "events.csv", '99999995,' + _first_user(raw) + ',"login",2027-06-01 00:00:00,"{}"'),
+            "future_event", "An event dated next year", _event(99999995, "login", "2027-06-01 00:00:00"),
             "handled", None,
             "Handled: models only see events before the as-of date, so it changes nothing today.",
         ),
         Drill(
             "stale_export", "The export stalled: the last three days of events never arrived",
-            lambda raw, _: _keep_events(raw, lambda at: at < "2026-10-29"),
+            _keep_events(lambda at: at < "2026-10-29"),
             "fresh_as_of", "staging.stg_user_events.event_at",
             "Freshness is measured against the as-of date: the latest event must be at most "
             "1 day (var freshness_max_lag_days) before it.",
         ),
         Drill(
             "half_day_export", "Half a day delivered: the last day's events stop at noon",
-            lambda raw, _: _keep_events(raw, lambda at: at < "2026-10-31 12:00:00"),
+            _keep_events(lambda at: at < "2026-10-31 12:00:00"),
             "volume_as_of", "staging.stg_user_events.event_at",
             "Fresh, but incomplete: the last day holds under 0.6 (var volume_min_ratio) of the "
             "trailing 7-day daily average.",
         ),
         Drill(
             "empty_date", "An empty day: no event at all on the day before the as-of date",
-            lambda raw, _: _keep_events(raw, lambda at: not at.startswith("2026-10-31")),
+            _keep_events(lambda at: not at.startswith("2026-10-31")),
             "volume_as_of", "staging.stg_user_events.event_at",
             "The last day's volume is 0 against a daily average of ~208 (and it is stale too).",
         ),
         Drill(
-            "before_any_data", "A date before any data (1900-01-01)",
-            lambda raw, _: None,
+            "before_any_data", "A date before any data (1900-01-01)", lambda raw, _: None,
             "fresh_as_of", "staging.stg_user_events.event_at",
             "No event before the date: without this check it would publish two empty marts.",
             as_of=date(1900, 1, 1),
@@ -209,10 +201,11 @@ DRILLS: dict[str, Drill] = {
             _mart_change("users.plan_tier,\n", "upper(users.plan_tier) as plan_tier,\n"),
             "accepted_values", "marts.fct_user_features_for_ai.plan_tier",
             "A mart-level data test: it runs on the candidate, so the bad rows are never published.",
+            changes_model=True,
         ),
         Drill(
             "huge_properties", "A 1 MB properties blob",
-            lambda raw, _: _append(raw / "events.csv", '99999994,' + _first_user(raw) + ',"login",2026-10-01 00:00:00,"{""x"": ""' + "A" * 1_000_000 + '""}"'),
+            _event(99999994, "login", "2026-10-01 00:00:00", '"{""x"": ""' + "A" * 1_000_000 + '""}"'),
             "handled", None,
             "Handled: properties are kept as text and never reach the prompt or the summary.",
         ),
@@ -225,16 +218,17 @@ class DrillOutcome:
     """What a drill's build did."""
 
     drill: Drill
-    gate_failed: bool
     error: GateFailed | None
+
+    @property
+    def gate_failed(self) -> bool:
+        return self.error is not None
 
     @property
     def as_expected(self) -> bool:
         """True when the build failed on the expected check (or passed, for a handled drill)."""
-        if self.drill.expect == "handled":
-            return not self.gate_failed
         if self.error is None:
-            return False
+            return self.drill.expect == "handled"
         for failure in self.error.failures:
             named = ".".join(p for p in (failure.model, failure.column) if p)
             test = failure.kind if failure.kind == "model" else failure.test
@@ -243,22 +237,26 @@ class DrillOutcome:
         return False
 
 
+def _copy_project(to: Path) -> Path:
+    shutil.copytree(dbt_project_dir(), to, ignore=shutil.ignore_patterns("target", "logs"))
+    return to
+
+
 @contextmanager
 def broken_inputs(name: str, workdir: Path | None = None) -> Iterator[tuple[Path, Path]]:
     """Point ``SANDBOX_RAW_DIR``/``SANDBOX_DBT_PROJECT_DIR`` at broken copies for the block.
 
-    Yields ``(raw folder, dbt project)``: the project is the scratch copy when the drill
-    changed it, and the shipped project otherwise.
+    Yields ``(raw folder, dbt project)``: the project is a scratch copy when the drill
+    changes a model, and the shipped project (whose saved parse dbt reuses) otherwise.
     """
     if name not in DRILLS:
         raise SandboxError(f"unknown drill {name!r}: pick one of {', '.join(DRILLS)}")
+    drill = DRILLS[name]
     with tempfile.TemporaryDirectory(prefix=f"drill-{name}-", dir=workdir) as scratch:
-        raw, project = Path(scratch) / "raw", Path(scratch) / "dbt_project"
+        raw = Path(scratch) / "raw"
         shutil.copytree(DEFAULT_RAW_DIR, raw)
-        shipped = _files(_copy_project(project))
-        DRILLS[name].breaks(raw, project)
-        if _files(project) == shipped:  # only the data is broken: build the project itself
-            project = project_dir()  # (dbt's saved parse of it is reused)
+        project = _copy_project(Path(scratch) / "dbt_project") if drill.changes_model else dbt_project_dir()
+        drill.breaks(raw, project)
         with environment({"SANDBOX_RAW_DIR": str(raw), "SANDBOX_DBT_PROJECT_DIR": str(project)}):
             yield raw, project
 
@@ -280,28 +278,9 @@ def window_off_by_one(workdir: Path | None = None) -> Iterator[Path]:
     """
     with tempfile.TemporaryDirectory(prefix="logic-bug-", dir=workdir) as scratch:
         project = _copy_project(Path(scratch) / "dbt_project")
-        relative, old, new = WINDOW_BUG
-        model = project / relative
-        sql = model.read_text(encoding="utf-8")
-        if old not in sql:
-            raise SandboxError(f"{relative} no longer contains {old!r}: update WINDOW_BUG")
-        model.write_text(sql.replace(old, new), encoding="utf-8")
+        _edit_model(project, *WINDOW_BUG)
         with environment({"SANDBOX_DBT_PROJECT_DIR": str(project)}):
             yield project
-
-
-def _copy_project(to: Path) -> Path:
-    shutil.copytree(project_dir(), to, ignore=shutil.ignore_patterns("target", "logs"))
-    return to
-
-
-def _files(folder: Path) -> list[tuple[str, int, int]]:
-    """Every file under ``folder``: relative path, size, modification time (copies keep it)."""
-    return sorted(
-        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in folder.rglob("*")
-        if p.is_file()
-    )
 
 
 def run_drill(name: str, as_of: date | str | None = None) -> DrillOutcome:
@@ -311,5 +290,5 @@ def run_drill(name: str, as_of: date | str | None = None) -> DrillOutcome:
         try:
             build(as_of)
         except GateFailed as exc:
-            return DrillOutcome(DRILLS[name], True, exc)
-    return DrillOutcome(DRILLS[name], False, None)
+            return DrillOutcome(DRILLS[name], exc)
+    return DrillOutcome(DRILLS[name], None)

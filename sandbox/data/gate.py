@@ -12,8 +12,8 @@ from datetime import date
 from pathlib import Path
 
 from sandbox.config import SandboxError, raw_dir
-from sandbox.data.publish import describe_published, published_dates, published_name
-from sandbox.data.raw import raw_format, unreadable_csv, unreadable_timestamps
+from sandbox.data.publish import published_name, published_now
+from sandbox.data.raw import RAW_COLUMNS, csv_problem, raw_format, unreadable_timestamps
 from sandbox.warehouse import connect
 
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
@@ -30,8 +30,6 @@ RAW_COLUMN_OF = {
     ("staging.stg_user_events", "event_at"): "created_at",
 }
 """The raw column behind each staged column, to name it in a failure."""
-RAW_TIMESTAMPS = {("staging.stg_users", "signed_up_at"), ("staging.stg_user_events", "event_at")}
-"""Staged timestamps: a NULL there is a raw value staging could not read."""
 FAILED = ("error", "fail", "runtime error")
 MESSAGE_CHARS = 400
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -117,7 +115,8 @@ def check_raw_files(as_of: date, target: str) -> None:
     failures = [
         GateFailure(f"source.raw.{table}", "model", STAGING_OF[table], None, None, None, problem,
                     raw_file=str(folder / f"{table}.csv"))  # fmt: skip
-        for table, problem in unreadable_csv(folder).items()
+        for table, columns in RAW_COLUMNS.items()
+        if (problem := csv_problem(folder / f"{table}.csv", columns))
     ]
     if failures:
         raise GateFailed(as_of, failures, [], published_now(target))
@@ -145,16 +144,6 @@ def gate_failed(as_of: date, results: list, target: str) -> GateFailed | None:
         failures.append(failure)
     skipped = [r.node.name for r in results if str(r.status) == "skipped"]
     return GateFailed(as_of, failures, skipped, published_now(target))
-
-
-def published_now(target: str) -> str:
-    """What the published marts hold right now, as a clause for a GateFailed message."""
-    if target != "duckdb":
-        return "the published Spark marts were not touched"
-    try:
-        return describe_published(published_dates())
-    except SandboxError:
-        return "the published marts were not touched"
 
 
 def kind(node) -> str:
@@ -231,7 +220,8 @@ def _detail(node, failure: GateFailure, fmt: str) -> str | None:
     unreadable timestamp is looked up in the raw file itself.
     """
     key = (failure.model, failure.column)
-    if failure.test == "not_null" and key in RAW_TIMESTAMPS and failure.raw_file:
+    if failure.test == "not_null" and key[1] in ("signed_up_at", "event_at") and failure.raw_file:
+        # a NULL in a staged timestamp is a raw value staging could not read
         return unreadable_timestamps(Path(failure.raw_file), RAW_COLUMN_OF[key], fmt)
     sql = getattr(node, "compiled_code", None) or ""
     if failure.kind != "data test" or " as problem" not in sql:

@@ -49,25 +49,6 @@ NULL_EVENT_TYPE_SHARE = 0.005
 CSV_MAX_USERS = 10_000
 """Up to this many users the default format is CSV (readable, diffable); above it, Parquet."""
 
-USERS_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("plan_tier", pa.string()),
-        ("signed_up_at", pa.timestamp("s")),
-        ("country", pa.string()),
-    ]
-)
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("user_id", pa.string()),
-        ("event_type", pa.string()),
-        ("created_at", pa.timestamp("s")),
-        ("properties", pa.string()),
-    ]
-)
-
-
 @dataclass(frozen=True)
 class GeneratedFiles:
     """What :func:`generate` wrote."""
@@ -86,10 +67,12 @@ def _choice(rng: np.random.Generator, n: int, weights: tuple[float, ...]) -> np.
     return np.searchsorted(cumulative, rng.random(n), side="right").astype(np.int8)
 
 
-def _dictionary_strings(indices: np.ndarray, values: list[str]) -> pa.Array:
-    """A plain string column built from small integer codes (fast for millions of rows)."""
+def _dictionary_strings(indices: np.ndarray, values: list[str], mask=None) -> pa.Array:
+    """A string column built from small integer codes (fast for millions of rows); ``mask``
+    marks the missing values."""
     return pa.DictionaryArray.from_arrays(
-        pa.array(indices, type=pa.int32()), pa.array(values, type=pa.string())
+        pa.array(indices.astype(np.int32), mask=mask, type=pa.int32()),
+        pa.array(values, type=pa.string()),
     ).cast(pa.string())
 
 
@@ -147,8 +130,7 @@ def _users(rng: np.random.Generator, user_ids: list[str], as_of_s: int, window_s
             "plan_tier": _dictionary_strings(plan, list(PLAN_TIERS)),
             "signed_up_at": pa.array(as_of_s - signup_age_s, type=pa.timestamp("s")),
             "country": _dictionary_strings(country, list(COUNTRIES)),
-        },
-        schema=USERS_SCHEMA,
+        }
     )
     return table, segment, signup_age_s
 
@@ -190,21 +172,14 @@ def _events(rng, owner: np.ndarray, created_at: np.ndarray, user_ids: list[str])
         json.dumps({"source": s, "duration_ms": 250 * (b + 1)}) for s in SOURCES for b in range(16)
     ]
     properties = source.astype(np.int32) * 16 + duration_bucket.astype(np.int32)
-    event_type_col = pa.DictionaryArray.from_arrays(
-        pa.array(event_type.astype(np.int32), mask=null_type, type=pa.int32()),
-        pa.array(list(EVENT_TYPES), type=pa.string()),
-    ).cast(pa.string())
     return pa.table(
         {
             "id": pa.array(np.arange(1, n_events + 1, dtype=np.int64)),
-            "user_id": pa.DictionaryArray.from_arrays(
-                pa.array(owner.astype(np.int32)), pa.array(user_ids, type=pa.string())
-            ).cast(pa.string()),
-            "event_type": event_type_col,
+            "user_id": _dictionary_strings(owner, user_ids),
+            "event_type": _dictionary_strings(event_type, list(EVENT_TYPES), mask=null_type),
             "created_at": pa.array(created_at, type=pa.timestamp("s")),
             "properties": _dictionary_strings(properties, property_values),
-        },
-        schema=EVENTS_SCHEMA,
+        }
     )
 
 

@@ -12,20 +12,8 @@ from datetime import date
 from sandbox.config import SandboxError, warehouse_path
 from sandbox.warehouse import connect, table_exists
 
-__all__ = [
-    "CANDIDATE_SCHEMA",
-    "PUBLISHED_SCHEMA",
-    "PublishFailed",
-    "history_name",
-    "publish",
-    "publish_spark",
-    "published_dates",
-    "published_name",
-]
-
 CANDIDATE_SCHEMA = "marts_candidate"
 PUBLISHED_SCHEMA = "marts"
-HISTORY_SUFFIX = "_history"
 DATE_COLUMN = "as_of_date"
 CORE_MARTS = ("marts.fct_user_features_for_ai", "marts.dim_users")
 """The marts the course publishes (a model added under models/marts/ is published too)."""
@@ -39,11 +27,6 @@ def published_name(relation: str) -> str:
     """``marts_candidate.x`` -> ``marts.x``; any other relation unchanged."""
     schema, _, name = relation.partition(".")
     return f"{PUBLISHED_SCHEMA}.{name}" if schema == CANDIDATE_SCHEMA else relation
-
-
-def history_name(published: str) -> str:
-    """``marts.x`` -> ``marts.x_history``: every published date's audited rows of ``x``."""
-    return published + HISTORY_SUFFIX
 
 
 def _columns(con, relation: str) -> dict[str, str]:
@@ -115,7 +98,7 @@ def publish(
 def _publish_dated(con, as_of: date, candidate: str, target: str, columns: dict, step) -> None:
     """Replace date ``as_of`` in the mart's history (new columns added, NULL for older dates)
     and make ``target`` the view of that date's rows (the rows are written once)."""
-    history = history_name(target)
+    history = f"{target}_history"
     step(f"history {target}")
     other = con.execute(
         f"select count(*) from {candidate} where {DATE_COLUMN} is distinct from ?", [as_of]
@@ -162,33 +145,26 @@ def publish_spark(as_of: date, candidates: list[str]) -> dict[str, int]:
     return rows
 
 
-def published_dates(names: tuple[str, ...] = CORE_MARTS) -> dict[str, list[date]]:
-    """The ``as_of_date`` values each published mart holds now (``[]`` when it does not exist)."""
-    path = warehouse_path()
-    if not path.exists():
-        return {name: [] for name in names}
-    found: dict[str, list[date]] = {}
-    with connect(read_only=True) as con:
-        for name in names:
-            if table_exists(con, name) and DATE_COLUMN in _columns(con, name):
-                found[name] = [
-                    r[0]
-                    for r in con.execute(
-                        f"select distinct {DATE_COLUMN} from {name} order by 1"
-                    ).fetchall()
-                ]
-            else:
-                found[name] = []
-    return found
-
-
-def describe_published(dates: dict[str, list[date]]) -> str:
-    """What the published marts hold, as a sentence: "both still hold 2026-11-01"."""
-    shown = {name: ", ".join(str(d) for d in ds) or "nothing" for name, ds in dates.items()}
+def published_now(target: str) -> str:
+    """What the published marts hold now, as a clause for a GateFailed message."""
+    if target != "duckdb":
+        return "the published Spark marts were not touched"
+    if not warehouse_path().exists():
+        return "nothing has been published yet"
+    shown = {}
+    try:
+        with connect(read_only=True) as con:
+            for name in CORE_MARTS:
+                dates = []
+                if table_exists(con, name) and DATE_COLUMN in _columns(con, name):
+                    sql = f"select distinct {DATE_COLUMN} from {name} order by 1"
+                    dates = [r[0] for r in con.execute(sql).fetchall()]
+                shown[name] = ", ".join(str(d) for d in dates) or "nothing"
+    except SandboxError:
+        return "the published marts were not touched"
     values = set(shown.values())
     if values == {"nothing"}:
         return "nothing has been published yet"
-    names = " and ".join(shown)
     if len(values) == 1:
-        return f"{names} still hold {values.pop()}, as before this build"
+        return f"{' and '.join(shown)} still hold {values.pop()}, as before this build"
     return "; ".join(f"{name} still holds {value}" for name, value in shown.items())

@@ -62,16 +62,6 @@ def raw_format(folder: Path) -> str:
     )
 
 
-def unreadable_csv(folder: Path) -> dict[str, str]:
-    """Raw table -> why its CSV file cannot be read, for each file that cannot (else empty)."""
-    found = {}
-    for table, columns in RAW_COLUMNS.items():
-        problem = csv_problem(folder / f"{table}.csv", columns)
-        if problem:
-            found[table] = problem
-    return found
-
-
 def csv_problem(path: Path, columns: tuple[str, ...]) -> str | None:
     """Why ``path`` cannot be read as a raw file with ``columns`` (None: it reads cleanly).
 
@@ -165,39 +155,22 @@ def _encoding_message(path: Path, line: int, offset: int, column: str | None) ->
 
 
 def _first_bad_byte(path: Path, names: list[str]) -> tuple[int, int, str | None]:
-    """(line, byte offset, column) of the first byte that is not UTF-8, read in chunks."""
-    base, lines, carry = 0, 1, b""
+    """(line, byte offset, column) of the first byte that is not UTF-8."""
+    number, offset = 0, 0
     with path.open("rb") as fh:
-        while True:
-            chunk = fh.read(1 << 20)
-            data = carry + chunk
+        for number, line in enumerate(fh, start=1):
             try:
-                data.decode("utf-8")
-                good = len(data)
+                line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                if exc.reason != "unexpected end of data" or not chunk:
-                    bad = base + exc.start
-                    return (
-                        lines + data.count(b"\n", 0, exc.start),
-                        bad,
-                        _column_at(path, bad, names),
-                    )
-                good = exc.start  # a character cut by the chunk's end: read on
-            if not chunk:
-                return lines, base, None
-            lines += data.count(b"\n", 0, good)
-            base, carry = base + good, data[good:]
+                return number, offset + exc.start, _column_at(line[: exc.start], names)
+            offset += len(line)
+    return number, offset, None
 
 
-def _column_at(path: Path, offset: int, names: list[str]) -> str | None:
-    """The header name of the field holding byte ``offset`` (commas outside quotes counted)."""
-    with path.open("rb") as fh:
-        start = max(0, offset - (1 << 16))
-        fh.seek(start)
-        before = fh.read(offset - start)
-    line = before[before.rfind(b"\n") + 1 :]
+def _column_at(before: bytes, names: list[str]) -> str | None:
+    """The header name of the field ``before`` (a line up to a byte) ends in."""
     field, quoted = 0, False
-    for byte in line:
+    for byte in before:
         if byte == ord('"'):
             quoted = not quoted
         elif byte == ord(",") and not quoted:

@@ -11,8 +11,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from sandbox.config import SandboxError, warehouse_path
-from sandbox.data.dbt_runner import project_dir
+from sandbox.config import SandboxError, dbt_project_dir, warehouse_path
 
 SPARK_NEEDS = (
     "the spark target needs the [spark] extra and Java 17: pip install -e '.[spark]' and "
@@ -64,7 +63,7 @@ def prepare_spark() -> None:
     _check_running_session(wanted)
     wanted.mkdir(parents=True, exist_ok=True)
     os.environ["SANDBOX_SPARK_WAREHOUSE"] = str(wanted)
-    os.environ.setdefault("SPARK_CONF_DIR", str(project_dir() / "spark"))  # log4j2: errors only
+    os.environ.setdefault("SPARK_CONF_DIR", str(dbt_project_dir() / "spark"))  # log4j2: errors only
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # offline: no hostname lookups
 
 
@@ -96,10 +95,7 @@ def _check_running_session(wanted: Path) -> None:
 
 def spark_row_counts(relations: list[str]) -> dict[str, int]:
     """Counts from the Spark session dbt-spark left running in this process (≈1 s)."""
-    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    if SparkContext._active_spark_context is None:
-        return {}
     spark = SparkSession.builder.getOrCreate()  # the session dbt used, not a new one
     return {r: spark.table(r).count() for r in relations}

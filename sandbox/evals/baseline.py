@@ -18,11 +18,6 @@ GATE_CONFIG = ROOT / "data" / "golden" / "gate.toml"
 MAX_DIFF_LINES = 40
 
 
-def baselines_dir() -> Path:
-    """The reviewed baselines (``SANDBOX_EVAL_BASELINES``, default ``data/golden/baselines``)."""
-    return eval_baselines_dir()
-
-
 @dataclass(frozen=True)
 class GateConfig:
     """Thresholds of the gate and the reviewed prompt waivers."""
@@ -82,7 +77,7 @@ def baseline_record(run: EvalRun) -> dict:
 
 def write_baseline(run: EvalRun, folder: Path | str | None = None) -> Path:
     """Store ``run`` as the reviewed baseline for its llm, model and prompt_version."""
-    folder = Path(folder or baselines_dir())
+    folder = Path(folder or eval_baselines_dir())
     if not run.complete:
         raise SandboxError(
             f"this evaluation is incomplete ({run.skipped} case(s) not sent: the budget ran "
@@ -113,7 +108,7 @@ def find_baseline(
     Offline: ``offline__<model>.json``. Live: the same prompt_version's file if there is one,
     else the newest live baseline of the model, so a new prompt is compared with the last one.
     """
-    folder = Path(folder or baselines_dir())
+    folder = Path(folder or eval_baselines_dir())
     exact = folder / baseline_name(llm, model, prompt_version)
     if exact.is_file():
         return exact, read_baseline(exact)
@@ -233,7 +228,7 @@ def check_gate(
     run: EvalRun, folder: Path | str | None = None, config: GateConfig | None = None
 ) -> GateVerdict:
     """Compare ``run`` with its baseline; no baseline at all is a failure with the fix."""
-    folder = Path(folder or baselines_dir())
+    folder = Path(folder or eval_baselines_dir())
     config = config or load_gate_config()
     found = find_baseline(run.llm, run.model, run.prompt_version, folder)
     if found is None:
@@ -261,7 +256,7 @@ def check_prompt_evaluated(
 
     A waiver names the version (any model) or ``<prompt_version>__<model>`` (that model only).
     """
-    folder = Path(folder or baselines_dir())
+    folder = Path(folder or eval_baselines_dir())
     config = config or load_gate_config()
     if (Path(folder) / baseline_name("anthropic", model, prompt_version)).is_file():
         return None

@@ -6,19 +6,23 @@ The summaries are built by the real dbt project for :data:`GOLDEN_AS_OF` from
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import fcntl
 import hashlib
 import json
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sandbox.config import ROOT, SandboxError, dbt_project_dir, environment, eval_cache_dir
+from sandbox.config import (
+    ROOT,
+    SandboxError,
+    dbt_project_dir,
+    environment,
+    eval_cache_dir,
+    part_file,
+)
 
 GOLDEN_DIR = ROOT / "data" / "golden"
 GOLDEN_AS_OF = date(2026, 11, 1)
@@ -43,11 +47,6 @@ class GoldenCase:
     summary: str
     row: dict
 
-    @property
-    def preferred(self) -> str:
-        """The first acceptable type: the one a reviewer would pick."""
-        return self.acceptable[0]
-
 
 @dataclass(frozen=True)
 class GoldenSet:
@@ -64,11 +63,6 @@ class GoldenSet:
 
     def __len__(self) -> int:
         return len(self.cases)
-
-
-def cache_dir() -> Path:
-    """Where built golden rows are kept (``SANDBOX_EVAL_CACHE``, default ``warehouse/eval-cache``)."""
-    return eval_cache_dir()
 
 
 def read_labels(folder: Path | str = GOLDEN_DIR) -> list[dict]:
@@ -112,31 +106,20 @@ def _build_rows(folder: Path) -> list[dict]:
     from sandbox.data import build
     from sandbox.warehouse import connect
 
-    project = dbt_project_dir()
-    place = hashlib.sha256(str(project).encode()).hexdigest()[:8]
-    warehouse = cache_dir() / f"build-{place}" / "golden.duckdb"  # dbt reuses its parse here
+    place = hashlib.sha256(str(dbt_project_dir()).encode()).hexdigest()[:8]
+    warehouse = eval_cache_dir() / f"build-{place}" / "golden.duckdb"
     with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):
         build(GOLDEN_AS_OF)
         with connect(read_only=True, path=warehouse) as con:
             cursor = con.execute(f"select * from {FEATURES_TABLE} order by user_id")
             names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, map(_plain, v), strict=True)) for v in cursor.fetchall()]
-    return rows
-
-
-def _plain(value):
-    """A JSON-friendly value: dates as ``YYYY-MM-DD``, timestamps as ``YYYY-MM-DD HH:MM:SS``."""
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+            return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
 
 def build_rows(
     folder: Path | str = GOLDEN_DIR, *, refresh: bool = False
 ) -> tuple[list[dict], str, bool, float]:
-    """The golden mart rows, from the cache when the inputs are unchanged.
+    """The golden mart rows (dates as ISO text), from the cache when the inputs are unchanged.
 
     Returns ``(rows, inputs_sha, cached, seconds)``.
     """
@@ -149,32 +132,19 @@ def build_rows(
             )
     started = time.perf_counter()
     sha = inputs_sha(folder)
-    cached_file = cache_dir() / f"golden-{sha}.json"
-    if cached_file.is_file() and not refresh:
-        rows = json.loads(cached_file.read_text())
-        return rows, sha, True, time.perf_counter() - started
-    cached_file.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock():  # one build at a time; the others then read its result
-        if cached_file.is_file() and not refresh:
-            rows = json.loads(cached_file.read_text())
-            return rows, sha, True, time.perf_counter() - started
-        rows = _build_rows(folder)
-        partial = cached_file.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(rows, indent=1))
-        partial.replace(cached_file)  # atomic: a reader sees all of it or nothing
-    return rows, sha, False, time.perf_counter() - started
-
-
-@contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
-    """Hold ``<cache>/build.lock`` (blocking): parallel test workers build the set once."""
-    fd = os.open(cache_dir() / "build.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    cached_file = eval_cache_dir() / f"golden-{sha}.json"
+    cached = cached_file.is_file() and not refresh
+    if not cached:
+        cached_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(eval_cache_dir() / "build.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build the set once
+            cached = cached_file.is_file() and not refresh
+            if not cached:
+                part = part_file(cached_file)
+                part.write_text(json.dumps(_build_rows(folder), indent=1, default=str))
+                part.replace(cached_file)  # atomic: a reader sees all of it or nothing
+    rows = json.loads(cached_file.read_text())
+    return rows, sha, cached, time.perf_counter() - started
 
 
 def load_golden(folder: Path | str = GOLDEN_DIR, *, refresh: bool = False) -> GoldenSet:

@@ -97,90 +97,47 @@ def _count(
     """Token counts from the count endpoint, or characters / 4 (and why) when it fails."""
     try:
         return count_tokens(client, model, cases[0].summary), None
-    except anthropic.APIStatusError as exc:
-        if exc.status_code in FATAL_STATUS:
-            raise _fatal(exc, model.id) from None
-        error = exc
-    except anthropic.APIConnectionError as exc:
-        error = exc
-    guess = TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars()))
-    return (
-        guess,
-        f"count_tokens failed ({type(error).__name__}): tokens estimated as characters / 4",
-    )
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        _raise_if_fatal(exc, model.id)
+        guess = TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars()))
+        return guess, f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
 
 
-def _estimate(cases: list[GoldenCase], model: ModelPrice, tokens: TokenCount) -> CostEstimate:
-    return estimate_cost(
-        load_price_book(),
-        primary=model.id,
-        escalation=None,
-        input_tokens=[tokens.tokens(c.summary) for c in cases],
-        expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
-        max_output_tokens=model.max_tokens,
-        batch=False,
-        prefix_tokens=tokens.prefix_tokens,
-    )
-
-
-def _fatal(exc: anthropic.APIStatusError, model: str) -> SandboxError:
-    return SandboxError(
-        f"the API answered {exc.status_code} to the evaluation's first requests ({exc.message}): "
-        f"check ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL), that the key may use {model}, and "
-        "the model id (--model or sandbox/decision/models.json); or run with --llm mock"
-    )
+def _raise_if_fatal(exc: anthropic.APIError, model: str) -> None:
+    """Stop the evaluation on an answer no retry can fix, with the cause and the fix."""
+    status = getattr(exc, "status_code", None)
+    if status in FATAL_STATUS:
+        raise SandboxError(
+            f"the API answered {status} to the evaluation's first requests ({exc.message}): "
+            f"check ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL), that the key may use {model}, "
+            "and the model id (--model or sandbox/decision/models.json); or run with --llm mock"
+        ) from None
 
 
 def ask(client: anthropic.Anthropic, model: ModelPrice, case: GoldenCase) -> CaseResult:
     """One request for one case, classified as ok / invalid / error (fatal errors raise)."""
-    common = dict(
+    fields = dict(
         user_id=case.user_id,
         case=case.case,
         segment=case.segment,
         acceptable=case.acceptable,
         summary=case.summary,
+        answer_type=None,
+        confidence_score=None,
     )
     try:
         message = client.messages.create(**build_params(model, case.user_id, case.summary))
-    except anthropic.APIStatusError as exc:
-        if exc.status_code in FATAL_STATUS:
-            raise _fatal(exc, model.id) from None
-        return CaseResult(
-            **common,
-            answer_type=None,
-            confidence_score=None,
-            status="error",
-            error_class=type(exc).__name__,
-        )
-    except anthropic.APIConnectionError as exc:
-        return CaseResult(
-            **common,
-            answer_type=None,
-            confidence_score=None,
-            status="error",
-            error_class=type(exc).__name__,
-        )
-    usage = message.usage
-    cost = model.cost(usage.input_tokens, usage.output_tokens)
-    tokens = dict(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=cost)
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        _raise_if_fatal(exc, model.id)
+        return CaseResult(**fields, status="error", error_class=type(exc).__name__)
+    used_in, used_out = message.usage.input_tokens, message.usage.output_tokens
+    fields.update(input_tokens=used_in, output_tokens=used_out, cost_usd=model.cost(used_in, used_out))
     try:
         answer = parse_answer(message)
     except InvalidAnswer as exc:
-        return CaseResult(
-            **common,
-            answer_type=None,
-            confidence_score=None,
-            status="invalid",
-            error_class=exc.error_class,
-            **tokens,
-        )
-    return CaseResult(
-        **common,
-        answer_type=answer.recommendation_type,
-        confidence_score=answer.confidence_score,
-        status="ok",
-        **tokens,
-    )
+        return CaseResult(**fields, status="invalid", error_class=exc.error_class)
+    fields.update(answer_type=answer.recommendation_type, confidence_score=answer.confidence_score)
+    return CaseResult(**fields, status="ok")
 
 
 def run_eval(
@@ -188,7 +145,7 @@ def run_eval(
     llm: str | None = "mock",
     model: str | None = None,
     golden: GoldenSet | None = None,
-    golden_dir: Path | str = GOLDEN_DIR,
+    golden_dir: Path | str | None = None,
     max_cost_usd: float | None = None,
     workers: int = 4,
     announce: Callable[[str], None] | None = None,
@@ -201,9 +158,18 @@ def run_eval(
     book = load_price_book()
     chosen = book.get(model or book.primary)
     client = make_client(llm)  # a missing key fails here, before dbt runs
-    golden = golden or load_golden(golden_dir)
+    golden = golden or load_golden(golden_dir or GOLDEN_DIR)
     tokens, count_note = _count(client, chosen, golden.cases)
-    estimate = _estimate(golden.cases, chosen, tokens)
+    estimate = estimate_cost(
+        book,
+        primary=chosen.id,
+        escalation=None,
+        input_tokens=[tokens.tokens(c.summary) for c in golden.cases],
+        expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
+        max_output_tokens=chosen.max_tokens,
+        batch=False,
+        prefix_tokens=tokens.prefix_tokens,
+    )
     if announce is not None:
         announce(estimate.render())
     budget = Budget(max_cost_usd)

@@ -7,9 +7,11 @@ traces back to the cases that moved.
 from __future__ import annotations
 
 import json
+from dataclasses import astuple, fields
 
 import pandas as pd
 
+from sandbox.evals.metrics import CaseResult
 from sandbox.evals.runner import EvalRun
 from sandbox.warehouse import connect
 
@@ -62,73 +64,34 @@ DDL = {
 }
 
 
-def ensure_eval_tables(con) -> None:
-    """Create ``ops.eval_runs`` and ``ops.eval_cases`` if they are missing."""
-    con.execute("create schema if not exists ops")
-    for ddl in DDL.values():
-        con.execute(ddl)
-
-
 def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
     """The evaluation's one ``ops.eval_runs`` row."""
     s = run.scores
-    return pd.DataFrame(
-        [
-            {
-                "eval_run_id": run.eval_run_id,
-                "evaluated_at": run.evaluated_at,
-                "llm": run.llm,
-                "model": run.model,
-                "prompt_version": run.prompt_version,
-                "golden_inputs_sha": run.golden.inputs_sha,
-                "summaries_sha": run.golden.summaries_sha,
-                "cases": s.cases,
-                "skipped": run.skipped,
-                "agreement": s.agreement,
-                "invalid_rate": s.invalid_rate,
-                "input_tokens": s.input_tokens,
-                "output_tokens": s.output_tokens,
-                "tokens_per_row": s.tokens_per_row,
-                "cost_usd": s.cost_usd,
-                "cost_per_row_usd": s.cost_per_row_usd,
-                "precision_json": json.dumps(s.precision),
-                "recall_json": json.dumps(s.recall),
-                "confusion_json": json.dumps(s.confusion),
-                "elapsed_s": run.elapsed_s,
-                "accepted": accepted,
-            }
-        ]
+    row = {**vars(s), "tokens_per_row": s.tokens_per_row, "cost_per_row_usd": s.cost_per_row_usd}
+    for name in ("precision", "recall", "confusion"):
+        row[f"{name}_json"] = json.dumps(row.pop(name))
+    row.update(
+        eval_run_id=run.eval_run_id,
+        evaluated_at=run.evaluated_at,
+        llm=run.llm,
+        model=run.model,
+        prompt_version=run.prompt_version,
+        golden_inputs_sha=run.golden.inputs_sha,
+        summaries_sha=run.golden.summaries_sha,
+        skipped=run.skipped,
+        elapsed_s=run.elapsed_s,
+        accepted=accepted,
     )
+    return pd.DataFrame([row])
 
 
 def _case_rows(run: EvalRun) -> pd.DataFrame:
     """One ``ops.eval_cases`` row per golden case the evaluation ran."""
-    return pd.DataFrame(
-        [
-            {
-                "eval_run_id": run.eval_run_id,
-                "user_id": r.user_id,
-                "case_name": r.case,
-                "segment": r.segment,
-                "acceptable": "|".join(r.acceptable),
-                "answer_type": r.answer_type,
-                "confidence_score": r.confidence_score,
-                "status": r.status,
-                "error_class": r.error_class,
-                "agrees": r.agrees,
-                "input_tokens": r.input_tokens,
-                "output_tokens": r.output_tokens,
-                "cost_usd": r.cost_usd,
-                "user_summary_for_llm": r.summary,
-            }
-            for r in run.results
-        ],
-        columns=[
-            "eval_run_id", "user_id", "case_name", "segment", "acceptable", "answer_type",
-            "confidence_score", "status", "error_class", "agrees", "input_tokens",
-            "output_tokens", "cost_usd", "user_summary_for_llm",
-        ],
-    )  # fmt: skip
+    frame = pd.DataFrame([astuple(r) for r in run.results], columns=[f.name for f in fields(CaseResult)])
+    frame["acceptable"] = frame["acceptable"].map("|".join)
+    frame["agrees"] = [r.agrees for r in run.results]
+    frame["eval_run_id"] = run.eval_run_id
+    return frame.rename(columns={"case": "case_name", "summary": "user_summary_for_llm"})
 
 
 def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
@@ -136,7 +99,9 @@ def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
     run_row = _run_row(run, accepted)
     case_rows = _case_rows(run)
     with connect() as con:
-        ensure_eval_tables(con)
+        con.execute("create schema if not exists ops")
+        for ddl in DDL.values():
+            con.execute(ddl)
         con.execute("begin")
         con.register("run_row", run_row)
         con.register("case_rows", case_rows)

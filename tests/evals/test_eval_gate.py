@@ -67,7 +67,8 @@ def test_a_waiver_can_name_one_model(tmp_path: Path) -> None:
 
 
 def test_the_primary_model_has_an_offline_baseline_and_an_explicit_live_waiver() -> None:
-    from sandbox.evals.baseline import baselines_dir, load_gate_config
+    from sandbox.config import eval_baselines_dir as baselines_dir
+    from sandbox.evals.baseline import load_gate_config
 
     assert (baselines_dir() / f"offline__{PRIMARY}.json").is_file()
     if not (baselines_dir() / f"{PROMPT_VERSION}__{PRIMARY}.json").is_file():

@@ -44,7 +44,7 @@ def test_a_drill_builds_a_project_copy_only_when_it_changed_a_model() -> None:
     import os
 
     from sandbox.config import DBT_PROJECT_DIR
-    from sandbox.data import project_dir
+    from sandbox.config import dbt_project_dir as project_dir
     from sandbox.data.drills import broken_inputs
 
     mart_sql = DBT_PROJECT_DIR / "models" / "marts" / "fct_user_features_for_ai.sql"

@@ -72,7 +72,7 @@ def _take(
 ) -> None:
     """One result item: its ledger row, then a result, a failure or an escalation."""
     ctx = run.ctx
-    model, purpose, user = run.model_of(job), job["purpose"], job["user_id"]
+    model, purpose, user = run.ctx.book.get(job["model"]), job["purpose"], job["user_id"]
     outcome = from_batch_result(item.result)
     usage: dict = {"batch_id": got.batch_id}
     if item.result.type == "succeeded":
@@ -104,10 +104,7 @@ def _take(
         kept = keep_primary(run, job, row, total)
         got.results.extend([kept] if kept is not None else [])
         if kept is None:
-            got.failures.append(ctx.failure(
-                user, model, purpose, outcome.error_class or "unknown", outcome.message,
-                outcome.raw_text, input_sha=row.input_sha, permanent=outcome.permanent,
-            ))  # fmt: skip
+            got.failures.append(ctx.dead_letter(row, model, purpose, outcome))
         return
     answer = outcome.answer
     if purpose == "primary" and user in awaiting:
@@ -139,7 +136,7 @@ def _missing(run: BatchRun, got: _Ingest, why: str | None) -> None:
             cls = "batch_missing_result"
             message = f"Message Batch {got.batch_id} returned no result for {job['custom_id']}"
         got.failures.append(run.ctx.failure(
-            job["user_id"], run.model_of(job), job["purpose"], cls, message,
+            job["user_id"], run.ctx.book.get(job["model"]), job["purpose"], cls, message,
             input_sha=job.get("input_sha"),
         ))  # fmt: skip
     if got.stale:

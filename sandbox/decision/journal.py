@@ -17,21 +17,12 @@ from sandbox.config import SandboxError, warehouse_path
 from sandbox.ids import new_id
 
 SEGMENT_ENTRIES = 20_000
-
-
 _write = os.write  # one name to replace in the full-disk drill
-_DATE_KEYS = frozenset({"execution_date"})
-_TIME_KEYS = frozenset(
-    {
-        "called_at",
-        "failed_at",
-        "created_at",
-        "submitted_at",
-        "ended_at",
-        "ingested_at",
-        "resolved_at",
-    }
-)
+_TIME_KEYS = (
+    "called_at",
+    "failed_at",
+    "created_at",
+)  # the timestamps of journaled rows
 
 
 class JournalError(SandboxError):
@@ -54,22 +45,13 @@ _ENCODER = json.JSONEncoder(default=_encode, separators=(",", ":"))
 """One entry per line (what ``json.dumps(entry, default=_encode, separators=...)`` gives), built once."""
 
 
-def _decode_row(row: dict) -> dict:
-    for key, value in row.items():
-        if value is None or not isinstance(value, str):
-            continue
-        if key in _DATE_KEYS:
-            row[key] = date.fromisoformat(value)
-        elif key in _TIME_KEYS:
-            row[key] = datetime.fromisoformat(value)
+def _decode(row: dict) -> dict:
+    """Turn the ISO strings of a read-back row into dates and datetimes again."""
+    row["execution_date"] = date.fromisoformat(row["execution_date"])
+    for key in _TIME_KEYS:
+        if isinstance(row.get(key), str):
+            row[key] = datetime.fromisoformat(row[key])
     return row
-
-
-def decode(entry: dict) -> dict:
-    """Turn the ISO strings of a read-back entry into dates and datetimes again."""
-    for key in ("calls", "results", "failures", "held"):
-        entry[key] = [_decode_row(r) for r in entry.get(key) or ()]
-    return entry
 
 
 class Journal:
@@ -86,8 +68,6 @@ class Journal:
         self._dirty = False
         self._closed = False
         self.appended = 0
-
-    # -- writing -------------------------------------------------------------------------
 
     def _roll(self) -> None:
         if self._fd is not None:
@@ -182,9 +162,12 @@ def read(files: list[Path]) -> Iterator[dict]:
                 if not line.endswith(b"\n"):
                     continue
                 try:
-                    yield decode(json.loads(line))
-                except (ValueError, TypeError):
+                    entry = json.loads(line)
+                    for key in ("calls", "results", "failures", "held"):
+                        entry[key] = [_decode(r) for r in entry.get(key) or ()]
+                except (ValueError, TypeError, KeyError):
                     continue
+                yield entry
 
 
 def forget(files: list[Path]) -> None:
@@ -200,16 +183,3 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass
-
-
-__all__ = [
-    "SEGMENT_ENTRIES",
-    "Journal",
-    "JournalError",
-    "decode",
-    "forget",
-    "journal_dir",
-    "new_id",
-    "pending_files",
-    "read",
-]

@@ -153,17 +153,20 @@ def _resend_reasons(con, as_of: date, prompt_version: str, rows: list) -> Counte
     return reasons
 
 
+def _query(sql: str, params: list | tuple = ()) -> list[tuple]:
+    """The rows of one read of the decision tables (created first when missing)."""
+    with connect() as con:
+        ensure_tables(con, *TABLES)
+        return con.execute(sql, params).fetchall()
+
+
 def input_rows(as_of: date, user_ids: Iterable[str]) -> dict[str, InputRow]:
     """The frozen inputs of the given users (to rebuild requests of a stored batch)."""
-    ids = list(user_ids)
-    if not ids:
-        return {}
-    with connect() as con:
-        found = con.execute(
-            f"select user_id, user_summary_for_llm, input_sha from {INPUTS} "
-            "where execution_date = ? and list_contains(?, user_id)",
-            [as_of, ids],
-        ).fetchall()
+    found = _query(
+        f"select user_id, user_summary_for_llm, input_sha from {INPUTS} "
+        "where execution_date = ? and list_contains(?, user_id)",
+        [as_of, list(user_ids)],
+    )
     return {r[0]: InputRow(*r) for r in found}
 
 
@@ -333,18 +336,14 @@ def totals(as_of: date) -> tuple[int, int, int]:
 
 def known_batch_ids() -> set[str]:
     """Every Message Batch id ``decision.batch_jobs`` holds (any date)."""
-    with connect() as con:
-        ensure_tables(con, *TABLES)
-        return {r[0] for r in con.execute(f"select distinct batch_id from {BATCH_JOBS}").fetchall()}
+    return {r[0] for r in _query(f"select distinct batch_id from {BATCH_JOBS}")}
 
 
 def escalation_share(prompt_version: str, default: float, min_rows: int = 20) -> float:
     """Share of staged rows (this prompt version, any date) that were escalated; ``default`` with little history."""
-    with connect() as con:
-        ensure_tables(con, *TABLES)
-        share, rows = con.execute(
-            f"select avg(case when escalated then 1.0 else 0.0 end), count(*) from {STAGING} "
-            "where prompt_version = ?",
-            [prompt_version],
-        ).fetchone()
+    [(share, rows)] = _query(
+        f"select avg(case when escalated then 1.0 else 0.0 end), count(*) from {STAGING} "
+        "where prompt_version = ?",
+        [prompt_version],
+    )
     return float(share) if rows >= min_rows else default

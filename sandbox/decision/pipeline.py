@@ -47,9 +47,8 @@ def _estimate(
         ctx = dataclasses.replace(ctx, tokens=count_tokens(client, ctx.primary, sample.summary))
         used = ctx.input_tokens(sample)
         calls = [ctx.call(sample.user_id, ctx.primary, "estimate", "ok", input_tokens=used)]
-        segment = journal.append({"calls": calls, "results": [], "failures": [], "held": []})
+        journal.append({"calls": calls, "results": [], "failures": [], "held": []})
         store.commit_when_free(calls=calls)
-        journal.committed([segment])
     except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
         raise SandboxError(
             f"stopped before sending anything: {explain_fatal(exc, ctx.primary.id)}"
@@ -72,6 +71,28 @@ def _estimate(
         escalation_share=share,
     )
     return ctx, estimate, note
+
+
+def _start(
+    execution_date: date | str, llm: str | None, mode: str, model: str | None, escalate: bool,
+    workers: int, batch_size: int | None,
+) -> tuple[RunContext, InferenceSummary]:  # fmt: skip
+    """Refuse options that cannot run; the run's shared context (models, id) and empty summary."""
+    if mode not in MODES:
+        raise SandboxError(f"--mode must be realtime or batch, got {mode!r}")
+    if workers < 1:
+        raise SandboxError(f"--workers must be 1 or more, got {workers}")
+    if batch_size is not None and batch_size < 0:
+        raise SandboxError(f"batch_size must be 0 or more, got {batch_size}")
+    as_of, llm, book = parse_date(execution_date), resolve_llm(llm), load_price_book()
+    primary = book.get(model or book.primary)
+    second = book.get(book.escalation) if escalate else None
+    second = None if second is not None and second.id == primary.id else second
+    ctx = RunContext(as_of, RunContext.new_run_id(), llm, mode, book, primary, second)
+    summary = InferenceSummary(
+        as_of, llm, mode, primary.id, second.id if second else None, PROMPT_VERSION, ctx.run_id
+    )
+    return ctx, summary
 
 
 def note_recovered(summary: InferenceSummary, recovered: Recovered) -> None:
@@ -183,27 +204,15 @@ def run_llm_inference(
     request is sent, answers in flight are kept, and the status is ``interrupted``.
     """
     started = time.perf_counter()
-    if mode not in MODES:
-        raise SandboxError(f"--mode must be realtime or batch, got {mode!r}")
-    if workers < 1:
-        raise SandboxError(f"--workers must be 1 or more, got {workers}")
-    if batch_size is not None and batch_size < 0:
-        raise SandboxError(f"batch_size must be 0 or more, got {batch_size}")
     stop = stop or threading.Event()
-    as_of = parse_date(execution_date)
+    ctx, summary = _start(execution_date, llm, mode, model, escalate, workers, batch_size)
     budget = Budget(max_cost_usd)
-    name, book = resolve_llm(llm), load_price_book()
-    primary = book.get(model or book.primary)
-    second = book.get(book.escalation) if escalate else None
-    second = None if second is not None and second.id == primary.id else second
-    ctx = RunContext(as_of, RunContext.new_run_id(), name, mode, book, primary, second)
-    summary = InferenceSummary(
-        as_of, name, mode, primary.id, second.id if second else None, PROMPT_VERSION, ctx.run_id,
-        max_cost_usd=max_cost_usd,
-    )  # fmt: skip
+    as_of, name, summary.max_cost_usd = ctx.as_of, ctx.llm, max_cost_usd
     client = make_client(name, max_retries=max_retries)
     note_recovered(summary, store.ingest_journal())  # first: answers an earlier run left
-    work = store.load_pending(as_of, batch_size, prompt_version=PROMPT_VERSION, model=primary.id)
+    work = store.load_pending(
+        as_of, batch_size, prompt_version=PROMPT_VERSION, model=ctx.primary.id
+    )
     _note_work(summary, work)
     batch_run = None
     if mode == "batch":

@@ -34,11 +34,9 @@ from sandbox.decision.writer import Recorder, Writer
 
 @dataclass
 class RowOutcome:
-    """Everything one row produced: its result or failure, and every request it sent."""
+    """Every request one row sent, and the error that stops the run, if one did."""
 
     row: InputRow
-    result: dict | None = None
-    failure: dict | None = None
     calls: list[dict] = field(default_factory=list)
     fatal: anthropic.APIStatusError | None = None
 
@@ -111,55 +109,50 @@ def infer_row(
     A failed escalation keeps the primary answer (``escalation_status='escalation_failed'``):
     it was paid for and is never bought again. Never raises.
     """
-    result = RowOutcome(row)
+    done = RowOutcome(row)
     held: dict | None = None
+
+    def staged(answer, model, status) -> dict:
+        return ctx.result(
+            row, answer, model, escalated=status == "escalated",
+            input_tokens=sum(c["input_tokens"] for c in done.calls),
+            output_tokens=sum(c["output_tokens"] for c in done.calls),
+            cost_usd=done.cost_usd, escalation_status=status,
+        )  # fmt: skip
+
     try:
         first, call = _ask(client, ctx, row, ctx.primary, "primary")
-        result.calls.append(call)
-        if not first.is_result:
-            if first.kind == "fatal":
-                result.fatal = first.exc
-                recorder.record(calls=[call])
-            else:
-                result.failure = ctx.dead_letter(row, ctx.primary, "primary", first)
-                recorder.record(calls=[call], failures=[result.failure])
-            return result
-        escalate = ctx.escalation is not None and first.answer.recommendation_type in HIGH_STAKES
-
-        def staged(answer, model, status) -> dict:
-            return ctx.result(
-                row, answer, model, escalated=status == "escalated",
-                input_tokens=sum(c["input_tokens"] for c in result.calls),
-                output_tokens=sum(c["output_tokens"] for c in result.calls),
-                cost_usd=result.cost_usd, escalation_status=status,
-            )  # fmt: skip
-
-        if not escalate:
-            result.result = staged(first.answer, ctx.primary, None)
-            recorder.record(calls=[call], results=[result.result])
-            return result
-        held = staged(first.answer, ctx.primary, "not_sent")
-        recorder.record(calls=[call], held=[held])
-        second, call2 = _ask(client, ctx, row, ctx.escalation, "escalation")
-        result.calls.append(call2)
-        if second.is_result:
-            result.result = staged(second.answer, ctx.escalation, "escalated")
+        done.calls.append(call)
+        if first.kind == "fatal":
+            done.fatal = first.exc
+            recorder.record(calls=[call])
+        elif not first.is_result:
+            recorder.record(
+                calls=[call], failures=[ctx.dead_letter(row, ctx.primary, "primary", first)]
+            )
+        elif ctx.escalation is None or first.answer.recommendation_type not in HIGH_STAKES:
+            recorder.record(calls=[call], results=[staged(first.answer, ctx.primary, None)])
         else:
-            result.result = staged(first.answer, ctx.primary, "escalation_failed")
-            if second.kind == "fatal":
-                result.fatal = second.exc
-        recorder.record(calls=[call2], results=[result.result])
+            held = staged(first.answer, ctx.primary, "not_sent")
+            recorder.record(calls=[call], held=[held])
+            second, call = _ask(client, ctx, row, ctx.escalation, "escalation")
+            done.calls.append(call)
+            if second.is_result:
+                final = staged(second.answer, ctx.escalation, "escalated")
+            else:
+                final = staged(first.answer, ctx.primary, "escalation_failed")
+                done.fatal = second.exc if second.kind == "fatal" else None
+            recorder.record(calls=[call], results=[final])
     except Exception as exc:  # a bug or an unexpected SDK error: fail this row, keep the run
         if held is not None:
-            result.result = {**held, "escalation_status": "escalation_failed"}
-            recorder.record(results=[result.result])
+            recorder.record(results=[{**held, "escalation_status": "escalation_failed"}])
         else:
-            result.failure = ctx.failure(
+            failure = ctx.failure(
                 row.user_id, ctx.primary, "primary", type(exc).__name__, repr(exc),
                 input_sha=row.input_sha,
             )  # fmt: skip
-            recorder.record(failures=[result.failure])
-    return result
+            recorder.record(failures=[failure])
+    return done
 
 
 class _Feed:

@@ -33,13 +33,12 @@ class Recorder:
     def record(self, *, calls=(), results=(), failures=(), held=()) -> None:
         """Journal one response's rows (unless the journal failed), then hand them to the writer."""
         entry = {"calls": calls, "results": results, "failures": failures, "held": held}
-        segment = None
         if self.journal_error is None:
             try:
-                segment = self.journal.append(entry)
+                self.journal.append(entry)
             except JournalError as exc:
                 self.journal_error = exc
-        self.writer.queue.put((entry, segment))
+        self.writer.queue.put(entry)
 
 
 class Writer:
@@ -53,7 +52,7 @@ class Writer:
         self.journal = journal
         # SimpleQueue: put and get in C, without Queue's Python-level conditions (every answer
         # passes through here once)
-        self.queue: queue.SimpleQueue[tuple[dict, int | None] | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self.stalled = False
         self.uncommitted = 0
@@ -86,7 +85,7 @@ class Writer:
 
     def _run(self) -> None:
         open_ = True
-        batch: list[tuple[dict, int | None]] = []
+        batch: list[dict] = []
         busy_since: float | None = None
         last_commit = -COMMIT_INTERVAL_S
         while open_ or batch:
@@ -105,7 +104,7 @@ class Writer:
                 batch = []
                 continue
             rows = {"results": [], "failures": [], "calls": []}
-            for entry, _ in batch:
+            for entry in batch:
                 for key in rows:
                     rows[key].extend(entry[key])
             self.journal.sync()
@@ -125,5 +124,4 @@ class Writer:
                 continue
             busy_since, self.stalled = None, False
             self.tally.count(**rows)
-            self.journal.committed([seg for _, seg in batch if seg is not None])
             batch = []

@@ -7,12 +7,11 @@ Names load on first use, so ``sandbox --help`` skips the SDK import.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 _EXPORTS = {
     "sandbox.decision.clients": ["make_client"],
     "sandbox.decision.drift": ["check_drift", "load_thresholds"],
-    "sandbox.decision.pipeline": ["InferenceOptions", "run_llm_inference"],
+    "sandbox.decision.pipeline": ["run_llm_inference"],
     "sandbox.decision.pricing": ["load_price_book"],
     "sandbox.decision.prompt": [
         "HIGH_STAKES",
@@ -27,20 +26,14 @@ _EXPORTS = {
         "validate_answer",
     ],
     "sandbox.decision.steps": ["infer", "prepare_features", "write_results"],
-    "sandbox.decision.summary": ["STATUSES", "InferenceSummary"],
+    "sandbox.decision.summary": ["InferenceSummary"],
 }
-"""Where each public name lives: it is imported on first use."""
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_HOME)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        value = getattr(importlib.import_module(_HOME[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOME])
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value = getattr(importlib.import_module(_HOME[name]), name)
+    return value

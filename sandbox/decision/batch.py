@@ -21,24 +21,21 @@ from sandbox.config import SandboxError
 from sandbox.decision import store
 from sandbox.decision.batch_ingest import Carried, ingest
 from sandbox.decision.batch_proof import reconcile
-from sandbox.decision.pricing import Budget, ModelPrice
-from sandbox.decision.prompt import (
-    PROMPT_VERSION,
-    build_params,
-)
-from sandbox.decision.records import (
-    RunContext,
-    Tally,
-    error_class,
-    explain_fatal,
-    is_fatal,
-)
+from sandbox.decision.outcome import api_reason, explain_fatal, is_fatal
+from sandbox.decision.pricing import Budget
+from sandbox.decision.prompt import PROMPT_VERSION, build_params
+from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow, utcnow
+from sandbox.decision.summary import InferenceSummary, Tally
 
 MAX_REQUESTS_PER_BATCH = 50_000
 """Requests per Message Batch (the API allows 100,000 or 256 MB, whichever comes first)."""
 
 _SAFE_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_RETRY_LATER = (
+    "even after the SDK's retries: its id is stored in decision.batch_jobs, so run the same "
+    "command again later to collect it without paying again"
+)
 
 
 def custom_id_for(nonce: str, as_of: date, user_id: str) -> str:
@@ -47,42 +44,6 @@ def custom_id_for(nonce: str, as_of: date, user_id: str) -> str:
     if _SAFE_ID.match(readable):
         return readable
     return f"{nonce}-{as_of:%Y%m%d}-h{hashlib.sha256(user_id.encode()).hexdigest()[:40]}"
-
-
-def _intent_jobs(
-    ctx: RunContext, intent: str, rows: list[InputRow], requests: list[dict],
-    model: ModelPrice, purpose: str, carried: dict[str, Carried],
-) -> list[dict]:  # fmt: skip
-    """The ``decision.batch_jobs`` rows of an intent (status ``creating``), one per request."""
-    now = utcnow()
-    jobs = []
-    for row, request in zip(rows, requests, strict=True):
-        tokens_in, tokens_out, cost, answer = carried.get(row.user_id, (0, 0, 0.0, None))
-        jobs.append(
-            {
-                "execution_date": ctx.as_of,
-                "user_id": row.user_id,
-                "batch_id": intent,
-                "custom_id": request["custom_id"],
-                "purpose": purpose,
-                "model": model.id,
-                "prompt_version": PROMPT_VERSION,
-                "run_id": ctx.run_id,
-                "status": "creating",
-                "carried_input_tokens": tokens_in,
-                "carried_output_tokens": tokens_out,
-                "carried_cost_usd": cost,
-                "submitted_at": now,
-                "input_sha": row.input_sha,
-                "primary_answer": answer,
-            }
-        )
-    return jobs
-
-
-def _api_reason(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    return f"{error_class(exc)}{f' {status}' if status else ''}: {exc}"
 
 
 @dataclass
@@ -121,50 +82,76 @@ class BatchRun:
 
     def submit(self, rows: list[InputRow]) -> None:
         """Send ``rows`` as new primary batches (as many as the budget admits) and collect them."""
-        admitted: list[InputRow] = []
-        reserved = 0.0
+        admitted: list[tuple[InputRow, float]] = []
         for row in rows:
-            worst = self.ctx.row_worst(row)
-            if not self.budget.reserve(worst):
+            if not self.budget.reserve(worst := self.ctx.row_worst(row)):
                 break
-            admitted.append(row)
-            reserved += worst
-        created: list[list[dict]] = []
+            admitted.append((row, worst))
+        created = []
         for start in range(0, len(admitted), MAX_REQUESTS_PER_BATCH):
             chunk = admitted[start : start + MAX_REQUESTS_PER_BATCH]
-            share = reserved * len(chunk) / len(admitted)
-            try:
-                jobs = self._create(chunk, self.ctx.primary, "primary", carried={})
-            except SandboxError:
-                self.budget.settle(reserved * (len(admitted) - start) / len(admitted), 0.0)
-                raise
-            if not jobs:  # the create's outcome is still unknown: the next run looks again
-                self.budget.settle(share, 0.0)
-                continue
-            self.reserved[jobs[0]["batch_id"]] = share
-            created.append(jobs)
-        for jobs in created:
+            reserved = sum(worst for _, worst in chunk)
+            created.append(self._create([r for r, _ in chunk], "primary", {}, reserved))
+        for jobs in filter(None, created):
             self._collect(jobs[0]["batch_id"], jobs)
 
+    def escalate(
+        self, rows: list[tuple[InputRow, Carried]]
+    ) -> tuple[list[dict], list[tuple[InputRow, Carried]]]:
+        """Create the escalation batch for the answers that fit the budget; return it and the rest."""
+        admitted, over, reserved = [], [], 0.0
+        for row, carried in rows:
+            worst = self.ctx.worst_cost(row, self.ctx.escalation)
+            if self.budget.reserve(worst):
+                admitted.append((row, carried))
+                reserved += worst
+            else:
+                over.append((row, carried))
+        if not admitted:
+            return [], over
+        carried = {row.user_id: c for row, c in admitted}
+        return self._create([r for r, _ in admitted], "escalation", carried, reserved), over
+
     def _create(
-        self,
-        rows: list[InputRow],
-        model: ModelPrice,
-        purpose: str,
-        carried: dict[str, Carried],
+        self, rows: list[InputRow], purpose: str, carried: dict[str, Carried], reserved: float
     ) -> list[dict]:
-        """Record the intent, create one Message Batch, name the intent; its ``batch_jobs`` rows."""
+        """Store the intent, create one Message Batch, name the intent; its ``batch_jobs`` rows.
+
+        ``reserved`` (the rows' worst case) is released when nothing was created.
+        """
+        try:
+            jobs = self._create_once(rows, purpose, carried)
+        except SandboxError:
+            self.budget.settle(reserved, 0.0)
+            raise
+        if not jobs:  # the create's outcome is still unknown: the next run looks again
+            self.budget.settle(reserved, 0.0)
+        else:
+            self.reserved[jobs[0]["batch_id"]] = reserved
+        return jobs
+
+    def _create_once(
+        self, rows: list[InputRow], purpose: str, carried: dict[str, Carried]
+    ) -> list[dict]:
         ctx = self.ctx
+        model = ctx.primary if purpose == "primary" else ctx.escalation
         nonce = uuid.uuid4().hex[:12]
-        intent = f"intent-{nonce}"
-        requests = [
-            {
-                "custom_id": custom_id_for(nonce, ctx.as_of, r.user_id),
-                "params": build_params(model, r.user_id, r.summary),
-            }
-            for r in rows
-        ]
-        jobs = _intent_jobs(ctx, intent, rows, requests, model, purpose, carried)
+        intent, now = f"intent-{nonce}", utcnow()
+        requests, jobs = [], []
+        for row in rows:
+            custom_id = custom_id_for(nonce, ctx.as_of, row.user_id)
+            requests.append(
+                {"custom_id": custom_id, "params": build_params(model, row.user_id, row.summary)}
+            )
+            tokens_in, tokens_out, cost, answer = carried.get(row.user_id, (0, 0, 0.0, None))
+            jobs.append({
+                "execution_date": ctx.as_of, "user_id": row.user_id, "batch_id": intent,
+                "custom_id": custom_id, "purpose": purpose, "model": model.id,
+                "prompt_version": PROMPT_VERSION, "run_id": ctx.run_id, "status": "creating",
+                "carried_input_tokens": tokens_in, "carried_output_tokens": tokens_out,
+                "carried_cost_usd": cost, "submitted_at": now, "input_sha": row.input_sha,
+                "primary_answer": answer,
+            })  # fmt: skip
         store.commit_when_free(batch_jobs=jobs)  # the intent is stored before the create
         try:
             # no SDK retries: a retried create whose response was lost is a second batch
@@ -177,9 +164,9 @@ class BatchRun:
                 raise SandboxError(
                     f"could not create the Message Batch: {explain_fatal(exc, model.id)}"
                 ) from exc
-            batch_id = reconcile(self, intent, jobs, reason=_api_reason(exc))
+            batch_id = reconcile(self, intent, jobs, reason=api_reason(exc))
         except anthropic.APIConnectionError as exc:
-            batch_id = reconcile(self, intent, jobs, reason=_api_reason(exc))
+            batch_id = reconcile(self, intent, jobs, reason=api_reason(exc))
         else:
             batch_id = batch.id
             store.commit_when_free(batch_updates=[(intent, batch_id, "in_progress")])
@@ -205,12 +192,10 @@ class BatchRun:
                 return "gone", None
             except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
                 detail = (
-                    explain_fatal(exc, self.ctx.primary.id) if is_fatal(exc) else _api_reason(exc)
+                    explain_fatal(exc, self.ctx.primary.id) if is_fatal(exc) else api_reason(exc)
                 )
                 raise SandboxError(
-                    f"could not check Message Batch {batch_id} ({detail}), even after the SDK's "
-                    "retries: its id is stored in decision.batch_jobs, so run the same command "
-                    "again later to collect it without paying again"
+                    f"could not check Message Batch {batch_id} ({detail}), {_RETRY_LATER}"
                 ) from exc
             if batch.processing_status == "ended":
                 return "ended", batch
@@ -238,7 +223,7 @@ class BatchRun:
             if state == "waiting":
                 self.waiting.append(batch_id)
                 return
-            escalation = self._ingest(batch_id, batch, jobs)
+            escalation = ingest(self, batch_id, batch, jobs)
             bar.set_postfix_str(f"{batch_id} ended", refresh=False)
             bar.update(len(jobs))
         finally:
@@ -263,45 +248,18 @@ class BatchRun:
             )
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise SandboxError(
-                f"could not download the results of Message Batch {batch_id} ({_api_reason(exc)}), "
-                "even after the SDK's retries: its id is stored in decision.batch_jobs, so run the "
-                "same command again later to collect it without paying again"
+                f"could not download the results of Message Batch {batch_id} ({api_reason(exc)}), "
+                f"{_RETRY_LATER}"
             ) from exc
 
-    def _ingest(self, batch_id: str, batch, jobs: list[dict]) -> list[dict]:
-        """Turn a finished batch into rows (:func:`~sandbox.decision.batch_ingest.ingest`)."""
-        return ingest(self, batch_id, batch, jobs)
-
-    def escalate(
-        self, rows: list[tuple[InputRow, Carried]]
-    ) -> tuple[list[dict], list[tuple[InputRow, Carried]]]:
-        """Create the escalation batch for the answers that fit the budget; return it and the rest."""
-        ctx = self.ctx
-        admitted, over, reserved = [], [], 0.0
-        for row, carried in rows:
-            worst = ctx.worst_cost(row, ctx.escalation)
-            if self.budget.reserve(worst):
-                admitted.append((row, carried))
-                reserved += worst
-            else:
-                over.append((row, carried))
-        if not admitted:
-            return [], over
-        try:
-            jobs = self._create(
-                [row for row, _ in admitted],
-                ctx.escalation,
-                "escalation",
-                carried={row.user_id: carried for row, carried in admitted},
+    def note(self, summary: InferenceSummary) -> None:
+        """What the batch part adds to the summary: its batch ids, notes and what still waits."""
+        summary.batch_ids = list(dict.fromkeys(self.batch_ids))
+        summary.notes.extend(self.notes)
+        processing = [b for b in self.waiting if not b.startswith("intent-")]
+        if processing:
+            summary.notes.append(
+                f"Message Batch {', '.join(processing)} is still processing; its id is stored in "
+                f"decision.batch_jobs: run `sandbox infer --date {summary.execution_date} --mode "
+                "batch` again to collect it"
             )
-        except SandboxError:
-            self.budget.settle(reserved, 0.0)
-            raise
-        if not jobs:
-            self.budget.settle(reserved, 0.0)
-            return [], over
-        self.reserved[jobs[0]["batch_id"]] = reserved
-        return jobs, over
-
-    def model_of(self, job: dict) -> ModelPrice:
-        return self.ctx.book.get(job["model"])

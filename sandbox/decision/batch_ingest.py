@@ -72,7 +72,7 @@ def _take(
 ) -> None:
     """One result item: its ledger row, then a result, a failure or an escalation."""
     ctx = run.ctx
-    model, purpose, user = run.model_of(job), job["purpose"], job["user_id"]
+    model, purpose, user = run.ctx.book.get(job["model"]), job["purpose"], job["user_id"]
     outcome = from_batch_result(item.result)
     usage: dict = {"batch_id": got.batch_id}
     if item.result.type == "succeeded":
@@ -101,13 +101,10 @@ def _take(
         job["carried_cost_usd"] + usage.get("cost_usd", 0.0),
     )
     if not outcome.is_result:
-        kept = keep_primary(run, job, row, total)
-        got.results.extend([kept] if kept is not None else [])
-        if kept is None:
-            got.failures.append(ctx.failure(
-                user, model, purpose, outcome.error_class or "unknown", outcome.message,
-                outcome.raw_text, input_sha=row.input_sha, permanent=outcome.permanent,
-            ))  # fmt: skip
+        if purpose == "escalation" and job.get("primary_answer"):
+            got.results.append(keep_primary(run, job["primary_answer"], row, total))
+        else:
+            got.failures.append(ctx.dead_letter(row, model, purpose, outcome))
         return
     answer = outcome.answer
     if purpose == "primary" and user in awaiting:
@@ -130,16 +127,14 @@ def _take(
 def _missing(run: BatchRun, got: _Ingest, why: str | None) -> None:
     """Failure rows for requests with no result (``why``: the results are unavailable)."""
     for job in got.jobs.values():
-        if why is not None:
-            cls, message = (
-                "batch_results_unavailable",
-                (f"Message Batch {got.batch_id} {why}; the row stays pending for the next run"),
-            )
-        else:
-            cls = "batch_missing_result"
-            message = f"Message Batch {got.batch_id} returned no result for {job['custom_id']}"
+        cls, message = (
+            ("batch_results_unavailable", f"{why}; the row stays pending for the next run")
+            if why is not None
+            else ("batch_missing_result", f"returned no result for {job['custom_id']}")
+        )
+        message = f"Message Batch {got.batch_id} {message}"
         got.failures.append(run.ctx.failure(
-            job["user_id"], run.model_of(job), job["purpose"], cls, message,
+            job["user_id"], run.ctx.book.get(job["model"]), job["purpose"], cls, message,
             input_sha=job.get("input_sha"),
         ))  # fmt: skip
     if got.stale:
@@ -161,8 +156,7 @@ def _escalate_or_keep(run: BatchRun, got: _Ingest) -> tuple[list[dict], SandboxE
     except SandboxError as exc:
         error, over = exc, []
         for row, carried in got.escalate:
-            keep = {"primary_answer": carried[3], "purpose": "escalation"}
-            got.results.append(keep_primary(run, keep, row, carried[:3]))
+            got.results.append(keep_primary(run, carried[3], row, carried[:3]))
     for row, carried in over:
         got.failures.append(run.ctx.failure(
             row.user_id, run.ctx.escalation, "escalation", "escalation_over_budget",
@@ -178,18 +172,11 @@ def _escalate_or_keep(run: BatchRun, got: _Ingest) -> tuple[list[dict], SandboxE
     return jobs, error
 
 
-def keep_primary(run: BatchRun, job: dict, row: InputRow | None, total: tuple) -> dict | None:
+def keep_primary(run: BatchRun, primary_json: str, row: InputRow, total: tuple) -> dict:
     """A failed escalation keeps the primary answer it carries (never bought again)."""
-    if job["purpose"] != "escalation" or not job.get("primary_answer") or row is None:
-        return None
-    kept = json.loads(job["primary_answer"])
+    kept = json.loads(primary_json)
     return run.ctx.result(
-        row,
-        validate_answer(kept["answer"]),
-        run.ctx.book.get(kept["model"]),
-        escalated=False,
-        input_tokens=total[0],
-        output_tokens=total[1],
-        cost_usd=total[2],
+        row, validate_answer(kept["answer"]), run.ctx.book.get(kept["model"]), escalated=False,
+        input_tokens=total[0], output_tokens=total[1], cost_usd=total[2],
         escalation_status="escalation_failed",
-    )
+    )  # fmt: skip

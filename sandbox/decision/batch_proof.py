@@ -14,17 +14,13 @@ import anthropic
 
 from sandbox.config import SandboxError, batch_create_grace_s
 from sandbox.decision import store
+from sandbox.decision.outcome import api_reason
 
 if TYPE_CHECKING:
     from sandbox.decision.batch import BatchRun
 
 RECONCILE_WINDOW = timedelta(minutes=10)
 """How far before an intent a listed batch may have been created (clock skew) and be a candidate."""
-
-
-def _api_reason(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    return f"{type(exc).__name__}{f' {status}' if status else ''}: {exc}"
 
 
 def reconcile(run: BatchRun, intent: str, jobs: list[dict], reason: str) -> str | None:
@@ -87,7 +83,7 @@ def _candidates(run: BatchRun, intent: str, jobs: list[dict], reason: str) -> li
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         raise SandboxError(
             f"the Message Batch create ended without an answer ({reason}) and the batch "
-            f"list could not be read ({_api_reason(exc)}): the intent {intent} is stored; "
+            f"list could not be read ({api_reason(exc)}): the intent {intent} is stored; "
             "run the same command again and it checks the list again before creating anything"
         ) from exc
     return found[::-1]  # oldest first: created closest to the intent

@@ -42,7 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="refuse the run if its estimate is above this, and stop submitting before spending it",
     )
     cmd.add_argument(
-        "--mode", choices=MODES, default="realtime", help="realtime (default) or batch (half price)"
+        "--mode",
+        choices=MODES,
+        default="realtime",
+        help="realtime (default) or batch (half price)",
     )
     cmd.add_argument(
         "--no-escalate",
@@ -52,7 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     cmd.add_argument("--model", default=None, help="primary model id (default: models.json)")
     cmd.add_argument(
-        "--limit", type=int, default=None, dest="batch_size", help="at most this many pending rows"
+        "--limit",
+        type=int,
+        default=None,
+        dest="batch_size",
+        help="at most this many pending rows",
     )
     cmd.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     cmd.add_argument(
@@ -109,27 +116,24 @@ def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
             signal.signal(sig, previous)
 
 
-def _options(args: argparse.Namespace) -> dict:
-    """The keyword arguments ``infer`` and ``reprocess_prompt`` both take from the command line."""
-    return {
-        "llm": args.llm,
-        "workers": args.workers,
-        "max_cost_usd": args.max_cost_usd,
-        "mode": args.mode,
-        "escalate": args.escalate,
-        "model": args.model,
-        "batch_size": args.batch_size,
-        "progress": args.progress,
-    }
+_OPTIONS = "llm workers max_cost_usd mode escalate model batch_size progress".split()
+"""The arguments ``infer`` and ``reprocess_prompt`` both take from the command line."""
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sandbox.decision.steps import infer  # the SDK import waits until it is needed
+    # the SDK is imported when the command runs, not when it is registered
+    from sandbox.decision.rollout import reprocess_prompt
+    from sandbox.decision.steps import infer, prepare_features
 
+    options = {name: getattr(args, name) for name in _OPTIONS}
     if args.reprocess == "prompt":
-        return _reprocess(args)
+        prepare_features(args.date)
+        with stop_on_signals() as (stop, _seen):
+            result = reprocess_prompt(args.date, stop=stop, **options)
+        print(result.render())
+        return result.exit_code
     with stop_on_signals() as (stop, seen):
-        summary = infer(args.date, stop=stop, **_options(args))
+        summary = infer(args.date, stop=stop, **options)
     if summary.status == "interrupted" and seen.get("signal"):
         summary.interrupted_by = seen["signal"]
     print(summary.render())
@@ -141,14 +145,3 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return summary.exit_code
-
-
-def _reprocess(args: argparse.Namespace) -> int:
-    from sandbox.decision.rollout import reprocess_prompt
-    from sandbox.decision.steps import prepare_features
-
-    prepare_features(args.date)
-    with stop_on_signals() as (stop, _seen):
-        result = reprocess_prompt(args.date, stop=stop, **_options(args))
-    print(result.render())
-    return result.exit_code

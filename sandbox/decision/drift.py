@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,11 +19,8 @@ from sandbox.decision.prompt import RECOMMENDATION_TYPES
 from sandbox.warehouse import connect, table_exists
 
 CONFIG_FILE = Path(__file__).with_name("drift.toml")
-DEFAULT_TABLE = "decision.recommendations_staging"
 CONFIDENCE_BUCKETS = tuple(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))
 STATUSES = ("ok", "drift", "insufficient_history")
-
-__all__ = ["CONFIG_FILE", "DriftReport", "DriftThresholds", "check_drift", "load_thresholds", "psi"]
 
 
 @dataclass(frozen=True)
@@ -39,19 +36,16 @@ class DriftThresholds:
 
 def load_thresholds(path: Path | str = CONFIG_FILE) -> DriftThresholds:
     """Read ``drift.toml`` (a clear error when it is missing or malformed)."""
+    known = DriftThresholds.__dataclass_fields__
     try:
         raw = tomllib.loads(Path(path).read_text())
-        known = DriftThresholds.__dataclass_fields__
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
+        if unknown := sorted(set(raw) - set(known)):
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
         return DriftThresholds(**{k: type(getattr(DriftThresholds, k))(v) for k, v in raw.items()})
     except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
         raise SandboxError(
             f"cannot read the drift thresholds {path} ({type(exc).__name__}: {exc}): restore "
-            "it from git or fix it (settings: "
-            + ", ".join(DriftThresholds.__dataclass_fields__)
-            + ")"
+            f"it from git or fix it (settings: {', '.join(known)})"
         ) from None
 
 
@@ -100,7 +94,9 @@ def _shares(counts: dict[str, int], buckets: tuple[str, ...]) -> dict[str, float
     return {b: (counts.get(b, 0) / total if total else 0.0) for b in buckets}
 
 
-def _mean(shares: list[dict[str, float]], buckets: tuple[str, ...]) -> dict[str, float]:
+def _window_shares(counts: dict, window: list[date], buckets: tuple[str, ...]) -> dict[str, float]:
+    """The mean of the window dates' shares (each date weighs the same)."""
+    shares = [_shares(counts[d], buckets) for d in window]
     return {b: sum(s[b] for s in shares) / len(shares) for b in buckets} if shares else {}
 
 
@@ -109,8 +105,13 @@ def _mover(now: dict[str, float], before: dict[str, float]) -> str:
     return f"{bucket} {before.get(bucket, 0.0):.0%} -> {now[bucket]:.0%}"
 
 
-def _read(con, table: str, first: date, last: date) -> list[tuple]:
-    return con.execute(
+def _histories(con, table: str, first: date, last: date) -> tuple[dict, dict]:
+    """Answers per date by recommendation type, and by confidence bucket."""
+    types: dict[date, Counter] = defaultdict(Counter)
+    buckets: dict[date, Counter] = defaultdict(Counter)
+    if not table_exists(con, table):
+        return types, buckets
+    found = con.execute(
         f"""
         select execution_date, recommendation_type,
                least(greatest(cast(floor(confidence_score * 10) as integer), 0), 9) as bucket,
@@ -121,16 +122,9 @@ def _read(con, table: str, first: date, last: date) -> list[tuple]:
         """,
         [first, last],
     ).fetchall()
-
-
-def _histories(found: list) -> tuple[dict, dict]:
-    """Answers per date by recommendation type, and by confidence bucket."""
-    types: dict[date, dict[str, int]] = defaultdict(dict)
-    buckets: dict[date, dict[str, int]] = defaultdict(dict)
     for when, kind, bucket, n in found:
-        types[when][kind] = types[when].get(kind, 0) + n
-        label = CONFIDENCE_BUCKETS[bucket]
-        buckets[when][label] = buckets[when].get(label, 0) + n
+        types[when][kind] += n
+        buckets[when][CONFIDENCE_BUCKETS[bucket]] += n
     return types, buckets
 
 
@@ -142,13 +136,10 @@ def _verdict(report: DriftReport, types: dict, buckets: dict, window_rows: int) 
         report.rows,
         report.thresholds,
     )
-    kinds = RECOMMENDATION_TYPES
-    report.type_mix = _shares(types[day], kinds)
-    report.window_type_mix = _mean([_shares(types[d], kinds) for d in window], kinds)
+    report.type_mix = _shares(types[day], RECOMMENDATION_TYPES)
+    report.window_type_mix = _window_shares(types, window, RECOMMENDATION_TYPES)
     report.confidence = _shares(buckets[day], CONFIDENCE_BUCKETS)
-    report.window_confidence = _mean(
-        [_shares(buckets[d], CONFIDENCE_BUCKETS) for d in window], CONFIDENCE_BUCKETS
-    )
+    report.window_confidence = _window_shares(buckets, window, CONFIDENCE_BUCKETS)
     report.type_mix_psi = psi(report.type_mix, report.window_type_mix, limits.share_floor)
     report.confidence_psi = psi(report.confidence, report.window_confidence, limits.share_floor)
     moved = []
@@ -186,7 +177,7 @@ def check_drift(
     execution_date: date | str,
     window_days: int = 7,
     *,
-    table: str = DEFAULT_TABLE,
+    table: str = "decision.recommendations_staging",
     thresholds: DriftThresholds | None = None,
     con=None,
 ) -> DriftReport:
@@ -201,11 +192,9 @@ def check_drift(
     first = day - timedelta(days=window_days)
     if con is None:
         with connect(read_only=True) as own:
-            found = _read(own, table, first, day) if table_exists(own, table) else []
+            types, buckets = _histories(own, table, first, day)
     else:
-        found = _read(con, table, first, day) if table_exists(con, table) else []
-
-    types, buckets = _histories(found)
+        types, buckets = _histories(con, table, first, day)
     window = sorted(d for d in types if d < day)
     rows = sum(types.get(day, {}).values())
     window_rows = sum(sum(types[d].values()) for d in window)
@@ -218,6 +207,5 @@ def check_drift(
             f"{limits.min_window_days}). Nothing is wrong; the watch starts once there is history."
         )
         return report
-
     _verdict(report, types, buckets, window_rows)
     return report

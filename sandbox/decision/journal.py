@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -16,22 +17,12 @@ from pathlib import Path
 from sandbox.config import SandboxError, warehouse_path
 from sandbox.ids import new_id
 
-SEGMENT_ENTRIES = 20_000
-
-
 _write = os.write  # one name to replace in the full-disk drill
-_DATE_KEYS = frozenset({"execution_date"})
-_TIME_KEYS = frozenset(
-    {
-        "called_at",
-        "failed_at",
-        "created_at",
-        "submitted_at",
-        "ended_at",
-        "ingested_at",
-        "resolved_at",
-    }
-)
+_TIME_KEYS = (
+    "called_at",
+    "failed_at",
+    "created_at",
+)  # the timestamps of journaled rows
 
 
 class JournalError(SandboxError):
@@ -54,74 +45,44 @@ _ENCODER = json.JSONEncoder(default=_encode, separators=(",", ":"))
 """One entry per line (what ``json.dumps(entry, default=_encode, separators=...)`` gives), built once."""
 
 
-def _decode_row(row: dict) -> dict:
-    for key, value in row.items():
-        if value is None or not isinstance(value, str):
-            continue
-        if key in _DATE_KEYS:
-            row[key] = date.fromisoformat(value)
-        elif key in _TIME_KEYS:
-            row[key] = datetime.fromisoformat(value)
+def _decode(row: dict) -> dict:
+    """Turn the ISO strings of a read-back row into dates and datetimes again."""
+    row["execution_date"] = date.fromisoformat(row["execution_date"])
+    for key in _TIME_KEYS:
+        if isinstance(row.get(key), str):
+            row[key] = datetime.fromisoformat(row[key])
     return row
 
 
-def decode(entry: dict) -> dict:
-    """Turn the ISO strings of a read-back entry into dates and datetimes again."""
-    for key in ("calls", "results", "failures", "held"):
-        entry[key] = [_decode_row(r) for r in entry.get(key) or ()]
-    return entry
-
-
 class Journal:
-    """Append entries, fsync in groups, forget the segments whose entries are committed."""
+    """One run's journal file: append entries, fsync in groups, delete it once all is committed."""
 
-    def __init__(self, folder: Path | None = None, segment_entries: int = SEGMENT_ENTRIES):
+    def __init__(self, folder: Path | None = None):
         self.folder = folder or journal_dir()
-        self.segment_entries = segment_entries
+        self.path: Path | None = None
         self._lock = threading.Lock()
         self._fd: int | None = None
-        self._segment = 0
-        self._written = 0  # entries in the current segment
-        self._open: dict[int, int] = {}  # segment -> entries not yet committed
         self._dirty = False
         self._closed = False
-        self.appended = 0
 
-    # -- writing -------------------------------------------------------------------------
-
-    def _roll(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self.folder.mkdir(parents=True, exist_ok=True)
-        existing = [int(p.stem.split("-")[1]) for p in self.folder.glob("seg-*.jsonl")]
-        self._segment = max([self._segment, *existing]) + 1
-        path = self.folder / f"seg-{self._segment:06d}-{os.getpid()}.jsonl"
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._written = 0
-        self._open.setdefault(self._segment, 0)
-
-    def append(self, entry: dict) -> int:
-        """Write one entry (one ``write`` call); returns its segment. Raises :class:`JournalError`."""
+    def append(self, entry: dict) -> None:
+        """Write one entry (one ``write`` call); raises :class:`JournalError`."""
         entry.setdefault("id", new_id())
         line = (_ENCODER.encode(entry) + "\n").encode()
         with self._lock:
             try:
-                if self._fd is None or self._written >= self.segment_entries:
-                    self._roll()
+                if self._fd is None:
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    self.path = self.folder / f"seg-{time.time_ns()}-{os.getpid()}.jsonl"
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 while line:  # one write, unless the disk takes only part of it
-                    written = _write(self._fd, line)
-                    line = line[written:]
+                    line = line[_write(self._fd, line) :]
             except OSError as exc:
                 raise JournalError(
                     f"cannot write the answer journal in {self.folder} ({exc.strerror or exc}): "
                     "free disk space there (or fix its permissions) and run again"
                 ) from exc
-            self._written += 1
-            self._open[self._segment] = self._open.get(self._segment, 0) + 1
             self._dirty = True
-            self.appended += 1
-            return self._segment
 
     def sync(self) -> None:
         """``fsync`` what was appended since the last sync (before a DuckDB commit)."""
@@ -133,18 +94,8 @@ class Journal:
             except OSError:
                 pass  # the write itself succeeded: a process kill still loses nothing
 
-    def committed(self, segments: list[int]) -> None:
-        """Entries of these segments are in DuckDB; delete segments that are done and closed."""
-        with self._lock:
-            for segment in segments:
-                self._open[segment] = self._open.get(segment, 1) - 1
-            for segment, left in list(self._open.items()):
-                if left <= 0 and segment != self._segment:
-                    self._remove(segment)
-                    del self._open[segment]
-
     def close(self, *, all_committed: bool) -> None:
-        """Close the file; with everything committed, remove this run's segments (once)."""
+        """Close the file; with everything committed, delete it (once)."""
         with self._lock:
             if self._closed:
                 return
@@ -152,22 +103,15 @@ class Journal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
-            if all_committed:
-                for segment in list(self._open):
-                    self._remove(segment)
-                self._open.clear()
-                _remove_if_empty(self.folder)
-
-    def _remove(self, segment: int) -> None:
-        for path in self.folder.glob(f"seg-{segment:06d}-*.jsonl"):
-            path.unlink(missing_ok=True)
+            if all_committed and self.path is not None:
+                forget([self.path])
 
 
 # -- reading what an earlier run left ----------------------------------------------------------
 
 
 def pending_files(folder: Path | None = None) -> list[Path]:
-    """Segment files left in the journal folder, oldest first."""
+    """Journal files left in the journal folder, oldest first."""
     folder = folder or journal_dir()
     if not folder.is_dir():
         return []
@@ -182,34 +126,20 @@ def read(files: list[Path]) -> Iterator[dict]:
                 if not line.endswith(b"\n"):
                     continue
                 try:
-                    yield decode(json.loads(line))
-                except (ValueError, TypeError):
+                    entry = json.loads(line)
+                    for key in ("calls", "results", "failures", "held"):
+                        entry[key] = [_decode(r) for r in entry.get(key) or ()]
+                except (ValueError, TypeError, KeyError):
                     continue
+                yield entry
 
 
 def forget(files: list[Path]) -> None:
-    """Delete ingested segment files (and the folder when it is empty)."""
+    """Delete ingested journal files (and the folder when it is empty)."""
     for path in files:
         path.unlink(missing_ok=True)
     if files:
-        _remove_if_empty(files[0].parent)
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
-
-
-__all__ = [
-    "SEGMENT_ENTRIES",
-    "Journal",
-    "JournalError",
-    "decode",
-    "forget",
-    "journal_dir",
-    "new_id",
-    "pending_files",
-    "read",
-]
+        try:
+            files[0].parent.rmdir()
+        except OSError:
+            pass  # not empty: another run's journal is still there

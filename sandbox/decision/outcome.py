@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
+
 from sandbox.decision.prompt import InvalidAnswer, Recommendation, answer_text, parse_answer
-from sandbox.decision.records import error_class, is_fatal
 from sandbox.decision.screen import UNSAFE_CONTENT, screen
 
 PERMANENT_BATCH_ERRORS = frozenset(
@@ -101,9 +102,8 @@ def from_message(message: Any) -> Outcome:
 
 def from_exception(exc: BaseException) -> Outcome:
     """An SDK exception after its own retries: fatal (stop the run) or a retry next run."""
-    if is_fatal(exc):
-        return Outcome("fatal", "error", None, error_class(exc), str(exc), exc=exc)
-    return Outcome("retry", "error", None, error_class(exc), str(exc) or repr(exc), exc=exc)
+    kind = "fatal" if is_fatal(exc) else "retry"
+    return Outcome(kind, "error", None, type(exc).__name__, str(exc) or repr(exc), exc=exc)
 
 
 def from_batch_result(result: Any) -> Outcome:
@@ -127,21 +127,48 @@ def from_batch_result(result: Any) -> Outcome:
     return Outcome("retry", kind, None, f"batch_{kind}", f"the request was {kind} before it ran")
 
 
-def classify(item: Any) -> Outcome:
-    """Dispatch on what came back: an exception, a batch result item or a ``Message``."""
-    if isinstance(item, BaseException):
-        return from_exception(item)
-    if getattr(item, "type", None) in ("succeeded", "errored", "canceled", "expired"):
-        return from_batch_result(item)
-    return from_message(item)
+def is_fatal(exc: BaseException) -> bool:
+    """True for errors no retry can fix (bad key, no permission, bad request, unknown model).
+
+    The SDK already retried 408, 409, 429, 5xx and connection errors; any other HTTP status
+    would fail every following request the same way, so the run stops at once.
+    """
+    return (
+        isinstance(exc, anthropic.APIStatusError)
+        and exc.status_code < 500
+        and exc.status_code not in (408, 409, 429)
+    )
 
 
-__all__ = [
-    "PERMANENT_BATCH_ERRORS",
-    "Outcome",
-    "Reply",
-    "classify",
-    "from_batch_result",
-    "from_exception",
-    "from_message",
-]
+def explain_fatal(exc: anthropic.APIStatusError, model: str) -> str:
+    """The cause and the fix of a run-stopping API error, in one sentence."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    detail = (
+        str(error["message"]) if isinstance(error, dict) and error.get("message") else exc.message
+    )
+    status = exc.status_code
+    if status == 401:
+        return (
+            f"the API rejected the key (401 authentication_error: {detail}): check "
+            "ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL if you use a gateway), or run with --llm mock"
+        )
+    if status == 403:
+        return f"the key may not use {model} (403 permission_error: {detail}): pick another model or key"
+    if status == 404:
+        return (
+            f"the API does not know {model} (404 not_found_error: {detail}): fix the model id in "
+            "sandbox/decision/models.json or --model"
+        )
+    if status == 400:
+        return (
+            f"the API rejected the request as invalid (400 invalid_request_error: {detail}): "
+            "check the model settings in sandbox/decision/models.json and the prompt in "
+            "sandbox/decision/prompt.py"
+        )
+    return f"the API answered {status} ({detail}); retrying would not help, so the run stopped"
+
+
+def api_reason(exc: BaseException) -> str:
+    """An API error in one line: its class, HTTP status and message."""
+    status = getattr(exc, "status_code", None)
+    return f"{type(exc).__name__}{f' {status}' if status else ''}: {exc}"

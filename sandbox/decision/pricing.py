@@ -78,13 +78,9 @@ class PriceBook:
         return self.get(model).cost(input_tokens, output_tokens, discount=discount)
 
 
-def load_price_book(path: Path | None = None) -> PriceBook:
-    """Read ``models.json`` (or ``path``) into a :class:`PriceBook`."""
-    return _load(str(path or MODELS_FILE))
-
-
 @lru_cache(maxsize=4)
-def _load(path: str) -> PriceBook:
+def load_price_book(path: Path = MODELS_FILE) -> PriceBook:
+    """Read ``models.json`` (or ``path``) into a :class:`PriceBook`."""
     try:
         raw = json.loads(Path(path).read_text())
         models = {

@@ -272,27 +272,13 @@ def project(
 
 
 def projection_table(
-    profile: LedgerProfile,
-    users: int,
-    *,
-    book: PriceBook,
-    tier: Tier,
-    plans: tuple[str, ...] = PLANS,
-    modes: tuple[str, ...] = MODES,
-    workers: int = 10,
-    latency_s: float = 2.0,
+    profile: LedgerProfile, users: int, *, plans=PLANS, modes=MODES, **options
 ) -> pd.DataFrame:
-    """Every plan x mode for ``users`` rows, one row each (see :meth:`Projection.as_row`)."""
-    return pd.DataFrame(
-        [
-            project(
-                profile, users, book=book, tier=tier, plan=plan, mode=mode,
-                workers=workers, latency_s=latency_s,
-            ).as_row()
-            for plan in plans
-            for mode in modes
-        ]
-    )  # fmt: skip
+    """Every plan x mode for ``users`` rows, one row each; ``options`` go to :func:`project`."""
+    rows = [
+        project(profile, users, plan=p, mode=m, **options).as_row() for p in plans for m in modes
+    ]
+    return pd.DataFrame(rows)
 
 
 def workers_to_saturate(

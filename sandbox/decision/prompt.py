@@ -24,8 +24,6 @@ HIGH_STAKES: frozenset[str] = frozenset({"churn_risk", "upgrade_prompt"})
 
 MAX_TEXT_CHARS = 300
 MAX_REASONING_CHARS = 200
-MAX_TOKENS = 300
-"""Default ``max_tokens`` (a model's own comes from ``models.json``): a valid answer needs ~150."""
 EXPECTED_OUTPUT_TOKENS = 120
 """Output tokens a typical answer uses; prices the expected cost of a run."""
 

@@ -16,21 +16,27 @@ from tqdm.auto import tqdm
 from sandbox.config import SandboxError
 from sandbox.decision.clients import SENDS
 from sandbox.decision.journal import Journal
-from sandbox.decision.outcome import Outcome, Reply, Usage, from_exception, from_message
+from sandbox.decision.outcome import (
+    Outcome,
+    Reply,
+    Usage,
+    explain_fatal,
+    from_exception,
+    from_message,
+)
 from sandbox.decision.pricing import Budget, ModelPrice
 from sandbox.decision.prompt import HIGH_STAKES, build_params
-from sandbox.decision.records import RunContext, Tally, error_class, explain_fatal
+from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow
+from sandbox.decision.summary import Tally
 from sandbox.decision.writer import Recorder, Writer
 
 
 @dataclass
 class RowOutcome:
-    """Everything one row produced: its result or failure, and every request it sent."""
+    """Every request one row sent, and the error that stops the run, if one did."""
 
     row: InputRow
-    result: dict | None = None
-    failure: dict | None = None
     calls: list[dict] = field(default_factory=list)
     fatal: anthropic.APIStatusError | None = None
 
@@ -50,30 +56,27 @@ def _ask(
     try:
         raw = client.messages.with_raw_response.create(**params)
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-        outcome = from_exception(exc)
-        bill = _bill(ctx, row, model, mark, Usage(), fallback=1)
-        call = ctx.call(
-            row.user_id, model, purpose, "error",
-            error_class=error_class(exc),
-            latency_ms=(time.perf_counter() - started) * 1000,
-            request_id=getattr(exc, "request_id", None),
-            **bill,
-        )  # fmt: skip
-        return outcome, call
-    try:
-        message = Reply.from_body(raw.http_response.content)  # not .parse(): see Reply
-    except ValueError as exc:  # a 200 whose body is not a message (a proxy's page, say)
-        message = Reply((), None, Usage())
-        outcome = Outcome("failure", "invalid", None, "invalid_response", str(exc))
+        outcome, usage, tries, request_id = (
+            from_exception(exc),
+            Usage(),
+            1,
+            getattr(exc, "request_id", None),
+        )
     else:
-        outcome = from_message(message)
-    bill = _bill(ctx, row, model, mark, message.usage, fallback=raw.retries_taken + 1)
+        tries, request_id = raw.retries_taken + 1, raw.request_id
+        try:
+            message = Reply.from_body(raw.http_response.content)  # not .parse(): see Reply
+        except ValueError as exc:  # a 200 whose body is not a message (a proxy's page, say)
+            outcome, usage = (
+                Outcome("failure", "invalid", None, "invalid_response", str(exc)),
+                Usage(),
+            )
+        else:
+            outcome, usage = from_message(message), message.usage
     call = ctx.call(
-        row.user_id, model, purpose, outcome.status,
-        error_class=outcome.error_class,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        request_id=raw.request_id,
-        **bill,
+        row.user_id, model, purpose, outcome.status, error_class=outcome.error_class,
+        latency_ms=(time.perf_counter() - started) * 1000, request_id=request_id,
+        **_bill(ctx, row, model, mark, usage, fallback=tries),
     )  # fmt: skip
     return outcome, call
 
@@ -94,21 +97,8 @@ def _bill(
         "input_tokens": tokens_in,
         "output_tokens": tokens_out,
         "cost_usd": ctx.cost(model, tokens_in, tokens_out),
-        "upper_bound": unanswered > 0,
+        "usage_upper_bound": unanswered > 0,
     }
-
-
-def _failure(ctx: RunContext, row: InputRow, model: ModelPrice, purpose: str, o: Outcome) -> dict:
-    return ctx.failure(
-        row.user_id,
-        model,
-        purpose,
-        o.error_class or "unknown",
-        o.message,
-        o.raw_text,
-        input_sha=row.input_sha,
-        permanent=o.permanent,
-    )
 
 
 def infer_row(
@@ -119,64 +109,50 @@ def infer_row(
     A failed escalation keeps the primary answer (``escalation_status='escalation_failed'``):
     it was paid for and is never bought again. Never raises.
     """
-    result = RowOutcome(row)
+    done = RowOutcome(row)
     held: dict | None = None
+
+    def staged(answer, model, status) -> dict:
+        return ctx.result(
+            row, answer, model, escalated=status == "escalated",
+            input_tokens=sum(c["input_tokens"] for c in done.calls),
+            output_tokens=sum(c["output_tokens"] for c in done.calls),
+            cost_usd=done.cost_usd, escalation_status=status,
+        )  # fmt: skip
+
     try:
         first, call = _ask(client, ctx, row, ctx.primary, "primary")
-        result.calls.append(call)
-        if not first.is_result:
-            if first.kind == "fatal":
-                result.fatal = first.exc
-                recorder.record(calls=[call])
-            else:
-                result.failure = _failure(ctx, row, ctx.primary, "primary", first)
-                recorder.record(calls=[call], failures=[result.failure])
-            return result
-        escalate = ctx.escalation is not None and first.answer.recommendation_type in HIGH_STAKES
-
-        def staged(answer, model, status) -> dict:
-            return ctx.result(
-                row, answer, model, escalated=status == "escalated",
-                input_tokens=sum(c["input_tokens"] for c in result.calls),
-                output_tokens=sum(c["output_tokens"] for c in result.calls),
-                cost_usd=result.cost_usd, escalation_status=status,
-            )  # fmt: skip
-
-        if not escalate:
-            result.result = staged(first.answer, ctx.primary, None)
-            recorder.record(calls=[call], results=[result.result])
-            return result
-        held = staged(first.answer, ctx.primary, "not_sent")
-        recorder.record(calls=[call], held=[held])
-        second, call2 = _ask(client, ctx, row, ctx.escalation, "escalation")
-        result.calls.append(call2)
-        if second.is_result:
-            result.result = staged(second.answer, ctx.escalation, "escalated")
+        done.calls.append(call)
+        if first.kind == "fatal":
+            done.fatal = first.exc
+            recorder.record(calls=[call])
+        elif not first.is_result:
+            recorder.record(
+                calls=[call], failures=[ctx.dead_letter(row, ctx.primary, "primary", first)]
+            )
+        elif ctx.escalation is None or first.answer.recommendation_type not in HIGH_STAKES:
+            recorder.record(calls=[call], results=[staged(first.answer, ctx.primary, None)])
         else:
-            result.result = staged(first.answer, ctx.primary, "escalation_failed")
-            if second.kind == "fatal":
-                result.fatal = second.exc
-        recorder.record(calls=[call2], results=[result.result])
+            held = staged(first.answer, ctx.primary, "not_sent")
+            recorder.record(calls=[call], held=[held])
+            second, call = _ask(client, ctx, row, ctx.escalation, "escalation")
+            done.calls.append(call)
+            if second.is_result:
+                final = staged(second.answer, ctx.escalation, "escalated")
+            else:
+                final = staged(first.answer, ctx.primary, "escalation_failed")
+                done.fatal = second.exc if second.kind == "fatal" else None
+            recorder.record(calls=[call], results=[final])
     except Exception as exc:  # a bug or an unexpected SDK error: fail this row, keep the run
         if held is not None:
-            result.result = {**held, "escalation_status": "escalation_failed"}
-            recorder.record(results=[result.result])
+            recorder.record(results=[{**held, "escalation_status": "escalation_failed"}])
         else:
-            result.failure = ctx.failure(
-                row.user_id, ctx.primary, "primary", error_class(exc), repr(exc),
+            failure = ctx.failure(
+                row.user_id, ctx.primary, "primary", type(exc).__name__, repr(exc),
                 input_sha=row.input_sha,
             )  # fmt: skip
-            recorder.record(failures=[result.failure])
-    return result
-
-
-@dataclass
-class RealtimeRun:
-    """What :func:`run_realtime` did: totals, why it stopped early, what it left."""
-
-    tally: Tally
-    interrupted: str | None = None
-    left_in_journal: int = 0
+            recorder.record(failures=[failure])
+    return done
 
 
 class _Feed:
@@ -186,23 +162,17 @@ class _Feed:
     maybe); with nothing in flight the budget is spent and the run halts.
     """
 
-    def __init__(
-        self,
-        rows: list[InputRow],
-        ctx: RunContext,
-        budget: Budget,
-        writer: Writer,
-        recorder: Recorder,
-        stop: threading.Event,
-    ):
+    def __init__(self, rows, ctx: RunContext, budget: Budget, writer: Writer, workers: int):
         self._rows = iter(rows)
         self._ctx = ctx
         self._budget = budget
         self._writer = writer
-        self._recorder = recorder
-        self._stop = stop
         self._cond = threading.Condition()
         self._held: InputRow | None = None
+        self.workers = workers
+        self.workers_done = threading.Event()  # set when the last worker ends
+        if not workers:
+            self.workers_done.set()
         self.in_flight = 0
         self.finished = 0
         self.halted = False
@@ -214,15 +184,11 @@ class _Feed:
             self.halted = True
             self._cond.notify_all()
 
-    def take(self) -> tuple[InputRow, float] | None:
+    def take(self, stop: threading.Event, recorder: Recorder) -> tuple[InputRow, float] | None:
         """The next row and its reserved worst case; None when the run is over for workers."""
         with self._cond:
             while True:
-                if (
-                    self._stop.is_set()
-                    or self._recorder.journal_error is not None
-                    or self._writer.error is not None
-                ):
+                if stop.is_set() or recorder.journal_error or self._writer.error is not None:
                     self.halted = True
                 if self.halted:
                     return None
@@ -253,16 +219,21 @@ class _Feed:
                 self.fatal, self.halted = (outcome.fatal, model), True
             self._cond.notify_all()
 
-
-def _work(feed: _Feed, client: anthropic.Anthropic, ctx: RunContext, recorder: Recorder) -> None:
-    """One worker: take a row, infer it (journaled, never raises), settle it; until told to stop."""
-    while (taken := feed.take()) is not None:
-        row, reserved = taken
-        outcome = RowOutcome(row)
+    def work(self, client, stop: threading.Event, recorder: Recorder) -> None:
+        """One worker: take a row, infer it (journaled, never raises), settle it; until told to stop."""
         try:
-            outcome = infer_row(client, ctx, row, recorder)
+            while (taken := self.take(stop, recorder)) is not None:
+                row, reserved = taken
+                outcome = RowOutcome(row)
+                try:
+                    outcome = infer_row(client, self._ctx, row, recorder)
+                finally:
+                    self.done(reserved, outcome)
         finally:
-            feed.done(reserved, outcome)
+            with self._cond:
+                self.workers -= 1
+                if not self.workers:
+                    self.workers_done.set()
 
 
 def _wait(workers_done: threading.Event, timeout: float) -> bool:
@@ -271,28 +242,25 @@ def _wait(workers_done: threading.Event, timeout: float) -> bool:
 
 
 def run_realtime(
-    ctx: RunContext,
-    client: anthropic.Anthropic,
-    rows: list[InputRow],
-    *,
-    workers: int,
-    budget: Budget,
-    progress: bool,
-    journal: Journal | None = None,
-    stop: threading.Event | None = None,
-) -> RealtimeRun:
-    """Infer ``rows``; returns the totals of what was committed (see the module docstring)."""
-    run = RealtimeRun(Tally())
-    stop = stop or threading.Event()
-    writer = Writer(run.tally, journal)
+    ctx: RunContext, client: anthropic.Anthropic, rows: list[InputRow], *, workers: int,
+    budget: Budget, progress: bool, journal: Journal, stop: threading.Event,
+) -> tuple[Tally, str | None]:  # fmt: skip
+    """Infer ``rows`` (see the module docstring); the totals committed, and why it stopped early."""
+    tally, interrupted = Tally(), None
+    writer = Writer(tally, journal)
     recorder = Recorder(journal, writer)
-    feed = _Feed(rows, ctx, budget, writer, recorder, stop)
-    threads, workers_done = _workers(feed, client, ctx, recorder, min(workers, len(rows)))
+    feed = _Feed(rows, ctx, budget, writer, min(workers, len(rows)))
+    threads = [
+        threading.Thread(
+            target=feed.work, args=(client, stop, recorder), name=f"sandbox-infer_{i}", daemon=True
+        )
+        for i in range(feed.workers)
+    ]
     bar = tqdm(total=len(rows), desc=f"infer {ctx.as_of}", unit="row", disable=not progress)
     try:
         for thread in threads:
             thread.start()
-        _watch(run, feed, workers_done, stop, bar, budget)
+        interrupted = _watch(feed, stop, bar, budget)
     finally:
         feed.halt()
         for thread in threads:
@@ -300,79 +268,40 @@ def run_realtime(
                 thread.join()
         bar.close()
         writer.close()
-        run.left_in_journal = writer.uncommitted
-        if journal is not None:
-            journal.close(all_committed=writer.error is None)
-    _raise_if_stopped(run, writer, recorder, feed, journal)
-    return run
+        journal.close(all_committed=writer.error is None)
+    if writer.error is not None:
+        raise SandboxError(
+            f"stopped after {tally.done} rows: could not commit to the warehouse "
+            f"({type(writer.error).__name__}: {writer.error}); {writer.uncommitted} answers "
+            f"received are kept in the journal ({journal.folder}) and the next `sandbox infer` "
+            "commits them first, without sending them again"
+        ) from writer.error
+    if recorder.journal_error is not None:
+        raise SandboxError(
+            f"stopped after {tally.done} rows: {recorder.journal_error}. Every answer "
+            "received was still committed to the warehouse, so nothing is sent twice"
+        ) from recorder.journal_error
+    if feed.fatal is not None:
+        exc, model = feed.fatal
+        raise SandboxError(f"stopped after {tally.done} rows: {explain_fatal(exc, model)}") from exc
+    return tally, interrupted
 
 
-def _workers(
-    feed: _Feed, client: anthropic.Anthropic, ctx: RunContext, recorder: Recorder, count: int
-) -> tuple[list[threading.Thread], threading.Event]:
-    """``count`` worker threads (not started) and the event the last one sets when it ends."""
-    done = threading.Event()
-    running = [count]
-    lock = threading.Lock()
-
-    def worker() -> None:
-        try:
-            _work(feed, client, ctx, recorder)
-        finally:
-            with lock:
-                running[0] -= 1
-                if not running[0]:
-                    done.set()
-
-    if not count:
-        done.set()
-    names = (f"sandbox-infer_{i}" for i in range(count))
-    return [threading.Thread(target=worker, name=n, daemon=True) for n in names], done
-
-
-def _watch(
-    run: RealtimeRun, feed: _Feed, workers_done: threading.Event, stop: threading.Event,
-    bar: tqdm, budget: Budget,
-) -> None:  # fmt: skip
-    """The calling thread: show progress until the workers end, a stop or a ^C."""
-    shown = 0
+def _watch(feed: _Feed, stop: threading.Event, bar: tqdm, budget: Budget) -> str | None:
+    """The calling thread: show progress until the workers end, a stop or a ^C; why it stopped."""
+    shown, interrupted = 0, None
     while True:
         try:
-            finished = _wait(workers_done, 0.5)
+            finished = _wait(feed.workers_done, 0.5)
         except KeyboardInterrupt:
             # stop handing out rows; the rows in flight finish and are kept (a second ^C
             # while they finish raises out: the journal holds their answers)
-            run.interrupted = run.interrupted or "KeyboardInterrupt"
-            return
-        if stop.is_set() and not run.interrupted:
-            run.interrupted = "stop"
+            return interrupted or "KeyboardInterrupt"
+        if stop.is_set() and not interrupted:
+            interrupted = "stop"
             feed.halt()
         bar.update(feed.finished - shown)
         shown = feed.finished
         bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
         if finished:
-            return
-
-
-def _raise_if_stopped(
-    run: RealtimeRun, writer: Writer, recorder: Recorder, feed: _Feed, journal: Journal | None
-) -> None:
-    """Raise the :class:`SandboxError` that says why the run stopped early, if it did."""
-    if writer.error is not None:
-        where = journal.folder if journal is not None else "memory"
-        raise SandboxError(
-            f"stopped after {run.tally.done} rows: could not commit to the warehouse "
-            f"({type(writer.error).__name__}: {writer.error}); {run.left_in_journal} answers "
-            f"received are kept in the journal ({where}) and the next `sandbox infer` "
-            "commits them first, without sending them again"
-        ) from writer.error
-    if recorder.journal_error is not None:
-        raise SandboxError(
-            f"stopped after {run.tally.done} rows: {recorder.journal_error}. Every answer "
-            "received was still committed to the warehouse, so nothing is sent twice"
-        ) from recorder.journal_error
-    if feed.fatal is not None:
-        exc, model = feed.fatal
-        raise SandboxError(
-            f"stopped after {run.tally.done} rows: {explain_fatal(exc, model)}"
-        ) from exc
+            return interrupted

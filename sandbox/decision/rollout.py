@@ -18,8 +18,6 @@ from sandbox.decision.summary import InferenceSummary
 from sandbox.decision.tables import STAGING, SUPERSEDED, ensure_tables
 from sandbox.warehouse import connect, step_lock, table_exists
 
-__all__ = ["ReprocessResult", "reprocess_prompt", "stale_count"]
-
 
 @dataclass
 class ReprocessResult:
@@ -45,20 +43,17 @@ class ReprocessResult:
         )
 
 
-def _current_models(model: str | None, escalate: bool) -> list[str]:
+def _stale_where(model: str | None, escalate: bool) -> tuple[str, list]:
+    """The SQL condition (and its parameters after the date) of a row answered under another
+    prompt_version or by a model the current settings no longer use."""
     book = load_price_book()
-    models = [book.get(model or book.primary).id]
-    if escalate:
-        models.append(book.get(book.escalation).id)
-    return models
-
-
-def _stale_where(models: list[str]) -> tuple[str, list]:
+    models = [
+        book.get(model or book.primary).id,
+        *([book.escalation] if escalate else []),
+    ]
     marks = ", ".join("?" for _ in models)
-    return (
-        f"execution_date = ? and (prompt_version <> ? or model not in ({marks}))",
-        [PROMPT_VERSION, *models],
-    )
+    where = f"execution_date = ? and (prompt_version <> ? or model not in ({marks}))"
+    return where, [PROMPT_VERSION, *models]
 
 
 def stale_count(
@@ -66,7 +61,7 @@ def stale_count(
 ) -> int:
     """Rows of the date answered under another prompt_version or model."""
     day = parse_date(execution_date)
-    where, params = _stale_where(_current_models(model, escalate))
+    where, params = _stale_where(model, escalate)
     with connect(read_only=True) as con:
         if not table_exists(con, STAGING):
             return 0
@@ -90,8 +85,7 @@ def reprocess_prompt(
             "--reprocess prompt runs in realtime mode only (a batch still processing would race "
             "with putting back the rows it did not answer): drop --mode batch"
         )
-    models = _current_models(model, escalate)
-    where, params = _stale_where(models)
+    where, params = _stale_where(model, escalate)
     with step_lock("sandbox infer --reprocess prompt"):
         with connect() as con:
             ensure_tables(con, STAGING, SUPERSEDED)

@@ -10,7 +10,7 @@ from datetime import date
 
 from sandbox.config import SandboxError, parse_date
 from sandbox.decision import store
-from sandbox.decision.pipeline import run_llm_inference
+from sandbox.decision.pipeline import note_recovered, run_llm_inference
 from sandbox.decision.store import utcnow
 from sandbox.decision.summary import InferenceSummary
 from sandbox.decision.tables import INPUTS, PUBLISHED, STAGING, TABLES, ensure_tables
@@ -147,16 +147,10 @@ def write_results(execution_date: date | str) -> int:
 def infer(execution_date: date | str, **options) -> InferenceSummary:
     """Journal recovery -> prepare_features -> run_llm_inference -> write_results for one date."""
     as_of = parse_date(execution_date)
-    recovered = store.ingest_journal()  # first thing: answers an earlier run left
+    recovered = store.ingest_journal()  # before the freeze, which drops answers to old inputs
     prepare_features(as_of)
     summary = run_llm_inference(as_of, **options)
-    if recovered.entries:
-        summary.recovered += recovered.calls
-        summary.notes.insert(
-            0,
-            f"committed {recovered.entries:,} journal entries an earlier run left "
-            f"({recovered.calls:,} ledger rows): those requests are not sent again",
-        )
+    note_recovered(summary, recovered)
     published = write_results(as_of)
     summary.notes.append(f"marts.user_recommendations holds {published:,} rows for {as_of}")
     return summary

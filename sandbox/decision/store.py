@@ -60,17 +60,11 @@ class PendingWork:
     resend_reasons: Counter = field(default_factory=Counter)
 
 
-def load_pending(
-    as_of: date,
-    limit: int | None = None,
-    *,
-    prompt_version: str | None = None,
-    model: str | None = None,
-) -> PendingWork:
+def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: str) -> PendingWork:
     """Inputs of the date with no staged row and not waiting in an open Message Batch.
 
-    With ``prompt_version`` and ``model``, rows whose request the API rejected as invalid
-    (an open permanent failure for the same input, prompt and model) are held back.
+    Rows whose request the API rejected as invalid (an open permanent failure for the same
+    input, prompt and model) are held back.
     """
     with connect() as con:
         ensure_tables(con, *TABLES)
@@ -111,10 +105,8 @@ def load_pending(
     return PendingWork(rows, int(inputs), int(staged), int(waiting), held, reasons)
 
 
-def _held_back(con, as_of: date, prompt_version: str | None, model: str | None) -> dict:
+def _held_back(con, as_of: date, prompt_version: str, model: str) -> dict:
     """Users whose request the API rejected for this input, prompt and model, with its message."""
-    if prompt_version is None or model is None:
-        return {}
     return dict(
         con.execute(
             f"""
@@ -130,10 +122,10 @@ def _held_back(con, as_of: date, prompt_version: str | None, model: str | None) 
     )
 
 
-def _resend_reasons(con, as_of: date, prompt_version: str | None, rows: list) -> Counter:
+def _resend_reasons(con, as_of: date, prompt_version: str, rows: list) -> Counter:
     """Why rows about to be sent were sent before (the last status of their primary request)."""
     reasons: Counter = Counter()
-    if not rows or prompt_version is None:
+    if not rows:
         return reasons
     last = con.execute(
         f"""
@@ -161,17 +153,20 @@ def _resend_reasons(con, as_of: date, prompt_version: str | None, rows: list) ->
     return reasons
 
 
+def _query(sql: str, params: list | tuple = ()) -> list[tuple]:
+    """The rows of one read of the decision tables (created first when missing)."""
+    with connect() as con:
+        ensure_tables(con, *TABLES)
+        return con.execute(sql, params).fetchall()
+
+
 def input_rows(as_of: date, user_ids: Iterable[str]) -> dict[str, InputRow]:
     """The frozen inputs of the given users (to rebuild requests of a stored batch)."""
-    ids = list(user_ids)
-    if not ids:
-        return {}
-    with connect() as con:
-        found = con.execute(
-            f"select user_id, user_summary_for_llm, input_sha from {INPUTS} "
-            "where execution_date = ? and list_contains(?, user_id)",
-            [as_of, ids],
-        ).fetchall()
+    found = _query(
+        f"select user_id, user_summary_for_llm, input_sha from {INPUTS} "
+        "where execution_date = ? and list_contains(?, user_id)",
+        [as_of, list(user_ids)],
+    )
     return {r[0]: InputRow(*r) for r in found}
 
 
@@ -185,14 +180,16 @@ def _arrow_schema(con: duckdb.DuckDBPyConnection, table: str) -> pa.Schema:
     return _SCHEMAS[key]
 
 
-def _insert(
-    con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], conflict: str = ""
-) -> None:
+_NEW_FAILURES = f"n where not exists (select 1 from {FAILURES} f where f.failure_id = n.failure_id)"
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows, conflict: str) -> None:
+    """Insert ``rows`` (dicts) into ``table`` as one Arrow table; ``conflict`` ends the statement."""
     if not rows:
         return
-    schema = _arrow_schema(con, table)
-    data = pa.Table.from_pylist(rows, schema=schema)
-    con.register("_decision_rows", data)
+    con.register(
+        "_decision_rows", pa.Table.from_pylist(list(rows), schema=_arrow_schema(con, table))
+    )
     try:
         con.execute(f"insert into {table} by name select * from _decision_rows {conflict}")
     finally:
@@ -218,10 +215,10 @@ def commit(
     with connect() as con:
         con.begin()
         try:
-            _insert(con, STAGING, list(results), "on conflict do nothing")
-            _insert_new_failures(con, list(failures))
-            _insert(con, CALLS, list(calls), "on conflict do nothing")
-            _insert(con, BATCH_JOBS, list(batch_jobs), "on conflict do nothing")
+            _insert(con, STAGING, results, "on conflict do nothing")
+            _insert(con, FAILURES, failures, _NEW_FAILURES)  # it has no key to conflict on
+            _insert(con, CALLS, calls, "on conflict do nothing")
+            _insert(con, BATCH_JOBS, batch_jobs, "on conflict do nothing")
             for old_id, new_id, status in batch_updates:
                 con.execute(
                     f"update {BATCH_JOBS} set batch_id = ?, status = ? where batch_id = ?",
@@ -238,30 +235,6 @@ def commit(
         except BaseException:
             con.rollback()
             raise
-
-
-def _insert_new_failures(con: duckdb.DuckDBPyConnection, failures: list[dict]) -> None:
-    if not failures:
-        return
-    schema = _arrow_schema(con, FAILURES)
-    con.register("_decision_failures", pa.Table.from_pylist(failures, schema=schema))
-    try:
-        con.execute(
-            f"insert into {FAILURES} by name select * from _decision_failures n "
-            f"where not exists (select 1 from {FAILURES} f where f.failure_id = n.failure_id)"
-        )
-    finally:
-        con.unregister("_decision_failures")
-
-
-def resolve_failures(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
-    """Mark the date's open failure rows resolved where the user has a staged answer now."""
-    con.execute(
-        f"update {FAILURES} f set resolved_at = ? where f.execution_date = ? "
-        f"and f.resolved_at is null and exists (select 1 from {STAGING} s "
-        "where s.execution_date = f.execution_date and s.user_id = f.user_id)",
-        [utcnow(), as_of],
-    )
 
 
 COMMIT_GIVE_UP_S = 600.0
@@ -338,14 +311,17 @@ def open_batches(as_of: date) -> dict[str, list[dict]]:
 
 
 def totals(as_of: date) -> tuple[int, int, int]:
-    """``(inputs, staged, open failures)`` of the date, in one connection.
-
-    First marks failure rows resolved whose user has a staged answer now (once per run,
-    not per commit: a dead-letter row stays open until a run finishes).
-    """
+    """``(inputs, staged, open failures)`` of the date, after resolving the failure rows of
+    users that have a staged answer now."""
     with connect() as con:
         ensure_tables(con, *TABLES)
-        resolve_failures(con, as_of)
+        # a dead-letter row is resolved once per run, not per commit: it stays open until a run ends
+        con.execute(
+            f"update {FAILURES} f set resolved_at = ? where f.execution_date = ? "
+            f"and f.resolved_at is null and exists (select 1 from {STAGING} s "
+            "where s.execution_date = f.execution_date and s.user_id = f.user_id)",
+            [utcnow(), as_of],
+        )
         found = con.execute(
             f"""
             select (select count(*) from {INPUTS} where execution_date = $1),
@@ -360,18 +336,14 @@ def totals(as_of: date) -> tuple[int, int, int]:
 
 def known_batch_ids() -> set[str]:
     """Every Message Batch id ``decision.batch_jobs`` holds (any date)."""
-    with connect() as con:
-        ensure_tables(con, *TABLES)
-        return {r[0] for r in con.execute(f"select distinct batch_id from {BATCH_JOBS}").fetchall()}
+    return {r[0] for r in _query(f"select distinct batch_id from {BATCH_JOBS}")}
 
 
 def escalation_share(prompt_version: str, default: float, min_rows: int = 20) -> float:
     """Share of staged rows (this prompt version, any date) that were escalated; ``default`` with little history."""
-    with connect() as con:
-        ensure_tables(con, *TABLES)
-        share, rows = con.execute(
-            f"select avg(case when escalated then 1.0 else 0.0 end), count(*) from {STAGING} "
-            "where prompt_version = ?",
-            [prompt_version],
-        ).fetchone()
+    [(share, rows)] = _query(
+        f"select avg(case when escalated then 1.0 else 0.0 end), count(*) from {STAGING} "
+        "where prompt_version = ?",
+        [prompt_version],
+    )
     return float(share) if rows >= min_rows else default

@@ -1,20 +1,38 @@
-"""What one inference run did: :class:`InferenceSummary` and its printed form."""
+"""What one inference run did: its running :class:`Tally`, the :class:`InferenceSummary` it prints."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
-EXIT_OK = 0
-EXIT_INCOMPLETE = 3
-"""Exit code of ``sandbox infer`` when rows failed, the budget stopped it, rows are left
-pending (``--limit``), or a batch is still running."""
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
-"""Exit codes of an interrupted run: 128 + the signal number, as shells report it."""
-STATUSES = ("ok", "partial", "budget", "waiting", "pending", "interrupted")
 SIMULATED_COST = "simulated: offline fake at list prices"
 """Said next to every cost an offline (``mock``) run prints: no money was spent."""
+
+
+@dataclass
+class Tally:
+    """Running totals of what one run committed."""
+
+    done: int = 0
+    failed: int = 0
+    requests: int = 0
+    escalated: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    failures_by_class: Counter = field(default_factory=Counter)
+
+    def count(self, *, results: list[dict], failures: list[dict], calls: list[dict]) -> None:
+        """Add a set of committed rows to the totals."""
+        self.done += len(results)
+        self.escalated += sum(1 for r in results if r["escalated"])
+        self.failed += len(failures)
+        self.failures_by_class.update(f["error_class"] for f in failures)
+        self.requests += len(calls)
+        self.input_tokens += sum(c["input_tokens"] for c in calls)
+        self.output_tokens += sum(c["output_tokens"] for c in calls)
+        self.cost_usd += sum(c["cost_usd"] for c in calls)
 
 
 @dataclass
@@ -58,9 +76,9 @@ class InferenceSummary:
     @property
     def exit_code(self) -> int:
         """0 when the run finished cleanly, 3 when rows are left, 130/143 when interrupted."""
-        if self.status == "interrupted":
-            return EXIT_SIGTERM if self.interrupted_by == "SIGTERM" else EXIT_SIGINT
-        return EXIT_OK if self.status == "ok" else EXIT_INCOMPLETE
+        if self.status == "interrupted":  # 128 + the signal number, as shells report it
+            return 143 if self.interrupted_by == "SIGTERM" else 130
+        return 0 if self.status == "ok" else 3
 
     def render(self) -> str:
         """A short human summary (a few lines) for the CLI and notebooks."""

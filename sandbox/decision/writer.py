@@ -12,7 +12,7 @@ import time
 
 from sandbox.decision import store
 from sandbox.decision.journal import Journal, JournalError
-from sandbox.decision.records import Tally
+from sandbox.decision.summary import Tally
 from sandbox.warehouse import WarehouseBusy
 
 MAX_ROWS_PER_COMMIT = 1000
@@ -25,25 +25,20 @@ costs no safety, only makes fewer, larger commits)."""
 class Recorder:
     """Journal an entry, then queue it for the writer (what every worker does with a response)."""
 
-    def __init__(self, journal: Journal | None, writer: Writer):
+    def __init__(self, journal: Journal, writer: Writer):
         self.journal = journal
         self.writer = writer
         self.journal_error: JournalError | None = None
 
     def record(self, *, calls=(), results=(), failures=(), held=()) -> None:
-        entry = {
-            "calls": list(calls),
-            "results": list(results),
-            "failures": list(failures),
-            "held": list(held),
-        }
-        segment = None
-        if self.journal is not None and self.journal_error is None:
+        """Journal one response's rows (unless the journal failed), then hand them to the writer."""
+        entry = {"calls": calls, "results": results, "failures": failures, "held": held}
+        if self.journal_error is None:
             try:
-                segment = self.journal.append(entry)
+                self.journal.append(entry)
             except JournalError as exc:
                 self.journal_error = exc
-        self.writer.put(entry, segment)
+        self.writer.queue.put(entry)
 
 
 class Writer:
@@ -52,21 +47,18 @@ class Writer:
     ``stalled`` is true while the warehouse is busy; ``error`` is set once it gave up.
     """
 
-    def __init__(self, tally: Tally, journal: Journal | None):
+    def __init__(self, tally: Tally, journal: Journal):
         self.tally = tally
         self.journal = journal
         # SimpleQueue: put and get in C, without Queue's Python-level conditions (every answer
         # passes through here once)
-        self.queue: queue.SimpleQueue[tuple[dict, int | None] | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self.stalled = False
         self.uncommitted = 0
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sandbox-infer-writer", daemon=True)
         self._thread.start()
-
-    def put(self, entry: dict, segment: int | None) -> None:
-        self.queue.put((entry, segment))
 
     def close(self) -> None:
         """Commit everything queued (waiting while the warehouse is busy), stop the thread."""
@@ -93,7 +85,7 @@ class Writer:
 
     def _run(self) -> None:
         open_ = True
-        batch: list[tuple[dict, int | None]] = []
+        batch: list[dict] = []
         busy_since: float | None = None
         last_commit = -COMMIT_INTERVAL_S
         while open_ or batch:
@@ -112,11 +104,10 @@ class Writer:
                 batch = []
                 continue
             rows = {"results": [], "failures": [], "calls": []}
-            for entry, _ in batch:
+            for entry in batch:
                 for key in rows:
                     rows[key].extend(entry[key])
-            if self.journal is not None:
-                self.journal.sync()
+            self.journal.sync()
             last_commit = time.monotonic()
             try:
                 store.commit(**rows)
@@ -133,6 +124,4 @@ class Writer:
                 continue
             busy_since, self.stalled = None, False
             self.tally.count(**rows)
-            if self.journal is not None:
-                self.journal.committed([seg for _, seg in batch if seg is not None])
             batch = []

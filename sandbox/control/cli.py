@@ -75,8 +75,7 @@ def handler(args: argparse.Namespace) -> int:
     except Interrupted as exc:
         print(f"sandbox run: {exc}", file=sys.stderr, flush=True)
         return 128 + int(exc.signum)
-    print()
-    print(f"warehouse: {warehouse_path()}")
+    print(f"\nwarehouse: {warehouse_path()}")
     print(f"Airflow task logs: {log_dir()} (one file per task attempt; all in sandbox-run.log)")
     code = max(r.exit_code for r in reports)
     not_ok = [f"{r.execution_date} {r.status}" for r in reports if r.status != "success"]
@@ -87,11 +86,9 @@ def handler(args: argparse.Namespace) -> int:
               "date's inputs before trusting them.")  # fmt: skip
     if code == 0:
         print(f"all tasks succeeded for {len(reports)} date(s).")
-    elif code == 3 and not not_ok:
-        pass  # only the drift watch flagged dates: said above
-    elif code == 3:
+    elif code == 3 and not_ok:  # (when only the drift watch flagged dates, said above)
         print(f"INCOMPLETE: {', '.join(not_ok)}: what was answered is published; run again "
               "to retry the failed rows (see the table(s) above).")  # fmt: skip
-    else:
+    elif code != 3:
         print(f"FAILED for {', '.join(not_ok)}: see the table(s) above.")
     return code

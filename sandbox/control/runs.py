@@ -148,13 +148,8 @@ def read(run_id: str) -> dict | None:
 
 def final_summary(ti) -> dict:
     """The run's inference summary: the sensor's (batch collected) or the inference task's."""
-    for task_id, key in (
-        (BATCH_TASK, None),
-        (INFER_TASK, None),
-        (INFER_TASK, SUMMARY_XCOM_KEY),
-    ):
-        value = pull(ti, task_id, key)
-        if value:
+    for task_id, key in ((BATCH_TASK, None), (INFER_TASK, None), (INFER_TASK, SUMMARY_XCOM_KEY)):
+        if value := pull(ti, task_id, key):
             return value
     return {}
 

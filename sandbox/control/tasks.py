@@ -75,26 +75,24 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-class _DebugOnly(logging.Filter):
-    """Demote a logger's records to DEBUG: shown only when debug logging is on."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger().isEnabledFor(logging.DEBUG)
+def _debug_only(record: logging.LogRecord) -> bool:
+    """A logging filter: demote the record to DEBUG, shown only when debug logging is on."""
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 @contextlib.contextmanager
 def quiet_http() -> Iterator[None]:
     """While the block runs, the SDK's per-request HTTP lines go to DEBUG (a task log reads
     as a story); the loggers are as they were afterwards."""
-    demote, loggers = _DebugOnly(), [logging.getLogger(name) for name in HTTP_LOGGERS]
+    loggers = [logging.getLogger(name) for name in HTTP_LOGGERS]
     for logger in loggers:
-        logger.addFilter(demote)
+        logger.addFilter(_debug_only)
     try:
         yield
     finally:
         for logger in loggers:
-            logger.removeFilter(demote)
+            logger.removeFilter(_debug_only)
 
 
 @contextlib.contextmanager

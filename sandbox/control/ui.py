@@ -50,11 +50,6 @@ def read_password() -> str | None:
         return None
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex((HOST, port)) == 0
-
-
 def _healthy(url: str, components: tuple[str, ...]) -> bool:
     """Whether the API server answers and reports every one of ``components`` healthy."""
     try:
@@ -135,7 +130,9 @@ def _prepare(port: int, scheduler: bool) -> tuple[Path, dict, Path]:
     airflow_env.ensure_migrated()
     stop_leftovers()
     for busy in (port, port + 1) if scheduler else (port,):
-        if _port_in_use(busy):
+        with socket.socket() as sock:
+            in_use = sock.connect_ex((HOST, busy)) == 0
+        if in_use:
             raise SandboxError(
                 f"port {busy} on {HOST} is already in use (another Airflow?): stop it, or pick "
                 "another port with PORT=... (make) or --port"

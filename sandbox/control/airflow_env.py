@@ -27,24 +27,25 @@ from sandbox.config import (
 
 DAGS_FOLDER = ROOT / "dags"
 SQLITE_BUSY_TIMEOUT_S = 20
-"""Four times SQLite's default, and well under the REST client's 60 s: a request that cannot
-get the lock in time ends as a 500 "Database error" the client retries (``ui.api``), never as
-a client-side timeout. 60 s was tried: once, the api-server stopped answering every request
-for over a minute while the DB was contended."""
-# Airflow imports this dict (``[database] sql_alchemy_connect_args``) and passes it to
-# sqlite3.connect / aiosqlite.connect in every one of its processes.
+"""Four times SQLite's default, well under the REST client's 60 s: a request that cannot get
+the lock in time ends as a 500 "Database error" the client retries (``ui.api``), not as a
+client-side timeout (with 60 s the api-server once stopped answering for over a minute)."""
+# Airflow imports these dicts ([database] sql_alchemy_connect_args / _async) and passes them
+# to sqlite3.connect / aiosqlite.connect in every one of its processes.
 SQLITE_CONNECT_ARGS = {"timeout": SQLITE_BUSY_TIMEOUT_S}
 SQLITE_CONNECT_ARGS_ASYNC = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-
-
-def metadata_db() -> Path:
-    """The SQLite file holding Airflow's DAG runs and task instances."""
-    return airflow_home() / "airflow.db"
 
 
 def log_dir() -> Path:
     """Where task logs and the captured output of ``sandbox run`` go."""
     return airflow_home() / "logs"
+
+
+def attempt_log(dag_id: str, run_id: str, task_id: str, attempt: int) -> Path:
+    """Where Airflow's log reader looks for one attempt of a task (its default
+    ``[logging] log_filename_template``; the DAGs have no mapped task)."""
+    parts = (f"dag_id={dag_id}", f"run_id={run_id}", f"task_id={task_id}")
+    return log_dir().joinpath(*parts, f"attempt={attempt}.log")
 
 
 def airflow_environ(home: Path | None = None) -> dict[str, str]:
@@ -93,8 +94,7 @@ def configure() -> Path:
 
 
 def ensure_migrated() -> Path:
-    """Create the metadata DB of this process's Airflow home when it is missing (see
-    :func:`migrate_home`); return its path."""
+    """Give this process's Airflow home its metadata DB (:func:`migrate_home`)."""
     return migrate_home(configure())
 
 
@@ -102,7 +102,7 @@ def migrate_home(home: Path, log: Path | None = None) -> Path:
     """Give ``home`` a migrated metadata DB (``airflow db migrate``) when it has none.
 
     Later homes copy the first migration made with this Airflow version (:func:`template_db`).
-    Output goes to ``log`` (default ``<home>/logs/db-migrate.log``); the environment is unchanged.
+    Output goes to ``log`` (default ``<home>/logs/db-migrate.log``).
     """
     db = home / "airflow.db"
     if db.exists() and db.stat().st_size > 0:
@@ -118,13 +118,8 @@ def migrate_home(home: Path, log: Path | None = None) -> Path:
         use_wal(db)
         return db
     with log.open("w") as out:
-        proc = subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
+        proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env,
+                              stdout=out, stderr=subprocess.STDOUT, check=False)  # fmt: skip
     if proc.returncode != 0:
         db.unlink(missing_ok=True)
         raise SandboxError(
@@ -138,11 +133,9 @@ def migrate_home(home: Path, log: Path | None = None) -> Path:
 
 
 def template_db(env: dict[str, str] | None = None) -> Path | None:
-    """The template for a new home's metadata DB, in the sandbox's cache
-    (:data:`sandbox.config.CACHE_ROOT`): one per Airflow version and per set of ``AIRFLOW__*``
-    settings that do not name the home (a setting could change what the migration writes,
-    e.g. the default pool's size). ``None`` when the cache cannot be written.
-    """
+    """The template for a new home's metadata DB in the sandbox's cache: one per Airflow
+    version and per set of ``AIRFLOW__*`` settings that do not name the home (one could change
+    what the migration writes, e.g. the default pool's size); None when there is no cache."""
     from importlib.metadata import PackageNotFoundError, version
 
     env = os.environ if env is None else env
@@ -190,17 +183,9 @@ def _keep_template(db: Path, template: Path) -> None:
     sweep_parts(template.parent)
 
 
-def use_wal(db: Path) -> bool:
-    """Put the metadata DB in WAL mode (stored in the file); return whether it is in WAL mode.
-
-    Best effort: an older home with Airflow running on it keeps its rollback journal until the
-    next start (the busy timeout covers it meanwhile).
-    """
-    try:
+def use_wal(db: Path) -> None:
+    """Put the metadata DB in WAL mode (stored in the file). Best effort: a home with Airflow
+    running on it keeps its rollback journal until the next start (the busy timeout covers it)."""
+    with contextlib.suppress(sqlite3.Error):
         with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode != "wal":
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            return mode == "wal"
-    except sqlite3.Error:
-        return False
+            conn.execute("PRAGMA journal_mode=WAL")

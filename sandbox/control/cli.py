@@ -23,27 +23,19 @@ def register(subparsers) -> argparse.ArgumentParser:
             "(readable in the Airflow UI), and all of them in .airflow/logs/sandbox-run.log."
         ),
     )
-    parser.add_argument(
-        "--date", help=f"execution date, YYYY-MM-DD (default {SHIPPED_AS_OF_DATE})"
-    )
+    parser.add_argument("--date", help=f"execution date, YYYY-MM-DD (default {SHIPPED_AS_OF_DATE})")
     parser.add_argument("--start", help="first date of a range (with --end)")
     parser.add_argument("--end", help="last date of a range (with --start)")
     parser.add_argument(
-        "--llm",
-        choices=LLM_CHOICES,
-        help="LLM provider (default: SANDBOX_LLM, else mock)",
+        "--llm", choices=LLM_CHOICES, help="LLM provider (default: SANDBOX_LLM, else mock)"
     )
     parser.add_argument(
         "--max-cost-usd",
         type=float,
-        default=None,
         help="spending ceiling of each date's inference (default: SANDBOX_MAX_COST_USD, else none)",
     )
     parser.add_argument(
-        "--mode",
-        choices=MODES,
-        default=None,
-        help="inference mode (default: SANDBOX_INFER_MODE, else realtime)",
+        "--mode", choices=MODES, help="inference mode (default: SANDBOX_INFER_MODE, else realtime)"
     )
     parser.set_defaults(func=handler)
     return parser
@@ -75,22 +67,15 @@ def handler(args: argparse.Namespace) -> int:
     print(f"running {DBT_DAG} and {AI_DAG} for {len(dates)} date(s)...")
 
     def show(report) -> None:
-        print()
-        print(report.render(), flush=True)
+        print(f"\n{report.render()}", flush=True)
 
     try:
-        reports = run_pipeline(
-            dates,
-            llm=getattr(args, "llm", None),
-            max_cost_usd=getattr(args, "max_cost_usd", None),
-            mode=getattr(args, "mode", None),
-            on_report=show,
-        )
+        reports = run_pipeline(dates, llm=args.llm, max_cost_usd=args.max_cost_usd,
+                               mode=args.mode, on_report=show)  # fmt: skip
     except Interrupted as exc:
         print(f"sandbox run: {exc}", file=sys.stderr, flush=True)
         return 128 + int(exc.signum)
-    print()
-    print(f"warehouse: {warehouse_path()}")
+    print(f"\nwarehouse: {warehouse_path()}")
     print(f"Airflow task logs: {log_dir()} (one file per task attempt; all in sandbox-run.log)")
     code = max(r.exit_code for r in reports)
     not_ok = [f"{r.execution_date} {r.status}" for r in reports if r.status != "success"]
@@ -101,11 +86,9 @@ def handler(args: argparse.Namespace) -> int:
               "date's inputs before trusting them.")  # fmt: skip
     if code == 0:
         print(f"all tasks succeeded for {len(reports)} date(s).")
-    elif code == 3 and not not_ok:
-        pass  # only the drift watch flagged dates: said above
-    elif code == 3:
+    elif code == 3 and not_ok:  # (when only the drift watch flagged dates, said above)
         print(f"INCOMPLETE: {', '.join(not_ok)}: what was answered is published; run again "
               "to retry the failed rows (see the table(s) above).")  # fmt: skip
-    else:
+    elif code != 3:
         print(f"FAILED for {', '.join(not_ok)}: see the table(s) above.")
     return code

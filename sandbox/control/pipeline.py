@@ -14,7 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sandbox import config
 from sandbox.config import SandboxError, environment, parse_date
+from sandbox.control import airflow_env, runs
 from sandbox.control.names import (
     AI_DAG,
     AI_TASKS,
@@ -24,7 +26,6 @@ from sandbox.control.names import (
     ERROR_XCOM_KEY,
     GATE_XCOM_KEY,
     INFER_TASK,
-    LLM_CHOICES,
     RUN_HOUR_UTC,
     SENSOR_TASK,
 )
@@ -99,18 +100,6 @@ def _task_states(as_of: date, dag_run) -> list[TaskState]:
     ]
 
 
-def _results_row(run_id: str) -> dict | None:
-    from sandbox.warehouse import connect, table_exists
-
-    with connect(read_only=True) as con:
-        if not table_exists(con, "ops.pipeline_runs"):
-            return None
-        cursor = con.execute("select * from ops.pipeline_runs where dag_run_id = ?", [run_id])
-        row = cursor.fetchone()
-        names = [d[0] for d in cursor.description]
-    return None if row is None else dict(zip(names, row, strict=True))
-
-
 def _report(as_of: date, dbt_run, ai_run, log: Path) -> RunReport:
     tasks = _task_states(as_of, dbt_run) + _task_states(as_of, ai_run)
     errors = {}
@@ -123,18 +112,13 @@ def _report(as_of: date, dbt_run, ai_run, log: Path) -> RunReport:
             errors[t.task_id] = message or f"see the task log in {log}"
     return RunReport(
         execution_date=as_of,
-        dag_states={
-            DBT_DAG: str(getattr(dbt_run.state, "value", dbt_run.state)),
-            AI_DAG: str(getattr(ai_run.state, "value", ai_run.state)),
-        },
         tasks=tasks,
         gate_failures=_xcom(dbt_run.run_id, DBT_DAG, DBT_TASK, GATE_XCOM_KEY) or [],
         errors=errors,
         inference=_xcom(ai_run.run_id, AI_DAG, BATCH_TASK, "return_value")
         or _xcom(ai_run.run_id, AI_DAG, INFER_TASK, "return_value"),
         build=_xcom(dbt_run.run_id, DBT_DAG, DBT_TASK, "return_value"),
-        results=_results_row(ai_run.run_id),
-        log_file=log,
+        results=runs.read(ai_run.run_id),
     )
 
 
@@ -143,12 +127,12 @@ def _stop_on_signals(received: list[int]) -> Iterator[None]:
     """SIGTERM and SIGINT set :data:`sandbox.control.tasks.STOP` (no new LLM request, no new
     task) and are remembered in ``received``; a second signal raises KeyboardInterrupt (stop
     now). (While a task runs, Airflow's task runner handles SIGTERM itself and calls the
-    task's ``on_kill``, which does the same: see :func:`sandbox.control.tasks.request_stop`.)"""
-    from sandbox.control.tasks import request_stop
+    task's ``on_kill``, which does the same.)"""
+    from sandbox.control.tasks import STOP
 
     def handle(signum, frame) -> None:
         received.append(signum)
-        request_stop()
+        STOP.set()
         if len(received) > 1:
             raise KeyboardInterrupt
 
@@ -218,13 +202,12 @@ def run_pipeline(
     Raises :class:`SandboxError` for what stops every run, :class:`Interrupted` on SIGTERM or
     Ctrl-C; failed tasks are reported, not raised. ``on_report`` gets each report when ready.
     """
-    from sandbox.control.tasks import infer_settings
     from sandbox.warehouse import ensure_writable, step_lock
 
     as_ofs = [parse_date(dates)] if isinstance(dates, date | str) else [parse_date(d) for d in dates]
-    if llm is not None and llm not in LLM_CHOICES:
-        raise SandboxError(f"unknown LLM {llm!r}: use one of {', '.join(LLM_CHOICES)}")
-    infer_settings(max_cost_usd, mode)  # a bad value or variable fails here, before any run
+    if llm is not None:
+        config.llm_choice(llm)
+    config.max_cost_usd(max_cost_usd), config.infer_mode(mode)  # a bad value fails before a run
     given = {"llm": llm, "model": model, "batch_size": batch_size,
              "max_cost_usd": max_cost_usd, "mode": mode}  # fmt: skip
     conf = {k: v for k, v in given.items() if v is not None}
@@ -235,12 +218,10 @@ def run_pipeline(
 
 def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
     """Both DAGs for each date, in order, under ``dag.test()``; stop cleanly on a signal."""
-    from sandbox.control import airflow_env
-    from sandbox.control.capture import captured_output
     from sandbox.control.tasks import STOP
 
     airflow_env.ensure_migrated()  # before the first import of airflow
-    from sandbox.control.task_logs import task_logs
+    from sandbox.control.task_logs import captured_output, task_logs
 
     log = airflow_env.log_dir() / "sandbox-run.log"
     waits = {k: v for k, v in LOCAL_WAITS.items() if not os.environ.get(k)}
@@ -253,9 +234,13 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
     received: list[int] = []
     with _stop_on_signals(received), task_logs(log):
         for as_of in as_ofs:
+            when = logical_date(as_of)
             try:
                 with environment(waits), captured_output(log):
-                    dbt_run, ai_run = _test_both(dags, as_of, conf, STOP)
+                    print(f"===== sandbox run {as_of} (logical date {when.isoformat()}) =====")
+                    dbt_run = dags[DBT_DAG].test(logical_date=when)
+                    if not STOP.is_set():
+                        ai_run = dags[AI_DAG].test(logical_date=when, run_conf=conf or None)
             except KeyboardInterrupt:
                 STOP.set()
             if STOP.is_set():
@@ -267,12 +252,3 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
                 on_report(reports[-1])
     return reports
 
-
-def _test_both(dags: dict, as_of: date, conf: dict, stop) -> tuple[Any, Any]:
-    """``dag.test()`` of the dbt DAG, then (unless stopped) of the AI DAG, for ``as_of``."""
-    when = logical_date(as_of)
-    print(f"===== sandbox run {as_of} (logical date {when.isoformat()}) =====")
-    dbt_run = dags[DBT_DAG].test(logical_date=when)
-    if stop.is_set():
-        return dbt_run, None
-    return dbt_run, dags[AI_DAG].test(logical_date=when, run_conf=conf or None)

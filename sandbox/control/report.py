@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from pathlib import Path
 
 from sandbox.control.names import AI_DAG, DBT_DAG, DBT_TASK, DRIFT_TASK, EXIT_CODES, INFER_TASK
+from sandbox.control.runs import describe_gate
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,11 @@ class RunReport:
     """Both DAG runs of one execution date: task states, gate failures and results."""
 
     execution_date: date
-    dag_states: dict[str, str]
     tasks: list[TaskState]
     gate_failures: list[dict] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     inference: dict | None = None
     results: dict | None = None
-    log_file: Path | None = None
     build: dict | None = None
 
     @property
@@ -80,19 +78,13 @@ class RunReport:
         if not self.gate_blocked:
             return None
         if self.gate_failures:
-            what = "; ".join(
-                f.get("description") or f.get("node") or "?" for f in self.gate_failures
-            )
+            what = describe_gate(self.gate_failures)
             return f"gate blocked inference for {self.execution_date}: {what}"
         reason = self.errors.get(DBT_TASK) or f"it ended {self.state(DBT_DAG, DBT_TASK)}"
         return (
             f"{DBT_DAG}.{DBT_TASK} did not succeed for {self.execution_date} "
             f"({reason.splitlines()[0]}), so the sensor blocked inference"
         )
-
-    def records(self) -> list[dict]:
-        """One dict per task (DataFrame-ready)."""
-        return [asdict(t) for t in self.tasks]
 
     def render(self) -> str:
         """The task table, then the gate's verdict or the results, for a terminal."""
@@ -150,5 +142,5 @@ def task_frame(reports: Iterable[RunReport]):
     """All task states of ``reports`` as one pandas DataFrame."""
     import pandas as pd
 
-    columns = [f for f in TaskState.__dataclass_fields__]
-    return pd.DataFrame([r for report in reports for r in report.records()], columns=columns)
+    columns = list(TaskState.__dataclass_fields__)
+    return pd.DataFrame([asdict(t) for r in reports for t in r.tasks], columns=columns)

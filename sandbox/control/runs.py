@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sandbox.config import SandboxError, parse_date
 from sandbox.control.names import (
@@ -23,7 +24,6 @@ from sandbox.control.names import (
     WRITE_TASK,
     WRITTEN_XCOM_KEY,
 )
-from sandbox.control.xcom import pull
 
 TABLE = "ops.pipeline_runs"
 DDL = """
@@ -36,12 +36,6 @@ DDL = """
         llm_requests bigint not null,
         cost_usd double not null,
         recorded_at timestamp not null,
-        rows_done bigint,
-        rows_pending bigint,
-        detail varchar,
-        drift_status varchar,
-        drift_detail varchar,
-        rows_resumed bigint,
         primary key (execution_date, dag_run_id)
     )"""
 ADDED_COLUMNS = (
@@ -52,7 +46,7 @@ ADDED_COLUMNS = (
     ("drift_detail", "varchar"),
     ("rows_resumed", "bigint"),
 )
-"""Columns added after the table first shipped: added in place to older warehouses."""
+"""Columns after the first ones, added in place (also to a warehouse made before they were)."""
 WAIT_S = 120.0
 """How long writing a row waits for another process (a task, a notebook) to free the file."""
 
@@ -61,8 +55,18 @@ class RunNotRecorded(SandboxError):
     """The warehouse stayed busy past :data:`WAIT_S`: the run's row could not be written."""
 
 
+def pull(ti, task_id: str, key: str | None = None) -> Any:
+    """A task's XCom (its return value when ``key`` is None); None where XCom is unreachable."""
+    try:
+        if key is None:
+            return ti.xcom_pull(task_ids=task_id)
+        return ti.xcom_pull(task_ids=task_id, key=key)
+    except Exception:  # outside a task runner (e.g. a DAG-level callback) XCom is unreachable
+        return None
+
+
 def ensure_table(con) -> None:
-    """Create ``ops.pipeline_runs``, adding the columns an older warehouse lacks."""
+    """Create ``ops.pipeline_runs`` with every column (see :data:`ADDED_COLUMNS`)."""
     con.execute("create schema if not exists ops")
     con.execute(DDL)
     for column, kind in ADDED_COLUMNS:
@@ -102,24 +106,16 @@ def ledger_totals(con, as_of: date, since: datetime | None) -> dict:
     return totals
 
 
-def _connect(wait_s: float):
-    """A writable connection that waits up to ``wait_s`` for the warehouse."""
-    from sandbox.warehouse import connect
-
-    return connect(wait_s=wait_s)
-
-
-def write(row: dict, *, since: datetime | None, drift=None, wait_s: float | None = None) -> dict:
+def write(row: dict, *, since: datetime | None, drift=None) -> dict:
     """Upsert the run's row; its counts come from :func:`ledger_totals` since ``since``.
 
     ``drift``, called under the warehouse lock, returns the drift columns to add. Raises
     :class:`RunNotRecorded` when the warehouse stays busy. Returns the row written.
     """
-    from sandbox.warehouse import WarehouseBusy
+    from sandbox.warehouse import WarehouseBusy, connect
 
-    wait_s = WAIT_S if wait_s is None else wait_s
     try:
-        with _connect(wait_s) as con:
+        with connect(wait_s=WAIT_S) as con:
             ensure_table(con)
             row = {**row, **ledger_totals(con, row["execution_date"], since)}
             row["recorded_at"] = datetime.now(UTC).replace(tzinfo=None)
@@ -131,20 +127,10 @@ def write(row: dict, *, since: datetime | None, drift=None, wait_s: float | None
             )
     except WarehouseBusy as exc:
         raise RunNotRecorded(
-            f"the run's row in {TABLE} was not written: {exc} (waited {wait_s:g} s): the run "
+            f"the run's row in {TABLE} was not written: {exc} (waited {WAIT_S:g} s): the run "
             "is marked failed; run the date again once the warehouse is free"
         ) from None
     return row
-
-
-def set_drift(run_id: str, columns: dict) -> None:
-    """Put a drift verdict on the run's row, if it is there yet."""
-    with _connect(WAIT_S) as con:
-        ensure_table(con)
-        con.execute(
-            f"update {TABLE} set drift_status = ?, drift_detail = ? where dag_run_id = ?",
-            [columns.get("drift_status"), columns.get("drift_detail"), run_id],
-        )
 
 
 def read(run_id: str) -> dict | None:
@@ -162,13 +148,8 @@ def read(run_id: str) -> dict | None:
 
 def final_summary(ti) -> dict:
     """The run's inference summary: the sensor's (batch collected) or the inference task's."""
-    for task_id, key in (
-        (BATCH_TASK, None),
-        (INFER_TASK, None),
-        (INFER_TASK, SUMMARY_XCOM_KEY),
-    ):
-        value = pull(ti, task_id, key)
-        if value:
+    for task_id, key in ((BATCH_TASK, None), (INFER_TASK, None), (INFER_TASK, SUMMARY_XCOM_KEY)):
+        if value := pull(ti, task_id, key):
             return value
     return {}
 
@@ -204,9 +185,14 @@ def drift_columns(record: dict | None) -> dict[str, str | None]:
 def record_drift(run_id: str, record: dict) -> None:
     """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
     is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
-    from sandbox.control import runs
+    from sandbox.warehouse import connect
 
-    runs.set_drift(run_id, drift_columns(record))
+    with connect(wait_s=WAIT_S) as con:
+        ensure_table(con)
+        con.execute(
+            f"update {TABLE} set drift_status = ?, drift_detail = ? where dag_run_id = ?",
+            [record.get("status"), record.get("message"), run_id],
+        )
 
 
 def _run_status(context, succeeded: bool, summary: dict, written) -> tuple[str, str]:
@@ -242,15 +228,18 @@ def gate_failures_of(context) -> str:
                 dag_id=DBT_DAG, task_ids=DBT_TASK, key=GATE_XCOM_KEY, run_id=run_id
             )
             if records:
-                return "; ".join(r.get("description") or r.get("node") or "?" for r in records)
+                return describe_gate(records)
     return ""
+
+
+def describe_gate(records: list[dict]) -> str:
+    """The failing dbt tests of a ``gate_failures`` XCom, on one line."""
+    return "; ".join(r.get("description") or r.get("node") or "?" for r in records)
 
 
 def _run_started(context) -> datetime | None:
     """When the DAG run of ``context`` started (its ledger rows are counted from then): the
     later of its start and its ``run_after`` (``dag.test()`` starts a run at its logical date)."""
-    from sandbox.control.runs import utc_naive
-
     dag_run = context.get("dag_run")
     moments = [utc_naive(getattr(dag_run, k, None)) for k in ("start_date", "run_after")]
     return max((m for m in moments if m is not None), default=None)
@@ -262,8 +251,6 @@ def record_pipeline_run(context, *, succeeded: bool, written: int | None = None)
     Counts are summed over every attempt of the DAG run from the ledger; a drift verdict
     (:func:`check_drift`) fills ``drift_status`` and never changes ``status``.
     """
-    from sandbox.control import runs
-
     ti = context["ti"]
     if ti.task_id == DRIFT_TASK:  # the watch's own failure: flag the run, keep its status
         return record_drift_failure(context)
@@ -283,7 +270,7 @@ def record_pipeline_run(context, *, succeeded: bool, written: int | None = None)
         "detail": detail,
     }
     drift = lambda: drift_columns(pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY))  # noqa: E731
-    row = runs.write(row, since=_run_started(context), drift=drift)
+    row = write(row, since=_run_started(context), drift=drift)
     print(
         f"ops.pipeline_runs: {status}: {row['rows_written']} published, {row['rows_done']} "
         f"answered, {row['rows_resumed']} resumed, {row['failures']} failed, "
@@ -296,8 +283,6 @@ def record_pipeline_run(context, *, succeeded: bool, written: int | None = None)
 def record_drift_failure(context) -> str:
     """``check_drift`` failed: flag the run's row (the drift verdict, or why the watch could
     not judge) and return the row's status, which stays what the rows made it."""
-    from sandbox.control import runs
-
     ti = context["ti"]
     record = pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
     if not record:
@@ -305,5 +290,5 @@ def record_drift_failure(context) -> str:
         reason = str(exception).splitlines()[0] if exception and str(exception) else "failed"
         record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
     record_drift(context["run_id"], record)
-    found = runs.read(context["run_id"])
+    found = read(context["run_id"])
     return found["status"] if found else ""

@@ -97,10 +97,10 @@ def stop_group(pgid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
 
 def stop_in_order(groups: dict[str, int], url: str | None, say=print) -> None:
     """Stop the components (name -> process group) in :data:`STOP_ORDER`; after the
-    scheduler, mark what it left unfinished failed (:func:`close_unfinished`)."""
-    names = sorted(groups, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else 0)
-    for name in names:
-        stop_group(groups[name])
+    scheduler, mark what it left unfinished failed through ``url`` (:func:`close_unfinished`)."""
+    for name in STOP_ORDER:
+        if name in groups:
+            stop_group(groups[name])
         if name == "scheduler" and url:
             with contextlib.suppress(Exception):
                 for line in close_unfinished(url):
@@ -143,9 +143,7 @@ def _stop_line(dag_id: str, run_id: str, ti: dict) -> None:
     from datetime import UTC, datetime
 
     attempt = max(1, int(ti.get("try_number") or 1))
-    log = airflow_env.log_dir().joinpath(
-        f"dag_id={dag_id}", f"run_id={run_id}", f"task_id={ti['task_id']}", f"attempt={attempt}.log"
-    )
+    log = airflow_env.attempt_log(dag_id, run_id, ti["task_id"], attempt)
     event = {"timestamp": datetime.now(UTC).isoformat(), "level": "error",
              "event": "make airflow stopped: this task was cut short and is marked failed"}  # fmt: skip
     with contextlib.suppress(OSError):
@@ -171,9 +169,29 @@ def _record_stopped(run: dict) -> None:
     )  # fmt: skip
 
 
+def stop_recorded(say=print, intro: str | None = None) -> list[int]:
+    """Stop the components the pid file records that still run, in :data:`STOP_ORDER` (then
+    SIGKILL any straggler), and remove the file; ``intro`` is said first. Returns their PIDs."""
+    data = _recorded()
+    components = data.get("components") or {}
+    since = min((started or 0 for _, started in components.values()), default=0.0)
+    sessions = {pid for pid, _ in components.values()}
+    left = members(sessions, since)
+    if left:
+        if intro:
+            say(f"{intro} (PIDs {left})...")
+        groups = {name: pid for name, (pid, _) in components.items() if members({pid}, since)}
+        stop_in_order(groups, data.get("url") if "scheduler" in components else None, say)
+        for pid in members(sessions, since):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    pid_file().unlink(missing_ok=True)
+    return left
+
+
 def stop_leftovers(say=print) -> list[int]:
     """Stop the components an earlier ``make airflow`` on this home left running (it was
-    killed): the recorded ones in order, then any other marked process. Returns their PIDs."""
+    killed), and its watchdog; refuse while that ``make airflow`` still runs."""
     data = _recorded()
     supervisor, since = data.get("supervisor") or (None, None)
     if supervisor and supervisor != os.getpid() and _started_at(supervisor) == since:
@@ -185,18 +203,7 @@ def stop_leftovers(say=print) -> list[int]:
     if watchdog and watchdog != os.getpid() and _started_at(watchdog) == started:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(watchdog, signal.SIGTERM)
-    components = data.get("components") or {}
-    since = min((started or 0 for _, started in components.values()), default=0.0)
-    left = members({pid for pid, _ in components.values()}, since)
-    groups = {name: pid for name, (pid, _) in components.items() if members({pid}, since)}
-    if left:
-        say(f"stopping Airflow components left by an earlier make airflow (PIDs {left})...")
-        stop_in_order(groups, data.get("url"), say)
-        for pid in members({pid for pid, _ in components.values()}, since):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    pid_file().unlink(missing_ok=True)
-    return left
+    return stop_recorded(say, "stopping Airflow components left by an earlier make airflow")
 
 
 def start_watchdog() -> int:

@@ -1,30 +1,98 @@
 """Each task attempt's output in its own log file under ``dag.test()``, via Airflow's listeners.
 
-:class:`TaskLogs` (the public ``on_task_instance_*`` hooks) captures each attempt into the
-file the UI's log reader opens, then appends it to the run's log.
+:func:`captured_output` sends everything a block prints (Python streams, logging, fds 1 and 2)
+to a file; :class:`TaskLogs` (the public ``on_task_instance_*`` hooks) captures each attempt
+into the file the UI's log reader opens, then appends it to the run's log. Files stay open for
+the process's life: loggers made inside a capture keep a reference, and a late line must land
+in the file, not on a closed stream.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from airflow.listeners import hookimpl
 
-from sandbox.control.airflow_env import log_dir
-from sandbox.control.capture import captured_output, log_file
+from sandbox.control.airflow_env import attempt_log
+
+_OPEN: dict[Path, TextIO] = {}
 
 
-def task_log_path(ti, try_number: int | None = None) -> Path:
-    """Where Airflow's log reader looks for one attempt of a task (its default
-    ``[logging] log_filename_template``, under the logs folder)."""
-    parts = [f"dag_id={ti.dag_id}", f"run_id={ti.run_id}", f"task_id={ti.task_id}"]
-    if (ti.map_index or -1) >= 0:
-        parts.append(f"map_index={ti.map_index}")
-    attempt = try_number if try_number is not None else ti.try_number
-    return log_dir().joinpath(*parts, f"attempt={attempt}.log")
+def log_file(path: Path, *, truncate: bool = False) -> TextIO:
+    """The process-wide handle of ``path`` (append mode), optionally emptied first."""
+    path = path.resolve()
+    file = _OPEN.get(path)
+    if file is None or file.closed or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = _OPEN[path] = path.open("a", encoding="utf-8", errors="replace", buffering=1)
+    if truncate:
+        file.seek(0)
+        file.truncate()
+    return file
+
+
+def _stream_handlers() -> list[logging.StreamHandler]:
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    return [
+        h
+        for lg in loggers
+        for h in lg.handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+
+
+@contextlib.contextmanager
+def _fds_to(file: TextIO) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at ``file`` (C code and child processes write there)."""
+    saved = [(fd, os.dup(fd)) for fd in (1, 2)]
+    try:
+        for fd, _ in saved:
+            os.dup2(file.fileno(), fd)
+        yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def _swap_stream(handler: logging.StreamHandler, stream: TextIO) -> TextIO | None:
+    """``handler.setStream(stream)``, also when the handler's old stream is already closed
+    (a handler left behind by an earlier capture: ``setStream`` would fail to flush it)."""
+    try:
+        return handler.setStream(stream)
+    except ValueError:
+        old, handler.stream = handler.stream, stream
+        return old
+
+
+@contextlib.contextmanager
+def captured_output(path: Path, *, truncate: bool = False) -> Iterator[Path]:
+    """Send all output of the ``with`` block to ``path`` instead of the terminal or cell."""
+    file = log_file(path, truncate=truncate)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    previous = []
+    for handler in _stream_handlers():
+        with contextlib.suppress(AttributeError):  # logging's last-resort handler is read-only
+            previous.append((handler, _swap_stream(handler, file)))
+    try:
+        with _fds_to(file), contextlib.redirect_stdout(file), contextlib.redirect_stderr(file):
+            yield path
+    finally:
+        file.flush()
+        for handler, stream in previous:
+            if stream is not None and stream is not file:
+                handler.setStream(stream)
 
 
 class TaskLogs:
@@ -38,7 +106,8 @@ class TaskLogs:
     @hookimpl
     def on_task_instance_running(self, previous_state, task_instance) -> None:
         self.close()
-        path = task_log_path(task_instance)
+        ti = task_instance
+        path = attempt_log(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)
         start = path.stat().st_size if path.exists() else 0
         stack = contextlib.ExitStack()
         stack.enter_context(captured_output(path))

@@ -1,16 +1,20 @@
 """The callables the DAG tasks run: one plane function each, plus the control plane's policy.
 
 A gate failure or a :class:`~sandbox.config.SandboxError` fails the task without retries;
-:data:`STOP` (SIGTERM via ``on_kill``, Ctrl-C) sends no new request.
+:data:`STOP` (SIGTERM via ``on_kill``, Ctrl-C) sends no new request. Each task's log ends with
+one ``summary:`` line, and the SDK's per-request HTTP lines go to DEBUG meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sandbox import config
@@ -27,26 +31,89 @@ from sandbox.control.names import (
     WRITE_TASK,
     WRITTEN_XCOM_KEY,
 )
-from sandbox.control.runs import final_summary, record_drift, record_pipeline_run, run_outcome
-from sandbox.control.task_output import quiet_http, task_summary
-from sandbox.control.xcom import current_context, jsonable, pull, push
+from sandbox.control.runs import final_summary, pull, record_drift, record_pipeline_run, run_outcome
 
 CONNECTION_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
 """Failure classes meaning the API was not reached at all (no answer, nothing to retry per row)."""
 PROBE_ROWS = 10
 """Rows a realtime run with the real API sends first, to learn whether the API answers at all."""
+HTTP_LOGGERS = ("httpx", "httpx2", "anthropic", "anthropic._base_client")
+"""The loggers that write one line per HTTP request: DEBUG only while a task runs."""
 
 STOP = threading.Event()
 """Set by a stop request (SIGTERM, Ctrl-C, ``on_kill``): no new LLM request after it."""
 
 
+def current_context() -> dict | None:
+    """The running task's context, or None outside a task (a test, a notebook)."""
+    with contextlib.suppress(Exception):
+        from airflow.sdk import get_current_context
+
+        return get_current_context()
+    return None
+
+
+def push(key: str, value: Any) -> None:
+    """Leave ``value`` in the running task's XCom (kept when the task then fails)."""
+    context = current_context()
+    with contextlib.suppress(Exception):  # outside a task there is nothing to push to
+        context["ti"].xcom_push(key=key, value=value)
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-friendly copy of a plane's result (dataclass, dict, date...) for XCom."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _debug_only(record: logging.LogRecord) -> bool:
+    """A logging filter: demote the record to DEBUG, shown only when debug logging is on."""
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+@contextlib.contextmanager
+def quiet_http() -> Iterator[None]:
+    """While the block runs, the SDK's per-request HTTP lines go to DEBUG (a task log reads
+    as a story); the loggers are as they were afterwards."""
+    loggers = [logging.getLogger(name) for name in HTTP_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(_debug_only)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(_debug_only)
+
+
+@contextlib.contextmanager
+def task_summary(task_id: str, ds: str) -> Iterator[dict]:
+    """End the task's log with one line: what the ``with`` block put in the dict, and time."""
+    started, line, ok = time.monotonic(), {}, False
+    try:
+        yield line
+        ok = True
+    finally:
+        parts = [f"{k.replace('_', ' ')} {f'{v:.4f}' if isinstance(v, float) else v}"
+                 for k, v in line.items() if v is not None]  # fmt: skip
+        parts.append(f"{time.monotonic() - started:.1f} s")
+        print(f"summary: {task_id} {ds} {'done' if ok else 'FAILED'}: {', '.join(parts)}",
+              flush=True)  # fmt: skip
+
+
 @contextlib.contextmanager
 def _failure_policy() -> Iterator[None]:
-    """Apply the control plane's retry policy to the exception a plane raises.
-
-    The message goes to XCom (``error``) first. A :class:`SandboxError` other than
-    :class:`WarehouseBusy` becomes AirflowFailException (no retries); anything else is re-raised.
-    """
+    """The retry policy: the error goes to XCom (``error``) first; a :class:`SandboxError`
+    other than :class:`WarehouseBusy` becomes AirflowFailException (no retries)."""
     try:
         yield
     except SandboxError as exc:
@@ -63,24 +130,26 @@ def _failure_policy() -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def _stop_on_kill() -> Iterator[None]:
+    """While the block runs, the running task's ``on_kill`` (what Airflow calls when a
+    scheduler or ``sandbox run`` gets SIGTERM) sets :data:`STOP`."""
+    context = current_context()
+    task = context["ti"].task if context is not None else None
+    if task is not None:
+        task.on_kill = STOP.set
+    try:
+        yield
+    finally:
+        if task is not None:
+            with contextlib.suppress(AttributeError):
+                del task.on_kill
+
+
 def gate_failure_records(exc: Exception) -> list[dict]:
     """The failing dbt nodes of a GateFailed as plain dicts (node, test, rows, description)."""
-    records = []
-    for failure in getattr(exc, "failures", None) or []:
-        record = {
-            field: jsonable(getattr(failure, field, None))
-            for field in ("node", "kind", "model", "column", "test", "failing_rows", "message")
-        }
-        describe = getattr(failure, "describe", None)
-        record["description"] = describe() if callable(describe) else record["message"]
-        records.append(record)
+    records = [{**jsonable(f), "description": f.describe()} for f in getattr(exc, "failures", ())]
     return records or [{"description": str(exc).splitlines()[0]}]
-
-
-def _build_summary(result: Any) -> dict:
-    """The part of a BuildResult worth keeping in XCom: counts, seconds and row counts."""
-    fields = ("as_of_date", "target", "models", "data_tests", "unit_tests", "elapsed_s", "rows")
-    return {f: jsonable(getattr(result, f)) for f in fields if hasattr(result, f)}
 
 
 def dbt_run(ds: str) -> dict:
@@ -95,7 +164,8 @@ def dbt_run(ds: str) -> dict:
             push(GATE_XCOM_KEY, records)
             line["failing tests"] = "; ".join(r.get("node") or "?" for r in records)
             raise
-        summary = _build_summary(result)
+        fields = ("as_of_date", "target", "models", "data_tests", "unit_tests", "elapsed_s", "rows")
+        summary = {f: jsonable(getattr(result, f)) for f in fields if hasattr(result, f)}
         line.update(models=summary.get("models"), data_tests=summary.get("data_tests"))
     return summary
 
@@ -107,20 +177,6 @@ def prepare_features(ds: str) -> int:
     with _failure_policy(), task_summary(PREPARE_TASK, ds) as line:
         line["rows frozen"] = count = int(prepare_features(parse_date(ds)))
     return count
-
-
-def infer_settings(
-    max_cost_usd: float | str | None = None, mode: str | None = None
-) -> tuple[float | None, str]:
-    """The run's spending ceiling and mode: the DAG params, else ``SANDBOX_MAX_COST_USD`` and
-    ``SANDBOX_INFER_MODE`` (default: no ceiling, ``realtime``)."""
-    return config.max_cost_usd(max_cost_usd), config.infer_mode(mode)
-
-
-def _call(function, as_of: date, **kwargs) -> dict:
-    """Call a decision-plane function with :data:`STOP` as its ``stop`` event; return its
-    result as a JSON-friendly dict."""
-    return jsonable(function(as_of, stop=STOP, **kwargs))
 
 
 def merge_summaries(first: dict | None, then: dict) -> dict:
@@ -154,65 +210,6 @@ def unreachable(summary: dict) -> str | None:
     )
 
 
-def request_stop() -> None:
-    """Ask the running inference to stop: set :data:`STOP`, which the decision plane checks
-    before each new request (the requests in flight finish and their answers are kept)."""
-    STOP.set()
-
-
-@contextlib.contextmanager
-def _stop_on_kill() -> Iterator[None]:
-    """While the block runs, the running task's ``on_kill`` (what Airflow calls when a
-    scheduler or ``sandbox run`` gets SIGTERM) calls :func:`request_stop`."""
-    task = None
-    with contextlib.suppress(Exception):
-        from airflow.sdk import get_current_context
-
-        task = get_current_context()["ti"].task
-    if task is not None:
-        task.on_kill = request_stop
-    try:
-        yield
-    finally:
-        if task is not None:
-            with contextlib.suppress(AttributeError):
-                del task.on_kill
-
-
-_LAST: dict = {}
-"""The last inference summary of this task (for its summary line, also when it fails)."""
-
-
-def _check(summary: dict) -> dict:
-    """Fail the task (no retries) when the run was interrupted or never reached the API."""
-    _LAST["summary"] = summary
-    if summary.get("status") == "interrupted" or STOP.is_set():
-        push(SUMMARY_XCOM_KEY, summary)
-        raise SandboxError(
-            f"stopped on request: {summary.get('done', 0)} answers of this run kept "
-            f"({summary.get('pending_left', 0)} rows left pending); a re-run resumes"
-        )
-    if reason := unreachable(summary):
-        push(SUMMARY_XCOM_KEY, summary)
-        raise SandboxError(reason)
-    return summary
-
-
-def run_llm_inference(ds: str, **options) -> dict:
-    """Run the decision plane on the pending rows of ``ds``; return its summary as a dict.
-
-    ``options``: ``model``, ``batch_size``, ``llm``, ``max_cost_usd``, ``mode`` (see
-    :func:`_infer`). The task's log ends with one summary line, also when it fails.
-    """
-    _LAST.clear()
-    with quiet_http(), task_summary(INFER_TASK, ds) as line:
-        try:
-            return _infer(ds, **options)
-        finally:
-            last = _LAST.get("summary") or {}
-            line.update({key: last.get(field) for key, field in _LINE_FIELDS})
-
-
 _LINE_FIELDS = (
     ("status", "status"), ("rows_done", "done"), ("resumed", "skipped"),
     ("failed", "failed"), ("pending", "pending_left"), ("requests", "requests"),
@@ -220,7 +217,38 @@ _LINE_FIELDS = (
 )  # fmt: skip
 
 
-def _infer(
+def _check(summary: dict, line: dict) -> dict:
+    """Show ``summary`` on the summary line; fail the task (no retries) when the run was
+    interrupted or never reached the API."""
+    line.update({key: summary.get(field) for key, field in _LINE_FIELDS})
+    reason = unreachable(summary)
+    if summary.get("status") == "interrupted" or STOP.is_set():
+        reason = (
+            f"stopped on request: {summary.get('done', 0)} answers of this run kept "
+            f"({summary.get('pending_left', 0)} rows left pending); a re-run resumes"
+        )
+    if reason:
+        push(SUMMARY_XCOM_KEY, summary)
+        raise SandboxError(reason)
+    return summary
+
+
+def _infer(ds: str, params: dict, **kwargs) -> dict:
+    """One call of the decision plane for ``ds`` (``llm`` and ``model`` from ``params``), with
+    :data:`STOP` as its stop event; its result as a JSON-friendly dict."""
+    from sandbox.decision import run_llm_inference
+
+    llm = config.llm_choice(params.get("llm"))
+    return jsonable(run_llm_inference(parse_date(ds), llm=llm, model=params.get("model"),
+                                      progress=False, stop=STOP, **kwargs))  # fmt: skip
+
+
+def _left(ceiling: float | None, spent: dict) -> float | None:
+    """What is left of the spending ceiling after ``spent``'s cost."""
+    return None if ceiling is None else max(0.0, ceiling - float(spent.get("cost_usd") or 0.0))
+
+
+def run_llm_inference(
     ds: str,
     *,
     model: str | None = None,
@@ -229,36 +257,28 @@ def _infer(
     max_cost_usd: float | str | None = None,
     mode: str | None = None,
 ) -> dict:
-    """Infer the pending rows of ``ds``; a real-API realtime run probes :data:`PROBE_ROWS` first.
+    """Run the decision plane on the pending rows of ``ds``; return its summary as a dict.
 
-    Batch mode submits, polls ``SANDBOX_BATCH_FIRST_WAIT_S`` (0) and leaves a batch still
-    processing to ``wait_for_batch`` (status ``waiting``).
+    A real-API realtime run sends :data:`PROBE_ROWS` first. Batch mode submits, polls
+    ``SANDBOX_BATCH_FIRST_WAIT_S`` (0) and leaves a batch still processing to
+    ``wait_for_batch`` (status ``waiting``). The log ends with one summary line.
     """
-    from sandbox.decision import run_llm_inference
-
-    with _failure_policy(), _stop_on_kill():
-        llm = config.llm_choice(llm)
-        ceiling, mode = infer_settings(max_cost_usd, mode)
-        as_of = parse_date(ds)
-        common = {"llm": llm, "model": model, "mode": mode, "progress": False}
+    params = {"llm": llm, "model": model}
+    with quiet_http(), task_summary(INFER_TASK, ds) as line, _failure_policy(), _stop_on_kill():
+        ceiling, mode = config.max_cost_usd(max_cost_usd), config.infer_mode(mode)
         if mode == "batch":
-            wait = config.batch_first_wait_s()
-            summary = _call(run_llm_inference, as_of, **common, batch_size=batch_size,
-                            max_cost_usd=ceiling, wait_s=wait)  # fmt: skip
-            return _check(summary)
+            summary = _infer(ds, params, mode=mode, batch_size=batch_size, max_cost_usd=ceiling,
+                             wait_s=config.batch_first_wait_s())  # fmt: skip
+            return _check(summary, line)
         first = None
-        if llm == "anthropic" and (batch_size is None or batch_size > PROBE_ROWS):
-            first = _check(
-                _call(run_llm_inference, as_of, **common, batch_size=PROBE_ROWS, max_cost_usd=ceiling)
-            )
-            if ceiling is not None:
-                ceiling = max(0.0, ceiling - float(first.get("cost_usd") or 0.0))
+        probing = batch_size is None or batch_size > PROBE_ROWS
+        if config.llm_choice(llm) == "anthropic" and probing:
+            probe = _infer(ds, params, mode=mode, batch_size=PROBE_ROWS, max_cost_usd=ceiling)
+            first, ceiling = _check(probe, line), _left(ceiling, probe)
             if batch_size is not None:
                 batch_size -= PROBE_ROWS
-        summary = _call(
-            run_llm_inference, as_of, **common, batch_size=batch_size, max_cost_usd=ceiling
-        )
-        return _check(merge_summaries(first, summary))
+        summary = _infer(ds, params, mode=mode, batch_size=batch_size, max_cost_usd=ceiling)
+        return _check(merge_summaries(first, summary), line)
 
 
 def collect_batch(ds: str, ti, params: dict | None = None):
@@ -269,31 +289,16 @@ def collect_batch(ds: str, ti, params: dict | None = None):
     """
     from airflow.sdk import PokeReturnValue
 
-    from sandbox.decision import run_llm_inference
-
     params = params or {}
     previous = pull(ti, INFER_TASK) or {}
     if previous.get("status") != "waiting":
         return PokeReturnValue(is_done=True, xcom_value=previous)
     with _failure_policy(), _stop_on_kill(), quiet_http():
-        ceiling, _ = infer_settings(params.get("max_cost_usd"), "batch")
-        if ceiling is not None:
-            ceiling = max(0.0, ceiling - float(previous.get("cost_usd") or 0.0))
-        summary = _call(
-            run_llm_inference,
-            parse_date(ds),
-            llm=config.llm_choice(params.get("llm")),
-            model=params.get("model"),
-            mode="batch",
-            progress=False,
-            max_cost_usd=ceiling,
-            wait_s=0.0,
-        )
-        summary = _check(merge_summaries(previous, summary))
+        ceiling = _left(config.max_cost_usd(params.get("max_cost_usd")), previous)
+        summary = _infer(ds, params, mode="batch", max_cost_usd=ceiling, wait_s=0.0)
+        summary = _check(merge_summaries(previous, summary), {})
     done = summary.get("status") != "waiting"
-    if done:
-        summary = _batch_totals(summary)
-    return PokeReturnValue(is_done=done, xcom_value=summary)
+    return PokeReturnValue(is_done=done, xcom_value=_batch_totals(summary) if done else summary)
 
 
 def _batch_totals(summary: dict) -> dict:
@@ -306,11 +311,10 @@ def _batch_totals(summary: dict) -> dict:
 
     ids = summary.get("batch_ids") or []
     if ids:
-        marks = ", ".join("?" * len(ids))
         with connect(read_only=True) as con:
             requests, cost = con.execute(
-                f"select count(*), coalesce(sum(cost_usd), 0) from decision.llm_calls"
-                f" where batch_id in ({marks})",
+                "select count(*), coalesce(sum(cost_usd), 0) from decision.llm_calls"
+                f" where batch_id in ({', '.join('?' * len(ids))})",
                 ids,
             ).fetchone()
         summary = {**summary, "requests": int(requests), "cost_usd": round(float(cost), 8)}
@@ -330,8 +334,7 @@ def write_results(ds: str) -> int:
     from sandbox.decision import write_results
 
     with _failure_policy(), task_summary(WRITE_TASK, ds) as line:
-        written = int(write_results(parse_date(ds)))
-        line["published"] = written
+        line["published"] = written = int(write_results(parse_date(ds)))
         push(WRITTEN_XCOM_KEY, written)
         context = current_context()
         if context is not None:
@@ -343,11 +346,9 @@ def write_results(ds: str) -> int:
 
 
 def check_drift(ds: str, run_id: str | None = None) -> dict:
-    """The drift watch: compare the answers of ``ds`` with the trailing window and record it.
-
-The verdict goes to the log, XCom (``drift``) and the run's ``ops.pipeline_runs`` row; on
-``drift`` the task then fails without retries (the answers stay published, ``status`` stays).
-"""
+    """The drift watch: compare the answers of ``ds`` with the trailing window and record it
+    in the log, XCom (``drift``) and the run's ``ops.pipeline_runs`` row; on ``drift`` the task
+    then fails without retries (the answers stay published, ``status`` stays)."""
     from sandbox.decision.drift import check_drift as watch
 
     with _failure_policy(), task_summary(DRIFT_TASK, ds) as line:
@@ -361,4 +362,3 @@ The verdict goes to the log, XCom (``drift``) and the run's ``ops.pipeline_runs`
         if report.drifted:
             raise SandboxError(f"drift watch: {report.message}")
     return record
-

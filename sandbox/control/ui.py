@@ -42,35 +42,23 @@ def password_file() -> Path:
     return airflow_env.airflow_home() / "simple_auth_manager_passwords.json.generated"
 
 
-def read_password(user: str = USER) -> str | None:
-    """The generated password of ``user``, once the server has written it."""
+def read_password() -> str | None:
+    """The generated password of ``admin``, once the server has written it."""
     try:
-        return json.loads(password_file().read_text() or "{}").get(user)
+        return json.loads(password_file().read_text() or "{}").get(USER)
     except (OSError, ValueError):
         return None
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex((HOST, port)) == 0
-
-
-def health(url: str) -> dict | None:
-    """``/api/v2/monitor/health`` of the API server (None while it does not answer)."""
+def _healthy(url: str, components: tuple[str, ...]) -> bool:
+    """Whether the API server answers and reports every one of ``components`` healthy."""
     try:
         with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
-            return json.loads(response.read()) if response.status == 200 else None
+            report = json.loads(response.read())
     except (OSError, ValueError):
-        return None
-
-
-def _healthy(report: dict | None, components: tuple[str, ...]) -> bool:
-    if report is None:
         return False
-    names = {"dag-processor": "dag_processor"}
-    return all(
-        (report.get(names.get(c, c)) or {}).get("status") == "healthy" for c in components
-    )
+    return all((report.get(c.replace("-", "_")) or {}).get("status") == "healthy"
+               for c in components)  # fmt: skip
 
 
 def loopback() -> str:
@@ -142,7 +130,9 @@ def _prepare(port: int, scheduler: bool) -> tuple[Path, dict, Path]:
     airflow_env.ensure_migrated()
     stop_leftovers()
     for busy in (port, port + 1) if scheduler else (port,):
-        if _port_in_use(busy):
+        with socket.socket() as sock:
+            in_use = sock.connect_ex((HOST, busy)) == 0
+        if in_use:
             raise SandboxError(
                 f"port {busy} on {HOST} is already in use (another Airflow?): stop it, or pick "
                 "another port with PORT=... (make) or --port"
@@ -162,15 +152,18 @@ def _prepare(port: int, scheduler: bool) -> tuple[Path, dict, Path]:
     return home, env, logs
 
 
+def _exited(processes: dict[str, subprocess.Popen]) -> str | None:
+    """The name of a component that has exited, if any."""
+    return next((name for name, proc in processes.items() if proc.poll() is not None), None)
+
+
 def _wait_healthy(url: str, processes: dict, scheduler: bool, logs: Path) -> None:
     """Wait until the API server reports every started component healthy."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not _healthy(health(url), COMPONENTS if scheduler else ()):
-        for name, proc in processes.items():
-            if proc.poll() is not None:
-                raise SandboxError(
-                    f"Airflow's {name} exited ({proc.returncode}): see {logs / name}.log"
-                )
+    while not _healthy(url, COMPONENTS if scheduler else ()):
+        if gone := _exited(processes):
+            code = processes[gone].returncode
+            raise SandboxError(f"Airflow's {gone} exited ({code}): see {logs / gone}.log")
         if time.monotonic() > deadline:
             raise SandboxError(f"Airflow did not become healthy in time: see {logs}")
         time.sleep(0.5)
@@ -200,11 +193,10 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
         if scheduler:
             for line in first_view(port):
                 print(line, flush=True)
-        while all(proc.poll() is None for proc in processes.values()):
+        while (gone := _exited(processes)) is None:
             if os.getppid() != parent:  # make was killed: stop as for SIGTERM
                 raise KeyboardInterrupt
             time.sleep(0.5)
-        gone = next(name for name, proc in processes.items() if proc.poll() is not None)
         raise SandboxError(f"Airflow's {gone} exited: see {logs / gone}.log")
     except KeyboardInterrupt:
         return 0
@@ -213,8 +205,7 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
             signal.signal(sig, signal.SIG_IGN)
         print(f"\nstopping {', '.join(n for n in supervise.STOP_ORDER if n in processes)} "
               "(in that order)...", flush=True)  # fmt: skip
-        supervise.stop_in_order({n: p.pid for n, p in processes.items()}, url)
-        supervise.pid_file().unlink(missing_ok=True)
+        supervise.stop_recorded()
         with contextlib.suppress(ProcessLookupError):
             os.kill(watchdog, signal.SIGTERM)
         for sig, handler in previous.items():
@@ -227,11 +218,9 @@ def first_view(port: int) -> list[str]:
     first view of the grid is a run whose data can be fresh; the lines to show."""
     from sandbox.config import SHIPPED_AS_OF_DATE
 
-    url = f"http://{HOST}:{port}"
-    token = api_token(url)
-    when = _utc(SHIPPED_AS_OF_DATE)
+    url, when = f"http://{HOST}:{port}", _utc(SHIPPED_AS_OF_DATE)
     path = f"/api/v2/dags/{AI_DAG}/dagRuns?logical_date_gte={when}&logical_date_lte={when}"
-    if api(url, path, token)["dag_runs"]:
+    if api(url, path, api_token(url))["dag_runs"]:
         return [f"{SHIPPED_AS_OF_DATE} (the shipped date) has a run already: see the grid."]
     return [f"triggered {dag_id} for {SHIPPED_AS_OF_DATE} (the shipped date): {run_id}"
             for dag_id, run_id in trigger(SHIPPED_AS_OF_DATE, port)]  # fmt: skip
@@ -274,21 +263,17 @@ def trigger(as_of, port: int) -> list[tuple[str, str]]:
     """Trigger both DAGs for ``as_of`` (logical date 02:00 UTC) through the running API server;
     return ``(dag_id, run_id)`` of each."""
     url = f"http://{HOST}:{port}"
-    token = api_token(url)
-    found = []
-    for dag_id in DAG_IDS:
-        body = {"logical_date": _utc(parse_date(as_of))}
-        run = api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, body)
-        found.append((dag_id, run["dag_run_id"]))
-    return found
+    token, body = api_token(url), {"logical_date": _utc(parse_date(as_of))}
+    return [(dag_id, api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, body)["dag_run_id"])
+            for dag_id in DAG_IDS]  # fmt: skip
 
 
-def api_token(url: str, user: str = USER, password: str | None = None) -> str:
+def api_token(url: str) -> str:
     """A JWT for the REST API from SimpleAuthManager's ``/auth/token``."""
-    password = password or read_password(user)
+    password = read_password()
     if password is None:
         raise SandboxError(f"no generated password in {password_file()}: is Airflow running?")
-    body = json.dumps({"username": user, "password": password}).encode()
+    body = json.dumps({"username": USER, "password": password}).encode()
     request = urllib.request.Request(
         f"{url}/auth/token", data=body, headers={"Content-Type": "application/json"}
     )

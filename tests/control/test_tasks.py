@@ -16,7 +16,6 @@ import pytest
 
 from sandbox.config import SandboxError
 from sandbox.control import runs, tasks
-from sandbox.control.capture import captured_output
 from sandbox.control.cli import dates_from
 from sandbox.control.pipeline import date_range
 from sandbox.control.report import RunReport, TaskState, task_frame
@@ -448,17 +447,23 @@ def test_every_call_of_the_decision_plane_gets_the_stop_event(planes, in_task, m
     assert seen == [tasks.STOP] * 4
 
 
-def test_budget_and_mode_come_from_params_else_the_environment(monkeypatch) -> None:
-    assert tasks.infer_settings() == (None, "realtime")
+def test_budget_and_mode_come_from_params_else_the_environment(
+    planes, monkeypatch, fail_exception
+) -> None:
+    def settings(max_cost_usd=None, mode=None) -> tuple:
+        tasks.run_llm_inference("2026-11-01", max_cost_usd=max_cost_usd, mode=mode)
+        return planes.calls[-1][2]["max_cost_usd"], planes.calls[-1][2]["mode"]
+
+    assert settings() == (None, "realtime")
     monkeypatch.setenv("SANDBOX_MAX_COST_USD", "1.5")
     monkeypatch.setenv("SANDBOX_INFER_MODE", "batch")
-    assert tasks.infer_settings() == (1.5, "batch")
-    assert tasks.infer_settings(0.25, "realtime") == (0.25, "realtime")
+    assert settings() == (1.5, "batch")
+    assert settings(0.25, "realtime") == (0.25, "realtime")
     monkeypatch.setenv("SANDBOX_MAX_COST_USD", "lots")
-    with pytest.raises(SandboxError, match="max_cost_usd must be a number.*SANDBOX_MAX_COST_USD"):
-        tasks.infer_settings()
-    with pytest.raises(SandboxError, match="mode must be realtime or batch"):
-        tasks.infer_settings(1, "overnight")
+    with pytest.raises(fail_exception, match="max_cost_usd must be a number.*SANDBOX_MAX_COST"):
+        tasks.run_llm_inference("2026-11-01")
+    with pytest.raises(fail_exception, match="mode must be realtime or batch"):
+        tasks.run_llm_inference("2026-11-01", max_cost_usd=1, mode="overnight")
 
 
 def test_batch_mode_submits_then_the_sensor_collects(planes, in_task, monkeypatch) -> None:
@@ -517,7 +522,6 @@ def _report(dbt_state: str = "success", gate: list | None = None) -> RunReport:
     ]
     return RunReport(
         execution_date=DAY,
-        dag_states={},
         tasks=[TaskState(DAY, d, t, s, 1, 0.1) for d, t, s in states],
         gate_failures=gate or [],
     )
@@ -567,7 +571,11 @@ def test_run_dates_from_the_command_line() -> None:
         date_range("2026-11-03", DAY)
 
 
-def test_captured_output_takes_prints_logging_and_file_descriptors(tmp_path: Path, capfd) -> None:
+def test_captured_output_takes_prints_logging_and_file_descriptors(
+    tmp_path: Path, capfd, airflow_home_session
+) -> None:
+    from sandbox.control.task_logs import captured_output
+
     log = tmp_path / "run.log"
     logger = logging.getLogger("sandbox.test_capture")
     handler = logging.StreamHandler(sys.stderr)
@@ -587,8 +595,12 @@ def test_captured_output_takes_prints_logging_and_file_descriptors(tmp_path: Pat
     assert all(s in text for s in ("from print", "from logging", "from fd 1", "from fd 2"))
 
 
-def test_capture_survives_a_handler_whose_stream_was_closed(tmp_path: Path) -> None:
+def test_capture_survives_a_handler_whose_stream_was_closed(
+    tmp_path: Path, airflow_home_session
+) -> None:
     """A handler left on a closed stream (an earlier capture that ended) must not break the next."""
+    from sandbox.control.task_logs import captured_output
+
     closed = io.StringIO()
     closed.close()
     handler = logging.StreamHandler(closed)
@@ -641,7 +653,7 @@ def test_sandbox_run_shows_the_drift_verdict(drift: str | None, code: int) -> No
 
 
 def test_http_request_lines_go_to_debug_while_the_task_runs_only(caplog) -> None:
-    from sandbox.control.task_output import quiet_http
+    from sandbox.control.tasks import quiet_http
 
     logger = logging.getLogger("httpx2")
     with caplog.at_level(logging.INFO):

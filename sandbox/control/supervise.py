@@ -110,7 +110,7 @@ def stop_in_order(groups: dict[str, int], url: str | None, say=print) -> None:
 def close_unfinished(url: str) -> list[str]:
     """Through the REST API: mark every run still running failed, with a line in the log of
     each task it cuts short, and give each such AI run its ``ops.pipeline_runs`` row."""
-    from sandbox.control.ui import api, api_token
+    from sandbox.control.rest import api, api_token
 
     token = api_token(url)
     lines = []

@@ -1,10 +1,7 @@
 """Each task attempt's output in its own log file under ``dag.test()``, via Airflow's listeners.
 
-:func:`captured_output` sends everything a block prints (Python streams, logging, fds 1 and 2)
-to a file; :class:`TaskLogs` (the public ``on_task_instance_*`` hooks) captures each attempt
-into the file the UI's log reader opens, then appends it to the run's log. Files stay open for
-the process's life: loggers made inside a capture keep a reference, and a late line must land
-in the file, not on a closed stream.
+:func:`captured_output` sends all a block prints (streams, logging, fds 1 and 2) to a file that
+stays open for the process's life; :class:`TaskLogs` captures each attempt into the UI's file.
 """
 
 from __future__ import annotations

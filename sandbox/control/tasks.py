@@ -1,8 +1,7 @@
 """The callables the DAG tasks run: one plane function each, plus the control plane's policy.
 
 A gate failure or a :class:`~sandbox.config.SandboxError` fails the task without retries;
-:data:`STOP` (SIGTERM via ``on_kill``, Ctrl-C) sends no new request. Each task's log ends with
-one ``summary:`` line, and the SDK's per-request HTTP lines go to DEBUG meanwhile.
+:data:`STOP` (SIGTERM via ``on_kill``, Ctrl-C) sends no new request. Logs end with ``summary:``.
 """
 
 from __future__ import annotations
@@ -260,8 +259,7 @@ def run_llm_inference(
     """Run the decision plane on the pending rows of ``ds``; return its summary as a dict.
 
     A real-API realtime run sends :data:`PROBE_ROWS` first. Batch mode submits, polls
-    ``SANDBOX_BATCH_FIRST_WAIT_S`` (0) and leaves a batch still processing to
-    ``wait_for_batch`` (status ``waiting``). The log ends with one summary line.
+    ``SANDBOX_BATCH_FIRST_WAIT_S`` and leaves a batch still processing to ``wait_for_batch``.
     """
     params = {"llm": llm, "model": model}
     with quiet_http(), task_summary(INFER_TASK, ds) as line, _failure_policy(), _stop_on_kill():

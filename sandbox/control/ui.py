@@ -22,12 +22,11 @@ from pathlib import Path
 from sandbox.config import SandboxError, parse_date
 from sandbox.control import airflow_env
 from sandbox.control.names import AI_DAG, DAG_IDS
+from sandbox.control.rest import USER, api, api_token, password_file, read_password
 
 HOST = "127.0.0.1"
-USER = "admin"
 COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 STARTUP_TIMEOUT_S = 300
-API_RETRY_DELAYS_S = (1, 2, 4, 8, 16)  # a busy metadata DB: see api()
 QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
 LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
     "SANDBOX_SENSOR_POKE_S": "10",
@@ -35,19 +34,6 @@ LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked ga
     "SANDBOX_BATCH_POKE_S": "10",
     "SANDBOX_RETRY_DELAY_S": "30",
 }
-
-
-def password_file() -> Path:
-    """Where SimpleAuthManager writes the generated passwords (JSON: user -> password)."""
-    return airflow_env.airflow_home() / "simple_auth_manager_passwords.json.generated"
-
-
-def read_password() -> str | None:
-    """The generated password of ``admin``, once the server has written it."""
-    try:
-        return json.loads(password_file().read_text() or "{}").get(USER)
-    except (OSError, ValueError):
-        return None
 
 
 def _healthy(url: str, components: tuple[str, ...]) -> bool:
@@ -266,47 +252,6 @@ def trigger(as_of, port: int) -> list[tuple[str, str]]:
     token, body = api_token(url), {"logical_date": _utc(parse_date(as_of))}
     return [(dag_id, api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, body)["dag_run_id"])
             for dag_id in DAG_IDS]  # fmt: skip
-
-
-def api_token(url: str) -> str:
-    """A JWT for the REST API from SimpleAuthManager's ``/auth/token``."""
-    password = read_password()
-    if password is None:
-        raise SandboxError(f"no generated password in {password_file()}: is Airflow running?")
-    body = json.dumps({"username": USER, "password": password}).encode()
-    request = urllib.request.Request(
-        f"{url}/auth/token", data=body, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["access_token"]
-    except OSError as exc:
-        raise SandboxError(f"Airflow at {url} does not answer ({exc}): start it with make airflow") from exc
-
-
-def api(url: str, path: str, token: str, body: dict | None = None, method: str | None = None) -> dict:
-    """One authenticated REST call (GET, or POST with a JSON ``body``); the decoded answer.
-
-    A 500 "Database error" (SQLite busy) or a 503 is retried after 1, 2, 4, 8 and 16 s (the
-    statement was rolled back); any other error, or the sixth failure, raises SandboxError.
-    """
-    for delay in (*API_RETRY_DELAYS_S, None):
-        request = urllib.request.Request(
-            f"{url}{path}",
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                     "Accept": "application/json"}, method=method,
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            busy = exc.code == 503 or (exc.code == 500 and '"Database error"' in detail)
-            if not busy or delay is None:
-                raise SandboxError(f"Airflow answered {exc.code} to {path}: {detail}") from None
-        time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,9 +199,8 @@ def run_llm_inference(
 ) -> InferenceSummary:
     """Infer the pending rows of the date (see the module docstring).
 
-    ``llm`` mock|anthropic (default ``SANDBOX_LLM``); ``escalate`` high-stakes answers to the
-    capable model; ``batch_size`` at most this many rows. On ``stop`` (or Ctrl-C) no new
-    request is sent, answers in flight are kept, and the status is ``interrupted``.
+    ``escalate`` sends high-stakes answers to the capable model; ``batch_size`` caps the rows.
+    On ``stop`` (or Ctrl-C) no new request is sent, answers in flight are kept (``interrupted``).
     """
     started = time.perf_counter()
     stop = stop or threading.Event()

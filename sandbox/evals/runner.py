@@ -140,6 +140,29 @@ def ask(client: anthropic.Anthropic, model: ModelPrice, case: GoldenCase) -> Cas
     return CaseResult(**fields, status="ok")
 
 
+def _estimate(book, chosen, tokens, golden: GoldenSet, max_cost_usd, announce) -> CostEstimate:
+    """The evaluation's cost estimate, announced; a clear error when it exceeds the budget."""
+    estimate = estimate_cost(
+        book,
+        primary=chosen.id,
+        escalation=None,
+        input_tokens=[tokens.tokens(c.summary) for c in golden.cases],
+        expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
+        max_output_tokens=chosen.max_tokens,
+        batch=False,
+        prefix_tokens=tokens.prefix_tokens,
+    )
+    if announce is not None:
+        announce(estimate.render())
+    if max_cost_usd is not None and estimate.expected_usd > max_cost_usd:
+        raise SandboxError(
+            f"the evaluation's estimated cost ${estimate.expected_usd:.4f} for {len(golden)} "
+            f"cases exceeds --max-cost-usd {max_cost_usd:g}: raise the budget, or evaluate "
+            f"offline with --llm mock. {estimate.render()}"
+        )
+    return estimate
+
+
 def run_eval(
     *,
     llm: str | None = "mock",
@@ -160,25 +183,8 @@ def run_eval(
     client = make_client(llm)  # a missing key fails here, before dbt runs
     golden = golden or load_golden(golden_dir or GOLDEN_DIR)
     tokens, count_note = _count(client, chosen, golden.cases)
-    estimate = estimate_cost(
-        book,
-        primary=chosen.id,
-        escalation=None,
-        input_tokens=[tokens.tokens(c.summary) for c in golden.cases],
-        expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
-        max_output_tokens=chosen.max_tokens,
-        batch=False,
-        prefix_tokens=tokens.prefix_tokens,
-    )
-    if announce is not None:
-        announce(estimate.render())
+    estimate = _estimate(book, chosen, tokens, golden, max_cost_usd, announce)
     budget = Budget(max_cost_usd)
-    if max_cost_usd is not None and estimate.expected_usd > max_cost_usd:
-        raise SandboxError(
-            f"the evaluation's estimated cost ${estimate.expected_usd:.4f} for {len(golden)} "
-            f"cases exceeds --max-cost-usd {max_cost_usd:g}: raise the budget, or evaluate "
-            f"offline with --llm mock. {estimate.render()}"
-        )
     started = time.perf_counter()
 
     def one(case: GoldenCase) -> CaseResult | None:

@@ -4,8 +4,8 @@
 
 Checks the earlier commit out beside this one (``bench/out/before``), sets it up with its own
 ``make setup``, then runs the data and end-to-end benchmarks there and here, alternating, so
-both see the same machine. Writes ``bench/out/results-compare.json``; the next ``make bench``
-(or ``run_all.py --only ...``) puts the table in RESULTS.md.
+both see the same machine. Saves the ratios in ``bench/out/results-compare.json`` and adds
+them to RESULTS.md (``make bench`` keeps them there until the next comparison).
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def main() -> None:
         )
         print(rows[-1].line())
     save("compare", rows, {"before": rev})
+    subprocess.run([sys.executable, "bench/run_all.py", "--only", ""], cwd=ROOT, check=True)
 
 
 if __name__ == "__main__":

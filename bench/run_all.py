@@ -167,7 +167,7 @@ def main() -> None:
         if only == set(KEYS):
             facts["benchmark wall time"] = f"{elapsed / 60:.1f} min"
         else:
-            facts["this pass re-ran only"] = ", ".join(k for k in KEYS if k in only)
+            facts["this pass re-ran only"] = ", ".join(k for k in KEYS if k in only) or "nothing"
             facts["this pass took"] = f"{elapsed / 60:.1f} min (the other sections: see their date)"
         RESULTS.write_text(markdown(facts, sections))
         print(f"wrote {RESULTS.relative_to(ROOT)}")

@@ -75,7 +75,9 @@ def test_a_reader_holding_the_warehouse_for_60_s_loses_nothing(
     users = create_mart(120)
     log = Requests(tmp_path / "requests.jsonl")
     monkeypatch.setenv("SANDBOX_MOCK_REQUEST_LOG", str(log.path))
-    monkeypatch.setenv("SANDBOX_MOCK_LATENCY_MS", "40")
+    # 250 ms a request on 4 workers: the run sends for about 7 s after its 10th request, longer
+    # than the reader takes to start even on a busy machine
+    monkeypatch.setenv("SANDBOX_MOCK_LATENCY_MS", "250")
     infer = start_sandbox_cli(*ARGS)
     marker = tmp_path / "reader"
     try:

@@ -10,7 +10,6 @@ import hashlib
 import re
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -26,6 +25,7 @@ from sandbox.decision.prompt import PROMPT_VERSION, build_params
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow, utcnow
 from sandbox.decision.summary import InferenceSummary, Tally
+from sandbox.ids import random_hex
 
 MAX_REQUESTS_PER_BATCH = 50_000
 """Requests per Message Batch (the API allows 100,000 or 256 MB, whichever comes first)."""
@@ -137,7 +137,7 @@ class BatchRun:
     ) -> list[dict]:
         ctx = self.ctx
         model = ctx.primary if purpose == "primary" else ctx.escalation
-        nonce = uuid.uuid4().hex[:12]
+        nonce = random_hex(12)
         intent, now = f"intent-{nonce}", utcnow()
         requests, jobs = [], []
         for row in rows:

@@ -24,7 +24,7 @@ from sandbox.decision.pricing import Budget
 from sandbox.decision.prompt import PROMPT_VERSION, build_params
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow, utcnow
-from sandbox.decision.summary import InferenceSummary, Tally
+from sandbox.decision.summary import InferenceSummary
 from sandbox.ids import random_hex
 
 MAX_REQUESTS_PER_BATCH = 50_000
@@ -55,14 +55,12 @@ class BatchRun:
     ctx: RunContext
     client: anthropic.Anthropic
     budget: Budget
+    summary: InferenceSummary
     poll_s: float
     deadline: float
     progress: bool
-    stop: threading.Event = field(default_factory=threading.Event)
-    tally: Tally = field(default_factory=Tally)
+    stop: threading.Event
     waiting: list[str] = field(default_factory=list)
-    batch_ids: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     interrupted: str | None = None
     reserved: dict[str, float] = field(default_factory=dict)
     proven: dict[str, list] = field(default_factory=dict)
@@ -77,7 +75,7 @@ class BatchRun:
                 if adopted is None:
                     continue
                 batch_id, jobs = adopted, [{**j, "batch_id": adopted} for j in jobs]
-            self.batch_ids.append(batch_id)
+            self.summary.batch_ids.append(batch_id)
             self._collect(batch_id, jobs)
 
     # -- creating ------------------------------------------------------------------------
@@ -176,10 +174,10 @@ class BatchRun:
             return []
         if batch_id is None:
             raise SandboxError(
-                f"could not create the Message Batch ({self.notes[-1]}): run the same command "
+                f"could not create the Message Batch ({self.summary.notes[-1]}): run the same command "
                 "again later (nothing was billed twice)"
             )
-        self.batch_ids.append(batch_id)
+        self.summary.batch_ids.append(batch_id)
         return [{**job, "batch_id": batch_id, "status": "in_progress"} for job in jobs]
 
     # -- a create whose answer was lost -------------------------------------------------
@@ -202,7 +200,7 @@ class BatchRun:
                 verdict = self._prove(batch_id, ours)
                 if verdict == "ours":
                     store.commit_when_free(batch_updates=[(intent, batch_id, "in_progress")])
-                    self.notes.append(
+                    self.summary.notes.append(
                         f"the Message Batch create ended without an answer ({reason}); the API "
                         f"lists {batch_id} with the same {len(jobs)} requests and its results "
                         "carry this intent's ids: adopted it instead of creating (and paying "
@@ -214,7 +212,7 @@ class BatchRun:
                 unproven = unproven or verdict == "unknown"
             if not unproven and datetime.now(UTC) >= grace_end:
                 store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
-                self.notes.append(
+                self.summary.notes.append(
                     f"the Message Batch create ended without an answer ({reason}) and, for "
                     f"{batch_create_grace_s():g} s, the API listed no batch made by it"
                     f"{f' ({len(rejected)} listed were not ours)' if rejected else ''}: nothing "
@@ -223,7 +221,7 @@ class BatchRun:
                 return None
             if self.stop.is_set() or time.monotonic() >= self.deadline:
                 self.waiting.append(intent)
-                self.notes.append(
+                self.summary.notes.append(
                     f"the Message Batch create ended without an answer ({reason}) and no batch "
                     f"is proven to be its own yet: the intent {intent} stays open and the next "
                     "run looks at the batch list again before creating anything"
@@ -345,10 +343,10 @@ class BatchRun:
                 f"{_RETRY_LATER}"
             ) from exc
 
-    def note(self, summary: InferenceSummary) -> None:
-        """What the batch part adds to the summary: its batch ids, notes and what still waits."""
-        summary.batch_ids = list(dict.fromkeys(self.batch_ids))
-        summary.notes.extend(self.notes)
+    def note(self) -> None:
+        """Dedupe the summary's batch ids; say which batches still process."""
+        summary = self.summary
+        summary.batch_ids = list(dict.fromkeys(summary.batch_ids))
         processing = [b for b in self.waiting if not b.startswith("intent-")]
         if processing:
             summary.notes.append(

@@ -61,7 +61,7 @@ def ingest(run: BatchRun, batch_id: str, batch, jobs: list[dict]) -> list[dict]:
         results=got.results, failures=got.failures, calls=got.calls,
         batch_jobs=escalation_jobs, ingested_batch=(batch_id, ended_at),
     )  # fmt: skip
-    run.tally.count(results=got.results, failures=got.failures, calls=got.calls)
+    run.summary.count(results=got.results, failures=got.failures, calls=got.calls)
     if error is not None:
         raise error
     return escalation_jobs
@@ -138,7 +138,7 @@ def _missing(run: BatchRun, got: _Ingest, why: str | None) -> None:
             input_sha=job.get("input_sha"),
         ))  # fmt: skip
     if got.stale:
-        run.notes.append(
+        run.summary.notes.append(
             f"discarded {got.stale} answers of Message Batch {got.batch_id}: their input or "
             "prompt changed since it was created (the rows are pending again; the cost is in "
             "the ledger)"
@@ -165,7 +165,7 @@ def _escalate_or_keep(run: BatchRun, got: _Ingest) -> tuple[list[dict], SandboxE
             raw_text=carried[3], input_sha=row.input_sha,
         ))  # fmt: skip
     if over:
-        run.notes.append(
+        run.summary.notes.append(
             f"{len(over)} high-stakes rows did not fit the budget for their escalation: "
             "recorded as failures (escalation_over_budget), pending for the next run"
         )

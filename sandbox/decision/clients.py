@@ -21,11 +21,6 @@ REQUEST_TIMEOUT_S = 60.0
 _counts = threading.local()
 
 
-def resolve_llm(llm: str | None) -> str:
-    """``llm``, else ``SANDBOX_LLM``, else ``mock`` (see :func:`sandbox.config.llm_choice`)."""
-    return llm_choice(llm)
-
-
 def sends() -> tuple[int, int]:
     """This thread's ``(sent, answered)`` HTTP requests so far: ``decision.llm_calls.attempts``."""
     return getattr(_counts, "sent", 0), getattr(_counts, "answered", 0)
@@ -46,10 +41,10 @@ def mock_state_dir() -> Path:
 
 
 def make_client(llm: str | None = None, *, max_retries: int | None = None) -> anthropic.Anthropic:
-    """The client for ``llm`` (see :func:`resolve_llm`)."""
+    """The client for ``llm`` (else ``SANDBOX_LLM``, else ``mock``)."""
     retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
     options: dict = {"max_retries": retries, "timeout": REQUEST_TIMEOUT_S}
-    if resolve_llm(llm) == "mock":
+    if llm_choice(llm) == "mock":
         # test double: imported in mock mode only
         from sandbox.decision.fake import OFFLINE_BASE_URL, FakeMessagesAPI, http_client
 

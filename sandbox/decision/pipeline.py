@@ -13,10 +13,10 @@ from datetime import date
 
 import anthropic
 
-from sandbox.config import MODES, SandboxError, parse_date
+from sandbox.config import MODES, SandboxError, llm_choice, parse_date
 from sandbox.decision import store
 from sandbox.decision.batch import BatchRun
-from sandbox.decision.clients import make_client, resolve_llm
+from sandbox.decision.clients import make_client
 from sandbox.decision.journal import Journal
 from sandbox.decision.outcome import explain_fatal
 from sandbox.decision.pricing import Budget, CostEstimate, estimate_cost, load_price_book
@@ -24,7 +24,7 @@ from sandbox.decision.prompt import EXPECTED_OUTPUT_TOKENS, PROMPT_VERSION, coun
 from sandbox.decision.realtime import run_realtime
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import PendingWork, Recovered
-from sandbox.decision.summary import InferenceSummary, Tally
+from sandbox.decision.summary import InferenceSummary
 from sandbox.ids import random_hex
 from sandbox.warehouse import holds_step
 
@@ -85,7 +85,7 @@ def _start(
         raise SandboxError(f"--workers must be 1 or more, got {workers}")
     if batch_size is not None and batch_size < 0:
         raise SandboxError(f"batch_size must be 0 or more, got {batch_size}")
-    as_of, llm, book = parse_date(execution_date), resolve_llm(llm), load_price_book()
+    as_of, llm, book = parse_date(execution_date), llm_choice(llm), load_price_book()
     primary = book.get(model or book.primary)
     second = book.get(book.escalation) if escalate else None
     second = None if second is not None and second.id == primary.id else second
@@ -124,8 +124,8 @@ def _note_work(summary: InferenceSummary, work: PendingWork) -> None:
 def _send(
     ctx: RunContext, client: anthropic.Anthropic, work: PendingWork, summary: InferenceSummary,
     budget: Budget, batch_run: BatchRun | None, **realtime,
-) -> tuple[Tally, str | None]:  # fmt: skip
-    """Estimate, check the budget, then send the pending rows; the tally and any interruption."""
+) -> str | None:  # fmt: skip
+    """Estimate, check the budget, then send the pending rows; why the run was interrupted."""
     journal = Journal()
     try:
         ctx, estimate, note = _estimate(ctx, client, work, journal)
@@ -139,28 +139,26 @@ def _send(
         if batch_run is not None:
             batch_run.ctx = ctx
             batch_run.submit(work.rows)
-            return Tally(), None
-        return run_realtime(ctx, client, work.rows, budget=budget, journal=journal, **realtime)
+            return None
+        return run_realtime(
+            ctx, client, work.rows, summary=summary, budget=budget, journal=journal, **realtime
+        )
     finally:
         journal.close(all_committed=True)  # a no-op after realtime closed it (maybe keeping it)
 
 
 def _status(
-    summary: InferenceSummary, tally: Tally, interrupted: str | None, waiting: bool,
-    budget: Budget, batch_size: int | None,
+    summary: InferenceSummary, interrupted: str | None, waiting: bool, budget: Budget,
+    batch_size: int | None,
 ) -> None:  # fmt: skip
     """Fill the totals and the status (ok, partial, budget, waiting, pending, interrupted)."""
     inputs, staged, summary.failures_open = store.totals(summary.execution_date)
-    summary.done, summary.failed, summary.requests = tally.done, tally.failed, tally.requests
-    summary.escalated = tally.escalated
-    summary.input_tokens, summary.output_tokens = tally.input_tokens, tally.output_tokens
-    summary.cost_usd = round(tally.cost_usd, 8)
-    summary.failures_by_class = dict(tally.failures_by_class)
-    summary.pending_left = left = max(0, inputs - staged - tally.failed - summary.held_back)
+    summary.cost_usd = round(summary.cost_usd, 8)
+    summary.pending_left = left = max(0, inputs - staged - summary.failed - summary.held_back)
     if interrupted is not None:
         summary.status, summary.interrupted_by = "interrupted", interrupted
         summary.notes.append(
-            f"interrupted ({interrupted}): sent no new request, kept the {tally.done:,} rows "
+            f"interrupted ({interrupted}): sent no new request, kept the {summary.done:,} rows "
             f"answered; {left:,} rows left pending for the next run"
         )
     elif waiting:
@@ -218,23 +216,24 @@ def run_llm_inference(
     if mode == "batch":
         wait_s = BATCH_WAIT_S[name] if wait_s is None else wait_s
         poll_s = BATCH_POLL_S[name] if poll_s is None else poll_s
-        batch_run = BatchRun(ctx, client, budget, poll_s, time.monotonic() + wait_s, progress, stop)
+        deadline = time.monotonic() + wait_s
+        batch_run = BatchRun(ctx, client, budget, summary, poll_s, deadline, progress, stop)
         batch_run.resume()
     elif work.in_open_batches:
         summary.notes.append(
             f"{work.in_open_batches} rows wait in an open Message Batch: collect them with --mode batch"
         )
-    tally, interrupted = Tally(), None
+    interrupted = None
     if work.rows and not stop.is_set():
-        tally, interrupted = _send(
+        interrupted = _send(
             ctx, client, work, summary, budget, batch_run,
             workers=workers, progress=progress, stop=stop,
         )  # fmt: skip
     if batch_run is not None:
-        tally, interrupted = batch_run.tally, batch_run.interrupted
-        batch_run.note(summary)
+        interrupted = batch_run.interrupted
+        batch_run.note()
     if stop.is_set() and interrupted is None:
         interrupted = "stop"
-    _status(summary, tally, interrupted, bool(batch_run and batch_run.waiting), budget, batch_size)
+    _status(summary, interrupted, bool(batch_run and batch_run.waiting), budget, batch_size)
     summary.wall_s = round(time.perf_counter() - started, 3)
     return summary

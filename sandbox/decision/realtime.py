@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 
 import anthropic
 from tqdm.auto import tqdm
@@ -28,22 +27,11 @@ from sandbox.decision.pricing import Budget, ModelPrice
 from sandbox.decision.prompt import HIGH_STAKES, build_params
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow
-from sandbox.decision.summary import Tally
-from sandbox.decision.writer import Recorder, Writer
+from sandbox.decision.summary import InferenceSummary
+from sandbox.decision.writer import Writer
 
-
-@dataclass
-class RowOutcome:
-    """Every request one row sent, and the error that stops the run, if one did."""
-
-    row: InputRow
-    calls: list[dict] = field(default_factory=list)
-    fatal: anthropic.APIStatusError | None = None
-
-    @property
-    def cost_usd(self) -> float:
-        """What this row's requests cost."""
-        return sum(c["cost_usd"] for c in self.calls)
+Fatal = tuple[anthropic.APIStatusError, str]
+"""An error that stops the run, and the model it came from."""
 
 
 def _ask(
@@ -56,21 +44,14 @@ def _ask(
     try:
         raw = client.messages.with_raw_response.create(**params)
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-        outcome, usage, tries, request_id = (
-            from_exception(exc),
-            Usage(),
-            1,
-            getattr(exc, "request_id", None),
-        )
+        outcome, usage, tries = from_exception(exc), Usage(), 1
+        request_id = getattr(exc, "request_id", None)
     else:
-        tries, request_id = raw.retries_taken + 1, raw.request_id
+        tries, request_id, usage = raw.retries_taken + 1, raw.request_id, Usage()
         try:
             message = Reply.from_body(raw.http_response.content)  # not .parse(): see Reply
         except ValueError as exc:  # a 200 whose body is not a message (a proxy's page, say)
-            outcome, usage = (
-                Outcome("failure", "invalid", None, "invalid_response", str(exc)),
-                Usage(),
-            )
+            outcome = Outcome("failure", "invalid", None, "invalid_response", str(exc))
         else:
             outcome, usage = from_message(message), message.usage
     call = ctx.call(
@@ -104,57 +85,59 @@ def _bill(
 
 
 def infer_row(
-    client: anthropic.Anthropic, ctx: RunContext, row: InputRow, recorder: Recorder
-) -> RowOutcome:
+    client: anthropic.Anthropic, ctx: RunContext, row: InputRow, writer: Writer
+) -> tuple[float, Fatal | None]:
     """Primary request, then the escalation of a high-stakes answer; journals each response.
 
     A failed escalation keeps the primary answer (``escalation_status='escalation_failed'``):
-    it was paid for and is never bought again. Never raises.
+    it was paid for and is never bought again. Never raises; returns the row's cost and the
+    error that stops the run, if one did.
     """
-    done = RowOutcome(row)
+    calls: list[dict] = []
     held: dict | None = None
+    fatal: Fatal | None = None
 
     def staged(answer, model, status) -> dict:
         return ctx.result(
             row, answer, model, escalated=status == "escalated",
-            input_tokens=sum(c["input_tokens"] for c in done.calls),
-            output_tokens=sum(c["output_tokens"] for c in done.calls),
-            cost_usd=done.cost_usd, escalation_status=status,
+            input_tokens=sum(c["input_tokens"] for c in calls),
+            output_tokens=sum(c["output_tokens"] for c in calls),
+            cost_usd=sum(c["cost_usd"] for c in calls), escalation_status=status,
         )  # fmt: skip
 
     try:
         first, call = _ask(client, ctx, row, ctx.primary, "primary")
-        done.calls.append(call)
+        calls.append(call)
         if first.kind == "fatal":
-            done.fatal = first.exc
-            recorder.record(calls=[call])
-        elif not first.is_result:
-            recorder.record(
+            fatal = (first.exc, ctx.primary.id)
+            writer.record(calls=[call])
+        elif first.kind != "result":
+            writer.record(
                 calls=[call], failures=[ctx.dead_letter(row, ctx.primary, "primary", first)]
             )
         elif ctx.escalation is None or first.answer.recommendation_type not in HIGH_STAKES:
-            recorder.record(calls=[call], results=[staged(first.answer, ctx.primary, None)])
+            writer.record(calls=[call], results=[staged(first.answer, ctx.primary, None)])
         else:
             held = staged(first.answer, ctx.primary, "not_sent")
-            recorder.record(calls=[call], held=[held])
+            writer.record(calls=[call], held=[held])
             second, call = _ask(client, ctx, row, ctx.escalation, "escalation")
-            done.calls.append(call)
-            if second.is_result:
+            calls.append(call)
+            if second.kind == "result":
                 final = staged(second.answer, ctx.escalation, "escalated")
             else:
                 final = staged(first.answer, ctx.primary, "escalation_failed")
-                done.fatal = second.exc if second.kind == "fatal" else None
-            recorder.record(calls=[call], results=[final])
+                fatal = (second.exc, ctx.escalation.id) if second.kind == "fatal" else None
+            writer.record(calls=[call], results=[final])
     except Exception as exc:  # a bug or an unexpected SDK error: fail this row, keep the run
         if held is not None:
-            recorder.record(results=[{**held, "escalation_status": "escalation_failed"}])
+            writer.record(results=[{**held, "escalation_status": "escalation_failed"}])
         else:
             failure = ctx.failure(
                 row.user_id, ctx.primary, "primary", type(exc).__name__, repr(exc),
                 input_sha=row.input_sha,
             )  # fmt: skip
-            recorder.record(failures=[failure])
-    return done
+            writer.record(failures=[failure])
+    return sum(c["cost_usd"] for c in calls), fatal
 
 
 class _Feed:
@@ -164,21 +147,20 @@ class _Feed:
     maybe); with nothing in flight the budget is spent and the run halts.
     """
 
-    def __init__(self, rows, ctx: RunContext, budget: Budget, writer: Writer, workers: int):
+    def __init__(self, rows, ctx: RunContext, budget: Budget, writer: Writer, stop, workers: int):
         self._rows = iter(rows)
         self._ctx = ctx
         self._budget = budget
         self._writer = writer
+        self._stop = stop
         self._cond = threading.Condition()
         self._held: InputRow | None = None
         self.workers = workers
         self.workers_done = threading.Event()  # set when the last worker ends
-        if not workers:
-            self.workers_done.set()
         self.in_flight = 0
         self.finished = 0
         self.halted = False
-        self.fatal: tuple[anthropic.APIStatusError, str] | None = None
+        self.fatal: Fatal | None = None
 
     def halt(self) -> None:
         """No row is handed out any more (rows in flight finish and are kept)."""
@@ -186,15 +168,16 @@ class _Feed:
             self.halted = True
             self._cond.notify_all()
 
-    def take(self, stop: threading.Event, recorder: Recorder) -> tuple[InputRow, float] | None:
+    def take(self) -> tuple[InputRow, float] | None:
         """The next row and its reserved worst case; None when the run is over for workers."""
+        writer = self._writer
         with self._cond:
             while True:
-                if stop.is_set() or recorder.journal_error or self._writer.error is not None:
+                if self._stop.is_set() or writer.journal_error or writer.error is not None:
                     self.halted = True
                 if self.halted:
                     return None
-                if self._writer.stalled:  # the warehouse is busy: wait before sending more
+                if writer.stalled:  # the warehouse is busy: wait before sending more
                     self._cond.wait(0.1)
                     continue
                 row, self._held = self._held or next(self._rows, None), None
@@ -210,27 +193,26 @@ class _Feed:
                 self._held = row
                 self._cond.wait(0.5)
 
-    def done(self, reserved: float, outcome: RowOutcome) -> None:
+    def done(self, reserved: float, cost_usd: float, fatal: Fatal | None) -> None:
         """Settle a finished row's cost; a run-stopping error halts the run."""
         with self._cond:
             self.in_flight -= 1
             self.finished += 1
-            self._budget.settle(reserved, outcome.cost_usd)
-            if outcome.fatal is not None and self.fatal is None:
-                model = outcome.calls[-1]["model"] if outcome.calls else self._ctx.primary.id
-                self.fatal, self.halted = (outcome.fatal, model), True
+            self._budget.settle(reserved, cost_usd)
+            if fatal is not None and self.fatal is None:
+                self.fatal, self.halted = fatal, True
             self._cond.notify_all()
 
-    def work(self, client, stop: threading.Event, recorder: Recorder) -> None:
+    def work(self, client) -> None:
         """One worker: take a row, infer it (journaled, never raises), settle it; until told to stop."""
         try:
-            while (taken := self.take(stop, recorder)) is not None:
+            while (taken := self.take()) is not None:
                 row, reserved = taken
-                outcome = RowOutcome(row)
+                cost, fatal = 0.0, None
                 try:
-                    outcome = infer_row(client, self._ctx, row, recorder)
+                    cost, fatal = infer_row(client, self._ctx, row, self._writer)
                 finally:
-                    self.done(reserved, outcome)
+                    self.done(reserved, cost, fatal)
         finally:
             with self._cond:
                 self.workers -= 1
@@ -244,18 +226,15 @@ def _wait(workers_done: threading.Event, timeout: float) -> bool:
 
 
 def run_realtime(
-    ctx: RunContext, client: anthropic.Anthropic, rows: list[InputRow], *, workers: int,
-    budget: Budget, progress: bool, journal: Journal, stop: threading.Event,
-) -> tuple[Tally, str | None]:  # fmt: skip
-    """Infer ``rows`` (see the module docstring); the totals committed, and why it stopped early."""
-    tally, interrupted = Tally(), None
-    writer = Writer(tally, journal)
-    recorder = Recorder(journal, writer)
-    feed = _Feed(rows, ctx, budget, writer, min(workers, len(rows)))
+    ctx: RunContext, client: anthropic.Anthropic, rows: list[InputRow], *, summary: InferenceSummary,
+    workers: int, budget: Budget, progress: bool, journal: Journal, stop: threading.Event,
+) -> str | None:  # fmt: skip
+    """Infer ``rows`` (see the module docstring), counting into ``summary``; why it stopped early."""
+    interrupted = None
+    writer = Writer(summary, journal)
+    feed = _Feed(rows, ctx, budget, writer, stop, min(workers, len(rows)))
     threads = [
-        threading.Thread(
-            target=feed.work, args=(client, stop, recorder), name=f"sandbox-infer_{i}", daemon=True
-        )
+        threading.Thread(target=feed.work, args=(client,), name=f"sandbox-infer_{i}", daemon=True)
         for i in range(feed.workers)
     ]
     bar = tqdm(total=len(rows), desc=f"infer {ctx.as_of}", unit="row", disable=not progress)
@@ -271,22 +250,23 @@ def run_realtime(
         bar.close()
         writer.close()
         journal.close(all_committed=writer.error is None)
+    stopped = f"stopped after {summary.done} rows"
     if writer.error is not None:
         raise SandboxError(
-            f"stopped after {tally.done} rows: could not commit to the warehouse "
+            f"{stopped}: could not commit to the warehouse "
             f"({type(writer.error).__name__}: {writer.error}); {writer.uncommitted} answers "
             f"received are kept in the journal ({journal.folder}) and the next `sandbox infer` "
             "commits them first, without sending them again"
         ) from writer.error
-    if recorder.journal_error is not None:
+    if writer.journal_error is not None:
         raise SandboxError(
-            f"stopped after {tally.done} rows: {recorder.journal_error}. Every answer "
+            f"{stopped}: {writer.journal_error}. Every answer "
             "received was still committed to the warehouse, so nothing is sent twice"
-        ) from recorder.journal_error
+        ) from writer.journal_error
     if feed.fatal is not None:
         exc, model = feed.fatal
-        raise SandboxError(f"stopped after {tally.done} rows: {explain_fatal(exc, model)}") from exc
-    return tally, interrupted
+        raise SandboxError(f"{stopped}: {explain_fatal(exc, model)}") from exc
+    return interrupted
 
 
 def _watch(feed: _Feed, stop: threading.Event, bar: tqdm, budget: Budget) -> str | None:

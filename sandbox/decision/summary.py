@@ -1,38 +1,12 @@
-"""What one inference run did: its running :class:`Tally`, the :class:`InferenceSummary` it prints."""
+"""What one inference run did: the :class:`InferenceSummary` it counts into and prints."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
 SIMULATED_COST = "simulated: offline fake at list prices"
 """Said next to every cost an offline (``mock``) run prints: no money was spent."""
-
-
-@dataclass
-class Tally:
-    """Running totals of what one run committed."""
-
-    done: int = 0
-    failed: int = 0
-    requests: int = 0
-    escalated: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    failures_by_class: Counter = field(default_factory=Counter)
-
-    def count(self, *, results: list[dict], failures: list[dict], calls: list[dict]) -> None:
-        """Add a set of committed rows to the totals."""
-        self.done += len(results)
-        self.escalated += sum(1 for r in results if r["escalated"])
-        self.failed += len(failures)
-        self.failures_by_class.update(f["error_class"] for f in failures)
-        self.requests += len(calls)
-        self.input_tokens += sum(c["input_tokens"] for c in calls)
-        self.output_tokens += sum(c["output_tokens"] for c in calls)
-        self.cost_usd += sum(c["cost_usd"] for c in calls)
 
 
 @dataclass
@@ -72,6 +46,18 @@ class InferenceSummary:
     failures_by_class: dict[str, int] = field(default_factory=dict)
     batch_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def count(self, *, results: list[dict], failures: list[dict], calls: list[dict]) -> None:
+        """Add a set of committed rows to the totals."""
+        self.done += len(results)
+        self.escalated += sum(1 for r in results if r["escalated"])
+        self.failed += len(failures)
+        for kind in (f["error_class"] for f in failures):
+            self.failures_by_class[kind] = self.failures_by_class.get(kind, 0) + 1
+        self.requests += len(calls)
+        self.input_tokens += sum(c["input_tokens"] for c in calls)
+        self.output_tokens += sum(c["output_tokens"] for c in calls)
+        self.cost_usd += sum(c["cost_usd"] for c in calls)
 
     @property
     def exit_code(self) -> int:

@@ -12,7 +12,7 @@ import time
 
 from sandbox.decision import store
 from sandbox.decision.journal import Journal, JournalError
-from sandbox.decision.summary import Tally
+from sandbox.decision.summary import InferenceSummary
 from sandbox.warehouse import WarehouseBusy
 
 MAX_ROWS_PER_COMMIT = 1000
@@ -22,34 +22,16 @@ COMMIT_INTERVAL_S = 1.0
 costs no safety, only makes fewer, larger commits)."""
 
 
-class Recorder:
-    """Journal an entry, then queue it for the writer (what every worker does with a response)."""
-
-    def __init__(self, journal: Journal, writer: Writer):
-        self.journal = journal
-        self.writer = writer
-        self.journal_error: JournalError | None = None
-
-    def record(self, *, calls=(), results=(), failures=(), held=()) -> None:
-        """Journal one response's rows (unless the journal failed), then hand them to the writer."""
-        entry = {"calls": calls, "results": results, "failures": failures, "held": held}
-        if self.journal_error is None:
-            try:
-                self.journal.append(entry)
-            except JournalError as exc:
-                self.journal_error = exc
-        self.writer.queue.put(entry)
-
-
 class Writer:
     """A thread that commits whatever entries arrived while it was busy (see the module).
 
     ``stalled`` is true while the warehouse is busy; ``error`` is set once it gave up.
     """
 
-    def __init__(self, tally: Tally, journal: Journal):
-        self.tally = tally
+    def __init__(self, summary: InferenceSummary, journal: Journal):
+        self.summary = summary
         self.journal = journal
+        self.journal_error: JournalError | None = None
         # SimpleQueue: put and get in C, without Queue's Python-level conditions (every answer
         # passes through here once)
         self.queue: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
@@ -59,6 +41,16 @@ class Writer:
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sandbox-infer-writer", daemon=True)
         self._thread.start()
+
+    def record(self, *, calls=(), results=(), failures=(), held=()) -> None:
+        """Journal one response's rows (unless the journal failed), then queue them."""
+        entry = {"calls": calls, "results": results, "failures": failures, "held": held}
+        if self.journal_error is None:
+            try:
+                self.journal.append(entry)
+            except JournalError as exc:
+                self.journal_error = exc
+        self.queue.put(entry)
 
     def close(self) -> None:
         """Commit everything queued (waiting while the warehouse is busy), stop the thread."""
@@ -70,18 +62,14 @@ class Writer:
         """Move queued entries into ``batch``; False once the closing marker was taken."""
         try:
             item = self.queue.get() if block else self.queue.get_nowait()
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= MAX_ROWS_PER_COMMIT:
+                    return True
+                item = self.queue.get_nowait()
         except queue.Empty:
             return True
-        while True:
-            if item is None:
-                return False
-            batch.append(item)
-            if len(batch) >= MAX_ROWS_PER_COMMIT:
-                return True
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                return True
+        return False
 
     def _run(self) -> None:
         open_ = True
@@ -103,10 +91,9 @@ class Writer:
                 self.uncommitted += len(batch)
                 batch = []
                 continue
-            rows = {"results": [], "failures": [], "calls": []}
-            for entry in batch:
-                for key in rows:
-                    rows[key].extend(entry[key])
+            rows = {
+                key: [r for e in batch for r in e[key]] for key in ("results", "failures", "calls")
+            }
             self.journal.sync()
             last_commit = time.monotonic()
             try:
@@ -123,5 +110,5 @@ class Writer:
                 self.error = exc
                 continue
             busy_since, self.stalled = None, False
-            self.tally.count(**rows)
+            self.summary.count(**rows)
             batch = []

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import anthropic
 
-from sandbox.config import SandboxError
-from sandbox.decision.clients import make_client, resolve_llm
+from sandbox.config import SandboxError, llm_choice
+from sandbox.decision.clients import make_client
 from sandbox.decision.pricing import (
     Budget,
     CostEstimate,
@@ -177,7 +177,7 @@ def run_eval(
 
     ``announce`` receives the cost estimate before any request is sent.
     """
-    llm = resolve_llm(llm)
+    llm = llm_choice(llm)
     book = load_price_book()
     chosen = book.get(model or book.primary)
     client = make_client(llm)  # a missing key fails here, before dbt runs

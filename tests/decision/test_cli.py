@@ -89,10 +89,10 @@ def test_main_cli_runs_infer(mart, capsys) -> None:
 
 
 def test_choices_match_the_engine() -> None:
-    from sandbox.decision.clients import resolve_llm
+    from sandbox.config import llm_choice
     from sandbox.decision.pipeline import MODES
 
-    assert [resolve_llm(llm) for llm in cli.LLM_CHOICES] == list(cli.LLM_CHOICES)
+    assert [llm_choice(llm) for llm in cli.LLM_CHOICES] == list(cli.LLM_CHOICES)
     assert cli.MODES == MODES
 
 

@@ -100,7 +100,7 @@ def _take(
         job["carried_output_tokens"] + usage.get("output_tokens", 0),
         job["carried_cost_usd"] + usage.get("cost_usd", 0.0),
     )
-    if not outcome.is_result:
+    if outcome.kind != "result":
         if purpose == "escalation" and job.get("primary_answer"):
             got.results.append(keep_primary(run, job["primary_answer"], row, total))
         else:

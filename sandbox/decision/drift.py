@@ -16,11 +16,11 @@ from typing import Any
 
 from sandbox.config import SandboxError, parse_date
 from sandbox.decision.prompt import RECOMMENDATION_TYPES
+from sandbox.decision.tables import STAGING
 from sandbox.warehouse import connect, table_exists
 
 CONFIG_FILE = Path(__file__).with_name("drift.toml")
 CONFIDENCE_BUCKETS = tuple(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))
-STATUSES = ("ok", "drift", "insufficient_history")
 
 
 @dataclass(frozen=True)
@@ -105,18 +105,18 @@ def _mover(now: dict[str, float], before: dict[str, float]) -> str:
     return f"{bucket} {before.get(bucket, 0.0):.0%} -> {now[bucket]:.0%}"
 
 
-def _histories(con, table: str, first: date, last: date) -> tuple[dict, dict]:
+def _histories(con, first: date, last: date) -> tuple[dict, dict]:
     """Answers per date by recommendation type, and by confidence bucket."""
     types: dict[date, Counter] = defaultdict(Counter)
     buckets: dict[date, Counter] = defaultdict(Counter)
-    if not table_exists(con, table):
+    if not table_exists(con, STAGING):
         return types, buckets
     found = con.execute(
         f"""
         select execution_date, recommendation_type,
                least(greatest(cast(floor(confidence_score * 10) as integer), 0), 9) as bucket,
                count(*) as n
-        from {table}
+        from {STAGING}
         where execution_date between ? and ?
         group by all
         """,
@@ -174,27 +174,16 @@ def _verdict(report: DriftReport, types: dict, buckets: dict, window_rows: int) 
 
 
 def check_drift(
-    execution_date: date | str,
-    window_days: int = 7,
-    *,
-    table: str = "decision.recommendations_staging",
-    thresholds: DriftThresholds | None = None,
-    con=None,
+    execution_date: date | str, window_days: int = 7, *, thresholds: DriftThresholds | None = None
 ) -> DriftReport:
-    """Compare ``execution_date``'s answers with the trailing ``window_days`` dates.
-
-    ``con`` is an open warehouse connection to use (default: a short read-only one).
-    """
+    """Compare ``execution_date``'s answers with the trailing ``window_days`` dates."""
     day = parse_date(execution_date)
     if window_days < 1:
         raise SandboxError(f"window_days must be at least 1, got {window_days}")
     limits = thresholds or load_thresholds()
     first = day - timedelta(days=window_days)
-    if con is None:
-        with connect(read_only=True) as own:
-            types, buckets = _histories(own, table, first, day)
-    else:
-        types, buckets = _histories(con, table, first, day)
+    with connect(read_only=True) as con:
+        types, buckets = _histories(con, first, day)
     window = sorted(d for d in types if d < day)
     rows = sum(types.get(day, {}).values())
     window_rows = sum(sum(types[d].values()) for d in window)

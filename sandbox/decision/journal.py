@@ -18,20 +18,16 @@ from sandbox.config import SandboxError, warehouse_path
 from sandbox.ids import new_id
 
 _write = os.write  # one name to replace in the full-disk drill
-_TIME_KEYS = (
-    "called_at",
-    "failed_at",
-    "created_at",
-)  # the timestamps of journaled rows
+_TIME_KEYS = ("called_at", "failed_at", "created_at")  # the timestamps of journaled rows
 
 
 class JournalError(SandboxError):
     """The journal could not be written (e.g. the disk is full)."""
 
 
-def journal_dir(path: Path | None = None) -> Path:
+def journal_dir() -> Path:
     """The journal folder of the warehouse: ``<warehouse dir>/<stem>.journal``."""
-    wh = path or warehouse_path()
+    wh = warehouse_path()
     return wh.parent / f"{wh.stem}.journal"
 
 
@@ -41,12 +37,10 @@ def _encode(value):
     raise TypeError(f"cannot journal {type(value).__name__}")
 
 
-_ENCODER = json.JSONEncoder(default=_encode, separators=(",", ":"))
-"""One entry per line (what ``json.dumps(entry, default=_encode, separators=...)`` gives), built once."""
+_ENCODER = json.JSONEncoder(default=_encode, separators=(",", ":"))  # built once, not per entry
 
 
 def _decode(row: dict) -> dict:
-    """Turn the ISO strings of a read-back row into dates and datetimes again."""
     row["execution_date"] = date.fromisoformat(row["execution_date"])
     for key in _TIME_KEYS:
         if isinstance(row.get(key), str):
@@ -107,15 +101,9 @@ class Journal:
                 forget([self.path])
 
 
-# -- reading what an earlier run left ----------------------------------------------------------
-
-
-def pending_files(folder: Path | None = None) -> list[Path]:
+def pending_files() -> list[Path]:
     """Journal files left in the journal folder, oldest first."""
-    folder = folder or journal_dir()
-    if not folder.is_dir():
-        return []
-    return sorted(folder.glob("seg-*.jsonl"))
+    return sorted(journal_dir().glob("seg-*.jsonl"))
 
 
 def read(files: list[Path]) -> Iterator[dict]:

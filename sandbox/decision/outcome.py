@@ -26,8 +26,7 @@ class Outcome:
     """What one answer means for its row (see the module docstring)."""
 
     kind: str
-    status: str
-    """The ``decision.llm_calls.status``: ok, invalid, unsafe, error, errored, canceled or expired."""
+    status: str  # decision.llm_calls.status: ok, invalid, unsafe, error, errored, canceled, expired
     answer: Recommendation | None = None
     error_class: str | None = None
     message: str = ""
@@ -35,24 +34,15 @@ class Outcome:
     permanent: bool = False
     exc: BaseException | None = None
 
-    @property
-    def is_result(self) -> bool:
-        """True for a valid answer."""
-        return self.kind == "result"
-
 
 @dataclass(frozen=True)
 class TextBlock:
-    """One content block of a reply (only ``text`` blocks carry the answer)."""
-
     type: str
     text: str = ""
 
 
 @dataclass(frozen=True)
 class Usage:
-    """The tokens a reply was billed for."""
-
     input_tokens: int = 0
     output_tokens: int = 0
 
@@ -116,14 +106,8 @@ def from_batch_result(result: Any) -> Outcome:
         err_type = getattr(err, "type", "api_error") or "api_error"
         message = getattr(err, "message", "") or err_type
         permanent = err_type in PERMANENT_BATCH_ERRORS
-        return Outcome(
-            "failure" if permanent else "retry",
-            "errored",
-            None,
-            f"batch_{err_type}",
-            message,
-            permanent=permanent,
-        )
+        kind = "failure" if permanent else "retry"
+        return Outcome(kind, "errored", None, f"batch_{err_type}", message, permanent=permanent)
     return Outcome("retry", kind, None, f"batch_{kind}", f"the request was {kind} before it ran")
 
 
@@ -143,29 +127,21 @@ def is_fatal(exc: BaseException) -> bool:
 def explain_fatal(exc: anthropic.APIStatusError, model: str) -> str:
     """The cause and the fix of a run-stopping API error, in one sentence."""
     error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    detail = (
-        str(error["message"]) if isinstance(error, dict) and error.get("message") else exc.message
+    detail = error.get("message") if isinstance(error, dict) else None
+    detail, status = str(detail or exc.message), exc.status_code
+    return {
+        401: f"the API rejected the key (401 authentication_error: {detail}): check "
+        "ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL if you use a gateway), or run with --llm mock",
+        403: f"the key may not use {model} (403 permission_error: {detail}): pick another model "
+        "or key",
+        404: f"the API does not know {model} (404 not_found_error: {detail}): fix the model id in "
+        "sandbox/decision/models.json or --model",
+        400: f"the API rejected the request as invalid (400 invalid_request_error: {detail}): "
+        "check the model settings in sandbox/decision/models.json and the prompt in "
+        "sandbox/decision/prompt.py",
+    }.get(
+        status, f"the API answered {status} ({detail}); retrying would not help, so the run stopped"
     )
-    status = exc.status_code
-    if status == 401:
-        return (
-            f"the API rejected the key (401 authentication_error: {detail}): check "
-            "ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL if you use a gateway), or run with --llm mock"
-        )
-    if status == 403:
-        return f"the key may not use {model} (403 permission_error: {detail}): pick another model or key"
-    if status == 404:
-        return (
-            f"the API does not know {model} (404 not_found_error: {detail}): fix the model id in "
-            "sandbox/decision/models.json or --model"
-        )
-    if status == 400:
-        return (
-            f"the API rejected the request as invalid (400 invalid_request_error: {detail}): "
-            "check the model settings in sandbox/decision/models.json and the prompt in "
-            "sandbox/decision/prompt.py"
-        )
-    return f"the API answered {status} ({detail}); retrying would not help, so the run stopped"
 
 
 def api_reason(exc: BaseException) -> str:

@@ -30,12 +30,9 @@ class ModelPrice:
     structured_outputs: bool = True
     min_cacheable_prompt_tokens: int = 1024
     aliases: tuple[str, ...] = ()
-    max_tokens: int = 300
-    """``max_tokens`` of a request to this model (room for the answer, and any thinking)."""
-    request: tuple[tuple[str, object], ...] = ()
-    """Extra request parameters this model needs (e.g. ``thinking``), as ``(name, value)`` pairs."""
-    status: str = "active"
-    """``active`` or ``legacy`` (still served, with a newer model to move to)."""
+    max_tokens: int = 300  # room for the answer, and any thinking
+    request: tuple[tuple[str, object], ...] = ()  # extra parameters, e.g. thinking settings
+    status: str = "active"  # or legacy: still served, with a newer model to move to
 
     def request_options(self) -> dict:
         """The extra request parameters as a fresh dict (nested values copied)."""
@@ -121,11 +118,9 @@ def approx_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class TokenCount:
-    """A request's input tokens: the shared prefix plus the summary at a per-character rate.
-
-    ``counted`` when both numbers came from the API's count endpoint (the model's own
-    tokenizer); otherwise the characters / 4 guess, which undercounts newer tokenizers.
-    """
+    """A request's input tokens: the shared prefix plus the summary at a per-character rate;
+    ``counted`` when from the count endpoint, else the characters / 4 guess (too low for newer
+    tokenizers)."""
 
     prefix_tokens: int
     tokens_per_char: float = 0.25
@@ -152,19 +147,14 @@ def cache_note(model: ModelPrice, prefix_tokens: int) -> str:
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """What a run should cost before it is sent.
-
-    ``expected_usd`` at ``expected_output_tokens`` and ``escalation_share``; ``worst_usd`` at
-    ``max_tokens`` with every answer escalated. The budget refuses a run expected over its limit.
-    """
+    """What a run should cost before it is sent: ``expected_usd`` at the expected output and
+    escalation share, ``worst_usd`` at ``max_tokens`` with every answer escalated."""
 
     rows: int
     primary: str
     escalation: str | None
     batch: bool
     input_tokens: int
-    expected_output_tokens: int
-    max_output_tokens: int
     expected_usd: float
     worst_usd: float
     escalation_share: float
@@ -208,8 +198,6 @@ def estimate_cost(
         escalation=book.get(escalation).id if escalation else None,
         batch=batch,
         input_tokens=total_in,
-        expected_output_tokens=out_expected,
-        max_output_tokens=out_max,
         expected_usd=expected,
         worst_usd=worst,
         escalation_share=escalation_share if escalation else 0.0,
@@ -218,11 +206,8 @@ def estimate_cost(
 
 
 class Budget:
-    """A spend limit that admits work only while ``spent + reserved + worst case`` fits.
-
-    ``reserve`` the worst case before sending, ``settle`` when done (release, add what was
-    really spent). With no limit every reservation succeeds.
-    """
+    """A spend limit: ``reserve`` a worst case before sending (refused once ``spent + reserved +
+    worst case`` would pass it), ``settle`` when done. With no limit every reservation succeeds."""
 
     def __init__(self, limit_usd: float | None):
         if limit_usd is not None and not (math.isfinite(limit_usd) and limit_usd > 0):

@@ -15,8 +15,8 @@ import pandas as pd
 
 from sandbox.config import MODES, SandboxError
 from sandbox.decision.clients import make_client
-from sandbox.decision.pricing import PriceBook, approx_tokens, load_price_book
-from sandbox.decision.prompt import count_tokens, prefix_chars
+from sandbox.decision.pricing import PriceBook, load_price_book
+from sandbox.decision.prompt import approx_count, count_tokens
 
 PLANS = ("cheap", "capable", "escalation")
 """``cheap``: every row on the primary model (Haiku); ``capable``: every row on the
@@ -40,11 +40,8 @@ class RateLimits:
 
 @dataclass(frozen=True)
 class Tier:
-    """An API tier: per-model-class limits for the Messages API and the Batches API's queue.
-
-    ``limits`` is keyed by model class (``"haiku"``, ...; a model id maps to the first class it
-    contains); ``batch_queue_requests`` is the batch requests that may wait at once.
-    """
+    """An API tier: per-model-class limits (``"haiku"``, ...: a model id maps to the first
+    class it contains) and how many batch requests may wait at once."""
 
     name: str
     limits: dict[str, RateLimits]
@@ -83,7 +80,7 @@ class LedgerProfile:
     """What one row costs in requests and tokens, measured from a sample run's ledger.
 
     Token figures are means over billed answers; ``retry_share`` extra attempts per request are
-    not billed but use rate limit; ``latency_s`` is the median latency, if recorded.
+    not billed but use rate limit.
     """
 
     rows: int
@@ -96,16 +93,11 @@ class LedgerProfile:
     escalation_output_tokens: float
     escalation_share: float
     retry_share: float
-    failure_share: float
-    latency_s: float | None
 
 
 def profile_ledger(calls: pd.DataFrame) -> LedgerProfile:
-    """Condense ``decision.llm_calls`` rows (one run or several) into a :class:`LedgerProfile`.
-
-    Only ``primary`` and ``escalation`` requests count (the ``estimate`` row is the
-    pre-run ``count_tokens`` call).
-    """
+    """Condense ``decision.llm_calls`` rows into a :class:`LedgerProfile` (the ``estimate``
+    row, the pre-run ``count_tokens`` call, does not count)."""
     needed = {"user_id", "model", "purpose", "status", "attempts", "input_tokens", "output_tokens"}
     if missing := needed - set(calls.columns):
         raise SandboxError(
@@ -127,9 +119,6 @@ def profile_ledger(calls: pd.DataFrame) -> LedgerProfile:
     rows = int(primary["user_id"].nunique())
     escalation = work[work["purpose"] == "escalation"]
     p_in, p_out = float(first["input_tokens"].mean()), float(first["output_tokens"].mean())
-    latency = None
-    if "latency_ms" in answered and answered["latency_ms"].notna().any():
-        latency = float(answered["latency_ms"].dropna().median()) / 1000
     return LedgerProfile(
         rows=rows,
         requests=len(work),
@@ -141,8 +130,6 @@ def profile_ledger(calls: pd.DataFrame) -> LedgerProfile:
         escalation_output_tokens=float(second["output_tokens"].mean()) if len(second) else p_out,
         escalation_share=len(escalation) / rows,
         retry_share=float((work["attempts"] - 1).clip(lower=0).sum()) / len(work),
-        failure_share=float((~work["status"].isin(["ok"])).mean()),
-        latency_s=latency,
     )
 
 
@@ -330,5 +317,5 @@ def shared_prefix_tokens(
         try:
             counts[model.id] = count_tokens(client, model, "").prefix_tokens
         except (anthropic.APIStatusError, anthropic.APIConnectionError):
-            counts[model.id] = approx_tokens("x" * prefix_chars())
+            counts[model.id] = approx_count().prefix_tokens
     return counts

@@ -15,7 +15,7 @@ import anthropic
 from anthropic import transform_schema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sandbox.decision.pricing import ModelPrice, TokenCount
+from sandbox.decision.pricing import ModelPrice, TokenCount, approx_tokens
 
 RecommendationType = Literal["upgrade_prompt", "re_engagement", "feature_discovery", "churn_risk"]
 RECOMMENDATION_TYPES: tuple[str, ...] = RecommendationType.__args__
@@ -157,25 +157,25 @@ COUNTED_PARAMS = ("model", "system", "messages", "output_config", "thinking")
 """The request parameters ``POST /v1/messages/count_tokens`` takes (no max_tokens, metadata)."""
 
 
-def count_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The part of a Messages request the count endpoint prices."""
-    return {name: params[name] for name in COUNTED_PARAMS if name in params}
-
-
 def count_tokens(client: anthropic.Anthropic, model: ModelPrice, summary: str) -> TokenCount:
     """Input tokens in ``model``'s own tokenizer, from the API's (free) count endpoint.
 
     Two counts: a request with an empty summary (the shared prefix) and one with ``summary``,
     whose difference gives the tokens per character of summary text.
     """
-    prefix, full = [
-        client.messages.count_tokens(
-            **count_params(build_params(model, "count", text))
-        ).input_tokens
-        for text in ("", summary)
-    ]
+    counted = []
+    for text in ("", summary):
+        params = build_params(model, "count", text)
+        kept = {name: params[name] for name in COUNTED_PARAMS if name in params}
+        counted.append(client.messages.count_tokens(**kept).input_tokens)
+    prefix, full = counted
     rate = (full - prefix) / len(summary) if summary else 0.25
     return TokenCount(prefix_tokens=prefix, tokens_per_char=max(rate, 0.0), counted=True)
+
+
+def approx_count() -> TokenCount:
+    """The characters / 4 guess of a request's input tokens (no ``count_tokens`` call)."""
+    return TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars()))
 
 
 def prefix_chars() -> int:

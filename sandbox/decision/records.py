@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sandbox.decision.outcome import Outcome
-from sandbox.decision.pricing import ModelPrice, PriceBook, TokenCount, approx_tokens
-from sandbox.decision.prompt import PROMPT_VERSION, Recommendation, prefix_chars
+from sandbox.decision.pricing import ModelPrice, PriceBook, TokenCount
+from sandbox.decision.prompt import PROMPT_VERSION, Recommendation, approx_count
 from sandbox.decision.store import InputRow, utcnow
 from sandbox.ids import new_id
 
@@ -21,7 +21,8 @@ MAX_RAW_TEXT = 4000
 
 @dataclass(frozen=True)
 class RunContext:
-    """What every request and row of one run shares."""
+    """What every request and row of one run shares; ``tokens`` counts a request's input
+    tokens (the model's own count when ``count_tokens`` answered)."""
 
     as_of: date
     run_id: str
@@ -30,17 +31,13 @@ class RunContext:
     book: PriceBook
     primary: ModelPrice
     escalation: ModelPrice | None
-    tokens: TokenCount = field(
-        default_factory=lambda: TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars()))
-    )
-    """Input tokens of a request: prefix plus summary (the model's own count when available)."""
+    tokens: TokenCount = field(default_factory=approx_count)
 
     def cost(self, model: ModelPrice, input_tokens: int, output_tokens: int) -> float:
         """USD for one request in this run's mode (batch discount in batch mode)."""
         return self.book.cost(model.id, input_tokens, output_tokens, batch=self.mode == "batch")
 
     def input_tokens(self, row: InputRow) -> int:
-        """Expected input tokens of one request for ``row``."""
         return self.tokens.tokens(row.summary)
 
     def worst_cost(self, row: InputRow, model: ModelPrice) -> float:
@@ -55,11 +52,7 @@ class RunContext:
         return worst
 
     def call(self, user_id: str, model: ModelPrice, purpose: str, status: str, **fields) -> dict:
-        """A ``decision.llm_calls`` row: one logical request (or one item of a batch).
-
-        ``usage_upper_bound``: some of its sends got no answer (a timeout, a dropped
-        connection), so their tokens are estimated (input) and bounded by ``max_tokens``.
-        """
+        """A ``decision.llm_calls`` row: one logical request (or one item of a batch)."""
         return {
             "call_id": new_id(),
             "execution_date": self.as_of,
@@ -89,8 +82,8 @@ class RunContext:
     ) -> dict:  # fmt: skip
         """A ``decision.inference_failures`` row (the dead letter, with the raw answer).
 
-        ``permanent``: the API rejected the request itself, so it is not sent again until
-        the row's input (``input_sha``), the prompt or the model changes.
+        ``permanent``: the API rejected the request itself; it is not sent again until the
+        row's input (``input_sha``), the prompt or the model changes.
         """
         return {
             "failure_id": new_id(),
@@ -121,7 +114,7 @@ class RunContext:
         self, row: InputRow, answer: Recommendation, model: ModelPrice, *, escalated: bool,
         input_tokens: int, output_tokens: int, cost_usd: float, escalation_status: str | None = None,
     ) -> dict:  # fmt: skip
-        """A ``decision.recommendations_staging`` row; tokens and cost cover every request of the row.
+        """A ``decision.recommendations_staging`` row; tokens and cost cover all its requests.
 
         ``escalation_status``: ``None``, ``escalated``, ``escalation_failed`` (primary kept) or
         ``not_sent`` (the run stopped first).

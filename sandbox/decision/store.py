@@ -37,11 +37,8 @@ class InputRow:
 
 @dataclass(frozen=True)
 class PendingWork:
-    """The rows of a date still to do, and how many inputs and staged rows it has.
-
-    ``held_back``: users whose request the API rejected as invalid (not sent again), with
-    its message; ``resend_reasons``: why rows about to be sent were sent before, with counts.
-    """
+    """The rows of a date still to do; ``held_back``: users whose request the API rejected as
+    invalid, with its message; ``resend_reasons``: why rows were sent before, with counts."""
 
     rows: list[InputRow]
     inputs: int
@@ -195,11 +192,8 @@ def commit(
     ingested_batch: tuple[str, datetime | None] | None = None,
     batch_updates: list[tuple[str, str, str]] = (),
 ) -> None:
-    """Write one small batch of outcomes in one transaction (idempotent: safe to repeat).
-
-    Rows already stored are skipped; ``ingested_batch`` marks a batch ingested and
-    ``batch_updates`` names an intent, in the same transaction.
-    """
+    """Write outcomes in one transaction, skipping rows already stored (safe to repeat);
+    ``ingested_batch`` marks a batch ingested, ``batch_updates`` names an intent."""
     if not (results or failures or calls or batch_jobs or ingested_batch or batch_updates):
         return
     with connect() as con:
@@ -231,9 +225,9 @@ COMMIT_GIVE_UP_S = 600.0
 """How long a commit keeps retrying while another process holds the warehouse."""
 
 
-def commit_when_free(give_up_s: float | None = None, **rows) -> None:
-    """:func:`commit`, retried while the warehouse is busy (a reader holding it) for up to ``give_up_s``."""
-    deadline = time.monotonic() + (COMMIT_GIVE_UP_S if give_up_s is None else give_up_s)
+def commit_when_free(**rows) -> None:
+    """:func:`commit`, retried while a reader holds the warehouse, for up to ``COMMIT_GIVE_UP_S``."""
+    deadline = time.monotonic() + COMMIT_GIVE_UP_S
     while True:
         try:
             return commit(**rows)
@@ -262,25 +256,19 @@ def ingest_journal() -> Recovered:
     files = journal.pending_files()
     if not files:
         return Recovered()
-    results: list[dict] = []
-    failures: list[dict] = []
-    calls: list[dict] = []
-    held: dict[tuple, dict] = {}
-    entries = 0
-    for entry in journal.read(files):
-        entries += 1
-        calls.extend(entry["calls"])
-        failures.extend(entry["failures"])
-        results.extend(entry["results"])
-        for row in entry["held"]:
-            held[(row["execution_date"], row["user_id"])] = row
+    entries = list(journal.read(files))
+    calls, failures, results, held = (
+        [row for entry in entries for row in entry[key]]
+        for key in ("calls", "failures", "results", "held")
+    )
     final = {(r["execution_date"], r["user_id"]) for r in results}
+    held = {(r["execution_date"], r["user_id"]): r for r in held}  # the last one of a row
     results.extend(row for key, row in held.items() if key not in final)
     with connect() as con:
         ensure_tables(con)  # the journal may outlive the warehouse file
     commit_when_free(results=results, failures=failures, calls=calls)
     journal.forget(files)
-    return Recovered(entries, len(calls), len(results), len(failures))
+    return Recovered(len(entries), len(calls), len(results), len(failures))
 
 
 def open_batches(as_of: date) -> dict[str, list[dict]]:
@@ -300,8 +288,7 @@ def open_batches(as_of: date) -> dict[str, list[dict]]:
 
 
 def totals(as_of: date) -> tuple[int, int, int]:
-    """``(inputs, staged, open failures)`` of the date, after resolving the failure rows of
-    users that have a staged answer now."""
+    """``(inputs, staged, open failures)`` of the date, resolving failures answered since."""
     # a dead-letter row is resolved once per run, not per commit: it stays open until a run ends
     _query(
         f"update {FAILURES} f set resolved_at = ? where f.execution_date = ? "
@@ -326,7 +313,7 @@ def known_batch_ids() -> set[str]:
 
 
 def escalation_share(prompt_version: str, default: float, min_rows: int = 20) -> float:
-    """Share of staged rows (this prompt version, any date) that were escalated; ``default`` with little history."""
+    """Share of staged rows of this prompt (any date) escalated; ``default`` with little history."""
     [(share, rows)] = _query(
         f"select avg(case when escalated then 1.0 else 0.0 end), count(*) from {STAGING} "
         "where prompt_version = ?",

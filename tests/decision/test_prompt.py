@@ -150,11 +150,10 @@ def test_the_primary_model_turns_adaptive_thinking_off() -> None:
 
 def test_token_counts_come_from_the_count_endpoint_in_the_model_s_tokenizer() -> None:
     from sandbox.decision.clients import make_client
-    from sandbox.decision.prompt import count_params, count_tokens, prefix_chars
+    from sandbox.decision.prompt import count_tokens, prefix_chars
 
     book = load_price_book()
     params = build_params(book.get(book.primary), "u1", SUMMARY)
-    assert set(count_params(params)) == {"model", "system", "messages", "output_config", "thinking"}
     client = make_client("mock", max_retries=0)
     new = count_tokens(client, book.get(book.primary), SUMMARY)
     old = count_tokens(client, book.get("claude-haiku-4-5"), SUMMARY)

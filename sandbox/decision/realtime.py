@@ -37,7 +37,11 @@ Fatal = tuple[anthropic.APIStatusError, str]
 def _ask(
     client: anthropic.Anthropic, ctx: RunContext, row: InputRow, model: ModelPrice, purpose: str
 ) -> tuple[Outcome, dict]:
-    """Send one request (the SDK retries transient errors); classify the answer; its ledger row."""
+    """Send one request (the SDK retries transient errors); classify the answer; its ledger row.
+
+    A send given up on (a timeout, a dropped connection) may still have been billed: its input
+    is estimated, its output bounded by ``max_tokens``, and the row says it is an upper bound.
+    """
     params = build_params(model, row.user_id, row.summary)
     started = time.perf_counter()
     mark = sends()
@@ -54,34 +58,18 @@ def _ask(
             outcome = Outcome("failure", "invalid", None, "invalid_response", str(exc))
         else:
             outcome, usage = from_message(message), message.usage
-    call = ctx.call(
-        row.user_id, model, purpose, outcome.status, error_class=outcome.error_class,
-        latency_ms=(time.perf_counter() - started) * 1000, request_id=request_id,
-        **_bill(ctx, row, model, mark, usage, fallback=tries),
-    )  # fmt: skip
-    return outcome, call
-
-
-def _bill(
-    ctx: RunContext, row: InputRow, model: ModelPrice, mark, usage: Usage, fallback: int
-) -> dict:
-    """What one logical call cost: its answer's usage plus a bound for every unanswered send.
-
-    A send given up on may still have been billed: its input is estimated, its output bounded
-    by ``max_tokens``, and the row says it is an upper bound.
-    """
-    sent, answered = sends()
-    sent, answered = sent - mark[0], answered - mark[1]  # since this call began
+    latency_ms = (time.perf_counter() - started) * 1000
+    sent, answered = (now - then for now, then in zip(sends(), mark, strict=True))  # this call's
     unanswered = sent - answered
     tokens_in = usage.input_tokens + unanswered * ctx.input_tokens(row)
     tokens_out = usage.output_tokens + unanswered * model.max_tokens
-    return {
-        "attempts": sent or fallback,
-        "input_tokens": tokens_in,
-        "output_tokens": tokens_out,
-        "cost_usd": ctx.cost(model, tokens_in, tokens_out),
-        "usage_upper_bound": unanswered > 0,
-    }
+    call = ctx.call(
+        row.user_id, model, purpose, outcome.status, error_class=outcome.error_class,
+        latency_ms=latency_ms, request_id=request_id, attempts=sent or tries,
+        input_tokens=tokens_in, output_tokens=tokens_out,
+        cost_usd=ctx.cost(model, tokens_in, tokens_out), usage_upper_bound=unanswered > 0,
+    )  # fmt: skip
+    return outcome, call
 
 
 def infer_row(
@@ -89,9 +77,8 @@ def infer_row(
 ) -> tuple[float, Fatal | None]:
     """Primary request, then the escalation of a high-stakes answer; journals each response.
 
-    A failed escalation keeps the primary answer (``escalation_status='escalation_failed'``):
-    it was paid for and is never bought again. Never raises; returns the row's cost and the
-    error that stops the run, if one did.
+    A failed escalation keeps the (paid) primary answer: ``escalation_failed``. Never raises;
+    returns the row's cost and the error that stops the run, if one did.
     """
     calls: list[dict] = []
     held: dict | None = None
@@ -143,8 +130,8 @@ def infer_row(
 class _Feed:
     """Hands pending rows to the workers, reserving each row's worst case in the budget first.
 
-    A row that does not fit while others are in flight waits until one settles (lower,
-    maybe); with nothing in flight the budget is spent and the run halts.
+    A row that does not fit waits while others are in flight (one may settle lower); with
+    nothing in flight the budget is spent and the run halts.
     """
 
     def __init__(self, rows, ctx: RunContext, budget: Budget, writer: Writer, stop, workers: int):

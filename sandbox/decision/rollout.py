@@ -16,7 +16,7 @@ from sandbox.decision.prompt import PROMPT_VERSION
 from sandbox.decision.steps import write_results
 from sandbox.decision.summary import InferenceSummary
 from sandbox.decision.tables import STAGING, SUPERSEDED, ensure_tables
-from sandbox.warehouse import connect, step_lock, table_exists
+from sandbox.warehouse import connect, step_lock
 
 
 @dataclass
@@ -54,20 +54,6 @@ def _stale_where(model: str | None, escalate: bool) -> tuple[str, list]:
     marks = ", ".join("?" for _ in models)
     where = f"execution_date = ? and (prompt_version <> ? or model not in ({marks}))"
     return where, [PROMPT_VERSION, *models]
-
-
-def stale_count(
-    execution_date: date | str, *, model: str | None = None, escalate: bool = True
-) -> int:
-    """Rows of the date answered under another prompt_version or model."""
-    day = parse_date(execution_date)
-    where, params = _stale_where(model, escalate)
-    with connect(read_only=True) as con:
-        if not table_exists(con, STAGING):
-            return 0
-        return con.execute(
-            f"select count(*) from {STAGING} where {where}", [day, *params]
-        ).fetchone()[0]
 
 
 def reprocess_prompt(

@@ -105,14 +105,8 @@ OUTPUT_SCHEMA: dict[str, Any] = transform_schema(Recommendation)
 """The JSON schema sent as ``output_config.format`` (ranges moved into descriptions)."""
 
 
-def _version() -> str:
-    material = json.dumps(
-        {"system": SYSTEM_PROMPT, "user": USER_TEMPLATE, "schema": OUTPUT_SCHEMA}, sort_keys=True
-    )
-    return hashlib.sha256(material.encode()).hexdigest()[:12]
-
-
-PROMPT_VERSION = _version()
+_MATERIAL = {"system": SYSTEM_PROMPT, "user": USER_TEMPLATE, "schema": OUTPUT_SCHEMA}
+PROMPT_VERSION = hashlib.sha256(json.dumps(_MATERIAL, sort_keys=True).encode()).hexdigest()[:12]
 """Short hash of the system prompt, the user template and the schema."""
 
 

@@ -96,13 +96,10 @@ def reprocess_prompt(
 def _restore_unanswered(day: date) -> int:
     """Put back the newest superseded answer of every user of ``day`` with none staged now."""
     with connect() as con:
-        con.execute("begin")
-        columns = [r[0] for r in con.execute(f"describe {STAGING}").fetchall()]
-        names = ", ".join(columns)
         restored = con.execute(
             f"""
-            insert into {STAGING} ({names})
-            select {names} from (
+            insert into {STAGING} by name
+            select * exclude (superseded_at, newest) from (
                 select *, row_number() over (
                     partition by user_id order by superseded_at desc
                 ) as newest
@@ -116,5 +113,4 @@ def _restore_unanswered(day: date) -> int:
             """,
             [day],
         ).fetchone()
-        con.execute("commit")
     return int(restored[0]) if restored else 0

@@ -39,12 +39,9 @@ def _check_source(con, as_of: date) -> None:
         raise SandboxError(
             f"{SOURCE_MART} does not exist yet: run `sandbox build --date {as_of}` first"
         )
-    dates = [
-        r[0]
-        for r in con.execute(f"select distinct as_of_date from {SOURCE_MART} order by 1").fetchall()
-    ]
-    if as_of not in dates:
-        built = ", ".join(str(d) for d in dates) or "no date (it is empty)"
+    found = con.execute(f"select distinct as_of_date from {SOURCE_MART} order by 1").fetchall()
+    if (as_of,) not in found:
+        built = ", ".join(str(r[0]) for r in found) or "no date (it is empty)"
         raise SandboxError(
             f"{SOURCE_MART} holds {built}, not {as_of}: run `sandbox build --date {as_of}` first"
         )
@@ -116,17 +113,12 @@ def prepare_features(execution_date: date | str) -> int:
     with connect() as con:
         _check_source(con, as_of)
         ensure_tables(con)
-        freeze = [as_of, SOURCE_MART, utcnow(), as_of]
-        return _in_one_transaction(
-            con,
-            as_of,
-            INPUTS,
-            [
-                (f"delete from {INPUTS} where execution_date = ?", [as_of]),
-                (_FREEZE, freeze),
-                (_DROP_STALE_ANSWERS, [as_of]),
-            ],
-        )
+        statements = [
+            (f"delete from {INPUTS} where execution_date = ?", [as_of]),
+            (_FREEZE, [as_of, SOURCE_MART, utcnow(), as_of]),
+            (_DROP_STALE_ANSWERS, [as_of]),
+        ]
+        return _in_one_transaction(con, as_of, INPUTS, statements)
 
 
 @holds_step("sandbox infer")

@@ -56,15 +56,7 @@ def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: 
     """
     with connect() as con:
         ensure_tables(con)
-        inputs, staged, waiting = con.execute(
-            f"""
-            select (select count(*) from {INPUTS} where execution_date = $1),
-                   (select count(*) from {STAGING} where execution_date = $1),
-                   (select count(distinct user_id) from {BATCH_JOBS}
-                    where execution_date = $1 and status in ('creating', 'in_progress'))
-            """,
-            [as_of],
-        ).fetchone()
+        inputs, staged, _, waiting = _counts(con, as_of)
         if not inputs:
             raise SandboxError(
                 f"{INPUTS} has no rows for {as_of}: freeze them first with "
@@ -90,7 +82,7 @@ def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: 
             params.append(max(0, int(limit)))
         rows = [InputRow(*r) for r in con.execute(sql, params).fetchall()]
         reasons = _resend_reasons(con, as_of, prompt_version, rows)
-    return PendingWork(rows, int(inputs), int(staged), int(waiting), held, reasons)
+    return PendingWork(rows, inputs, staged, waiting, held, reasons)
 
 
 def _held_back(con, as_of: date, prompt_version: str, model: str) -> dict:
@@ -287,24 +279,32 @@ def open_batches(as_of: date) -> dict[str, list[dict]]:
     return batches
 
 
+_COUNTS = f"""
+    select (select count(*) from {INPUTS} where execution_date = $1),
+           (select count(*) from {STAGING} where execution_date = $1),
+           (select count(*) from {FAILURES} where execution_date = $1 and resolved_at is null),
+           (select count(distinct user_id) from {BATCH_JOBS}
+            where execution_date = $1 and status in ('creating', 'in_progress'))
+"""
+
+
+def _counts(con, as_of: date) -> list[int]:
+    """Inputs, staged rows, open failures and rows in open batches of the date."""
+    return [int(n) for n in con.execute(_COUNTS, [as_of]).fetchone()]
+
+
 def totals(as_of: date) -> tuple[int, int, int]:
     """``(inputs, staged, open failures)`` of the date, resolving failures answered since."""
-    # a dead-letter row is resolved once per run, not per commit: it stays open until a run ends
-    _query(
-        f"update {FAILURES} f set resolved_at = ? where f.execution_date = ? "
-        f"and f.resolved_at is null and exists (select 1 from {STAGING} s "
-        "where s.execution_date = f.execution_date and s.user_id = f.user_id)",
-        [utcnow(), as_of],
-    )
-    [(inputs, staged, failures)] = _query(
-        f"""
-        select (select count(*) from {INPUTS} where execution_date = $1),
-               (select count(*) from {STAGING} where execution_date = $1),
-               (select count(*) from {FAILURES} where execution_date = $1 and resolved_at is null)
-        """,
-        [as_of],
-    )
-    return int(inputs), int(staged), int(failures)
+    with connect() as con:
+        # a dead-letter row is resolved once per run, not per commit: open until a run ends
+        con.execute(
+            f"update {FAILURES} f set resolved_at = ? where f.execution_date = ? "
+            f"and f.resolved_at is null and exists (select 1 from {STAGING} s "
+            "where s.execution_date = f.execution_date and s.user_id = f.user_id)",
+            [utcnow(), as_of],
+        )
+        inputs, staged, failures, _ = _counts(con, as_of)
+    return inputs, staged, failures
 
 
 def known_batch_ids() -> set[str]:

@@ -99,18 +99,17 @@ class BatchRun:
         self, rows: list[tuple[InputRow, Carried]]
     ) -> tuple[list[dict], list[tuple[InputRow, Carried]]]:
         """Create the escalation batch for the answers that fit the budget; return it and the rest."""
-        admitted, over, reserved = [], [], 0.0
-        for row, carried in rows:
+        admitted, carried, over, reserved = [], {}, [], 0.0
+        for row, spent in rows:
             worst = self.ctx.worst_cost(row, self.ctx.escalation)
             if self.budget.reserve(worst):
-                admitted.append((row, carried))
-                reserved += worst
+                admitted.append(row)
+                carried[row.user_id], reserved = spent, reserved + worst
             else:
-                over.append((row, carried))
+                over.append((row, spent))
         if not admitted:
             return [], over
-        carried = {row.user_id: c for row, c in admitted}
-        return self._create([r for r, _ in admitted], "escalation", carried, reserved), over
+        return self._create(admitted, "escalation", carried, reserved), over
 
     def _create(
         self, rows: list[InputRow], purpose: str, carried: dict[str, Carried], reserved: float
@@ -119,15 +118,14 @@ class BatchRun:
 
         ``reserved`` (the rows' worst case) is released when nothing was created.
         """
+        jobs: list[dict] = []
         try:
             jobs = self._create_once(rows, purpose, carried)
-        except SandboxError:
-            self.budget.settle(reserved, 0.0)
-            raise
-        if not jobs:  # the create's outcome is still unknown: the next run looks again
-            self.budget.settle(reserved, 0.0)
-        else:
-            self.reserved[jobs[0]["batch_id"]] = reserved
+        finally:
+            if jobs:
+                self.reserved[jobs[0]["batch_id"]] = reserved
+            else:  # failed, or the outcome is still unknown (the next run looks again)
+                self.budget.settle(reserved, 0.0)
         return jobs
 
     def _create_once(
@@ -333,10 +331,7 @@ class BatchRun:
         try:
             return list(self.client.messages.batches.results(batch_id)), ""
         except anthropic.NotFoundError:
-            return (
-                None,
-                "has no results any more (results are deleted 29 days after creation)",
-            )
+            return None, "has no results any more (results are deleted 29 days after creation)"
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise SandboxError(
                 f"could not download the results of Message Batch {batch_id} ({api_reason(exc)}), "

@@ -1,8 +1,4 @@
-"""The drift watch: does a date's answers look like the days before it?
-
-:func:`check_drift` compares the date's type mix and confidence buckets with the trailing
-``window_days`` by PSI: ``drift`` above a threshold, or ``insufficient_history``.
-"""
+"""The drift watch: does a date's answers look like the days before it?"""
 
 from __future__ import annotations
 
@@ -176,7 +172,8 @@ def _verdict(report: DriftReport, types: dict, buckets: dict, window_rows: int) 
 def check_drift(
     execution_date: date | str, window_days: int = 7, *, thresholds: DriftThresholds | None = None
 ) -> DriftReport:
-    """Compare ``execution_date``'s answers with the trailing ``window_days`` dates."""
+    """Compare the date's type mix and confidence buckets with the trailing ``window_days``
+    dates by PSI: ``drift`` above a threshold, or ``insufficient_history``."""
     day = parse_date(execution_date)
     if window_days < 1:
         raise SandboxError(f"window_days must be at least 1, got {window_days}")

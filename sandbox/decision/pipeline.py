@@ -1,8 +1,4 @@
-"""Run inference for the pending rows of one date: estimate, then realtime or batch.
-
-:func:`run_llm_inference` refuses a run whose expected cost passes ``max_cost_usd``, then
-sends the rows in realtime or batch mode and returns an :class:`InferenceSummary`.
-"""
+"""Run inference for the pending rows of one date: estimate, then realtime or batch."""
 
 from __future__ import annotations
 
@@ -37,11 +33,8 @@ DEFAULT_ESCALATION_SHARE = 0.3
 def _estimate(
     ctx: RunContext, client: anthropic.Anthropic, work: PendingWork, journal: Journal
 ) -> tuple[RunContext, CostEstimate, str | None]:
-    """Count the shared prefix once with ``count_tokens`` and price every pending row.
-
-    Returns the context (with the model's own counts), the estimate, and a note when
-    ``count_tokens`` was unavailable and tokens were estimated as characters / 4.
-    """
+    """Count the shared prefix once with ``count_tokens`` and price every pending row; the
+    context (with the model's own counts), the estimate, and a note when counting failed."""
     sample = work.rows[0]
     note = None
     try:
@@ -196,7 +189,7 @@ def run_llm_inference(
     wait_s: float | None = None,
     stop: threading.Event | None = None,
 ) -> InferenceSummary:
-    """Infer the pending rows of the date (see the module docstring).
+    """Infer the date's pending rows: refuse a run expected over ``max_cost_usd``, then send.
 
     ``escalate`` sends high-stakes answers to the capable model; ``batch_size`` caps the rows.
     On ``stop`` (or Ctrl-C) no new request is sent, answers in flight are kept (``interrupted``).

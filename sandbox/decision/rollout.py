@@ -1,8 +1,4 @@
-"""Rolling out a new prompt or model deliberately: re-ask a date's rows answered under an older one.
-
-:func:`reprocess_prompt` supersedes those rows, re-asks them within the budget, puts back
-any row that got no new answer, then publishes; realtime mode only, idempotent.
-"""
+"""Rolling out a new prompt or model deliberately: re-ask a date's rows answered under an older one."""
 
 from __future__ import annotations
 
@@ -64,7 +60,11 @@ def reprocess_prompt(
     mode: str = "realtime",
     **kwargs,
 ) -> ReprocessResult:
-    """Re-ask the date's rows answered under another prompt_version or model (see the module)."""
+    """Re-ask the date's rows answered under another prompt_version or model (idempotent).
+
+    Supersedes those rows, re-asks them within the budget, puts back any row that got no new
+    answer, then publishes; realtime mode only.
+    """
     day = parse_date(execution_date)
     if mode != "realtime":
         raise SandboxError(

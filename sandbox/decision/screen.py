@@ -1,8 +1,4 @@
-"""Screen an answer before it is published: text a reader's screen would act on is held back.
-
-Markup, instruction-like text, URLs or bare domains, refund or credit promises (:data:`RULES`)
-make an answer ``unsafe_content``.
-"""
+"""Screen an answer before it is published: text a reader's screen would act on is held back."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import duckdb
 
+from sandbox.config import warehouse_path
+
 INPUTS = "decision.inference_inputs"
 STAGING = "decision.recommendations_staging"
 FAILURES = "decision.inference_failures"
@@ -151,17 +153,12 @@ _migrated: set[tuple[str, str]] = set()
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
-    """Create the named tables (all when none are named) if missing, and add newer columns.
-
-    Migrations are checked once per table and warehouse file in a process.
-    """
-    path = con.execute(
-        "select path from duckdb_databases() where database_name = current_database()"
-    ).fetchone()
+    """Create the named tables (all when none are named) if missing, and add newer columns
+    (checked once per table and warehouse file in a process)."""
     for name in names or DDL:
         con.execute(f"create schema if not exists {name.split('.')[0]}")
         con.execute(DDL[name])
-        key = (str(path[0] if path else ""), name)
+        key = (str(warehouse_path()), name)
         if name in MIGRATIONS and key not in _migrated:
             for column, kind in MIGRATIONS[name]:
                 con.execute(f"alter table {name} add column if not exists {column} {kind}")

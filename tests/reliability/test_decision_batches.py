@@ -199,10 +199,10 @@ def test_a_run_killed_between_create_and_storing_the_id_adopts_its_batch(log, mo
 
     real = store.commit_when_free
 
-    def die_after_create(give_up_s=None, **rows):
+    def die_after_create(**rows):
         if rows.get("batch_updates"):
             raise SystemExit("killed after the create, before the batch id was stored")
-        return real(give_up_s, **rows)
+        return real(**rows)
 
     monkeypatch.setattr(store, "commit_when_free", die_after_create)
     with pytest.raises(SystemExit):

@@ -19,19 +19,6 @@ from sandbox.warehouse import connect, holds_step, table_exists
 SOURCE_MART = "marts.fct_user_features_for_ai_history"
 """Every published date's audited mart rows, keyed by ``as_of_date`` (publishing D+1 leaves D's)."""
 
-_ANSWER_COLUMNS = (
-    "recommendation_type",
-    "recommendation_text",
-    "confidence_score",
-    "reasoning",
-    "model",
-    "prompt_version",
-    "escalated",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-)
-
 
 def _check_source(con, as_of: date) -> None:
     """Refuse to freeze a date the data plane has not built, naming the command that builds it."""
@@ -77,12 +64,11 @@ _UNPUBLISH_GONE = f"""
                       where s.execution_date = r.execution_date and s.user_id = r.user_id)
 """
 _PUBLISH = f"""
-    insert into {PUBLISHED} by name
-    select user_id, execution_date, {", ".join(_ANSWER_COLUMNS)}, created_at as recommended_at
+    insert or replace into {PUBLISHED} by name
+    select * exclude (mode, input_sha, run_id, created_at, escalation_status),
+           created_at as recommended_at
     from {STAGING}
     where execution_date = ?
-    on conflict (user_id, execution_date) do update set
-    {", ".join(f"{c} = excluded.{c}" for c in (*_ANSWER_COLUMNS, "recommended_at"))}
 """
 
 

@@ -100,5 +100,4 @@ class InferenceSummary:
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self.render()
+    __str__ = render

@@ -45,11 +45,6 @@ class Drill:
     events_before: str | None = None  # keep only the events created before this time
     mart: tuple[str, str] | None = None  # (old, new) in the feature mart's SQL
 
-    @property
-    def changes_model(self) -> bool:
-        """True when the drill edits a copy of the dbt project, not the data."""
-        return self.mart is not None
-
     def breaks(self, raw: Path, project: Path) -> None:
         """Break the copied raw files in ``raw`` (and the copied dbt ``project``), in place."""
         if self.users:
@@ -71,7 +66,6 @@ def _edit_lines(path: Path, edit: Callable[[list[str]], list[str]], encoding="ut
 
 
 def _first_row(old: str, new: str) -> Callable[[list[str]], list[str]]:
-    """Replace ``old`` by ``new`` in the first data row."""
     return lambda ls: [ls[0], ls[1].replace(old, new, 1), *ls[2:]]
 
 
@@ -195,7 +189,7 @@ DRILLS: dict[str, Drill] = {
 
 @dataclass(frozen=True)
 class DrillOutcome:
-    """What a drill's build did."""
+    """What a drill's build did: ``error`` is its GateFailed (None: the build passed)."""
 
     drill: Drill
     error: GateFailed | None
@@ -231,7 +225,7 @@ def broken_inputs(name: str) -> Iterator[tuple[Path, Path]]:
     with tempfile.TemporaryDirectory(prefix=f"drill-{name}-") as scratch:
         raw = Path(scratch) / "raw"
         shutil.copytree(DEFAULT_RAW_DIR, raw)
-        project = _copy_project(Path(scratch) / "dbt_project") if drill.changes_model else dbt_project_dir()
+        project = _copy_project(Path(scratch) / "dbt_project") if drill.mart else dbt_project_dir()
         drill.breaks(raw, project)
         with environment({"SANDBOX_RAW_DIR": str(raw), "SANDBOX_DBT_PROJECT_DIR": str(project)}):
             yield raw, project

@@ -127,18 +127,15 @@ def _progress_bar(as_of: date, shown: bool) -> Iterator[list]:
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(desc=f"dbt build {as_of}", unit="node", leave=False)
+    with tqdm(desc=f"dbt build {as_of}", unit="node", leave=False) as bar:
 
-    def advance(event) -> None:
-        if event.info.name == "LogStartLine" and bar.total is None:
-            bar.reset(total=event.data.total)
-        elif event.info.name == "NodeFinished":
-            bar.update(1)
+        def advance(event) -> None:
+            if event.info.name == "LogStartLine" and bar.total is None:
+                bar.reset(total=event.data.total)
+            elif event.info.name == "NodeFinished":
+                bar.update(1)
 
-    try:
         yield [advance]
-    finally:
-        bar.close()
 
 
 def _publish(as_of: date, target: str, results: list, elapsed: float) -> BuildResult:
@@ -175,8 +172,7 @@ def _row_counts(relations: list[str], target: str) -> dict[str, int]:
 def docs(as_of: date | str) -> Path:
     """Write dbt's static docs site (one self-contained HTML file) and return its path.
 
-    Works offline; the catalog (column types, row counts) comes from the warehouse, so build
-    first for the fullest picture.
+    The catalog (column types, row counts) comes from the warehouse: build first.
     """
     as_of = parse_date(as_of)
     ensure_writable()

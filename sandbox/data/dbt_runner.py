@@ -69,11 +69,10 @@ def invoke(args: list[str], callbacks: list | None = None, manifest=None, *, par
     """
     from dbt.cli.main import dbtRunner
 
-    real = warehouse_path()
+    path = warehouse_path()
     if parse_only:
-        path = Path(WAREHOUSE_PLACEHOLDER) / real.name
+        path = Path(WAREHOUSE_PLACEHOLDER) / path.name
     else:
-        path = real
         path.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DO_NOT_TRACK", "1")
     paths = {"SANDBOX_WAREHOUSE": str(path), "SANDBOX_RAW_DIR": raw_dir().as_posix()}

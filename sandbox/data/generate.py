@@ -110,10 +110,8 @@ def generate(
 
 
 def _users(rng: np.random.Generator, user_ids: list[str], as_of_s: int, window_s: int):
-    """The users table, each user's segment and sign-up age in seconds.
-
-    ~20 % signed up inside the window, the rest up to three years earlier.
-    """
+    """The users table, each user's segment and sign-up age in seconds (~20 % signed up
+    inside the window, the rest up to three years earlier)."""
     n = len(user_ids)
     recent = rng.random(n) < 0.2
     signup_age_s = np.where(

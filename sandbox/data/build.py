@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +13,7 @@ from sandbox.config import SandboxError, parse_date, warehouse_path
 from sandbox.data.dbt_runner import dbt_args, invoke, parsed_manifest, target_dir
 from sandbox.data.gate import check_raw_files, gate_failed, kind, relation
 from sandbox.data.publish import CANDIDATE_SCHEMA, publish, publish_spark
-from sandbox.data.spark import prepare_spark, spark_row_counts, spark_warehouse_dir
+from sandbox.data.spark import prepare_spark, spark_warehouse_dir
 from sandbox.warehouse import connect, ensure_writable, holds_step
 
 LAYERS = ("staging", "intermediate", "marts")
@@ -40,9 +40,8 @@ class BuildResult:
     warehouse: Path
     nodes: list[NodeOutcome]
     elapsed_s: float
-    rows: dict[str, int] = field(default_factory=dict)
-    publish_s: float = 0.0
-    """Seconds spent publishing the audited candidates, after dbt (not in ``elapsed_s``)."""
+    rows: dict[str, int]
+    publish_s: float  # publishing the audited candidates, after dbt (not in ``elapsed_s``)
 
     @property
     def as_of_date(self) -> date:
@@ -128,18 +127,15 @@ def _progress_bar(as_of: date, shown: bool) -> Iterator[list]:
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(desc=f"dbt build {as_of}", unit="node", leave=False)
+    with tqdm(desc=f"dbt build {as_of}", unit="node", leave=False) as bar:
 
-    def advance(event) -> None:
-        if event.info.name == "LogStartLine" and bar.total is None:
-            bar.reset(total=event.data.total)
-        elif event.info.name == "NodeFinished":
-            bar.update(1)
+        def advance(event) -> None:
+            if event.info.name == "LogStartLine" and bar.total is None:
+                bar.reset(total=event.data.total)
+            elif event.info.name == "NodeFinished":
+                bar.update(1)
 
-    try:
         yield [advance]
-    finally:
-        bar.close()
 
 
 def _publish(as_of: date, target: str, results: list, elapsed: float) -> BuildResult:
@@ -148,27 +144,26 @@ def _publish(as_of: date, target: str, results: list, elapsed: float) -> BuildRe
         NodeOutcome(r.node.name, kind(r.node), str(r.status), r.execution_time, r.failures)
         for r in results
     ]
-    candidates = sorted(
-        f"{r.node.schema}.{r.node.name}"
-        for r in results
-        if kind(r.node) == "model" and r.node.schema == CANDIDATE_SCHEMA
-    )
-    where = warehouse_path() if target == "duckdb" else spark_warehouse_dir()
+    models = [r.node for r in results if kind(r.node) == "model"]
+    candidates = sorted(f"{n.schema}.{n.name}" for n in models if n.schema == CANDIDATE_SCHEMA)
     started = time.perf_counter()
-    if target == "duckdb":
-        published_rows = publish(as_of, candidates)
-    else:
-        published_rows = publish_spark(as_of, candidates)
-    result = BuildResult(as_of, target, where, nodes, elapsed, publish_s=time.perf_counter() - started)
-    models = {relation(r.node) for r in results if kind(r.node) == "model"}
-    ordered = sorted(models, key=lambda r: (LAYERS.index(r.split(".")[0]), r))
-    work = [r for r in ordered if r not in published_rows]
-    counts = _row_counts(work) if target == "duckdb" else spark_row_counts(work)
-    result.rows = {r: published_rows.get(r, counts.get(r, 0)) for r in ordered}
-    return result
+    rows = (publish if target == "duckdb" else publish_spark)(as_of, candidates)
+    publish_s = time.perf_counter() - started
+    built = {relation(n) for n in models}
+    ordered = sorted(built, key=lambda r: (LAYERS.index(r.split(".")[0]), r))
+    rows |= _row_counts([r for r in ordered if r not in rows], target)
+    where = warehouse_path() if target == "duckdb" else spark_warehouse_dir()
+    rows = {r: rows[r] for r in ordered}
+    return BuildResult(as_of, target, where, nodes, elapsed, rows, publish_s)
 
 
-def _row_counts(relations: list[str]) -> dict[str, int]:
+def _row_counts(relations: list[str], target: str) -> dict[str, int]:
+    """Rows per relation, from the warehouse or the Spark session dbt-spark left running."""
+    if target == "spark":
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.builder.getOrCreate()  # the session dbt used, not a new one
+        return {r: spark.table(r).count() for r in relations}
     with connect(read_only=True) as con:
         return {r: con.execute(f"select count(*) from {r}").fetchone()[0] for r in relations}
 
@@ -177,8 +172,7 @@ def _row_counts(relations: list[str]) -> dict[str, int]:
 def docs(as_of: date | str) -> Path:
     """Write dbt's static docs site (one self-contained HTML file) and return its path.
 
-    Works offline; the catalog (column types, row counts) comes from the warehouse, so build
-    first for the fullest picture.
+    The catalog (column types, row counts) comes from the warehouse: build first.
     """
     as_of = parse_date(as_of)
     ensure_writable()

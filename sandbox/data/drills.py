@@ -20,12 +20,13 @@ from sandbox.config import (
     SandboxError,
     dbt_project_dir,
     environment,
-    parse_date,
 )
 from sandbox.data.build import build
 from sandbox.data.gate import GateFailed
 
 MART = "models/marts/fct_user_features_for_ai.sql"
+FIRST_USER = '"u000001"'
+"""The first user of the shipped raw files (``data/seed``), which every drill copies."""
 
 
 @dataclass(frozen=True)
@@ -34,58 +35,38 @@ class Drill:
 
     name: str
     title: str
-    breaks: Callable[[Path, Path], None]  # (raw_dir, project_dir) -> None, edits in place
     expect: str  # the failing check ("unique", "model", ...) or "handled"
     where: str | None = None  # "model.column" the failure must name
     explanation: str = ""
     as_of: date = SHIPPED_AS_OF_DATE  # the date the drill builds
-    changes_model: bool = False  # True: it edits a copy of the dbt project, not the data
+    users: Callable[[list[str]], list[str]] | None = None  # rewrites the lines of users.csv
+    encoding: str = "utf-8"  # the encoding users.csv is written back in
+    event: str | None = None  # a row appended to events.csv (after its id)
+    events_before: str | None = None  # keep only the events created before this time
+    mart: tuple[str, str] | None = None  # (old, new) in the feature mart's SQL
+
+    def breaks(self, raw: Path, project: Path) -> None:
+        """Break the copied raw files in ``raw`` (and the copied dbt ``project``), in place."""
+        if self.users:
+            _edit_lines(raw / "users.csv", self.users, self.encoding)
+        if self.event:
+            _edit_lines(raw / "events.csv", lambda ls: [*ls, f"99999999,{self.event}"])
+        if self.events_before:  # compared with each row's created_at, its 4th field
+            _edit_lines(
+                raw / "events.csv",
+                lambda ls: ls[:1] + [x for x in ls[1:] if x.split(",")[3] < self.events_before],
+            )
+        if self.mart:
+            _edit_model(project, MART, *self.mart)
 
 
-def _edit_lines(path: Path, edit: Callable[[list[str]], list[str]]) -> None:
+def _edit_lines(path: Path, edit: Callable[[list[str]], list[str]], encoding="utf-8") -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
-    path.write_text("\n".join(edit(lines)) + "\n", encoding="utf-8")
+    path.write_bytes(("\n".join(edit(lines)) + "\n").encode(encoding))
 
 
-def _first_row(file: str, old: str | None, new: str) -> Callable[[Path, Path], None]:
-    """Replace ``old`` (default: the first user's id) in the first data row of ``file``."""
-
-    def breaks(raw: Path, _: Path) -> None:
-        def edit(lines: list[str]) -> list[str]:
-            lines[1] = lines[1].replace(old or lines[1].split(",")[0], new, 1)
-            return lines
-
-        _edit_lines(raw / file, edit)
-
-    return breaks
-
-
-def _event(event_id: int, kind: str, at: str, properties: str = '"{}"', user: str = "") -> Callable:
-    """Append one event (of the first user, unless ``user`` is given) to ``events.csv``."""
-
-    def breaks(raw: Path, _: Path) -> None:
-        who = user or (raw / "users.csv").read_text().splitlines()[1].split(",")[0]
-        _edit_lines(raw / "events.csv", lambda ls: [*ls, f'{event_id},{who},"{kind}",{at},{properties}'])
-
-    return breaks
-
-
-def _keep_events(keep: Callable[[str], bool]) -> Callable[[Path, Path], None]:
-    """Keep the header and the events whose ``created_at`` (4th field) passes ``keep``."""
-    return lambda raw, _: _edit_lines(
-        raw / "events.csv", lambda ls: ls[:1] + [x for x in ls[1:] if keep(x.split(",")[3])]
-    )
-
-
-def _users(edit: Callable[[list[str]], list[str]]) -> Callable[[Path, Path], None]:
-    return lambda raw, _: _edit_lines(raw / "users.csv", edit)
-
-
-def _wrong_encoding(raw: Path, _: Path) -> None:
-    path = raw / "users.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    lines[1] = lines[1].replace('"NL"', '"Zürich"').replace('"US"', '"Zürich"')
-    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+def _first_row(old: str, new: str) -> Callable[[list[str]], list[str]]:
+    return lambda ls: [ls[0], ls[1].replace(old, new, 1), *ls[2:]]
 
 
 def _edit_model(project: Path, relative: str, old: str, new: str) -> None:
@@ -96,118 +77,111 @@ def _edit_model(project: Path, relative: str, old: str, new: str) -> None:
     model.write_text(sql.replace(old, new, 1), encoding="utf-8")
 
 
-def _mart_change(old: str, new: str) -> Callable[[Path, Path], None]:
-    """A change to the feature mart's SQL (``old`` replaced by ``new``)."""
-    return lambda _, project: _edit_model(project, MART, old, new)
-
-
 DRILLS: dict[str, Drill] = {
     d.name: d
     for d in [
         Drill(
-            "null_key", "A user with no id", _first_row("users.csv", None, ""),
-            "not_null", "staging.stg_users.user_id",
+            "null_key", "A user with no id", "not_null", "staging.stg_users.user_id",
             "Keys are tested at the earliest layer; everything downstream is skipped.",
+            users=_first_row(FIRST_USER, ""),
         ),
         Drill(
-            "duplicate_key", "The same user twice", _users(lambda ls: [*ls, ls[1]]),
-            "unique", "staging.stg_users.user_id",
+            "duplicate_key", "The same user twice", "unique", "staging.stg_users.user_id",
             "A duplicate would double a user's recommendations (and their cost).",
+            users=lambda ls: [*ls, ls[1]],
         ),
         Drill(
-            "unknown_plan_tier", "An unknown plan tier ('platinum')",
-            _first_row("users.csv", ',"', ',"platinum_'),
-            "accepted_values", "staging.stg_users.plan_tier",
+            "unknown_plan_tier", "An unknown plan tier ('platinum')", "accepted_values",
+            "staging.stg_users.plan_tier",
             "The prompt's tiers are a closed list; a new tier needs a decision, not a guess.",
+            users=_first_row(',"', ',"platinum_'),
         ),
         Drill(
-            "orphan_event", "An event for a user who does not exist",
-            _event(99999999, "login", "2026-10-30 10:00:00", user='"u_ghost"'),
-            "relationships", "staging.stg_user_events.user_id",
-            "Orphans mean a broken export or join upstream.",
+            "orphan_event", "An event for a user who does not exist", "relationships",
+            "staging.stg_user_events.user_id", "Orphans mean a broken export or join upstream.",
+            event='"u_ghost","login",2026-10-30 10:00:00,"{}"',
         ),
         Drill(
             "runaway_summary", "A model change that makes summaries over 500 characters",
-            _mart_change("'User has been on the ', plan_tier",
-                         "case when days_since_signup > 400 then repeat('Valued long-time customer. ', 20) "
-                         "else '' end, 'User has been on the ', plan_tier"),
             "model", "marts.fct_user_features_for_ai",
             "The contract's check constraint stops the swap: the published mart keeps its rows.",
-            changes_model=True,
+            mart=("'User has been on the ', plan_tier",
+                  "case when days_since_signup > 400 then repeat('Valued long-time customer. ', 20) "
+                  "else '' end, 'User has been on the ', plan_tier"),
         ),
         Drill(
-            "unknown_event_type", "An event type nobody has seen",
-            _event(99999998, "teleport", "2026-10-30 10:00:00"),
-            "accepted_values", "staging.stg_user_events.event_type",
+            "unknown_event_type", "An event type nobody has seen", "accepted_values",
+            "staging.stg_user_events.event_type",
+            event=f'{FIRST_USER},"teleport",2026-10-30 10:00:00,"{{}}"',
         ),
         Drill(
-            "unparseable_timestamp", "A timestamp that is not a timestamp",
-            _event(99999997, "login", "yesterday-ish"),
-            "not_null", "staging.stg_user_events.event_at",
+            "unparseable_timestamp", "A timestamp that is not a timestamp", "not_null",
+            "staging.stg_user_events.event_at",
             "Staging casts with try_cast, so a bad value becomes NULL and the not_null test counts it.",
+            event=f'{FIRST_USER},"login",yesterday-ish,"{{}}"',
         ),
         Drill(
             "event_before_signup", "An event years before the user signed up",
-            _event(99999996, "login", "2001-01-01 00:00:00"),
-            "assert_no_events_before_signup", None,
+            "assert_no_events_before_signup",
+            event=f'{FIRST_USER},"login",2001-01-01 00:00:00,"{{}}"',
         ),
         Drill(
-            "empty_users_file", "A users file with only its header", _users(lambda ls: ls[:1]),
-            "has_rows", "staging.stg_users",
+            "empty_users_file", "A users file with only its header", "has_rows",
+            "staging.stg_users", users=lambda ls: ls[:1],
         ),
         Drill(
-            "missing_column", "The users file lost its plan_tier column",
-            _users(lambda ls: [",".join(x.split(",")[:1] + x.split(",")[2:]) for x in ls]),
-            "model", "staging.stg_users",
+            "missing_column", "The users file lost its plan_tier column", "model", "staging.stg_users",
+            users=lambda ls: [",".join(x.split(",")[:1] + x.split(",")[2:]) for x in ls],
         ),
         Drill(
-            "wrong_delimiter", "The users file uses ';' instead of ','",
-            _users(lambda ls: [x.replace(",", ";") for x in ls]), "model", "staging.stg_users",
+            "wrong_delimiter", "The users file uses ';' instead of ','", "model", "staging.stg_users",
+            users=lambda ls: [x.replace(",", ";") for x in ls],
         ),
-        Drill("wrong_encoding", "The users file is Latin-1, not UTF-8", _wrong_encoding, "model", "staging.stg_users"),
         Drill(
-            "future_event", "An event dated next year", _event(99999995, "login", "2027-06-01 00:00:00"),
-            "handled", None,
+            "wrong_encoding", "The users file is Latin-1, not UTF-8", "model", "staging.stg_users",
+            users=_first_row('"NL"', '"Zürich"'), encoding="latin-1",
+        ),
+        Drill(
+            "future_event", "An event dated next year", "handled", None,
             "Handled: models only see events before the as-of date, so it changes nothing today.",
+            event=f'{FIRST_USER},"login",2027-06-01 00:00:00,"{{}}"',
         ),
         Drill(
             "stale_export", "The export stalled: the last three days of events never arrived",
-            _keep_events(lambda at: at < "2026-10-29"),
             "fresh_as_of", "staging.stg_user_events.event_at",
             "Freshness is measured against the as-of date: the latest event must be at most "
             "1 day (var freshness_max_lag_days) before it.",
+            events_before="2026-10-29",
         ),
         Drill(
             "half_day_export", "Half a day delivered: the last day's events stop at noon",
-            _keep_events(lambda at: at < "2026-10-31 12:00:00"),
             "volume_as_of", "staging.stg_user_events.event_at",
             "Fresh, but incomplete: the last day holds under 0.6 (var volume_min_ratio) of the "
             "trailing 7-day daily average.",
+            events_before="2026-10-31 12:00:00",
         ),
         Drill(
             "empty_date", "An empty day: no event at all on the day before the as-of date",
-            _keep_events(lambda at: not at.startswith("2026-10-31")),
             "volume_as_of", "staging.stg_user_events.event_at",
             "The last day's volume is 0 against a daily average of ~208 (and it is stale too).",
+            events_before="2026-10-31",  # the shipped events end at the as-of date
         ),
         Drill(
-            "before_any_data", "A date before any data (1900-01-01)", lambda raw, _: None,
+            "before_any_data", "A date before any data (1900-01-01)",
             "fresh_as_of", "staging.stg_user_events.event_at",
             "No event before the date: without this check it would publish two empty marts.",
             as_of=date(1900, 1, 1),
         ),
         Drill(
             "mart_test_failure", "A model change that upper-cases plan_tier in the feature mart",
-            _mart_change("users.plan_tier,\n", "upper(users.plan_tier) as plan_tier,\n"),
             "accepted_values", "marts.fct_user_features_for_ai.plan_tier",
             "A mart-level data test: it runs on the candidate, so the bad rows are never published.",
-            changes_model=True,
+            mart=("users.plan_tier,\n", "upper(users.plan_tier) as plan_tier,\n"),
         ),
         Drill(
-            "huge_properties", "A 1 MB properties blob",
-            _event(99999994, "login", "2026-10-01 00:00:00", '"{""x"": ""' + "A" * 1_000_000 + '""}"'),
-            "handled", None,
+            "huge_properties", "A 1 MB properties blob", "handled", None,
             "Handled: properties are kept as text and never reach the prompt or the summary.",
+            event=f'{FIRST_USER},"login",2026-10-01 00:00:00,"{{""x"": ""' + "A" * 1_000_000 + '""}"',
         ),
     ]
 }  # fmt: skip
@@ -215,14 +189,10 @@ DRILLS: dict[str, Drill] = {
 
 @dataclass(frozen=True)
 class DrillOutcome:
-    """What a drill's build did."""
+    """What a drill's build did: ``error`` is its GateFailed (None: the build passed)."""
 
     drill: Drill
     error: GateFailed | None
-
-    @property
-    def gate_failed(self) -> bool:
-        return self.error is not None
 
     @property
     def as_expected(self) -> bool:
@@ -243,7 +213,7 @@ def _copy_project(to: Path) -> Path:
 
 
 @contextmanager
-def broken_inputs(name: str, workdir: Path | None = None) -> Iterator[tuple[Path, Path]]:
+def broken_inputs(name: str) -> Iterator[tuple[Path, Path]]:
     """Point ``SANDBOX_RAW_DIR``/``SANDBOX_DBT_PROJECT_DIR`` at broken copies for the block.
 
     Yields ``(raw folder, dbt project)``: the project is a scratch copy when the drill
@@ -252,10 +222,10 @@ def broken_inputs(name: str, workdir: Path | None = None) -> Iterator[tuple[Path
     if name not in DRILLS:
         raise SandboxError(f"unknown drill {name!r}: pick one of {', '.join(DRILLS)}")
     drill = DRILLS[name]
-    with tempfile.TemporaryDirectory(prefix=f"drill-{name}-", dir=workdir) as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"drill-{name}-") as scratch:
         raw = Path(scratch) / "raw"
         shutil.copytree(DEFAULT_RAW_DIR, raw)
-        project = _copy_project(Path(scratch) / "dbt_project") if drill.changes_model else dbt_project_dir()
+        project = _copy_project(Path(scratch) / "dbt_project") if drill.mart else dbt_project_dir()
         drill.breaks(raw, project)
         with environment({"SANDBOX_RAW_DIR": str(raw), "SANDBOX_DBT_PROJECT_DIR": str(project)}):
             yield raw, project
@@ -283,12 +253,11 @@ def window_off_by_one(workdir: Path | None = None) -> Iterator[Path]:
             yield project
 
 
-def run_drill(name: str, as_of: date | str | None = None) -> DrillOutcome:
-    """Build the drill's date (or ``as_of``) from broken inputs; did the gate catch it?"""
-    as_of = DRILLS[name].as_of if as_of is None else parse_date(as_of)
+def run_drill(name: str) -> DrillOutcome:
+    """Build the drill's date from broken inputs; did the gate catch it?"""
     with broken_inputs(name):
         try:
-            build(as_of)
+            build(DRILLS[name].as_of)
         except GateFailed as exc:
             return DrillOutcome(DRILLS[name], exc)
     return DrillOutcome(DRILLS[name], None)

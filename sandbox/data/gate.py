@@ -19,17 +19,14 @@ from sandbox.warehouse import connect
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
 """The raw table behind each staging model, to name the file in a failure."""
 STAGING_OF = {table: model for model, table in RAW_TABLE_OF.items()}
-RAW_COLUMN_OF = {
+RENAMED = {
     ("staging.stg_users", "user_id"): "id",
-    ("staging.stg_users", "plan_tier"): "plan_tier",
-    ("staging.stg_users", "signed_up_at"): "signed_up_at",
     ("staging.stg_users", "country_code"): "country",
     ("staging.stg_user_events", "event_id"): "id",
-    ("staging.stg_user_events", "user_id"): "user_id",
-    ("staging.stg_user_events", "event_type"): "event_type",
     ("staging.stg_user_events", "event_at"): "created_at",
+    ("staging.stg_user_events", "properties_json"): "properties",
 }
-"""The raw column behind each staged column, to name it in a failure."""
+"""The raw column behind each staged column staging renames (the others keep their name)."""
 FAILED = ("error", "fail", "runtime error")
 MESSAGE_CHARS = 400
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -65,10 +62,9 @@ class GateFailure:
 
 
 class GateFailed(SandboxError):
-    """The quality gate failed: nothing was published.
+    """The quality gate failed: nothing was published (``published`` says what the marts hold).
 
-    ``failures`` lists what failed, ``skipped`` the nodes dbt did not run (downstream), and
-    ``published`` what the published marts hold (unchanged by this build).
+    ``failures`` lists what failed, ``skipped`` the downstream nodes dbt did not run.
     """
 
     def __init__(
@@ -76,7 +72,7 @@ class GateFailed(SandboxError):
         as_of: date,
         failures: list[GateFailure],
         skipped: list[str],
-        published: str = "the published marts keep their previous rows",
+        published: str,
     ):
         self.as_of, self.failures, self.skipped, self.published = as_of, failures, skipped, published
         checks, nodes = len(failures), len(skipped)
@@ -91,7 +87,6 @@ class GateFailed(SandboxError):
 
 
 def _fix(failures: list[GateFailure]) -> str:
-    """The closing sentence: what to do about these failures."""
     if all(f.kind == "unit test" for f in failures):
         return (
             "Fix the model's SQL (or the unit test's expected rows, if the rule changed), "
@@ -137,7 +132,7 @@ def gate_failed(as_of: date, results: list, target: str) -> GateFailed | None:
             failure = replace(
                 failure,
                 raw_file=str(folder / f"{RAW_TABLE_OF[failure.model]}.{fmt}"),
-                raw_column=RAW_COLUMN_OF.get((failure.model, failure.column)),
+                raw_column=RENAMED.get((failure.model, failure.column), failure.column),
             )
         if target == "duckdb":
             failure = replace(failure, detail=_detail(result.node, failure, fmt))
@@ -148,8 +143,8 @@ def gate_failed(as_of: date, results: list, target: str) -> GateFailed | None:
 
 def kind(node) -> str:
     """``model``, ``data test`` or ``unit test``: what a dbt node is."""
-    resource = str(getattr(node.resource_type, "value", node.resource_type))
-    return {"model": "model", "test": "data test", "unit_test": "unit test"}.get(resource, resource)
+    resource = str(node.resource_type)
+    return {"test": "data test", "unit_test": "unit test"}.get(resource, resource)
 
 
 def relation(node) -> str:
@@ -185,10 +180,10 @@ def _clean(message: str) -> str:
 
 
 def unit_test_diff(message: str) -> str | None:
-    """dbt's unit-test diff table as one readable line, or None when it is not one.
+    """dbt's unit-test diff table (daff's) as one readable line, or None when it is not one.
 
-    E.g. ``user_id u1: event_count_7d expected 2, got 3``, from daff's ``→`` cells, with
-    ``+++`` for an unexpected row and ``---`` for a missing one.
+    E.g. ``user_id u1: event_count_7d expected 2, got 3``; ``+++`` is an unexpected row,
+    ``---`` a missing one.
     """
     lines = [line for line in _ANSI.sub("", message).replace("\r", "").splitlines() if line.strip()]
     header = next((i for i, line in enumerate(lines) if line.lstrip().startswith("@@")), None)
@@ -216,13 +211,13 @@ def unit_test_diff(message: str) -> str | None:
 def _detail(node, failure: GateFailure, fmt: str) -> str | None:
     """What a failing check saw, in words (DuckDB target; None when there is nothing to add).
 
-    A check that returns a ``problem`` column is run once more for its first value; an
-    unreadable timestamp is looked up in the raw file itself.
+    A check that returns a ``problem`` column is run again for its first value; an unreadable
+    timestamp is looked up in the raw file.
     """
-    key = (failure.model, failure.column)
-    if failure.test == "not_null" and key[1] in ("signed_up_at", "event_at") and failure.raw_file:
+    timestamp = failure.column in ("signed_up_at", "event_at")
+    if failure.test == "not_null" and timestamp and failure.raw_file:
         # a NULL in a staged timestamp is a raw value staging could not read
-        return unreadable_timestamps(Path(failure.raw_file), RAW_COLUMN_OF[key], fmt)
+        return unreadable_timestamps(Path(failure.raw_file), failure.raw_column, fmt)
     sql = getattr(node, "compiled_code", None) or ""
     if failure.kind != "data test" or " as problem" not in sql:
         return None

@@ -49,6 +49,7 @@ NULL_EVENT_TYPE_SHARE = 0.005
 CSV_MAX_USERS = 10_000
 """Up to this many users the default format is CSV (readable, diffable); above it, Parquet."""
 
+
 @dataclass(frozen=True)
 class GeneratedFiles:
     """What :func:`generate` wrote."""
@@ -68,8 +69,7 @@ def _choice(rng: np.random.Generator, n: int, weights: tuple[float, ...]) -> np.
 
 
 def _dictionary_strings(indices: np.ndarray, values: list[str], mask=None) -> pa.Array:
-    """A string column built from small integer codes (fast for millions of rows); ``mask``
-    marks the missing values."""
+    """A string column from small integer codes (fast for millions of rows); ``mask``: missing."""
     return pa.DictionaryArray.from_arrays(
         pa.array(indices.astype(np.int32), mask=mask, type=pa.int32()),
         pa.array(values, type=pa.string()),
@@ -110,10 +110,8 @@ def generate(
 
 
 def _users(rng: np.random.Generator, user_ids: list[str], as_of_s: int, window_s: int):
-    """The users table, each user's segment and sign-up age in seconds.
-
-    ~20 % signed up inside the window, the rest up to three years earlier.
-    """
+    """The users table, each user's segment and sign-up age in seconds (~20 % signed up
+    inside the window, the rest up to three years earlier)."""
     n = len(user_ids)
     recent = rng.random(n) < 0.2
     signup_age_s = np.where(
@@ -187,10 +185,9 @@ def _write(out: Path, fmt: str, users: pa.Table, events: pa.Table) -> tuple[Path
     """Write both tables to ``out`` in ``fmt``, removing files of the other format."""
     out.mkdir(parents=True, exist_ok=True)
     users_path, events_path = out / f"users.{fmt}", out / f"events.{fmt}"
-    for stale in ("csv", "parquet"):  # one format per folder, so readers never mix them
-        if stale != fmt:
-            (out / f"users.{stale}").unlink(missing_ok=True)
-            (out / f"events.{stale}").unlink(missing_ok=True)
+    stale = "parquet" if fmt == "csv" else "csv"  # one format per folder: readers never mix them
+    (out / f"users.{stale}").unlink(missing_ok=True)
+    (out / f"events.{stale}").unlink(missing_ok=True)
     if fmt == "csv":
         pacsv.write_csv(users, users_path)
         pacsv.write_csv(events, events_path)
@@ -198,4 +195,3 @@ def _write(out: Path, fmt: str, users: pa.Table, events: pa.Table) -> tuple[Path
         pq.write_table(users, users_path, compression="zstd")
         pq.write_table(events, events_path, compression="zstd", row_group_size=1_000_000)
     return users_path, events_path
-

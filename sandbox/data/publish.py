@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import date
 
 from sandbox.config import SandboxError, warehouse_path
-from sandbox.warehouse import connect, table_exists
+from sandbox.warehouse import connect
 
 CANDIDATE_SCHEMA = "marts_candidate"
 PUBLISHED_SCHEMA = "marts"
@@ -63,7 +63,7 @@ def publish(
     One transaction; returns the rows per mart. ``on_step(label)`` runs before each statement
     and the commit (a test hook).
     """
-    step = on_step or (lambda label: None)
+    step = on_step or (lambda _: None)
     rows: dict[str, int] = {}
     with connect() as con:
         con.begin()
@@ -109,8 +109,7 @@ def _publish_dated(con, as_of: date, candidate: str, target: str, columns: dict,
             "it would write into other dates' history; nothing was published. A mart's "
             "as_of_date must be {{ as_of_date() }} (see models/marts/)."
         )
-    if not table_exists(con, history):
-        con.execute(f"create table {history} as select * from {candidate} limit 0")
+    con.execute(f"create table if not exists {history} as select * from {candidate} limit 0")
     have = _columns(con, history)
     for column, kind in columns.items():
         if column not in have:
@@ -155,11 +154,9 @@ def published_now(target: str) -> str:
     try:
         with connect(read_only=True) as con:
             for name in CORE_MARTS:
-                dates = []
-                if table_exists(con, name) and DATE_COLUMN in _columns(con, name):
-                    sql = f"select distinct {DATE_COLUMN} from {name} order by 1"
-                    dates = [r[0] for r in con.execute(sql).fetchall()]
-                shown[name] = ", ".join(str(d) for d in dates) or "nothing"
+                sql = f"select distinct {DATE_COLUMN} from {name} order by 1"
+                dates = con.execute(sql).fetchall() if DATE_COLUMN in _columns(con, name) else []
+                shown[name] = ", ".join(str(d) for (d,) in dates) or "nothing"
     except SandboxError:
         return "the published marts were not touched"
     values = set(shown.values())

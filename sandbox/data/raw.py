@@ -23,8 +23,7 @@ CSV_DIALECT = (
     "strict_mode=true, encoding='utf-8', max_line_size=33554432"
 )
 """DuckDB's ``read_csv`` options for a raw file: RFC 4180, as the export writes it."""
-_SNIFFED = CSV_DIALECT.replace("auto_detect=false", "auto_detect=true")
-"""The same dialect with the header's names read by DuckDB (the file was checked first)."""
+_SNIFFED = CSV_DIALECT.replace("auto_detect=false", "auto_detect=true")  # a checked file's names
 CSV_FIX = (
     "write it as UTF-8 CSV with a header line, one comma-separated row per line, and values "
     'holding a comma, a quote or a line break in double quotes (a quote inside doubled: "")'
@@ -32,11 +31,8 @@ CSV_FIX = (
 
 
 def raw_format(folder: Path) -> str:
-    """``parquet`` or ``csv``: which raw files ``folder`` holds, with a clear error if neither.
-
-    The error is about the path (missing, not a folder, unreadable, no raw files), never
-    about the data: the gate only judges files it could open.
-    """
+    """``parquet`` or ``csv``: which raw files ``folder`` holds, with a clear error if neither
+    (about the path, never the data: the gate only judges files it could open)."""
     if not folder.exists():
         raise SandboxError(
             f"the raw data folder {folder} does not exist: point SANDBOX_RAW_DIR at the folder "
@@ -65,8 +61,8 @@ def raw_format(folder: Path) -> str:
 def csv_problem(path: Path, columns: tuple[str, ...]) -> str | None:
     """Why ``path`` cannot be read as a raw file with ``columns`` (None: it reads cleanly).
 
-    The header is checked here; the rows are read once by DuckDB, every column decoded,
-    and a read error is mapped to a message of our own (DuckDB's quotes the row).
+    The rows are read once by DuckDB, every column decoded; a read error gets a message of our
+    own (DuckDB's quotes the row).
     """
     import duckdb
 
@@ -109,7 +105,7 @@ def _header(path: Path) -> list[str] | str:
         return f"line 1 (the header) of {path.name} is not valid CSV: {CSV_FIX}"
 
 
-def _header_problem(path, columns, names, missing, twice) -> str:
+def _header_problem(path: Path, columns, names, missing, twice) -> str:
     expected = ", ".join(columns)
     if len(names) == 1:
         return (
@@ -194,10 +190,8 @@ def _physical_line(path: Path, record: int) -> int:
 
 
 def unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
-    """Name the raw column, how many of its values are unreadable and where the first ones are.
-
-    The values themselves are not shown: raw text is user-controlled.
-    """
+    """Name the raw column, how many of its values are unreadable and where the first ones are
+    (not the values: raw text is user-controlled)."""
     import duckdb
 
     reader = "read_parquet(?)" if fmt == "parquet" else f"read_csv(?, all_varchar=true, {_SNIFFED})"

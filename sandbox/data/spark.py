@@ -20,8 +20,7 @@ SPARK_NEEDS = (
 
 
 def spark_warehouse_dir() -> Path:
-    """Where the spark target keeps its tables and metastore: ``spark-warehouse/`` beside the
-    DuckDB file, so a test's or a scratch warehouse gets its own."""
+    """``spark-warehouse/`` (tables, metastore) beside the DuckDB file: one per warehouse."""
     return warehouse_path().parent / "spark-warehouse"
 
 
@@ -91,11 +90,3 @@ def _check_running_session(wanted: Path) -> None:
             f"{wanted} inside one process: build from a new process (restart the notebook "
             "kernel, or run `sandbox build --target spark`)."
         )
-
-
-def spark_row_counts(relations: list[str]) -> dict[str, int]:
-    """Counts from the Spark session dbt-spark left running in this process (≈1 s)."""
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.getOrCreate()  # the session dbt used, not a new one
-    return {r: spark.table(r).count() for r in relations}

@@ -64,25 +64,19 @@ DDL = {
 }
 
 
-def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
-    """The evaluation's one ``ops.eval_runs`` row."""
+def _run_row(run: EvalRun, accepted: bool) -> dict:
+    """The evaluation's ``ops.eval_runs`` row (and more: the table picks its columns)."""
     s = run.scores
-    row = {**vars(s), "tokens_per_row": s.tokens_per_row, "cost_per_row_usd": s.cost_per_row_usd}
-    for name in ("precision", "recall", "confusion"):
-        row[f"{name}_json"] = json.dumps(row.pop(name))
-    row.update(
-        eval_run_id=run.eval_run_id,
-        evaluated_at=run.evaluated_at,
-        llm=run.llm,
-        model=run.model,
-        prompt_version=run.prompt_version,
-        golden_inputs_sha=run.golden.inputs_sha,
-        summaries_sha=run.golden.summaries_sha,
-        skipped=run.skipped,
-        elapsed_s=run.elapsed_s,
-        accepted=accepted,
-    )
-    return pd.DataFrame([row])
+    row = {
+        **vars(run),
+        **vars(s),
+        "golden_inputs_sha": run.golden.inputs_sha,
+        "summaries_sha": run.golden.summaries_sha,
+        "tokens_per_row": s.tokens_per_row,
+        "cost_per_row_usd": s.cost_per_row_usd,
+        "accepted": accepted,
+    }
+    return row | {f"{n}_json": json.dumps(row[n]) for n in ("precision", "recall", "confusion")}
 
 
 def _case_rows(run: EvalRun) -> pd.DataFrame:
@@ -96,15 +90,14 @@ def _case_rows(run: EvalRun) -> pd.DataFrame:
 
 def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
     """Write one evaluation and its cases (one transaction)."""
-    run_row = _run_row(run, accepted)
-    case_rows = _case_rows(run)
     with connect() as con:
         con.execute("create schema if not exists ops")
         for ddl in DDL.values():
             con.execute(ddl)
+        columns = [c[0] for c in con.execute(f"select * from {RUNS} limit 0").description]
         con.execute("begin")
-        con.register("run_row", run_row)
-        con.register("case_rows", case_rows)
+        con.register("run_row", pd.DataFrame([_run_row(run, accepted)])[columns])
+        con.register("case_rows", _case_rows(run))
         con.execute(f"insert into {RUNS} by name select * from run_row")
         con.execute(f"insert into {CASES} by name select * from case_rows")
         con.execute("commit")

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from sandbox.config import SandboxError
 from sandbox.course.recall import has_table
-from sandbox.course.verdicts import Blank, Miss, exercise
+from sandbox.course.verdicts import Blank, Miss, exercise, scratch_copy
 
 EXERCISE_DAG_ID = "pipeline_health"
 EXERCISE_TASK_ID = "check_last_run"
@@ -70,12 +68,10 @@ def _run_in_airflow(dag_file: Path, dates: dict[str, str], home: Path) -> tuple[
     from sandbox.control.airflow_env import airflow_environ, migrate_home
 
     migrate_home(home, log=home / "db-migrate.log")
-    with tempfile.TemporaryDirectory(dir=home) as scratch:
-        folder = Path(scratch) / "dags"
-        folder.mkdir()
-        shutil.copy(dag_file, folder / dag_file.name)
+    with scratch_copy(dag_file) as copy:  # its folder is the DAG folder
+        folder = copy.parent
         env = {**os.environ, **airflow_environ(home), "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
-               "SANDBOX_WAREHOUSE": str(_hidden_warehouse(Path(scratch), dates))}  # fmt: skip
+               "SANDBOX_WAREHOUSE": str(_hidden_warehouse(folder, dates))}  # fmt: skip
         env.pop("SANDBOX_MOCK_FAULTS", None)
         proc = subprocess.run(
             [sys.executable, "-c", _RUN_DAG, str(folder), EXERCISE_DAG_ID, *dates.values()],

@@ -7,12 +7,10 @@ unit test that still passes guards nothing); 05.2 reads the pipeline's last buil
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
-from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE, environment
-from sandbox.course.verdicts import Blank, Miss, blank, exercise, require, text
+from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE
+from sandbox.course.verdicts import Blank, Miss, blank, exercise, require, scratch_copy, text
 
 LESSON_MODELS = {"fct_users_per_plan"}
 """Models the lessons create: an exercise asks for one of your own."""
@@ -91,27 +89,22 @@ def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | No
         raise Blank("set `my_model`, `my_model_sql` and `my_model_yml` above.")
     name = str(name).strip().removesuffix(".sql")
     units = _unit_tests(name, str(model_yml))
-    with tempfile.TemporaryDirectory(prefix="my-model-") as scratch:
-        project = Path(scratch) / "dbt_project"
-        shutil.copytree(
-            DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml")
-        )
+    with scratch_copy(DBT_PROJECT_DIR, "SANDBOX_DBT_PROJECT_DIR") as project:
         sql_path = project / "models" / "marts" / f"{name}.sql"
         sql_path.write_text(str(model_sql))
-        (project / "models" / "marts" / f"{name}.yml").write_text(str(model_yml))
-        with environment({"SANDBOX_DBT_PROJECT_DIR": str(project)}):
-            try:
-                result = build(SHIPPED_AS_OF_DATE, unit_tests=True)
-            except GateFailed as exc:
-                raise Miss(_gate_message(exc, name)) from None
-            except Exception as exc:  # dbt's own message (a compile error) is the hint
-                raise Miss(
-                    f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
-                ) from None
-            data_tests = _data_tests_run(result, name, units)
-            if not _unit_test_can_fail(sql_path, str(model_sql), name, units):
-                raise Miss("your unit test still passes when the model returns no "
-                           "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip
+        sql_path.with_suffix(".yml").write_text(str(model_yml))
+        try:
+            result = build(SHIPPED_AS_OF_DATE, unit_tests=True)
+        except GateFailed as exc:
+            raise Miss(_gate_message(exc, name)) from None
+        except Exception as exc:  # dbt's own message (a compile error) is the hint
+            raise Miss(
+                f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
+            ) from None
+        data_tests = _data_tests_run(result, name, units)
+        if not _unit_test_can_fail(sql_path, str(model_sql), name, units):
+            raise Miss("your unit test still passes when the model returns no "
+                       "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip
     return (f"{name} built; {data_tests} data test(s) and {len(units)} unit test(s) passed, "
             "and the unit test failed when the model's logic broke.")  # fmt: skip
 

@@ -6,10 +6,6 @@ names what to re-read, never the answer.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 from sandbox.config import SHIPPED_AS_OF_DATE
 from sandbox.course.verdicts import (
     Blank,
@@ -22,6 +18,7 @@ from sandbox.course.verdicts import (
     require,
     same_money,
     scalar,
+    scratch_copy,
     text,
 )
 
@@ -90,25 +87,23 @@ def check_gate_explanation(drill_name: str | None, failing_check: str | None) ->
 @exercise("02.2")
 def check_custom_break(break_raw) -> str:
     """Exercise 02.2: ``break_raw(raw_dir)`` makes ``event_at``'s not_null fail, no drill used."""
-    from sandbox.config import DEFAULT_RAW_DIR, environment
+    from sandbox.config import DEFAULT_RAW_DIR
     from sandbox.data import GateFailed, build
 
     if not callable(break_raw):
         raise Blank("define `break_raw(raw_dir)` above.")
-    with tempfile.TemporaryDirectory() as scratch:
-        raw = shutil.copytree(DEFAULT_RAW_DIR, Path(scratch) / "raw")
+    with scratch_copy(DEFAULT_RAW_DIR, "SANDBOX_RAW_DIR") as raw:
         try:
             call_each(break_raw, [(raw,)], "break_raw", "sandbox.data.drills")
         except Blank:  # returning None is what a break does
             pass
-        with environment({"SANDBOX_RAW_DIR": str(raw)}):
-            try:
-                build(SHIPPED_AS_OF_DATE)
-            except GateFailed as exc:
-                names = [f"{f.test} on {f.model}.{f.column}" for f in exc.failures]
-                if "not_null on staging.stg_user_events.event_at" in names:
-                    return f"the gate said: {'; '.join(names)}."
-                raise Miss(f"the gate failed, but on {'; '.join(names)} instead.") from None
+        try:
+            build(SHIPPED_AS_OF_DATE)
+        except GateFailed as exc:
+            names = [f"{f.test} on {f.model}.{f.column}" for f in exc.failures]
+            if "not_null on staging.stg_user_events.event_at" in names:
+                return f"the gate said: {'; '.join(names)}."
+            raise Miss(f"the gate failed, but on {'; '.join(names)} instead.") from None
     raise Miss("the build passed: your change did not break anything the gate checks.")
 
 

@@ -11,8 +11,11 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
 import sys
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +159,21 @@ def number(answer) -> float:
 def same_money(answer: float, expected: float) -> bool:
     """Equal to four decimals (the precision the notebooks display), or to 1 part in 10⁶."""
     return abs(answer - expected) <= max(0.00005 + 1e-12, 1e-6 * abs(expected))
+
+
+@contextmanager
+def scratch_copy(source: Path, setting: str | None = None) -> Iterator[Path]:
+    """A scratch copy of the file or folder ``source``; the variable ``setting`` points at it."""
+    from sandbox.config import environment
+
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / source.name
+        if source.is_dir():
+            shutil.copytree(source, copy, ignore=shutil.ignore_patterns("target", "logs"))
+        else:
+            shutil.copy(source, copy)
+        with environment({setting: str(copy)} if setting else {}):
+            yield copy
 
 
 def call_each(fn: Callable, cases: Iterable[tuple], name: str, *helpers: str) -> list:

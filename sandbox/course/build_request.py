@@ -7,23 +7,28 @@ the fake answer out of range once: a validated answer must not come back.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.course.hidden import EVERY_RULE
 from sandbox.course.verdicts import Blank, Miss, call_each, exercise
 
 
-@dataclass
 class RecordedExchange:
     """One HTTP request the SDK sent to the fake, and the response it got back."""
 
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    status: int
-    response: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, request, response) -> None:
+        self.method: str = request.method
+        self.url: str = str(request.url)
+        self.headers: dict[str, str] = {
+            k: ("<redacted>" if k.lower() in ("x-api-key", "authorization") else v)
+            for k, v in request.headers.items()
+        }
+        self.body: dict[str, Any] = json.loads(request.content or b"{}")
+        self.status: int = response.status_code
+        try:
+            self.response: dict[str, Any] = json.loads(response.content or b"{}")
+        except ValueError:  # a batch's results come as JSON lines
+            self.response = {"raw": response.content.decode(errors="replace")}
 
 
 def recording_client(*, faults: str | None = None):
@@ -42,24 +47,7 @@ def recording_client(*, faults: str | None = None):
 
     def handle(request):
         response = fake.handle(request)
-        try:
-            answer = json.loads(response.content or b"{}")
-        except ValueError:
-            answer = {"raw": response.content.decode(errors="replace")}
-        headers = {
-            k: ("<redacted>" if k.lower() in ("x-api-key", "authorization") else v)
-            for k, v in request.headers.items()
-        }
-        exchanges.append(
-            RecordedExchange(
-                request.method,
-                str(request.url),
-                headers,
-                json.loads(request.content or b"{}"),
-                response.status_code,
-                answer,
-            )
-        )
+        exchanges.append(RecordedExchange(request, response))
         return response
 
     client = anthropic.Anthropic(

@@ -153,14 +153,12 @@ def _summary(rng: random.Random) -> str:
     last = rng.choice([None, *range(0, 14), 14, 20, 29, 30, 31, 60])
     if last is None:
         return head + "No activity recorded since signing up."
+    head += f"Last active {last} day{'s' * (last != 1)} ago. "
     if last > 7 or rng.random() < 0.2:
-        return (
-            head + f"Last active {last} day{'s' * (last != 1)} ago. No events in the last 7 days."
-        )
+        return head + "No events in the last 7 days."
     events, types = rng.choice([1, 5, 19, 20, 21, 40]), rng.randint(1, 5)
-    return head + (f"Last active {last} day{'s' * (last != 1)} ago. Performed {events} "
-                   f"event{'s' * (events != 1)} of {types} type{'s' * (types != 1)} in the "
-                   "last 7 days.")  # fmt: skip
+    return head + (f"Performed {events} event{'s' * (events != 1)} of {types} "
+                   f"type{'s' * (types != 1)} in the last 7 days.")  # fmt: skip
 
 
 @exercise("03.1")

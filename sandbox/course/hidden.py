@@ -22,25 +22,36 @@ from sandbox.course.verdicts import (
 
 DAY = date(2026, 11, 1)
 TYPES = ("upgrade_prompt", "re_engagement", "feature_discovery", "churn_risk")
+RECOMMENDATIONS = (
+    "marts.user_recommendations "
+    "(execution_date date, user_id varchar, recommendation_type varchar, confidence_score double)"
+)
+FEATURES = (
+    "marts.fct_user_features_for_ai (user_id varchar, plan_tier varchar, "
+    "days_since_signup integer, days_since_last_event integer, event_count_7d integer)"
+)
+LEDGER = (
+    "decision.llm_calls "
+    "(execution_date date, user_id varchar, purpose varchar, status varchar, cost_usd double)"
+)
 
 
-def run_hidden(sql: str, table: str, frame) -> list[tuple]:
-    """Run ``sql`` on an in-memory DuckDB whose only table, ``table`` (schema.name), is ``frame``."""
+def run_hidden(sql: str, table: str, rows: list[tuple]) -> list[tuple]:
+    """Run ``sql`` on an in-memory DuckDB whose only table, ``table`` (its DDL), holds ``rows``."""
     import duckdb
 
+    name = table.split()[0]
     with duckdb.connect(":memory:") as con:
-        con.execute(f"create schema {table.split('.')[0]}")
-        con.execute(f"create table {table} as select * from frame")
+        con.execute(f"create schema {name.split('.')[0]}; create table {table}")
+        con.executemany(f"insert into {name} values ({', '.join('?' * len(rows[0]))})", rows)
         try:
             return con.execute(sql).fetchall()
         except duckdb.Error as exc:
             raise Miss(f"the query did not run: {str(exc).splitlines()[0]}") from None
 
 
-def _recommendations(rng: random.Random, top: str):
+def _recommendations(rng: random.Random, top: str) -> list[tuple]:
     """Random answers over three dates: ``top`` leads on 2026-11-01, another type elsewhere."""
-    import pandas as pd
-
     rows = []
     for day in (DAY - timedelta(days=1), DAY, DAY + timedelta(days=1)):
         counts = dict(zip(TYPES, rng.sample(range(3, 40), len(TYPES)), strict=True))
@@ -49,8 +60,7 @@ def _recommendations(rng: random.Random, top: str):
         for kind, n in counts.items():
             rows += [(day, f"u{len(rows):06d}", kind, round(rng.random(), 2)) for _ in range(n)]
     rng.shuffle(rows)
-    return pd.DataFrame(rows, columns=["execution_date", "user_id", "recommendation_type",
-                                       "confidence_score"])  # fmt: skip
+    return rows
 
 
 @exercise("00.2")
@@ -59,32 +69,24 @@ def check_top_recommendation(top_sql: str | None) -> str:
     require(top_sql, "write your query in `top_sql` above, then run this cell again.")
     rng = random.Random()
     for top in rng.sample(TYPES, 3):  # three different winners: no constant passes
-        frame = _recommendations(rng, top)
-        got = run_hidden(str(top_sql), "marts.user_recommendations", frame)
+        got = run_hidden(str(top_sql), RECOMMENDATIONS, _recommendations(rng, top))
         if not got or str(got[0][0]).lower() != top:
             raise Miss("on fresh data your query's first row is not the most frequent type of "
                        "2026-11-01: filter the date, group by type, order by count.")  # fmt: skip
     return "your query finds the top type on data it has never seen."
 
 
-def _features(rng: random.Random):
+def _features(rng: random.Random) -> list[tuple]:
     """Random mart rows: last events from today to 60 days ago (never exactly 7), or none."""
-    import pandas as pd
-
     days = [0, 1, 6, 8, 29, 30, 31, 45, None, None] + [
         rng.choice([*range(0, 7), *range(8, 61), None]) for _ in range(40)
     ]
     rng.shuffle(days)
-    rows = [
+    return [
         (f"u{n:06d}", rng.choice(["free", "starter", "pro"]), rng.randint(1, 900), d,
          0 if d is None or d > 7 else rng.randint(1, 30))
         for n, d in enumerate(days)
     ]  # fmt: skip
-    frame = pd.DataFrame(rows, columns=["user_id", "plan_tier", "days_since_signup",
-                                        "days_since_last_event", "event_count_7d"])  # fmt: skip
-    frame["days_since_last_event"] = frame["days_since_last_event"].astype("Int64")
-    fading = sorted(u for u, *_, d, n in rows if d is not None and n == 0 and d <= 30)
-    return frame, fading
 
 
 @exercise("01.1")
@@ -93,12 +95,12 @@ def check_fading_users(answer_sql: str | None) -> str:
     require(answer_sql, "write your query in `answer_sql` above, then run this cell again.")
     rng = random.Random()
     for _ in range(3):
-        frame, fading = _features(rng)
-        got = run_hidden(str(answer_sql), "marts.fct_user_features_for_ai", frame)
-        ids = sorted(str(r[0]) for r in got)
+        rows = _features(rng)
+        fading = sorted(u for u, *_, d, n in rows if d is not None and n == 0 and d <= 30)
+        ids = sorted(str(r[0]) for r in run_hidden(str(answer_sql), FEATURES, rows))
         if ids != fading:
             missing, extra = set(fading) - set(ids), set(ids) - set(fading)
-            raise Miss(f"on {len(frame)} fresh rows your query returned {len(ids)} users: "
+            raise Miss(f"on {len(rows)} fresh rows your query returned {len(ids)} users: "
                        f"{len(missing)} fading ones missing, {len(extra)} that are not fading. "
                        "Hint: mind users with no events at all, and the 30-day edge.")  # fmt: skip
     return "your query picks exactly the fading users, on rows it has never seen."
@@ -180,10 +182,8 @@ def check_type_predictor(predict_type) -> str:
     return f"{len(summaries)} fresh summaries, every type as the fake decides."
 
 
-def _ledger(rng: random.Random):
+def _ledger(rng: random.Random) -> list[tuple]:
     """Random ledger rows over three dates and three purposes; failed requests cost nothing."""
-    import pandas as pd
-
     rows = []
     for n in range(300):
         day = rng.choice([DAY - timedelta(days=1), DAY, DAY, DAY + timedelta(days=2)])
@@ -191,10 +191,7 @@ def _ledger(rng: random.Random):
         status = rng.choice(["ok", "ok", "ok", "error"])
         cost = 0.0 if status == "error" or purpose == "estimate" else rng.uniform(1e-4, 3e-2)
         rows.append((day, f"u{n % 90:06d}", purpose, status, cost))
-    frame = pd.DataFrame(rows, columns=["execution_date", "user_id", "purpose", "status",
-                                        "cost_usd"])  # fmt: skip
-    day = frame[frame.execution_date == DAY]
-    return frame, day[day.purpose == "escalation"].cost_usd.sum(), day.cost_usd.sum()
+    return rows
 
 
 @exercise("03.2")
@@ -203,8 +200,10 @@ def check_escalation_cost(escalation_sql: str | None) -> str:
     require(escalation_sql, "write your query in `escalation_sql` above.")
     rng = random.Random()
     for _ in range(3):
-        frame, expected, everything = _ledger(rng)
-        got = run_hidden(str(escalation_sql), "decision.llm_calls", frame)
+        rows = _ledger(rng)
+        day = [(purpose, cost) for when, _, purpose, _, cost in rows if when == DAY]
+        everything, expected = sum(c for _, c in day), sum(c for p, c in day if p == "escalation")
+        got = run_hidden(str(escalation_sql), LEDGER, rows)
         value = number(got[0][0] if got and len(got[0]) else None)
         if same_money(value, everything):
             raise Miss("that sums every request of the date: keep only the escalations.")

@@ -16,14 +16,6 @@ LESSON_MODELS = {"fct_users_per_plan"}
 """Models the lessons create: an exercise asks for one of your own."""
 
 
-def _yaml_tests(model: dict) -> int:
-    """How many data tests a model's yml entry declares (model level and column level)."""
-    count = len(model.get("data_tests") or model.get("tests") or [])
-    for column in model.get("columns") or []:
-        count += len(column.get("data_tests") or column.get("tests") or [])
-    return count
-
-
 def _unit_tests(name: str, model_yml: str) -> list[str]:
     """The unit tests the yml declares for ``name``; a miss when it lacks them or a data test."""
     import yaml
@@ -37,7 +29,8 @@ def _unit_tests(name: str, model_yml: str) -> list[str]:
     entry = next((m for m in spec.get("models") or [] if m.get("name") == name), None)
     if entry is None:
         raise Miss(f"the yml has no `models:` entry named {name}.")
-    if _yaml_tests(entry) == 0:
+    nodes = [entry, *(entry.get("columns") or [])]  # data tests sit on the model or a column
+    if not any(node.get("data_tests") or node.get("tests") for node in nodes):
         raise Miss("declare at least one data test (e.g. `data_tests: [not_null]` on a column).")
     units = [
         u["name"] for u in spec.get("unit_tests") or [] if u.get("model") == name and u.get("name")
@@ -72,7 +65,7 @@ def _data_tests_run(result, name: str, units: list[str]) -> int:
 
 def _unit_test_can_fail(sql_path: Path, model_sql: str, name: str, units: list[str]) -> bool:
     """Empty the model's output, build it again: True when a unit test then fails."""
-    from sandbox.data.build import dbt_args, invoke
+    from sandbox.data.dbt_runner import dbt_args, invoke
 
     sql_path.write_text(f"select * from (\n{model_sql}\n) as yours where 1 = 0\n")
     outcome = invoke([*dbt_args("build", SHIPPED_AS_OF_DATE), "--select", name])

@@ -19,14 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.course.notebook import notebook_base
+
 MAX_ATTEMPTS = 5
 """Misses allowed per exercise before the check stops judging (blank answers do not count)."""
 
 GRADES_ENV = "SANDBOX_COURSE_GRADES"
-"""When set (by ``sandbox course grade``), every verdict is appended to this JSON-lines file."""
-
 ATTEMPTS_ENV = "SANDBOX_COURSE_ATTEMPTS"
-"""Where misses are counted (default: `attempts.json` beside the notebooks' own folders)."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,6 @@ def digest(exercise: str, answer: object) -> str:
 
 
 def _misses(exercise: str, add: int = 0) -> int:
-    from sandbox.course.notebook import notebook_base
-
     path = Path(os.environ.get(ATTEMPTS_ENV) or notebook_base() / "attempts.json")
     try:
         counts = json.loads(path.read_text())
@@ -162,26 +159,21 @@ def same_money(answer: float, expected: float) -> bool:
 
 
 @contextmanager
-def scratch_copy(source: Path, setting: str | None = None) -> Iterator[Path]:
-    """A scratch copy of the file or folder ``source``; the variable ``setting`` points at it."""
+def scratch_copy(folder: Path, setting: str) -> Iterator[Path]:
+    """A scratch copy of ``folder``, with the variable ``setting`` pointing at it."""
     from sandbox.config import environment
 
     with tempfile.TemporaryDirectory() as scratch:
-        copy = Path(scratch) / source.name
-        if source.is_dir():
-            shutil.copytree(source, copy, ignore=shutil.ignore_patterns("target", "logs"))
-        else:
-            shutil.copy(source, copy)
-        with environment({setting: str(copy)} if setting else {}):
+        copy = Path(scratch) / folder.name
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("target", "logs"))
+        with environment({setting: str(copy)}):
             yield copy
 
 
 def call_each(fn: Callable, cases: Iterable[tuple], name: str, *helpers: str) -> list:
-    """``fn(*case)`` for every case, with the shipped ``helpers`` switched off.
-
-    A helper is a module (any function of it) or ``module:function``; methods of its classes are
-    allowed. Raising or calling a helper is a miss; ``None`` for every case is a blank.
-    """
+    """``fn(*case)`` for every case, with the shipped ``helpers`` (modules, or ``module:function``)
+    switched off: calling one (methods of its classes aside) or raising is a miss; ``None`` for
+    every case is a blank."""
     watched, classes = {}, set()
     for helper in helpers:
         module_name, _, only = helper.partition(":")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 from datetime import date, timedelta
-from typing import Any
 
 from sandbox.course.verdicts import (
     Blank,
@@ -226,10 +225,10 @@ class RecordedExchange:
             k: ("<redacted>" if k.lower() in ("x-api-key", "authorization") else v)
             for k, v in request.headers.items()
         }
-        self.body: dict[str, Any] = json.loads(request.content or b"{}")
+        self.body: dict = json.loads(request.content or b"{}")
         self.status: int = response.status_code
         try:
-            self.response: dict[str, Any] = json.loads(response.content or b"{}")
+            self.response: dict = json.loads(response.content or b"{}")
         except ValueError:  # a batch's results come as JSON lines
             self.response = {"raw": response.content.decode(errors="replace")}
 

@@ -1,8 +1,5 @@
-"""Exercise 04.1, build it: a DAG task of your own, run by Airflow on dates it never saw.
-
-The check runs the learner's file with ``dag.test()`` on a warehouse copy holding runs on
-random dates (succeeded, failed, never ran): only the succeeded date may pass.
-"""
+"""Exercise 04.1, build it: a DAG task of your own, run by ``dag.test()`` on a warehouse holding
+runs on random dates (succeeded, failed, never ran): only the succeeded date may pass."""
 
 from __future__ import annotations
 

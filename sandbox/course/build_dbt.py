@@ -1,8 +1,6 @@
-"""Build-it exercises on the data plane: a dbt model of your own, judged by ``dbt build``.
-
-02.3 builds the learner's model with unit tests on, then again with its output emptied (a
-unit test that still passes guards nothing); 05.2 reads the pipeline's last build.
-"""
+"""Build-it exercises on the data plane, judged by ``dbt build``: 02.3 builds the learner's model,
+then again with its output emptied (a unit test that still passes guards nothing); 05.2 reads
+the pipeline's last build."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The grader: run a learner's notebooks again, collect every check's verdict, score each exercise.
-
-Each notebook runs in a fresh kernel (``nbclient``) and a scratch folder, errors allowed; an
-exercise scores 1 when a check said right, else 0.
-"""
+"""The grader: each notebook runs again in a fresh kernel (``nbclient``) and a scratch folder,
+errors allowed; an exercise scores 1 when one of its checks said right, else 0."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Checks that run the learner's query or function on cases the lesson never showed.
-
-Queries run on freshly randomized tables, functions on random inputs with the shipped helper
-switched off; the expected result is a property of those cases, never a constant. 03.3's
-requests go to the offline fake, which records them and once answers out of range.
-"""
+"""Checks that run the learner's query or function on cases the lesson never showed: queries on
+fresh random tables, functions on random inputs with the shipped helper switched off (03.3's
+requests go to the offline fake, which records them); the expected result is never a constant."""
 
 from __future__ import annotations
 
@@ -234,11 +231,8 @@ class RecordedExchange:
 
 
 def recording_client(*, faults: str | None = None):
-    """An ``anthropic.Anthropic`` client on the offline fake that records every exchange.
-
-    Returns ``(client, exchanges)``: each HTTP request the SDK builds and the fake's response,
-    as the bytes went over the (in-process) wire. ``faults`` is a ``SANDBOX_MOCK_FAULTS`` spec.
-    """
+    """An ``anthropic.Anthropic`` client on the offline fake, and the list of every exchange it
+    records as it went over the wire; ``faults`` is a ``SANDBOX_MOCK_FAULTS`` spec."""
     import anthropic
     import httpx2
 
@@ -267,30 +261,29 @@ def _kind(answer) -> str | None:
     )
 
 
-def _request_problem(sent: list, summary: str) -> str | None:
-    """What is wrong with the one request sent for ``summary`` (None when nothing is)."""
+def _check_request(sent: list, summary: str) -> None:
+    """A miss naming what is wrong with the one request sent for ``summary``, if anything is."""
     from sandbox.decision.prompt import OUTPUT_SCHEMA
 
     posts = [x for x in sent if x.url.endswith("/v1/messages")]
     if len(posts) != 1:
-        return f"{len(posts)} requests to /v1/messages for one summary: send exactly one."
+        raise Miss(f"{len(posts)} requests to /v1/messages for one summary: send exactly one.")
     body = posts[0].body
     fmt = (body.get("output_config") or {}).get("format") or {}
     if fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
-        return 'pass output_config={"format": {"type": "json_schema", "schema": ...}}.'
+        raise Miss('pass output_config={"format": {"type": "json_schema", "schema": ...}}.')
     if set(fmt["schema"].get("properties", {})) != set(OUTPUT_SCHEMA["properties"]):
-        return "the schema's properties are not the answer's fields: use OUTPUT_SCHEMA."
+        raise Miss("the schema's properties are not the answer's fields: use OUTPUT_SCHEMA.")
     if summary not in json.dumps(body.get("messages", [])):
-        return "the user message must carry the summary you were given."
+        raise Miss("the user message must carry the summary you were given.")
     if not body.get("system"):
-        return "send the system prompt too (`system=`): it says how to answer."
-    return None
+        raise Miss("send the system prompt too (`system=`): it says how to answer.")
 
 
 @exercise("03.3")
 def check_one_request(recommend_one) -> str:
-    """Exercise 03.3: ``recommend_one(client, summary)`` sends one structured request and
-    returns the validated answer; an answer the schema cannot stop (85 for 0.85) must raise."""
+    """Exercise 03.3: ``recommend_one(client, summary)`` sends one structured request, returns the
+    validated answer, and raises on one the schema cannot stop (85 for 0.85)."""
     from sandbox.decision.fake import recommend
 
     if not callable(recommend_one):
@@ -301,9 +294,7 @@ def check_one_request(recommend_one) -> str:
         recommend_one, cases, "recommend_one", "sandbox.decision.prompt:build_params"
     )
     for (_, sent), summary, answer in zip(wires, EVERY_RULE, answers, strict=True):
-        problem = _request_problem(sent, summary)
-        if problem:
-            raise Miss(problem)
+        _check_request(sent, summary)
         if _kind(answer) != recommend(summary).recommendation_type:
             raise Miss("return the validated answer (e.g. what parse_answer(message) gives).")
     client, _ = recording_client(faults="out_of_range=1")

@@ -1,8 +1,5 @@
-"""Checks of what a learner found out: planes, gate checks, re-runs, a trace, a drill of their own.
-
-Answers are compared with hashes or with what the notebook's own warehouse recorded; a miss
-names what to re-read, never the answer.
-"""
+"""Checks of what a learner found out (planes, gate checks, re-runs, a trace, a drill of their
+own), compared with hashes or with what the notebook's own warehouse recorded."""
 
 from __future__ import annotations
 

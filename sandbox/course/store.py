@@ -1,8 +1,6 @@
-"""The notebooks as stored: outputs kept clean for the repository, or cleared for the student copy.
-
-``python -m sandbox.course.store notebooks/*.ipynb`` cleans them. The student copy asks for a
-prediction before each output: learners who write down what a cell will print remember more.
-"""
+"""The notebooks as stored: outputs kept clean (``python -m sandbox.course.store FILES``), or
+cleared for the student copy, which asks for a prediction before each output: learners who
+write down what a cell will print remember more."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Verdicts: how a check reads a learner's answer and answers back, with a hint and no answer.
-
-A check returns what it praises, or raises :class:`Blank` or :class:`Miss` with a hint; misses
-are counted on disk, so a kernel restart does not reset them.
-"""
+"""Verdicts: a check returns what it praises, or raises :class:`Blank` or :class:`Miss` with a
+hint (never the answer); misses are counted on disk, so a kernel restart does not reset them."""
 
 from __future__ import annotations
 

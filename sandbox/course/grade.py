@@ -54,16 +54,15 @@ def _scores(stem: str, verdicts: list[dict]) -> list[dict]:
 
 def grade(notebooks: list[Path], out: Path, *, timeout_s: int = 900) -> list[dict]:
     """Grade ``notebooks``; write ``out/grades.json`` and ``out/grades.csv``; return the scores."""
-    missing = [str(p) for p in notebooks if not Path(p).is_file()]
+    missing = [str(p) for p in notebooks if not p.is_file()]
     if missing:
         raise SandboxError(f"no notebook at {', '.join(missing)}: give .ipynb files to grade")
     scores: list[dict] = []
-    for path in map(Path, notebooks):
+    for path in notebooks:
         with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
             scores += _scores(path.stem, _execute(path.resolve(), Path(scratch), timeout_s))
     out.mkdir(parents=True, exist_ok=True)
-    total = sum(s["score"] for s in scores)
-    report = {"score": total, "out_of": len(scores), "exercises": scores}
+    report = {"score": sum(s["score"] for s in scores), "out_of": len(scores), "exercises": scores}
     (out / "grades.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     with (out / "grades.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["notebook", "exercise", "score", "status"])

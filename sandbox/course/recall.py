@@ -123,9 +123,7 @@ def check_rerun_requests(execution_date, answer) -> str:
         raise Blank(f"run {execution_date} twice first (as in Steps 3 and 5), then look.")
     if isinstance(answer, pd.DataFrame):
         answer = answer.iloc[:, -1]
-    if isinstance(answer, pd.Series):
-        answer = answer.tolist()
-    if not isinstance(answer, list | tuple) or len(answer) != 2:
+    if not isinstance(answer, pd.Series | list | tuple) or len(answer) != 2:
         raise Miss("give two numbers, e.g. `[first, second]` (or the query's frame).")
     mine, want = [int(number(x)) for x in answer], [found[0], found[-1]]
     if mine != want and mine[::-1] == want:
@@ -153,18 +151,6 @@ limit 1
 """
 
 
-def _trace_problems(answer: dict, version: str, summary: str, cost: float) -> list[str]:
-    problems = []
-    if blank(answer.get("prompt_version")) or text(answer["prompt_version"]) != version:
-        problems.append("prompt_version (marts.user_recommendations)")
-    given = answer.get("user_summary_for_llm")
-    if blank(given) or " ".join(str(scalar(given)).split()) != summary:
-        problems.append("user_summary_for_llm (decision.inference_inputs)")
-    if blank(answer.get("cost_usd")) or not same_money(number(answer["cost_usd"]), cost):
-        problems.append("cost_usd (every ok request of that user and date, both models)")
-    return problems
-
-
 @exercise("05.1")
 def check_trace(execution_date, answer: dict | None) -> str:
     """Exercise 05.1: trace the first escalated user after ``TRACED_AFTER``, every request paid."""
@@ -181,7 +167,14 @@ def check_trace(execution_date, answer: dict | None) -> str:
     if blank(answer.get("user_id")) or text(answer["user_id"]) != user:
         raise Miss(f"user_id: find the first user after {TRACED_AFTER} (by user_id) with a "
                    "request of purpose 'escalation' in decision.llm_calls.")  # fmt: skip
-    problems = _trace_problems(answer, version, summary, cost)
+    problems = []
+    if blank(answer.get("prompt_version")) or text(answer["prompt_version"]) != version:
+        problems.append("prompt_version (marts.user_recommendations)")
+    given = answer.get("user_summary_for_llm")
+    if blank(given) or " ".join(str(scalar(given)).split()) != summary:
+        problems.append("user_summary_for_llm (decision.inference_inputs)")
+    if blank(answer.get("cost_usd")) or not same_money(number(answer["cost_usd"]), cost):
+        problems.append("cost_usd (every ok request of that user and date, both models)")
     if problems:
         raise Miss("check " + ", ".join(problems) + ".")
     return f"{user}: prompt {version}, every request paid for, traced."

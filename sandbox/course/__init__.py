@@ -5,14 +5,15 @@ A check turns a learner's answer into a verdict with a hint, never the answer.
 
 from sandbox.course.build_dag import check_pipeline_task
 from sandbox.course.build_dbt import check_dbt_model, check_new_model
-from sandbox.course.build_request import check_one_request, recording_client
 from sandbox.course.golden import check_new_golden_case
 from sandbox.course.hidden import (
     check_escalation_cost,
     check_fading_users,
+    check_one_request,
     check_summary_function,
     check_top_recommendation,
     check_type_predictor,
+    recording_client,
 )
 from sandbox.course.notebook import AS_OF, SCRATCH_ENV, cost_note, notebook_home, setup, simulated
 from sandbox.course.recall import (

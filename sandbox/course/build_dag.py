@@ -1,8 +1,5 @@
-"""Exercise 04.1, build it: a DAG task of your own, run by Airflow on dates it never saw.
-
-The check runs the learner's file with ``dag.test()`` on a warehouse copy holding runs on
-random dates (succeeded, failed, never ran): only the succeeded date may pass.
-"""
+"""Exercise 04.1, build it: a DAG task of your own, run by ``dag.test()`` on a warehouse holding
+runs on random dates (succeeded, failed, never ran): only the succeeded date may pass."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sandbox.config import SandboxError
+from sandbox.config import SandboxError, warehouse_path
 from sandbox.course.recall import has_table
 from sandbox.course.verdicts import Blank, Miss, exercise
 
@@ -43,48 +40,40 @@ print("RESULT " + json.dumps({"tasks": sorted(dag.task_ids), "states": states}))
 """
 
 
-def _hidden_warehouse(folder: Path, dates: dict[str, str]) -> Path:
-    """A new warehouse whose ops.pipeline_runs (this notebook's columns) holds only ``dates``."""
+def _hidden_warehouse(path: Path, dates: dict[str, str]) -> None:
+    """A new warehouse at ``path`` whose ops.pipeline_runs holds a succeeded and a failed run."""
     import duckdb
 
-    from sandbox.config import warehouse_path
+    from sandbox.control.runs import ensure_table
 
-    copy = folder / "hidden.duckdb"
-    with duckdb.connect(str(copy)) as con:
-        con.execute(f"attach '{warehouse_path()}' as notebook (read_only)")
-        con.execute("create schema ops")
-        con.execute("create table ops.pipeline_runs as "
-                    "select * from notebook.ops.pipeline_runs limit 0")  # fmt: skip
-        con.execute("detach notebook")
-        for n, status in enumerate(("success", "failed")):
-            con.execute(
-                "insert into ops.pipeline_runs (execution_date, dag_run_id, status, rows_written,"
-                " failures, llm_requests, cost_usd, recorded_at) values (?, ?, ?, 0, 0, 0, 0.0,"
-                " now())", [dates[status], f"hidden{n}", status],
-            )  # fmt: skip
-    return copy
+    with duckdb.connect(str(path)) as con:
+        ensure_table(con)
+        con.executemany(
+            "insert into ops.pipeline_runs (execution_date, dag_run_id, status, rows_written,"
+            " failures, llm_requests, cost_usd, recorded_at) values (?, ?, ?, 0, 0, 0, 0.0, now())",
+            [(dates[status], f"hidden-{status}", status) for status in ("success", "failed")],
+        )
 
 
-def _run_in_airflow(dag_file: Path, dates: dict[str, str], home: Path) -> tuple[dict, Path]:
-    """Run the learner's file under ``dag.test()`` in a subprocess; its RESULT line, its log."""
+def _run_in_airflow(dag_file: Path, dates: dict[str, str], home: Path) -> dict:
+    """Run the learner's file under ``dag.test()`` in a subprocess (log: check.log); its RESULT."""
     from sandbox.control.airflow_env import airflow_environ, migrate_home
 
-    migrate_home(home, log=home / "db-migrate.log")
-    with tempfile.TemporaryDirectory(dir=home) as scratch:
-        folder = Path(scratch) / "dags"
-        folder.mkdir()
-        shutil.copy(dag_file, folder / dag_file.name)
-        env = {**os.environ, **airflow_environ(home), "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
-               "SANDBOX_WAREHOUSE": str(_hidden_warehouse(Path(scratch), dates))}  # fmt: skip
+    migrate_home(home)
+    with tempfile.TemporaryDirectory() as folder:  # the DAG folder: the learner's file alone
+        shutil.copy(dag_file, folder)
+        warehouse = Path(folder) / "hidden.duckdb"
+        _hidden_warehouse(warehouse, dates)
+        env = {**os.environ, **airflow_environ(home), "AIRFLOW__CORE__DAGS_FOLDER": folder,
+               "SANDBOX_WAREHOUSE": str(warehouse)}  # fmt: skip
         env.pop("SANDBOX_MOCK_FAULTS", None)
         proc = subprocess.run(
-            [sys.executable, "-c", _RUN_DAG, str(folder), EXERCISE_DAG_ID, *dates.values()],
+            [sys.executable, "-c", _RUN_DAG, folder, EXERCISE_DAG_ID, *dates.values()],
             env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
-    log = home / "check.log"
-    log.write_text(proc.stdout + proc.stderr)
+    (home / "check.log").write_text(proc.stdout + proc.stderr)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    return (json.loads(line[len("RESULT ") :]) if line else {}), log
+    return json.loads(line[len("RESULT ") :]) if line else {}
 
 
 def _judge(result: dict, dates: dict[str, str]) -> str:
@@ -115,8 +104,6 @@ def _judge(result: dict, dates: dict[str, str]) -> str:
 @exercise("04.1")
 def check_pipeline_task(dag_file) -> str:
     """Exercise 04.1: a DAG ``pipeline_health`` whose ``check_last_run`` fails a bad day."""
-    from sandbox.config import warehouse_path
-
     path = Path(dag_file or ".")
     lines = path.read_text().splitlines() if path.is_file() else []
     if not any(x.strip() and not x.lstrip().startswith("#") for x in lines):
@@ -125,13 +112,11 @@ def check_pipeline_task(dag_file) -> str:
         raise Blank("ops.pipeline_runs does not exist yet: run Step 3 first.")
     days = [f"2026-10-{d:02d}" for d in random.sample(range(2, 29), 3)]  # not the lesson's days
     dates = dict(zip(("success", "failed", "none"), days, strict=True))
-    home = warehouse_path().parent / "exercise_airflow"
-    home.mkdir(parents=True, exist_ok=True)
     try:
-        result, log = _run_in_airflow(path, dates, home)
+        result = _run_in_airflow(path, dates, warehouse_path().parent / "exercise_airflow")
     except SandboxError as exc:
         raise Miss(f"Airflow could not set up its home: {exc}") from None
     if not result:
-        raise Miss(f"Airflow could not run your file; its output is in {log.name} "
-                   "in this notebook's exercise_airflow folder.")  # fmt: skip
+        raise Miss("Airflow could not run your file; its output is in check.log in this "
+                   "notebook's exercise_airflow folder.")  # fmt: skip
     return _judge(result, dates)

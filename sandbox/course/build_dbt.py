@@ -1,29 +1,17 @@
-"""Build-it exercises on the data plane: a dbt model of your own, judged by ``dbt build``.
-
-02.3 builds the learner's model with unit tests on, then again with its output emptied (a
-unit test that still passes guards nothing); 05.2 reads the pipeline's last build.
-"""
+"""Build-it exercises on the data plane, judged by ``dbt build``: 02.3 builds the learner's model,
+then again with its output emptied (a unit test that still passes guards nothing); 05.2 reads
+the pipeline's last build."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
-from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE, environment
-from sandbox.course.verdicts import Blank, Miss, blank, exercise, require, text
+from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE
+from sandbox.course.verdicts import Blank, Miss, blank, exercise, require, scratch_copy, text
 
 LESSON_MODELS = {"fct_users_per_plan"}
 """Models the lessons create: an exercise asks for one of your own."""
-
-
-def _yaml_tests(model: dict) -> int:
-    """How many data tests a model's yml entry declares (model level and column level)."""
-    count = len(model.get("data_tests") or model.get("tests") or [])
-    for column in model.get("columns") or []:
-        count += len(column.get("data_tests") or column.get("tests") or [])
-    return count
 
 
 def _unit_tests(name: str, model_yml: str) -> list[str]:
@@ -39,7 +27,8 @@ def _unit_tests(name: str, model_yml: str) -> list[str]:
     entry = next((m for m in spec.get("models") or [] if m.get("name") == name), None)
     if entry is None:
         raise Miss(f"the yml has no `models:` entry named {name}.")
-    if _yaml_tests(entry) == 0:
+    nodes = [entry, *(entry.get("columns") or [])]  # data tests sit on the model or a column
+    if not any(node.get("data_tests") or node.get("tests") for node in nodes):
         raise Miss("declare at least one data test (e.g. `data_tests: [not_null]` on a column).")
     units = [
         u["name"] for u in spec.get("unit_tests") or [] if u.get("model") == name and u.get("name")
@@ -74,7 +63,7 @@ def _data_tests_run(result, name: str, units: list[str]) -> int:
 
 def _unit_test_can_fail(sql_path: Path, model_sql: str, name: str, units: list[str]) -> bool:
     """Empty the model's output, build it again: True when a unit test then fails."""
-    from sandbox.data.build import dbt_args, invoke
+    from sandbox.data.dbt_runner import dbt_args, invoke
 
     sql_path.write_text(f"select * from (\n{model_sql}\n) as yours where 1 = 0\n")
     outcome = invoke([*dbt_args("build", SHIPPED_AS_OF_DATE), "--select", name])
@@ -91,27 +80,22 @@ def check_dbt_model(name: str | None, model_sql: str | None, model_yml: str | No
         raise Blank("set `my_model`, `my_model_sql` and `my_model_yml` above.")
     name = str(name).strip().removesuffix(".sql")
     units = _unit_tests(name, str(model_yml))
-    with tempfile.TemporaryDirectory(prefix="my-model-") as scratch:
-        project = Path(scratch) / "dbt_project"
-        shutil.copytree(
-            DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml")
-        )
+    with scratch_copy(DBT_PROJECT_DIR, "SANDBOX_DBT_PROJECT_DIR") as project:
         sql_path = project / "models" / "marts" / f"{name}.sql"
         sql_path.write_text(str(model_sql))
-        (project / "models" / "marts" / f"{name}.yml").write_text(str(model_yml))
-        with environment({"SANDBOX_DBT_PROJECT_DIR": str(project)}):
-            try:
-                result = build(SHIPPED_AS_OF_DATE, unit_tests=True)
-            except GateFailed as exc:
-                raise Miss(_gate_message(exc, name)) from None
-            except Exception as exc:  # dbt's own message (a compile error) is the hint
-                raise Miss(
-                    f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
-                ) from None
-            data_tests = _data_tests_run(result, name, units)
-            if not _unit_test_can_fail(sql_path, str(model_sql), name, units):
-                raise Miss("your unit test still passes when the model returns no "
-                           "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip
+        sql_path.with_suffix(".yml").write_text(str(model_yml))
+        try:
+            result = build(SHIPPED_AS_OF_DATE, unit_tests=True)
+        except GateFailed as exc:
+            raise Miss(_gate_message(exc, name)) from None
+        except Exception as exc:  # dbt's own message (a compile error) is the hint
+            raise Miss(
+                f"dbt could not build the project: {' '.join(str(exc).split())[:300]}"
+            ) from None
+        data_tests = _data_tests_run(result, name, units)
+        if not _unit_test_can_fail(sql_path, str(model_sql), name, units):
+            raise Miss("your unit test still passes when the model returns no "
+                       "rows: give it `given:` input rows and the rows you `expect:`.")  # fmt: skip
     return (f"{name} built; {data_tests} data test(s) and {len(units)} unit test(s) passed, "
             "and the unit test failed when the model's logic broke.")  # fmt: skip
 

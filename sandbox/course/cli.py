@@ -13,8 +13,8 @@ def _grade(args: argparse.Namespace) -> int:
 
     scores = grade([Path(p) for p in args.notebooks], Path(args.out), timeout_s=args.timeout)
     for s in scores:
-        print(f"{s.notebook:<22} {s.exercise:<6} {s.score}  {s.status}")
-    total = sum(s.score for s in scores)
+        print(f"{s['notebook']:<22} {s['exercise']:<6} {s['score']}  {s['status']}")
+    total = sum(s["score"] for s in scores)
     print(f"score {total} / {len(scores)}: {args.out}/grades.json and grades.csv")
     return 0
 

@@ -6,11 +6,8 @@ from pathlib import Path
 
 from sandbox.course.verdicts import Blank, Miss, digest, exercise
 
-NEW_CASE_ID = "g900"
-"""The id the exercise asks for."""
-
-PREFERRED_DIGEST = "6878fb89b5aec777"
-"""digest("07.1", the preferred type of the case)."""
+NEW_CASE_ID = "g900"  # the id the exercise asks for
+PREFERRED_DIGEST = "6878fb89b5aec777"  # digest("07.1", the case's preferred type)
 
 
 @exercise("07.1")

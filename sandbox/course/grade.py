@@ -1,30 +1,16 @@
-"""The grader: run a learner's notebooks again, collect every check's verdict, score each exercise.
-
-Each notebook runs in a fresh kernel (``nbclient``) and a scratch folder, errors allowed; an
-exercise scores 1 when a check said right, else 0.
-"""
+"""The grader: each notebook runs again in a fresh kernel (``nbclient``) and a scratch folder,
+errors allowed; an exercise scores 1 when one of its checks said right, else 0."""
 
 from __future__ import annotations
 
 import csv
 import json
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sandbox.config import SandboxError, environment
 from sandbox.course.notebook import SCRATCH_ENV
 from sandbox.course.verdicts import ATTEMPTS_ENV, GRADES_ENV
-
-
-@dataclass(frozen=True)
-class Score:
-    """One exercise of one notebook: 1 or 0, and what the checks saw."""
-
-    notebook: str
-    exercise: str
-    score: int
-    status: str  # "right", "missed" (answered, not right), "blank" or "not run"
 
 
 def _execute(path: Path, scratch: Path, timeout_s: int) -> list[dict]:
@@ -47,39 +33,39 @@ def _execute(path: Path, scratch: Path, timeout_s: int) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
-def _scores(stem: str, verdicts: list[dict]) -> list[Score]:
+def _scores(stem: str, verdicts: list[dict]) -> list[dict]:
+    """One row per exercise of notebook ``stem``: 1 or 0, and what its checks saw."""
     from sandbox.course import EXERCISES
 
     expected = [check.exercise for check in EXERCISES.get(stem, ())]
-    names = [*expected, *sorted({v["exercise"] for v in verdicts} - set(expected))]
-    scores = []
-    for name in names:
+    rows = []
+    for name in [*expected, *sorted({v["exercise"] for v in verdicts} - set(expected))]:
         mine = [v for v in verdicts if v["exercise"] == name]
         if any(v["ok"] for v in mine):
             status = "right"
         elif any(not v["blank"] for v in mine):
-            status = "missed"
+            status = "missed"  # answered, not right
         else:
             status = "blank" if mine else "not run"
-        scores.append(Score(stem, name, int(status == "right"), status))
-    return scores
+        rows.append({"notebook": stem, "exercise": name, "score": int(status == "right"),
+                     "status": status})  # fmt: skip
+    return rows
 
 
-def grade(notebooks: list[Path], out: Path, *, timeout_s: int = 900) -> list[Score]:
+def grade(notebooks: list[Path], out: Path, *, timeout_s: int = 900) -> list[dict]:
     """Grade ``notebooks``; write ``out/grades.json`` and ``out/grades.csv``; return the scores."""
-    missing = [str(p) for p in notebooks if not Path(p).is_file()]
+    missing = [str(p) for p in notebooks if not p.is_file()]
     if missing:
         raise SandboxError(f"no notebook at {', '.join(missing)}: give .ipynb files to grade")
-    scores: list[Score] = []
-    for path in map(Path, notebooks):
+    scores: list[dict] = []
+    for path in notebooks:
         with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
             scores += _scores(path.stem, _execute(path.resolve(), Path(scratch), timeout_s))
     out.mkdir(parents=True, exist_ok=True)
-    total = sum(s.score for s in scores)
-    report = {"score": total, "out_of": len(scores), "exercises": [asdict(s) for s in scores]}
+    report = {"score": sum(s["score"] for s in scores), "out_of": len(scores), "exercises": scores}
     (out / "grades.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     with (out / "grades.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["notebook", "exercise", "score", "status"])
         writer.writeheader()
-        writer.writerows(asdict(s) for s in scores)
+        writer.writerows(scores)
     return scores

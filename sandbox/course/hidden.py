@@ -1,11 +1,10 @@
-"""Checks that run the learner's query or function on cases the lesson never showed.
-
-Queries run on freshly randomized tables, functions on random inputs with the shipped helper
-switched off; the expected result is a property of those cases, never a constant.
-"""
+"""Checks that run the learner's query or function on cases the lesson never showed: queries on
+fresh random tables, functions on random inputs with the shipped helper switched off (03.3's
+requests go to the offline fake, which records them); the expected result is never a constant."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import date, timedelta
 
@@ -22,25 +21,36 @@ from sandbox.course.verdicts import (
 
 DAY = date(2026, 11, 1)
 TYPES = ("upgrade_prompt", "re_engagement", "feature_discovery", "churn_risk")
+RECOMMENDATIONS = (
+    "marts.user_recommendations "
+    "(execution_date date, user_id varchar, recommendation_type varchar, confidence_score double)"
+)
+FEATURES = (
+    "marts.fct_user_features_for_ai (user_id varchar, plan_tier varchar, "
+    "days_since_signup integer, days_since_last_event integer, event_count_7d integer)"
+)
+LEDGER = (
+    "decision.llm_calls "
+    "(execution_date date, user_id varchar, purpose varchar, status varchar, cost_usd double)"
+)
 
 
-def run_hidden(sql: str, table: str, frame) -> list[tuple]:
-    """Run ``sql`` on an in-memory DuckDB whose only table, ``table`` (schema.name), is ``frame``."""
+def run_hidden(sql: str, table: str, rows: list[tuple]) -> list[tuple]:
+    """Run ``sql`` on an in-memory DuckDB whose only table, ``table`` (its DDL), holds ``rows``."""
     import duckdb
 
+    name = table.split()[0]
     with duckdb.connect(":memory:") as con:
-        con.execute(f"create schema {table.split('.')[0]}")
-        con.execute(f"create table {table} as select * from frame")
+        con.execute(f"create schema {name.split('.')[0]}; create table {table}")
+        con.executemany(f"insert into {name} values ({', '.join('?' * len(rows[0]))})", rows)
         try:
             return con.execute(sql).fetchall()
         except duckdb.Error as exc:
             raise Miss(f"the query did not run: {str(exc).splitlines()[0]}") from None
 
 
-def _recommendations(rng: random.Random, top: str):
+def _recommendations(rng: random.Random, top: str) -> list[tuple]:
     """Random answers over three dates: ``top`` leads on 2026-11-01, another type elsewhere."""
-    import pandas as pd
-
     rows = []
     for day in (DAY - timedelta(days=1), DAY, DAY + timedelta(days=1)):
         counts = dict(zip(TYPES, rng.sample(range(3, 40), len(TYPES)), strict=True))
@@ -49,8 +59,7 @@ def _recommendations(rng: random.Random, top: str):
         for kind, n in counts.items():
             rows += [(day, f"u{len(rows):06d}", kind, round(rng.random(), 2)) for _ in range(n)]
     rng.shuffle(rows)
-    return pd.DataFrame(rows, columns=["execution_date", "user_id", "recommendation_type",
-                                       "confidence_score"])  # fmt: skip
+    return rows
 
 
 @exercise("00.2")
@@ -59,32 +68,24 @@ def check_top_recommendation(top_sql: str | None) -> str:
     require(top_sql, "write your query in `top_sql` above, then run this cell again.")
     rng = random.Random()
     for top in rng.sample(TYPES, 3):  # three different winners: no constant passes
-        frame = _recommendations(rng, top)
-        got = run_hidden(str(top_sql), "marts.user_recommendations", frame)
+        got = run_hidden(str(top_sql), RECOMMENDATIONS, _recommendations(rng, top))
         if not got or str(got[0][0]).lower() != top:
             raise Miss("on fresh data your query's first row is not the most frequent type of "
                        "2026-11-01: filter the date, group by type, order by count.")  # fmt: skip
     return "your query finds the top type on data it has never seen."
 
 
-def _features(rng: random.Random):
+def _features(rng: random.Random) -> list[tuple]:
     """Random mart rows: last events from today to 60 days ago (never exactly 7), or none."""
-    import pandas as pd
-
     days = [0, 1, 6, 8, 29, 30, 31, 45, None, None] + [
         rng.choice([*range(0, 7), *range(8, 61), None]) for _ in range(40)
     ]
     rng.shuffle(days)
-    rows = [
+    return [
         (f"u{n:06d}", rng.choice(["free", "starter", "pro"]), rng.randint(1, 900), d,
          0 if d is None or d > 7 else rng.randint(1, 30))
         for n, d in enumerate(days)
     ]  # fmt: skip
-    frame = pd.DataFrame(rows, columns=["user_id", "plan_tier", "days_since_signup",
-                                        "days_since_last_event", "event_count_7d"])  # fmt: skip
-    frame["days_since_last_event"] = frame["days_since_last_event"].astype("Int64")
-    fading = sorted(u for u, *_, d, n in rows if d is not None and n == 0 and d <= 30)
-    return frame, fading
 
 
 @exercise("01.1")
@@ -93,12 +94,12 @@ def check_fading_users(answer_sql: str | None) -> str:
     require(answer_sql, "write your query in `answer_sql` above, then run this cell again.")
     rng = random.Random()
     for _ in range(3):
-        frame, fading = _features(rng)
-        got = run_hidden(str(answer_sql), "marts.fct_user_features_for_ai", frame)
-        ids = sorted(str(r[0]) for r in got)
+        rows = _features(rng)
+        fading = sorted(u for u, *_, d, n in rows if d is not None and n == 0 and d <= 30)
+        ids = sorted(str(r[0]) for r in run_hidden(str(answer_sql), FEATURES, rows))
         if ids != fading:
             missing, extra = set(fading) - set(ids), set(ids) - set(fading)
-            raise Miss(f"on {len(frame)} fresh rows your query returned {len(ids)} users: "
+            raise Miss(f"on {len(rows)} fresh rows your query returned {len(ids)} users: "
                        f"{len(missing)} fading ones missing, {len(extra)} that are not fading. "
                        "Hint: mind users with no events at all, and the 30-day edge.")  # fmt: skip
     return "your query picks exactly the fading users, on rows it has never seen."
@@ -153,14 +154,12 @@ def _summary(rng: random.Random) -> str:
     last = rng.choice([None, *range(0, 14), 14, 20, 29, 30, 31, 60])
     if last is None:
         return head + "No activity recorded since signing up."
+    head += f"Last active {last} day{'s' * (last != 1)} ago. "
     if last > 7 or rng.random() < 0.2:
-        return (
-            head + f"Last active {last} day{'s' * (last != 1)} ago. No events in the last 7 days."
-        )
+        return head + "No events in the last 7 days."
     events, types = rng.choice([1, 5, 19, 20, 21, 40]), rng.randint(1, 5)
-    return head + (f"Last active {last} day{'s' * (last != 1)} ago. Performed {events} "
-                   f"event{'s' * (events != 1)} of {types} type{'s' * (types != 1)} in the "
-                   "last 7 days.")  # fmt: skip
+    return head + (f"Performed {events} event{'s' * (events != 1)} of {types} "
+                   f"type{'s' * (types != 1)} in the last 7 days.")  # fmt: skip
 
 
 @exercise("03.1")
@@ -182,10 +181,8 @@ def check_type_predictor(predict_type) -> str:
     return f"{len(summaries)} fresh summaries, every type as the fake decides."
 
 
-def _ledger(rng: random.Random):
+def _ledger(rng: random.Random) -> list[tuple]:
     """Random ledger rows over three dates and three purposes; failed requests cost nothing."""
-    import pandas as pd
-
     rows = []
     for n in range(300):
         day = rng.choice([DAY - timedelta(days=1), DAY, DAY, DAY + timedelta(days=2)])
@@ -193,10 +190,7 @@ def _ledger(rng: random.Random):
         status = rng.choice(["ok", "ok", "ok", "error"])
         cost = 0.0 if status == "error" or purpose == "estimate" else rng.uniform(1e-4, 3e-2)
         rows.append((day, f"u{n % 90:06d}", purpose, status, cost))
-    frame = pd.DataFrame(rows, columns=["execution_date", "user_id", "purpose", "status",
-                                        "cost_usd"])  # fmt: skip
-    day = frame[frame.execution_date == DAY]
-    return frame, day[day.purpose == "escalation"].cost_usd.sum(), day.cost_usd.sum()
+    return rows
 
 
 @exercise("03.2")
@@ -205,8 +199,10 @@ def check_escalation_cost(escalation_sql: str | None) -> str:
     require(escalation_sql, "write your query in `escalation_sql` above.")
     rng = random.Random()
     for _ in range(3):
-        frame, expected, everything = _ledger(rng)
-        got = run_hidden(str(escalation_sql), "decision.llm_calls", frame)
+        rows = _ledger(rng)
+        day = [(purpose, cost) for when, _, purpose, _, cost in rows if when == DAY]
+        everything, expected = sum(c for _, c in day), sum(c for p, c in day if p == "escalation")
+        got = run_hidden(str(escalation_sql), LEDGER, rows)
         value = number(got[0][0] if got and len(got[0]) else None)
         if same_money(value, everything):
             raise Miss("that sums every request of the date: keep only the escalations.")
@@ -214,3 +210,99 @@ def check_escalation_cost(escalation_sql: str | None) -> str:
             raise Miss("on a fresh ledger your query gives another total: sum cost_usd of the "
                        "escalation requests of 2026-11-01 only.")  # fmt: skip
     return "your query prices the escalations of any ledger."
+
+
+class RecordedExchange:
+    """One HTTP request the SDK sent to the fake, and the response it got back."""
+
+    def __init__(self, request, response) -> None:
+        self.method: str = request.method
+        self.url: str = str(request.url)
+        self.headers: dict[str, str] = {
+            k: ("<redacted>" if k.lower() in ("x-api-key", "authorization") else v)
+            for k, v in request.headers.items()
+        }
+        self.body: dict = json.loads(request.content or b"{}")
+        self.status: int = response.status_code
+        try:
+            self.response: dict = json.loads(response.content or b"{}")
+        except ValueError:  # a batch's results come as JSON lines
+            self.response = {"raw": response.content.decode(errors="replace")}
+
+
+def recording_client(*, faults: str | None = None):
+    """An ``anthropic.Anthropic`` client on the offline fake, and the list of every exchange it
+    records as it went over the wire; ``faults`` is a ``SANDBOX_MOCK_FAULTS`` spec."""
+    import anthropic
+    import httpx2
+
+    from sandbox.decision.fake import OFFLINE_BASE_URL, FakeMessagesAPI, Faults
+
+    fake = FakeMessagesAPI(faults=Faults.parse(faults))
+    exchanges: list[RecordedExchange] = []
+
+    def handle(request):
+        response = fake.handle(request)
+        exchanges.append(RecordedExchange(request, response))
+        return response
+
+    client = anthropic.Anthropic(
+        api_key="mock-key-offline",
+        base_url=OFFLINE_BASE_URL,
+        http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(handle)),
+        max_retries=0,
+    )
+    return client, exchanges
+
+
+def _kind(answer) -> str | None:
+    return getattr(answer, "recommendation_type", None) or (
+        answer.get("recommendation_type") if isinstance(answer, dict) else None
+    )
+
+
+def _check_request(sent: list, summary: str) -> None:
+    """A miss naming what is wrong with the one request sent for ``summary``, if anything is."""
+    from sandbox.decision.prompt import OUTPUT_SCHEMA
+
+    posts = [x for x in sent if x.url.endswith("/v1/messages")]
+    if len(posts) != 1:
+        raise Miss(f"{len(posts)} requests to /v1/messages for one summary: send exactly one.")
+    body = posts[0].body
+    fmt = (body.get("output_config") or {}).get("format") or {}
+    if fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise Miss('pass output_config={"format": {"type": "json_schema", "schema": ...}}.')
+    if set(fmt["schema"].get("properties", {})) != set(OUTPUT_SCHEMA["properties"]):
+        raise Miss("the schema's properties are not the answer's fields: use OUTPUT_SCHEMA.")
+    if summary not in json.dumps(body.get("messages", [])):
+        raise Miss("the user message must carry the summary you were given.")
+    if not body.get("system"):
+        raise Miss("send the system prompt too (`system=`): it says how to answer.")
+
+
+@exercise("03.3")
+def check_one_request(recommend_one) -> str:
+    """Exercise 03.3: ``recommend_one(client, summary)`` sends one structured request, returns the
+    validated answer, and raises on one the schema cannot stop (85 for 0.85)."""
+    from sandbox.decision.fake import recommend
+
+    if not callable(recommend_one):
+        raise Blank("define `recommend_one(client, summary)` above.")
+    wires = [recording_client() for _ in EVERY_RULE]
+    cases = [(client, summary) for (client, _), summary in zip(wires, EVERY_RULE, strict=True)]
+    answers = call_each(
+        recommend_one, cases, "recommend_one", "sandbox.decision.prompt:build_params"
+    )
+    for (_, sent), summary, answer in zip(wires, EVERY_RULE, answers, strict=True):
+        _check_request(sent, summary)
+        if _kind(answer) != recommend(summary).recommendation_type:
+            raise Miss("return the validated answer (e.g. what parse_answer(message) gives).")
+    client, _ = recording_client(faults="out_of_range=1")
+    try:
+        bad = recommend_one(client, EVERY_RULE[0])
+    except Exception:  # raising is the right answer to an out-of-range one
+        bad = None
+    if bad is not None:
+        raise Miss("an answer with confidence_score 85 came back as a result: "
+                   "validate it (pydantic, or parse_answer) and raise instead.")  # fmt: skip
+    return "one structured request per row, and an out-of-range answer never gets through."

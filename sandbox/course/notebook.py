@@ -10,9 +10,7 @@ from pathlib import Path
 from sandbox.config import ROOT, SHIPPED_AS_OF_DATE, llm_choice, warehouse_path
 from sandbox.decision.summary import SIMULATED_COST
 
-SCRATCH_ENV = "SANDBOX_NOTEBOOK_SCRATCH"
-"""When set (``make test``, ``make notebooks``, the grader), each notebook's state goes under
-this folder instead of ``warehouse/notebooks/``."""
+SCRATCH_ENV = "SANDBOX_NOTEBOOK_SCRATCH"  # set by `make test`, `make notebooks`, the grader
 
 AS_OF = SHIPPED_AS_OF_DATE
 
@@ -36,11 +34,10 @@ def notebook_home(notebook: str) -> Path:
 
 
 def setup(notebook: str) -> Path:
-    """Give this notebook its own, fresh warehouse and Airflow home, and print what it uses.
+    """Give this notebook its own, fresh warehouse and Airflow home; print what it uses; return it.
 
-    The folder is emptied unless Airflow is already loaded in this kernel. Offline unless
-    ``SANDBOX_LLM=anthropic`` was set before the kernel started. Returns the folder.
-    """
+    The folder is emptied unless Airflow is already loaded in this kernel (it cannot be
+    re-pointed). Offline unless ``SANDBOX_LLM=anthropic`` was set before the kernel started."""
     home = notebook_home(notebook)
     fresh = "airflow.configuration" not in sys.modules
     if fresh and home.exists():

@@ -1,14 +1,7 @@
-"""Checks of what a learner found out: planes, gate checks, re-runs, a trace, a drill of their own.
-
-Answers are compared with hashes or with what the notebook's own warehouse recorded; a miss
-names what to re-read, never the answer.
-"""
+"""Checks of what a learner found out (planes, gate checks, re-runs, a trace, a drill of their
+own), compared with hashes or with what the notebook's own warehouse recorded."""
 
 from __future__ import annotations
-
-import shutil
-import tempfile
-from pathlib import Path
 
 from sandbox.config import SHIPPED_AS_OF_DATE
 from sandbox.course.verdicts import (
@@ -22,6 +15,7 @@ from sandbox.course.verdicts import (
     require,
     same_money,
     scalar,
+    scratch_copy,
     text,
 )
 
@@ -90,25 +84,23 @@ def check_gate_explanation(drill_name: str | None, failing_check: str | None) ->
 @exercise("02.2")
 def check_custom_break(break_raw) -> str:
     """Exercise 02.2: ``break_raw(raw_dir)`` makes ``event_at``'s not_null fail, no drill used."""
-    from sandbox.config import DEFAULT_RAW_DIR, environment
+    from sandbox.config import DEFAULT_RAW_DIR
     from sandbox.data import GateFailed, build
 
     if not callable(break_raw):
         raise Blank("define `break_raw(raw_dir)` above.")
-    with tempfile.TemporaryDirectory() as scratch:
-        raw = shutil.copytree(DEFAULT_RAW_DIR, Path(scratch) / "raw")
+    with scratch_copy(DEFAULT_RAW_DIR, "SANDBOX_RAW_DIR") as raw:
         try:
             call_each(break_raw, [(raw,)], "break_raw", "sandbox.data.drills")
         except Blank:  # returning None is what a break does
             pass
-        with environment({"SANDBOX_RAW_DIR": str(raw)}):
-            try:
-                build(SHIPPED_AS_OF_DATE)
-            except GateFailed as exc:
-                names = [f"{f.test} on {f.model}.{f.column}" for f in exc.failures]
-                if "not_null on staging.stg_user_events.event_at" in names:
-                    return f"the gate said: {'; '.join(names)}."
-                raise Miss(f"the gate failed, but on {'; '.join(names)} instead.") from None
+        try:
+            build(SHIPPED_AS_OF_DATE)
+        except GateFailed as exc:
+            names = [f"{f.test} on {f.model}.{f.column}" for f in exc.failures]
+            if "not_null on staging.stg_user_events.event_at" in names:
+                return f"the gate said: {'; '.join(names)}."
+            raise Miss(f"the gate failed, but on {'; '.join(names)} instead.") from None
     raise Miss("the build passed: your change did not break anything the gate checks.")
 
 
@@ -131,9 +123,7 @@ def check_rerun_requests(execution_date, answer) -> str:
         raise Blank(f"run {execution_date} twice first (as in Steps 3 and 5), then look.")
     if isinstance(answer, pd.DataFrame):
         answer = answer.iloc[:, -1]
-    if isinstance(answer, pd.Series):
-        answer = answer.tolist()
-    if not isinstance(answer, list | tuple) or len(answer) != 2:
+    if not isinstance(answer, pd.Series | list | tuple) or len(answer) != 2:
         raise Miss("give two numbers, e.g. `[first, second]` (or the query's frame).")
     mine, want = [int(number(x)) for x in answer], [found[0], found[-1]]
     if mine != want and mine[::-1] == want:
@@ -161,18 +151,6 @@ limit 1
 """
 
 
-def _trace_problems(answer: dict, version: str, summary: str, cost: float) -> list[str]:
-    problems = []
-    if blank(answer.get("prompt_version")) or text(answer["prompt_version"]) != version:
-        problems.append("prompt_version (marts.user_recommendations)")
-    given = answer.get("user_summary_for_llm")
-    if blank(given) or " ".join(str(scalar(given)).split()) != summary:
-        problems.append("user_summary_for_llm (decision.inference_inputs)")
-    if blank(answer.get("cost_usd")) or not same_money(number(answer["cost_usd"]), cost):
-        problems.append("cost_usd (every ok request of that user and date, both models)")
-    return problems
-
-
 @exercise("05.1")
 def check_trace(execution_date, answer: dict | None) -> str:
     """Exercise 05.1: trace the first escalated user after ``TRACED_AFTER``, every request paid."""
@@ -189,7 +167,14 @@ def check_trace(execution_date, answer: dict | None) -> str:
     if blank(answer.get("user_id")) or text(answer["user_id"]) != user:
         raise Miss(f"user_id: find the first user after {TRACED_AFTER} (by user_id) with a "
                    "request of purpose 'escalation' in decision.llm_calls.")  # fmt: skip
-    problems = _trace_problems(answer, version, summary, cost)
+    problems = []
+    if blank(answer.get("prompt_version")) or text(answer["prompt_version"]) != version:
+        problems.append("prompt_version (marts.user_recommendations)")
+    given = answer.get("user_summary_for_llm")
+    if blank(given) or " ".join(str(scalar(given)).split()) != summary:
+        problems.append("user_summary_for_llm (decision.inference_inputs)")
+    if blank(answer.get("cost_usd")) or not same_money(number(answer["cost_usd"]), cost):
+        problems.append("cost_usd (every ok request of that user and date, both models)")
     if problems:
         raise Miss("check " + ", ".join(problems) + ".")
     return f"{user}: prompt {version}, every request paid for, traced."

@@ -1,8 +1,5 @@
-"""Notebook 06's helpers and checks: a build's phases, and a projection done by hand.
-
-The checks call the learner's function on random profiles, sizes and tiers, with the projection
-module switched off, and compare with the projection's own answer.
-"""
+"""Notebook 06: a build's phases, and checks of a projection done by hand (random profiles,
+sizes and tiers, the projection module switched off, compared with its own answer)."""
 
 from __future__ import annotations
 
@@ -15,11 +12,8 @@ _PROJECTION = "sandbox.decision.projection"
 
 
 def build_phases(result) -> dict[str, float]:
-    """Split a build's wall time into dbt's fixed start-up and its SQL phase.
-
-    The SQL phase runs from the first node's start to the last node's end in dbt's
-    ``run_results.json``; everything else (parsing, the graph, artifacts) is start-up.
-    """
+    """Split a build's wall time into dbt's SQL phase (first node's start to last node's end,
+    from ``run_results.json``) and its fixed start-up (parsing, the graph, artifacts)."""
     import json
     from datetime import datetime
 
@@ -27,14 +21,10 @@ def build_phases(result) -> dict[str, float]:
 
     results = json.loads((target_dir() / "run_results.json").read_text())["results"]
     timings = [t for r in results for t in r["timing"]]
-    start = min(datetime.fromisoformat(t["started_at"].rstrip("Z")) for t in timings)
-    end = max(datetime.fromisoformat(t["completed_at"].rstrip("Z")) for t in timings)
-    sql = (end - start).total_seconds()
-    return {
-        "total_s": result.elapsed_s,
-        "startup_s": max(0.0, result.elapsed_s - sql),
-        "sql_s": sql,
-    }
+    start = min(datetime.fromisoformat(t["started_at"]) for t in timings)
+    end = max(datetime.fromisoformat(t["completed_at"]) for t in timings)
+    total, sql = result.elapsed_s, (end - start).total_seconds()
+    return {"total_s": total, "startup_s": max(0.0, total - sql), "sql_s": sql}
 
 
 @exercise("06.1")

@@ -1,8 +1,6 @@
-"""The notebooks as stored: outputs kept clean for the repository, or cleared for the student copy.
-
-``python -m sandbox.course.store notebooks/*.ipynb`` cleans them. The student copy asks for a
-prediction before each output: learners who write down what a cell will print remember more.
-"""
+"""The notebooks as stored: outputs kept clean (``python -m sandbox.course.store FILES``), or
+cleared for the student copy, which asks for a prediction before each output: learners who
+write down what a cell will print remember more."""
 
 from __future__ import annotations
 
@@ -26,18 +24,14 @@ def clean(path: Path) -> int:
     """Clean one ``.ipynb`` in place; return how many outputs were dropped."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     dropped = 0
-    for cell in nb.get("cells", []):
-        kept = []
-        for output in cell.get("outputs", []):
-            if WIDGET_VIEW in output.get("data", {}):
-                dropped += 1
-                continue
-            if output.get("output_type") == "stream":
-                text = output["text"]
-                joined = "".join(text) if isinstance(text, list) else text
-                output["text"] = _ANSI.sub("", joined).splitlines(keepends=True)
-            kept.append(output)
+    for cell in nb["cells"]:
         if "outputs" in cell:
+            kept = [o for o in cell["outputs"] if WIDGET_VIEW not in o.get("data", {})]
+            dropped += len(cell["outputs"]) - len(kept)
+            for output in kept:
+                if output["output_type"] == "stream":  # text: a string or a list of lines
+                    text = _ANSI.sub("", "".join(output["text"]))
+                    output["text"] = text.splitlines(keepends=True)
             cell["outputs"] = kept
         cell.get("metadata", {}).pop("execution", None)  # timestamps: the machine's clock
     nb.get("metadata", {}).pop("widgets", None)

@@ -1,8 +1,4 @@
-"""Notebook 03's fault storm and notebook 05's local Messages API: the offline fake, watched.
-
-:func:`fault_storm` runs the engine under injected faults and counts what went over the
-(fake) wire; :func:`local_messages_api` serves the fake over real HTTP on 127.0.0.1.
-"""
+"""Notebook 03's fault storm and notebook 05's local Messages API: the offline fake, watched."""
 
 from __future__ import annotations
 
@@ -50,9 +46,8 @@ def fault_storm(
 ) -> Storm:
     """Run the engine for ``day`` under ``SANDBOX_MOCK_FAULTS=faults`` and count the wire.
 
-    The scratch day's earlier answers, failures and ledger rows are deleted first, so every storm
-    starts from the same pending rows; ``rows`` sends only the first so many.
-    """
+    The day's earlier answers, failures and ledger rows are deleted first, so every storm starts
+    from the same pending rows; ``rows`` sends only the first so many."""
     import json
     import tempfile
 

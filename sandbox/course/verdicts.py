@@ -1,8 +1,5 @@
-"""Verdicts: how a check reads a learner's answer and answers back, with a hint and no answer.
-
-A check returns what it praises, or raises :class:`Blank` or :class:`Miss` with a hint; misses
-are counted on disk, so a kernel restart does not reset them.
-"""
+"""Verdicts: a check returns what it praises, or raises :class:`Blank` or :class:`Miss` with a
+hint (never the answer); misses are counted on disk, so a kernel restart does not reset them."""
 
 from __future__ import annotations
 
@@ -11,19 +8,21 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
 import sys
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from sandbox.course.notebook import notebook_base
 
 MAX_ATTEMPTS = 5
 """Misses allowed per exercise before the check stops judging (blank answers do not count)."""
 
 GRADES_ENV = "SANDBOX_COURSE_GRADES"
-"""When set (by ``sandbox course grade``), every verdict is appended to this JSON-lines file."""
-
 ATTEMPTS_ENV = "SANDBOX_COURSE_ATTEMPTS"
-"""Where misses are counted (default: `attempts.json` beside the notebooks' own folders)."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,6 @@ def digest(exercise: str, answer: object) -> str:
 
 
 def _misses(exercise: str, add: int = 0) -> int:
-    from sandbox.course.notebook import notebook_base
-
     path = Path(os.environ.get(ATTEMPTS_ENV) or notebook_base() / "attempts.json")
     try:
         counts = json.loads(path.read_text())
@@ -158,12 +155,22 @@ def same_money(answer: float, expected: float) -> bool:
     return abs(answer - expected) <= max(0.00005 + 1e-12, 1e-6 * abs(expected))
 
 
-def call_each(fn: Callable, cases: Iterable[tuple], name: str, *helpers: str) -> list:
-    """``fn(*case)`` for every case, with the shipped ``helpers`` switched off.
+@contextmanager
+def scratch_copy(folder: Path, setting: str) -> Iterator[Path]:
+    """A scratch copy of ``folder``, with the variable ``setting`` pointing at it."""
+    from sandbox.config import environment
 
-    A helper is a module (any function of it) or ``module:function``; methods of its classes are
-    allowed. Raising or calling a helper is a miss; ``None`` for every case is a blank.
-    """
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / folder.name
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("target", "logs"))
+        with environment({setting: str(copy)}):
+            yield copy
+
+
+def call_each(fn: Callable, cases: Iterable[tuple], name: str, *helpers: str) -> list:
+    """``fn(*case)`` for every case, with the shipped ``helpers`` (modules, or ``module:function``)
+    switched off: calling one (methods of its classes aside) or raising is a miss; ``None`` for
+    every case is a blank."""
     watched, classes = {}, set()
     for helper in helpers:
         module_name, _, only = helper.partition(":")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sandbox.decision.prompt import RECOMMENDATION_TYPES
 
 INVALID = "invalid"
+_DIGITS = dict(agreement=6, invalid_rate=6, tokens_per_row=3, cost_usd=8, cost_per_row_usd=10)
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,7 @@ class CaseResult:
     summary: str
     answer_type: str | None
     confidence_score: float | None
-    status: str
-    """``ok``, ``invalid`` (the answer failed validation) or ``error`` (the request failed)."""
+    status: str  # ok, invalid (the answer failed validation) or error (the request failed)
     error_class: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
@@ -66,20 +66,10 @@ class Scores:
         return self.cost_usd / self.cases if self.cases else 0.0
 
     def as_dict(self) -> dict:
-        """Plain data for the baseline file and ``ops.eval_runs``."""
-        return {
-            "cases": self.cases,
-            "agreement": round(self.agreement, 6),
-            "invalid_rate": round(self.invalid_rate, 6),
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "tokens_per_row": round(self.tokens_per_row, 3),
-            "cost_usd": round(self.cost_usd, 8),
-            "cost_per_row_usd": round(self.cost_per_row_usd, 10),
-            "precision": self.precision,
-            "recall": self.recall,
-            "confusion": self.confusion,
-        }
+        """Plain data for the baseline file and ``ops.eval_runs``, the ratios rounded."""
+        data = vars(self) | {"tokens_per_row": self.tokens_per_row}
+        data["cost_per_row_usd"] = self.cost_per_row_usd
+        return {name: round(v, _DIGITS[name]) if name in _DIGITS else v for name, v in data.items()}
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -127,8 +117,7 @@ def render_table(scores: Scores) -> str:
         lines.append(
             f"{kind:<{width}} {pct(scores.precision[kind]):>9} {pct(scores.recall[kind]):>6}"
         )
-    lines.append("")
-    lines.append("confusion (rows: preferred label, columns: answer)")
+    lines += ["", "confusion (rows: preferred label, columns: answer)"]
     lines.append(" " * width + "".join(f"{c:>{width}}" for c in columns))
     for kind in RECOMMENDATION_TYPES:
         row = scores.confusion.get(kind, {})

@@ -66,8 +66,7 @@ DDL = {
 
 def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
     """The evaluation's one ``ops.eval_runs`` row."""
-    s = run.scores
-    row = {**vars(s), "tokens_per_row": s.tokens_per_row, "cost_per_row_usd": s.cost_per_row_usd}
+    row = run.scores.as_dict()
     for name in ("precision", "recall", "confusion"):
         row[f"{name}_json"] = json.dumps(row.pop(name))
     row.update(
@@ -87,7 +86,9 @@ def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
 
 def _case_rows(run: EvalRun) -> pd.DataFrame:
     """One ``ops.eval_cases`` row per golden case the evaluation ran."""
-    frame = pd.DataFrame([astuple(r) for r in run.results], columns=[f.name for f in fields(CaseResult)])
+    frame = pd.DataFrame(
+        [astuple(r) for r in run.results], columns=[f.name for f in fields(CaseResult)]
+    )
     frame["acceptable"] = frame["acceptable"].map("|".join)
     frame["agrees"] = [r.agrees for r in run.results]
     frame["eval_run_id"] = run.eval_run_id

@@ -15,11 +15,8 @@ from sandbox.evals.metrics import CaseResult
 from sandbox.evals.runner import EvalRun
 from sandbox.warehouse import connect
 
-RUNS = "ops.eval_runs"
-CASES = "ops.eval_cases"
-
-DDL = {
-    RUNS: """
+DDL = (
+    """
         create table if not exists ops.eval_runs (
             eval_run_id varchar not null primary key,
             evaluated_at timestamp not null,
@@ -43,7 +40,7 @@ DDL = {
             elapsed_s double not null,
             accepted boolean not null
         )""",
-    CASES: """
+    """
         create table if not exists ops.eval_cases (
             eval_run_id varchar not null,
             user_id varchar not null,
@@ -61,7 +58,7 @@ DDL = {
             user_summary_for_llm varchar not null,
             primary key (eval_run_id, user_id)
         )""",
-}
+)
 
 
 def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
@@ -97,15 +94,13 @@ def _case_rows(run: EvalRun) -> pd.DataFrame:
 
 def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
     """Write one evaluation and its cases (one transaction)."""
-    run_row = _run_row(run, accepted)
-    case_rows = _case_rows(run)
     with connect() as con:
         con.execute("create schema if not exists ops")
-        for ddl in DDL.values():
+        for ddl in DDL:
             con.execute(ddl)
         con.execute("begin")
-        con.register("run_row", run_row)
-        con.register("case_rows", case_rows)
-        con.execute(f"insert into {RUNS} by name select * from run_row")
-        con.execute(f"insert into {CASES} by name select * from case_rows")
+        con.register("run_row", _run_row(run, accepted))
+        con.register("case_rows", _case_rows(run))
+        con.execute("insert into ops.eval_runs by name select * from run_row")
+        con.execute("insert into ops.eval_cases by name select * from case_rows")
         con.execute("commit")

@@ -46,14 +46,13 @@ class GoldenCase:
 
 @dataclass(frozen=True)
 class GoldenSet:
-    """Every golden case, where it came from, and how it was built.
+    """Every golden case and how it was built.
 
     ``inputs_sha`` hashes what the summaries were built from (the golden files and the dbt
     project), ``summaries_sha`` the summaries themselves.
     """
 
     cases: list[GoldenCase]
-    folder: Path
     inputs_sha: str
     summaries_sha: str
     cached: bool
@@ -157,7 +156,7 @@ def load_golden(folder: Path | str = GOLDEN_DIR) -> GoldenSet:
     summaries = hashlib.sha256(
         "\n".join(f"{c.user_id}\t{c.summary}" for c in cases).encode()
     ).hexdigest()[:16]
-    return GoldenSet(cases, folder, sha, summaries, cached, seconds)
+    return GoldenSet(cases, sha, summaries, cached, seconds)
 
 
 def add_golden_case(

@@ -7,7 +7,7 @@ never does); recall of ``T`` counts the cases that prefer ``T``.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sandbox.decision.prompt import RECOMMENDATION_TYPES
 
@@ -53,9 +53,9 @@ class Scores:
     input_tokens: int
     output_tokens: int
     cost_usd: float
-    precision: dict[str, float | None] = field(default_factory=dict)
-    recall: dict[str, float | None] = field(default_factory=dict)
-    confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+    precision: dict[str, float | None]
+    recall: dict[str, float | None]
+    confusion: dict[str, dict[str, int]]  # preferred label -> answer -> cases
 
     @property
     def tokens_per_row(self) -> float:
@@ -119,7 +119,6 @@ def render_table(scores: Scores) -> str:
         )
     lines += ["", "confusion (rows: preferred label, columns: answer)"]
     lines.append(" " * width + "".join(f"{c:>{width}}" for c in columns))
-    for kind in RECOMMENDATION_TYPES:
-        row = scores.confusion.get(kind, {})
-        lines.append(f"{kind:<{width}}" + "".join(f"{row.get(c, 0):>{width}}" for c in columns))
+    for kind, row in scores.confusion.items():
+        lines.append(f"{kind:<{width}}" + "".join(f"{row[c]:>{width}}" for c in columns))
     return "\n".join(lines)

@@ -129,11 +129,10 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
             "fails, 3 when the budget stopped the run, 2 for something to fix."
         ),
     )
-    cmd.add_argument("--model", default=None, help="model id (default: the primary in models.json)")
+    cmd.add_argument("--model", help="model id (default: the primary in models.json)")
     cmd.add_argument(
         "--llm",
         choices=("mock", "anthropic"),
-        default=None,
         help="mock (offline fake, the default) or anthropic (needs ANTHROPIC_API_KEY); "
         "default: SANDBOX_LLM",
     )
@@ -145,10 +144,9 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--max-cost-usd",
         type=float,
-        default=None,
         help="refuse the run if its estimate is above this, and stop sending before spending it",
     )
-    cmd.add_argument("--golden", default=None, help="golden set folder (default data/golden)")
+    cmd.add_argument("--golden", help="golden set folder (default data/golden)")
     cmd.add_argument(
         "--no-record", dest="record", action="store_false", help="do not write ops.eval_runs"
     )
@@ -189,13 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     rst.set_defaults(func=_reset)
     _add_eval_command(sub)
 
-    from sandbox.control.cli import register as register_control
-    from sandbox.course.cli import register as register_course
-    from sandbox.decision.cli import register as register_decision
+    from sandbox.control import cli as control
+    from sandbox.course import cli as course
+    from sandbox.decision import cli as decision
 
-    register_decision(sub)
-    register_control(sub)
-    register_course(sub)
+    for module in (decision, control, course):
+        module.register(sub)
     return parser
 
 

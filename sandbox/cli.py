@@ -207,3 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sandbox {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+if __name__ == "__main__":  # python -m sandbox.cli, as the drills run it
+    sys.exit(main())

@@ -1,8 +1,7 @@
 """Reviewed baselines and the change gate that compares an evaluation with them.
 
-``data/golden/baselines/`` (``SANDBOX_EVAL_BASELINES``) holds one per prompt version (or
-``offline``) and model; only ``sandbox eval --accept`` writes one; thresholds and waivers are
-in ``data/golden/gate.toml``.
+One file per prompt version (or ``offline``) and model in ``SANDBOX_EVAL_BASELINES``, written
+only by ``sandbox eval --accept``; thresholds and waivers are in ``data/golden/gate.toml``.
 """
 
 from __future__ import annotations

@@ -40,8 +40,7 @@ from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, load_golden
 from sandbox.evals.metrics import CaseResult, Scores, render_table, score
 from sandbox.ids import random_hex
 
-FATAL_STATUS = (400, 401, 403, 404)
-"""API answers no retry can fix: the evaluation stops with the cause and the fix."""
+FATAL_STATUS = (400, 401, 403, 404)  # no retry can fix them: the evaluation stops and says why
 
 
 @dataclass

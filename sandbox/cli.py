@@ -13,9 +13,8 @@ from collections.abc import Sequence
 
 from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, parse_date, warehouse_path
 
+# a failed eval gate; an expected failure (bad input, busy warehouse...); a budget-stopped eval
 EXIT_GATE_FAILED, EXIT_ERROR, EXIT_INCOMPLETE = 1, 2, 3
-"""Exit statuses: a failed eval gate; an expected failure (bad input, busy warehouse...);
-an evaluation the budget stopped."""
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -64,23 +63,25 @@ def _reset(args: argparse.Namespace) -> int:
     from sandbox.warehouse import step_lock
 
     path = warehouse_path()
-    if path.with_name(path.name + ".lock").exists():  # refuse while a step holds the warehouse
+    lock = path.with_name(path.name + ".lock")
+    if lock.exists():  # refuse while a step holds the warehouse
         with step_lock("sandbox reset", path):
             pass
-    removed = []
-    for candidate in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".lock")):
-        if candidate.exists():
-            candidate.unlink()
-            removed.append(candidate)
-    for folder in (
+    candidates = (
+        path,
+        path.with_name(path.name + ".wal"),
+        lock,
         target_dir(),
         path.with_name(path.stem + ".mock-batches"),
         path.with_name(path.stem + ".journal"),  # the decision plane's answer journal
         path.parent / "spark-warehouse",
-    ):
-        if folder.exists():
-            shutil.rmtree(folder)
-            removed.append(folder)
+    )
+    removed = [place for place in candidates if place.exists()]
+    for place in removed:
+        if place.is_dir():
+            shutil.rmtree(place)
+        else:
+            place.unlink()
     print("removed " + ", ".join(map(str, removed)) if removed else f"nothing to remove at {path}")
     return 0
 
@@ -102,7 +103,9 @@ def _eval(args: argparse.Namespace) -> int:
         evals.record_eval(run, accepted=args.accept)
     if args.accept:
         path = evals.write_baseline(run)
-        print(f"\naccepted: wrote {path}; review the diff and commit it with the change it measures")
+        print(
+            f"\naccepted: wrote {path}; review the diff and commit it with the change it measures"
+        )
         return 0
     if not run.complete:
         return EXIT_INCOMPLETE
@@ -126,11 +129,10 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
             "fails, 3 when the budget stopped the run, 2 for something to fix."
         ),
     )
-    cmd.add_argument("--model", default=None, help="model id (default: the primary in models.json)")
+    cmd.add_argument("--model", help="model id (default: the primary in models.json)")
     cmd.add_argument(
         "--llm",
         choices=("mock", "anthropic"),
-        default=None,
         help="mock (offline fake, the default) or anthropic (needs ANTHROPIC_API_KEY); "
         "default: SANDBOX_LLM",
     )
@@ -142,10 +144,9 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--max-cost-usd",
         type=float,
-        default=None,
         help="refuse the run if its estimate is above this, and stop sending before spending it",
     )
-    cmd.add_argument("--golden", default=None, help="golden set folder (default data/golden)")
+    cmd.add_argument("--golden", help="golden set folder (default data/golden)")
     cmd.add_argument(
         "--no-record", dest="record", action="store_false", help="do not write ops.eval_runs"
     )
@@ -186,13 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     rst.set_defaults(func=_reset)
     _add_eval_command(sub)
 
-    from sandbox.control.cli import register as register_control
-    from sandbox.course.cli import register as register_course
-    from sandbox.decision.cli import register as register_decision
+    from sandbox.control import cli as control
+    from sandbox.course import cli as course
+    from sandbox.decision import cli as decision
 
-    register_decision(sub)
-    register_control(sub)
-    register_course(sub)
+    for module in (decision, control, course):
+        module.register(sub)
     return parser
 
 
@@ -209,5 +209,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m sandbox.cli, as the drills run it
     sys.exit(main())

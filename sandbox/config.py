@@ -5,26 +5,25 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sys
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-"""The repository root (the package is installed in editable mode from it)."""
+ROOT = Path(__file__).resolve().parents[1]  # the package is installed in editable mode from it
 
 DBT_PROJECT_DIR = ROOT / "dbt_project"
 DEFAULT_RAW_DIR = ROOT / "data" / "seed"
 LLM_CHOICES = ("mock", "anthropic")
 MODES = ("realtime", "batch")
 
-SHIPPED_AS_OF_DATE = date(2026, 11, 1)
-"""The as-of date of the raw data the course ships in ``data/seed``."""
+SHIPPED_AS_OF_DATE = date(2026, 11, 1)  # the as-of date of the raw data in data/seed
 
-
+# Work kept across processes (a migrated Airflow DB, dbt's parse), in the virtual environment
+# (make clean removes it): only ever a copy of what would be made again.
 CACHE_ROOT = Path(sys.prefix) / "var" / "three-plane-sandbox"
-"""Work kept across processes (a migrated Airflow DB, dbt's parse), in the virtual environment
-(``make clean`` removes it): only ever a copy of what would be made again."""
 
 
 def cache_dir(name: str) -> Path | None:
@@ -44,8 +43,6 @@ def part_file(target: Path) -> Path:
 
 def copy_into_place(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` atomically (through :func:`part_file`, then a rename)."""
-    import shutil
-
     part = part_file(target)
     try:
         shutil.copyfile(source, part)
@@ -57,8 +54,6 @@ def copy_into_place(source: Path, target: Path) -> None:
 
 def sweep_parts(folder: Path, older_than_s: float = 3600) -> None:
     """Remove the ``.*.part`` files a process killed while writing left in ``folder``."""
-    import time
-
     for part in folder.glob(".*.part"):
         with contextlib.suppress(OSError):
             if time.time() - part.stat().st_mtime > older_than_s:
@@ -120,14 +115,12 @@ def parse_date(value: str | date) -> date:
         )
     if isinstance(value, date):
         return value
-    if not isinstance(value, str):
-        raise InvalidDate(f"{value!r} ({type(value).__name__}) is not a date: {example}")
-    if not _ISO_DATE.fullmatch(value):
-        raise InvalidDate(f"{value!r} is not a date: {example}")
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidDate(f"{value!r} is not a date ({exc}): {example}") from None
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError as exc:
+            raise InvalidDate(f"{value!r} is not a date ({exc}): {example}") from None
+    raise InvalidDate(f"{value!r} is not a date: {example}")
 
 
 @contextlib.contextmanager
@@ -157,8 +150,7 @@ def llm_choice(llm: str | None = None) -> str:
 
 
 def max_cost_usd(given: float | str | None = None) -> float | None:
-    """A run's spending ceiling in US dollars: ``given`` (the DAG param), else
-    ``SANDBOX_MAX_COST_USD`` (default: none, no ceiling)."""
+    """A run's ceiling in US dollars: ``given``, else ``SANDBOX_MAX_COST_USD`` (default none)."""
     raw = given if given not in (None, "") else os.environ.get("SANDBOX_MAX_COST_USD")
     if raw in (None, ""):
         return None
@@ -175,8 +167,7 @@ def max_cost_usd(given: float | str | None = None) -> float | None:
 
 
 def infer_mode(given: str | None = None) -> str:
-    """``realtime`` or ``batch``: ``given`` (the DAG param), else ``SANDBOX_INFER_MODE``
-    (default ``realtime``)."""
+    """``realtime`` or ``batch``: ``given``, else ``SANDBOX_INFER_MODE`` (default realtime)."""
     mode = given or os.environ.get("SANDBOX_INFER_MODE") or "realtime"
     if mode not in MODES:
         raise SandboxError(
@@ -201,12 +192,10 @@ def seconds_setting(name: str, default: float) -> float:
 
 
 def batch_create_grace_s() -> float:
-    """How long the batch list must show nothing before a create with no answer counts as
-    never made (``SANDBOX_BATCH_CREATE_GRACE_S``, seconds, default 120)."""
+    """Seconds before a batch create with no answer counts as never made (default 120)."""
     return seconds_setting("SANDBOX_BATCH_CREATE_GRACE_S", 120.0)
 
 
 def batch_first_wait_s() -> float:
-    """How long a batch run polls a new Message Batch before leaving it to the sensor
-    (``SANDBOX_BATCH_FIRST_WAIT_S``, seconds, default 0)."""
+    """Seconds a batch run polls a new Message Batch before leaving it to the sensor."""
     return seconds_setting("SANDBOX_BATCH_FIRST_WAIT_S", 0.0)

@@ -1,7 +1,7 @@
 """Reviewed baselines and the change gate that compares an evaluation with them.
 
-``data/golden/baselines/`` holds one per prompt version (or ``offline``) and model; only
-``sandbox eval --accept`` writes one; thresholds and waivers are in ``data/golden/gate.toml``.
+One file per prompt version (or ``offline``) and model in ``SANDBOX_EVAL_BASELINES``, written
+only by ``sandbox eval --accept``; thresholds and waivers are in ``data/golden/gate.toml``.
 """
 
 from __future__ import annotations
@@ -28,21 +28,16 @@ class GateConfig:
     prompt_waivers: dict[str, str] = field(default_factory=dict)
 
 
-def load_gate_config(path: Path | str = GATE_CONFIG) -> GateConfig:
-    """Read ``gate.toml`` (a clear error when it is missing or malformed)."""
+def load_gate_config() -> GateConfig:
+    """Read ``gate.toml`` (a clear error when it is missing, malformed or names no threshold)."""
     try:
-        raw = tomllib.loads(Path(path).read_text())
-        limits = raw.get("thresholds", {})
-        return GateConfig(
-            max_agreement_drop=float(limits.get("max_agreement_drop", 0.0)),
-            max_invalid_rate_rise=float(limits.get("max_invalid_rate_rise", 0.0)),
-            max_cost_per_row_rise=float(limits.get("max_cost_per_row_rise", 0.05)),
-            prompt_waivers={str(k): str(v) for k, v in raw.get("prompt_waivers", {}).items()},
-        )
+        raw = tomllib.loads(GATE_CONFIG.read_text())
+        limits = {name: float(value) for name, value in raw.get("thresholds", {}).items()}
+        return GateConfig(**limits, prompt_waivers=raw.get("prompt_waivers", {}))
     except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
         raise SandboxError(
-            f"cannot read the gate configuration {path} ({type(exc).__name__}: {exc}): restore "
-            "it from git or fix the TOML"
+            f"cannot read the gate configuration {GATE_CONFIG} ({type(exc).__name__}: {exc}): "
+            "restore it from git or fix the TOML"
         ) from None
 
 
@@ -75,22 +70,20 @@ def baseline_record(run: EvalRun) -> dict:
     }
 
 
-def write_baseline(run: EvalRun, folder: Path | str | None = None) -> Path:
+def write_baseline(run: EvalRun) -> Path:
     """Store ``run`` as the reviewed baseline for its llm, model and prompt_version."""
-    folder = Path(folder or eval_baselines_dir())
     if not run.complete:
         raise SandboxError(
             f"this evaluation is incomplete ({run.skipped} case(s) not sent: the budget ran "
             "out), so it cannot become a baseline: raise --max-cost-usd and run it again"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / baseline_name(run.llm, run.model, run.prompt_version)
+    path = eval_baselines_dir() / baseline_name(run.llm, run.model, run.prompt_version)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(baseline_record(run), indent=2, sort_keys=True) + "\n")
     return path
 
 
-def read_baseline(path: Path) -> dict:
-    """One baseline file."""
+def _read(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -100,30 +93,23 @@ def read_baseline(path: Path) -> dict:
         ) from None
 
 
-def find_baseline(
-    llm: str, model: str, prompt_version: str, folder: Path | str | None = None
-) -> tuple[Path, dict] | None:
+def find_baseline(llm: str, model: str, prompt_version: str) -> tuple[Path, dict] | None:
     """The baseline to compare a run with.
 
     Offline: ``offline__<model>.json``. Live: the same prompt_version's file if there is one,
     else the newest live baseline of the model, so a new prompt is compared with the last one.
     """
-    folder = Path(folder or eval_baselines_dir())
-    exact = folder / baseline_name(llm, model, prompt_version)
+    exact = eval_baselines_dir() / baseline_name(llm, model, prompt_version)
     if exact.is_file():
-        return exact, read_baseline(exact)
+        return exact, _read(exact)
     if llm == "mock":
         return None
     live = [
-        (data["evaluated_at"], path, data)
-        for path in folder.glob(f"*__{model}.json")
+        (path, _read(path))
+        for path in eval_baselines_dir().glob(f"*__{model}.json")
         if not path.name.startswith("offline__")
-        for data in [read_baseline(path)]
     ]
-    if not live:
-        return None
-    _, path, data = max(live, key=lambda item: item[0])
-    return path, data
+    return max(live, key=lambda found: found[1]["evaluated_at"], default=None)
 
 
 @dataclass
@@ -141,17 +127,13 @@ class GateVerdict:
     def render(self) -> str:
         """A readable report: what broke, then the cases whose answer or summary changed."""
         where = self.baseline.name if self.baseline else "no baseline"
-        if self.passed:
-            head = f"change gate: passed against {where}"
-        else:
-            head = f"change gate: FAILED against {where}\n" + "\n".join(
-                f"  - {p}" for p in self.problems
-            )
+        head = f"change gate: {'passed' if self.passed else 'FAILED'} against {where}"
+        head += "".join(f"\n  - {problem}" for problem in self.problems)
         if not self.changed:
             return head + "\n  no case changed its answer or summary"
-        shown = self.changed[:MAX_DIFF_LINES]
-        more = len(self.changed) - len(shown)
-        body = "\n".join(shown) + (f"\n  ... and {more} more lines" if more > 0 else "")
+        body = "\n".join(self.changed[:MAX_DIFF_LINES])
+        if len(self.changed) > MAX_DIFF_LINES:
+            body += f"\n  ... and {len(self.changed) - MAX_DIFF_LINES} more lines"
         return f"{head}\ncases that changed (baseline -> now):\n{body}"
 
 
@@ -165,32 +147,27 @@ def diff_cases(run: EvalRun, baseline: dict) -> list[str]:
     Cases that became wrong come first, then other changed answers, then summary-only
     changes, each with the summary before and after when it changed.
     """
-    before = baseline.get("cases", {})
-    now = {r.user_id: r for r in run.results}
+    before, now = baseline.get("cases", {}), {r.user_id: r for r in run.results}
     blocks: list[tuple[int, str, list[str]]] = []
-    for user_id in sorted(set(before) | set(now)):
+    for user_id in sorted(before.keys() | now.keys()):
         old, new = before.get(user_id), now.get(user_id)
         if old is None:
-            blocks.append(
-                (1, user_id, [f"  {user_id} {new.case}: new case, answered {new.outcome}"])
-            )
-            continue
-        if new is None:
-            blocks.append((1, user_id, [f"  {user_id} {old['case']}: no longer in the golden set"]))
-            continue
-        answer_moved = old["answer"] != new.outcome
-        summary_moved = old.get("summary") != new.summary
-        if not (answer_moved or summary_moved or old["agrees"] != new.agrees):
-            continue
-        verdict = "ok" if new.agrees else "WRONG"
-        lines = [
-            f"  {user_id} {new.case}: {old['answer']} -> {new.outcome} "
-            f"(acceptable: {'|'.join(new.acceptable)}) {verdict}"
-        ]
-        if summary_moved:
-            lines.append(f"      was: {_cut(old.get('summary') or '')}")
-            lines.append(f"      now: {_cut(new.summary)}")
-        rank = 0 if (old["agrees"] and not new.agrees) else 1 if answer_moved else 2
+            lines, rank = [f"  {user_id} {new.case}: new case, answered {new.outcome}"], 1
+        elif new is None:
+            lines, rank = [f"  {user_id} {old['case']}: no longer in the golden set"], 1
+        else:
+            answer_moved = old["answer"] != new.outcome
+            summary_moved = old.get("summary") != new.summary
+            if not (answer_moved or summary_moved or old["agrees"] != new.agrees):
+                continue
+            lines = [
+                f"  {user_id} {new.case}: {old['answer']} -> {new.outcome} "
+                f"(acceptable: {'|'.join(new.acceptable)}) {'ok' if new.agrees else 'WRONG'}"
+            ]
+            if summary_moved:
+                lines.append(f"      was: {_cut(old.get('summary') or '')}")
+                lines.append(f"      now: {_cut(new.summary)}")
+            rank = 0 if (old["agrees"] and not new.agrees) else 1 if answer_moved else 2
         blocks.append((rank, user_id, lines))
     return [line for _, _, lines in sorted(blocks) for line in lines]
 
@@ -224,47 +201,39 @@ def compare(
     return GateVerdict(path, problems, diff_cases(run, baseline))
 
 
-def check_gate(
-    run: EvalRun, folder: Path | str | None = None, config: GateConfig | None = None
-) -> GateVerdict:
+def check_gate(run: EvalRun) -> GateVerdict:
     """Compare ``run`` with its baseline; no baseline at all is a failure with the fix."""
-    folder = Path(folder or eval_baselines_dir())
-    config = config or load_gate_config()
-    found = find_baseline(run.llm, run.model, run.prompt_version, folder)
-    if found is None:
-        flag = "" if run.llm == "mock" else " --llm anthropic"
-        return GateVerdict(
-            None,
-            [
-                f"no {'offline' if run.llm == 'mock' else 'live'} baseline for {run.model} in "
-                f"{folder}: review this run, then record it with "
-                f"`sandbox eval{flag} --model {run.model} --accept` and commit the file"
-            ],
-            [],
-        )
-    path, data = found
-    return compare(run, data, config, path)
+    found = find_baseline(run.llm, run.model, run.prompt_version)
+    if found is not None:
+        return compare(run, found[1], load_gate_config(), found[0])
+    kind, flag = ("offline", "") if run.llm == "mock" else ("live", " --llm anthropic")
+    return GateVerdict(
+        None,
+        [
+            f"no {kind} baseline for {run.model} in {eval_baselines_dir()}: review this run, "
+            f"then record it with `sandbox eval{flag} --model {run.model} --accept` and commit "
+            "the file"
+        ],
+        [],
+    )
 
 
 def check_prompt_evaluated(
-    prompt_version: str,
-    model: str,
-    folder: Path | str | None = None,
-    config: GateConfig | None = None,
+    prompt_version: str, model: str, config: GateConfig | None = None
 ) -> str | None:
     """``None`` when ``prompt_version`` has a live baseline (or a reviewed waiver), else why not.
 
     A waiver names the version (any model) or ``<prompt_version>__<model>`` (that model only).
     """
-    folder = Path(folder or eval_baselines_dir())
-    config = config or load_gate_config()
-    if (Path(folder) / baseline_name("anthropic", model, prompt_version)).is_file():
+    waivers = (config or load_gate_config()).prompt_waivers
+    name = baseline_name("anthropic", model, prompt_version)
+    if (eval_baselines_dir() / name).is_file():
         return None
-    if {prompt_version, f"{prompt_version}__{model}"} & config.prompt_waivers.keys():
+    if {prompt_version, f"{prompt_version}__{model}"} & waivers.keys():
         return None
     return (
         f"prompt_version {prompt_version} has no stored evaluation for {model}: the prompt, the "
         "answer schema or the user template changed. Measure it before it ships: run "
         "`sandbox eval --llm anthropic --accept` (needs ANTHROPIC_API_KEY; it estimates the cost "
-        f"first), review and commit {Path(folder).name}/{baseline_name('anthropic', model, prompt_version)}"
+        f"first), review and commit {eval_baselines_dir().name}/{name}"
     )

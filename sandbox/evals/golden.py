@@ -25,14 +25,10 @@ from sandbox.config import (
 )
 
 GOLDEN_DIR = ROOT / "data" / "golden"
-GOLDEN_AS_OF = date(2026, 11, 1)
-"""The as-of date the golden raw files were written for."""
+GOLDEN_AS_OF = date(2026, 11, 1)  # the as-of date the golden raw files were written for
 FEATURES_TABLE = "marts.fct_user_features_for_ai"
-SEGMENTS = ("active", "power", "fading", "dormant", "silent")
-"""The generator's behaviour segments (``sandbox.data.generate.SEGMENTS``)."""
 _DBT_INPUTS = ("models", "macros", "tests", "dbt_project.yml", "profiles.yml")
-CACHE_FORMAT = 2
-"""Bump when the cached rows' layout changes, so older cache files are not read."""
+CACHE_FORMAT = 2  # bump when the cached rows' layout changes, so older cache files are not read
 
 
 @dataclass(frozen=True)
@@ -50,14 +46,15 @@ class GoldenCase:
 
 @dataclass(frozen=True)
 class GoldenSet:
-    """Every golden case, where it came from, and how it was built."""
+    """Every golden case and how it was built.
+
+    ``inputs_sha`` hashes what the summaries were built from (the golden files and the dbt
+    project), ``summaries_sha`` the summaries themselves.
+    """
 
     cases: list[GoldenCase]
-    folder: Path
     inputs_sha: str
-    """Hash of the golden files and the dbt project: what the summaries were built from."""
     summaries_sha: str
-    """Hash of the summaries themselves: changes exactly when the context string changes."""
     cached: bool
     build_s: float
 
@@ -67,23 +64,23 @@ class GoldenSet:
 
 def read_labels(folder: Path | str = GOLDEN_DIR) -> list[dict]:
     """The rows of ``labels.csv``, with ``acceptable`` split into a tuple."""
-    path = Path(folder) / "labels.csv"
-    if not path.is_file():
-        raise SandboxError(
-            f"no golden labels at {path}: restore data/golden from git, or point "
-            "--golden at a folder with users.csv, events.csv and labels.csv"
-        )
-    with path.open(newline="") as handle:
+    folder = Path(folder)
+    for name in ("labels.csv", "users.csv", "events.csv"):
+        if not (folder / name).is_file():
+            raise SandboxError(
+                f"no {name} in {folder}: the golden set needs users.csv, events.csv and "
+                "labels.csv; restore data/golden from git, or point --golden at such a folder"
+            )
+    with (folder / "labels.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:
         row["acceptable"] = tuple(t.strip() for t in row["acceptable"].split("|") if t.strip())
     return rows
 
 
-def inputs_sha(folder: Path | str = GOLDEN_DIR) -> str:
+def inputs_sha(folder: Path) -> str:
     """A hash of the golden raw files and every dbt file that shapes the mart."""
     digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
-    folder = Path(folder)
     files = [(folder, folder / "users.csv"), (folder, folder / "events.csv")]
     project = dbt_project_dir()
     for name in _DBT_INPUTS:
@@ -116,42 +113,30 @@ def _build_rows(folder: Path) -> list[dict]:
             return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
 
-def build_rows(
-    folder: Path | str = GOLDEN_DIR, *, refresh: bool = False
-) -> tuple[list[dict], str, bool, float]:
-    """The golden mart rows (dates as ISO text), from the cache when the inputs are unchanged.
-
-    Returns ``(rows, inputs_sha, cached, seconds)``.
-    """
-    folder = Path(folder).resolve()
-    for name in ("users.csv", "events.csv"):
-        if not (folder / name).is_file():
-            raise SandboxError(
-                f"no {name} in {folder}: the golden set needs users.csv, events.csv and "
-                "labels.csv (restore data/golden from git)"
-            )
-    started = time.perf_counter()
-    sha = inputs_sha(folder)
+def _cached_rows(folder: Path, sha: str) -> tuple[list[dict], bool]:
+    """The golden mart rows (dates as ISO text) and whether they came from the cache."""
     cached_file = eval_cache_dir() / f"golden-{sha}.json"
-    cached = cached_file.is_file() and not refresh
+    cached = cached_file.is_file()
     if not cached:
         cached_file.parent.mkdir(parents=True, exist_ok=True)
         with open(eval_cache_dir() / "build.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build the set once
-            cached = cached_file.is_file() and not refresh
+            cached = cached_file.is_file()
             if not cached:
                 part = part_file(cached_file)
                 part.write_text(json.dumps(_build_rows(folder), indent=1, default=str))
                 part.replace(cached_file)  # atomic: a reader sees all of it or nothing
-    rows = json.loads(cached_file.read_text())
-    return rows, sha, cached, time.perf_counter() - started
+    return json.loads(cached_file.read_text()), cached
 
 
-def load_golden(folder: Path | str = GOLDEN_DIR, *, refresh: bool = False) -> GoldenSet:
+def load_golden(folder: Path | str = GOLDEN_DIR) -> GoldenSet:
     """Labels joined to the mart rows built by the current dbt models (see module docstring)."""
     folder = Path(folder).resolve()
     labels = read_labels(folder)
-    rows, sha, cached, seconds = build_rows(folder, refresh=refresh)
+    started = time.perf_counter()
+    sha = inputs_sha(folder)
+    rows, cached = _cached_rows(folder, sha)
+    seconds = time.perf_counter() - started
     by_user = {row["user_id"]: row for row in rows}
     missing = [label["user_id"] for label in labels if label["user_id"] not in by_user]
     if missing:
@@ -162,11 +147,7 @@ def load_golden(folder: Path | str = GOLDEN_DIR, *, refresh: bool = False) -> Go
         )
     cases = [
         GoldenCase(
-            user_id=label["user_id"],
-            segment=label["segment"],
-            case=label["case"],
-            acceptable=label["acceptable"],
-            reason=label["reason"],
+            **label,
             summary=by_user[label["user_id"]]["user_summary_for_llm"],
             row=by_user[label["user_id"]],
         )
@@ -175,7 +156,7 @@ def load_golden(folder: Path | str = GOLDEN_DIR, *, refresh: bool = False) -> Go
     summaries = hashlib.sha256(
         "\n".join(f"{c.user_id}\t{c.summary}" for c in cases).encode()
     ).hexdigest()[:16]
-    return GoldenSet(cases, folder, sha, summaries, cached, seconds)
+    return GoldenSet(cases, sha, summaries, cached, seconds)
 
 
 def add_golden_case(

@@ -7,11 +7,12 @@ never does); recall of ``T`` counts the cases that prefer ``T``.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sandbox.decision.prompt import RECOMMENDATION_TYPES
 
 INVALID = "invalid"
+_DIGITS = dict(agreement=6, invalid_rate=6, tokens_per_row=3, cost_usd=8, cost_per_row_usd=10)
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,7 @@ class CaseResult:
     summary: str
     answer_type: str | None
     confidence_score: float | None
-    status: str
-    """``ok``, ``invalid`` (the answer failed validation) or ``error`` (the request failed)."""
+    status: str  # ok, invalid (the answer failed validation) or error (the request failed)
     error_class: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
@@ -53,9 +53,9 @@ class Scores:
     input_tokens: int
     output_tokens: int
     cost_usd: float
-    precision: dict[str, float | None] = field(default_factory=dict)
-    recall: dict[str, float | None] = field(default_factory=dict)
-    confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+    precision: dict[str, float | None]
+    recall: dict[str, float | None]
+    confusion: dict[str, dict[str, int]]  # preferred label -> answer -> cases
 
     @property
     def tokens_per_row(self) -> float:
@@ -66,20 +66,10 @@ class Scores:
         return self.cost_usd / self.cases if self.cases else 0.0
 
     def as_dict(self) -> dict:
-        """Plain data for the baseline file and ``ops.eval_runs``."""
-        return {
-            "cases": self.cases,
-            "agreement": round(self.agreement, 6),
-            "invalid_rate": round(self.invalid_rate, 6),
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "tokens_per_row": round(self.tokens_per_row, 3),
-            "cost_usd": round(self.cost_usd, 8),
-            "cost_per_row_usd": round(self.cost_per_row_usd, 10),
-            "precision": self.precision,
-            "recall": self.recall,
-            "confusion": self.confusion,
-        }
+        """Plain data for the baseline file and ``ops.eval_runs``, the ratios rounded."""
+        data = vars(self) | {"tokens_per_row": self.tokens_per_row}
+        data["cost_per_row_usd"] = self.cost_per_row_usd
+        return {name: round(v, _DIGITS[name]) if name in _DIGITS else v for name, v in data.items()}
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -127,10 +117,8 @@ def render_table(scores: Scores) -> str:
         lines.append(
             f"{kind:<{width}} {pct(scores.precision[kind]):>9} {pct(scores.recall[kind]):>6}"
         )
-    lines.append("")
-    lines.append("confusion (rows: preferred label, columns: answer)")
+    lines += ["", "confusion (rows: preferred label, columns: answer)"]
     lines.append(" " * width + "".join(f"{c:>{width}}" for c in columns))
-    for kind in RECOMMENDATION_TYPES:
-        row = scores.confusion.get(kind, {})
-        lines.append(f"{kind:<{width}}" + "".join(f"{row.get(c, 0):>{width}}" for c in columns))
+    for kind, row in scores.confusion.items():
+        lines.append(f"{kind:<{width}}" + "".join(f"{row[c]:>{width}}" for c in columns))
     return "\n".join(lines)

@@ -7,7 +7,6 @@ first, and ``--max-cost-usd`` holds up front and per request.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,9 +38,9 @@ from sandbox.decision.prompt import (
 from sandbox.decision.summary import SIMULATED_COST
 from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, load_golden
 from sandbox.evals.metrics import CaseResult, Scores, render_table, score
+from sandbox.ids import random_hex
 
-FATAL_STATUS = (400, 401, 403, 404)
-"""API answers no retry can fix: the evaluation stops with the cause and the fix."""
+FATAL_STATUS = (400, 401, 403, 404)  # no retry can fix them: the evaluation stops and says why
 
 
 @dataclass
@@ -58,8 +57,7 @@ class EvalRun:
     estimate: CostEstimate
     evaluated_at: datetime
     elapsed_s: float
-    skipped: int = 0
-    """Cases the budget did not allow to be sent (the run is then incomplete)."""
+    skipped: int = 0  # cases the budget did not allow to be sent
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -99,8 +97,8 @@ def _count(
         return count_tokens(client, model, cases[0].summary), None
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         _raise_if_fatal(exc, model.id)
-        guess = TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars()))
-        return guess, f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
+        note = f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
+        return TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars())), note
 
 
 def _raise_if_fatal(exc: anthropic.APIError, model: str) -> None:
@@ -131,7 +129,9 @@ def ask(client: anthropic.Anthropic, model: ModelPrice, case: GoldenCase) -> Cas
         _raise_if_fatal(exc, model.id)
         return CaseResult(**fields, status="error", error_class=type(exc).__name__)
     used_in, used_out = message.usage.input_tokens, message.usage.output_tokens
-    fields.update(input_tokens=used_in, output_tokens=used_out, cost_usd=model.cost(used_in, used_out))
+    fields.update(
+        input_tokens=used_in, output_tokens=used_out, cost_usd=model.cost(used_in, used_out)
+    )
     try:
         answer = parse_answer(message)
     except InvalidAnswer as exc:
@@ -170,7 +170,6 @@ def run_eval(
     golden: GoldenSet | None = None,
     golden_dir: Path | str | None = None,
     max_cost_usd: float | None = None,
-    workers: int = 4,
     announce: Callable[[str], None] | None = None,
 ) -> EvalRun:
     """Evaluate the golden set once and return the :class:`EvalRun` (nothing is written).
@@ -195,14 +194,14 @@ def run_eval(
         budget.settle(worst, result.cost_usd)
         return result
 
-    if llm == "mock" or workers <= 1:
+    if llm == "mock":  # the fake answers at once: threads would only add overhead
         answers = [one(case) for case in golden.cases]
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with ThreadPoolExecutor(max_workers=4) as pool:
             answers = list(pool.map(one, golden.cases))
     results = [r for r in answers if r is not None]
     return EvalRun(
-        eval_run_id=uuid.uuid4().hex[:12],
+        eval_run_id=random_hex(12),
         llm=llm,
         model=chosen.id,
         prompt_version=PROMPT_VERSION,

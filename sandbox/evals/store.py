@@ -15,11 +15,8 @@ from sandbox.evals.metrics import CaseResult
 from sandbox.evals.runner import EvalRun
 from sandbox.warehouse import connect
 
-RUNS = "ops.eval_runs"
-CASES = "ops.eval_cases"
-
-DDL = {
-    RUNS: """
+DDL = (
+    """
         create table if not exists ops.eval_runs (
             eval_run_id varchar not null primary key,
             evaluated_at timestamp not null,
@@ -43,7 +40,7 @@ DDL = {
             elapsed_s double not null,
             accepted boolean not null
         )""",
-    CASES: """
+    """
         create table if not exists ops.eval_cases (
             eval_run_id varchar not null,
             user_id varchar not null,
@@ -61,27 +58,34 @@ DDL = {
             user_summary_for_llm varchar not null,
             primary key (eval_run_id, user_id)
         )""",
-}
+)
 
 
-def _run_row(run: EvalRun, accepted: bool) -> dict:
-    """The evaluation's ``ops.eval_runs`` row (and more: the table picks its columns)."""
-    s = run.scores
-    row = {
-        **vars(run),
-        **vars(s),
-        "golden_inputs_sha": run.golden.inputs_sha,
-        "summaries_sha": run.golden.summaries_sha,
-        "tokens_per_row": s.tokens_per_row,
-        "cost_per_row_usd": s.cost_per_row_usd,
-        "accepted": accepted,
-    }
-    return row | {f"{n}_json": json.dumps(row[n]) for n in ("precision", "recall", "confusion")}
+def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
+    """The evaluation's one ``ops.eval_runs`` row."""
+    row = run.scores.as_dict()
+    for name in ("precision", "recall", "confusion"):
+        row[f"{name}_json"] = json.dumps(row.pop(name))
+    row.update(
+        eval_run_id=run.eval_run_id,
+        evaluated_at=run.evaluated_at,
+        llm=run.llm,
+        model=run.model,
+        prompt_version=run.prompt_version,
+        golden_inputs_sha=run.golden.inputs_sha,
+        summaries_sha=run.golden.summaries_sha,
+        skipped=run.skipped,
+        elapsed_s=run.elapsed_s,
+        accepted=accepted,
+    )
+    return pd.DataFrame([row])
 
 
 def _case_rows(run: EvalRun) -> pd.DataFrame:
     """One ``ops.eval_cases`` row per golden case the evaluation ran."""
-    frame = pd.DataFrame([astuple(r) for r in run.results], columns=[f.name for f in fields(CaseResult)])
+    frame = pd.DataFrame(
+        [astuple(r) for r in run.results], columns=[f.name for f in fields(CaseResult)]
+    )
     frame["acceptable"] = frame["acceptable"].map("|".join)
     frame["agrees"] = [r.agrees for r in run.results]
     frame["eval_run_id"] = run.eval_run_id
@@ -92,12 +96,11 @@ def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
     """Write one evaluation and its cases (one transaction)."""
     with connect() as con:
         con.execute("create schema if not exists ops")
-        for ddl in DDL.values():
+        for ddl in DDL:
             con.execute(ddl)
-        columns = [c[0] for c in con.execute(f"select * from {RUNS} limit 0").description]
         con.execute("begin")
-        con.register("run_row", pd.DataFrame([_run_row(run, accepted)])[columns])
+        con.register("run_row", _run_row(run, accepted))
         con.register("case_rows", _case_rows(run))
-        con.execute(f"insert into {RUNS} by name select * from run_row")
-        con.execute(f"insert into {CASES} by name select * from case_rows")
+        con.execute("insert into ops.eval_runs by name select * from run_row")
+        con.execute("insert into ops.eval_cases by name select * from case_rows")
         con.execute("commit")

@@ -17,9 +17,10 @@ import yaml
 
 from sandbox.cli import main
 from sandbox.config import ROOT
+from sandbox.data.generate import SEGMENTS
 from sandbox.decision.fake import recommend
 from sandbox.decision.prompt import RECOMMENDATION_TYPES
-from sandbox.evals.golden import GOLDEN_DIR, SEGMENTS, load_golden, read_labels
+from sandbox.evals.golden import GOLDEN_DIR, load_golden, read_labels
 from sandbox.evals.metrics import CaseResult, score
 from sandbox.evals.runner import run_eval
 
@@ -181,7 +182,9 @@ def test_the_estimate_counts_tokens_in_the_model_s_tokenizer(golden, monkeypatch
     from sandbox.decision.prompt import prefix_chars
 
     run = run_eval(llm="mock", golden=golden)
-    guess = sum(approx_tokens("x" * prefix_chars()) + approx_tokens(c.summary) for c in golden.cases)
+    guess = sum(
+        approx_tokens("x" * prefix_chars()) + approx_tokens(c.summary) for c in golden.cases
+    )
     # Claude Haiku 5.5's tokenizer counts ~30 % more than characters / 4
     assert run.estimate.input_tokens == pytest.approx(1.3 * guess, rel=0.02)
     assert run.estimate.input_tokens == pytest.approx(run.scores.input_tokens, rel=0.01)

@@ -45,25 +45,31 @@ def test_current_prompt_version_has_a_stored_evaluation() -> None:
     assert missing is None, missing
 
 
-def test_a_new_prompt_version_fails_until_a_live_run_is_accepted(tmp_path: Path) -> None:
+@pytest.fixture
+def baselines(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("SANDBOX_EVAL_BASELINES", str(tmp_path))
+    return tmp_path
+
+
+def test_a_new_prompt_version_fails_until_a_live_run_is_accepted(baselines: Path) -> None:
     config = GateConfig(prompt_waivers={})
-    message = check_prompt_evaluated("0123456789ab", PRIMARY, tmp_path, config)
+    message = check_prompt_evaluated("0123456789ab", PRIMARY, config)
     assert message and "sandbox eval --llm anthropic --accept" in message
-    (tmp_path / f"0123456789ab__{PRIMARY}.json").write_text("{}")
-    assert check_prompt_evaluated("0123456789ab", PRIMARY, tmp_path, config) is None
-    assert check_prompt_evaluated("ba9876543210", PRIMARY, tmp_path, config)  # still per version
+    (baselines / f"0123456789ab__{PRIMARY}.json").write_text("{}")
+    assert check_prompt_evaluated("0123456789ab", PRIMARY, config) is None
+    assert check_prompt_evaluated("ba9876543210", PRIMARY, config)  # still per version
 
 
-def test_a_waiver_is_per_prompt_version(tmp_path: Path) -> None:
+def test_a_waiver_is_per_prompt_version(baselines: Path) -> None:
     config = GateConfig(prompt_waivers={"0123456789ab": "reviewed"})
-    assert check_prompt_evaluated("0123456789ab", PRIMARY, tmp_path, config) is None
-    assert check_prompt_evaluated("ffffffffffff", PRIMARY, tmp_path, config)
+    assert check_prompt_evaluated("0123456789ab", PRIMARY, config) is None
+    assert check_prompt_evaluated("ffffffffffff", PRIMARY, config)
 
 
-def test_a_waiver_can_name_one_model(tmp_path: Path) -> None:
+def test_a_waiver_can_name_one_model(baselines: Path) -> None:
     config = GateConfig(prompt_waivers={f"0123456789ab__{PRIMARY}": "reviewed"})
-    assert check_prompt_evaluated("0123456789ab", PRIMARY, tmp_path, config) is None
-    assert check_prompt_evaluated("0123456789ab", "claude-sonnet-5-5", tmp_path, config)
+    assert check_prompt_evaluated("0123456789ab", PRIMARY, config) is None
+    assert check_prompt_evaluated("0123456789ab", "claude-sonnet-5-5", config)
 
 
 def test_the_primary_model_has_an_offline_baseline_and_an_explicit_live_waiver() -> None:
@@ -76,15 +82,15 @@ def test_the_primary_model_has_an_offline_baseline_and_an_explicit_live_waiver()
         assert "sandbox eval --llm anthropic --accept" in reason
 
 
-def test_a_live_run_is_compared_with_the_last_accepted_prompt(golden, tmp_path: Path) -> None:
+def test_a_live_run_is_compared_with_the_last_accepted_prompt(golden, baselines: Path) -> None:
     old = run_eval(llm="mock", golden=golden)
     old.llm, old.prompt_version = "anthropic", "000000000001"
-    write_baseline(old, tmp_path)
+    write_baseline(old)
     new = run_eval(llm="mock", golden=golden)
     new.llm, new.prompt_version = "anthropic", "000000000002"
-    path, _ = find_baseline("anthropic", new.model, new.prompt_version, tmp_path)
-    assert path.name == f"000000000001__{new.model}.json"
-    assert check_gate(new, tmp_path).passed
+    path, _ = find_baseline("anthropic", new.model, new.prompt_version)
+    assert path == baselines / f"000000000001__{new.model}.json"
+    assert check_gate(new).passed
 
 
 def _project_copy(tmp_path: Path, monkeypatch, old: str, new: str) -> None:

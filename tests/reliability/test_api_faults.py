@@ -130,9 +130,10 @@ def test_a_401_or_400_mid_run_stops_it_at_once(
     users = create_mart(200)
     workers = 8
     monkeypatch.setenv("SANDBOX_MOCK_FAULTS", f"{fault}=0.05,seed=2")
-    # answers take 50 ms and the fatal error comes back at once, as a real API does: the
-    # count below then measures the engine, not the test machine's scheduling
-    monkeypatch.setenv("SANDBOX_MOCK_LATENCY_MS", "50")
+    # answers take 250 ms and the fatal error comes back at once, as a real API does: the
+    # count below then measures the engine, not the test machine's scheduling (at 50 ms, a
+    # machine busy enough to hold the failing worker back for 150 ms let 26 rows through)
+    monkeypatch.setenv("SANDBOX_MOCK_LATENCY_MS", "250")
 
     code, out, err = infer(capsys, "--workers", str(workers))
 

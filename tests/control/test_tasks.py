@@ -17,8 +17,7 @@ import pytest
 from sandbox.config import SandboxError
 from sandbox.control import runs, tasks
 from sandbox.control.cli import dates_from
-from sandbox.control.pipeline import date_range
-from sandbox.control.report import RunReport, TaskState, task_frame
+from sandbox.control.pipeline import RunReport, TaskState, date_range, task_frame
 from sandbox.decision.tables import ensure_tables
 from sandbox.warehouse import WarehouseBusy, connect
 from tests.control.conftest import airflow_home_session_fixture  # noqa: F401

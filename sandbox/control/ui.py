@@ -2,6 +2,7 @@
 
 ``make airflow-ui`` (``--port``): the api-server alone, to browse what ``sandbox run`` recorded.
 ``make airflow`` (``--scheduler``): all components, supervised; ``admin`` (password shown).
+``--trigger DATE``: trigger both DAGs for DATE in the Airflow running on ``--port``, then exit.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sandbox.config import SandboxError, parse_date
+from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, parse_date
 from sandbox.control import airflow_env
 from sandbox.control.names import AI_DAG, DAG_IDS
+from sandbox.control.pipeline import logical_date
 from sandbox.control.rest import USER, api, api_token, password_file, read_password
 
 HOST = "127.0.0.1"
+AIRFLOW = [sys.executable, "-m", "airflow"]
 COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 STARTUP_TIMEOUT_S = 300
 QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
@@ -77,13 +80,12 @@ def scheduler_environ(port: int) -> dict[str, str]:
 
 def commands(port: int, scheduler: bool) -> dict[str, list[str]]:
     """Each component's command line (every listener on 127.0.0.1)."""
-    airflow = [sys.executable, "-m", "airflow"]
-    found = {"api-server": [*airflow, "api-server", "--host", HOST, "--port", str(port)]}
+    found = {"api-server": [*AIRFLOW, "api-server", "--host", HOST, "--port", str(port)]}
     if scheduler:
         found |= {
-            "scheduler": [*airflow, "scheduler", "--skip-serve-logs"],
-            "dag-processor": [*airflow, "dag-processor"],
-            "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
+            "scheduler": [*AIRFLOW, "scheduler", "--skip-serve-logs"],
+            "dag-processor": [*AIRFLOW, "dag-processor"],
+            "triggerer": [*AIRFLOW, "triggerer", "--skip-serve-logs"],
             "log-server": [sys.executable, "-m", "uvicorn", "--factory",
                            "airflow.utils.serve_logs:create_app", "--host", HOST,
                            "--port", str(port + 1), "--no-access-log"],
@@ -94,22 +96,13 @@ def commands(port: int, scheduler: bool) -> dict[str, list[str]]:
 def _airflow(env: dict, log, *args: str) -> int:
     """Run one ``airflow`` CLI command to completion, output to ``log``."""
     return subprocess.run(
-        [sys.executable, "-m", "airflow", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+        [*AIRFLOW, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
         check=False,
     ).returncode  # fmt: skip
 
 
-def _start(name: str, command: list[str], env: dict, logs: Path) -> subprocess.Popen:
-    """Start one component in its own process group (stopped in order by the supervisor)."""
-    with (logs / f"{name}.log").open("w") as out:
-        return subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-
-
-def _prepare(port: int, scheduler: bool) -> tuple[Path, dict, Path]:
-    """Stop leftovers, check the ports, sync and (un)pause the DAGs; return home, env, logs."""
+def _prepare(port: int, scheduler: bool) -> tuple[dict, Path]:
+    """Stop leftovers, check the ports, sync and (un)pause the DAGs; return env and logs."""
     from sandbox.control.supervise import stop_leftovers
 
     home = airflow_env.configure()
@@ -135,7 +128,7 @@ def _prepare(port: int, scheduler: bool) -> tuple[Path, dict, Path]:
         for dag_id in DAG_IDS:
             if _airflow(env, out, "dags", "unpause" if scheduler else "pause", dag_id):
                 raise SandboxError(f"could not (un)pause {dag_id}: see {logs / 'setup.log'}")
-    return home, env, logs
+    return env, logs
 
 
 def _exited(processes: dict[str, subprocess.Popen]) -> str | None:
@@ -160,7 +153,7 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
     or SIGTERM (or the end of the parent ``make``), then stop them in order."""
     from sandbox.control import supervise
 
-    home, env, logs = _prepare(port, scheduler)
+    env, logs = _prepare(port, scheduler)
     processes: dict[str, subprocess.Popen] = {}
 
     def _stop(signum, frame) -> None:
@@ -171,14 +164,18 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
     watchdog = supervise.start_watchdog()
     try:
         for name, command in commands(port, scheduler).items():
-            processes[name] = _start(name, command, env, logs)
+            # each in its own process group, which the supervisor stops in order
+            with (logs / f"{name}.log").open("w") as out:
+                processes[name] = subprocess.Popen(
+                    command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
             supervise.record(processes, url, watchdog)
         print(f"starting {', '.join(processes)} on {url} (logs: {logs})", flush=True)
         _wait_healthy(url, processes, scheduler, logs)
-        print(ready_message(url, home, scheduler), flush=True)
+        print(ready_message(url, scheduler), flush=True)
         if scheduler:
-            for line in first_view(port):
-                print(line, flush=True)
+            print("\n".join(first_view(port)), flush=True)
         while (gone := _exited(processes)) is None:
             if os.getppid() != parent:  # make was killed: stop as for SIGTERM
                 raise KeyboardInterrupt
@@ -202,8 +199,6 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
 def first_view(port: int) -> list[str]:
     """Trigger both DAGs for the shipped date unless it already has a run, so the learner's
     first view of the grid is a run whose data can be fresh; the lines to show."""
-    from sandbox.config import SHIPPED_AS_OF_DATE
-
     url, when = f"http://{HOST}:{port}", _utc(SHIPPED_AS_OF_DATE)
     path = f"/api/v2/dags/{AI_DAG}/dagRuns?logical_date_gte={when}&logical_date_lte={when}"
     if api(url, path, api_token(url))["dag_runs"]:
@@ -214,12 +209,10 @@ def first_view(port: int) -> list[str]:
 
 def _utc(as_of) -> str:
     """The logical date (02:00 UTC) of ``as_of`` as the REST API writes it."""
-    from sandbox.control.pipeline import logical_date
-
     return logical_date(as_of).isoformat().replace("+00:00", "Z")
 
 
-def ready_message(url: str, home: Path, scheduler: bool) -> str:
+def ready_message(url: str, scheduler: bool) -> str:
     """What the learner needs once everything answers: address, login, what to do next."""
     password = read_password() or f"(see {password_file()})"
     lines = [
@@ -258,16 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.control.ui", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
-    parser.add_argument(
-        "--scheduler",
-        action="store_true",
-        help="also run the scheduler, dag-processor and triggerer (make airflow)",
-    )
-    parser.add_argument(
-        "--trigger",
-        metavar="DATE",
-        help="trigger both DAGs for DATE in the Airflow running on --port, then exit",
-    )
+    parser.add_argument("--scheduler", action="store_true", help="all components (make airflow)")
+    parser.add_argument("--trigger", metavar="DATE", help="trigger both DAGs for DATE, then exit")
     args = parser.parse_args(argv)
     try:
         if args.trigger:

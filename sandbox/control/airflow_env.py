@@ -28,7 +28,7 @@ from sandbox.config import (
 DAGS_FOLDER = ROOT / "dags"
 SQLITE_BUSY_TIMEOUT_S = 20
 """Four times SQLite's default, well under the REST client's 60 s: a request that cannot get
-the lock in time ends as a 500 "Database error" the client retries (``ui.api``), not as a
+the lock in time ends as a 500 "Database error" the client retries (``rest.api``), not as a
 client-side timeout (with 60 s the api-server once stopped answering for over a minute)."""
 # Airflow imports these dicts ([database] sql_alchemy_connect_args / _async) and passes them
 # to sqlite3.connect / aiosqlite.connect in every one of its processes.
@@ -48,9 +48,8 @@ def attempt_log(dag_id: str, run_id: str, task_id: str, attempt: int) -> Path:
     return log_dir().joinpath(*parts, f"attempt={attempt}.log")
 
 
-def airflow_environ(home: Path | None = None) -> dict[str, str]:
-    """The environment variables that point Airflow at the sandbox's home, DB and DAGs."""
-    home = home or airflow_home()
+def airflow_environ(home: Path) -> dict[str, str]:
+    """The environment variables that point Airflow at ``home``, its DB and the DAGs."""
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
@@ -93,11 +92,6 @@ def configure() -> Path:
     return home
 
 
-def ensure_migrated() -> Path:
-    """Give this process's Airflow home its metadata DB (:func:`migrate_home`)."""
-    return migrate_home(configure())
-
-
 def migrate_home(home: Path, log: Path | None = None) -> Path:
     """Give ``home`` a migrated metadata DB (``airflow db migrate``) when it has none.
 
@@ -105,30 +99,27 @@ def migrate_home(home: Path, log: Path | None = None) -> Path:
     Output goes to ``log`` (default ``<home>/logs/db-migrate.log``).
     """
     db = home / "airflow.db"
-    if db.exists() and db.stat().st_size > 0:
-        use_wal(db)
-        return db
-    home.mkdir(parents=True, exist_ok=True)
-    log = log or home / "logs" / "db-migrate.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **airflow_environ(home)}
-    template = template_db(env)
-    if template is not None and _copy_db(template, db):
-        log.write_text(f"copied from {template} (made by `airflow db migrate`)\n")
-        use_wal(db)
-        return db
-    with log.open("w") as out:
-        proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env,
-                              stdout=out, stderr=subprocess.STDOUT, check=False)  # fmt: skip
-    if proc.returncode != 0:
-        db.unlink(missing_ok=True)
-        raise SandboxError(
-            f"`airflow db migrate` failed (exit {proc.returncode}); its output is in {log}. "
-            f"Delete {home} and try again."
-        )
+    if not db.exists() or db.stat().st_size == 0:
+        home.mkdir(parents=True, exist_ok=True)
+        log = log or home / "logs" / "db-migrate.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **airflow_environ(home)}
+        template = template_db(env)
+        if template is not None and _copy_db(template, db):
+            log.write_text(f"copied from {template} (made by `airflow db migrate`)\n")
+        else:
+            with log.open("w") as out:
+                proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"],
+                                      env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            if proc.returncode != 0:
+                db.unlink(missing_ok=True)
+                raise SandboxError(
+                    f"`airflow db migrate` failed (exit {proc.returncode}); its output is in "
+                    f"{log}. Delete {home} and try again."
+                )
+            if template is not None:
+                _keep_template(db, template)
     use_wal(db)
-    if template is not None:
-        _keep_template(db, template)
     return db
 
 

@@ -354,7 +354,7 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
     """Both DAGs for each date, in order, under ``dag.test()``; stop cleanly on a signal."""
     from sandbox.control.tasks import STOP
 
-    airflow_env.ensure_migrated()  # before the first import of airflow
+    airflow_env.migrate_home(airflow_env.configure())  # before the first import of airflow
     from sandbox.control.task_logs import captured_output, task_logs
 
     log = airflow_env.log_dir() / "sandbox-run.log"

@@ -175,13 +175,6 @@ def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
     return "success", ""
 
 
-def drift_columns(record: dict | None) -> dict[str, str | None]:
-    """The ``ops.pipeline_runs`` drift columns for a drift report's record (or None)."""
-    if not record:
-        return {}
-    return {"drift_status": record.get("status"), "drift_detail": record.get("message")}
-
-
 def record_drift(run_id: str, record: dict) -> None:
     """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
     is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
@@ -269,7 +262,11 @@ def record_pipeline_run(context, *, succeeded: bool, written: int | None = None)
         "rows_pending": int(summary.get("pending_left") or 0),
         "detail": detail,
     }
-    drift = lambda: drift_columns(pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY))  # noqa: E731
+
+    def drift() -> dict:  # the watch's verdict, if it pushed one (read under the lock)
+        found = pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
+        return {"drift_status": found["status"], "drift_detail": found["message"]} if found else {}
+
     row = write(row, since=_run_started(context), drift=drift)
     print(
         f"ops.pipeline_runs: {status}: {row['rows_written']} published, {row['rows_done']} "

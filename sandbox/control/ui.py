@@ -106,7 +106,7 @@ def _prepare(port: int, scheduler: bool) -> tuple[dict, Path]:
     from sandbox.control.supervise import stop_leftovers
 
     home = airflow_env.configure()
-    airflow_env.ensure_migrated()
+    airflow_env.migrate_home(home)
     stop_leftovers()
     for busy in (port, port + 1) if scheduler else (port,):
         with socket.socket() as sock:

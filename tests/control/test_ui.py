@@ -86,8 +86,8 @@ def test_every_airflow_process_waits_for_a_busy_metadata_db_in_wal_mode(
     """A scheduler writing while the API server writes must not fail the API call (the 500
     "Database error" a busy machine produced with SQLite's 5 s default)."""
     code = (
-        "from sandbox.control.airflow_env import configure, ensure_migrated; configure(); "
-        "ensure_migrated(); from airflow import settings; import asyncio, sqlalchemy as sa\n"
+        "from sandbox.control.airflow_env import configure, migrate_home; "
+        "migrate_home(configure()); from airflow import settings; import asyncio, sqlalchemy as sa\n"
         "with settings.engine.connect() as c:\n"
         "    print(c.exec_driver_sql('PRAGMA busy_timeout').scalar(),"
         " c.exec_driver_sql('PRAGMA journal_mode').scalar())\n"

@@ -2,8 +2,7 @@
 
 ``make airflow-ui`` (``--port``): the api-server alone, to browse what ``sandbox run`` recorded.
 ``make airflow`` (``--scheduler``): all components, supervised; ``admin`` (password shown).
-``--trigger DATE``: trigger both DAGs for DATE in the Airflow running on ``--port``, then exit.
-"""
+``--trigger DATE``: trigger both DAGs for DATE in the Airflow running on ``--port``, then exit."""
 
 from __future__ import annotations
 

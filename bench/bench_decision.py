@@ -46,7 +46,6 @@ from tests.decision.conftest import DAY, synthetic_users  # noqa: E402
 
 AREA = "Decision plane"
 EFFICIENCY_TARGET = 0.9
-CPU_MS_TARGET = 1.0
 WRITE_ROWS_TARGET = 100_000
 MEMORY_TARGET_GIB = 4.0
 
@@ -176,7 +175,7 @@ def cpu_per_row(
             found += [
                 Measurement(
                     AREA, f"engine CPU per row, latency 0, {workers} workers", engine_ms, "ms",
-                    f"<= {CPU_MS_TARGET:g} ms", engine_ms <= CPU_MS_TARGET,
+                    "", None,
                     f"median of {len(runs)} runs ({spread} ms); SDK request, reading the answer, validation, "
                     f"ledger, journal, group commits; one request per row; the fake's own {fake_ms:.2f} ms/row excluded",
                 ),
@@ -232,7 +231,7 @@ def journal_cost(rows: int, workers: int = 10, repeats: int = 3) -> list[Measure
         j.close(all_committed=True)
     return [
         Measurement(AREA, f"engine CPU per row with the journal, latency 0, {workers} workers",
-                    cpu[True], "ms", f"<= {CPU_MS_TARGET:g} ms", cpu[True] <= CPU_MS_TARGET,
+                    cpu[True], "ms", "", None,
                     f"median of {repeats}; without it: {cpu[False]:.3f} ms/row, so the journal costs "
                     f"{cpu[True] - cpu[False]:+.3f} ms/row"),
         Measurement(AREA, "journal append (one write of one entry)", append_us, "us",

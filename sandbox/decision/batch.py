@@ -1,7 +1,7 @@
 """Batch inference through the Message Batches API: half price, resumable, never paid twice.
 
 A create's intent is stored first (``decision.batch_jobs``), then the batch is created once,
-without retries; an unknown outcome is settled by :mod:`sandbox.decision.batch_proof`.
+without retries; after a lost answer, a listed batch is adopted only when its results prove it.
 """
 
 from __future__ import annotations
@@ -10,26 +10,28 @@ import hashlib
 import re
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import anthropic
 from tqdm.auto import tqdm
 
-from sandbox.config import SandboxError
+from sandbox.config import SandboxError, batch_create_grace_s
 from sandbox.decision import store
 from sandbox.decision.batch_ingest import Carried, ingest
-from sandbox.decision.batch_proof import reconcile
 from sandbox.decision.outcome import api_reason, explain_fatal, is_fatal
 from sandbox.decision.pricing import Budget
 from sandbox.decision.prompt import PROMPT_VERSION, build_params
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow, utcnow
 from sandbox.decision.summary import InferenceSummary, Tally
+from sandbox.ids import random_hex
 
 MAX_REQUESTS_PER_BATCH = 50_000
 """Requests per Message Batch (the API allows 100,000 or 256 MB, whichever comes first)."""
+
+RECONCILE_WINDOW = timedelta(minutes=10)
+"""How far before an intent a listed batch may have been created (clock skew) and be a candidate."""
 
 _SAFE_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _RETRY_LATER = (
@@ -71,7 +73,7 @@ class BatchRun:
         """Collect every Message Batch of the date still open in ``decision.batch_jobs``."""
         for batch_id, jobs in store.open_batches(self.ctx.as_of).items():
             if jobs[0]["status"] == "creating":
-                adopted = reconcile(self, batch_id, jobs, reason="an earlier run stopped")
+                adopted = self._reconcile(batch_id, jobs, reason="an earlier run stopped")
                 if adopted is None:
                     continue
                 batch_id, jobs = adopted, [{**j, "batch_id": adopted} for j in jobs]
@@ -135,7 +137,7 @@ class BatchRun:
     ) -> list[dict]:
         ctx = self.ctx
         model = ctx.primary if purpose == "primary" else ctx.escalation
-        nonce = uuid.uuid4().hex[:12]
+        nonce = random_hex(12)
         intent, now = f"intent-{nonce}", utcnow()
         requests, jobs = [], []
         for row in rows:
@@ -164,9 +166,9 @@ class BatchRun:
                 raise SandboxError(
                     f"could not create the Message Batch: {explain_fatal(exc, model.id)}"
                 ) from exc
-            batch_id = reconcile(self, intent, jobs, reason=api_reason(exc))
+            batch_id = self._reconcile(intent, jobs, reason=api_reason(exc))
         except anthropic.APIConnectionError as exc:
-            batch_id = reconcile(self, intent, jobs, reason=api_reason(exc))
+            batch_id = self._reconcile(intent, jobs, reason=api_reason(exc))
         else:
             batch_id = batch.id
             store.commit_when_free(batch_updates=[(intent, batch_id, "in_progress")])
@@ -179,6 +181,97 @@ class BatchRun:
             )
         self.batch_ids.append(batch_id)
         return [{**job, "batch_id": batch_id, "status": "in_progress"} for job in jobs]
+
+    # -- a create whose answer was lost -------------------------------------------------
+
+    def _reconcile(self, intent: str, jobs: list[dict], reason: str) -> str | None:
+        """The create's outcome is unknown: adopt the batch it made once its results prove it.
+
+        Every ``custom_id`` starts with the intent's nonce. Lists every ``poll_s`` until a batch
+        is proven; ``None`` once none showed for ``SANDBOX_BATCH_CREATE_GRACE_S`` or time is up.
+        """
+        ours = {job["custom_id"] for job in jobs}
+        submitted = jobs[0]["submitted_at"].replace(tzinfo=UTC)
+        grace_end = submitted + timedelta(seconds=batch_create_grace_s())
+        rejected: set[str] = set()
+        while True:
+            unproven = False
+            for batch_id in self._candidates(intent, submitted, len(jobs), reason):
+                if batch_id in rejected:
+                    continue
+                verdict = self._prove(batch_id, ours)
+                if verdict == "ours":
+                    store.commit_when_free(batch_updates=[(intent, batch_id, "in_progress")])
+                    self.notes.append(
+                        f"the Message Batch create ended without an answer ({reason}); the API "
+                        f"lists {batch_id} with the same {len(jobs)} requests and its results "
+                        "carry this intent's ids: adopted it instead of creating (and paying "
+                        "for) a second batch"
+                    )
+                    return batch_id
+                if verdict == "not ours":
+                    rejected.add(batch_id)
+                unproven = unproven or verdict == "unknown"
+            if not unproven and datetime.now(UTC) >= grace_end:
+                store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
+                self.notes.append(
+                    f"the Message Batch create ended without an answer ({reason}) and, for "
+                    f"{batch_create_grace_s():g} s, the API listed no batch made by it"
+                    f"{f' ({len(rejected)} listed were not ours)' if rejected else ''}: nothing "
+                    "was created, the rows stay pending"
+                )
+                return None
+            if self.stop.is_set() or time.monotonic() >= self.deadline:
+                self.waiting.append(intent)
+                self.notes.append(
+                    f"the Message Batch create ended without an answer ({reason}) and no batch "
+                    f"is proven to be its own yet: the intent {intent} stays open and the next "
+                    "run looks at the batch list again before creating anything"
+                )
+                return None
+            self.stop.wait(self.poll_s)
+
+    def _candidates(self, intent: str, submitted: datetime, size: int, reason: str) -> list[str]:
+        """Listed batches created since the intent (less clock skew), unknown, of ``size``."""
+        known = store.known_batch_ids()
+        found = []
+        try:
+            for batch in self.client.messages.batches.list(limit=100):
+                if batch.created_at < submitted - RECONCILE_WINDOW:
+                    break
+                counts = batch.request_counts
+                total = (
+                    counts.processing + counts.succeeded + counts.errored
+                    + counts.canceled + counts.expired
+                )  # fmt: skip
+                if total == size and batch.id not in known:
+                    found.append(batch.id)
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            raise SandboxError(
+                f"the Message Batch create ended without an answer ({reason}) and the batch "
+                f"list could not be read ({api_reason(exc)}): the intent {intent} is stored; "
+                "run the same command again and it checks the list again before creating anything"
+            ) from exc
+        return found[::-1]  # oldest first: created closest to the intent
+
+    def _prove(self, batch_id: str, ours: set[str]) -> str:
+        """Whether the batch's results carry only our ids: ``ours``, ``not ours`` or ``unknown``."""
+        try:
+            batch = self.client.messages.batches.retrieve(batch_id)
+        except anthropic.NotFoundError:
+            return "not ours"
+        except (anthropic.APIStatusError, anthropic.APIConnectionError):
+            return "unknown"
+        if batch.processing_status != "ended":
+            return "unknown"
+        try:
+            items, _ = self.items(batch_id, batch)
+        except SandboxError:
+            return "unknown"
+        if not items or any(item.custom_id not in ours for item in items):
+            return "not ours"  # someone else's (or no results left to prove it): never touched
+        self.proven[batch_id] = items
+        return "ours"
 
     # -- collecting ----------------------------------------------------------------------
 

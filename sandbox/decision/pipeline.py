@@ -25,6 +25,7 @@ from sandbox.decision.realtime import run_realtime
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import PendingWork, Recovered
 from sandbox.decision.summary import InferenceSummary, Tally
+from sandbox.ids import random_hex
 from sandbox.warehouse import holds_step
 
 BATCH_POLL_S = {"mock": 0.05, "anthropic": 30.0}
@@ -88,7 +89,7 @@ def _start(
     primary = book.get(model or book.primary)
     second = book.get(book.escalation) if escalate else None
     second = None if second is not None and second.id == primary.id else second
-    ctx = RunContext(as_of, RunContext.new_run_id(), llm, mode, book, primary, second)
+    ctx = RunContext(as_of, random_hex(12), llm, mode, book, primary, second)
     summary = InferenceSummary(
         as_of, llm, mode, primary.id, second.id if second else None, PROMPT_VERSION, ctx.run_id
     )

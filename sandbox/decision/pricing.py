@@ -195,28 +195,24 @@ def estimate_cost(
     escalation_share: float = 0.0,
 ) -> CostEstimate:
     """Price a run from per-row input token counts (see :class:`CostEstimate`)."""
-    total_in = sum(input_tokens)
-    rows = len(input_tokens)
-    expected = book.cost(primary, total_in, expected_output_tokens * rows, batch=batch)
-    worst = book.cost(primary, total_in, max_output_tokens * rows, batch=batch)
+    rows, total_in = len(input_tokens), sum(input_tokens)
+    out_expected, out_max = expected_output_tokens * rows, max_output_tokens * rows
+    expected = book.cost(primary, total_in, out_expected, batch=batch)
+    worst = book.cost(primary, total_in, out_max, batch=batch)
     if escalation:
-        worst += book.cost(escalation, total_in, max_output_tokens * rows, batch=batch)
-        expected += escalation_share * book.cost(
-            escalation, total_in, expected_output_tokens * rows, batch=batch
-        )
-    else:
-        escalation_share = 0.0
+        expected += escalation_share * book.cost(escalation, total_in, out_expected, batch=batch)
+        worst += book.cost(escalation, total_in, out_max, batch=batch)
     return CostEstimate(
         rows=rows,
         primary=book.get(primary).id,
         escalation=book.get(escalation).id if escalation else None,
         batch=batch,
         input_tokens=total_in,
-        expected_output_tokens=expected_output_tokens * rows,
-        max_output_tokens=max_output_tokens * rows,
+        expected_output_tokens=out_expected,
+        max_output_tokens=out_max,
         expected_usd=expected,
         worst_usd=worst,
-        escalation_share=escalation_share,
+        escalation_share=escalation_share if escalation else 0.0,
         note=cache_note(book.get(primary), prefix_tokens),
     )
 

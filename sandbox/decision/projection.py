@@ -74,9 +74,8 @@ TIERS: dict[str, Tier] = {
         _tier("tier 4", (4_000, 4_000_000, 800_000), (4_000, 2_000_000, 400_000), 500_000),
     )
 }
-"""Illustrative limits: Anthropic's published Tier 1-4 table as of early 2026 (RPM, input and
-output tokens per minute for Haiku 4.5 and Sonnet 4.x; the Batches API's processing queue). Anthropic revises tiers and limits (mid-2026 they were regrouped and raised): read
-your organisation's in the Claude Console and pass your own :class:`Tier`."""
+"""Illustrative limits (Anthropic's Tier 1-4 table of early 2026; tiers have been revised since):
+read your organisation's in the Claude Console and pass your own :class:`Tier`."""
 
 
 @dataclass(frozen=True)
@@ -200,24 +199,6 @@ def _plan_models(
     raise SandboxError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
 
 
-def _limit_minutes(
-    requests: dict, tokens_in: dict, tokens_out: dict, attempts: float, book: PriceBook, tier: Tier
-) -> dict[str, float]:
-    """Minutes each of the tier's limits needs for the work (per model class)."""
-    limits_minutes: dict[str, float] = {}
-    for model, n in requests.items():
-        limits = tier.for_model(model)
-        name = book.get(model).label
-        limits_minutes[f"{name} requests/min"] = n * attempts / limits.requests_per_minute
-        limits_minutes[f"{name} input tokens/min"] = (
-            tokens_in[model] / limits.input_tokens_per_minute
-        )
-        limits_minutes[f"{name} output tokens/min"] = (
-            tokens_out[model] / limits.output_tokens_per_minute
-        )
-    return limits_minutes
-
-
 def project(
     profile: LedgerProfile,
     users: int,
@@ -249,7 +230,6 @@ def project(
         tokens_in[model] = tokens_in.get(model, 0.0) + n * t_in
         tokens_out[model] = tokens_out.get(model, 0.0) + n * t_out
         cost += book.get(model).cost(n * t_in, n * t_out, discount=discount)
-    total_requests = sum(requests.values())
     if mode == "batch":
         # the engine sends every row to the primary model first, then escalates in a second
         # round; each round is split into waves that fit the tier's queue
@@ -262,9 +242,14 @@ def project(
             waves * BATCH_TYPICAL_HOURS, waves * BATCH_MAX_HOURS, bound, waves,
         )  # fmt: skip
     attempts = 1.0 + profile.retry_share
-    limits_minutes = _limit_minutes(requests, tokens_in, tokens_out, attempts, book, tier)
-    bound, slowest = max(limits_minutes.items(), key=lambda kv: kv[1])
-    concurrency = total_requests * attempts * latency_s / workers / 60
+    minutes: dict[str, float] = {}  # what each of the tier's limits needs for the work
+    for model, n in requests.items():
+        limits, name = tier.for_model(model), book.get(model).label
+        minutes[f"{name} requests/min"] = n * attempts / limits.requests_per_minute
+        minutes[f"{name} input tokens/min"] = tokens_in[model] / limits.input_tokens_per_minute
+        minutes[f"{name} output tokens/min"] = tokens_out[model] / limits.output_tokens_per_minute
+    bound, slowest = max(minutes.items(), key=lambda kv: kv[1])
+    concurrency = sum(requests.values()) * attempts * latency_s / workers / 60
     if concurrency > slowest * 1.001:  # too few workers to reach the limits
         bound, slowest = f"{workers} workers at {latency_s:g} s per request", concurrency
     hours = slowest / 60
@@ -289,7 +274,7 @@ def workers_to_saturate(
     Throughput is capped by the tightest limit at ``r`` requests per second; keeping it
     busy takes ``r x latency_s`` requests in flight. More workers only collect 429s.
     """
-    rates = []
+    rates, requests_per_row = [], 0.0
     for model, per_row, t_in, t_out in _plan_models(profile, book, plan):
         if per_row <= 0:
             continue
@@ -300,13 +285,12 @@ def workers_to_saturate(
             limits.output_tokens_per_minute / max(t_out, 1e-9),
         )
         rates.append(per_minute / 60 / per_row)  # rows per second this model allows
-    rows_per_s = min(rates)
-    requests_per_row = sum(per_row for _, per_row, _, _ in _plan_models(profile, book, plan))
-    return max(1, math.ceil(rows_per_s * requests_per_row * latency_s))
+        requests_per_row += per_row
+    return max(1, math.ceil(min(rates) * requests_per_row * latency_s))
 
 
 def cache_report(book: PriceBook, prefix_tokens: int | Mapping[str, int]) -> pd.DataFrame:
-    """Per model: the shared prompt prefix, the minimum the model caches, and whether caching applies.
+    """Per model: the shared prompt prefix, the minimum it caches, and whether caching applies.
 
     Only the prefix every request shares can be cached; below the minimum, a ``cache_control``
     marker is silently ignored: no discount, no error.

@@ -14,7 +14,7 @@ import anthropic
 from tqdm.auto import tqdm
 
 from sandbox.config import SandboxError
-from sandbox.decision.clients import SENDS
+from sandbox.decision.clients import sends
 from sandbox.decision.journal import Journal
 from sandbox.decision.outcome import (
     Outcome,
@@ -52,7 +52,7 @@ def _ask(
     """Send one request (the SDK retries transient errors); classify the answer; its ledger row."""
     params = build_params(model, row.user_id, row.summary)
     started = time.perf_counter()
-    mark = SENDS.mark()
+    mark = sends()
     try:
         raw = client.messages.with_raw_response.create(**params)
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
@@ -89,7 +89,9 @@ def _bill(
     A send given up on may still have been billed: its input is estimated, its output bounded
     by ``max_tokens``, and the row says it is an upper bound.
     """
-    sent, unanswered = SENDS.since(mark)
+    sent, answered = sends()
+    sent, answered = sent - mark[0], answered - mark[1]  # since this call began
+    unanswered = sent - answered
     tokens_in = usage.input_tokens + unanswered * ctx.input_tokens(row)
     tokens_out = usage.output_tokens + unanswered * model.max_tokens
     return {

@@ -6,7 +6,6 @@ Every row carries ``execution_date``, ``user_id``, ``run_id``, the model and
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -35,11 +34,6 @@ class RunContext:
         default_factory=lambda: TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars()))
     )
     """Input tokens of a request: prefix plus summary (the model's own count when available)."""
-
-    @staticmethod
-    def new_run_id() -> str:
-        """A short random id that groups one run's rows."""
-        return uuid.uuid4().hex[:12]
 
     def cost(self, model: ModelPrice, input_tokens: int, output_tokens: int) -> float:
         """USD for one request in this run's mode (batch discount in batch mode)."""

@@ -13,7 +13,7 @@ from sandbox.decision import store
 from sandbox.decision.pipeline import note_recovered, run_llm_inference
 from sandbox.decision.store import utcnow
 from sandbox.decision.summary import InferenceSummary
-from sandbox.decision.tables import INPUTS, PUBLISHED, STAGING, TABLES, ensure_tables
+from sandbox.decision.tables import INPUTS, PUBLISHED, STAGING, ensure_tables
 from sandbox.warehouse import connect, holds_step, table_exists
 
 SOURCE_MART = "marts.fct_user_features_for_ai_history"
@@ -115,7 +115,7 @@ def prepare_features(execution_date: date | str) -> int:
     as_of = parse_date(execution_date)
     with connect() as con:
         _check_source(con, as_of)
-        ensure_tables(con, *TABLES)
+        ensure_tables(con)
         freeze = [as_of, SOURCE_MART, utcnow(), as_of]
         return _in_one_transaction(
             con,
@@ -138,7 +138,7 @@ def write_results(execution_date: date | str) -> int:
     """
     as_of = parse_date(execution_date)
     with connect() as con:
-        ensure_tables(con, *TABLES)
+        ensure_tables(con)
         statements = [(_UNPUBLISH_GONE, [as_of]), (_PUBLISH, [as_of])]
         return _in_one_transaction(con, as_of, PUBLISHED, statements)
 

@@ -1,7 +1,7 @@
 """Reads and writes of the decision tables: pending rows, commits, the journal, open batches.
 
-Each function opens the warehouse briefly. A commit is one transaction of Arrow inserts
-(never row by row): results, failures, ledger rows and batch bookkeeping land together or not.
+Each function opens the warehouse briefly; ``ingest_journal`` and ``load_pending``, which begin
+every run, create the tables. A commit is one transaction of Arrow inserts (never row by row).
 """
 
 from __future__ import annotations
@@ -17,16 +17,7 @@ import pyarrow as pa
 
 from sandbox.config import SandboxError, warehouse_path
 from sandbox.decision import journal
-from sandbox.decision.tables import (
-    BATCH_JOBS,
-    CALLS,
-    DDL,
-    FAILURES,
-    INPUTS,
-    STAGING,
-    TABLES,
-    ensure_tables,
-)
+from sandbox.decision.tables import BATCH_JOBS, CALLS, DDL, FAILURES, INPUTS, STAGING, ensure_tables
 from sandbox.warehouse import WarehouseBusy, connect
 
 
@@ -67,7 +58,7 @@ def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: 
     input, prompt and model) are held back.
     """
     with connect() as con:
-        ensure_tables(con, *TABLES)
+        ensure_tables(con)
         inputs, staged, waiting = con.execute(
             f"""
             select (select count(*) from {INPUTS} where execution_date = $1),
@@ -154,9 +145,8 @@ def _resend_reasons(con, as_of: date, prompt_version: str, rows: list) -> Counte
 
 
 def _query(sql: str, params: list | tuple = ()) -> list[tuple]:
-    """The rows of one read of the decision tables (created first when missing)."""
+    """The rows of one statement on the decision tables."""
     with connect() as con:
-        ensure_tables(con, *TABLES)
         return con.execute(sql, params).fetchall()
 
 
@@ -287,7 +277,7 @@ def ingest_journal() -> Recovered:
     final = {(r["execution_date"], r["user_id"]) for r in results}
     results.extend(row for key, row in held.items() if key not in final)
     with connect() as con:
-        ensure_tables(con, *TABLES)
+        ensure_tables(con)  # the journal may outlive the warehouse file
     commit_when_free(results=results, failures=failures, calls=calls)
     journal.forget(files)
     return Recovered(entries, len(calls), len(results), len(failures))
@@ -296,7 +286,6 @@ def ingest_journal() -> Recovered:
 def open_batches(as_of: date) -> dict[str, list[dict]]:
     """Message Batches of the date not ingested yet (``creating`` = an intent), oldest first."""
     with connect() as con:
-        ensure_tables(con, *TABLES)
         cur = con.execute(
             f"select * from {BATCH_JOBS} where execution_date = ? "
             "and status in ('creating', 'in_progress') order by submitted_at, batch_id, user_id",
@@ -313,25 +302,22 @@ def open_batches(as_of: date) -> dict[str, list[dict]]:
 def totals(as_of: date) -> tuple[int, int, int]:
     """``(inputs, staged, open failures)`` of the date, after resolving the failure rows of
     users that have a staged answer now."""
-    with connect() as con:
-        ensure_tables(con, *TABLES)
-        # a dead-letter row is resolved once per run, not per commit: it stays open until a run ends
-        con.execute(
-            f"update {FAILURES} f set resolved_at = ? where f.execution_date = ? "
-            f"and f.resolved_at is null and exists (select 1 from {STAGING} s "
-            "where s.execution_date = f.execution_date and s.user_id = f.user_id)",
-            [utcnow(), as_of],
-        )
-        found = con.execute(
-            f"""
-            select (select count(*) from {INPUTS} where execution_date = $1),
-                   (select count(*) from {STAGING} where execution_date = $1),
-                   (select count(*) from {FAILURES}
-                    where execution_date = $1 and resolved_at is null)
-            """,
-            [as_of],
-        ).fetchone()
-    return int(found[0]), int(found[1]), int(found[2])
+    # a dead-letter row is resolved once per run, not per commit: it stays open until a run ends
+    _query(
+        f"update {FAILURES} f set resolved_at = ? where f.execution_date = ? "
+        f"and f.resolved_at is null and exists (select 1 from {STAGING} s "
+        "where s.execution_date = f.execution_date and s.user_id = f.user_id)",
+        [utcnow(), as_of],
+    )
+    [(inputs, staged, failures)] = _query(
+        f"""
+        select (select count(*) from {INPUTS} where execution_date = $1),
+               (select count(*) from {STAGING} where execution_date = $1),
+               (select count(*) from {FAILURES} where execution_date = $1 and resolved_at is null)
+        """,
+        [as_of],
+    )
+    return int(inputs), int(staged), int(failures)
 
 
 def known_batch_ids() -> set[str]:

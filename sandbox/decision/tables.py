@@ -133,7 +133,6 @@ DDL: dict[str, str] = {
             primary key (user_id, execution_date)
         )""",
 }
-TABLES = tuple(DDL)
 
 MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "decision.recommendations_staging": (("escalation_status", "varchar"),),

@@ -89,10 +89,11 @@ def test_main_cli_runs_infer(mart, capsys) -> None:
 
 
 def test_choices_match_the_engine() -> None:
-    from sandbox.decision.clients import LLM_CHOICES
+    from sandbox.decision.clients import resolve_llm
     from sandbox.decision.pipeline import MODES
 
-    assert cli.LLM_CHOICES == LLM_CHOICES and cli.MODES == MODES
+    assert [resolve_llm(llm) for llm in cli.LLM_CHOICES] == list(cli.LLM_CHOICES)
+    assert cli.MODES == MODES
 
 
 def test_registering_the_command_does_not_import_the_sdk() -> None:

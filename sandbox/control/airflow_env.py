@@ -71,12 +71,8 @@ def airflow_environ(home: Path) -> dict[str, str]:
 
 def configure() -> Path:
     """Point this process (and its children) at the sandbox's Airflow; return the home.
-
-    Raises :class:`SandboxError` when ``airflow`` was already imported with another home,
-    because Airflow cannot be re-pointed once it has read its configuration.
-    """
+    Refused when ``airflow`` was already imported with another home (it cannot be re-pointed)."""
     home = airflow_home()
-    wanted = airflow_environ(home)
     if "airflow.configuration" in sys.modules:
         from airflow.configuration import AIRFLOW_HOME
 
@@ -88,16 +84,13 @@ def configure() -> Path:
             )
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
-    os.environ.update(wanted)
+    os.environ.update(airflow_environ(home))
     return home
 
 
 def migrate_home(home: Path, log: Path | None = None) -> Path:
-    """Give ``home`` a migrated metadata DB (``airflow db migrate``) when it has none.
-
-    Later homes copy the first migration made with this Airflow version (:func:`template_db`).
-    Output goes to ``log`` (default ``<home>/logs/db-migrate.log``).
-    """
+    """Give ``home`` a migrated metadata DB in WAL mode, when it has none: a copy of the cached
+    :func:`template_db`, else ``airflow db migrate`` (output in ``log``, else the home's logs)."""
     db = home / "airflow.db"
     if not db.exists() or db.stat().st_size == 0:
         home.mkdir(parents=True, exist_ok=True)
@@ -119,14 +112,17 @@ def migrate_home(home: Path, log: Path | None = None) -> Path:
                 )
             if template is not None:
                 _keep_template(db, template)
-    use_wal(db)
+    # WAL is stored in the file. Best effort: a home with Airflow running on it keeps its
+    # rollback journal until the next start (the busy timeout covers it).
+    with contextlib.suppress(sqlite3.Error):
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
     return db
 
 
 def template_db(env: dict[str, str] | None = None) -> Path | None:
-    """The template for a new home's metadata DB in the sandbox's cache: one per Airflow
-    version and per set of ``AIRFLOW__*`` settings that do not name the home (one could change
-    what the migration writes, e.g. the default pool's size); None when there is no cache."""
+    """The cached template of a new home's metadata DB, per Airflow version and per set of
+    ``AIRFLOW__*`` settings not naming the home (a pool size changes the DB); None: no cache."""
     from importlib.metadata import PackageNotFoundError, version
 
     env = os.environ if env is None else env
@@ -147,9 +143,8 @@ def _copy_db(template: Path, db: Path) -> bool:
     """Copy a template that is a whole migrated DB into place (atomically); False otherwise."""
     try:
         with contextlib.closing(sqlite3.connect(f"{template.as_uri()}?mode=ro", uri=True)) as conn:
-            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                return False
-            if not conn.execute("select version_num from alembic_version").fetchone():
+            whole = conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            if not (whole and conn.execute("select version_num from alembic_version").fetchone()):
                 return False
         copy_into_place(template, db)
         return True
@@ -173,10 +168,3 @@ def _keep_template(db: Path, template: Path) -> None:
         part.unlink(missing_ok=True)
     sweep_parts(template.parent)
 
-
-def use_wal(db: Path) -> None:
-    """Put the metadata DB in WAL mode (stored in the file). Best effort: a home with Airflow
-    running on it keeps its rollback journal until the next start (the busy timeout covers it)."""
-    with contextlib.suppress(sqlite3.Error):
-        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")

@@ -33,7 +33,7 @@ from sandbox.control.names import (
     SENSOR_TASK,
 )
 
-LOCAL_WAITS = {
+LOCAL_WAITS = {  # the dbt run the sensor waits for has already finished
     "SANDBOX_SENSOR_TIMEOUT_S": "5",
     "SANDBOX_SENSOR_POKE_S": "1",
     "SANDBOX_RETRY_DELAY_S": "5",
@@ -72,8 +72,7 @@ class RunReport:
 
     @property
     def status(self) -> str:
-        """``success``, ``partial``, ``budget``, ``gate_blocked`` or ``failed`` (as recorded in
-        ``ops.pipeline_runs``, else from the task states)."""
+        """The status ``ops.pipeline_runs`` recorded, else one from the task states."""
         if self.results and self.results.get("status"):
             return str(self.results["status"])
         if self.gate_blocked:
@@ -82,8 +81,7 @@ class RunReport:
 
     @property
     def drift(self) -> str | None:
-        """The drift watch's verdict in ``ops.pipeline_runs`` (``ok``, ``drift``,
-        ``insufficient_history``, ``error``), None when it did not run."""
+        """The drift watch's verdict in ``ops.pipeline_runs``, None when it did not run."""
         return (self.results or {}).get("drift_status")
 
     @property
@@ -104,8 +102,7 @@ class RunReport:
         )
 
     def gate_message(self) -> str | None:
-        """Why the AI pipeline did not run: ``gate blocked inference for D: <failing tests>``
-        (or, when dbt_run failed for another reason, that reason); None when dbt succeeded."""
+        """Why the AI pipeline did not run (the failing dbt tests); None when dbt succeeded."""
         if not self.gate_blocked:
             return None
         if self.gate_failures:
@@ -118,8 +115,7 @@ class RunReport:
         )
 
     def render(self) -> str:
-        """The task table (date, DAG, task, state, tries), then the gate's verdict or the
-        results, for a terminal."""
+        """The task table, then the gate's verdict or the results, for a terminal."""
         header = ("date", "dag", "task", "state", "tries")
         rows = [header] + [
             (str(t.execution_date), t.dag_id, t.task_id, t.state, str(t.tries)) for t in self.tasks
@@ -260,9 +256,8 @@ def _report(as_of: date, dbt_run, ai_run, log: Path) -> RunReport:
 
 @contextlib.contextmanager
 def _stop_on_signals(received: list[int]) -> Iterator[None]:
-    """SIGTERM and SIGINT set :data:`sandbox.control.tasks.STOP` (no new LLM request or task)
-    and are kept in ``received``; a second one stops at once (KeyboardInterrupt). Inside a
-    task, Airflow's runner calls the task's ``on_kill``, which does the same."""
+    """SIGTERM and SIGINT set ``tasks.STOP`` (no new LLM request or task) and are kept in
+    ``received``; a second one stops at once (KeyboardInterrupt)."""
     from sandbox.control.tasks import STOP
 
     def handle(signum, frame) -> None:
@@ -302,15 +297,14 @@ def _close_unfinished(as_of: date) -> None:
 
 def _interrupted_message(signum: int, as_of: date, reports: list[RunReport]) -> str:
     """One line: what stopped the run and what was kept."""
-    from sandbox.warehouse import connect, table_exists
+    from sandbox.warehouse import connect
 
     kept = 0
-    with contextlib.suppress(Exception), connect(read_only=True) as con:
-        if table_exists(con, "decision.recommendations_staging"):
-            kept = con.execute(
-                "select count(*) from decision.recommendations_staging where execution_date = ?",
-                [as_of],
-            ).fetchone()[0]
+    with contextlib.suppress(Exception), connect(read_only=True) as con:  # no table: 0 kept
+        kept = con.execute(
+            "select count(*) from decision.recommendations_staging where execution_date = ?",
+            [as_of],
+        ).fetchone()[0]
     done = ", ".join(str(r.execution_date) for r in reports) or "none"
     return (
         f"stopped by {signal.Signals(signum).name} during {as_of}: no new LLM request or task "
@@ -329,11 +323,9 @@ def run_pipeline(
     mode: str | None = None,
     on_report=None,
 ) -> list[RunReport]:
-    """Run ``dbt_production`` then ``ai_recommendation_pipeline`` for each date; report each.
-
-    Raises :class:`SandboxError` for what stops every run, :class:`Interrupted` on SIGTERM or
-    Ctrl-C; failed tasks are reported, not raised. ``on_report`` gets each report when ready.
-    """
+    """Run ``dbt_production`` then ``ai_recommendation_pipeline`` for each date; report each
+    (also to ``on_report``, when ready). Failed tasks are reported, not raised; SIGTERM or
+    Ctrl-C raises :class:`Interrupted`, what stops every run a :class:`SandboxError`."""
     from sandbox.warehouse import ensure_writable, step_lock
 
     as_ofs = (

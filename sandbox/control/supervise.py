@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from sandbox.config import SandboxError
 from sandbox.control import airflow_env
@@ -95,18 +96,6 @@ def stop_group(pgid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
         os.waitpid(pgid, 0)
 
 
-def stop_in_order(groups: dict[str, int], url: str | None, say=print) -> None:
-    """Stop the components (name -> process group) in :data:`STOP_ORDER`; after the
-    scheduler, mark what it left unfinished failed through ``url`` (:func:`close_unfinished`)."""
-    for name in STOP_ORDER:
-        if name in groups:
-            stop_group(groups[name])
-        if name == "scheduler" and url:
-            with contextlib.suppress(Exception):
-                for line in close_unfinished(url):
-                    say(line)
-
-
 def close_unfinished(url: str) -> list[str]:
     """Through the REST API: mark every run still running failed, with a line in the log of
     each task it cuts short, and give each such AI run its ``ops.pipeline_runs`` row."""
@@ -117,7 +106,7 @@ def close_unfinished(url: str) -> list[str]:
     runs = api(url, "/api/v2/dags/~/dagRuns?state=running&limit=100", token)["dag_runs"]
     for run in runs:
         dag_id, run_id = run["dag_id"], run["dag_run_id"]
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}"
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
         tis = api(url, f"{path}/taskInstances?limit=100", token)["task_instances"]
         cut = [ti for ti in tis if ti["state"] not in ("success", "skipped", "failed",
                                                        "upstream_failed", "removed")]  # fmt: skip
@@ -130,12 +119,6 @@ def close_unfinished(url: str) -> list[str]:
         if dag_id == AI_DAG and ended == "failed":
             _record_stopped(run)
     return lines
-
-
-def _quote(run_id: str) -> str:
-    from urllib.parse import quote
-
-    return quote(run_id, safe="")
 
 
 def _stop_line(dag_id: str, run_id: str, ti: dict) -> None:
@@ -180,8 +163,15 @@ def stop_recorded(say=print, intro: str | None = None) -> list[int]:
     if left:
         if intro:
             say(f"{intro} (PIDs {left})...")
-        groups = {name: pid for name, (pid, _) in components.items() if members({pid}, since)}
-        stop_in_order(groups, data.get("url") if "scheduler" in components else None, say)
+        for name in STOP_ORDER:
+            pid = components.get(name, (None,))[0]
+            if pid is not None and members({pid}, since):
+                stop_group(pid)
+            if name == "scheduler" and pid is not None and data.get("url"):
+                # what the scheduler left unfinished is closed before the api-server stops
+                with contextlib.suppress(Exception):
+                    for line in close_unfinished(data["url"]):
+                        say(line)
         for pid in members(sessions, since):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -15,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,7 +27,6 @@ from sandbox.control.rest import USER, api, api_token, password_file, read_passw
 
 HOST = "127.0.0.1"
 AIRFLOW = [sys.executable, "-m", "airflow"]
-COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 STARTUP_TIMEOUT_S = 300
 QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
 LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
@@ -36,17 +35,6 @@ LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked ga
     "SANDBOX_BATCH_POKE_S": "10",
     "SANDBOX_RETRY_DELAY_S": "30",
 }
-
-
-def _healthy(url: str, components: tuple[str, ...]) -> bool:
-    """Whether the API server answers and reports every one of ``components`` healthy."""
-    try:
-        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
-            report = json.loads(response.read())
-    except (OSError, ValueError):
-        return False
-    return all((report.get(c.replace("-", "_")) or {}).get("status") == "healthy"
-               for c in components)  # fmt: skip
 
 
 def loopback() -> str:
@@ -92,14 +80,6 @@ def commands(port: int, scheduler: bool) -> dict[str, list[str]]:
     return found
 
 
-def _airflow(env: dict, log, *args: str) -> int:
-    """Run one ``airflow`` CLI command to completion, output to ``log``."""
-    return subprocess.run(
-        [*AIRFLOW, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-        check=False,
-    ).returncode  # fmt: skip
-
-
 def _prepare(port: int, scheduler: bool) -> tuple[dict, Path]:
     """Stop leftovers, check the ports, sync and (un)pause the DAGs; return env and logs."""
     from sandbox.control.supervise import stop_leftovers
@@ -122,10 +102,11 @@ def _prepare(port: int, scheduler: bool) -> tuple[dict, Path]:
     logs = airflow_env.log_dir() / "components"
     logs.mkdir(parents=True, exist_ok=True)
     with (logs / "setup.log").open("w") as out:
+        airflow = functools.partial(subprocess.run, env=env, stdout=out, stderr=subprocess.STDOUT)
         print("syncing the DAG files into the metadata DB...", flush=True)
-        _airflow(env, out, "dags", "reserialize")
+        airflow([*AIRFLOW, "dags", "reserialize"])
         for dag_id in DAG_IDS:
-            if _airflow(env, out, "dags", "unpause" if scheduler else "pause", dag_id):
+            if airflow([*AIRFLOW, "dags", "unpause" if scheduler else "pause", dag_id]).returncode:
                 raise SandboxError(f"could not (un)pause {dag_id}: see {logs / 'setup.log'}")
     return env, logs
 
@@ -138,7 +119,13 @@ def _exited(processes: dict[str, subprocess.Popen]) -> str | None:
 def _wait_healthy(url: str, processes: dict, scheduler: bool, logs: Path) -> None:
     """Wait until the API server reports every started component healthy."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not _healthy(url, COMPONENTS if scheduler else ()):
+    wanted = ("scheduler", "dag_processor", "triggerer") if scheduler else ()
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
+                report = json.loads(response.read())
+            if all((report.get(c) or {}).get("status") == "healthy" for c in wanted):
+                return
         if gone := _exited(processes):
             code = processes[gone].returncode
             raise SandboxError(f"Airflow's {gone} exited ({code}): see {logs / gone}.log")
@@ -154,11 +141,9 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
 
     env, logs = _prepare(port, scheduler)
     processes: dict[str, subprocess.Popen] = {}
-
-    def _stop(signum, frame) -> None:
-        raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    # Ctrl-C and SIGTERM raise KeyboardInterrupt: the ``finally`` below stops all in order
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
     url, parent = f"http://{HOST}:{port}", os.getppid()
     watchdog = supervise.start_watchdog()
     try:
@@ -238,8 +223,7 @@ def ready_message(url: str, scheduler: bool) -> str:
 
 
 def trigger(as_of, port: int) -> list[tuple[str, str]]:
-    """Trigger both DAGs for ``as_of`` (logical date 02:00 UTC) through the running API server;
-    return ``(dag_id, run_id)`` of each."""
+    """Trigger both DAGs for ``as_of`` through the running API server; each (dag_id, run_id)."""
     url = f"http://{HOST}:{port}"
     token, body = api_token(url), {"logical_date": _utc(parse_date(as_of))}
     return [(dag_id, api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, body)["dag_run_id"])

@@ -30,10 +30,9 @@ SQLITE_BUSY_TIMEOUT_S = 20
 """Four times SQLite's default, well under the REST client's 60 s: a request that cannot get
 the lock in time ends as a 500 "Database error" the client retries (``rest.api``), not as a
 client-side timeout (with 60 s the api-server once stopped answering for over a minute)."""
-# Airflow imports these dicts ([database] sql_alchemy_connect_args / _async) and passes them
-# to sqlite3.connect / aiosqlite.connect in every one of its processes.
+# Airflow imports this dict ([database] sql_alchemy_connect_args and _async) and passes it to
+# sqlite3.connect and aiosqlite.connect in every one of its processes.
 SQLITE_CONNECT_ARGS = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-SQLITE_CONNECT_ARGS_ASYNC = {"timeout": SQLITE_BUSY_TIMEOUT_S}
 
 
 def log_dir() -> Path:
@@ -56,7 +55,7 @@ def airflow_environ(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "sandbox.control.airflow_env.SQLITE_CONNECT_ARGS",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "sandbox.control.airflow_env.SQLITE_CONNECT_ARGS_ASYNC",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "sandbox.control.airflow_env.SQLITE_CONNECT_ARGS",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(
             home / "logs" / "dag_processor"
@@ -67,6 +66,13 @@ def airflow_environ(home: Path) -> dict[str, str]:
         # The UI is for looking at runs that `sandbox run` recorded; nothing schedules them.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
     }
+
+
+def waits(poke_s: int, timeout_s: int, retry_s: int) -> dict[str, str]:
+    """The DAGs' sensor, batch-poke and retry waits (``SANDBOX_*``), except those the user set."""
+    wanted = {"SANDBOX_SENSOR_POKE_S": poke_s, "SANDBOX_BATCH_POKE_S": poke_s,
+              "SANDBOX_SENSOR_TIMEOUT_S": timeout_s, "SANDBOX_RETRY_DELAY_S": retry_s}  # fmt: skip
+    return {k: str(v) for k, v in wanted.items() if not os.environ.get(k)}
 
 
 def configure() -> Path:

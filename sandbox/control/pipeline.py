@@ -1,13 +1,12 @@
 """Run both DAGs for a list of dates with Airflow's ``dag.test()``; report each date.
 
 Per-attempt task logs come from a listener (:mod:`sandbox.control.task_logs`); SIGTERM or
-Ctrl-C stops cleanly (:class:`Interrupted`); :data:`LOCAL_WAITS` shortens the sensor's waits.
+Ctrl-C stops cleanly (:class:`Interrupted`); the sensor's waits are short unless set.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -32,13 +31,6 @@ from sandbox.control.names import (
     RUN_HOUR_UTC,
     SENSOR_TASK,
 )
-
-LOCAL_WAITS = {  # the dbt run the sensor waits for has already finished
-    "SANDBOX_SENSOR_TIMEOUT_S": "5",
-    "SANDBOX_SENSOR_POKE_S": "1",
-    "SANDBOX_RETRY_DELAY_S": "5",
-    "SANDBOX_BATCH_POKE_S": "1",
-}
 
 
 @dataclass(frozen=True)
@@ -317,8 +309,6 @@ def run_pipeline(
     dates: date | str | Iterable[date | str],
     llm: str | None = None,
     *,
-    model: str | None = None,
-    batch_size: int | None = None,
     max_cost_usd: float | None = None,
     mode: str | None = None,
     on_report=None,
@@ -334,9 +324,8 @@ def run_pipeline(
     if llm is not None:
         config.llm_choice(llm)
     config.max_cost_usd(max_cost_usd), config.infer_mode(mode)  # a bad value fails before a run
-    given = {"llm": llm, "model": model, "batch_size": batch_size,
-             "max_cost_usd": max_cost_usd, "mode": mode}  # fmt: skip
-    conf = {k: v for k, v in given.items() if v is not None}
+    given = {"llm": llm, "max_cost_usd": max_cost_usd, "mode": mode}
+    conf = {k: v for k, v in given.items() if v is not None}  # the DAG's params
     with step_lock("sandbox run"):
         ensure_writable()  # fail now, with the lock holder's PID, rather than inside a task
         return _run_dates(as_ofs, conf, on_report)
@@ -350,7 +339,7 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
     from sandbox.control.task_logs import captured_output, task_logs
 
     log = airflow_env.log_dir() / "sandbox-run.log"
-    waits = {k: v for k, v in LOCAL_WAITS.items() if not os.environ.get(k)}
+    waits = airflow_env.waits(poke_s=1, timeout_s=5, retry_s=5)  # dbt_run has already ended
     import airflow.sdk  # noqa: F401  (configures logging before the capture, quietly)
 
     with environment(waits), captured_output(log, truncate=True):

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ from sandbox.control.names import AI_DAG
 STOP_ORDER = ("scheduler", "dag-processor", "triggerer", "log-server", "api-server")
 STOP_TIMEOUT_S = 60.0
 WATCH_EVERY_S = 0.5
+CUT = "make airflow stopped: this task was cut short and is marked failed"
 
 
 def pid_file() -> Path:
@@ -110,8 +112,14 @@ def close_unfinished(url: str) -> list[str]:
         tis = api(url, f"{path}/taskInstances?limit=100", token)["task_instances"]
         cut = [ti for ti in tis if ti["state"] not in ("success", "skipped", "failed",
                                                        "upstream_failed", "removed")]  # fmt: skip
-        for ti in cut:
-            _stop_line(dag_id, run_id, ti)
+        for ti in cut:  # a line in its log, where the UI shows it
+            attempt = max(1, int(ti.get("try_number") or 1))
+            log = airflow_env.attempt_log(dag_id, run_id, ti["task_id"], attempt)
+            event = {"timestamp": datetime.now(UTC).isoformat(), "level": "error", "event": CUT}
+            with contextlib.suppress(OSError):
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with log.open("a") as out:
+                    out.write(json.dumps(event) + "\n")
         # every task ended: the scheduler stopped before it closed the run, so close it
         ended = "failed" if cut or any(ti["state"] == "failed" for ti in tis) else "success"
         api(url, path, token, {"state": ended}, method="PATCH")
@@ -121,24 +129,8 @@ def close_unfinished(url: str) -> list[str]:
     return lines
 
 
-def _stop_line(dag_id: str, run_id: str, ti: dict) -> None:
-    """Append a stop line to the log of a task attempt that the stop cut short."""
-    from datetime import UTC, datetime
-
-    attempt = max(1, int(ti.get("try_number") or 1))
-    log = airflow_env.attempt_log(dag_id, run_id, ti["task_id"], attempt)
-    event = {"timestamp": datetime.now(UTC).isoformat(), "level": "error",
-             "event": "make airflow stopped: this task was cut short and is marked failed"}  # fmt: skip
-    with contextlib.suppress(OSError):
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("a") as out:
-            out.write(json.dumps(event) + "\n")
-
-
 def _record_stopped(run: dict) -> None:
     """Give a stopped AI run its ``ops.pipeline_runs`` row, unless a callback wrote one."""
-    from datetime import datetime
-
     from sandbox.control import runs
 
     if runs.read(run["dag_run_id"]) is not None:
@@ -198,11 +190,10 @@ def stop_leftovers(say=print) -> list[int]:
 
 def start_watchdog() -> int:
     """Start the watchdog (its own session) that stops everything if this process dies."""
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "sandbox.control.supervise", "--watch", str(os.getpid())],
         stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    return proc.pid
+    ).pid  # fmt: skip
 
 
 def watch(pid: int) -> int:

@@ -179,20 +179,6 @@ def merge_summaries(first: dict | None, then: dict) -> dict:
     return merged
 
 
-def unreachable(summary: dict) -> str | None:
-    """Why the API was not reached, when every request of the run failed to connect."""
-    classes = set(summary.get("failures_by_class") or {})
-    if summary.get("done") or not summary.get("failed") or not classes <= CONNECTION_ERRORS:
-        return None
-    where = os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
-    return (
-        f"the LLM API at {where} was not reached: all {summary['failed']} requests sent failed "
-        f"with {', '.join(sorted(classes))} (after the SDK's own retries), so the run stopped "
-        "without trying the other rows: check the network, ANTHROPIC_BASE_URL, or run with "
-        "--llm mock"
-    )
-
-
 _LINE_FIELDS = (
     ("status", "status"), ("rows_done", "done"), ("resumed", "skipped"),
     ("failed", "failed"), ("pending", "pending_left"), ("requests", "requests"),
@@ -202,18 +188,26 @@ _LINE_FIELDS = (
 
 def _check(summary: dict, line: dict) -> dict:
     """Show ``summary`` on the summary line; fail the task (no retries) when the run was
-    interrupted or never reached the API."""
+    interrupted or never reached the API (every request failed to connect)."""
     line.update({key: summary.get(field) for key, field in _LINE_FIELDS})
-    reason = unreachable(summary)
+    classes = set(summary.get("failures_by_class") or {})
     if summary.get("status") == "interrupted" or STOP.is_set():
         reason = (
             f"stopped on request: {summary.get('done', 0)} answers of this run kept "
             f"({summary.get('pending_left', 0)} rows left pending); a re-run resumes"
         )
-    if reason:
-        push(SUMMARY_XCOM_KEY, summary)
-        raise SandboxError(reason)
-    return summary
+    elif summary.get("failed") and not summary.get("done") and classes <= CONNECTION_ERRORS:
+        where = os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+        reason = (
+            f"the LLM API at {where} was not reached: all {summary['failed']} requests sent "
+            f"failed with {', '.join(sorted(classes))} (after the SDK's own retries), so the run "
+            "stopped without trying the other rows: check the network, ANTHROPIC_BASE_URL, or "
+            "run with --llm mock"
+        )
+    else:
+        return summary
+    push(SUMMARY_XCOM_KEY, summary)
+    raise SandboxError(reason)
 
 
 def _infer(ds: str, params: dict, **kwargs) -> dict:
@@ -258,12 +252,11 @@ def run_llm_inference(
         return _check(merge_summaries(first, summary), line)
 
 
-def collect_batch(ds: str, ti, params: dict | None = None):
+def collect_batch(ds: str, ti, params: dict):
     """Sensor callable: done when the run's Message Batch has ended (results collected). Each
     poke polls the batches ``decision.batch_jobs`` holds for ``ds``, so it survives a restart."""
     from airflow.sdk import PokeReturnValue
 
-    params = params or {}
     previous = pull(ti, INFER_TASK) or {}
     if previous.get("status") != "waiting":
         return PokeReturnValue(is_done=True, xcom_value=previous)

@@ -29,12 +29,6 @@ HOST = "127.0.0.1"
 AIRFLOW = [sys.executable, "-m", "airflow"]
 STARTUP_TIMEOUT_S = 300
 QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
-LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
-    "SANDBOX_SENSOR_POKE_S": "10",
-    "SANDBOX_SENSOR_TIMEOUT_S": "300",
-    "SANDBOX_BATCH_POKE_S": "10",
-    "SANDBOX_RETRY_DELAY_S": "30",
-}
 
 
 def loopback() -> str:
@@ -61,7 +55,8 @@ def scheduler_environ(port: int) -> dict[str, str]:
         "PYTHONWARNINGS": ",".join(
             w for w in (os.environ.get("PYTHONWARNINGS"), QUIET_TRACKER) if w
         ),
-        **{k: v for k, v in LEARNER_WAITS.items() if not os.environ.get(k)},
+        # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
+        **airflow_env.waits(poke_s=10, timeout_s=300, retry_s=30),
     }
 
 
@@ -89,12 +84,11 @@ def _prepare(port: int, scheduler: bool) -> tuple[dict, Path]:
     stop_leftovers()
     for busy in (port, port + 1) if scheduler else (port,):
         with socket.socket() as sock:
-            in_use = sock.connect_ex((HOST, busy)) == 0
-        if in_use:
-            raise SandboxError(
-                f"port {busy} on {HOST} is already in use (another Airflow?): stop it, or pick "
-                "another port with PORT=... (make) or --port"
-            )
+            if sock.connect_ex((HOST, busy)) == 0:
+                raise SandboxError(
+                    f"port {busy} on {HOST} is already in use (another Airflow?): stop it, or "
+                    "pick another port with PORT=... (make) or --port"
+                )
     env = {**os.environ, **airflow_env.airflow_environ(home)}
     if scheduler:
         env.update(scheduler_environ(port))
@@ -239,7 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.trigger:
-            airflow_env.configure()
             for dag_id, run_id in trigger(args.trigger, args.port):
                 print(f"triggered {dag_id} for {args.trigger}: {run_id}")
             return 0

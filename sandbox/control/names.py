@@ -31,5 +31,4 @@ SUMMARY_XCOM_KEY = "summary"
 WRITTEN_XCOM_KEY = "written"
 DRIFT_XCOM_KEY = "drift"
 
-RUN_HOUR_UTC = 2
-"""The schedule's hour: a date's logical date is 02:00 UTC on that day."""
+RUN_HOUR_UTC = 2  # the schedule's hour: a date's logical date is 02:00 UTC on that day

@@ -33,8 +33,7 @@ def pid_file() -> Path:
 
 
 def _started_at(pid: int) -> float | None:
-    """The process's start time (to tell it from a later process with the same PID); None
-    once it has ended (a zombie has ended)."""
+    """The process's start time (it tells it from a later one with its PID); None once ended."""
     import psutil
 
     try:

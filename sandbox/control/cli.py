@@ -55,8 +55,7 @@ def dates_from(args: argparse.Namespace) -> list:
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Run the pipeline for the requested dates; the exit status says how the worst date ended
-    (0 success, 3 partial, budget or drift, 1 failed or gate blocked; 128 + N on signal N)."""
+    """Run the pipeline for the requested dates; exit as the worst date ended (see --help)."""
     from sandbox.config import warehouse_path
     from sandbox.control.airflow_env import log_dir
     from sandbox.control.pipeline import Interrupted, run_pipeline

@@ -6,8 +6,14 @@ The only package that knows both other planes (they talk through tables); the DA
 
 from sandbox.control.airflow_env import configure
 from sandbox.control.names import AI_DAG, DBT_DAG
-from sandbox.control.pipeline import Interrupted, date_range, run_pipeline
-from sandbox.control.report import RunReport, TaskState, task_frame
+from sandbox.control.pipeline import (
+    Interrupted,
+    RunReport,
+    TaskState,
+    date_range,
+    run_pipeline,
+    task_frame,
+)
 
 __all__ = [
     "AI_DAG",

@@ -28,12 +28,11 @@ from sandbox.config import (
 DAGS_FOLDER = ROOT / "dags"
 SQLITE_BUSY_TIMEOUT_S = 20
 """Four times SQLite's default, well under the REST client's 60 s: a request that cannot get
-the lock in time ends as a 500 "Database error" the client retries (``ui.api``), not as a
+the lock in time ends as a 500 "Database error" the client retries (``rest.api``), not as a
 client-side timeout (with 60 s the api-server once stopped answering for over a minute)."""
-# Airflow imports these dicts ([database] sql_alchemy_connect_args / _async) and passes them
-# to sqlite3.connect / aiosqlite.connect in every one of its processes.
+# Airflow imports this dict ([database] sql_alchemy_connect_args and _async) and passes it to
+# sqlite3.connect and aiosqlite.connect in every one of its processes.
 SQLITE_CONNECT_ARGS = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-SQLITE_CONNECT_ARGS_ASYNC = {"timeout": SQLITE_BUSY_TIMEOUT_S}
 
 
 def log_dir() -> Path:
@@ -48,16 +47,15 @@ def attempt_log(dag_id: str, run_id: str, task_id: str, attempt: int) -> Path:
     return log_dir().joinpath(*parts, f"attempt={attempt}.log")
 
 
-def airflow_environ(home: Path | None = None) -> dict[str, str]:
-    """The environment variables that point Airflow at the sandbox's home, DB and DAGs."""
-    home = home or airflow_home()
+def airflow_environ(home: Path) -> dict[str, str]:
+    """The environment variables that point Airflow at ``home``, its DB and the DAGs."""
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "sandbox.control.airflow_env.SQLITE_CONNECT_ARGS",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "sandbox.control.airflow_env.SQLITE_CONNECT_ARGS_ASYNC",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "sandbox.control.airflow_env.SQLITE_CONNECT_ARGS",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(
             home / "logs" / "dag_processor"
@@ -70,14 +68,17 @@ def airflow_environ(home: Path | None = None) -> dict[str, str]:
     }
 
 
+def waits(poke_s: int, timeout_s: int, retry_s: int) -> dict[str, str]:
+    """The DAGs' sensor, batch-poke and retry waits (``SANDBOX_*``), except those the user set."""
+    wanted = {"SANDBOX_SENSOR_POKE_S": poke_s, "SANDBOX_BATCH_POKE_S": poke_s,
+              "SANDBOX_SENSOR_TIMEOUT_S": timeout_s, "SANDBOX_RETRY_DELAY_S": retry_s}  # fmt: skip
+    return {k: str(v) for k, v in wanted.items() if not os.environ.get(k)}
+
+
 def configure() -> Path:
     """Point this process (and its children) at the sandbox's Airflow; return the home.
-
-    Raises :class:`SandboxError` when ``airflow`` was already imported with another home,
-    because Airflow cannot be re-pointed once it has read its configuration.
-    """
+    Refused when ``airflow`` was already imported with another home (it cannot be re-pointed)."""
     home = airflow_home()
-    wanted = airflow_environ(home)
     if "airflow.configuration" in sys.modules:
         from airflow.configuration import AIRFLOW_HOME
 
@@ -89,53 +90,45 @@ def configure() -> Path:
             )
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
-    os.environ.update(wanted)
+    os.environ.update(airflow_environ(home))
     return home
 
 
-def ensure_migrated() -> Path:
-    """Give this process's Airflow home its metadata DB (:func:`migrate_home`)."""
-    return migrate_home(configure())
-
-
 def migrate_home(home: Path, log: Path | None = None) -> Path:
-    """Give ``home`` a migrated metadata DB (``airflow db migrate``) when it has none.
-
-    Later homes copy the first migration made with this Airflow version (:func:`template_db`).
-    Output goes to ``log`` (default ``<home>/logs/db-migrate.log``).
-    """
+    """Give ``home`` a migrated metadata DB in WAL mode, when it has none: a copy of the cached
+    :func:`template_db`, else ``airflow db migrate`` (output in ``log``, else the home's logs)."""
     db = home / "airflow.db"
-    if db.exists() and db.stat().st_size > 0:
-        use_wal(db)
-        return db
-    home.mkdir(parents=True, exist_ok=True)
-    log = log or home / "logs" / "db-migrate.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **airflow_environ(home)}
-    template = template_db(env)
-    if template is not None and _copy_db(template, db):
-        log.write_text(f"copied from {template} (made by `airflow db migrate`)\n")
-        use_wal(db)
-        return db
-    with log.open("w") as out:
-        proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env,
-                              stdout=out, stderr=subprocess.STDOUT, check=False)  # fmt: skip
-    if proc.returncode != 0:
-        db.unlink(missing_ok=True)
-        raise SandboxError(
-            f"`airflow db migrate` failed (exit {proc.returncode}); its output is in {log}. "
-            f"Delete {home} and try again."
-        )
-    use_wal(db)
-    if template is not None:
-        _keep_template(db, template)
+    if not db.exists() or db.stat().st_size == 0:
+        home.mkdir(parents=True, exist_ok=True)
+        log = log or home / "logs" / "db-migrate.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **airflow_environ(home)}
+        template = template_db(env)
+        if template is not None and _copy_db(template, db):
+            log.write_text(f"copied from {template} (made by `airflow db migrate`)\n")
+        else:
+            with log.open("w") as out:
+                proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"],
+                                      env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            if proc.returncode != 0:
+                db.unlink(missing_ok=True)
+                raise SandboxError(
+                    f"`airflow db migrate` failed (exit {proc.returncode}); its output is in "
+                    f"{log}. Delete {home} and try again."
+                )
+            if template is not None:
+                _keep_template(db, template)
+    # WAL is stored in the file. Best effort: a home with Airflow running on it keeps its
+    # rollback journal until the next start (the busy timeout covers it).
+    with contextlib.suppress(sqlite3.Error):
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
     return db
 
 
 def template_db(env: dict[str, str] | None = None) -> Path | None:
-    """The template for a new home's metadata DB in the sandbox's cache: one per Airflow
-    version and per set of ``AIRFLOW__*`` settings that do not name the home (one could change
-    what the migration writes, e.g. the default pool's size); None when there is no cache."""
+    """The cached template of a new home's metadata DB, per Airflow version and per set of
+    ``AIRFLOW__*`` settings not naming the home (a pool size changes the DB); None: no cache."""
     from importlib.metadata import PackageNotFoundError, version
 
     env = os.environ if env is None else env
@@ -156,9 +149,8 @@ def _copy_db(template: Path, db: Path) -> bool:
     """Copy a template that is a whole migrated DB into place (atomically); False otherwise."""
     try:
         with contextlib.closing(sqlite3.connect(f"{template.as_uri()}?mode=ro", uri=True)) as conn:
-            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                return False
-            if not conn.execute("select version_num from alembic_version").fetchone():
+            whole = conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            if not (whole and conn.execute("select version_num from alembic_version").fetchone()):
                 return False
         copy_into_place(template, db)
         return True
@@ -182,10 +174,3 @@ def _keep_template(db: Path, template: Path) -> None:
         part.unlink(missing_ok=True)
     sweep_parts(template.parent)
 
-
-def use_wal(db: Path) -> None:
-    """Put the metadata DB in WAL mode (stored in the file). Best effort: a home with Airflow
-    running on it keeps its rollback journal until the next start (the busy timeout covers it)."""
-    with contextlib.suppress(sqlite3.Error):
-        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, parse_date
 from sandbox.control.names import AI_DAG, DBT_DAG, LLM_CHOICES, MODES
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers) -> None:
     """Add the ``run`` sub-command to an argparse ``subparsers`` object."""
     parser = subparsers.add_parser(
         "run",
@@ -38,7 +39,6 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--mode", choices=MODES, help="inference mode (default: SANDBOX_INFER_MODE, else realtime)"
     )
     parser.set_defaults(func=handler)
-    return parser
 
 
 def dates_from(args: argparse.Namespace) -> list:
@@ -55,23 +55,18 @@ def dates_from(args: argparse.Namespace) -> list:
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Run the pipeline for the requested dates; the exit status says how the worst date ended
-    (0 success, 3 partial, budget or drift, 1 failed or gate blocked; 128 + N on signal N)."""
-    import sys
-
+    """Run the pipeline for the requested dates; exit as the worst date ended (see --help)."""
     from sandbox.config import warehouse_path
     from sandbox.control.airflow_env import log_dir
     from sandbox.control.pipeline import Interrupted, run_pipeline
 
     dates = dates_from(args)
     print(f"running {DBT_DAG} and {AI_DAG} for {len(dates)} date(s)...")
-
-    def show(report) -> None:
-        print(f"\n{report.render()}", flush=True)
-
     try:
-        reports = run_pipeline(dates, llm=args.llm, max_cost_usd=args.max_cost_usd,
-                               mode=args.mode, on_report=show)  # fmt: skip
+        reports = run_pipeline(
+            dates, llm=args.llm, max_cost_usd=args.max_cost_usd, mode=args.mode,
+            on_report=lambda report: print(f"\n{report.render()}", flush=True),
+        )  # fmt: skip
     except Interrupted as exc:
         print(f"sandbox run: {exc}", file=sys.stderr, flush=True)
         return 128 + int(exc.signum)

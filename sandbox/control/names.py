@@ -22,10 +22,8 @@ WRITE_TASK = "write_results"
 DRIFT_TASK = "check_drift"
 AI_TASKS = (SENSOR_TASK, PREPARE_TASK, INFER_TASK, BATCH_TASK, WRITE_TASK, DRIFT_TASK)
 
-STATUSES = ("success", "partial", "budget", "gate_blocked", "failed")
-"""What ``ops.pipeline_runs.status`` can say about one run of the AI pipeline."""
 EXIT_CODES = {"success": 0, "partial": 3, "budget": 3, "gate_blocked": 1, "failed": 1}
-"""``sandbox run``'s exit status per run status (the worst date wins)."""
+"""``sandbox run``'s exit status per ``ops.pipeline_runs.status`` (the worst date wins)."""
 
 GATE_XCOM_KEY = "gate_failures"
 ERROR_XCOM_KEY = "error"
@@ -33,5 +31,4 @@ SUMMARY_XCOM_KEY = "summary"
 WRITTEN_XCOM_KEY = "written"
 DRIFT_XCOM_KEY = "drift"
 
-RUN_HOUR_UTC = 2
-"""The schedule's hour: a date's logical date is 02:00 UTC on that day."""
+RUN_HOUR_UTC = 2  # the schedule's hour: a date's logical date is 02:00 UTC on that day

@@ -1,15 +1,15 @@
-"""Run both DAGs for a list of dates with Airflow's ``dag.test()`` and report what happened.
+"""Run both DAGs for a list of dates with Airflow's ``dag.test()``; report each date.
 
 Per-attempt task logs come from a listener (:mod:`sandbox.control.task_logs`); SIGTERM or
-Ctrl-C stops cleanly (:class:`Interrupted`); :data:`LOCAL_WAITS` shortens the sensor's waits.
+Ctrl-C stops cleanly (:class:`Interrupted`); the sensor's waits are short unless set.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,20 +23,144 @@ from sandbox.control.names import (
     BATCH_TASK,
     DBT_DAG,
     DBT_TASK,
+    DRIFT_TASK,
     ERROR_XCOM_KEY,
+    EXIT_CODES,
     GATE_XCOM_KEY,
     INFER_TASK,
     RUN_HOUR_UTC,
     SENSOR_TASK,
 )
-from sandbox.control.report import RunReport, TaskState
 
-LOCAL_WAITS = {
-    "SANDBOX_SENSOR_TIMEOUT_S": "5",
-    "SANDBOX_SENSOR_POKE_S": "1",
-    "SANDBOX_RETRY_DELAY_S": "5",
-    "SANDBOX_BATCH_POKE_S": "1",
-}
+
+@dataclass(frozen=True)
+class TaskState:
+    """How one task of one DAG run ended."""
+
+    execution_date: date
+    dag_id: str
+    task_id: str
+    state: str
+    tries: int
+    duration_s: float | None
+
+
+@dataclass
+class RunReport:
+    """Both DAG runs of one execution date: task states, gate failures and results."""
+
+    execution_date: date
+    tasks: list[TaskState]
+    gate_failures: list[dict] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    inference: dict | None = None
+    results: dict | None = None
+    build: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every task of both DAGs succeeded."""
+        return bool(self.tasks) and all(t.state == "success" for t in self.tasks)
+
+    @property
+    def status(self) -> str:
+        """The status ``ops.pipeline_runs`` recorded, else one from the task states."""
+        if self.results and self.results.get("status"):
+            return str(self.results["status"])
+        if self.gate_blocked:
+            return "gate_blocked"
+        return "success" if self.ok else "failed"
+
+    @property
+    def drift(self) -> str | None:
+        """The drift watch's verdict in ``ops.pipeline_runs``, None when it did not run."""
+        return (self.results or {}).get("drift_status")
+
+    @property
+    def exit_code(self) -> int:
+        """0 success, 3 partial, budget or drift, 1 gate blocked or failed."""
+        code = EXIT_CODES.get(self.status, 1)
+        return 3 if code == 0 and self.drift not in (None, "ok", "insufficient_history") else code
+
+    @property
+    def gate_blocked(self) -> bool:
+        """True when dbt's gate failed, so the AI pipeline never reached the LLM."""
+        return bool(self.gate_failures) or self.state(DBT_DAG, DBT_TASK) != "success"
+
+    def state(self, dag_id: str, task_id: str) -> str | None:
+        """The final state of one task (``None`` if it has no task instance)."""
+        return next(
+            (t.state for t in self.tasks if t.dag_id == dag_id and t.task_id == task_id), None
+        )
+
+    def gate_message(self) -> str | None:
+        """Why the AI pipeline did not run (the failing dbt tests); None when dbt succeeded."""
+        if not self.gate_blocked:
+            return None
+        if self.gate_failures:
+            what = runs.describe_gate(self.gate_failures)
+            return f"gate blocked inference for {self.execution_date}: {what}"
+        reason = self.errors.get(DBT_TASK) or f"it ended {self.state(DBT_DAG, DBT_TASK)}"
+        return (
+            f"{DBT_DAG}.{DBT_TASK} did not succeed for {self.execution_date} "
+            f"({reason.splitlines()[0]}), so the sensor blocked inference"
+        )
+
+    def render(self) -> str:
+        """The task table, then the gate's verdict or the results, for a terminal."""
+        header = ("date", "dag", "task", "state", "tries")
+        rows = [header] + [
+            (str(t.execution_date), t.dag_id, t.task_id, t.state, str(t.tries)) for t in self.tasks
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
+        if (gate := self.gate_message()) is not None:
+            lines.append(gate)
+            if self.state(AI_DAG, INFER_TASK) in (None, "upstream_failed", "skipped"):
+                lines.append("no LLM request was made for this date.")
+        for task_id, message in self.errors.items():
+            # the gate message above says why dbt_run failed, the drift line below the watch's
+            if task_id not in (DBT_TASK, DRIFT_TASK) or not self.drift:
+                lines.append(f"{task_id} failed: {message.splitlines()[0]}")
+        if self.build and self.build.get("rows"):
+            b = self.build
+            lines.append(
+                f"data plane {self.execution_date}: {b.get('models')} models and "
+                f"{b.get('data_tests')} data tests passed; "
+                + ", ".join(f"{name} {count:,}" for name, count in b["rows"].items())
+            )
+        if self.results:
+            from sandbox.decision.summary import SIMULATED_COST
+
+            r = self.results
+            offline = (self.inference or {}).get("llm") == "mock"
+            lines.append(
+                f"results {self.execution_date}: {r['status']}: {r['rows_written']} recommendations"
+                f" published, {r['failures']} failed, {r.get('rows_pending') or 0} pending,"
+                f" {r['llm_requests']} LLM requests, cost ${r['cost_usd']:.4f}"
+                + (f" ({SIMULATED_COST})" if offline else "")
+                + (f" ({r['detail']})" if r.get("detail") else "")
+            )
+            if self.drift:
+                lines.append(f"drift watch {self.execution_date}: {self.drift.upper()}: "
+                             f"{r.get('drift_detail') or ''}".rstrip())  # fmt: skip
+        inference = self.inference or {}
+        if inference.get("status", "ok") != "ok":
+            lines.append(f"inference status: {inference['status']}")
+            lines.extend(f"  note: {note}" for note in inference.get("notes", [])[-2:])
+        return "\n".join(lines)
+
+
+def task_frame(reports: Iterable[RunReport]):
+    """All task states of ``reports`` as one pandas DataFrame."""
+    import pandas as pd
+
+    columns = list(TaskState.__dataclass_fields__)
+    return pd.DataFrame([asdict(t) for r in reports for t in r.tasks], columns=columns)
+
+
 class Interrupted(SandboxError):
     """SIGTERM or Ctrl-C stopped ``sandbox run``; ``message`` says what was kept."""
 
@@ -124,10 +248,8 @@ def _report(as_of: date, dbt_run, ai_run, log: Path) -> RunReport:
 
 @contextlib.contextmanager
 def _stop_on_signals(received: list[int]) -> Iterator[None]:
-    """SIGTERM and SIGINT set :data:`sandbox.control.tasks.STOP` (no new LLM request, no new
-    task) and are remembered in ``received``; a second signal raises KeyboardInterrupt (stop
-    now). (While a task runs, Airflow's task runner handles SIGTERM itself and calls the
-    task's ``on_kill``, which does the same.)"""
+    """SIGTERM and SIGINT set ``tasks.STOP`` (no new LLM request or task) and are kept in
+    ``received``; a second one stops at once (KeyboardInterrupt)."""
     from sandbox.control.tasks import STOP
 
     def handle(signum, frame) -> None:
@@ -144,14 +266,13 @@ def _stop_on_signals(received: list[int]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _close_unfinished(as_of: date) -> list[str]:
+def _close_unfinished(as_of: date) -> None:
     """Mark the runs of ``as_of`` left running by an interruption (and their unfinished tasks)
-    failed, so the UI does not show them running forever; returns their run ids."""
+    failed, so the UI does not show them running forever."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, State, TaskInstanceState
 
-    closed = []
     with create_session() as session:
         runs = session.query(DagRun).filter(
             DagRun.dag_id.in_([DBT_DAG, AI_DAG]),
@@ -164,21 +285,18 @@ def _close_unfinished(as_of: date) -> list[str]:
                     ti.state = TaskInstanceState.FAILED
                     ti.end_date = datetime.now(UTC)
             run.set_state(DagRunState.FAILED)
-            closed.append(run.run_id)
-    return closed
 
 
 def _interrupted_message(signum: int, as_of: date, reports: list[RunReport]) -> str:
     """One line: what stopped the run and what was kept."""
-    from sandbox.warehouse import connect, table_exists
+    from sandbox.warehouse import connect
 
     kept = 0
-    with contextlib.suppress(Exception), connect(read_only=True) as con:
-        if table_exists(con, "decision.recommendations_staging"):
-            kept = con.execute(
-                "select count(*) from decision.recommendations_staging where execution_date = ?",
-                [as_of],
-            ).fetchone()[0]
+    with contextlib.suppress(Exception), connect(read_only=True) as con:  # no table: 0 kept
+        kept = con.execute(
+            "select count(*) from decision.recommendations_staging where execution_date = ?",
+            [as_of],
+        ).fetchone()[0]
     done = ", ".join(str(r.execution_date) for r in reports) or "none"
     return (
         f"stopped by {signal.Signals(signum).name} during {as_of}: no new LLM request or task "
@@ -191,26 +309,23 @@ def run_pipeline(
     dates: date | str | Iterable[date | str],
     llm: str | None = None,
     *,
-    model: str | None = None,
-    batch_size: int | None = None,
     max_cost_usd: float | None = None,
     mode: str | None = None,
     on_report=None,
 ) -> list[RunReport]:
-    """Run ``dbt_production`` then ``ai_recommendation_pipeline`` for each date; report each.
-
-    Raises :class:`SandboxError` for what stops every run, :class:`Interrupted` on SIGTERM or
-    Ctrl-C; failed tasks are reported, not raised. ``on_report`` gets each report when ready.
-    """
+    """Run ``dbt_production`` then ``ai_recommendation_pipeline`` for each date; report each
+    (also to ``on_report``, when ready). Failed tasks are reported, not raised; SIGTERM or
+    Ctrl-C raises :class:`Interrupted`, what stops every run a :class:`SandboxError`."""
     from sandbox.warehouse import ensure_writable, step_lock
 
-    as_ofs = [parse_date(dates)] if isinstance(dates, date | str) else [parse_date(d) for d in dates]
+    as_ofs = (
+        [parse_date(dates)] if isinstance(dates, date | str) else [parse_date(d) for d in dates]
+    )
     if llm is not None:
         config.llm_choice(llm)
     config.max_cost_usd(max_cost_usd), config.infer_mode(mode)  # a bad value fails before a run
-    given = {"llm": llm, "model": model, "batch_size": batch_size,
-             "max_cost_usd": max_cost_usd, "mode": mode}  # fmt: skip
-    conf = {k: v for k, v in given.items() if v is not None}
+    given = {"llm": llm, "max_cost_usd": max_cost_usd, "mode": mode}
+    conf = {k: v for k, v in given.items() if v is not None}  # the DAG's params
     with step_lock("sandbox run"):
         ensure_writable()  # fail now, with the lock holder's PID, rather than inside a task
         return _run_dates(as_ofs, conf, on_report)
@@ -220,11 +335,11 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
     """Both DAGs for each date, in order, under ``dag.test()``; stop cleanly on a signal."""
     from sandbox.control.tasks import STOP
 
-    airflow_env.ensure_migrated()  # before the first import of airflow
+    airflow_env.migrate_home(airflow_env.configure())  # before the first import of airflow
     from sandbox.control.task_logs import captured_output, task_logs
 
     log = airflow_env.log_dir() / "sandbox-run.log"
-    waits = {k: v for k, v in LOCAL_WAITS.items() if not os.environ.get(k)}
+    waits = airflow_env.waits(poke_s=1, timeout_s=5, retry_s=5)  # dbt_run has already ended
     import airflow.sdk  # noqa: F401  (configures logging before the capture, quietly)
 
     with environment(waits), captured_output(log, truncate=True):
@@ -251,4 +366,3 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
             if on_report is not None:
                 on_report(reports[-1])
     return reports
-

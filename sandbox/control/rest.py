@@ -1,8 +1,5 @@
 """Airflow's REST API on this machine: the generated admin password, a token, one call.
-
-``make airflow`` (:mod:`sandbox.control.ui`) triggers runs through it and its supervisor
-(:mod:`sandbox.control.supervise`) closes unfinished runs through it.
-"""
+``make airflow`` triggers runs (``ui``) and closes unfinished ones (``supervise``) with it."""
 
 from __future__ import annotations
 
@@ -12,8 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sandbox.config import SandboxError
-from sandbox.control import airflow_env
+from sandbox.config import SandboxError, airflow_home
 
 USER = "admin"
 API_RETRY_DELAYS_S = (1, 2, 4, 8, 16)  # a busy metadata DB: see api()
@@ -21,7 +17,7 @@ API_RETRY_DELAYS_S = (1, 2, 4, 8, 16)  # a busy metadata DB: see api()
 
 def password_file() -> Path:
     """Where SimpleAuthManager writes the generated passwords (JSON: user -> password)."""
-    return airflow_env.airflow_home() / "simple_auth_manager_passwords.json.generated"
+    return airflow_home() / "simple_auth_manager_passwords.json.generated"
 
 
 def read_password() -> str | None:
@@ -50,24 +46,21 @@ def api_token(url: str) -> str:
 
 def api(url: str, path: str, token: str, body: dict | None = None, method: str | None = None) -> dict:
     """One authenticated REST call (GET, or POST with a JSON ``body``); the decoded answer.
-
-    A 500 "Database error" (SQLite busy) or a 503 is retried after 1, 2, 4, 8 and 16 s (the
-    statement was rolled back); any other error, or the sixth failure, raises SandboxError.
-    """
-    for delay in (*API_RETRY_DELAYS_S, None):
-        request = urllib.request.Request(
-            f"{url}{path}",
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                     "Accept": "application/json"}, method=method,
-        )  # fmt: skip
+    A 500 "Database error" (SQLite busy, rolled back) or a 503 is retried after 1 to 16 s."""
+    request = urllib.request.Request(
+        f"{url}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                 "Accept": "application/json"}, method=method,
+    )  # fmt: skip
+    delays = iter(API_RETRY_DELAYS_S)
+    while True:
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
             busy = exc.code == 503 or (exc.code == 500 and '"Database error"' in detail)
-            if not busy or delay is None:
+            if not busy or (delay := next(delays, None)) is None:
                 raise SandboxError(f"Airflow answered {exc.code} to {path}: {detail}") from None
         time.sleep(delay)
-    raise AssertionError("unreachable")

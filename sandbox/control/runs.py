@@ -38,6 +38,7 @@ DDL = """
         recorded_at timestamp not null,
         primary key (execution_date, dag_run_id)
     )"""
+# added in place, so a warehouse made before they existed gets them too
 ADDED_COLUMNS = (
     ("rows_done", "bigint"),
     ("rows_pending", "bigint"),
@@ -46,20 +47,16 @@ ADDED_COLUMNS = (
     ("drift_detail", "varchar"),
     ("rows_resumed", "bigint"),
 )
-"""Columns after the first ones, added in place (also to a warehouse made before they were)."""
-WAIT_S = 120.0
-"""How long writing a row waits for another process (a task, a notebook) to free the file."""
+WAIT_S = 120.0  # how long writing a row waits for another process to free the warehouse
 
 
 class RunNotRecorded(SandboxError):
     """The warehouse stayed busy past :data:`WAIT_S`: the run's row could not be written."""
 
 
-def pull(ti, task_id: str, key: str | None = None) -> Any:
-    """A task's XCom (its return value when ``key`` is None); None where XCom is unreachable."""
+def pull(ti, task_id: str, key: str = "return_value") -> Any:
+    """A task's XCom (its return value by default); None where XCom is unreachable."""
     try:
-        if key is None:
-            return ti.xcom_pull(task_ids=task_id)
         return ti.xcom_pull(task_ids=task_id, key=key)
     except Exception:  # outside a task runner (e.g. a DAG-level callback) XCom is unreachable
         return None
@@ -81,10 +78,8 @@ def utc_naive(moment: datetime | None) -> datetime | None:
 
 
 def ledger_totals(con, as_of: date, since: datetime | None) -> dict:
-    """Requests, cost and rows of ``as_of`` since ``since`` (the DAG run's start), all attempts.
-
-    ``rows_done``: answers staged since then; ``rows_resumed``: staged before it (kept).
-    """
+    """Requests, cost and answers (``rows_done``) of ``as_of`` since ``since`` (the DAG run's
+    start, every attempt), and ``rows_resumed``: answers staged before it (kept)."""
     from sandbox.warehouse import table_exists
 
     since = utc_naive(since) or datetime.min
@@ -107,11 +102,8 @@ def ledger_totals(con, as_of: date, since: datetime | None) -> dict:
 
 
 def write(row: dict, *, since: datetime | None, drift=None) -> dict:
-    """Upsert the run's row; its counts come from :func:`ledger_totals` since ``since``.
-
-    ``drift``, called under the warehouse lock, returns the drift columns to add. Raises
-    :class:`RunNotRecorded` when the warehouse stays busy. Returns the row written.
-    """
+    """Upsert (and return) the run's row, counted from ``since`` (:func:`ledger_totals`);
+    ``drift()``, called under the warehouse lock, returns the drift columns to add."""
     from sandbox.warehouse import WarehouseBusy, connect
 
     try:
@@ -148,10 +140,8 @@ def read(run_id: str) -> dict | None:
 
 def final_summary(ti) -> dict:
     """The run's inference summary: the sensor's (batch collected) or the inference task's."""
-    for task_id, key in ((BATCH_TASK, None), (INFER_TASK, None), (INFER_TASK, SUMMARY_XCOM_KEY)):
-        if value := pull(ti, task_id, key):
-            return value
-    return {}
+    found = pull(ti, BATCH_TASK) or pull(ti, INFER_TASK)  # batch collected, else realtime
+    return found or pull(ti, INFER_TASK, SUMMARY_XCOM_KEY) or {}  # a failed attempt's
 
 
 def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
@@ -175,13 +165,6 @@ def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
     return "success", ""
 
 
-def drift_columns(record: dict | None) -> dict[str, str | None]:
-    """The ``ops.pipeline_runs`` drift columns for a drift report's record (or None)."""
-    if not record:
-        return {}
-    return {"drift_status": record.get("status"), "drift_detail": record.get("message")}
-
-
 def record_drift(run_id: str, record: dict) -> None:
     """Put a drift verdict on the run's ``ops.pipeline_runs`` row, if it is there yet (when it
     is not, :func:`record_pipeline_run` takes the verdict from XCom as it writes the row)."""
@@ -195,11 +178,11 @@ def record_drift(run_id: str, record: dict) -> None:
         )
 
 
-def _run_status(context, succeeded: bool, summary: dict, written) -> tuple[str, str]:
-    """``(status, detail)`` of the run whose task of ``context`` ended (see
-    :func:`record_pipeline_run`)."""
+def _run_status(context, summary: dict, written) -> tuple[str, str]:
+    """``(status, detail)`` of the run whose task of ``context`` failed for good."""
     ti, exception = context["ti"], context.get("exception")
-    if ti.task_id == SENSOR_TASK and not succeeded:
+    reason = str(exception or "").partition("\n")[0]
+    if ti.task_id == SENSOR_TASK:
         tests = gate_failures_of(context)
         detail = "dbt's quality gate did not pass for this date" + (f": {tests}" if tests else "")
         print(f"gate blocked {context['ds']}: {tests or exception or 'dbt_run did not succeed'}",
@@ -207,12 +190,10 @@ def _run_status(context, succeeded: bool, summary: dict, written) -> tuple[str, 
         return "gate_blocked", detail
     if ti.task_id == WRITE_TASK:
         status, detail = run_outcome(summary, written)
-        if succeeded:
-            return "success", ""
-        if status != "failed" or exception is None or not str(exception):
+        if status != "failed" or not reason:
             return status, detail
-    if exception is not None and str(exception):
-        return "failed", f"{ti.task_id}: {str(exception).splitlines()[0]}"
+    if reason:
+        return "failed", f"{ti.task_id}: {reason}"
     return "failed", f"{ti.task_id} failed" + (f" ({type(exception).__name__})" if exception else "")
 
 
@@ -246,20 +227,20 @@ def _run_started(context) -> datetime | None:
 
 
 def record_pipeline_run(context, *, succeeded: bool, written: int | None = None) -> str:
-    """Upsert one ``ops.pipeline_runs`` row for the run of ``context``; return its status.
-
-    Counts are summed over every attempt of the DAG run from the ledger; a drift verdict
-    (:func:`check_drift`) fills ``drift_status`` and never changes ``status``.
-    """
+    """Upsert one ``ops.pipeline_runs`` row for the run of ``context``; return its status
+    (a drift verdict fills ``drift_status``, never ``status``)."""
     ti = context["ti"]
     if ti.task_id == DRIFT_TASK:  # the watch's own failure: flag the run, keep its status
-        return record_drift_failure(context)
+        record = pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
+        if not record:
+            reason = str(context.get("exception") or "").partition("\n")[0] or "failed"
+            record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
+        record_drift(context["run_id"], record)
+        return (read(context["run_id"]) or {}).get("status", "")
     summary = final_summary(ti)
-    if written is None:
+    if written is None:  # a failure callback: what write_results published before it failed
         written = pull(ti, WRITE_TASK, WRITTEN_XCOM_KEY)
-    if written is None and succeeded:
-        written = pull(ti, WRITE_TASK)
-    status, detail = _run_status(context, succeeded, summary, written)
+    status, detail = ("success", "") if succeeded else _run_status(context, summary, written)
     row = {
         "execution_date": parse_date(context["ds"]),
         "dag_run_id": context["run_id"],
@@ -269,7 +250,11 @@ def record_pipeline_run(context, *, succeeded: bool, written: int | None = None)
         "rows_pending": int(summary.get("pending_left") or 0),
         "detail": detail,
     }
-    drift = lambda: drift_columns(pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY))  # noqa: E731
+
+    def drift() -> dict:  # the watch's verdict, if it pushed one (read under the lock)
+        found = pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
+        return {"drift_status": found["status"], "drift_detail": found["message"]} if found else {}
+
     row = write(row, since=_run_started(context), drift=drift)
     print(
         f"ops.pipeline_runs: {status}: {row['rows_written']} published, {row['rows_done']} "
@@ -279,16 +264,3 @@ def record_pipeline_run(context, *, succeeded: bool, written: int | None = None)
     )
     return status
 
-
-def record_drift_failure(context) -> str:
-    """``check_drift`` failed: flag the run's row (the drift verdict, or why the watch could
-    not judge) and return the row's status, which stays what the rows made it."""
-    ti = context["ti"]
-    record = pull(ti, DRIFT_TASK, DRIFT_XCOM_KEY)
-    if not record:
-        exception = context.get("exception")
-        reason = str(exception).splitlines()[0] if exception and str(exception) else "failed"
-        record = {"status": "error", "message": f"the drift watch did not run: {reason}"}
-    record_drift(context["run_id"], record)
-    found = read(context["run_id"])
-    return found["status"] if found else ""

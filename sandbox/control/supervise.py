@@ -13,7 +13,9 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from sandbox.config import SandboxError
 from sandbox.control import airflow_env
@@ -22,6 +24,7 @@ from sandbox.control.names import AI_DAG
 STOP_ORDER = ("scheduler", "dag-processor", "triggerer", "log-server", "api-server")
 STOP_TIMEOUT_S = 60.0
 WATCH_EVERY_S = 0.5
+CUT = "make airflow stopped: this task was cut short and is marked failed"
 
 
 def pid_file() -> Path:
@@ -30,8 +33,7 @@ def pid_file() -> Path:
 
 
 def _started_at(pid: int) -> float | None:
-    """The process's start time (to tell it from a later process with the same PID); None
-    once it has ended (a zombie has ended)."""
+    """The process's start time (it tells it from a later one with its PID); None once ended."""
     import psutil
 
     try:
@@ -95,18 +97,6 @@ def stop_group(pgid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
         os.waitpid(pgid, 0)
 
 
-def stop_in_order(groups: dict[str, int], url: str | None, say=print) -> None:
-    """Stop the components (name -> process group) in :data:`STOP_ORDER`; after the
-    scheduler, mark what it left unfinished failed through ``url`` (:func:`close_unfinished`)."""
-    for name in STOP_ORDER:
-        if name in groups:
-            stop_group(groups[name])
-        if name == "scheduler" and url:
-            with contextlib.suppress(Exception):
-                for line in close_unfinished(url):
-                    say(line)
-
-
 def close_unfinished(url: str) -> list[str]:
     """Through the REST API: mark every run still running failed, with a line in the log of
     each task it cuts short, and give each such AI run its ``ops.pipeline_runs`` row."""
@@ -117,12 +107,18 @@ def close_unfinished(url: str) -> list[str]:
     runs = api(url, "/api/v2/dags/~/dagRuns?state=running&limit=100", token)["dag_runs"]
     for run in runs:
         dag_id, run_id = run["dag_id"], run["dag_run_id"]
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}"
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
         tis = api(url, f"{path}/taskInstances?limit=100", token)["task_instances"]
         cut = [ti for ti in tis if ti["state"] not in ("success", "skipped", "failed",
                                                        "upstream_failed", "removed")]  # fmt: skip
-        for ti in cut:
-            _stop_line(dag_id, run_id, ti)
+        for ti in cut:  # a line in its log, where the UI shows it
+            attempt = max(1, int(ti.get("try_number") or 1))
+            log = airflow_env.attempt_log(dag_id, run_id, ti["task_id"], attempt)
+            event = {"timestamp": datetime.now(UTC).isoformat(), "level": "error", "event": CUT}
+            with contextlib.suppress(OSError):
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with log.open("a") as out:
+                    out.write(json.dumps(event) + "\n")
         # every task ended: the scheduler stopped before it closed the run, so close it
         ended = "failed" if cut or any(ti["state"] == "failed" for ti in tis) else "success"
         api(url, path, token, {"state": ended}, method="PATCH")
@@ -132,30 +128,8 @@ def close_unfinished(url: str) -> list[str]:
     return lines
 
 
-def _quote(run_id: str) -> str:
-    from urllib.parse import quote
-
-    return quote(run_id, safe="")
-
-
-def _stop_line(dag_id: str, run_id: str, ti: dict) -> None:
-    """Append a stop line to the log of a task attempt that the stop cut short."""
-    from datetime import UTC, datetime
-
-    attempt = max(1, int(ti.get("try_number") or 1))
-    log = airflow_env.attempt_log(dag_id, run_id, ti["task_id"], attempt)
-    event = {"timestamp": datetime.now(UTC).isoformat(), "level": "error",
-             "event": "make airflow stopped: this task was cut short and is marked failed"}  # fmt: skip
-    with contextlib.suppress(OSError):
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("a") as out:
-            out.write(json.dumps(event) + "\n")
-
-
 def _record_stopped(run: dict) -> None:
     """Give a stopped AI run its ``ops.pipeline_runs`` row, unless a callback wrote one."""
-    from datetime import datetime
-
     from sandbox.control import runs
 
     if runs.read(run["dag_run_id"]) is not None:
@@ -180,8 +154,15 @@ def stop_recorded(say=print, intro: str | None = None) -> list[int]:
     if left:
         if intro:
             say(f"{intro} (PIDs {left})...")
-        groups = {name: pid for name, (pid, _) in components.items() if members({pid}, since)}
-        stop_in_order(groups, data.get("url") if "scheduler" in components else None, say)
+        for name in STOP_ORDER:
+            pid = components.get(name, (None,))[0]
+            if pid is not None and members({pid}, since):
+                stop_group(pid)
+            if name == "scheduler" and pid is not None and data.get("url"):
+                # what the scheduler left unfinished is closed before the api-server stops
+                with contextlib.suppress(Exception):
+                    for line in close_unfinished(data["url"]):
+                        say(line)
         for pid in members(sessions, since):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -208,11 +189,10 @@ def stop_leftovers(say=print) -> list[int]:
 
 def start_watchdog() -> int:
     """Start the watchdog (its own session) that stops everything if this process dies."""
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "sandbox.control.supervise", "--watch", str(os.getpid())],
         stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    return proc.pid
+    ).pid  # fmt: skip
 
 
 def watch(pid: int) -> int:

@@ -35,18 +35,6 @@ def log_file(path: Path, *, truncate: bool = False) -> TextIO:
     return file
 
 
-def _stream_handlers() -> list[logging.StreamHandler]:
-    loggers = [logging.getLogger()] + [
-        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
-    ]
-    return [
-        h
-        for lg in loggers
-        for h in lg.handlers
-        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-    ]
-
-
 @contextlib.contextmanager
 def _fds_to(file: TextIO) -> Iterator[None]:
     """Point file descriptors 1 and 2 at ``file`` (C code and child processes write there)."""
@@ -61,16 +49,6 @@ def _fds_to(file: TextIO) -> Iterator[None]:
             os.close(copy)
 
 
-def _swap_stream(handler: logging.StreamHandler, stream: TextIO) -> TextIO | None:
-    """``handler.setStream(stream)``, also when the handler's old stream is already closed
-    (a handler left behind by an earlier capture: ``setStream`` would fail to flush it)."""
-    try:
-        return handler.setStream(stream)
-    except ValueError:
-        old, handler.stream = handler.stream, stream
-        return old
-
-
 @contextlib.contextmanager
 def captured_output(path: Path, *, truncate: bool = False) -> Iterator[Path]:
     """Send all output of the ``with`` block to ``path`` instead of the terminal or cell."""
@@ -78,18 +56,24 @@ def captured_output(path: Path, *, truncate: bool = False) -> Iterator[Path]:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    handlers = [
+        h for lg in loggers for h in getattr(lg, "handlers", ())  # a PlaceHolder has none
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]  # fmt: skip
     previous = []
-    for handler in _stream_handlers():
-        with contextlib.suppress(AttributeError):  # logging's last-resort handler is read-only
-            previous.append((handler, _swap_stream(handler, file)))
+    for handler in handlers:
+        # not setStream(): it flushes the old stream, which may be closed (an earlier capture's)
+        with contextlib.suppress(AttributeError):  # a read-only ``stream`` property
+            old, handler.stream = handler.stream, file
+            previous.append((handler, old))
     try:
         with _fds_to(file), contextlib.redirect_stdout(file), contextlib.redirect_stderr(file):
             yield path
     finally:
         file.flush()
-        for handler, stream in previous:
-            if stream is not None and stream is not file:
-                handler.setStream(stream)
+        for handler, stream in reversed(previous):  # a handler of two loggers: its first stream
+            handler.stream = stream
 
 
 class TaskLogs:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sandbox import config
@@ -32,15 +33,10 @@ from sandbox.control.names import (
 )
 from sandbox.control.runs import final_summary, pull, record_drift, record_pipeline_run, run_outcome
 
-CONNECTION_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
-"""Failure classes meaning the API was not reached at all (no answer, nothing to retry per row)."""
-PROBE_ROWS = 10
-"""Rows a realtime run with the real API sends first, to learn whether the API answers at all."""
+CONNECTION_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})  # API not reached
+PROBE_ROWS = 10  # a real-API realtime run sends these first: does the API answer at all?
 HTTP_LOGGERS = ("httpx", "httpx2", "anthropic", "anthropic._base_client")
-"""The loggers that write one line per HTTP request: DEBUG only while a task runs."""
-
-STOP = threading.Event()
-"""Set by a stop request (SIGTERM, Ctrl-C, ``on_kill``): no new LLM request after it."""
+STOP = threading.Event()  # set by SIGTERM, Ctrl-C or on_kill: no new LLM request after it
 
 
 def current_context() -> dict | None:
@@ -54,36 +50,26 @@ def current_context() -> dict | None:
 
 def push(key: str, value: Any) -> None:
     """Leave ``value`` in the running task's XCom (kept when the task then fails)."""
-    context = current_context()
     with contextlib.suppress(Exception):  # outside a task there is nothing to push to
-        context["ti"].xcom_push(key=key, value=value)
+        current_context()["ti"].xcom_push(key=key, value=value)
 
 
 def jsonable(value: Any) -> Any:
     """A JSON-friendly copy of a plane's result (dataclass, dict, date...) for XCom."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [jsonable(v) for v in value]
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
+    text = json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, date) else str(v))
+    return json.loads(text)
 
 
 def _debug_only(record: logging.LogRecord) -> bool:
-    """A logging filter: demote the record to DEBUG, shown only when debug logging is on."""
     record.levelno, record.levelname = logging.DEBUG, "DEBUG"
     return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 @contextlib.contextmanager
 def quiet_http() -> Iterator[None]:
-    """While the block runs, the SDK's per-request HTTP lines go to DEBUG (a task log reads
-    as a story); the loggers are as they were afterwards."""
+    """While the block runs, the SDK's per-request HTTP lines go to DEBUG (a log tells a story)."""
     loggers = [logging.getLogger(name) for name in HTTP_LOGGERS]
     for logger in loggers:
         logger.addFilter(_debug_only)
@@ -111,8 +97,7 @@ def task_summary(task_id: str, ds: str) -> Iterator[dict]:
 
 @contextlib.contextmanager
 def _failure_policy() -> Iterator[None]:
-    """The retry policy: the error goes to XCom (``error``) first; a :class:`SandboxError`
-    other than :class:`WarehouseBusy` becomes AirflowFailException (no retries)."""
+    """The error goes to XCom first; a SandboxError other than WarehouseBusy is not retried."""
     try:
         yield
     except SandboxError as exc:
@@ -131,18 +116,17 @@ def _failure_policy() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _stop_on_kill() -> Iterator[None]:
-    """While the block runs, the running task's ``on_kill`` (what Airflow calls when a
-    scheduler or ``sandbox run`` gets SIGTERM) sets :data:`STOP`."""
+    """While the block runs, the task's ``on_kill`` (called on SIGTERM) sets :data:`STOP`."""
     context = current_context()
-    task = context["ti"].task if context is not None else None
-    if task is not None:
-        task.on_kill = STOP.set
+    if context is None:
+        yield
+        return
+    task = context["ti"].task
+    task.on_kill = STOP.set
     try:
         yield
     finally:
-        if task is not None:
-            with contextlib.suppress(AttributeError):
-                del task.on_kill
+        del task.on_kill
 
 
 def gate_failure_records(exc: Exception) -> list[dict]:
@@ -195,20 +179,6 @@ def merge_summaries(first: dict | None, then: dict) -> dict:
     return merged
 
 
-def unreachable(summary: dict) -> str | None:
-    """Why the API was not reached, when every request of the run failed to connect."""
-    classes = set(summary.get("failures_by_class") or {})
-    if summary.get("done") or not summary.get("failed") or not classes <= CONNECTION_ERRORS:
-        return None
-    where = os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
-    return (
-        f"the LLM API at {where} was not reached: all {summary['failed']} requests sent failed "
-        f"with {', '.join(sorted(classes))} (after the SDK's own retries), so the run stopped "
-        "without trying the other rows: check the network, ANTHROPIC_BASE_URL, or run with "
-        "--llm mock"
-    )
-
-
 _LINE_FIELDS = (
     ("status", "status"), ("rows_done", "done"), ("resumed", "skipped"),
     ("failed", "failed"), ("pending", "pending_left"), ("requests", "requests"),
@@ -218,23 +188,30 @@ _LINE_FIELDS = (
 
 def _check(summary: dict, line: dict) -> dict:
     """Show ``summary`` on the summary line; fail the task (no retries) when the run was
-    interrupted or never reached the API."""
+    interrupted or never reached the API (every request failed to connect)."""
     line.update({key: summary.get(field) for key, field in _LINE_FIELDS})
-    reason = unreachable(summary)
+    classes = set(summary.get("failures_by_class") or {})
     if summary.get("status") == "interrupted" or STOP.is_set():
         reason = (
             f"stopped on request: {summary.get('done', 0)} answers of this run kept "
             f"({summary.get('pending_left', 0)} rows left pending); a re-run resumes"
         )
-    if reason:
-        push(SUMMARY_XCOM_KEY, summary)
-        raise SandboxError(reason)
-    return summary
+    elif summary.get("failed") and not summary.get("done") and classes <= CONNECTION_ERRORS:
+        where = os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+        reason = (
+            f"the LLM API at {where} was not reached: all {summary['failed']} requests sent "
+            f"failed with {', '.join(sorted(classes))} (after the SDK's own retries), so the run "
+            "stopped without trying the other rows: check the network, ANTHROPIC_BASE_URL, or "
+            "run with --llm mock"
+        )
+    else:
+        return summary
+    push(SUMMARY_XCOM_KEY, summary)
+    raise SandboxError(reason)
 
 
 def _infer(ds: str, params: dict, **kwargs) -> dict:
-    """One call of the decision plane for ``ds`` (``llm`` and ``model`` from ``params``), with
-    :data:`STOP` as its stop event; its result as a JSON-friendly dict."""
+    """One decision-plane call for ``ds`` (``llm``, ``model`` from ``params``), as a dict."""
     from sandbox.decision import run_llm_inference
 
     llm = config.llm_choice(params.get("llm"))
@@ -243,7 +220,6 @@ def _infer(ds: str, params: dict, **kwargs) -> dict:
 
 
 def _left(ceiling: float | None, spent: dict) -> float | None:
-    """What is left of the spending ceiling after ``spent``'s cost."""
     return None if ceiling is None else max(0.0, ceiling - float(spent.get("cost_usd") or 0.0))
 
 
@@ -257,10 +233,7 @@ def run_llm_inference(
     mode: str | None = None,
 ) -> dict:
     """Run the decision plane on the pending rows of ``ds``; return its summary as a dict.
-
-    A real-API realtime run sends :data:`PROBE_ROWS` first. Batch mode submits, polls
-    ``SANDBOX_BATCH_FIRST_WAIT_S`` and leaves a batch still processing to ``wait_for_batch``.
-    """
+    Batch mode submits, polls for ``SANDBOX_BATCH_FIRST_WAIT_S``, then ``wait_for_batch`` waits."""
     params = {"llm": llm, "model": model}
     with quiet_http(), task_summary(INFER_TASK, ds) as line, _failure_policy(), _stop_on_kill():
         ceiling, mode = config.max_cost_usd(max_cost_usd), config.infer_mode(mode)
@@ -279,15 +252,11 @@ def run_llm_inference(
         return _check(merge_summaries(first, summary), line)
 
 
-def collect_batch(ds: str, ti, params: dict | None = None):
-    """Sensor callable: done when the run's Message Batch has ended (results collected).
-
-    Each poke resumes the batches stored in ``decision.batch_jobs`` for ``ds`` (one poll, no
-    wait), so it survives a scheduler restart; between pokes the sensor holds no worker slot.
-    """
+def collect_batch(ds: str, ti, params: dict):
+    """Sensor callable: done when the run's Message Batch has ended (results collected). Each
+    poke polls the batches ``decision.batch_jobs`` holds for ``ds``, so it survives a restart."""
     from airflow.sdk import PokeReturnValue
 
-    params = params or {}
     previous = pull(ti, INFER_TASK) or {}
     if previous.get("status") != "waiting":
         return PokeReturnValue(is_done=True, xcom_value=previous)
@@ -300,11 +269,8 @@ def collect_batch(ds: str, ti, params: dict | None = None):
 
 
 def _batch_totals(summary: dict) -> dict:
-    """The whole batch run's counts, once its batches ended.
-
-    A sensor's XCom does not survive a reschedule, so requests and cost are recounted from the
-    ledger rows of the run's batches, and every row of the date not staged by now is failed.
-    """
+    """The whole batch run's counts: a sensor's XCom does not survive a reschedule, so they
+    come from the ledger rows of its batches; every row not staged by now is failed."""
     from sandbox.warehouse import connect
 
     ids = summary.get("batch_ids") or []
@@ -326,9 +292,8 @@ def _batch_totals(summary: dict) -> dict:
 
 
 def write_results(ds: str) -> int:
-    """Upsert the staged answers of ``ds`` into ``marts.user_recommendations``; then fail the
-    task (no retries) when the run is not a success (:func:`run_outcome`): what was answered is
-    published either way."""
+    """Upsert the staged answers of ``ds`` into ``marts.user_recommendations``, then fail (no
+    retries) unless the run is a success (:func:`run_outcome`): the answers stay published."""
     from sandbox.decision import write_results
 
     with _failure_policy(), task_summary(WRITE_TASK, ds) as line:
@@ -344,9 +309,8 @@ def write_results(ds: str) -> int:
 
 
 def check_drift(ds: str, run_id: str | None = None) -> dict:
-    """The drift watch: compare the answers of ``ds`` with the trailing window and record it
-    in the log, XCom (``drift``) and the run's ``ops.pipeline_runs`` row; on ``drift`` the task
-    then fails without retries (the answers stay published, ``status`` stays)."""
+    """The drift watch on the answers of ``ds``: its verdict goes to the log, XCom and the run's
+    row; on ``drift`` the task fails (no retries), the answers and ``status`` stay."""
     from sandbox.decision.drift import check_drift as watch
 
     with _failure_policy(), task_summary(DRIFT_TASK, ds) as line:

@@ -2,12 +2,13 @@
 
 ``make airflow-ui`` (``--port``): the api-server alone, to browse what ``sandbox run`` recorded.
 ``make airflow`` (``--scheduler``): all components, supervised; ``admin`` (password shown).
-"""
+``--trigger DATE``: trigger both DAGs for DATE in the Airflow running on ``--port``, then exit."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -15,36 +16,19 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sandbox.config import SandboxError, parse_date
+from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, parse_date
 from sandbox.control import airflow_env
 from sandbox.control.names import AI_DAG, DAG_IDS
+from sandbox.control.pipeline import logical_date
 from sandbox.control.rest import USER, api, api_token, password_file, read_password
 
 HOST = "127.0.0.1"
-COMPONENTS = ("scheduler", "dag-processor", "triggerer")
+AIRFLOW = [sys.executable, "-m", "airflow"]
 STARTUP_TIMEOUT_S = 300
 QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
-LEARNER_WAITS = {  # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
-    "SANDBOX_SENSOR_POKE_S": "10",
-    "SANDBOX_SENSOR_TIMEOUT_S": "300",
-    "SANDBOX_BATCH_POKE_S": "10",
-    "SANDBOX_RETRY_DELAY_S": "30",
-}
-
-
-def _healthy(url: str, components: tuple[str, ...]) -> bool:
-    """Whether the API server answers and reports every one of ``components`` healthy."""
-    try:
-        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
-            report = json.loads(response.read())
-    except (OSError, ValueError):
-        return False
-    return all((report.get(c.replace("-", "_")) or {}).get("status") == "healthy"
-               for c in components)  # fmt: skip
 
 
 def loopback() -> str:
@@ -71,19 +55,19 @@ def scheduler_environ(port: int) -> dict[str, str]:
         "PYTHONWARNINGS": ",".join(
             w for w in (os.environ.get("PYTHONWARNINGS"), QUIET_TRACKER) if w
         ),
-        **{k: v for k, v in LEARNER_WAITS.items() if not os.environ.get(k)},
+        # a learner watches: poke every 10 s, give up on a blocked gate after 5 min
+        **airflow_env.waits(poke_s=10, timeout_s=300, retry_s=30),
     }
 
 
 def commands(port: int, scheduler: bool) -> dict[str, list[str]]:
     """Each component's command line (every listener on 127.0.0.1)."""
-    airflow = [sys.executable, "-m", "airflow"]
-    found = {"api-server": [*airflow, "api-server", "--host", HOST, "--port", str(port)]}
+    found = {"api-server": [*AIRFLOW, "api-server", "--host", HOST, "--port", str(port)]}
     if scheduler:
         found |= {
-            "scheduler": [*airflow, "scheduler", "--skip-serve-logs"],
-            "dag-processor": [*airflow, "dag-processor"],
-            "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
+            "scheduler": [*AIRFLOW, "scheduler", "--skip-serve-logs"],
+            "dag-processor": [*AIRFLOW, "dag-processor"],
+            "triggerer": [*AIRFLOW, "triggerer", "--skip-serve-logs"],
             "log-server": [sys.executable, "-m", "uvicorn", "--factory",
                            "airflow.utils.serve_logs:create_app", "--host", HOST,
                            "--port", str(port + 1), "--no-access-log"],
@@ -91,38 +75,20 @@ def commands(port: int, scheduler: bool) -> dict[str, list[str]]:
     return found
 
 
-def _airflow(env: dict, log, *args: str) -> int:
-    """Run one ``airflow`` CLI command to completion, output to ``log``."""
-    return subprocess.run(
-        [sys.executable, "-m", "airflow", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-        check=False,
-    ).returncode  # fmt: skip
-
-
-def _start(name: str, command: list[str], env: dict, logs: Path) -> subprocess.Popen:
-    """Start one component in its own process group (stopped in order by the supervisor)."""
-    with (logs / f"{name}.log").open("w") as out:
-        return subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-
-
-def _prepare(port: int, scheduler: bool) -> tuple[Path, dict, Path]:
-    """Stop leftovers, check the ports, sync and (un)pause the DAGs; return home, env, logs."""
+def _prepare(port: int, scheduler: bool) -> tuple[dict, Path]:
+    """Stop leftovers, check the ports, sync and (un)pause the DAGs; return env and logs."""
     from sandbox.control.supervise import stop_leftovers
 
     home = airflow_env.configure()
-    airflow_env.ensure_migrated()
+    airflow_env.migrate_home(home)
     stop_leftovers()
     for busy in (port, port + 1) if scheduler else (port,):
         with socket.socket() as sock:
-            in_use = sock.connect_ex((HOST, busy)) == 0
-        if in_use:
-            raise SandboxError(
-                f"port {busy} on {HOST} is already in use (another Airflow?): stop it, or pick "
-                "another port with PORT=... (make) or --port"
-            )
+            if sock.connect_ex((HOST, busy)) == 0:
+                raise SandboxError(
+                    f"port {busy} on {HOST} is already in use (another Airflow?): stop it, or "
+                    "pick another port with PORT=... (make) or --port"
+                )
     env = {**os.environ, **airflow_env.airflow_environ(home)}
     if scheduler:
         env.update(scheduler_environ(port))
@@ -130,12 +96,13 @@ def _prepare(port: int, scheduler: bool) -> tuple[Path, dict, Path]:
     logs = airflow_env.log_dir() / "components"
     logs.mkdir(parents=True, exist_ok=True)
     with (logs / "setup.log").open("w") as out:
+        airflow = functools.partial(subprocess.run, env=env, stdout=out, stderr=subprocess.STDOUT)
         print("syncing the DAG files into the metadata DB...", flush=True)
-        _airflow(env, out, "dags", "reserialize")
+        airflow([*AIRFLOW, "dags", "reserialize"])
         for dag_id in DAG_IDS:
-            if _airflow(env, out, "dags", "unpause" if scheduler else "pause", dag_id):
+            if airflow([*AIRFLOW, "dags", "unpause" if scheduler else "pause", dag_id]).returncode:
                 raise SandboxError(f"could not (un)pause {dag_id}: see {logs / 'setup.log'}")
-    return home, env, logs
+    return env, logs
 
 
 def _exited(processes: dict[str, subprocess.Popen]) -> str | None:
@@ -146,7 +113,13 @@ def _exited(processes: dict[str, subprocess.Popen]) -> str | None:
 def _wait_healthy(url: str, processes: dict, scheduler: bool, logs: Path) -> None:
     """Wait until the API server reports every started component healthy."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not _healthy(url, COMPONENTS if scheduler else ()):
+    wanted = ("scheduler", "dag_processor", "triggerer") if scheduler else ()
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
+                report = json.loads(response.read())
+            if all((report.get(c) or {}).get("status") == "healthy" for c in wanted):
+                return
         if gone := _exited(processes):
             code = processes[gone].returncode
             raise SandboxError(f"Airflow's {gone} exited ({code}): see {logs / gone}.log")
@@ -160,25 +133,27 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
     or SIGTERM (or the end of the parent ``make``), then stop them in order."""
     from sandbox.control import supervise
 
-    home, env, logs = _prepare(port, scheduler)
+    env, logs = _prepare(port, scheduler)
     processes: dict[str, subprocess.Popen] = {}
-
-    def _stop(signum, frame) -> None:
-        raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    # Ctrl-C and SIGTERM raise KeyboardInterrupt: the ``finally`` below stops all in order
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
     url, parent = f"http://{HOST}:{port}", os.getppid()
     watchdog = supervise.start_watchdog()
     try:
         for name, command in commands(port, scheduler).items():
-            processes[name] = _start(name, command, env, logs)
+            # each in its own process group, which the supervisor stops in order
+            with (logs / f"{name}.log").open("w") as out:
+                processes[name] = subprocess.Popen(
+                    command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
             supervise.record(processes, url, watchdog)
         print(f"starting {', '.join(processes)} on {url} (logs: {logs})", flush=True)
         _wait_healthy(url, processes, scheduler, logs)
-        print(ready_message(url, home, scheduler), flush=True)
+        print(ready_message(url, scheduler), flush=True)
         if scheduler:
-            for line in first_view(port):
-                print(line, flush=True)
+            print("\n".join(first_view(port)), flush=True)
         while (gone := _exited(processes)) is None:
             if os.getppid() != parent:  # make was killed: stop as for SIGTERM
                 raise KeyboardInterrupt
@@ -202,8 +177,6 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
 def first_view(port: int) -> list[str]:
     """Trigger both DAGs for the shipped date unless it already has a run, so the learner's
     first view of the grid is a run whose data can be fresh; the lines to show."""
-    from sandbox.config import SHIPPED_AS_OF_DATE
-
     url, when = f"http://{HOST}:{port}", _utc(SHIPPED_AS_OF_DATE)
     path = f"/api/v2/dags/{AI_DAG}/dagRuns?logical_date_gte={when}&logical_date_lte={when}"
     if api(url, path, api_token(url))["dag_runs"]:
@@ -214,12 +187,10 @@ def first_view(port: int) -> list[str]:
 
 def _utc(as_of) -> str:
     """The logical date (02:00 UTC) of ``as_of`` as the REST API writes it."""
-    from sandbox.control.pipeline import logical_date
-
     return logical_date(as_of).isoformat().replace("+00:00", "Z")
 
 
-def ready_message(url: str, home: Path, scheduler: bool) -> str:
+def ready_message(url: str, scheduler: bool) -> str:
     """What the learner needs once everything answers: address, login, what to do next."""
     password = read_password() or f"(see {password_file()})"
     lines = [
@@ -246,8 +217,7 @@ def ready_message(url: str, home: Path, scheduler: bool) -> str:
 
 
 def trigger(as_of, port: int) -> list[tuple[str, str]]:
-    """Trigger both DAGs for ``as_of`` (logical date 02:00 UTC) through the running API server;
-    return ``(dag_id, run_id)`` of each."""
+    """Trigger both DAGs for ``as_of`` through the running API server; each (dag_id, run_id)."""
     url = f"http://{HOST}:{port}"
     token, body = api_token(url), {"logical_date": _utc(parse_date(as_of))}
     return [(dag_id, api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, body)["dag_run_id"])
@@ -258,20 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.control.ui", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
-    parser.add_argument(
-        "--scheduler",
-        action="store_true",
-        help="also run the scheduler, dag-processor and triggerer (make airflow)",
-    )
-    parser.add_argument(
-        "--trigger",
-        metavar="DATE",
-        help="trigger both DAGs for DATE in the Airflow running on --port, then exit",
-    )
+    parser.add_argument("--scheduler", action="store_true", help="all components (make airflow)")
+    parser.add_argument("--trigger", metavar="DATE", help="trigger both DAGs for DATE, then exit")
     args = parser.parse_args(argv)
     try:
         if args.trigger:
-            airflow_env.configure()
             for dag_id, run_id in trigger(args.trigger, args.port):
                 print(f"triggered {dag_id} for {args.trigger}: {run_id}")
             return 0

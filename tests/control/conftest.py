@@ -47,7 +47,7 @@ def migrated_home_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "migrated" not in _SESSION:
         home = tmp_path_factory.mktemp("migrated_airflow")
         env = {**os.environ, "SANDBOX_AIRFLOW_HOME": str(home)}
-        code = "from sandbox.control.airflow_env import ensure_migrated; ensure_migrated()"
+        code = "from sandbox.control import airflow_env as a; a.migrate_home(a.configure())"
         subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT)
         _SESSION["migrated"] = home
     return _SESSION["migrated"]

@@ -17,8 +17,7 @@ import pytest
 from sandbox.config import SandboxError
 from sandbox.control import runs, tasks
 from sandbox.control.cli import dates_from
-from sandbox.control.pipeline import date_range
-from sandbox.control.report import RunReport, TaskState, task_frame
+from sandbox.control.pipeline import RunReport, TaskState, date_range, task_frame
 from sandbox.decision.tables import ensure_tables
 from sandbox.warehouse import WarehouseBusy, connect
 from tests.control.conftest import airflow_home_session_fixture  # noqa: F401
@@ -140,8 +139,8 @@ class FakeTI:
         self.pushed: dict = {}
         self.task = types.SimpleNamespace()
 
-    def xcom_pull(self, task_ids: str, key: str | None = None):
-        return self.xcoms.get(task_ids if key is None else (task_ids, key))
+    def xcom_pull(self, task_ids: str, key: str = "return_value"):
+        return self.xcoms.get(task_ids if key == "return_value" else (task_ids, key))
 
     def xcom_push(self, key: str, value) -> None:
         self.pushed[key] = value
@@ -194,7 +193,7 @@ def test_each_status_is_recorded_with_the_ledger_counts_in_utc() -> None:
     started = before - timedelta(minutes=5)
     _ledger(12, 0.5, before, staged=10)
     later = before + timedelta(hours=1)  # runs that started after every ledger row: 0 spent
-    ok = {"run_llm_inference": _summary(), "write_results": 10}
+    ok = {"run_llm_inference": _summary(), ("write_results", "written"): 10}
     assert runs.record_pipeline_run(
         _context("r1", "write_results", ok, started=started), succeeded=True
     ) == "success"
@@ -247,7 +246,7 @@ def test_the_row_sums_every_attempt_of_the_run_not_the_last_attempts_xcom() -> N
     _ledger(20, 2.0, (now - timedelta(minutes=9)).replace(tzinfo=None), staged=15, first_user=7)
     _ledger(5, 0.5, (now - timedelta(minutes=1)).replace(tzinfo=None), staged=5, first_user=27)
     last_attempt = {"run_llm_inference": _summary(done=5, requests=5, cost_usd=0.5),
-                    "write_results": 27}  # fmt: skip
+                    ("write_results", "written"): 27}  # fmt: skip
     context = _context("r1", "write_results", last_attempt, started=now - timedelta(minutes=10))
     assert runs.record_pipeline_run(context, succeeded=True, written=27) == "success"
     with connect(read_only=True) as con:
@@ -286,7 +285,7 @@ def test_an_old_warehouse_gets_the_new_columns() -> None:
             " not null, llm_requests bigint not null, cost_usd double not null, recorded_at"
             " timestamp not null, primary key (execution_date, dag_run_id))"
         )
-    ok = {"run_llm_inference": _summary(), "write_results": 10}
+    ok = {"run_llm_inference": _summary(), ("write_results", "written"): 10}
     runs.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
     assert _runs() == [("r1", "success", 10, 0, 0, 0.0, 0, 0)]
 
@@ -318,7 +317,7 @@ def _history(last: date, churn_share: float | None = None) -> None:
 
 def test_drift_flags_the_run_keeps_its_status_and_fails_the_watch(in_task, fail_exception):
     _history(DAY, churn_share=0.95)  # the stale-data day: nearly everyone looks gone
-    ok = {"run_llm_inference": _summary(), "write_results": 10}
+    ok = {"run_llm_inference": _summary(), ("write_results", "written"): 10}
     runs.record_pipeline_run(_context("r1", "write_results", ok), succeeded=True)
     with pytest.raises(fail_exception, match=r"drift watch: 2026-11-01: drift against .*churn_risk"):
         tasks.check_drift("2026-11-01", "r1")
@@ -342,13 +341,14 @@ def test_a_verdict_before_the_row_exists_is_written_with_the_row(in_task) -> Non
     _history(DAY)  # an ordinary day
     record = tasks.check_drift("2026-11-01", "r2")  # the row is not there yet: no error
     assert record["status"] == "ok" and in_task.pushed["drift"] == record
-    xcoms = {"run_llm_inference": _summary(), "write_results": 10, ("check_drift", "drift"): record}
+    xcoms = {"run_llm_inference": _summary(), ("write_results", "written"): 10,
+             ("check_drift", "drift"): record}  # fmt: skip
     runs.record_pipeline_run(_context("r2", "write_results", xcoms), succeeded=True)
     assert _drift("r2") == ("success", "ok", record["message"])
 
 
 def test_a_watch_that_cannot_judge_says_so_in_the_row(in_task) -> None:
-    ok = {"run_llm_inference": _summary(), "write_results": 10}
+    ok = {"run_llm_inference": _summary(), ("write_results", "written"): 10}
     runs.record_pipeline_run(_context("r3", "write_results", ok), succeeded=True)
     assert tasks.check_drift("2026-11-01", "r3")["status"] == "insufficient_history"
     assert _drift("r3")[1] == "insufficient_history"

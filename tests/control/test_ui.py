@@ -56,9 +56,9 @@ def test_make_airflow_points_every_component_at_one_port_and_local_executor(
     assert list(ui.commands(8781, scheduler=False)) == ["api-server"]
     assert env["SANDBOX_SENSOR_POKE_S"] == "10"  # a learner watches
     assert "SANDBOX_RETRY_DELAY_S" not in env  # what the user set wins
-    ui_only = ui.ready_message("http://127.0.0.1:8781", airflow_home, scheduler=False)
+    ui_only = ui.ready_message("http://127.0.0.1:8781", scheduler=False)
     assert "No scheduler runs here" in ui_only and "badges are red" in ui_only
-    full = ui.ready_message("http://127.0.0.1:8781", airflow_home, scheduler=True)
+    full = ui.ready_message("http://127.0.0.1:8781", scheduler=True)
     assert "--trigger 2026-11-01 --port 8781" in full
 
 
@@ -86,8 +86,8 @@ def test_every_airflow_process_waits_for_a_busy_metadata_db_in_wal_mode(
     """A scheduler writing while the API server writes must not fail the API call (the 500
     "Database error" a busy machine produced with SQLite's 5 s default)."""
     code = (
-        "from sandbox.control.airflow_env import configure, ensure_migrated; configure(); "
-        "ensure_migrated(); from airflow import settings; import asyncio, sqlalchemy as sa\n"
+        "from sandbox.control.airflow_env import configure, migrate_home; "
+        "migrate_home(configure()); from airflow import settings; import asyncio, sqlalchemy as sa\n"
         "with settings.engine.connect() as c:\n"
         "    print(c.exec_driver_sql('PRAGMA busy_timeout').scalar(),"
         " c.exec_driver_sql('PRAGMA journal_mode').scalar())\n"

@@ -74,10 +74,6 @@ def step_lock(step: str, path: Path | None = None) -> Iterator[None]:
                 os.close(fd)
 
 
-holds_step = step_lock
-"""``@holds_step("sandbox build")``: a :func:`step_lock` is also a decorator of a whole function."""
-
-
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect``: connections of one process share one database (DuckDB's cache)."""
     try:

@@ -14,7 +14,7 @@ from sandbox.data.dbt_runner import dbt_args, invoke, parsed_manifest, target_di
 from sandbox.data.gate import check_raw_files, gate_failed, kind, relation
 from sandbox.data.publish import CANDIDATE_SCHEMA, publish, publish_spark
 from sandbox.data.spark import prepare_spark, spark_warehouse_dir
-from sandbox.warehouse import connect, ensure_writable, holds_step
+from sandbox.warehouse import connect, ensure_writable, step_lock
 
 LAYERS = ("staging", "intermediate", "marts")
 TARGETS = ("duckdb", "spark")
@@ -84,7 +84,7 @@ class BuildResult:
         return "\n".join(lines)
 
 
-@holds_step("sandbox build")
+@step_lock("sandbox build")
 def build(
     as_of: date | str, *, target: str = "duckdb", unit_tests: bool = False, progress: bool = False
 ) -> BuildResult:
@@ -168,7 +168,7 @@ def _row_counts(relations: list[str], target: str) -> dict[str, int]:
         return {r: con.execute(f"select count(*) from {r}").fetchone()[0] for r in relations}
 
 
-@holds_step("sandbox docs")
+@step_lock("sandbox docs")
 def docs(as_of: date | str) -> Path:
     """Write dbt's static docs site (one self-contained HTML file) and return its path.
 

@@ -22,7 +22,7 @@ from sandbox.decision.records import RunContext
 from sandbox.decision.store import PendingWork, Recovered
 from sandbox.decision.summary import InferenceSummary
 from sandbox.ids import random_hex
-from sandbox.warehouse import holds_step
+from sandbox.warehouse import step_lock
 
 BATCH_POLL_S = {"mock": 0.05, "anthropic": 30.0}
 BATCH_WAIT_S = {"mock": 120.0, "anthropic": 3600.0}
@@ -172,7 +172,7 @@ def _status(
         )
 
 
-@holds_step("sandbox infer")
+@step_lock("sandbox infer")
 def run_llm_inference(
     execution_date: date | str,
     *,

@@ -14,7 +14,7 @@ from sandbox.decision.pipeline import note_recovered, run_llm_inference
 from sandbox.decision.store import utcnow
 from sandbox.decision.summary import InferenceSummary
 from sandbox.decision.tables import INPUTS, PUBLISHED, STAGING, ensure_tables
-from sandbox.warehouse import connect, holds_step, table_exists
+from sandbox.warehouse import connect, step_lock, table_exists
 
 SOURCE_MART = "marts.fct_user_features_for_ai_history"
 """Every published date's audited mart rows, keyed by ``as_of_date`` (publishing D+1 leaves D's)."""
@@ -88,7 +88,7 @@ def _in_one_transaction(con, as_of: date, table: str, statements: list[tuple[str
     return int(count)
 
 
-@holds_step("sandbox infer")
+@step_lock("sandbox infer")
 def prepare_features(execution_date: date | str) -> int:
     """Freeze ``marts.fct_user_features_for_ai`` into ``decision.inference_inputs`` for the date.
 
@@ -107,7 +107,7 @@ def prepare_features(execution_date: date | str) -> int:
         return _in_one_transaction(con, as_of, INPUTS, statements)
 
 
-@holds_step("sandbox infer")
+@step_lock("sandbox infer")
 def write_results(execution_date: date | str) -> int:
     """Upsert the date's staged answers into ``marts.user_recommendations`` (idempotent).
 
@@ -121,7 +121,7 @@ def write_results(execution_date: date | str) -> int:
         return _in_one_transaction(con, as_of, PUBLISHED, statements)
 
 
-@holds_step("sandbox infer")
+@step_lock("sandbox infer")
 def infer(execution_date: date | str, **options) -> InferenceSummary:
     """Journal recovery -> prepare_features -> run_llm_inference -> write_results for one date."""
     as_of = parse_date(execution_date)

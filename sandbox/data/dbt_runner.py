@@ -1,7 +1,7 @@
 """Run dbt in this process: its command line, one invocation, and its parse of the project.
 
-A build hands dbt a parse made with a fixed date (``dbtRunner(manifest=...)``), so dbt's
-saved parse (``partial_parse.msgpack``, in the sandbox's cache) serves every date.
+A process keeps its parses (``dbtRunner(manifest=...)``), and the cache keeps dbt's saved
+parse (``partial_parse.msgpack``) for the next process.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -32,11 +33,15 @@ value keeps the parse (and dbt's check of its saved parse) the same for every da
 WAREHOUSE_PLACEHOLDER = "/sandbox-warehouse-placeholder"
 """The folder the profile names while dbt parses (dbt hashes the profile's connection values
 into its saved parse; a parse opens no connection). The file name stays: it is the catalog."""
+MANIFESTS_KEPT = 4
 PARSES_KEPT = 16
 
 
 def target_dir() -> Path:
-    """dbt's target folder (compiled SQL, docs) beside the warehouse: one per warehouse."""
+    """dbt's target folder (compiled SQL, manifest, docs), beside the warehouse file.
+
+    So two warehouses (a test's and yours) never share one.
+    """
     return warehouse_path().parent / "dbt_target"
 
 
@@ -84,8 +89,11 @@ def invoke(args: list[str], callbacks: list | None = None, manifest=None, *, par
 
 
 def _release_duckdb() -> None:
-    """Close the DuckDB database dbt-duckdb keeps open after a run, so its write lock lasts one
-    step (a notebook that built once would otherwise lock the CLI out)."""
+    """Close the DuckDB database dbt-duckdb keeps open after a run.
+
+    dbt-duckdb caches one database per process, which would keep the file's write lock (a
+    notebook that built once would lock the CLI out): the lock lasts exactly one step.
+    """
     try:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
     except ImportError:  # another adapter (spark) without dbt-duckdb
@@ -98,11 +106,39 @@ def _release_duckdb() -> None:
                 manager._ENV = None
 
 
-def parsed_manifest(target: str = "duckdb"):
-    """dbt's parse of the project, or ``None`` when it does not parse (the build says why).
+@dataclass(frozen=True)
+class _Parsed:
+    """A parsed manifest, and whether dbt found nothing changed since its saved parse."""
 
-    dbt starts from the parse it saved last time (kept in the sandbox's cache, copied into a
-    private folder so two processes never share a file), checks it, and parses only what changed.
+    manifest: object
+    reused: bool
+
+
+_manifests: dict[tuple, _Parsed] = {}
+"""This process's parses, most recently used last (see :func:`parsed_manifest`)."""
+
+
+def parsed_manifest(target: str = "duckdb"):
+    """dbt's parse of the project, once per process for each state of what it was parsed from.
+
+    That state is the project's files, the target, the raw folder and format, and the warehouse
+    file's name; ``None`` when the project does not parse (the build then reports why).
+    """
+    key = _manifest_key(target)
+    parsed = _manifests.pop(key, None) or _parse(target)
+    if parsed is None:
+        return None
+    _manifests[key] = parsed
+    while len(_manifests) > MANIFESTS_KEPT:
+        _manifests.pop(next(iter(_manifests)))
+    return parsed.manifest
+
+
+def _parse(target: str) -> _Parsed | None:
+    """Parse the project with dbt, starting from the parse dbt saved last time, if any.
+
+    dbt checks that saved parse itself and parses only what changed; it is copied into a
+    private folder for each parse, so two processes never share a file.
     """
     saved = _saved_parse(target)
     with tempfile.TemporaryDirectory(prefix="dbt-parse-") as scratch:
@@ -119,20 +155,25 @@ def parsed_manifest(target: str = "duckdb"):
         )
         if not outcome.success or outcome.result is None:
             return None
+        parsed = _Parsed(outcome.result, reused="PartialParsingSkipParsing" in seen)
         if saved is not None:
-            _keep_parse(mine, saved, changed="PartialParsingSkipParsing" not in seen)
-    return outcome.result
+            _keep_parse(mine, saved, changed=not parsed.reused)
+    return parsed
+
+
+def _parsed_from(target: str) -> list[str]:
+    """What a parse depends on besides the project's files: project, target, raw format,
+    warehouse name (the catalog) and dbt's version."""
+    from dbt.version import __version__ as dbt_version
+
+    return [str(dbt_project_dir()), target, raw_format(raw_dir()), warehouse_path().stem, dbt_version]
 
 
 def _saved_parse(target: str) -> Path | None:
-    """Where dbt's saved parse is cached (``None``: no writable cache), one per state of what
-    dbt hashes into it besides the files: project, target, raw format, catalog, dbt version."""
-    from dbt.version import __version__ as dbt_version
-
+    """Where dbt's saved parse of this project is cached (``None``: no writable cache)."""
     folder = cache_dir("dbt-parse")
-    what = [dbt_project_dir(), target, raw_format(raw_dir()), warehouse_path().stem, dbt_version]
-    digest = hashlib.sha256(json.dumps(what, default=str).encode()).hexdigest()[:16]
-    return folder / f"{digest}.msgpack" if folder else None
+    what = json.dumps(_parsed_from(target)).encode()
+    return folder / f"{hashlib.sha256(what).hexdigest()[:16]}.msgpack" if folder else None
 
 
 def _keep_parse(mine: Path, saved: Path, *, changed: bool) -> None:
@@ -149,3 +190,17 @@ def _keep_parse(mine: Path, saved: Path, *, changed: bool) -> None:
         sweep_parts(saved.parent)
     except OSError:  # a cache is optional: the next parse is a full one
         pass
+
+
+def _manifest_key(target: str) -> tuple:
+    """What a parsed manifest depends on (see :func:`parsed_manifest`)."""
+    files = []
+    for folder, dirs, names in os.walk(dbt_project_dir()):
+        dirs[:] = sorted(d for d in dirs if d not in ("target", "logs") and not d.startswith("."))
+        for name in sorted(names):
+            try:
+                stat = os.stat(os.path.join(folder, name))
+            except OSError:  # removed while we looked: the key differs either way
+                continue
+            files.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
+    return (*_parsed_from(target), str(raw_dir()), tuple(files))

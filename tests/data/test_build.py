@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import shutil
 from datetime import date
@@ -248,20 +247,21 @@ def _published(day: date) -> list[tuple]:
         ).fetchall()
 
 
-def test_a_backfill_parses_with_one_date_and_builds_what_a_fresh_parse_builds(
+def test_a_backfill_parses_the_project_once_and_builds_what_a_fresh_parse_builds(
     isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    dbt_runner._manifests.clear()
     parses = _parses(monkeypatch)
     days = [date(2026, 10, 30), date(2026, 10, 31), AS_OF]
     for day in days:
         build(day)
-    dates = {json.loads(args[args.index("--vars") + 1])["as_of_date"] for args in parses}
-    assert dates == {"2000-01-01"}, "one parse date: dbt's saved parse serves every date"
+    assert len(parses) == 1, "one parse for three dates from the same raw folder"
     cached = {day: _published(day) for day in days}
     # the same dates, each parsed afresh (not from a parse dbt saved), in another warehouse
     monkeypatch.setattr(config, "CACHE_ROOT", _unwritable(tmp_path))
     monkeypatch.setenv("SANDBOX_WAREHOUSE", str(tmp_path / "fresh" / "sandbox.duckdb"))
     for day in (days[0], AS_OF):
+        dbt_runner._manifests.clear()
         build(day)
         assert _published(day) == cached[day] != []
 
@@ -271,7 +271,8 @@ def test_each_raw_folder_is_read_as_named_and_an_edited_model_is_parsed_again(
 ) -> None:
     """dbt reads the raw folder from SANDBOX_RAW_DIR: a build reads exactly the folder named
     (a duplicate user there fails the gate; a folder whose name holds a quote and braces is
-    read as named), then the shipped one again."""
+    read as named), then the shipped one again, from a parse kept per folder."""
+    dbt_runner._manifests.clear()
     parses = _parses(monkeypatch)
     monkeypatch.delenv("SANDBOX_RAW_DIR")
     build(AS_OF)  # the shipped folder, parsed
@@ -290,7 +291,17 @@ def test_each_raw_folder_is_read_as_named_and_an_edited_model_is_parsed_again(
     monkeypatch.delenv("SANDBOX_RAW_DIR")
     build(AS_OF)
     assert _published(AS_OF) == shipped
+    assert len(parses) == 3, "one parse per raw folder; the shipped one's is kept"
     assert all('"raw_dir"' not in args[args.index("--vars") + 1] for args in parses)
+
+    project = tmp_path / "project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
+    before = dbt_runner._manifest_key("duckdb")
+    assert dbt_runner._manifest_key("duckdb") == before
+    model = project / "models" / "marts" / "dim_users.sql"
+    model.write_text(model.read_text() + "\n-- edited\n")
+    assert dbt_runner._manifest_key("duckdb") != before
 
 
 def _unwritable(tmp_path: Path) -> Path:
@@ -300,41 +311,49 @@ def _unwritable(tmp_path: Path) -> Path:
     return blocker / "cache"
 
 
+def _last_parse() -> dbt_runner._Parsed:
+    return list(dbt_runner._manifests.values())[-1]
+
+
 def test_a_new_process_starts_from_the_parse_dbt_saved_and_parses_what_changed(
     warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """dbt's saved parse is kept in the sandbox's cache and copied into each new parse: dbt
     itself checks it (vars, profile, dbt_project.yml, every file's checksum) and parses only
-    what changed; when nothing did, the saved parse is left as it was."""
+    what changed. Clearing the in-process manifests is what a new process starts with."""
     monkeypatch.setattr(config, "CACHE_ROOT", tmp_path / "cache")
     project = tmp_path / "project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
+    dbt_runner._manifests.clear()
     build(AS_OF)
+    assert not _last_parse().reused
     (saved,) = (tmp_path / "cache" / "dbt-parse").glob("*.msgpack")
-    first = saved.read_bytes()
     shipped = _published(AS_OF)
 
+    dbt_runner._manifests.clear()
     build(AS_OF)
-    assert saved.read_bytes() == first, "nothing changed: dbt used its saved parse"
+    assert _last_parse().reused, "nothing changed: dbt used its saved parse"
     assert _published(AS_OF) == shipped
     assert not Path(dbt_runner.WAREHOUSE_PLACEHOLDER).exists()  # the parse opened nothing
 
     # a model added to the project is parsed and built; the saved parse now holds it
     (project / "models" / "marts" / "parse_probe.sql").write_text("select 42 as answer\n")
+    dbt_runner._manifests.clear()
     result = build(AS_OF)
+    assert not _last_parse().reused
     assert "parse_probe" in {node.name for node in result.nodes}
-    assert saved.read_bytes() != first
     with connect(read_only=True) as con:
         assert con.execute("select answer from marts.parse_probe").fetchone() == (42,)
-    second = saved.read_bytes()
+    dbt_runner._manifests.clear()
     build(AS_OF)
-    assert saved.read_bytes() == second
+    assert _last_parse().reused
 
     # a saved parse that is not one (a cut-short file): dbt parses everything, and saves anew
     saved.write_bytes(saved.read_bytes()[:1000])
+    dbt_runner._manifests.clear()
     build(AS_OF)
-    assert saved.stat().st_size > 1000
+    assert not _last_parse().reused and saved.stat().st_size > 1000
     assert _published(AS_OF) == shipped
 
 

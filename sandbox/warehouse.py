@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -74,15 +75,92 @@ def step_lock(step: str, path: Path | None = None) -> Iterator[None]:
                 os.close(fd)
 
 
-def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """``duckdb.connect``: connections of one process share one database (DuckDB's cache)."""
+@dataclass
+class _Attached:
+    """One warehouse file attached to the process's host database, and who is using it."""
+
+    alias: str
+    read_only: bool
+    users: int = 0
+
+
+_host_lock = threading.Lock()
+_host: dict = {"con": None, "seq": 0}
+_attached: dict[str, _Attached] = {}
+_orphans: list = []  # hosts inherited through fork(): never used nor closed in the child
+
+
+def _after_fork_in_child() -> None:
+    # A child inherits the parent's DuckDB instance but none of its threads: using or
+    # closing it could hang, so the child keeps it untouched and starts its own.
+    global _host_lock
+    if _host["con"] is not None:
+        _orphans.append(_host["con"])
+    _host["con"] = None
+    _attached.clear()
+    _host_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_IN_USE = ("lock", "unique file handle conflict")
+"""DuckDB errors that mean "someone else has the file": wait for a turn, as for a lock."""
+
+
+def _attach(path: Path, read_only: bool) -> tuple[duckdb.DuckDBPyConnection, _Attached] | None:
+    """A cursor on ``path``, attaching it when no other connection of this process has.
+
+    Returns None when this process has it attached read-only and a writer asks (wait for
+    the readers to finish). Raises DuckDB's error when the file is held elsewhere.
+    """
+    key = str(path.resolve())
+    with _host_lock:
+        if _host["con"] is None:
+            _host["con"] = duckdb.connect(":memory:")
+        host = _host["con"]
+        entry = _attached.get(key)
+        if entry is None:
+            entry = _Attached(_alias(path), read_only)
+            literal = "'" + str(path).replace("'", "''") + "'"
+            host.execute(
+                f'attach {literal} as "{entry.alias}"{" (read_only)" if read_only else ""}'
+            )
+            _attached[key] = entry
+        elif entry.read_only and not read_only:
+            return None
+        entry.users += 1
+        cursor = host.cursor()
     try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.ConnectionException:
-        if not read_only:
-            raise
-        # this process has the file open for writing (the CLI, a notebook): read through that
-        return duckdb.connect(str(path))
+        cursor.execute(f'use "{entry.alias}"')
+    except BaseException:
+        _release(key, entry, cursor)
+        raise
+    return cursor, entry
+
+
+def _alias(path: Path) -> str:
+    """The catalog name: the file's stem, as ``duckdb.connect(path)`` names it.
+
+    dbt compiles fully qualified names, so re-running its SQL needs the same name; another file
+    with the same stem attached at the same time gets a numbered name.
+    """
+    taken = {e.alias.lower() for e in _attached.values()} | {"memory", "system", "temp", "main"}
+    stem = path.stem
+    if stem and stem.lower() not in taken and '"' not in stem:
+        return stem
+    _host["seq"] += 1
+    return f"warehouse_{_host['seq']}"
+
+
+def _release(key: str, entry: _Attached, cursor: duckdb.DuckDBPyConnection) -> None:
+    try:
+        cursor.close()
+    finally:
+        with _host_lock:
+            entry.users -= 1
+            if entry.users == 0 and _attached.get(key) is entry:
+                del _attached[key]
+                _host["con"].execute(f'detach "{entry.alias}"')
 
 
 @contextmanager
@@ -105,28 +183,48 @@ def connect(
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            con = _open(path, read_only)
-            break
-        except (duckdb.ConnectionException, duckdb.ResourceInUseException):
-            # open in this process with other settings (read-only, or dbt's)
-            holder = "another connection of this process"
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
+            opened = _attach(path, read_only)
+        except duckdb.Error as exc:
+            message = str(exc).lower()
+            if not any(word in message for word in _IN_USE):
                 raise
-            pid = _LOCK_PID.search(str(exc))
-            holder = f"PID {pid.group(1)}" if pid else "another process"
+            if "unique file handle" in message:
+                # this process opened the file with duckdb.connect (a notebook, dbt): share
+                # that database through DuckDB's own instance cache, as before attaching
+                try:
+                    shared = duckdb.connect(str(path), read_only=read_only)
+                except duckdb.Error:  # opened with other settings (dbt's), or held: wait
+                    shared = None
+                if shared is not None:
+                    try:
+                        yield shared
+                    finally:
+                        shared.close()
+                    return
+            holder = _LOCK_PID.search(str(exc))
+            holder = f"PID {holder.group(1)}" if holder else (
+                "another connection of this process" if "unique file handle" in message
+                else "another process"
+            )  # fmt: skip
+        else:
+            if opened is not None:
+                break
+            holder = "a read-only connection of this process"
         if time.monotonic() >= deadline:
             raise _busy(holder, path) from None
         time.sleep(0.05)
+    cursor, entry = opened
     try:
-        yield con
+        yield cursor
     finally:
-        con.close()
+        _release(str(path.resolve()), entry, cursor)
 
 
 def ensure_writable(wait_s: float = 2.0) -> None:
-    """Fail fast with :class:`WarehouseBusy` when another process holds the warehouse (the
-    short wait absorbs a reader's brief query)."""
+    """Fail fast with :class:`WarehouseBusy` when another process holds the warehouse.
+
+    The short wait absorbs a reader's brief query; anything longer is reported at once.
+    """
     with connect(wait_s=wait_s):
         pass
 

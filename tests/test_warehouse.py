@@ -1,10 +1,11 @@
-"""``sandbox.warehouse.connect``: connections of one process share the file, and the last one
-to close releases DuckDB's file lock.
+"""``sandbox.warehouse.connect``: one attachment per file and process, released when unused.
 
-These tests pin what that must keep true: the lock is gone once no connection is open
-(another process can write), connections of one process share the file instead of failing,
-a connection held elsewhere in this process makes a writer wait and then fail with a message
-that says so, and a forked child can open it.
+Every connection attaches the warehouse file to one in-memory DuckDB database that the
+process keeps, and the last one to close detaches it, which releases DuckDB's file lock
+exactly as closing a database did. These tests pin what that must keep true: the lock is
+gone once no connection is open (another process can write), connections of one process
+share the file instead of failing, a connection held elsewhere in this process makes a
+writer wait and then fail with a message that says so, and a forked child can open it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from sandbox import warehouse
 from sandbox.warehouse import WarehouseBusy, connect
 
 
@@ -38,6 +41,7 @@ def _other_process_writes(file: Path) -> subprocess.CompletedProcess:
 def test_closing_the_last_connection_releases_the_file(path: Path) -> None:
     with connect() as con:
         assert con.execute("select count(*) from t").fetchone() == (1,)
+    assert warehouse._attached == {}
     written = _other_process_writes(path)
     assert written.returncode == 0, written.stderr
     with connect(read_only=True) as con:
@@ -54,7 +58,8 @@ def test_connections_of_one_process_share_the_file(path: Path) -> None:
     with connect() as outer, connect(read_only=True) as inner:
         outer.execute("insert into t values (5)")
         assert inner.execute("select sum(x) from t").fetchone() == (6,)
-    assert _other_process_writes(path).returncode == 0
+        assert len(warehouse._attached) == 1
+    assert warehouse._attached == {}
 
 
 def test_threads_connect_at_the_same_time(path: Path) -> None:
@@ -76,21 +81,21 @@ def test_threads_connect_at_the_same_time(path: Path) -> None:
     assert errors == []
     with connect(read_only=True) as con:
         assert con.execute("select count(*) from t").fetchone() == (81,)
-    assert _other_process_writes(path).returncode == 0
+    assert warehouse._attached == {}
 
 
 def test_a_writer_waits_for_a_read_only_connection_of_its_own_process(path: Path) -> None:
-    done, reading = threading.Event(), threading.Event()
+    done = threading.Event()
 
     def reader() -> None:
         with connect(read_only=True):
-            reading.set()
             done.wait(5)
 
     thread = threading.Thread(target=reader)
     thread.start()
-    reading.wait(5)
-    with pytest.raises(WarehouseBusy, match="another connection of this process"):
+    while not warehouse._attached:
+        time.sleep(0.01)
+    with pytest.raises(WarehouseBusy, match="a read-only connection of this process"):
         with connect(wait_s=0.2):
             pass
     done.set()
@@ -137,6 +142,7 @@ def test_two_files_with_the_same_name_are_open_at_once(path: Path, tmp_path: Pat
 def test_a_forked_child_opens_the_warehouse_itself(path: Path) -> None:
     with connect() as con:
         con.execute("select 1")
+    assert warehouse._host["con"] is not None  # the parent's database lives on when it forks
     pid = os.fork()
     if pid == 0:  # child: must start its own database, not touch the parent's
         code = 1

@@ -298,7 +298,7 @@ def writes(rows: int) -> list[Measurement]:
         Measurement(AREA, f"staging write, one bulk commit of {rows:,} rows", bulk, "rows/s",
                     f">= {WRITE_ROWS_TARGET:,}", bulk >= WRITE_ROWS_TARGET, "Arrow table -> INSERT BY NAME"),
         Measurement(AREA, "staging write, group commits of 500 rows", grouped, "rows/s",
-                    note="a typical realtime group commit (at most 1,000 rows, once a second); each opens and closes the warehouse"),
+                    note="a typical realtime group commit (at most 1,000 rows, once a second); each attaches and detaches the warehouse"),
         Measurement(AREA, f"write_results upsert into the mart, {rows:,} rows", upsert, "rows/s"),
     ]  # fmt: skip
     return found

@@ -166,9 +166,11 @@ def main() -> None:
         facts["load average at end"] = load_average()
         if only == set(KEYS):
             facts["benchmark wall time"] = f"{elapsed / 60:.1f} min"
-        else:
-            facts["this pass re-ran only"] = ", ".join(k for k in KEYS if k in only) or "nothing"
+        elif only:
+            facts["this pass re-ran only"] = ", ".join(k for k in KEYS if k in only)
             facts["this pass took"] = f"{elapsed / 60:.1f} min (the other sections: see their date)"
+        else:
+            facts["this pass"] = "re-rendered the saved results (each section: see its date)"
         RESULTS.write_text(markdown(facts, sections))
         print(f"wrote {RESULTS.relative_to(ROOT)}")
 

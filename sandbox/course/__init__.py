@@ -4,8 +4,7 @@ A check turns a learner's answer into a verdict with a hint, never the answer.
 """
 
 from sandbox.course.build_dag import check_pipeline_task
-from sandbox.course.build_dbt import check_dbt_model, check_new_model
-from sandbox.course.golden import check_new_golden_case
+from sandbox.course.build_dbt import check_dbt_model, check_new_golden_case, check_new_model
 from sandbox.course.hidden import (
     check_escalation_cost,
     check_fading_users,
@@ -28,6 +27,7 @@ from sandbox.course.scale import build_phases, check_batch_cost, check_workers
 from sandbox.course.storm import LOCAL_API_KEY, fault_storm, local_messages_api, plot_storm
 from sandbox.course.verdicts import MAX_ATTEMPTS
 
+# every notebook's exercise checks, in order (each check's ``.exercise`` is its id)
 EXERCISES = {
     "00_start_here": (check_planes, check_top_recommendation),
     "01_data_plane": (check_fading_users, check_summary_function),
@@ -38,7 +38,6 @@ EXERCISES = {
     "06_scale_and_cost": (check_batch_cost, check_workers),
     "07_evals_and_drift": (check_new_golden_case,),
 }
-"""Every notebook's exercise checks, in order (each check's ``.exercise`` is its id)."""
 
 # the names the notebooks use besides the checks, which EXERCISES lists
 __all__ = [

@@ -1,6 +1,6 @@
 """Build-it exercises on the data plane, judged by ``dbt build``: 02.3 builds the learner's model,
 then again with its output emptied (a unit test that still passes guards nothing); 05.2 reads
-the pipeline's last build."""
+the pipeline's last build; 07.1 builds the learner's golden case and evaluates it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE
-from sandbox.course.verdicts import Blank, Miss, blank, exercise, require, scratch_copy, text
+from sandbox.course.verdicts import Blank, Miss, blank, digest, exercise, scratch_copy, text
 
-LESSON_MODELS = {"fct_users_per_plan"}
-"""Models the lessons create: an exercise asks for one of your own."""
+LESSON_MODELS = {"fct_users_per_plan"}  # models the lessons create: not the learner's own
 
 
 def _unit_tests(name: str, model_yml: str) -> list[str]:
@@ -119,7 +118,8 @@ def _last_build(name: str) -> tuple[str | None, list[str], dict]:
 @exercise("05.2")
 def check_new_model(project_dir, model_name: str | None) -> str:
     """Exercise 05.2: your own dbt model, with a data test, run by the unchanged DAGs."""
-    require(model_name, "set `new_model` to the name of the model you added.")
+    if blank(model_name):
+        raise Blank("set `new_model` to the name of the model you added.")
     name = text(model_name).removesuffix(".sql")
     if name in LESSON_MODELS or list(DBT_PROJECT_DIR.rglob(f"{name}.sql")):
         raise Miss(
@@ -141,3 +141,46 @@ def check_new_model(project_dir, model_name: str | None) -> str:
     if not all(status.get(t) == "pass" for t in tests):
         raise Miss(f"{name}'s tests did not all pass in the last build.")
     return f"{name} was built and {len(tests)} data test(s) passed — and dags/ was never touched."
+
+
+NEW_CASE_ID = "g900"  # the id the exercise asks for
+PREFERRED_DIGEST = "6878fb89b5aec777"  # digest("07.1", the case's preferred type)
+
+
+@exercise("07.1")
+def check_new_golden_case(folder: Path | str) -> str:
+    """Exercise 07.1: a starter user, 30 days on the plan, 25 events of 3 types this week."""
+    from sandbox.evals.golden import load_golden
+    from sandbox.evals.runner import run_eval
+
+    golden = load_golden(folder)
+    case = next((c for c in golden.cases if c.user_id == NEW_CASE_ID), None)
+    if case is None:  # nothing added yet: a blank, not a miss
+        raise Blank(
+            f"no {NEW_CASE_ID} in {Path(folder).name}/labels.csv: call add_golden_case(my_golden, "
+            f"'{NEW_CASE_ID}', ...) once (each call appends to users.csv, events.csv and labels.csv)",
+        )
+    if not case.summary.startswith("User has been on the starter plan for 30 days."):
+        raise Miss(
+            f"dbt wrote {case.summary!r}: check plan_tier and signed_up_days_ago (days before "
+            "2026-11-01)"
+        )
+    if "Performed 25 events of 3 types in the last 7 days." not in case.summary:
+        raise Miss(
+            f"dbt wrote {case.summary!r}: you need 25 events between 1 and 7 days ago, using "
+            "exactly 3 distinct event types (e.g. login, create_report, export_csv)"
+        )
+    if not case.acceptable or digest("07.1", case.acceptable[0]) != PREFERRED_DIGEST:
+        raise Miss(
+            f"your label prefers {(list(case.acceptable) or [None])[0]!r}: compare with the "
+            "labels of the golden set's other heavy users (Step 1) and ask what a reviewer "
+            "would want this user offered; the preferred type goes first"
+        )
+    if len(case.reason) < 10:
+        raise Miss("give the label a one-line reason a reviewer can check")
+    result = next(
+        r for r in run_eval(llm="mock", golden=golden).results if r.user_id == NEW_CASE_ID
+    )
+    return (f"{NEW_CASE_ID} is a valid mart row ({len(case.summary)} characters) and the offline "
+            f"model answered {result.outcome} ({'agrees' if result.agrees else 'disagrees'}) with "
+            "your label")  # fmt: skip

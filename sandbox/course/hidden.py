@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 from sandbox.course.verdicts import (
     Blank,
@@ -105,9 +106,7 @@ def check_fading_users(answer_sql: str | None) -> str:
     return "your query picks exactly the fading users, on rows it has never seen."
 
 
-SUMMARY_CASES = {
-    # (plan_tier, days_since_signup, days_since_last_event, event_count_7d,
-    #  distinct_event_types_7d): digest("01.2", the mart's summary for them)
+SUMMARY_CASES = {  # hidden rows of 01.2: digest("01.2", the summary the mart writes for them)
     ("free", 1, None, 0, 0): "ba5b1bede54cf7e7",
     ("enterprise", 730, 1, 1, 1): "a66144c9008a4951",
     ("starter", 12, 0, 7, 3): "f659509ff566a850",
@@ -116,7 +115,6 @@ SUMMARY_CASES = {
     ("starter", 301, 6, 22, 1): "2f6fe970667e81ae",
     ("pro", 88, None, 0, 0): "9978053232afdd82",
 }
-"""Hidden cases of exercise 01.2, with hashes of the sentences the mart writes for them."""
 
 
 @exercise("01.2")
@@ -134,6 +132,7 @@ def check_summary_function(summarize) -> str:
     return f"{len(SUMMARY_CASES)} hidden rows, every sentence as the mart writes it."
 
 
+# hidden summaries of exercises 03.1 and 03.3, one per rule of the fake
 EVERY_RULE = (
     "User has been on the pro plan for 3 days. No activity recorded since signing up.",
     "User has been on the free plan for 40 days. No activity recorded since signing up.",
@@ -144,7 +143,6 @@ EVERY_RULE = (
     "User has been on the pro plan for 75 days. Last active 1 day ago. Performed 31 events of 2 types in the last 7 days.",
     "User has been on the enterprise plan for 8 days. Last active 5 days ago. Performed 4 events of 3 types in the last 7 days.",
 )
-"""Hidden summaries of exercises 03.1 and 03.3, one per rule of the fake."""
 
 
 def _summary(rng: random.Random) -> str:
@@ -212,38 +210,32 @@ def check_escalation_cost(escalation_sql: str | None) -> str:
     return "your query prices the escalations of any ledger."
 
 
-class RecordedExchange:
-    """One HTTP request the SDK sent to the fake, and the response it got back."""
-
-    def __init__(self, request, response) -> None:
-        self.method: str = request.method
-        self.url: str = str(request.url)
-        self.headers: dict[str, str] = {
-            k: ("<redacted>" if k.lower() in ("x-api-key", "authorization") else v)
-            for k, v in request.headers.items()
-        }
-        self.body: dict = json.loads(request.content or b"{}")
-        self.status: int = response.status_code
-        try:
-            self.response: dict = json.loads(response.content or b"{}")
-        except ValueError:  # a batch's results come as JSON lines
-            self.response = {"raw": response.content.decode(errors="replace")}
-
-
 def recording_client(*, faults: str | None = None):
-    """An ``anthropic.Anthropic`` client on the offline fake, and the list of every exchange it
-    records as it went over the wire; ``faults`` is a ``SANDBOX_MOCK_FAULTS`` spec."""
+    """An ``anthropic.Anthropic`` client on the offline fake, and the list of every exchange as it
+    went over the wire (method, url, headers, body, status, response); ``faults`` is a
+    ``SANDBOX_MOCK_FAULTS`` spec."""
     import anthropic
     import httpx2
 
     from sandbox.decision.fake import OFFLINE_BASE_URL, FakeMessagesAPI, Faults
 
     fake = FakeMessagesAPI(faults=Faults.parse(faults))
-    exchanges: list[RecordedExchange] = []
+    exchanges: list[SimpleNamespace] = []
 
     def handle(request):
         response = fake.handle(request)
-        exchanges.append(RecordedExchange(request, response))
+        try:
+            answer = json.loads(response.content or b"{}")
+        except ValueError:  # a batch's results come as JSON lines
+            answer = {"raw": response.content.decode(errors="replace")}
+        secret = ("x-api-key", "authorization")
+        headers = {
+            k: "<redacted>" if k.lower() in secret else v for k, v in request.headers.items()
+        }
+        exchanges.append(SimpleNamespace(
+            method=request.method, url=str(request.url), headers=headers,
+            body=json.loads(request.content or b"{}"), status=response.status_code, response=answer,
+        ))  # fmt: skip
         return response
 
     client = anthropic.Anthropic(
@@ -253,12 +245,6 @@ def recording_client(*, faults: str | None = None):
         max_retries=0,
     )
     return client, exchanges
-
-
-def _kind(answer) -> str | None:
-    return getattr(answer, "recommendation_type", None) or (
-        answer.get("recommendation_type") if isinstance(answer, dict) else None
-    )
 
 
 def _check_request(sent: list, summary: str) -> None:
@@ -295,11 +281,11 @@ def check_one_request(recommend_one) -> str:
     )
     for (_, sent), summary, answer in zip(wires, EVERY_RULE, answers, strict=True):
         _check_request(sent, summary)
-        if _kind(answer) != recommend(summary).recommendation_type:
+        kind = answer.get("recommendation_type") if isinstance(answer, dict) else None
+        if getattr(answer, "recommendation_type", kind) != recommend(summary).recommendation_type:
             raise Miss("return the validated answer (e.g. what parse_answer(message) gives).")
-    client, _ = recording_client(faults="out_of_range=1")
     try:
-        bad = recommend_one(client, EVERY_RULE[0])
+        bad = recommend_one(recording_client(faults="out_of_range=1")[0], EVERY_RULE[0])
     except Exception:  # raising is the right answer to an out-of-range one
         bad = None
     if bad is not None:

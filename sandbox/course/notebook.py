@@ -71,11 +71,9 @@ def cost_note() -> str:
 
 def simulated(what: str = "costs and answers") -> None:
     """Print the label a cell's simulated ``what`` carries offline (nothing with the real API)."""
-    if llm_choice() != "mock":
-        return
-    parts = []
-    if "answer" in what:
-        parts.append("answers from the offline fake, not from the model named")
-    if "cost" in what:
-        parts.append("costs at list prices, no money spent")
-    print(f"(simulated: {'; '.join(parts) or what})")
+    labels = {
+        "answer": "answers from the offline fake, not from the model named",
+        "cost": "costs at list prices, no money spent",
+    }
+    if llm_choice() == "mock":
+        print(f"(simulated: {'; '.join(v for k, v in labels.items() if k in what)})")

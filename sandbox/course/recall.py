@@ -20,6 +20,7 @@ from sandbox.course.verdicts import (
 )
 
 PLANES = ("control", "data", "decision")
+# exercise 00.1: digest("00.1", "<responsibility>=<plane>") of each right pair
 PLANE_DIGESTS = {
     "decides when the dbt build runs": "4383fb36aa20e831",
     "computes days_since_last_event": "6739f24c694584f3",
@@ -28,7 +29,6 @@ PLANE_DIGESTS = {
     "retries a 429 from the API": "44e6ffc5a12180bb",
     "blocks inference until the tests passed": "44b14e4715638ab3",
 }
-"""Exercise 00.1: digest("00.1", "<responsibility>=<plane>") of each right pair."""
 
 
 def has_table(name: str) -> bool:
@@ -104,8 +104,7 @@ def check_custom_break(break_raw) -> str:
     raise Miss("the build passed: your change did not break anything the gate checks.")
 
 
-RERUN_DATE = "2026-10-29"
-"""The date exercise 04.2 asks about: not one the lesson runs."""
+RERUN_DATE = "2026-10-29"  # the date exercise 04.2 asks about: not one the lesson runs
 
 
 @exercise("04.2")
@@ -133,8 +132,7 @@ def check_rerun_requests(execution_date, answer) -> str:
     return f"{mine[0]} then {mine[1]}: the re-run found nothing pending, so paid nothing."
 
 
-TRACED_AFTER = "u000003"
-"""Exercise 05.1 traces the first escalated user after the one the lesson traced."""
+TRACED_AFTER = "u000003"  # 05.1 traces the first escalated user after the lesson's one
 
 _TRACE_SQL = """
 select r.user_id, r.prompt_version, i.user_summary_for_llm,

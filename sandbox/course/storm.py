@@ -6,8 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-LOCAL_API_KEY = "local-fake-key"
-"""The key notebook 05 sends to :func:`local_messages_api`: obviously not a real one."""
+LOCAL_API_KEY = "local-fake-key"  # what notebook 05 sends to local_messages_api: not a real key
 
 
 def local_messages_api():
@@ -33,8 +32,7 @@ class Storm:
     """One fault-storm run: the engine's summary and what went over the (fake) wire."""
 
     run: object
-    http: dict[str, int]
-    """HTTP requests to ``/v1/messages`` by outcome: ``answered`` or the fault that was retried."""
+    http: dict[str, int]  # requests to /v1/messages by outcome: answered, or the fault retried
 
     @property
     def retries(self) -> int:

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from sandbox.course.notebook import notebook_base
 
-MAX_ATTEMPTS = 5
-"""Misses allowed per exercise before the check stops judging (blank answers do not count)."""
+MAX_ATTEMPTS = 5  # misses allowed per exercise before the check stops judging (blanks are free)
 
 GRADES_ENV = "SANDBOX_COURSE_GRADES"
 ATTEMPTS_ENV = "SANDBOX_COURSE_ATTEMPTS"

@@ -40,30 +40,25 @@ print("RESULT " + json.dumps({"tasks": sorted(dag.task_ids), "states": states}))
 """
 
 
-def _hidden_warehouse(path: Path, dates: dict[str, str]) -> None:
-    """A new warehouse at ``path`` whose ops.pipeline_runs holds a succeeded and a failed run."""
+def _run_in_airflow(dag_file: Path, dates: dict[str, str], home: Path) -> dict:
+    """Run the learner's file under ``dag.test()`` on a hidden warehouse (log: check.log)."""
     import duckdb
 
-    from sandbox.control.runs import ensure_table
-
-    with duckdb.connect(str(path)) as con:
-        ensure_table(con)
-        con.executemany(
-            "insert into ops.pipeline_runs (execution_date, dag_run_id, status, rows_written,"
-            " failures, llm_requests, cost_usd, recorded_at) values (?, ?, ?, 0, 0, 0, 0.0, now())",
-            [(dates[status], f"hidden-{status}", status) for status in ("success", "failed")],
-        )
-
-
-def _run_in_airflow(dag_file: Path, dates: dict[str, str], home: Path) -> dict:
-    """Run the learner's file under ``dag.test()`` in a subprocess (log: check.log); its RESULT."""
     from sandbox.control.airflow_env import airflow_environ, migrate_home
+    from sandbox.control.runs import ensure_table
 
     migrate_home(home)
     with tempfile.TemporaryDirectory() as folder:  # the DAG folder: the learner's file alone
         shutil.copy(dag_file, folder)
         warehouse = Path(folder) / "hidden.duckdb"
-        _hidden_warehouse(warehouse, dates)
+        with duckdb.connect(str(warehouse)) as con:  # one succeeded and one failed run
+            ensure_table(con)
+            con.executemany(
+                "insert into ops.pipeline_runs (execution_date, dag_run_id, status, rows_written, "
+                "failures, llm_requests, cost_usd, recorded_at) "
+                "values (?, ?, ?, 0, 0, 0, 0.0, now())",
+                [(dates[status], f"hidden-{status}", status) for status in ("success", "failed")],
+            )
         env = {**os.environ, **airflow_environ(home), "AIRFLOW__CORE__DAGS_FOLDER": folder,
                "SANDBOX_WAREHOUSE": str(warehouse)}  # fmt: skip
         env.pop("SANDBOX_MOCK_FAULTS", None)

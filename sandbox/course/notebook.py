@@ -76,4 +76,4 @@ def simulated(what: str = "costs and answers") -> None:
         "cost": "costs at list prices, no money spent",
     }
     if llm_choice() == "mock":
-        print(f"(simulated: {'; '.join(v for k, v in labels.items() if k in what)})")
+        print(f"(simulated: {'; '.join(v for k, v in labels.items() if k in what) or what})")

@@ -6,12 +6,12 @@ never does); recall of ``T`` counts the cases that prefer ``T``.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from sandbox.decision.prompt import RECOMMENDATION_TYPES
 
 INVALID = "invalid"
+COLUMNS = (*RECOMMENDATION_TYPES, INVALID)  # of the confusion table: every answer
 _DIGITS = dict(agreement=6, invalid_rate=6, tokens_per_row=3, cost_usd=8, cost_per_row_usd=10)
 
 
@@ -52,62 +52,53 @@ class Scores:
     invalid_rate: float
     input_tokens: int
     output_tokens: int
+    tokens_per_row: float
     cost_usd: float
+    cost_per_row_usd: float
     precision: dict[str, float | None]
     recall: dict[str, float | None]
     confusion: dict[str, dict[str, int]]  # preferred label -> answer -> cases
 
-    @property
-    def tokens_per_row(self) -> float:
-        return (self.input_tokens + self.output_tokens) / self.cases if self.cases else 0.0
-
-    @property
-    def cost_per_row_usd(self) -> float:
-        return self.cost_usd / self.cases if self.cases else 0.0
-
     def as_dict(self) -> dict:
         """Plain data for the baseline file and ``ops.eval_runs``, the ratios rounded."""
-        data = vars(self) | {"tokens_per_row": self.tokens_per_row}
-        data["cost_per_row_usd"] = self.cost_per_row_usd
-        return {name: round(v, _DIGITS[name]) if name in _DIGITS else v for name, v in data.items()}
+        return {k: round(v, _DIGITS[k]) if k in _DIGITS else v for k, v in vars(self).items()}
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return round(numerator / denominator, 6) if denominator else None
+def _agreeing(results: list[CaseResult]) -> float | None:
+    return round(sum(r.agrees for r in results) / len(results), 6) if results else None
 
 
 def score(results: list[CaseResult]) -> Scores:
     """Compute :class:`Scores` from the case results (see the module docstring)."""
-    n = len(results)
-    answered = Counter(r.outcome for r in results)
-    precision, recall = {}, {}
-    for kind in RECOMMENDATION_TYPES:
-        hits = sum(1 for r in results if r.outcome == kind and r.agrees)
-        precision[kind] = _ratio(hits, answered[kind])
-        preferred = [r for r in results if r.acceptable and r.acceptable[0] == kind]
-        recall[kind] = _ratio(sum(r.agrees for r in preferred), len(preferred))
-    columns = [*RECOMMENDATION_TYPES, INVALID]
-    confusion = {kind: {col: 0 for col in columns} for kind in RECOMMENDATION_TYPES}
-    for r in results:
-        if r.acceptable and r.acceptable[0] in confusion:
-            confusion[r.acceptable[0]][r.outcome] += 1
+    n = len(results) or 1  # no results: every ratio is 0
+    tokens_in = sum(r.input_tokens for r in results)
+    tokens_out = sum(r.output_tokens for r in results)
+    cost = sum(r.cost_usd for r in results)
+    preferred = {
+        kind: [r for r in results if r.acceptable and r.acceptable[0] == kind]
+        for kind in RECOMMENDATION_TYPES
+    }
     return Scores(
-        cases=n,
-        agreement=sum(r.agrees for r in results) / n if n else 0.0,
-        invalid_rate=(n - sum(r.status == "ok" for r in results)) / n if n else 0.0,
-        input_tokens=sum(r.input_tokens for r in results),
-        output_tokens=sum(r.output_tokens for r in results),
-        cost_usd=sum(r.cost_usd for r in results),
-        precision=precision,
-        recall=recall,
-        confusion=confusion,
+        cases=len(results),
+        agreement=sum(r.agrees for r in results) / n,
+        invalid_rate=sum(r.status != "ok" for r in results) / n,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        tokens_per_row=(tokens_in + tokens_out) / n,
+        cost_usd=cost,
+        cost_per_row_usd=cost / n,
+        precision={k: _agreeing([r for r in results if r.outcome == k]) for k in preferred},
+        recall={kind: _agreeing(cases) for kind, cases in preferred.items()},
+        confusion={
+            kind: {column: sum(r.outcome == column for r in cases) for column in COLUMNS}
+            for kind, cases in preferred.items()
+        },
     )
 
 
 def render_table(scores: Scores) -> str:
     """Per-type precision/recall and the confusion table as fixed-width text."""
-    columns = [*RECOMMENDATION_TYPES, INVALID]
-    width = max(len(c) for c in columns) + 1
+    width = max(len(c) for c in COLUMNS) + 1
 
     def pct(value: float | None) -> str:
         return "   n/a" if value is None else f"{value:6.0%}"
@@ -118,7 +109,7 @@ def render_table(scores: Scores) -> str:
             f"{kind:<{width}} {pct(scores.precision[kind]):>9} {pct(scores.recall[kind]):>6}"
         )
     lines += ["", "confusion (rows: preferred label, columns: answer)"]
-    lines.append(" " * width + "".join(f"{c:>{width}}" for c in columns))
+    lines.append(" " * width + "".join(f"{c:>{width}}" for c in COLUMNS))
     for kind, row in scores.confusion.items():
-        lines.append(f"{kind:<{width}}" + "".join(f"{row[c]:>{width}}" for c in columns))
+        lines.append(f"{kind:<{width}}" + "".join(f"{row[c]:>{width}}" for c in COLUMNS))
     return "\n".join(lines)

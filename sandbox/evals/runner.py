@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,12 +17,12 @@ import anthropic
 
 from sandbox.config import SandboxError, llm_choice
 from sandbox.decision.clients import make_client
+from sandbox.decision.outcome import explain_fatal, is_fatal
 from sandbox.decision.pricing import (
     Budget,
     CostEstimate,
     ModelPrice,
     TokenCount,
-    approx_tokens,
     estimate_cost,
     load_price_book,
 )
@@ -30,17 +30,15 @@ from sandbox.decision.prompt import (
     EXPECTED_OUTPUT_TOKENS,
     PROMPT_VERSION,
     InvalidAnswer,
+    approx_count,
     build_params,
     count_tokens,
     parse_answer,
-    prefix_chars,
 )
 from sandbox.decision.summary import SIMULATED_COST
 from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, load_golden
 from sandbox.evals.metrics import CaseResult, Scores, render_table, score
 from sandbox.ids import random_hex
-
-FATAL_STATUS = (400, 401, 403, 404)  # no retry can fix them: the evaluation stops and says why
 
 
 @dataclass
@@ -89,61 +87,54 @@ class EvalRun:
         return "\n".join(lines)
 
 
-def _count(
-    client: anthropic.Anthropic, model: ModelPrice, cases: list[GoldenCase]
-) -> tuple[TokenCount, str | None]:
-    """Token counts from the count endpoint, or characters / 4 (and why) when it fails."""
-    try:
-        return count_tokens(client, model, cases[0].summary), None
-    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-        _raise_if_fatal(exc, model.id)
-        note = f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
-        return TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars())), note
-
-
-def _raise_if_fatal(exc: anthropic.APIError, model: str) -> None:
+def _stop_if_fatal(exc: anthropic.APIError, model: str) -> None:
     """Stop the evaluation on an answer no retry can fix, with the cause and the fix."""
-    status = getattr(exc, "status_code", None)
-    if status in FATAL_STATUS:
-        raise SandboxError(
-            f"the API answered {status} to the evaluation's first requests ({exc.message}): "
-            f"check ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL), that the key may use {model}, "
-            "and the model id (--model or sandbox/decision/models.json); or run with --llm mock"
-        ) from None
+    if is_fatal(exc):
+        raise SandboxError(f"the evaluation stopped: {explain_fatal(exc, model)}") from None
 
 
 def ask(client: anthropic.Anthropic, model: ModelPrice, case: GoldenCase) -> CaseResult:
     """One request for one case, classified as ok / invalid / error (fatal errors raise)."""
-    fields = dict(
-        user_id=case.user_id,
-        case=case.case,
-        segment=case.segment,
-        acceptable=case.acceptable,
-        summary=case.summary,
-        answer_type=None,
-        confidence_score=None,
+    result = CaseResult(
+        case.user_id, case.case, case.segment, case.acceptable, case.summary, None, None, "error"
     )
     try:
         message = client.messages.create(**build_params(model, case.user_id, case.summary))
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-        _raise_if_fatal(exc, model.id)
-        return CaseResult(**fields, status="error", error_class=type(exc).__name__)
+        _stop_if_fatal(exc, model.id)
+        return replace(result, error_class=type(exc).__name__)
     used_in, used_out = message.usage.input_tokens, message.usage.output_tokens
-    fields.update(
-        input_tokens=used_in, output_tokens=used_out, cost_usd=model.cost(used_in, used_out)
+    result = replace(
+        result, input_tokens=used_in, output_tokens=used_out, cost_usd=model.cost(used_in, used_out)
     )
     try:
         answer = parse_answer(message)
     except InvalidAnswer as exc:
-        return CaseResult(**fields, status="invalid", error_class=exc.error_class)
-    fields.update(answer_type=answer.recommendation_type, confidence_score=answer.confidence_score)
-    return CaseResult(**fields, status="ok")
+        return replace(result, status="invalid", error_class=exc.error_class)
+    return replace(
+        result,
+        status="ok",
+        answer_type=answer.recommendation_type,
+        confidence_score=answer.confidence_score,
+    )
 
 
-def _estimate(book, chosen, tokens, golden: GoldenSet, max_cost_usd, announce) -> CostEstimate:
-    """The evaluation's cost estimate, announced; a clear error when it exceeds the budget."""
+def _estimate(
+    client: anthropic.Anthropic, chosen: ModelPrice, golden: GoldenSet
+) -> tuple[TokenCount, CostEstimate, list[str]]:
+    """The golden set's token counts and cost estimate, from the count endpoint (characters / 4,
+    and a note why, when it fails)."""
+    notes = []
+    try:
+        tokens = count_tokens(client, chosen, golden.cases[0].summary)
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        _stop_if_fatal(exc, chosen.id)
+        tokens = approx_count()
+        notes.append(
+            f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
+        )
     estimate = estimate_cost(
-        book,
+        load_price_book(),
         primary=chosen.id,
         escalation=None,
         input_tokens=[tokens.tokens(c.summary) for c in golden.cases],
@@ -152,15 +143,7 @@ def _estimate(book, chosen, tokens, golden: GoldenSet, max_cost_usd, announce) -
         batch=False,
         prefix_tokens=tokens.prefix_tokens,
     )
-    if announce is not None:
-        announce(estimate.render())
-    if max_cost_usd is not None and estimate.expected_usd > max_cost_usd:
-        raise SandboxError(
-            f"the evaluation's estimated cost ${estimate.expected_usd:.4f} for {len(golden)} "
-            f"cases exceeds --max-cost-usd {max_cost_usd:g}: raise the budget, or evaluate "
-            f"offline with --llm mock. {estimate.render()}"
-        )
-    return estimate
+    return tokens, estimate, notes
 
 
 def run_eval(
@@ -176,15 +159,20 @@ def run_eval(
 
     ``announce`` receives the cost estimate before any request is sent.
     """
-    llm = llm_choice(llm)
-    book = load_price_book()
+    llm, book = llm_choice(llm), load_price_book()
     chosen = book.get(model or book.primary)
     client = make_client(llm)  # a missing key fails here, before dbt runs
     golden = golden or load_golden(golden_dir or GOLDEN_DIR)
-    tokens, count_note = _count(client, chosen, golden.cases)
-    estimate = _estimate(book, chosen, tokens, golden, max_cost_usd, announce)
-    budget = Budget(max_cost_usd)
-    started = time.perf_counter()
+    tokens, estimate, notes = _estimate(client, chosen, golden)
+    if announce is not None:
+        announce(estimate.render())
+    if max_cost_usd is not None and estimate.expected_usd > max_cost_usd:
+        raise SandboxError(
+            f"the evaluation's estimated cost ${estimate.expected_usd:.4f} for {len(golden)} "
+            f"cases exceeds --max-cost-usd {max_cost_usd:g}: raise the budget, or evaluate "
+            f"offline with --llm mock. {estimate.render()}"
+        )
+    budget, started = Budget(max_cost_usd), time.perf_counter()
 
     def one(case: GoldenCase) -> CaseResult | None:
         worst = chosen.cost(tokens.tokens(case.summary), chosen.max_tokens)
@@ -194,11 +182,9 @@ def run_eval(
         budget.settle(worst, result.cost_usd)
         return result
 
-    if llm == "mock":  # the fake answers at once: threads would only add overhead
-        answers = [one(case) for case in golden.cases]
-    else:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(pool.map(one, golden.cases))
+    # one worker offline: the fake answers at once, more threads would only add overhead
+    with ThreadPoolExecutor(max_workers=1 if llm == "mock" else 4) as pool:
+        answers = list(pool.map(one, golden.cases))
     results = [r for r in answers if r is not None]
     return EvalRun(
         eval_run_id=random_hex(12),
@@ -212,5 +198,5 @@ def run_eval(
         evaluated_at=datetime.now(UTC).replace(tzinfo=None),
         elapsed_s=time.perf_counter() - started + golden.build_s,
         skipped=len(answers) - len(results),
-        notes=[count_note] if count_note else [],
+        notes=notes,
     )

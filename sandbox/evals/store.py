@@ -7,7 +7,7 @@ traces back to the cases that moved.
 from __future__ import annotations
 
 import json
-from dataclasses import astuple, fields
+from dataclasses import fields
 
 import pandas as pd
 
@@ -15,8 +15,8 @@ from sandbox.evals.metrics import CaseResult
 from sandbox.evals.runner import EvalRun
 from sandbox.warehouse import connect
 
-DDL = (
-    """
+DDL = """
+        create schema if not exists ops;
         create table if not exists ops.eval_runs (
             eval_run_id varchar not null primary key,
             evaluated_at timestamp not null,
@@ -39,8 +39,7 @@ DDL = (
             confusion_json varchar not null,
             elapsed_s double not null,
             accepted boolean not null
-        )""",
-    """
+        );
         create table if not exists ops.eval_cases (
             eval_run_id varchar not null,
             user_id varchar not null,
@@ -57,8 +56,7 @@ DDL = (
             cost_usd double not null,
             user_summary_for_llm varchar not null,
             primary key (eval_run_id, user_id)
-        )""",
-)
+        )"""
 
 
 def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
@@ -83,9 +81,7 @@ def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
 
 def _case_rows(run: EvalRun) -> pd.DataFrame:
     """One ``ops.eval_cases`` row per golden case the evaluation ran."""
-    frame = pd.DataFrame(
-        [astuple(r) for r in run.results], columns=[f.name for f in fields(CaseResult)]
-    )
+    frame = pd.DataFrame(run.results, columns=[f.name for f in fields(CaseResult)])
     frame["acceptable"] = frame["acceptable"].map("|".join)
     frame["agrees"] = [r.agrees for r in run.results]
     frame["eval_run_id"] = run.eval_run_id
@@ -95,9 +91,7 @@ def _case_rows(run: EvalRun) -> pd.DataFrame:
 def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
     """Write one evaluation and its cases (one transaction)."""
     with connect() as con:
-        con.execute("create schema if not exists ops")
-        for ddl in DDL:
-            con.execute(ddl)
+        con.execute(DDL)
         con.execute("begin")
         con.register("run_row", _run_row(run, accepted))
         con.register("case_rows", _case_rows(run))

@@ -59,8 +59,8 @@ DDL = """
         )"""
 
 
-def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
-    """The evaluation's one ``ops.eval_runs`` row."""
+def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
+    """Write one evaluation and its cases (one transaction)."""
     row = run.scores.as_dict()
     for name in ("precision", "recall", "confusion"):
         row[f"{name}_json"] = json.dumps(row.pop(name))
@@ -76,25 +76,17 @@ def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
         elapsed_s=run.elapsed_s,
         accepted=accepted,
     )
-    return pd.DataFrame([row])
-
-
-def _case_rows(run: EvalRun) -> pd.DataFrame:
-    """One ``ops.eval_cases`` row per golden case the evaluation ran."""
-    frame = pd.DataFrame(run.results, columns=[f.name for f in fields(CaseResult)])
-    frame["acceptable"] = frame["acceptable"].map("|".join)
-    frame["agrees"] = [r.agrees for r in run.results]
-    frame["eval_run_id"] = run.eval_run_id
-    return frame.rename(columns={"case": "case_name", "summary": "user_summary_for_llm"})
-
-
-def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
-    """Write one evaluation and its cases (one transaction)."""
+    cases = pd.DataFrame(run.results, columns=[f.name for f in fields(CaseResult)]).rename(
+        columns={"case": "case_name", "summary": "user_summary_for_llm"}
+    )
+    cases["acceptable"] = cases["acceptable"].map("|".join)
+    cases["agrees"] = [r.agrees for r in run.results]
+    cases["eval_run_id"] = run.eval_run_id
     with connect() as con:
         con.execute(DDL)
         con.execute("begin")
-        con.register("run_row", _run_row(run, accepted))
-        con.register("case_rows", _case_rows(run))
+        con.register("run_row", pd.DataFrame([row]))
+        con.register("case_rows", cases)
         con.execute("insert into ops.eval_runs by name select * from run_row")
         con.execute("insert into ops.eval_cases by name select * from case_rows")
         con.execute("commit")

@@ -12,8 +12,7 @@ from sandbox.evals.baseline import (
     write_baseline,
 )
 from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, add_golden_case, load_golden
-from sandbox.evals.metrics import CaseResult, Scores, score
-from sandbox.evals.runner import EvalRun, run_eval
+from sandbox.evals.runner import CaseResult, EvalRun, Scores, run_eval, score
 from sandbox.evals.store import record_eval
 
 __all__ = [

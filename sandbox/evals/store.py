@@ -11,8 +11,7 @@ from dataclasses import fields
 
 import pandas as pd
 
-from sandbox.evals.metrics import CaseResult
-from sandbox.evals.runner import EvalRun
+from sandbox.evals.runner import CaseResult, EvalRun
 from sandbox.warehouse import connect
 
 DDL = """

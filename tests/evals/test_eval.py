@@ -21,8 +21,7 @@ from sandbox.data.generate import SEGMENTS
 from sandbox.decision.fake import recommend
 from sandbox.decision.prompt import RECOMMENDATION_TYPES
 from sandbox.evals.golden import GOLDEN_DIR, load_golden, read_labels
-from sandbox.evals.metrics import CaseResult, score
-from sandbox.evals.runner import run_eval
+from sandbox.evals.runner import CaseResult, run_eval, score
 
 API_KEY = os.environ.get("ANTHROPIC_API_KEY")  # read before conftest clears it per test
 BASE_URL = os.environ.get("ANTHROPIC_BASE_URL")

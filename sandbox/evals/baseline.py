@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sandbox.config import ROOT, SandboxError, eval_baselines_dir
@@ -56,7 +56,7 @@ def baseline_record(run: EvalRun) -> dict:
         "evaluated_at": run.evaluated_at.isoformat(timespec="seconds"),
         "golden_inputs_sha": run.golden.inputs_sha,
         "summaries_sha": run.golden.summaries_sha,
-        "scores": run.scores.as_dict(),
+        "scores": asdict(run.scores),
         "cases": {
             r.user_id: {
                 "case": r.case,
@@ -170,9 +170,7 @@ def compare(
     run: EvalRun, baseline: dict, config: GateConfig, path: Path | None = None
 ) -> GateVerdict:
     """Judge ``run`` against ``baseline`` with the thresholds of ``config``."""
-    old = baseline["scores"]
-    s = run.scores
-    problems = []
+    old, s, problems = baseline["scores"], run.scores, []
     # the baseline file stores rounded numbers: compare with a tolerance far below one case
     if s.agreement < old["agreement"] - config.max_agreement_drop - 1e-6:
         problems.append(
@@ -201,15 +199,11 @@ def check_gate(run: EvalRun) -> GateVerdict:
     if found is not None:
         return compare(run, found[1], load_gate_config(), found[0])
     kind, flag = ("offline", "") if run.llm == "mock" else ("live", " --llm anthropic")
-    return GateVerdict(
-        None,
-        [
-            f"no {kind} baseline for {run.model} in {eval_baselines_dir()}: review this run, "
-            f"then record it with `sandbox eval{flag} --model {run.model} --accept` and commit "
-            "the file"
-        ],
-        [],
+    missing = (
+        f"no {kind} baseline for {run.model} in {eval_baselines_dir()}: review this run, then "
+        f"record it with `sandbox eval{flag} --model {run.model} --accept` and commit the file"
     )
+    return GateVerdict(None, [missing], [])
 
 
 def check_prompt_evaluated(prompt_version: str, model: str) -> str | None:

@@ -43,7 +43,6 @@ from sandbox.ids import random_hex
 
 INVALID = "invalid"
 COLUMNS = (*RECOMMENDATION_TYPES, INVALID)  # of the confusion table: every answer
-_DIGITS = dict(agreement=6, invalid_rate=6, tokens_per_row=3, cost_usd=8, cost_per_row_usd=10)
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class Scores:
-    """The numbers the change gate compares."""
+    """The numbers the change gate compares, rounded as the baseline file keeps them."""
 
     cases: int
     agreement: float
@@ -89,10 +88,6 @@ class Scores:
     precision: dict[str, float | None]
     recall: dict[str, float | None]
     confusion: dict[str, dict[str, int]]  # preferred label -> answer -> cases
-
-    def as_dict(self) -> dict:
-        """Plain data for the baseline file and ``ops.eval_runs``, the ratios rounded."""
-        return {k: round(v, _DIGITS[k]) if k in _DIGITS else v for k, v in vars(self).items()}
 
 
 def _agreeing(results: list[CaseResult]) -> float | None:
@@ -111,13 +106,13 @@ def score(results: list[CaseResult]) -> Scores:
     }
     return Scores(
         cases=len(results),
-        agreement=sum(r.agrees for r in results) / n,
-        invalid_rate=sum(r.status != "ok" for r in results) / n,
+        agreement=round(sum(r.agrees for r in results) / n, 6),
+        invalid_rate=round(sum(r.status != "ok" for r in results) / n, 6),
         input_tokens=tokens_in,
         output_tokens=tokens_out,
-        tokens_per_row=(tokens_in + tokens_out) / n,
-        cost_usd=cost,
-        cost_per_row_usd=cost / n,
+        tokens_per_row=round((tokens_in + tokens_out) / n, 3),
+        cost_usd=round(cost, 8),
+        cost_per_row_usd=round(cost / n, 10),
         precision={k: _agreeing([r for r in results if r.outcome == k]) for k in preferred},
         recall={kind: _agreeing(cases) for kind, cases in preferred.items()},
         confusion={
@@ -150,8 +145,7 @@ class EvalRun:
         return self.skipped == 0
 
     def render(self) -> str:
-        """The report ``sandbox eval`` prints: the scores, per-type precision and recall, and
-        the confusion table."""
+        """The report ``sandbox eval`` prints: scores, precision and recall, confusion table."""
         s, width = self.scores, max(len(c) for c in COLUMNS) + 1
         source = "cached" if self.golden.cached else "built by dbt"
         lines = [
@@ -196,15 +190,17 @@ def ask(client: anthropic.Anthropic, model: ModelPrice, case: GoldenCase) -> Cas
     )
     try:
         message = client.messages.create(**build_params(model, case.user_id, case.summary))
+        used_in, used_out = message.usage.input_tokens, message.usage.output_tokens
+        result = replace(
+            result,
+            input_tokens=used_in,
+            output_tokens=used_out,
+            cost_usd=model.cost(used_in, used_out),
+        )
+        answer = parse_answer(message)
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         _stop_if_fatal(exc, model.id)
         return replace(result, error_class=type(exc).__name__)
-    used_in, used_out = message.usage.input_tokens, message.usage.output_tokens
-    result = replace(
-        result, input_tokens=used_in, output_tokens=used_out, cost_usd=model.cost(used_in, used_out)
-    )
-    try:
-        answer = parse_answer(message)
     except InvalidAnswer as exc:
         return replace(result, status="invalid", error_class=exc.error_class)
     return replace(

@@ -7,7 +7,7 @@ traces back to the cases that moved.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 import pandas as pd
 
@@ -60,7 +60,7 @@ DDL = """
 
 def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
     """Write one evaluation and its cases (one transaction)."""
-    row = run.scores.as_dict()
+    row = asdict(run.scores)
     for name in ("precision", "recall", "confusion"):
         row[f"{name}_json"] = json.dumps(row.pop(name))
     row.update(

@@ -1,8 +1,5 @@
-"""Evaluations: the golden set, the change gate and its reviewed baselines.
-
-``load_golden()``, ``run_eval()`` and ``check_gate(run)``, through the decision plane's own
-prompt and validation.
-"""
+"""Evaluations: the golden set (``load_golden``), ``run_eval`` through the decision plane's own
+prompt and validation, and the change gate (``check_gate``) with its reviewed baselines."""
 
 from sandbox.evals.baseline import (
     GateVerdict,

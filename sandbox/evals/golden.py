@@ -40,8 +40,11 @@ class GoldenCase:
     case: str
     acceptable: tuple[str, ...]
     reason: str
-    summary: str
-    row: dict
+    row: dict  # the mart row, as dbt built it
+
+    @property
+    def summary(self) -> str:
+        return self.row["user_summary_for_llm"]
 
 
 @dataclass(frozen=True)
@@ -135,14 +138,7 @@ def load_golden(folder: Path | str = GOLDEN_DIR) -> GoldenSet:
             f"({', '.join(missing[:5])}): add them to {folder / 'users.csv'} with a signup "
             f"before {GOLDEN_AS_OF}, or remove their labels"
         )
-    cases = [
-        GoldenCase(
-            **label,
-            summary=by_user[label["user_id"]]["user_summary_for_llm"],
-            row=by_user[label["user_id"]],
-        )
-        for label in labels
-    ]
+    cases = [GoldenCase(**label, row=by_user[label["user_id"]]) for label in labels]
     summaries = hashlib.sha256(
         "\n".join(f"{c.user_id}\t{c.summary}" for c in cases).encode()
     ).hexdigest()[:16]

@@ -245,6 +245,14 @@ def test_budget_stops_sending_and_the_run_cannot_be_accepted(golden, monkeypatch
         write_baseline(partial)
 
 
+def test_cli_an_answer_no_retry_fixes_stops_the_evaluation(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "auth=1")
+    assert main(["eval", "--no-record"]) == 2
+    err = capsys.readouterr().err
+    assert "the evaluation stopped" in err and "check ANTHROPIC_API_KEY" in err
+    assert "Traceback" not in err
+
+
 def test_cli_unknown_model_is_a_clear_error(capsys) -> None:
     assert main(["eval", "--model", "claude-nope", "--no-record"]) == 2
     assert "has no price" in capsys.readouterr().err

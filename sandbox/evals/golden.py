@@ -113,9 +113,8 @@ def _mart_rows(folder: Path, sha: str) -> tuple[list[dict], bool]:
             with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):
                 build(GOLDEN_AS_OF)
                 with connect(read_only=True, path=warehouse) as con:
-                    cursor = con.execute(f"select * from {FEATURES_TABLE} order by user_id")
-                    names = [d[0] for d in cursor.description]
-                    rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+                    mart = con.sql(f"select * from {FEATURES_TABLE} order by user_id")
+                    rows = mart.to_arrow_table().to_pylist()
             part = part_file(cached_file)
             part.write_text(json.dumps(rows, indent=1, default=str))
             part.replace(cached_file)  # atomic: a reader sees all of it or nothing

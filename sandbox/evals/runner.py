@@ -2,8 +2,7 @@
 
 One request per case, primary model only, the cost estimated first (``--max-cost-usd`` holds up
 front and per request). An answer *agrees* when its type is one of the case's acceptable types
-(an invalid answer never does); recall of ``T`` counts the cases that prefer ``T``.
-"""
+(an invalid answer never does); recall of ``T`` counts the cases that prefer ``T``."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -184,30 +184,19 @@ def _stop_if_fatal(exc: anthropic.APIError, model: str) -> None:
 
 def ask(client: anthropic.Anthropic, model: ModelPrice, case: GoldenCase) -> CaseResult:
     """One request for one case, classified as ok / invalid / error (fatal errors raise)."""
-    result = CaseResult(
-        case.user_id, case.case, case.segment, case.acceptable, case.summary, None, None, "error"
-    )
+    got = dict(status="ok", answer_type=None, confidence_score=None)
     try:
         message = client.messages.create(**build_params(model, case.user_id, case.summary))
-        used_in, used_out = message.usage.input_tokens, message.usage.output_tokens
-        result = replace(
-            result,
-            input_tokens=used_in,
-            output_tokens=used_out,
-            cost_usd=model.cost(used_in, used_out),
-        )
+        used = message.usage.input_tokens, message.usage.output_tokens
+        got.update(input_tokens=used[0], output_tokens=used[1], cost_usd=model.cost(*used))
         answer = parse_answer(message)
+        got.update(answer_type=answer.recommendation_type, confidence_score=answer.confidence_score)
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         _stop_if_fatal(exc, model.id)
-        return replace(result, error_class=type(exc).__name__)
+        got.update(status="error", error_class=type(exc).__name__)
     except InvalidAnswer as exc:
-        return replace(result, status="invalid", error_class=exc.error_class)
-    return replace(
-        result,
-        status="ok",
-        answer_type=answer.recommendation_type,
-        confidence_score=answer.confidence_score,
-    )
+        got.update(status="invalid", error_class=exc.error_class)
+    return CaseResult(case.user_id, case.case, case.segment, case.acceptable, case.summary, **got)
 
 
 def _estimate(

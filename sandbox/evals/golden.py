@@ -62,9 +62,8 @@ class GoldenSet:
         return len(self.cases)
 
 
-def read_labels(folder: Path | str = GOLDEN_DIR) -> list[dict]:
+def read_labels(folder: Path) -> list[dict]:
     """The rows of ``labels.csv``, with ``acceptable`` split into a tuple."""
-    folder = Path(folder)
     for name in ("labels.csv", "users.csv", "events.csv"):
         if not (folder / name).is_file():
             raise SandboxError(
@@ -94,11 +93,9 @@ def inputs_sha(folder: Path) -> str:
 
 
 def _mart_rows(folder: Path, sha: str) -> tuple[list[dict], bool]:
-    """The golden mart rows (dates as ISO text) and whether they came from the cache.
-
-    A build runs ``dbt build`` over the golden raw files in a warehouse kept in the cache (one
-    per dbt project folder), so the next build reuses dbt's partial parse.
-    """
+    """The golden mart rows (dates as ISO text) and whether they came from the cache; a build
+    runs dbt over the golden raw files in a warehouse kept in the cache (one per dbt project
+    folder), so the next build reuses dbt's partial parse."""
     from sandbox.data import build
     from sandbox.warehouse import connect
 

@@ -1,8 +1,5 @@
-"""``ops.eval_runs`` and ``ops.eval_cases``: every evaluation, kept in the warehouse.
-
-One run row per evaluation and one case row per golden case, so a change in agreement
-traces back to the cases that moved.
-"""
+"""``ops.eval_runs`` and ``ops.eval_cases``: every evaluation kept in the warehouse, one row per
+run and one per golden case, so a change in agreement traces back to the cases that moved."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def _contract() -> dict:
 
 
 def test_labels_are_complete_and_use_known_types() -> None:
-    labels = read_labels()
+    labels = read_labels(GOLDEN_DIR)
     assert 60 <= len(labels) <= 100
     ids = [row["user_id"] for row in labels]
     assert len(set(ids)) == len(ids)

@@ -1,23 +1,13 @@
-"""Evaluations: the golden set, the change gate and its reviewed baselines.
+"""Evaluations: the golden set (``load_golden``), ``run_eval`` through the decision plane's own
+prompt and validation, and the change gate (``check_gate``) with its reviewed baselines."""
 
-``load_golden()``, ``run_eval()`` and ``check_gate(run)``, through the decision plane's own
-prompt and validation.
-"""
-
-from sandbox.evals.baseline import (
-    GateVerdict,
-    check_gate,
-    check_prompt_evaluated,
-    load_gate_config,
-    write_baseline,
-)
+from sandbox.evals.baseline import GateVerdict, check_gate, check_prompt_evaluated, write_baseline
 from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, add_golden_case, load_golden
-from sandbox.evals.metrics import CaseResult, Scores, score
-from sandbox.evals.runner import EvalRun, run_eval
+from sandbox.evals.runner import CaseResult, EvalRun, Scores, run_eval, score
 from sandbox.evals.store import record_eval
 
 __all__ = [
     "GOLDEN_DIR", "CaseResult", "EvalRun", "GateVerdict", "GoldenCase", "GoldenSet", "Scores",
-    "add_golden_case", "check_gate", "check_prompt_evaluated", "load_gate_config", "load_golden",
+    "add_golden_case", "check_gate", "check_prompt_evaluated", "load_golden",
     "record_eval", "run_eval", "score", "write_baseline",
 ]  # fmt: skip

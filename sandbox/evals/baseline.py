@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sandbox.config import ROOT, SandboxError, eval_baselines_dir
@@ -56,7 +56,7 @@ def baseline_record(run: EvalRun) -> dict:
         "evaluated_at": run.evaluated_at.isoformat(timespec="seconds"),
         "golden_inputs_sha": run.golden.inputs_sha,
         "summaries_sha": run.golden.summaries_sha,
-        "scores": run.scores.as_dict(),
+        "scores": asdict(run.scores),
         "cases": {
             r.user_id: {
                 "case": r.case,
@@ -94,11 +94,8 @@ def _read(path: Path) -> dict:
 
 
 def find_baseline(llm: str, model: str, prompt_version: str) -> tuple[Path, dict] | None:
-    """The baseline to compare a run with.
-
-    Offline: ``offline__<model>.json``. Live: the same prompt_version's file if there is one,
-    else the newest live baseline of the model, so a new prompt is compared with the last one.
-    """
+    """The baseline to compare a run with: offline, ``offline__<model>.json``; live, the same
+    prompt_version's file, else the model's newest, so a new prompt is compared with the last."""
     exact = eval_baselines_dir() / baseline_name(llm, model, prompt_version)
     if exact.is_file():
         return exact, _read(exact)
@@ -142,11 +139,8 @@ def _cut(text: str, width: int = 110) -> str:
 
 
 def diff_cases(run: EvalRun, baseline: dict) -> list[str]:
-    """The cases whose answer, verdict or summary differs from the baseline.
-
-    Cases that became wrong come first, then other changed answers, then summary-only
-    changes, each with the summary before and after when it changed.
-    """
+    """The cases whose answer, verdict or summary differs from the baseline: those that became
+    wrong first, then other changed answers, then summaries (each shown before and after)."""
     before, now = baseline.get("cases", {}), {r.user_id: r for r in run.results}
     blocks: list[tuple[int, str, list[str]]] = []
     for user_id in sorted(before.keys() | now.keys()):
@@ -176,9 +170,7 @@ def compare(
     run: EvalRun, baseline: dict, config: GateConfig, path: Path | None = None
 ) -> GateVerdict:
     """Judge ``run`` against ``baseline`` with the thresholds of ``config``."""
-    old = baseline["scores"]
-    s = run.scores
-    problems = []
+    old, s, problems = baseline["scores"], run.scores, []
     # the baseline file stores rounded numbers: compare with a tolerance far below one case
     if s.agreement < old["agreement"] - config.max_agreement_drop - 1e-6:
         problems.append(
@@ -207,29 +199,19 @@ def check_gate(run: EvalRun) -> GateVerdict:
     if found is not None:
         return compare(run, found[1], load_gate_config(), found[0])
     kind, flag = ("offline", "") if run.llm == "mock" else ("live", " --llm anthropic")
-    return GateVerdict(
-        None,
-        [
-            f"no {kind} baseline for {run.model} in {eval_baselines_dir()}: review this run, "
-            f"then record it with `sandbox eval{flag} --model {run.model} --accept` and commit "
-            "the file"
-        ],
-        [],
+    missing = (
+        f"no {kind} baseline for {run.model} in {eval_baselines_dir()}: review this run, then "
+        f"record it with `sandbox eval{flag} --model {run.model} --accept` and commit the file"
     )
+    return GateVerdict(None, [missing], [])
 
 
-def check_prompt_evaluated(
-    prompt_version: str, model: str, config: GateConfig | None = None
-) -> str | None:
-    """``None`` when ``prompt_version`` has a live baseline (or a reviewed waiver), else why not.
-
-    A waiver names the version (any model) or ``<prompt_version>__<model>`` (that model only).
-    """
-    waivers = (config or load_gate_config()).prompt_waivers
+def check_prompt_evaluated(prompt_version: str, model: str) -> str | None:
+    """``None`` when ``prompt_version`` has a live baseline or a reviewed waiver (the version for
+    any model, or ``<prompt_version>__<model>`` for one), else why it cannot ship."""
     name = baseline_name("anthropic", model, prompt_version)
-    if (eval_baselines_dir() / name).is_file():
-        return None
-    if {prompt_version, f"{prompt_version}__{model}"} & waivers.keys():
+    waived = {prompt_version, f"{prompt_version}__{model}"}
+    if (eval_baselines_dir() / name).is_file() or waived & load_gate_config().prompt_waivers.keys():
         return None
     return (
         f"prompt_version {prompt_version} has no stored evaluation for {model}: the prompt, the "

@@ -40,17 +40,17 @@ class GoldenCase:
     case: str
     acceptable: tuple[str, ...]
     reason: str
-    summary: str
-    row: dict
+    row: dict  # the mart row, as dbt built it
+
+    @property
+    def summary(self) -> str:
+        return self.row["user_summary_for_llm"]
 
 
 @dataclass(frozen=True)
 class GoldenSet:
-    """Every golden case and how it was built.
-
-    ``inputs_sha`` hashes what the summaries were built from (the golden files and the dbt
-    project), ``summaries_sha`` the summaries themselves.
-    """
+    """Every golden case; ``inputs_sha`` hashes what the summaries were built from (the golden
+    files and the dbt project), ``summaries_sha`` the summaries themselves."""
 
     cases: list[GoldenCase]
     inputs_sha: str
@@ -62,9 +62,8 @@ class GoldenSet:
         return len(self.cases)
 
 
-def read_labels(folder: Path | str = GOLDEN_DIR) -> list[dict]:
+def read_labels(folder: Path) -> list[dict]:
     """The rows of ``labels.csv``, with ``acceptable`` split into a tuple."""
-    folder = Path(folder)
     for name in ("labels.csv", "users.csv", "events.csv"):
         if not (folder / name).is_file():
             raise SandboxError(
@@ -80,52 +79,42 @@ def read_labels(folder: Path | str = GOLDEN_DIR) -> list[dict]:
 
 def inputs_sha(folder: Path) -> str:
     """A hash of the golden raw files and every dbt file that shapes the mart."""
-    digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
-    files = [(folder, folder / "users.csv"), (folder, folder / "events.csv")]
     project = dbt_project_dir()
-    for name in _DBT_INPUTS:
-        path = project / name
-        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        files += [(project, p) for p in found]
+    files = [(folder, folder / "users.csv"), (folder, folder / "events.csv")] + [
+        (project, path)
+        for name in _DBT_INPUTS
+        for path in sorted([project / name, *(project / name).rglob("*")])
+    ]
+    digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
     for base, path in files:
         if path.is_file():
-            digest.update(path.relative_to(base).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes())
+            digest.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def _build_rows(folder: Path) -> list[dict]:
-    """Run ``dbt build`` over the golden raw files; return the mart rows.
-
-    The build's warehouse and dbt target folder stay in the cache (one per dbt project
-    folder), so the next build reuses dbt's partial parse.
-    """
+def _mart_rows(folder: Path, sha: str) -> tuple[list[dict], bool]:
+    """The golden mart rows (dates as ISO text) and whether they came from the cache; a build
+    runs dbt over the golden raw files in a warehouse kept in the cache (one per dbt project
+    folder), so the next build reuses dbt's partial parse."""
     from sandbox.data import build
     from sandbox.warehouse import connect
 
-    place = hashlib.sha256(str(dbt_project_dir()).encode()).hexdigest()[:8]
-    warehouse = eval_cache_dir() / f"build-{place}" / "golden.duckdb"
-    with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):
-        build(GOLDEN_AS_OF)
-        with connect(read_only=True, path=warehouse) as con:
-            cursor = con.execute(f"select * from {FEATURES_TABLE} order by user_id")
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-
-
-def _cached_rows(folder: Path, sha: str) -> tuple[list[dict], bool]:
-    """The golden mart rows (dates as ISO text) and whether they came from the cache."""
     cached_file = eval_cache_dir() / f"golden-{sha}.json"
-    cached = cached_file.is_file()
-    if not cached:
-        cached_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(eval_cache_dir() / "build.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build the set once
-            cached = cached_file.is_file()
-            if not cached:
-                part = part_file(cached_file)
-                part.write_text(json.dumps(_build_rows(folder), indent=1, default=str))
-                part.replace(cached_file)  # atomic: a reader sees all of it or nothing
+    cached_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(eval_cache_dir() / "build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build the set once
+        cached = cached_file.is_file()
+        if not cached:
+            place = hashlib.sha256(str(dbt_project_dir()).encode()).hexdigest()[:8]
+            warehouse = eval_cache_dir() / f"build-{place}" / "golden.duckdb"
+            with environment({"SANDBOX_WAREHOUSE": str(warehouse), "SANDBOX_RAW_DIR": str(folder)}):
+                build(GOLDEN_AS_OF)
+                with connect(read_only=True, path=warehouse) as con:
+                    mart = con.sql(f"select * from {FEATURES_TABLE} order by user_id")
+                    rows = mart.to_arrow_table().to_pylist()
+            part = part_file(cached_file)
+            part.write_text(json.dumps(rows, indent=1, default=str))
+            part.replace(cached_file)  # atomic: a reader sees all of it or nothing
     return json.loads(cached_file.read_text()), cached
 
 
@@ -135,7 +124,7 @@ def load_golden(folder: Path | str = GOLDEN_DIR) -> GoldenSet:
     labels = read_labels(folder)
     started = time.perf_counter()
     sha = inputs_sha(folder)
-    rows, cached = _cached_rows(folder, sha)
+    rows, cached = _mart_rows(folder, sha)
     seconds = time.perf_counter() - started
     by_user = {row["user_id"]: row for row in rows}
     missing = [label["user_id"] for label in labels if label["user_id"] not in by_user]
@@ -145,14 +134,7 @@ def load_golden(folder: Path | str = GOLDEN_DIR) -> GoldenSet:
             f"({', '.join(missing[:5])}): add them to {folder / 'users.csv'} with a signup "
             f"before {GOLDEN_AS_OF}, or remove their labels"
         )
-    cases = [
-        GoldenCase(
-            **label,
-            summary=by_user[label["user_id"]]["user_summary_for_llm"],
-            row=by_user[label["user_id"]],
-        )
-        for label in labels
-    ]
+    cases = [GoldenCase(**label, row=by_user[label["user_id"]]) for label in labels]
     summaries = hashlib.sha256(
         "\n".join(f"{c.user_id}\t{c.summary}" for c in cases).encode()
     ).hexdigest()[:16]
@@ -177,8 +159,7 @@ def add_golden_case(
     the tracker could not classify); the user signs up ``signed_up_days_ago`` days before it.
     """
     folder = Path(folder)
-    labels = read_labels(folder)
-    if any(row["user_id"] == user_id for row in labels):
+    if any(row["user_id"] == user_id for row in read_labels(folder)):
         raise SandboxError(f"{user_id} is already in {folder / 'labels.csv'}: pick a new id")
     as_of = datetime.combine(GOLDEN_AS_OF, datetime.min.time())
     signed = as_of - timedelta(days=signed_up_days_ago) + timedelta(hours=9)

@@ -1,8 +1,8 @@
-"""Run the golden set through the decision plane's own prompt, client and validation.
+"""Run the golden set through the decision plane's own prompt, client and validation; score it.
 
-One request per case, primary model only; the cost is estimated from the count endpoint
-first, and ``--max-cost-usd`` holds up front and per request.
-"""
+One request per case, primary model only, the cost estimated first (``--max-cost-usd`` holds up
+front and per request). An answer *agrees* when its type is one of the case's acceptable types
+(an invalid answer never does); recall of ``T`` counts the cases that prefer ``T``."""
 
 from __future__ import annotations
 
@@ -17,30 +17,108 @@ import anthropic
 
 from sandbox.config import SandboxError, llm_choice
 from sandbox.decision.clients import make_client
+from sandbox.decision.outcome import explain_fatal, is_fatal
 from sandbox.decision.pricing import (
     Budget,
     CostEstimate,
     ModelPrice,
     TokenCount,
-    approx_tokens,
     estimate_cost,
     load_price_book,
 )
 from sandbox.decision.prompt import (
     EXPECTED_OUTPUT_TOKENS,
     PROMPT_VERSION,
+    RECOMMENDATION_TYPES,
     InvalidAnswer,
+    approx_count,
     build_params,
     count_tokens,
     parse_answer,
-    prefix_chars,
 )
 from sandbox.decision.summary import SIMULATED_COST
 from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, load_golden
-from sandbox.evals.metrics import CaseResult, Scores, render_table, score
 from sandbox.ids import random_hex
 
-FATAL_STATUS = (400, 401, 403, 404)  # no retry can fix them: the evaluation stops and says why
+INVALID = "invalid"
+COLUMNS = (*RECOMMENDATION_TYPES, INVALID)  # of the confusion table: every answer
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What one golden case got back."""
+
+    user_id: str
+    case: str
+    segment: str
+    acceptable: tuple[str, ...]
+    summary: str
+    answer_type: str | None
+    confidence_score: float | None
+    status: str  # ok, invalid (the answer failed validation) or error (the request failed)
+    error_class: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def agrees(self) -> bool:
+        """True when the answer is valid and one of the acceptable types."""
+        return self.status == "ok" and self.answer_type in self.acceptable
+
+    @property
+    def outcome(self) -> str:
+        """The answer's type, or ``invalid`` when there is no valid answer."""
+        return self.answer_type if self.status == "ok" and self.answer_type else INVALID
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The numbers the change gate compares, rounded as the baseline file keeps them."""
+
+    cases: int
+    agreement: float
+    invalid_rate: float
+    input_tokens: int
+    output_tokens: int
+    tokens_per_row: float
+    cost_usd: float
+    cost_per_row_usd: float
+    precision: dict[str, float | None]
+    recall: dict[str, float | None]
+    confusion: dict[str, dict[str, int]]  # preferred label -> answer -> cases
+
+
+def _agreeing(results: list[CaseResult]) -> float | None:
+    return round(sum(r.agrees for r in results) / len(results), 6) if results else None
+
+
+def score(results: list[CaseResult]) -> Scores:
+    """Compute :class:`Scores` from the case results (see the module docstring)."""
+    n = len(results) or 1  # no results: every ratio is 0
+    tokens_in = sum(r.input_tokens for r in results)
+    tokens_out = sum(r.output_tokens for r in results)
+    cost = sum(r.cost_usd for r in results)
+    preferred = {
+        kind: [r for r in results if r.acceptable and r.acceptable[0] == kind]
+        for kind in RECOMMENDATION_TYPES
+    }
+    return Scores(
+        cases=len(results),
+        agreement=round(sum(r.agrees for r in results) / n, 6),
+        invalid_rate=round(sum(r.status != "ok" for r in results) / n, 6),
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        tokens_per_row=round((tokens_in + tokens_out) / n, 3),
+        cost_usd=round(cost, 8),
+        cost_per_row_usd=round(cost / n, 10),
+        precision={k: _agreeing([r for r in results if r.outcome == k]) for k in preferred},
+        recall={kind: _agreeing(cases) for kind, cases in preferred.items()},
+        confusion={
+            kind: {column: sum(r.outcome == column for r in cases) for column in COLUMNS}
+            for kind, cases in preferred.items()
+        },
+    )
 
 
 @dataclass
@@ -66,8 +144,8 @@ class EvalRun:
         return self.skipped == 0
 
     def render(self) -> str:
-        """The table ``sandbox eval`` prints."""
-        s = self.scores
+        """The report ``sandbox eval`` prints: scores, precision and recall, confusion table."""
+        s, width = self.scores, max(len(c) for c in COLUMNS) + 1
         source = "cached" if self.golden.cached else "built by dbt"
         lines = [
             f"eval {self.eval_run_id}: prompt_version {self.prompt_version} x {self.model} "
@@ -81,69 +159,62 @@ class EvalRun:
             f"  cost per row   ${s.cost_per_row_usd:.6f}   (total ${s.cost_usd:.4f}, "
             f"{SIMULATED_COST if self.llm == 'mock' else 'list price'})",
             "",
-            render_table(s),
+            f"{'type':<{width}} precision recall",
         ]
+        for kind in RECOMMENDATION_TYPES:
+            lines.append(f"{kind:<{width}} {_pct(s.precision[kind]):>9} {_pct(s.recall[kind]):>6}")
+        lines += ["", "confusion (rows: preferred label, columns: answer)"]
+        lines.append(" " * width + "".join(f"{c:>{width}}" for c in COLUMNS))
+        for kind, row in s.confusion.items():
+            lines.append(f"{kind:<{width}}" + "".join(f"{row[c]:>{width}}" for c in COLUMNS))
         if self.skipped:
             lines.append(f"\n{self.skipped} case(s) not sent: the budget ran out (incomplete run)")
-        lines += self.notes
-        return "\n".join(lines)
+        return "\n".join(lines + self.notes)
 
 
-def _count(
-    client: anthropic.Anthropic, model: ModelPrice, cases: list[GoldenCase]
-) -> tuple[TokenCount, str | None]:
-    """Token counts from the count endpoint, or characters / 4 (and why) when it fails."""
-    try:
-        return count_tokens(client, model, cases[0].summary), None
-    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-        _raise_if_fatal(exc, model.id)
-        note = f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
-        return TokenCount(prefix_tokens=approx_tokens("x" * prefix_chars())), note
+def _pct(value: float | None) -> str:
+    return "   n/a" if value is None else f"{value:6.0%}"
 
 
-def _raise_if_fatal(exc: anthropic.APIError, model: str) -> None:
+def _stop_if_fatal(exc: anthropic.APIError, model: str) -> None:
     """Stop the evaluation on an answer no retry can fix, with the cause and the fix."""
-    status = getattr(exc, "status_code", None)
-    if status in FATAL_STATUS:
-        raise SandboxError(
-            f"the API answered {status} to the evaluation's first requests ({exc.message}): "
-            f"check ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL), that the key may use {model}, "
-            "and the model id (--model or sandbox/decision/models.json); or run with --llm mock"
-        ) from None
+    if is_fatal(exc):
+        raise SandboxError(f"the evaluation stopped: {explain_fatal(exc, model)}") from None
 
 
 def ask(client: anthropic.Anthropic, model: ModelPrice, case: GoldenCase) -> CaseResult:
     """One request for one case, classified as ok / invalid / error (fatal errors raise)."""
-    fields = dict(
-        user_id=case.user_id,
-        case=case.case,
-        segment=case.segment,
-        acceptable=case.acceptable,
-        summary=case.summary,
-        answer_type=None,
-        confidence_score=None,
-    )
+    got = dict(status="ok", answer_type=None, confidence_score=None)
     try:
         message = client.messages.create(**build_params(model, case.user_id, case.summary))
-    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-        _raise_if_fatal(exc, model.id)
-        return CaseResult(**fields, status="error", error_class=type(exc).__name__)
-    used_in, used_out = message.usage.input_tokens, message.usage.output_tokens
-    fields.update(
-        input_tokens=used_in, output_tokens=used_out, cost_usd=model.cost(used_in, used_out)
-    )
-    try:
+        used = message.usage.input_tokens, message.usage.output_tokens
+        got.update(input_tokens=used[0], output_tokens=used[1], cost_usd=model.cost(*used))
         answer = parse_answer(message)
+        got.update(answer_type=answer.recommendation_type, confidence_score=answer.confidence_score)
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        _stop_if_fatal(exc, model.id)
+        got.update(status="error", error_class=type(exc).__name__)
     except InvalidAnswer as exc:
-        return CaseResult(**fields, status="invalid", error_class=exc.error_class)
-    fields.update(answer_type=answer.recommendation_type, confidence_score=answer.confidence_score)
-    return CaseResult(**fields, status="ok")
+        got.update(status="invalid", error_class=exc.error_class)
+    return CaseResult(case.user_id, case.case, case.segment, case.acceptable, case.summary, **got)
 
 
-def _estimate(book, chosen, tokens, golden: GoldenSet, max_cost_usd, announce) -> CostEstimate:
-    """The evaluation's cost estimate, announced; a clear error when it exceeds the budget."""
+def _estimate(
+    client: anthropic.Anthropic, chosen: ModelPrice, golden: GoldenSet
+) -> tuple[TokenCount, CostEstimate, list[str]]:
+    """The golden set's token counts and cost estimate, from the count endpoint (characters / 4,
+    and a note why, when it fails)."""
+    notes = []
+    try:
+        tokens = count_tokens(client, chosen, golden.cases[0].summary)
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        _stop_if_fatal(exc, chosen.id)
+        tokens = approx_count()
+        notes.append(
+            f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
+        )
     estimate = estimate_cost(
-        book,
+        load_price_book(),
         primary=chosen.id,
         escalation=None,
         input_tokens=[tokens.tokens(c.summary) for c in golden.cases],
@@ -152,15 +223,7 @@ def _estimate(book, chosen, tokens, golden: GoldenSet, max_cost_usd, announce) -
         batch=False,
         prefix_tokens=tokens.prefix_tokens,
     )
-    if announce is not None:
-        announce(estimate.render())
-    if max_cost_usd is not None and estimate.expected_usd > max_cost_usd:
-        raise SandboxError(
-            f"the evaluation's estimated cost ${estimate.expected_usd:.4f} for {len(golden)} "
-            f"cases exceeds --max-cost-usd {max_cost_usd:g}: raise the budget, or evaluate "
-            f"offline with --llm mock. {estimate.render()}"
-        )
-    return estimate
+    return tokens, estimate, notes
 
 
 def run_eval(
@@ -176,15 +239,20 @@ def run_eval(
 
     ``announce`` receives the cost estimate before any request is sent.
     """
-    llm = llm_choice(llm)
-    book = load_price_book()
+    llm, book = llm_choice(llm), load_price_book()
     chosen = book.get(model or book.primary)
     client = make_client(llm)  # a missing key fails here, before dbt runs
     golden = golden or load_golden(golden_dir or GOLDEN_DIR)
-    tokens, count_note = _count(client, chosen, golden.cases)
-    estimate = _estimate(book, chosen, tokens, golden, max_cost_usd, announce)
-    budget = Budget(max_cost_usd)
-    started = time.perf_counter()
+    tokens, estimate, notes = _estimate(client, chosen, golden)
+    if announce is not None:
+        announce(estimate.render())
+    if max_cost_usd is not None and estimate.expected_usd > max_cost_usd:
+        raise SandboxError(
+            f"the evaluation's estimated cost ${estimate.expected_usd:.4f} for {len(golden)} "
+            f"cases exceeds --max-cost-usd {max_cost_usd:g}: raise the budget, or evaluate "
+            f"offline with --llm mock. {estimate.render()}"
+        )
+    budget, started = Budget(max_cost_usd), time.perf_counter()
 
     def one(case: GoldenCase) -> CaseResult | None:
         worst = chosen.cost(tokens.tokens(case.summary), chosen.max_tokens)
@@ -194,11 +262,9 @@ def run_eval(
         budget.settle(worst, result.cost_usd)
         return result
 
-    if llm == "mock":  # the fake answers at once: threads would only add overhead
-        answers = [one(case) for case in golden.cases]
-    else:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(pool.map(one, golden.cases))
+    # one worker offline: the fake answers at once, more threads would only add overhead
+    with ThreadPoolExecutor(max_workers=1 if llm == "mock" else 4) as pool:
+        answers = list(pool.map(one, golden.cases))
     results = [r for r in answers if r is not None]
     return EvalRun(
         eval_run_id=random_hex(12),
@@ -212,5 +278,5 @@ def run_eval(
         evaluated_at=datetime.now(UTC).replace(tzinfo=None),
         elapsed_s=time.perf_counter() - started + golden.build_s,
         skipped=len(answers) - len(results),
-        notes=[count_note] if count_note else [],
+        notes=notes,
     )

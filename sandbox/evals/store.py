@@ -1,22 +1,18 @@
-"""``ops.eval_runs`` and ``ops.eval_cases``: every evaluation, kept in the warehouse.
-
-One run row per evaluation and one case row per golden case, so a change in agreement
-traces back to the cases that moved.
-"""
+"""``ops.eval_runs`` and ``ops.eval_cases``: every evaluation kept in the warehouse, one row per
+run and one per golden case, so a change in agreement traces back to the cases that moved."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import astuple, fields
+from dataclasses import asdict, fields
 
 import pandas as pd
 
-from sandbox.evals.metrics import CaseResult
-from sandbox.evals.runner import EvalRun
+from sandbox.evals.runner import CaseResult, EvalRun
 from sandbox.warehouse import connect
 
-DDL = (
-    """
+DDL = """
+        create schema if not exists ops;
         create table if not exists ops.eval_runs (
             eval_run_id varchar not null primary key,
             evaluated_at timestamp not null,
@@ -39,8 +35,7 @@ DDL = (
             confusion_json varchar not null,
             elapsed_s double not null,
             accepted boolean not null
-        )""",
-    """
+        );
         create table if not exists ops.eval_cases (
             eval_run_id varchar not null,
             user_id varchar not null,
@@ -57,13 +52,12 @@ DDL = (
             cost_usd double not null,
             user_summary_for_llm varchar not null,
             primary key (eval_run_id, user_id)
-        )""",
-)
+        )"""
 
 
-def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
-    """The evaluation's one ``ops.eval_runs`` row."""
-    row = run.scores.as_dict()
+def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
+    """Write one evaluation and its cases (one transaction)."""
+    row = asdict(run.scores)
     for name in ("precision", "recall", "confusion"):
         row[f"{name}_json"] = json.dumps(row.pop(name))
     row.update(
@@ -78,29 +72,17 @@ def _run_row(run: EvalRun, accepted: bool) -> pd.DataFrame:
         elapsed_s=run.elapsed_s,
         accepted=accepted,
     )
-    return pd.DataFrame([row])
-
-
-def _case_rows(run: EvalRun) -> pd.DataFrame:
-    """One ``ops.eval_cases`` row per golden case the evaluation ran."""
-    frame = pd.DataFrame(
-        [astuple(r) for r in run.results], columns=[f.name for f in fields(CaseResult)]
+    cases = pd.DataFrame(run.results, columns=[f.name for f in fields(CaseResult)]).rename(
+        columns={"case": "case_name", "summary": "user_summary_for_llm"}
     )
-    frame["acceptable"] = frame["acceptable"].map("|".join)
-    frame["agrees"] = [r.agrees for r in run.results]
-    frame["eval_run_id"] = run.eval_run_id
-    return frame.rename(columns={"case": "case_name", "summary": "user_summary_for_llm"})
-
-
-def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
-    """Write one evaluation and its cases (one transaction)."""
+    cases["acceptable"] = cases["acceptable"].map("|".join)
+    cases["agrees"] = [r.agrees for r in run.results]
+    cases["eval_run_id"] = run.eval_run_id
     with connect() as con:
-        con.execute("create schema if not exists ops")
-        for ddl in DDL:
-            con.execute(ddl)
+        con.execute(DDL)
         con.execute("begin")
-        con.register("run_row", _run_row(run, accepted))
-        con.register("case_rows", _case_rows(run))
+        con.register("run_row", pd.DataFrame([row]))
+        con.register("case_rows", cases)
         con.execute("insert into ops.eval_runs by name select * from run_row")
         con.execute("insert into ops.eval_cases by name select * from case_rows")
         con.execute("commit")

@@ -21,8 +21,7 @@ from sandbox.data.generate import SEGMENTS
 from sandbox.decision.fake import recommend
 from sandbox.decision.prompt import RECOMMENDATION_TYPES
 from sandbox.evals.golden import GOLDEN_DIR, load_golden, read_labels
-from sandbox.evals.metrics import CaseResult, score
-from sandbox.evals.runner import run_eval
+from sandbox.evals.runner import CaseResult, run_eval, score
 
 API_KEY = os.environ.get("ANTHROPIC_API_KEY")  # read before conftest clears it per test
 BASE_URL = os.environ.get("ANTHROPIC_BASE_URL")
@@ -57,7 +56,7 @@ def _contract() -> dict:
 
 
 def test_labels_are_complete_and_use_known_types() -> None:
-    labels = read_labels()
+    labels = read_labels(GOLDEN_DIR)
     assert 60 <= len(labels) <= 100
     ids = [row["user_id"] for row in labels]
     assert len(set(ids)) == len(ids)
@@ -244,6 +243,14 @@ def test_budget_stops_sending_and_the_run_cannot_be_accepted(golden, monkeypatch
     assert sum(r.cost_usd for r in partial.results) <= limit
     with pytest.raises(SandboxError, match="incomplete"):
         write_baseline(partial)
+
+
+def test_cli_an_answer_no_retry_fixes_stops_the_evaluation(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SANDBOX_MOCK_FAULTS", "auth=1")
+    assert main(["eval", "--no-record"]) == 2
+    err = capsys.readouterr().err
+    assert "the evaluation stopped" in err and "check ANTHROPIC_API_KEY" in err
+    assert "Traceback" not in err
 
 
 def test_cli_unknown_model_is_a_clear_error(capsys) -> None:

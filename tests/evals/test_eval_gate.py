@@ -51,25 +51,34 @@ def baselines(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path
 
 
-def test_a_new_prompt_version_fails_until_a_live_run_is_accepted(baselines: Path) -> None:
-    config = GateConfig(prompt_waivers={})
-    message = check_prompt_evaluated("0123456789ab", PRIMARY, config)
+def _waive(monkeypatch, folder: Path, *keys: str) -> None:
+    """A gate.toml whose ``[prompt_waivers]`` lists ``keys``, read instead of the shipped one."""
+    gate = folder / "gate.toml"
+    gate.write_text("[prompt_waivers]\n" + "".join(f'"{key}" = "reviewed"\n' for key in keys))
+    monkeypatch.setattr("sandbox.evals.baseline.GATE_CONFIG", gate)
+
+
+def test_a_new_prompt_version_fails_until_a_live_run_is_accepted(
+    baselines: Path, monkeypatch
+) -> None:
+    _waive(monkeypatch, baselines)
+    message = check_prompt_evaluated("0123456789ab", PRIMARY)
     assert message and "sandbox eval --llm anthropic --accept" in message
     (baselines / f"0123456789ab__{PRIMARY}.json").write_text("{}")
-    assert check_prompt_evaluated("0123456789ab", PRIMARY, config) is None
-    assert check_prompt_evaluated("ba9876543210", PRIMARY, config)  # still per version
+    assert check_prompt_evaluated("0123456789ab", PRIMARY) is None
+    assert check_prompt_evaluated("ba9876543210", PRIMARY)  # still per version
 
 
-def test_a_waiver_is_per_prompt_version(baselines: Path) -> None:
-    config = GateConfig(prompt_waivers={"0123456789ab": "reviewed"})
-    assert check_prompt_evaluated("0123456789ab", PRIMARY, config) is None
-    assert check_prompt_evaluated("ffffffffffff", PRIMARY, config)
+def test_a_waiver_is_per_prompt_version(baselines: Path, monkeypatch) -> None:
+    _waive(monkeypatch, baselines, "0123456789ab")
+    assert check_prompt_evaluated("0123456789ab", PRIMARY) is None
+    assert check_prompt_evaluated("ffffffffffff", PRIMARY)
 
 
-def test_a_waiver_can_name_one_model(baselines: Path) -> None:
-    config = GateConfig(prompt_waivers={f"0123456789ab__{PRIMARY}": "reviewed"})
-    assert check_prompt_evaluated("0123456789ab", PRIMARY, config) is None
-    assert check_prompt_evaluated("0123456789ab", "claude-sonnet-5-5", config)
+def test_a_waiver_can_name_one_model(baselines: Path, monkeypatch) -> None:
+    _waive(monkeypatch, baselines, f"0123456789ab__{PRIMARY}")
+    assert check_prompt_evaluated("0123456789ab", PRIMARY) is None
+    assert check_prompt_evaluated("0123456789ab", "claude-sonnet-5-5")
 
 
 def test_the_primary_model_has_an_offline_baseline_and_an_explicit_live_waiver() -> None:

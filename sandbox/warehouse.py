@@ -216,10 +216,8 @@ def connect(
 
 
 def ensure_writable() -> None:
-    """Fail fast with :class:`WarehouseBusy` when another process holds the warehouse.
-
-    The short wait absorbs a reader's brief query; anything longer is reported at once.
-    """
+    """Fail fast with :class:`WarehouseBusy` when another process holds the warehouse
+    (the short wait absorbs a reader's brief query)."""
     with connect(wait_s=2.0):
         pass
 

@@ -170,10 +170,8 @@ def _row_counts(relations: list[str], target: str) -> dict[str, int]:
 
 @step_lock("sandbox docs")
 def docs(as_of: date | str) -> Path:
-    """Write dbt's static docs site (one self-contained HTML file) and return its path.
-
-    The catalog (column types, row counts) comes from the warehouse: build first.
-    """
+    """Write dbt's static docs site (one HTML file) and return its path; the catalog (column
+    types, row counts) comes from the warehouse: build first."""
     as_of = parse_date(as_of)
     ensure_writable()
     outcome = invoke([*dbt_args("docs generate", as_of), "--static"])

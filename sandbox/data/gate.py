@@ -63,9 +63,7 @@ class GateFailure:
 
 class GateFailed(SandboxError):
     """The quality gate failed: nothing was published (``published`` says what the marts hold).
-
-    ``failures`` lists what failed, ``skipped`` the downstream nodes dbt did not run.
-    """
+    ``failures`` lists what failed, ``skipped`` the downstream nodes dbt did not run."""
 
     def __init__(
         self, as_of: date, failures: list[GateFailure], skipped: list[str], published: str

@@ -134,11 +134,8 @@ def _users(rng: np.random.Generator, user_ids: list[str], as_of_s: int, window_s
 
 
 def _event_times(rng, segment, signup_age_s, as_of_s: int, window_s: int):
-    """(owner index, created_at seconds) of every event, in time order.
-
-    Each user's active span (before the as-of date) depends on the segment; fading users
-    thin out over time.
-    """
+    """(owner index, created_at seconds) of every event, in time order: each user's active
+    span depends on the segment; fading users thin out over time."""
     span_start = np.minimum(signup_age_s, window_s).astype(np.float64)
     span_end = np.zeros(segment.size)
     span_end[segment == SEGMENTS.index("fading")] = 14 * 86_400

@@ -113,11 +113,8 @@ def _publish_dated(con, as_of: date, candidate: str, target: str, columns: dict)
 
 
 def publish_spark(as_of: date, candidates: list[str]) -> dict[str, int]:
-    """Publish the audited candidates on the spark target, one table after the other.
-
-    Spark has no transaction across tables: a crash between two can leave them on different
-    dates (their ``as_of_date`` column says which). No history is kept.
-    """
+    """Publish the audited candidates on Spark, one table after the other (no history): Spark has
+    no transaction across tables, so a crash can leave them on different ``as_of_date``s."""
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.getOrCreate()  # the session dbt used, not a new one

@@ -60,10 +60,7 @@ def raw_format(folder: Path) -> str:
 
 def csv_problem(path: Path, columns: tuple[str, ...]) -> str | None:
     """Why ``path`` cannot be read as a raw file with ``columns`` (None: it reads cleanly).
-
-    The rows are read once by DuckDB, every column decoded; a read error gets a message of our
-    own (DuckDB's quotes the row).
-    """
+    DuckDB reads every row once; its error becomes a message of ours (DuckDB's quotes the row)."""
     import duckdb
 
     names = _header(path, columns)

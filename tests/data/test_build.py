@@ -181,11 +181,11 @@ def test_unit_tests_run_on_request_and_pass(mart_rows, warehouse: Path) -> None:
 
 
 def test_a_logic_bug_is_caught_by_a_unit_test_before_its_model_is_built(
-    mart_rows, warehouse: Path, tmp_path: Path
+    mart_rows, warehouse: Path
 ) -> None:
     """An off-by-one in the window: the data tests cannot see it, the unit test does."""
     before = mart_rows()
-    with window_off_by_one(tmp_path):
+    with window_off_by_one() as project:
         with pytest.raises(GateFailed) as caught:
             build(AS_OF, unit_tests=True)
         (failure,) = caught.value.failures
@@ -198,7 +198,7 @@ def test_a_logic_bug_is_caught_by_a_unit_test_before_its_model_is_built(
         # No shipped event falls on the as-of instant, so no data test can see the bug: the
         # daily build passes. That is why every change to the SQL meets the unit tests.
         assert build(AS_OF).data_tests >= 20
-    assert os.environ.get("SANDBOX_DBT_PROJECT_DIR") != str(tmp_path / "dbt_project")
+    assert os.environ.get("SANDBOX_DBT_PROJECT_DIR") != str(project) and not project.exists()
 
 
 def test_missing_as_of_date_is_a_clear_error(isolated_env: Path) -> None:

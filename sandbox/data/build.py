@@ -73,15 +73,12 @@ class BuildResult:
 
     def render(self) -> str:
         """A short summary for the terminal."""
-        lines = [
-            f"dbt build for {self.as_of} on {self.target}: {self.checks()} passed "
-            f"in {self.elapsed_s:.1f} s; marts published for {self.as_of} "
-            f"in {self.publish_s:.2f} s",
-        ]
-        for name, count in self.rows.items():
-            lines.append(f"  {name:<45} {count:>12,} rows")
-        lines.append(f"warehouse: {self.warehouse}")
-        return "\n".join(lines)
+        summary = (
+            f"dbt build for {self.as_of} on {self.target}: {self.checks()} passed in "
+            f"{self.elapsed_s:.1f} s; marts published for {self.as_of} in {self.publish_s:.2f} s"
+        )
+        rows = [f"  {name:<45} {count:>12,} rows" for name, count in self.rows.items()]
+        return "\n".join([summary, *rows, f"warehouse: {self.warehouse}"])
 
 
 @step_lock("sandbox build")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +97,7 @@ def generate(
     if fmt == "auto":
         fmt = "csv" if users <= CSV_MAX_USERS else "parquet"
     rng = np.random.default_rng(seed)
-    midnight = datetime.combine(as_of, datetime.min.time())
-    as_of_s = int((midnight - datetime(1970, 1, 1)).total_seconds())
+    as_of_s = (as_of - date(1970, 1, 1)).days * 86_400  # the as-of midnight, in Unix seconds
     window_s = days * 86_400
     width = max(6, len(str(users)))
     user_ids = [f"u{i:0{width}d}" for i in range(1, users + 1)]

@@ -187,13 +187,12 @@ def unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
     import duckdb
 
     reader = "read_parquet(?)" if fmt == "parquet" else f"read_csv(?, all_varchar=true, {_SNIFFED})"
-    quoted = '"' + column.replace('"', '""') + '"'
     try:
         with duckdb.connect() as con:
             con.execute("set TimeZone = 'UTC'")
             found = con.execute(
                 f"select count(*), list(n order by n)[1:3] from ("
-                f"select row_number() over () as n, {quoted} as v from {reader}) "
+                f'select row_number() over () as n, "{column}" as v from {reader}) '
                 "where v is not null and try_cast(v as timestamptz) is null",
                 [str(path)],
             ).fetchone()

@@ -95,8 +95,7 @@ def _release_duckdb() -> None:
             env.close()
 
 
-_manifests: dict[tuple, object] = {}
-"""This process's parses, most recently used last (see :func:`parsed_manifest`)."""
+_manifests: dict[tuple, object] = {}  # this process's parses, most recently used last
 
 
 def parsed_manifest(target: str = "duckdb"):

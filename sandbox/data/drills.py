@@ -25,8 +25,7 @@ from sandbox.data.build import build
 from sandbox.data.gate import GateFailed
 
 MART = "models/marts/fct_user_features_for_ai.sql"
-FIRST_USER = '"u000001"'
-"""The first user of the shipped raw files (``data/seed``), which every drill copies."""
+FIRST_USER = '"u000001"'  # of the shipped raw files (data/seed), which every drill copies
 
 
 @dataclass(frozen=True)

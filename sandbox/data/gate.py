@@ -17,8 +17,8 @@ from sandbox.data.raw import RAW_COLUMNS, csv_problem, raw_format, unreadable_ti
 from sandbox.warehouse import connect
 
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
-"""The raw table behind each staging model, to name the file in a failure."""
 STAGING_OF = {table: model for model, table in RAW_TABLE_OF.items()}
+# the raw column behind each staged column staging renames (the others keep their name)
 RENAMED = {
     ("staging.stg_users", "user_id"): "id",
     ("staging.stg_users", "country_code"): "country",
@@ -26,7 +26,6 @@ RENAMED = {
     ("staging.stg_user_events", "event_at"): "created_at",
     ("staging.stg_user_events", "properties_json"): "properties",
 }
-"""The raw column behind each staged column staging renames (the others keep their name)."""
 FAILED = ("error", "fail", "runtime error")
 MESSAGE_CHARS = 400
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

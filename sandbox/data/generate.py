@@ -46,8 +46,7 @@ SEGMENTS = ("active", "power", "fading", "dormant", "silent")
 SEGMENT_WEIGHTS = (0.45, 0.07, 0.25, 0.15, 0.08)
 SEGMENT_RATE_PER_DAY = (0.6, 2.0, 0.5, 0.15, 0.0)
 NULL_EVENT_TYPE_SHARE = 0.005
-CSV_MAX_USERS = 10_000
-"""Up to this many users the default format is CSV (readable, diffable); above it, Parquet."""
+CSV_MAX_USERS = 10_000  # the default format up to it is CSV (readable, diffable), Parquet above
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def _reset(args: argparse.Namespace) -> int:
     path = warehouse_path()
     lock = path.with_name(path.name + ".lock")
     if lock.exists():  # refuse while a step holds the warehouse
-        with step_lock("sandbox reset", path):
+        with step_lock("sandbox reset"):
             pass
     candidates = (
         path,

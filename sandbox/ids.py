@@ -11,8 +11,7 @@ import random
 import uuid
 
 _ids = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ids.seed)
+os.register_at_fork(after_in_child=_ids.seed)
 
 
 def random_hex(digits: int) -> str:

@@ -42,13 +42,13 @@ def _busy(holder: str, path: Path) -> WarehouseBusy:
 
 
 @contextmanager
-def step_lock(step: str, path: Path | None = None) -> Iterator[None]:
+def step_lock(step: str) -> Iterator[None]:
     """Hold the warehouse for one whole step (a build, an inference run, a pipeline run).
 
     An advisory lock on ``<warehouse>.lock``: a second writer process gets :class:`WarehouseBusy`
     at once; re-entrant within a process, released by the OS when the holder dies.
     """
-    path = path or warehouse_path()
+    path = warehouse_path()
     with _step_guard:
         if not _step_state["depth"]:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def step_lock(step: str, path: Path | None = None) -> Iterator[None]:
 
 @dataclass
 class _Attached:
-    """One warehouse file attached to the process's host database, and who is using it."""
+    """A warehouse file attached to the process's host database, and how many use it."""
 
     alias: str
     read_only: bool
@@ -108,11 +108,8 @@ _IN_USE = ("lock", "unique file handle conflict")
 
 
 def _attach(path: Path, read_only: bool) -> tuple[duckdb.DuckDBPyConnection, _Attached] | None:
-    """A cursor on ``path``, attaching it when no other connection of this process has.
-
-    Returns None when this process has it attached read-only and a writer asks (wait for
-    the readers to finish). Raises DuckDB's error when the file is held elsewhere.
-    """
+    """A cursor on ``path``, attached if need be; None when a writer asks for a file this
+    process has attached read-only (wait for the readers). DuckDB's error if held elsewhere."""
     key = str(path.resolve())
     with _host_lock:
         if _host["con"] is None:
@@ -194,12 +191,10 @@ def connect(
                 try:
                     shared = duckdb.connect(str(path), read_only=read_only)
                 except duckdb.Error:  # opened with other settings (dbt's), or held: wait
-                    shared = None
-                if shared is not None:
-                    try:
+                    pass
+                else:
+                    with shared:
                         yield shared
-                    finally:
-                        shared.close()
                     return
             holder = _LOCK_PID.search(str(exc))
             holder = f"PID {holder.group(1)}" if holder else (
@@ -220,12 +215,10 @@ def connect(
         _release(str(path.resolve()), entry, cursor)
 
 
-def ensure_writable(wait_s: float = 2.0) -> None:
-    """Fail fast with :class:`WarehouseBusy` when another process holds the warehouse.
-
-    The short wait absorbs a reader's brief query; anything longer is reported at once.
-    """
-    with connect(wait_s=wait_s):
+def ensure_writable() -> None:
+    """Fail fast with :class:`WarehouseBusy` when another process holds the warehouse
+    (the short wait absorbs a reader's brief query)."""
+    with connect(wait_s=2.0):
         pass
 
 

@@ -73,15 +73,12 @@ class BuildResult:
 
     def render(self) -> str:
         """A short summary for the terminal."""
-        lines = [
-            f"dbt build for {self.as_of} on {self.target}: {self.checks()} passed "
-            f"in {self.elapsed_s:.1f} s; marts published for {self.as_of} "
-            f"in {self.publish_s:.2f} s",
-        ]
-        for name, count in self.rows.items():
-            lines.append(f"  {name:<45} {count:>12,} rows")
-        lines.append(f"warehouse: {self.warehouse}")
-        return "\n".join(lines)
+        summary = (
+            f"dbt build for {self.as_of} on {self.target}: {self.checks()} passed in "
+            f"{self.elapsed_s:.1f} s; marts published for {self.as_of} in {self.publish_s:.2f} s"
+        )
+        rows = [f"  {name:<45} {count:>12,} rows" for name, count in self.rows.items()]
+        return "\n".join([summary, *rows, f"warehouse: {self.warehouse}"])
 
 
 @step_lock("sandbox build")
@@ -170,10 +167,8 @@ def _row_counts(relations: list[str], target: str) -> dict[str, int]:
 
 @step_lock("sandbox docs")
 def docs(as_of: date | str) -> Path:
-    """Write dbt's static docs site (one self-contained HTML file) and return its path.
-
-    The catalog (column types, row counts) comes from the warehouse: build first.
-    """
+    """Write dbt's static docs site (one HTML file) and return its path; the catalog (column
+    types, row counts) comes from the warehouse: build first."""
     as_of = parse_date(as_of)
     ensure_writable()
     outcome = invoke([*dbt_args("docs generate", as_of), "--static"])

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -38,20 +37,14 @@ PARSES_KEPT = 16
 
 
 def target_dir() -> Path:
-    """dbt's target folder (compiled SQL, manifest, docs), beside the warehouse file.
-
-    So two warehouses (a test's and yours) never share one.
-    """
+    """dbt's target folder (compiled SQL, docs) beside the warehouse file: one per warehouse."""
     return warehouse_path().parent / "dbt_target"
 
 
 def dbt_args(
     command: str, as_of: date, target: str = "duckdb", *, target_path: Path | None = None
 ) -> list[str]:
-    """The dbt command line ``sandbox`` runs for ``command`` (e.g. ``"build"``, ``"docs generate"``).
-
-    The raw folder is not on it: dbt reads ``SANDBOX_RAW_DIR`` (see :func:`invoke`).
-    """
+    """The dbt command line for ``command`` (the raw folder is not on it: see :func:`invoke`)."""
     variables = {"as_of_date": as_of.isoformat(), "raw_format": raw_format(raw_dir())}
     project = dbt_project_dir()
     return [
@@ -94,28 +87,15 @@ def _release_duckdb() -> None:
     dbt-duckdb caches one database per process, which would keep the file's write lock (a
     notebook that built once would lock the CLI out): the lock lasts exactly one step.
     """
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
-    except ImportError:  # another adapter (spark) without dbt-duckdb
-        return
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
+
     with manager._LOCK:
-        if manager._ENV is not None:
-            try:
-                manager._ENV.close()
-            finally:
-                manager._ENV = None
+        env, manager._ENV = manager._ENV, None
+        if env is not None:
+            env.close()
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    """A parsed manifest, and whether dbt found nothing changed since its saved parse."""
-
-    manifest: object
-    reused: bool
-
-
-_manifests: dict[tuple, _Parsed] = {}
-"""This process's parses, most recently used last (see :func:`parsed_manifest`)."""
+_manifests: dict[tuple, object] = {}  # this process's parses, most recently used last
 
 
 def parsed_manifest(target: str = "duckdb"):
@@ -125,16 +105,15 @@ def parsed_manifest(target: str = "duckdb"):
     file's name; ``None`` when the project does not parse (the build then reports why).
     """
     key = _manifest_key(target)
-    parsed = _manifests.pop(key, None) or _parse(target)
-    if parsed is None:
-        return None
-    _manifests[key] = parsed
-    while len(_manifests) > MANIFESTS_KEPT:
-        _manifests.pop(next(iter(_manifests)))
-    return parsed.manifest
+    manifest = _manifests.pop(key, None) or _parse(target)
+    if manifest is not None:
+        _manifests[key] = manifest
+        while len(_manifests) > MANIFESTS_KEPT:
+            _manifests.pop(next(iter(_manifests)))
+    return manifest
 
 
-def _parse(target: str) -> _Parsed | None:
+def _parse(target: str):
     """Parse the project with dbt, starting from the parse dbt saved last time, if any.
 
     dbt checks that saved parse itself and parses only what changed; it is copied into a
@@ -155,10 +134,9 @@ def _parse(target: str) -> _Parsed | None:
         )
         if not outcome.success or outcome.result is None:
             return None
-        parsed = _Parsed(outcome.result, reused="PartialParsingSkipParsing" in seen)
         if saved is not None:
-            _keep_parse(mine, saved, changed=not parsed.reused)
-    return parsed
+            _keep_parse(mine, saved, changed="PartialParsingSkipParsing" not in seen)
+    return outcome.result
 
 
 def _parsed_from(target: str) -> list[str]:
@@ -198,9 +176,7 @@ def _manifest_key(target: str) -> tuple:
     for folder, dirs, names in os.walk(dbt_project_dir()):
         dirs[:] = sorted(d for d in dirs if d not in ("target", "logs") and not d.startswith("."))
         for name in sorted(names):
-            try:
-                stat = os.stat(os.path.join(folder, name))
-            except OSError:  # removed while we looked: the key differs either way
-                continue
-            files.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
+            with contextlib.suppress(OSError):  # removed while we looked: the key differs anyway
+                stat = os.stat(path := os.path.join(folder, name))
+                files.append((path, stat.st_size, stat.st_mtime_ns))
     return (*_parsed_from(target), str(raw_dir()), tuple(files))

@@ -25,8 +25,7 @@ from sandbox.data.build import build
 from sandbox.data.gate import GateFailed
 
 MART = "models/marts/fct_user_features_for_ai.sql"
-FIRST_USER = '"u000001"'
-"""The first user of the shipped raw files (``data/seed``), which every drill copies."""
+FIRST_USER = '"u000001"'  # of the shipped raw files (data/seed), which every drill copies
 
 
 @dataclass(frozen=True)
@@ -199,12 +198,11 @@ class DrillOutcome:
         """True when the build failed on the expected check (or passed, for a handled drill)."""
         if self.error is None:
             return self.drill.expect == "handled"
-        for failure in self.error.failures:
-            named = ".".join(p for p in (failure.model, failure.column) if p)
-            test = failure.kind if failure.kind == "model" else failure.test
-            if test == self.drill.expect and (self.drill.where is None or named == self.drill.where):
-                return True
-        return False
+        return any(
+            (f.kind if f.kind == "model" else f.test) == self.drill.expect
+            and self.drill.where in (None, ".".join(p for p in (f.model, f.column) if p))
+            for f in self.error.failures
+        )
 
 
 def _copy_project(to: Path) -> Path:
@@ -240,13 +238,11 @@ WINDOW_BUG = (
 
 
 @contextmanager
-def window_off_by_one(workdir: Path | None = None) -> Iterator[Path]:
-    """Point ``SANDBOX_DBT_PROJECT_DIR`` at a copy of the project with :data:`WINDOW_BUG` in it.
-
-    No data test can see this bug on the shipped data (no event falls exactly on the as-of
-    midnight); the unit test ``test_seven_day_window_boundaries`` does.
-    """
-    with tempfile.TemporaryDirectory(prefix="logic-bug-", dir=workdir) as scratch:
+def window_off_by_one() -> Iterator[Path]:
+    """Point ``SANDBOX_DBT_PROJECT_DIR`` at a copy of the project with :data:`WINDOW_BUG` in it:
+    no data test sees it on the shipped data; the unit test ``test_seven_day_window_boundaries``
+    does."""
+    with tempfile.TemporaryDirectory(prefix="logic-bug-") as scratch:
         project = _copy_project(Path(scratch) / "dbt_project")
         _edit_model(project, *WINDOW_BUG)
         with environment({"SANDBOX_DBT_PROJECT_DIR": str(project)}):

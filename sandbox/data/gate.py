@@ -17,8 +17,8 @@ from sandbox.data.raw import RAW_COLUMNS, csv_problem, raw_format, unreadable_ti
 from sandbox.warehouse import connect
 
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
-"""The raw table behind each staging model, to name the file in a failure."""
 STAGING_OF = {table: model for model, table in RAW_TABLE_OF.items()}
+# the raw column behind each staged column staging renames (the others keep their name)
 RENAMED = {
     ("staging.stg_users", "user_id"): "id",
     ("staging.stg_users", "country_code"): "country",
@@ -26,7 +26,6 @@ RENAMED = {
     ("staging.stg_user_events", "event_at"): "created_at",
     ("staging.stg_user_events", "properties_json"): "properties",
 }
-"""The raw column behind each staged column staging renames (the others keep their name)."""
 FAILED = ("error", "fail", "runtime error")
 MESSAGE_CHARS = 400
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -63,16 +62,10 @@ class GateFailure:
 
 class GateFailed(SandboxError):
     """The quality gate failed: nothing was published (``published`` says what the marts hold).
-
-    ``failures`` lists what failed, ``skipped`` the downstream nodes dbt did not run.
-    """
+    ``failures`` lists what failed, ``skipped`` the downstream nodes dbt did not run."""
 
     def __init__(
-        self,
-        as_of: date,
-        failures: list[GateFailure],
-        skipped: list[str],
-        published: str,
+        self, as_of: date, failures: list[GateFailure], skipped: list[str], published: str
     ):
         self.as_of, self.failures, self.skipped, self.published = as_of, failures, skipped, published
         checks, nodes = len(failures), len(skipped)
@@ -148,8 +141,8 @@ def kind(node) -> str:
 
 
 def relation(node) -> str:
-    """The node's relation under its *published* name (a candidate mart reads ``marts.x``)."""
-    return published_name(f"{node.schema}.{node.name}") if getattr(node, "schema", None) else node.name
+    """A model's relation under its *published* name (a candidate mart reads ``marts.x``)."""
+    return published_name(f"{node.schema}.{node.name}")
 
 
 def _failure(result, relations: dict[str, str]) -> GateFailure:
@@ -194,26 +187,18 @@ def unit_test_diff(message: str) -> str | None:
     for line in lines[header + 1 :]:
         marker, *cells = [c.strip() for c in line.split(",")]
         pairs = list(zip(columns, cells, strict=False))
-        if marker == "+++":
-            found.append("unexpected row " + ", ".join(f"{c}={v}" for c, v in pairs))
-        elif marker == "---":
-            found.append("missing row " + ", ".join(f"{c}={v}" for c, v in pairs))
+        if marker in ("+++", "---"):
+            row = "unexpected row " if marker == "+++" else "missing row "
+            found.append(row + ", ".join(f"{c}={v}" for c, v in pairs))
         elif "→" in marker and cells:
-            changed = [
-                f"{column} expected {value.split('→')[0]}, got {value.split('→')[1]}"
-                for column, value in pairs
-                if "→" in value
-            ]
+            changed = [f"{c} expected {v.replace('→', ', got ')}" for c, v in pairs if "→" in v]
             found.append(f"{columns[0]} {cells[0]}: " + "; ".join(changed))
     return _clean("actual rows differ from the expected ones: " + " | ".join(found)) if found else None
 
 
 def _detail(node, failure: GateFailure, fmt: str) -> str | None:
-    """What a failing check saw, in words (DuckDB target; None when there is nothing to add).
-
-    A check that returns a ``problem`` column is run again for its first value; an unreadable
-    timestamp is looked up in the raw file.
-    """
+    """What a failing check saw, in words (DuckDB target; None when there is nothing to add):
+    the first ``problem`` of a check that returns one, or where the unreadable timestamps are."""
     timestamp = failure.column in ("signed_up_at", "event_at")
     if failure.test == "not_null" and timestamp and failure.raw_file:
         # a NULL in a staged timestamp is a raw value staging could not read

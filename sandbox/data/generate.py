@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +46,7 @@ SEGMENTS = ("active", "power", "fading", "dormant", "silent")
 SEGMENT_WEIGHTS = (0.45, 0.07, 0.25, 0.15, 0.08)
 SEGMENT_RATE_PER_DAY = (0.6, 2.0, 0.5, 0.15, 0.0)
 NULL_EVENT_TYPE_SHARE = 0.005
-CSV_MAX_USERS = 10_000
-"""Up to this many users the default format is CSV (readable, diffable); above it, Parquet."""
+CSV_MAX_USERS = 10_000  # the default format up to it is CSV (readable, diffable), Parquet above
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,7 @@ def generate(
     if fmt == "auto":
         fmt = "csv" if users <= CSV_MAX_USERS else "parquet"
     rng = np.random.default_rng(seed)
-    midnight = datetime.combine(as_of, datetime.min.time())
-    as_of_s = int((midnight - datetime(1970, 1, 1)).total_seconds())
+    as_of_s = (as_of - date(1970, 1, 1)).days * 86_400  # the as-of midnight, in Unix seconds
     window_s = days * 86_400
     width = max(6, len(str(users)))
     user_ids = [f"u{i:0{width}d}" for i in range(1, users + 1)]
@@ -134,11 +132,8 @@ def _users(rng: np.random.Generator, user_ids: list[str], as_of_s: int, window_s
 
 
 def _event_times(rng, segment, signup_age_s, as_of_s: int, window_s: int):
-    """(owner index, created_at seconds) of every event, in time order.
-
-    Each user's active span (before the as-of date) depends on the segment; fading users
-    thin out over time.
-    """
+    """(owner index, created_at seconds) of every event, in time order: each user's active
+    span depends on the segment; fading users thin out over time."""
     span_start = np.minimum(signup_age_s, window_s).astype(np.float64)
     span_end = np.zeros(segment.size)
     span_end[segment == SEGMENTS.index("fading")] = 14 * 86_400

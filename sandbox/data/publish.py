@@ -6,7 +6,6 @@ none); ``marts.<name>_history`` keeps every published date, ``marts.<name>`` the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 
 from sandbox.config import SandboxError, warehouse_path
@@ -53,17 +52,9 @@ def _drop(con, relation: str, keep: str) -> None:
         con.execute(f"drop {'view' if found[0] == 'VIEW' else 'table'} {relation}")
 
 
-def publish(
-    as_of: date,
-    candidates: list[str],
-    on_step: Callable[[str], None] | None = None,
-) -> dict[str, int]:
-    """Publish the audited ``candidates`` (``marts_candidate.*``) for ``as_of``, all at once.
-
-    One transaction; returns the rows per mart. ``on_step(label)`` runs before each statement
-    and the commit (a test hook).
-    """
-    step = on_step or (lambda _: None)
+def publish(as_of: date, candidates: list[str]) -> dict[str, int]:
+    """Publish the audited ``candidates`` (``marts_candidate.*``) for ``as_of``, all at once:
+    one transaction; returns the rows per mart."""
     rows: dict[str, int] = {}
     with connect() as con:
         con.begin()
@@ -73,13 +64,11 @@ def publish(
                 target = published_name(candidate)
                 columns = _columns(con, candidate)
                 if DATE_COLUMN in columns:
-                    _publish_dated(con, as_of, candidate, target, columns, step)
+                    _publish_dated(con, as_of, candidate, target, columns)
                 else:
-                    step(f"replace {target}")
                     _drop(con, target, keep="BASE TABLE")
                     con.execute(f"create or replace table {target} as select * from {candidate}")
                 rows[target] = con.execute(f"select count(*) from {target}").fetchone()[0]
-            step("commit")
             con.commit()
         except BaseException as exc:
             con.rollback()
@@ -95,11 +84,10 @@ def publish(
     return rows
 
 
-def _publish_dated(con, as_of: date, candidate: str, target: str, columns: dict, step) -> None:
+def _publish_dated(con, as_of: date, candidate: str, target: str, columns: dict) -> None:
     """Replace date ``as_of`` in the mart's history (new columns added, NULL for older dates)
     and make ``target`` the view of that date's rows (the rows are written once)."""
     history = f"{target}_history"
-    step(f"history {target}")
     other = con.execute(
         f"select count(*) from {candidate} where {DATE_COLUMN} is distinct from ?", [as_of]
     ).fetchone()[0]
@@ -116,7 +104,6 @@ def _publish_dated(con, as_of: date, candidate: str, target: str, columns: dict,
             con.execute(f'alter table {history} add column "{column}" {kind}')
     con.execute(f"delete from {history} where {DATE_COLUMN} = ?", [as_of])
     con.execute(f"insert into {history} by name select * from {candidate}")
-    step(f"replace {target}")
     _drop(con, target, keep="VIEW")
     listed = ", ".join(f'"{c}"' for c in columns)
     con.execute(
@@ -126,11 +113,8 @@ def _publish_dated(con, as_of: date, candidate: str, target: str, columns: dict,
 
 
 def publish_spark(as_of: date, candidates: list[str]) -> dict[str, int]:
-    """Publish the audited candidates on the spark target, one table after the other.
-
-    Spark has no transaction across tables: a crash between two can leave them on different
-    dates (their ``as_of_date`` column says which). No history is kept.
-    """
+    """Publish the audited candidates on Spark, one table after the other (no history): Spark has
+    no transaction across tables, so a crash can leave them on different ``as_of_date``s."""
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.getOrCreate()  # the session dbt used, not a new one

@@ -60,22 +60,13 @@ def raw_format(folder: Path) -> str:
 
 def csv_problem(path: Path, columns: tuple[str, ...]) -> str | None:
     """Why ``path`` cannot be read as a raw file with ``columns`` (None: it reads cleanly).
-
-    The rows are read once by DuckDB, every column decoded; a read error gets a message of our
-    own (DuckDB's quotes the row).
-    """
+    DuckDB reads every row once; its error becomes a message of ours (DuckDB's quotes the row)."""
     import duckdb
 
-    names = _header(path)
+    names = _header(path, columns)
     if isinstance(names, str):
         return names
-    missing = [c for c in columns if c not in names]
-    twice = [c for c in columns if names.count(c) > 1]
-    if missing or twice:
-        return _header_problem(path, columns, names, missing, twice)
-    read = {
-        name if name in columns else f"column_{n + 1}": "VARCHAR" for n, name in enumerate(names)
-    }
+    read = [name if name in columns else f"column_{n + 1}" for n, name in enumerate(names)]
     struct = "{" + ", ".join(f"'{name}': 'VARCHAR'" for name in read) + "}"
     counts = ", ".join(f'count("{name}")' for name in read)
     try:
@@ -88,7 +79,7 @@ def csv_problem(path: Path, columns: tuple[str, ...]) -> str | None:
     return None
 
 
-def _header(path: Path) -> list[str] | str:
+def _header(path: Path, columns: tuple[str, ...]) -> list[str] | str:
     """The header's column names, or what is wrong with the first line."""
     with path.open("rb") as fh:
         first = fh.readline(1 << 20)
@@ -100,13 +91,12 @@ def _header(path: Path) -> list[str] | str:
     if not text.strip():
         return f"{path.name} has no header line: line 1 must name the columns; {CSV_FIX}"
     try:
-        return next(csv.reader([text.rstrip("\r\n")]))
+        names = next(csv.reader([text.rstrip("\r\n")]))
     except csv.Error:
         return f"line 1 (the header) of {path.name} is not valid CSV: {CSV_FIX}"
-
-
-def _header_problem(path: Path, columns, names, missing, twice) -> str:
     expected = ", ".join(columns)
+    missing = [c for c in columns if c not in names]
+    twice = [c for c in columns if names.count(c) > 1]
     if len(names) == 1:
         return (
             f"line 1 (the header) of {path.name} holds a single field: the file is not "
@@ -114,10 +104,12 @@ def _header_problem(path: Path, columns, names, missing, twice) -> str:
         )
     if twice:
         return f"the header (line 1) of {path.name} names column {', '.join(twice)} twice: name each once"
-    return (
-        f"the header (line 1) of {path.name} lacks column{'s' if len(missing) > 1 else ''} "
-        f"{', '.join(missing)}: it needs {expected} (in any order; other columns are ignored)"
-    )
+    if missing:
+        return (
+            f"the header (line 1) of {path.name} lacks column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}: it needs {expected} (in any order; other columns are ignored)"
+        )
+    return names
 
 
 def _read_problem(path: Path, error: str, names: list[str]) -> str:
@@ -195,13 +187,12 @@ def unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
     import duckdb
 
     reader = "read_parquet(?)" if fmt == "parquet" else f"read_csv(?, all_varchar=true, {_SNIFFED})"
-    quoted = '"' + column.replace('"', '""') + '"'
     try:
         with duckdb.connect() as con:
             con.execute("set TimeZone = 'UTC'")
             found = con.execute(
                 f"select count(*), list(n order by n)[1:3] from ("
-                f"select row_number() over () as n, {quoted} as v from {reader}) "
+                f'select row_number() over () as n, "{column}" as v from {reader}) '
                 "where v is not null and try_cast(v as timestamptz) is null",
                 [str(path)],
             ).fetchone()

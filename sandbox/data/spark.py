@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -57,23 +58,18 @@ def prepare_spark() -> None:
     warnings.filterwarnings(  # printed at import; we hand Spark no pandas objects
         "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
     )
-    _quiet_query_loggers()
+    with contextlib.suppress(ImportError):  # PySpark 3.5 has no such logger
+        from pyspark.logger import PySparkLogger
+
+        # PySpark 4 also logs every failing statement as JSON; dbt reports it already
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
     wanted = spark_warehouse_dir()
     _check_running_session(wanted)
     wanted.mkdir(parents=True, exist_ok=True)
     os.environ["SANDBOX_SPARK_WAREHOUSE"] = str(wanted)
     os.environ.setdefault("SPARK_CONF_DIR", str(dbt_project_dir() / "spark"))  # log4j2: errors only
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # offline: no hostname lookups
-
-
-def _quiet_query_loggers() -> None:
-    """PySpark 4 also logs every failing statement as JSON; dbt reports it already."""
-    try:
-        from pyspark.logger import PySparkLogger
-    except ImportError:  # PySpark 3.5 has no such logger
-        return
-    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
-        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _check_running_session(wanted: Path) -> None:

@@ -181,11 +181,11 @@ def test_unit_tests_run_on_request_and_pass(mart_rows, warehouse: Path) -> None:
 
 
 def test_a_logic_bug_is_caught_by_a_unit_test_before_its_model_is_built(
-    mart_rows, warehouse: Path, tmp_path: Path
+    mart_rows, warehouse: Path
 ) -> None:
     """An off-by-one in the window: the data tests cannot see it, the unit test does."""
     before = mart_rows()
-    with window_off_by_one(tmp_path):
+    with window_off_by_one() as project:
         with pytest.raises(GateFailed) as caught:
             build(AS_OF, unit_tests=True)
         (failure,) = caught.value.failures
@@ -198,7 +198,7 @@ def test_a_logic_bug_is_caught_by_a_unit_test_before_its_model_is_built(
         # No shipped event falls on the as-of instant, so no data test can see the bug: the
         # daily build passes. That is why every change to the SQL meets the unit tests.
         assert build(AS_OF).data_tests >= 20
-    assert os.environ.get("SANDBOX_DBT_PROJECT_DIR") != str(tmp_path / "dbt_project")
+    assert os.environ.get("SANDBOX_DBT_PROJECT_DIR") != str(project) and not project.exists()
 
 
 def test_missing_as_of_date_is_a_clear_error(isolated_env: Path) -> None:
@@ -311,8 +311,20 @@ def _unwritable(tmp_path: Path) -> Path:
     return blocker / "cache"
 
 
-def _last_parse() -> dbt_runner._Parsed:
-    return list(dbt_runner._manifests.values())[-1]
+def _saved_parse_reused(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For every `dbt parse` this process runs from now on: did dbt reuse its saved parse?"""
+    reused: list[bool] = []
+    invoke = dbt_runner.invoke
+
+    def watching(args, callbacks=None, *rest, **kwargs):
+        seen: set[str] = set()
+        outcome = invoke(args, [*(callbacks or []), lambda e: seen.add(e.info.name)], *rest, **kwargs)
+        if args[0] == "parse":
+            reused.append("PartialParsingSkipParsing" in seen)
+        return outcome
+
+    monkeypatch.setattr(dbt_runner, "invoke", watching)
+    return reused
 
 
 def test_a_new_process_starts_from_the_parse_dbt_saved_and_parses_what_changed(
@@ -325,15 +337,16 @@ def test_a_new_process_starts_from_the_parse_dbt_saved_and_parses_what_changed(
     project = tmp_path / "project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     monkeypatch.setenv("SANDBOX_DBT_PROJECT_DIR", str(project))
+    reused = _saved_parse_reused(monkeypatch)
     dbt_runner._manifests.clear()
     build(AS_OF)
-    assert not _last_parse().reused
+    assert reused == [False]
     (saved,) = (tmp_path / "cache" / "dbt-parse").glob("*.msgpack")
     shipped = _published(AS_OF)
 
     dbt_runner._manifests.clear()
     build(AS_OF)
-    assert _last_parse().reused, "nothing changed: dbt used its saved parse"
+    assert reused[-1], "nothing changed: dbt used its saved parse"
     assert _published(AS_OF) == shipped
     assert not Path(dbt_runner.WAREHOUSE_PLACEHOLDER).exists()  # the parse opened nothing
 
@@ -341,19 +354,19 @@ def test_a_new_process_starts_from_the_parse_dbt_saved_and_parses_what_changed(
     (project / "models" / "marts" / "parse_probe.sql").write_text("select 42 as answer\n")
     dbt_runner._manifests.clear()
     result = build(AS_OF)
-    assert not _last_parse().reused
+    assert not reused[-1]
     assert "parse_probe" in {node.name for node in result.nodes}
     with connect(read_only=True) as con:
         assert con.execute("select answer from marts.parse_probe").fetchone() == (42,)
     dbt_runner._manifests.clear()
     build(AS_OF)
-    assert _last_parse().reused
+    assert reused[-1]
 
     # a saved parse that is not one (a cut-short file): dbt parses everything, and saves anew
     saved.write_bytes(saved.read_bytes()[:1000])
     dbt_runner._manifests.clear()
     build(AS_OF)
-    assert not _last_parse().reused and saved.stat().st_size > 1000
+    assert reused == [False, True, False, True, False] and saved.stat().st_size > 1000
     assert _published(AS_OF) == shipped
 
 

@@ -8,8 +8,8 @@ the shipped date and kills itself (SIGKILL, no clean-up) at a chosen point:
   and before fct's data tests ran: the case that used to leave the two marts on different
   dates);
 - after dbt finished, before the publishing transaction began;
-- inside the transaction, before each of its statements (each mart's history insert and
-  its replacement), and right before the commit.
+- inside the transaction, before each mart's first history statement, before its
+  replacement, and right before the commit.
 
 Each time both published marts and their histories must be exactly as before, both on the
 day before; ``sandbox infer`` for the shipped date is refused with zero LLM requests; and a
@@ -27,6 +27,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,12 +45,13 @@ GUARDED = (*MARTS, *(f"{m}_history" for m in MARTS))
 POINTS = {
     "fct-candidate-built": "dbt:model.three_plane_sandbox.fct_user_features_for_ai",
     "checks-passed": "publish:start",
-    "dim-history": "publish:history marts.dim_users",
-    "dim-replaced": "publish:replace marts.dim_users",
-    "fct-history": "publish:history marts.fct_user_features_for_ai",
-    "fct-replaced": "publish:replace marts.fct_user_features_for_ai",
+    "dim-history": "publish:create table if not exists marts.dim_users_history",
+    "dim-replaced": "publish:create or replace view marts.dim_users ",
+    "fct-history": "publish:create table if not exists marts.fct_user_features_for_ai_history",
+    "fct-replaced": "publish:create or replace view marts.fct_user_features_for_ai ",
     "before-commit": "publish:commit",
 }
+"""Where a build kills itself: after a dbt node, or before the publish statement starting so."""
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -56,6 +59,39 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SI
 def _die(where: str) -> None:
     print(f"killing myself at {where}", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Interrupted:
+    """A warehouse connection that calls ``act()`` before the statement starting with ``at``
+    (``commit``: before the commit)."""
+
+    def __init__(self, con, at: str, act: Callable[[], None]) -> None:
+        self._con, self._at, self._act = con, at, act
+
+    def execute(self, sql: str, *args):
+        if sql.startswith(self._at):
+            self._act()
+        return self._con.execute(sql, *args)
+
+    def commit(self):
+        if self._at == "commit":
+            self._act()
+        return self._con.commit()
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
+
+def _interrupting(at: str, act: Callable[[], None]):
+    """``sandbox.data.publish``'s ``connect``, handing out :class:`_Interrupted` connections."""
+    real = importlib.import_module("sandbox.data.publish").connect
+
+    @contextmanager
+    def connect(*args, **kwargs):
+        with real(*args, **kwargs) as con:
+            yield _Interrupted(con, at, act)
+
+    return connect
 
 
 def _install(point: str) -> None:
@@ -74,20 +110,15 @@ def _install(point: str) -> None:
             return real_invoke(args, [*(callbacks or []), on_event], manifest, **options)
 
         build_module.invoke = invoke
-    elif kind == "publish":
-        real_publish = build_module.publish
+    elif kind == "publish" and at == "start":
 
-        def publish(as_of_date, candidates, on_step=None):
-            if at == "start":
-                _die(point)
-
-            def step(label: str) -> None:
-                if label == at:
-                    _die(point)
-
-            return real_publish(as_of_date, candidates, on_step=step)
+        def publish(as_of_date, candidates):
+            _die(point)
 
         build_module.publish = publish
+    elif kind == "publish":
+        publish_module = importlib.import_module("sandbox.data.publish")
+        publish_module.connect = _interrupting(at, lambda: _die(point))
     else:
         raise SystemExit(f"unknown point {point!r}")
 
@@ -166,16 +197,13 @@ def test_a_publish_that_fails_half_way_rolls_back(
     from sandbox.data.publish import PublishFailed
 
     build_module = importlib.import_module("sandbox.data.build")
-    real = build_module.publish
+    publish_module = importlib.import_module("sandbox.data.publish")
 
-    def failing(as_of_date, candidates, on_step=None):
-        def step(label: str) -> None:
-            if label == "replace marts.fct_user_features_for_ai":
-                raise RuntimeError("disk full (simulated)")
+    def failing() -> None:
+        raise RuntimeError("disk full (simulated)")
 
-        return real(as_of_date, candidates, on_step=step)
-
-    monkeypatch.setattr(build_module, "publish", failing)
+    replace_fct = "create or replace view marts.fct_user_features_for_ai "
+    monkeypatch.setattr(publish_module, "connect", _interrupting(replace_fct, failing))
     before = snapshot()
     with pytest.raises(PublishFailed) as caught:
         build_module.build(AS_OF)

@@ -72,7 +72,8 @@ def _take(
 ) -> None:
     """One result item: its ledger row, then a result, a failure or an escalation."""
     ctx = run.ctx
-    model, purpose, user = run.ctx.book.get(job["model"]), job["purpose"], job["user_id"]
+    model, purpose, user = ctx.book.get(job["model"]), job["purpose"], job["user_id"]
+
     outcome = from_batch_result(item.result)
     usage: dict = {"batch_id": got.batch_id}
     if item.result.type == "succeeded":
@@ -109,11 +110,7 @@ def _take(
     answer = outcome.answer
     if purpose == "primary" and user in awaiting:
         return
-    if (
-        purpose == "primary"
-        and ctx.escalation is not None
-        and answer.recommendation_type in HIGH_STAKES
-    ):
+    if purpose == "primary" and ctx.escalation and answer.recommendation_type in HIGH_STAKES:
         primary_json = json.dumps({"model": model.id, "answer": answer.model_dump()})
         got.escalate.append((row, (*total, primary_json)))
         return

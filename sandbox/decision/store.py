@@ -121,20 +121,17 @@ def _resend_reasons(con, as_of: date, prompt_version: str, rows: list) -> Counte
         [as_of, prompt_version, [r.user_id for r in rows]],
     ).fetchall()
     for status, error_class, n in last:
-        if status == "ok":
-            why = "answered before, but the input changed or the row was not kept"
-        elif status == "invalid":
-            why = f"the last answer was invalid ({error_class})"
-        elif status == "unsafe":
-            why = "the last answer was held back by the screen (unsafe_content)"
-        else:
-            why = f"the last request ended in a transient error ({error_class or status})"
+        why = {
+            "ok": "answered before, but the input changed or the row was not kept",
+            "invalid": f"the last answer was invalid ({error_class})",
+            "unsafe": "the last answer was held back by the screen (unsafe_content)",
+        }.get(status, f"the last request ended in a transient error ({error_class or status})")
         reasons[why] += int(n)
+
     return reasons
 
 
 def _query(sql: str, params: list | tuple = ()) -> list[tuple]:
-    """The rows of one statement on the decision tables."""
     with connect() as con:
         return con.execute(sql, params).fetchall()
 
@@ -213,8 +210,7 @@ def commit(
             raise
 
 
-COMMIT_GIVE_UP_S = 600.0
-"""How long a commit keeps retrying while another process holds the warehouse."""
+COMMIT_GIVE_UP_S = 600.0  # how long a commit retries while another process holds the warehouse
 
 
 def commit_when_free(**rows) -> None:
@@ -266,15 +262,13 @@ def ingest_journal() -> Recovered:
 def open_batches(as_of: date) -> dict[str, list[dict]]:
     """Message Batches of the date not ingested yet (``creating`` = an intent), oldest first."""
     with connect() as con:
-        cur = con.execute(
+        rows = con.sql(
             f"select * from {BATCH_JOBS} where execution_date = ? "
             "and status in ('creating', 'in_progress') order by submitted_at, batch_id, user_id",
-            [as_of],
-        )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            params=[as_of],
+        ).to_arrow_table()
     batches: dict[str, list[dict]] = {}
-    for row in rows:
+    for row in rows.to_pylist():
         batches.setdefault(row["batch_id"], []).append(row)
     return batches
 
@@ -312,11 +306,10 @@ def known_batch_ids() -> set[str]:
     return {r[0] for r in _query(f"select distinct batch_id from {BATCH_JOBS}")}
 
 
-def escalation_share(prompt_version: str, default: float, min_rows: int = 20) -> float:
-    """Share of staged rows of this prompt (any date) escalated; ``default`` with little history."""
+def escalation_share(prompt_version: str, default: float) -> float:
+    """Share of staged rows of this prompt (any date) escalated; ``default`` below 20 rows."""
     [(share, rows)] = _query(
-        f"select avg(case when escalated then 1.0 else 0.0 end), count(*) from {STAGING} "
-        "where prompt_version = ?",
+        f"select avg(escalated::int), count(*) from {STAGING} where prompt_version = ?",
         [prompt_version],
     )
-    return float(share) if rows >= min_rows else default
+    return float(share) if rows >= 20 else default

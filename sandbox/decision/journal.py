@@ -1,8 +1,6 @@
-"""The answer journal: every API response is on local disk before anything else happens to it.
-
-One JSON line per response (one ``O_APPEND`` write; fsync before each commit). Commits are
-idempotent and the next run commits what an earlier one left.
-"""
+"""The answer journal: every API response is on local disk before anything else happens to it:
+one JSON line (one ``O_APPEND`` write, fsync before each commit); the next run commits what an
+earlier one left."""
 
 from __future__ import annotations
 

@@ -15,10 +15,10 @@ import anthropic
 from sandbox.decision.prompt import InvalidAnswer, Recommendation, answer_text, parse_answer
 from sandbox.decision.screen import UNSAFE_CONTENT, screen
 
+# error types of a batch item that the same request would get again
 PERMANENT_BATCH_ERRORS = frozenset(
     {"invalid_request_error", "not_found_error", "permission_error", "authentication_error"}
 )
-"""Error types of a batch item that the same request would get again."""
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class Reply:
-    """The fields of a Messages API response that the engine reads, taken from its JSON body.
-
-    Cheaper than ``.parse()``-ing the SDK's ``Message`` for four fields; the SDK still sends,
-    retries and raises its typed errors. :func:`from_message` accepts either.
-    """
+    """The fields of a Messages API response the engine reads, from its JSON body: cheaper than
+    ``.parse()``-ing the SDK's ``Message`` (the SDK still sends, retries and raises)."""
 
     content: tuple[TextBlock, ...]
     stop_reason: str | None
@@ -112,11 +109,8 @@ def from_batch_result(result: Any) -> Outcome:
 
 
 def is_fatal(exc: BaseException) -> bool:
-    """True for errors no retry can fix (bad key, no permission, bad request, unknown model).
-
-    The SDK already retried 408, 409, 429, 5xx and connection errors; any other HTTP status
-    would fail every following request the same way, so the run stops at once.
-    """
+    """True for errors no retry can fix: the SDK already retried 408, 409, 429, 5xx and lost
+    connections, and any other status would fail every following request the same way."""
     return (
         isinstance(exc, anthropic.APIStatusError)
         and exc.status_code < 500

@@ -1,8 +1,6 @@
-"""Realtime inference: worker threads send Messages API calls, journal each answer, and a
-writer thread commits them to DuckDB in groups.
-
-At most ``workers`` rows are in flight, each with its worst case reserved first. On a stop,
-a fatal error, a spent budget or an unwritable journal, it keeps what is in flight.
+"""Realtime inference: worker threads send Messages API calls and journal each answer; a writer
+thread commits them to DuckDB in groups. At most ``workers`` rows are in flight, each with its
+worst case reserved first; a stop, a fatal error, a spent budget or a failed journal keeps them.
 """
 
 from __future__ import annotations
@@ -138,11 +136,8 @@ Fatal = tuple[anthropic.APIStatusError, str]  # an error that stops the run, and
 def _ask(
     client: anthropic.Anthropic, ctx: RunContext, row: InputRow, model: ModelPrice, purpose: str
 ) -> tuple[Outcome, dict]:
-    """Send one request (the SDK retries transient errors); classify the answer; its ledger row.
-
-    A send given up on (a timeout, a dropped connection) may still have been billed: its input
-    is estimated, its output bounded by ``max_tokens``, and the row says it is an upper bound.
-    """
+    """Send one request (the SDK retries); classify the answer; its ledger row. A send given up
+    on (a timeout) may still be billed: the row then holds an upper bound of its usage."""
     params = build_params(model, row.user_id, row.summary)
     started = time.perf_counter()
     mark = sends()
@@ -177,10 +172,7 @@ def infer_row(
     client: anthropic.Anthropic, ctx: RunContext, row: InputRow, writer: Writer
 ) -> tuple[float, Fatal | None]:
     """Primary request, then the escalation of a high-stakes answer; journals each response.
-
-    A failed escalation keeps the (paid) primary answer: ``escalation_failed``. Never raises;
-    returns the row's cost and the error that stops the run, if one did.
-    """
+    Never raises: the row's cost, and the error that stops the run if one did."""
     calls: list[dict] = []
     held: dict | None = None
     fatal: Fatal | None = None
@@ -229,11 +221,8 @@ def infer_row(
 
 
 class _Feed:
-    """Hands pending rows to the workers, reserving each row's worst case in the budget first.
-
-    A row that does not fit waits while others are in flight (one may settle lower); with
-    nothing in flight the budget is spent and the run halts.
-    """
+    """Hands pending rows to the workers, reserving each row's worst case in the budget first;
+    a row that does not fit waits while others are in flight (one may settle lower)."""
 
     def __init__(self, rows, ctx: RunContext, budget: Budget, writer: Writer, stop, workers: int):
         self._rows = iter(rows)

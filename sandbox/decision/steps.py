@@ -1,7 +1,7 @@
 """The decision plane's steps: freeze the inputs, infer (:mod:`~sandbox.decision.pipeline`), publish.
 
 Each step opens the warehouse for itself and holds the step lock, so a notebook, the CLI and
-Airflow tasks take turns. The as-of date is parsed once here (``as_of``, a ``date``).
+Airflow tasks take turns.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from sandbox.decision.summary import InferenceSummary
 from sandbox.decision.tables import INPUTS, PUBLISHED, STAGING, ensure_tables
 from sandbox.warehouse import connect, step_lock, table_exists
 
+# every published date's audited mart rows, by as_of_date (publishing D+1 leaves D's)
 SOURCE_MART = "marts.fct_user_features_for_ai_history"
-"""Every published date's audited mart rows, keyed by ``as_of_date`` (publishing D+1 leaves D's)."""
 
 
 def _check_source(con, as_of: date) -> None:
@@ -90,11 +90,9 @@ def _in_one_transaction(con, as_of: date, table: str, statements: list[tuple[str
 
 @step_lock("sandbox infer")
 def prepare_features(execution_date: date | str) -> int:
-    """Freeze ``marts.fct_user_features_for_ai`` into ``decision.inference_inputs`` for the date.
-
-    Idempotent (one transaction); a staged answer whose input changed or whose user left is
-    dropped, so the next run redoes exactly those rows. Returns the number of frozen rows.
-    """
+    """Freeze ``marts.fct_user_features_for_ai`` into ``decision.inference_inputs`` for the date
+    (idempotent); a staged answer whose input changed or whose user left is dropped, so the next
+    run redoes exactly those rows. Returns the number of frozen rows."""
     as_of = parse_date(execution_date)
     with connect() as con:
         _check_source(con, as_of)
@@ -109,11 +107,9 @@ def prepare_features(execution_date: date | str) -> int:
 
 @step_lock("sandbox infer")
 def write_results(execution_date: date | str) -> int:
-    """Upsert the date's staged answers into ``marts.user_recommendations`` (idempotent).
+    """Make the date's ``marts.user_recommendations`` rows equal its staged rows (insert, update,
+    delete; idempotent). Returns the date's row count."""
 
-    The date's rows end up equal to its staged rows (insert new, update changed, delete rows
-    no longer staged), so a second call changes nothing. Returns the date's row count.
-    """
     as_of = parse_date(execution_date)
     with connect() as con:
         ensure_tables(con)

@@ -49,11 +49,8 @@ class PendingWork:
 
 
 def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: str) -> PendingWork:
-    """Inputs of the date with no staged row and not waiting in an open Message Batch.
-
-    Rows whose request the API rejected as invalid (an open permanent failure for the same
-    input, prompt and model) are held back.
-    """
+    """Inputs of the date with no staged row and not waiting in an open Message Batch, less
+    those the API rejected as invalid for the same input, prompt and model."""
     with connect() as con:
         ensure_tables(con)
         inputs, staged, _, waiting = _counts(con, as_of)
@@ -86,7 +83,6 @@ def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: 
 
 
 def _held_back(con, as_of: date, prompt_version: str, model: str) -> dict:
-    """Users whose request the API rejected for this input, prompt and model, with its message."""
     return dict(
         con.execute(
             f"""
@@ -236,11 +232,8 @@ class Recovered:
 
 
 def ingest_journal() -> Recovered:
-    """Commit every entry an earlier run left in the journal, then remove it (idempotent).
-
-    A ``held`` primary answer (its escalation never came back) is staged as ``not_sent`` unless
-    the row's final answer exists: a paid answer is never bought again.
-    """
+    """Commit every entry an earlier run left in the journal, then remove it (idempotent); a
+    ``held`` primary answer is staged as ``not_sent`` unless the row's final answer exists."""
     files = journal.pending_files()
     if not files:
         return Recovered()
@@ -283,7 +276,6 @@ _COUNTS = f"""
 
 
 def _counts(con, as_of: date) -> list[int]:
-    """Inputs, staged rows, open failures and rows in open batches of the date."""
     return [int(n) for n in con.execute(_COUNTS, [as_of]).fetchone()]
 
 

@@ -122,8 +122,7 @@ _OPTIONS = "llm workers max_cost_usd mode escalate model batch_size progress".sp
 
 def _run(args: argparse.Namespace) -> int:
     # the SDK is imported when the command runs, not when it is registered
-    from sandbox.decision.rollout import reprocess_prompt
-    from sandbox.decision.steps import infer, prepare_features
+    from sandbox.decision.steps import infer, prepare_features, reprocess_prompt
 
     options = {name: getattr(args, name) for name in _OPTIONS}
     if args.reprocess == "prompt":

@@ -1,24 +1,67 @@
 """One outcome classifier for realtime and batch: an API answer becomes a result, a failure or a retry.
 
 ``failure``: an answer that cannot be published (``permanent`` when the API rejected the
-request); ``retry`` a transient error; ``fatal`` an error no retry fixes (the run stops).
+request, ``unsafe`` when the screen holds it back); ``retry`` a transient error; ``fatal`` an
+error no retry fixes (the run stops).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 
 from sandbox.decision.prompt import InvalidAnswer, Recommendation, answer_text, parse_answer
-from sandbox.decision.screen import UNSAFE_CONTENT, screen
 
 # error types of a batch item that the same request would get again
 PERMANENT_BATCH_ERRORS = frozenset(
     {"invalid_request_error", "not_found_error", "permission_error", "authentication_error"}
 )
+UNSAFE_CONTENT = "unsafe_content"  # the error_class of an answer the screen holds back
+
+_TLDS = "com|net|org|io|co|info|biz|xyz|ru|ly"
+
+RULES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
+    (
+        "markup",
+        ("<", "=", "javascript"),
+        re.compile(r"<\s*/?\s*[a-z!][^>]*>|\bon[a-z]+\s*=|javascript\s*:"),
+    ),
+    (
+        "instructions",
+        ("ignore", "disregard", "forget", "override", "system prompt", "you are now"),
+        re.compile(
+            r"\b(?:ignore|disregard|forget|override)\b.{0,40}?\b(?:instructions?|prompts?|rules)\b"
+            r"|\bsystem prompt\b|\byou are now\b",
+            re.S,
+        ),
+    ),
+    ("url", (), re.compile(rf"://|www\.|\.(?:{_TLDS})\b")),
+    (
+        "refund or credit",
+        (),
+        re.compile(r"refund|reimburs|compensat|money[- ]back|credit|chargeback"),
+    ),
+)
+"""The screen's rules on the lower-cased text: a name, words one of which must appear before
+the pattern is tried (a cheap first test), and the pattern."""
+
+
+def screen(*texts: str) -> str | None:
+    """Hold back text a reader's screen would act on: ``None`` when every text is clean, else
+    which rules it breaks (never the text itself)."""
+    lower = "\n".join(texts).lower()
+    names = [
+        name
+        for name, words, pattern in RULES
+        if (not words or any(word in lower for word in words)) and pattern.search(lower)
+    ]
+    if not names:
+        return None
+    return f"the answer holds {', '.join(names)}: held back from publishing (see raw_text)"
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def _estimate(
         ctx = dataclasses.replace(ctx, tokens=count_tokens(client, ctx.primary, sample.summary))
         used = ctx.input_tokens(sample)
         calls = [ctx.call(sample.user_id, ctx.primary, "estimate", "ok", input_tokens=used)]
-        journal.append({"calls": calls, "results": [], "failures": [], "held": []})
+        journal.append({"calls": calls})
         store.commit_when_free(calls=calls)
     except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
         raise SandboxError(

@@ -76,7 +76,7 @@ def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: 
         params: list = [as_of, list(held)]
         if limit is not None:
             sql += " limit ?"
-            params.append(max(0, int(limit)))
+            params.append(int(limit))
         rows = [InputRow(*r) for r in con.execute(sql, params).fetchall()]
         reasons = _resend_reasons(con, as_of, prompt_version, rows)
     return PendingWork(rows, inputs, staged, waiting, held, reasons)

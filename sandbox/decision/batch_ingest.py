@@ -53,7 +53,7 @@ def ingest(run: BatchRun, batch_id: str, batch, jobs: list[dict]) -> list[dict]:
         job = got.jobs.pop(item.custom_id, None)
         if job is not None:
             _take(run, got, job, item, inputs.get(job["user_id"]), awaiting)
-    _missing(run, got, why if items is None else None)
+    _missing(run, got, why or None)
     run.budget.settle(run.reserved.pop(batch_id, 0.0), got.spent)
     escalation_jobs, error = _escalate_or_keep(run, got)
     ended_at = batch.ended_at.replace(tzinfo=None) if batch and batch.ended_at else None

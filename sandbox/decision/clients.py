@@ -32,8 +32,7 @@ def _answered(response) -> None:
 
 def mock_state_dir() -> Path:
     """Where the fake keeps its Message Batches: beside the warehouse file."""
-    wh = warehouse_path()
-    return wh.parent / f"{wh.stem}.mock-batches"
+    return warehouse_path().with_suffix(".mock-batches")
 
 
 def make_client(llm: str | None = None, *, max_retries: int | None = None) -> anthropic.Anthropic:

@@ -25,8 +25,7 @@ class JournalError(SandboxError):
 
 def journal_dir() -> Path:
     """The journal folder of the warehouse: ``<warehouse dir>/<stem>.journal``."""
-    wh = warehouse_path()
-    return wh.parent / f"{wh.stem}.journal"
+    return warehouse_path().with_suffix(".journal")
 
 
 def _encode(value):

@@ -1,8 +1,7 @@
 """One outcome classifier for realtime and batch: an API answer becomes a result, a failure or a retry.
 
 ``failure``: an answer that cannot be published (``permanent`` when the API rejected the
-request, ``unsafe`` when the screen holds it back); ``retry`` a transient error; ``fatal`` an
-error no retry fixes (the run stops).
+request; held back by the screen); ``retry`` a transient error; ``fatal`` one no retry fixes.
 """
 
 from __future__ import annotations

@@ -177,10 +177,8 @@ def answer_text(message: Any) -> str:
 
 def _strip_fences(text: str) -> str:
     text = text.strip()
-    if text.startswith("```"):
-        text = text.split("\n", 1)[1] if "\n" in text else ""
-        if text.rstrip().endswith("```"):
-            text = text.rstrip()[:-3]
+    if text.startswith("```"):  # drop the opening line (with its language) and the closing fence
+        text = text.partition("\n")[2].rstrip().removesuffix("```")
     return text.strip()
 
 

@@ -1,8 +1,6 @@
 """The decision plane's steps: freeze the inputs, infer (:mod:`~sandbox.decision.pipeline`), publish;
-and the deliberate rollout of a new prompt or model (``--reprocess prompt``).
-
-Each step opens the warehouse for itself and holds the step lock, so a notebook, the CLI and
-Airflow tasks take turns.
+and the deliberate rollout of a new prompt or model (``--reprocess prompt``). Each step holds
+the step lock, so a notebook, the CLI and Airflow tasks take turns.
 """
 
 from __future__ import annotations

@@ -113,15 +113,12 @@ def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
             signal.signal(sig, previous)
 
 
-# the arguments infer and reprocess_prompt both take from the command line
-_OPTIONS = "llm workers max_cost_usd mode escalate model batch_size progress".split()
-
-
 def _run(args: argparse.Namespace) -> int:
     # the SDK is imported when the command runs, not when it is registered
     from sandbox.decision.steps import infer, prepare_features, reprocess_prompt
 
-    options = {name: getattr(args, name) for name in _OPTIONS}
+    names = "llm workers max_cost_usd mode escalate model batch_size progress".split()
+    options = {name: getattr(args, name) for name in names}  # what infer and reprocess take
     if args.reprocess == "prompt":
         prepare_features(args.date)
         with stop_on_signals() as (stop, _seen):

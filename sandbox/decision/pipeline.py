@@ -185,8 +185,7 @@ def run_llm_inference(
     stop: threading.Event | None = None,
 ) -> InferenceSummary:
     """Infer the date's pending rows: refuse a run expected over ``max_cost_usd``, then send.
-    On ``stop`` (or Ctrl-C) no new request is sent, answers in flight are kept (``interrupted``).
-    """
+    On ``stop`` (or Ctrl-C) no new request is sent, answers in flight are kept (``interrupted``)."""
     started = time.perf_counter()
     stop = stop or threading.Event()
     ctx, summary = _start(execution_date, llm, mode, model, escalate, workers, batch_size)

@@ -185,9 +185,11 @@ def estimate_cost(
         expected += escalation_share * book.cost(escalation, total_in, out_expected, batch=batch)
         worst += book.cost(escalation, total_in, out_max, batch=batch)
     return CostEstimate(
-        rows, book.get(primary).id, book.get(escalation).id if escalation else None, batch,
-        total_in, expected, worst, escalation_share if escalation else 0.0,
-        cache_note(book.get(primary), prefix_tokens),
+        rows=rows, primary=book.get(primary).id,
+        escalation=book.get(escalation).id if escalation else None, batch=batch,
+        input_tokens=total_in, expected_usd=expected, worst_usd=worst,
+        escalation_share=escalation_share if escalation else 0.0,
+        note=cache_note(book.get(primary), prefix_tokens),
     )  # fmt: skip
 
 

@@ -114,10 +114,7 @@ class BatchRun:
     def _create(
         self, rows: list[InputRow], purpose: str, carried: dict[str, Carried], reserved: float
     ) -> list[dict]:
-        """Store the intent, create one Message Batch, name the intent; its ``batch_jobs`` rows.
-
-        ``reserved`` (the rows' worst case) is released when nothing was created.
-        """
+        """:meth:`_create_once`, releasing ``reserved`` (the rows' worst case) if nothing was created."""
         jobs: list[dict] = []
         try:
             jobs = self._create_once(rows, purpose, carried)
@@ -131,6 +128,7 @@ class BatchRun:
     def _create_once(
         self, rows: list[InputRow], purpose: str, carried: dict[str, Carried]
     ) -> list[dict]:
+        """Store the intent, create one Message Batch, name the intent; its ``batch_jobs`` rows."""
         ctx = self.ctx
         model = ctx.primary if purpose == "primary" else ctx.escalation
         nonce = random_hex(12)
@@ -186,23 +184,23 @@ class BatchRun:
         Every ``custom_id`` starts with the intent's nonce. Lists every ``poll_s`` until a batch
         is proven; ``None`` once none showed for ``SANDBOX_BATCH_CREATE_GRACE_S`` or time is up.
         """
+        lost = f"the Message Batch create ended without an answer ({reason})"
         ours = {job["custom_id"] for job in jobs}
         submitted = jobs[0]["submitted_at"].replace(tzinfo=UTC)
         grace_end = submitted + timedelta(seconds=batch_create_grace_s())
         rejected: set[str] = set()
         while True:
             unproven = False
-            for batch_id in self._candidates(intent, submitted, len(jobs), reason):
+            for batch_id in self._candidates(intent, submitted, len(jobs), lost):
                 if batch_id in rejected:
                     continue
                 verdict = self._prove(batch_id, ours)
                 if verdict == "ours":
                     store.commit_when_free(batch_updates=[(intent, batch_id, "in_progress")])
                     self.summary.notes.append(
-                        f"the Message Batch create ended without an answer ({reason}); the API "
-                        f"lists {batch_id} with the same {len(jobs)} requests and its results "
-                        "carry this intent's ids: adopted it instead of creating (and paying "
-                        "for) a second batch"
+                        f"{lost}; the API lists {batch_id} with the same {len(jobs)} requests "
+                        "and its results carry this intent's ids: adopted it instead of "
+                        "creating (and paying for) a second batch"
                     )
                     return batch_id
                 if verdict == "not ours":
@@ -211,8 +209,7 @@ class BatchRun:
             if not unproven and datetime.now(UTC) >= grace_end:
                 store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
                 self.summary.notes.append(
-                    f"the Message Batch create ended without an answer ({reason}) and, for "
-                    f"{batch_create_grace_s():g} s, the API listed no batch made by it"
+                    f"{lost} and, for {batch_create_grace_s():g} s, the API listed no batch made by it"
                     f"{f' ({len(rejected)} listed were not ours)' if rejected else ''}: nothing "
                     "was created, the rows stay pending"
                 )
@@ -220,14 +217,13 @@ class BatchRun:
             if self.stop.is_set() or time.monotonic() >= self.deadline:
                 self.waiting.append(intent)
                 self.summary.notes.append(
-                    f"the Message Batch create ended without an answer ({reason}) and no batch "
-                    f"is proven to be its own yet: the intent {intent} stays open and the next "
-                    "run looks at the batch list again before creating anything"
+                    f"{lost} and no batch is proven to be its own yet: the intent {intent} stays "
+                    "open and the next run looks at the batch list again before creating anything"
                 )
                 return None
             self.stop.wait(self.poll_s)
 
-    def _candidates(self, intent: str, submitted: datetime, size: int, reason: str) -> list[str]:
+    def _candidates(self, intent: str, submitted: datetime, size: int, lost: str) -> list[str]:
         """Listed batches created since the intent (less clock skew), unknown, of ``size``."""
         known = store.known_batch_ids()
         found = []
@@ -235,18 +231,14 @@ class BatchRun:
             for batch in self.client.messages.batches.list(limit=100):
                 if batch.created_at < submitted - RECONCILE_WINDOW:
                     break
-                counts = batch.request_counts
-                total = (
-                    counts.processing + counts.succeeded + counts.errored
-                    + counts.canceled + counts.expired
-                )  # fmt: skip
+                total = sum(batch.request_counts.to_dict().values())
                 if total == size and batch.id not in known:
                     found.append(batch.id)
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise SandboxError(
-                f"the Message Batch create ended without an answer ({reason}) and the batch "
-                f"list could not be read ({api_reason(exc)}): the intent {intent} is stored; "
-                "run the same command again and it checks the list again before creating anything"
+                f"{lost} and the batch list could not be read ({api_reason(exc)}): the intent "
+                f"{intent} is stored; run the same command again and it checks the list again "
+                "before creating anything"
             ) from exc
         return found[::-1]  # oldest first: created closest to the intent
 
@@ -294,19 +286,15 @@ class BatchRun:
             )
             if self.stop.is_set():
                 self.interrupted = self.interrupted or "stop"
-                return "waiting", None
-            if time.monotonic() >= self.deadline:
+            if self.stop.is_set() or time.monotonic() >= self.deadline:
                 return "waiting", None
             self.stop.wait(self.poll_s)
 
     def _collect(self, batch_id: str, jobs: list[dict]) -> None:
         """Wait for one stored batch, then ingest it (which may start an escalation batch)."""
-        bar = tqdm(
-            total=len(jobs),
-            desc=f"batch {self.ctx.as_of} {jobs[0]['purpose']}",
-            unit="row",
-            disable=not self.progress,
-        )
+        desc = f"batch {self.ctx.as_of} {jobs[0]['purpose']}"
+        bar = tqdm(total=len(jobs), desc=desc, unit="row", disable=not self.progress)
+
         try:
             state, batch = self._poll(batch_id, bar)
             if state == "waiting":

@@ -53,7 +53,7 @@ def ingest(run: BatchRun, batch_id: str, batch, jobs: list[dict]) -> list[dict]:
         job = got.jobs.pop(item.custom_id, None)
         if job is not None:
             _take(run, got, job, item, inputs.get(job["user_id"]), awaiting)
-    _missing(run, got, why if items is None else None)
+    _missing(run, got, why or None)
     run.budget.settle(run.reserved.pop(batch_id, 0.0), got.spent)
     escalation_jobs, error = _escalate_or_keep(run, got)
     ended_at = batch.ended_at.replace(tzinfo=None) if batch and batch.ended_at else None
@@ -72,7 +72,8 @@ def _take(
 ) -> None:
     """One result item: its ledger row, then a result, a failure or an escalation."""
     ctx = run.ctx
-    model, purpose, user = run.ctx.book.get(job["model"]), job["purpose"], job["user_id"]
+    model, purpose, user = ctx.book.get(job["model"]), job["purpose"], job["user_id"]
+
     outcome = from_batch_result(item.result)
     usage: dict = {"batch_id": got.batch_id}
     if item.result.type == "succeeded":
@@ -109,11 +110,7 @@ def _take(
     answer = outcome.answer
     if purpose == "primary" and user in awaiting:
         return
-    if (
-        purpose == "primary"
-        and ctx.escalation is not None
-        and answer.recommendation_type in HIGH_STAKES
-    ):
+    if purpose == "primary" and ctx.escalation and answer.recommendation_type in HIGH_STAKES:
         primary_json = json.dumps({"model": model.id, "answer": answer.model_dump()})
         got.escalate.append((row, (*total, primary_json)))
         return

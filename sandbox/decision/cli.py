@@ -87,11 +87,8 @@ def _dollars(text: str) -> float:
 
 @contextmanager
 def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
-    """Turn SIGTERM and SIGINT into a stop event while the ``with`` block runs, then restore.
-
-    The engine sends no new request and returns ``interrupted``; a second signal of the same
-    kind acts as before (e.g. a second ^C raises KeyboardInterrupt).
-    """
+    """Turn SIGTERM and SIGINT into a stop event while the ``with`` block runs; a second signal
+    of the same kind acts as before (e.g. a second ^C raises KeyboardInterrupt)."""
     stop, seen = threading.Event(), {}
     if threading.current_thread() is not threading.main_thread():
         yield stop, seen
@@ -116,16 +113,12 @@ def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
             signal.signal(sig, previous)
 
 
-_OPTIONS = "llm workers max_cost_usd mode escalate model batch_size progress".split()
-"""The arguments ``infer`` and ``reprocess_prompt`` both take from the command line."""
-
-
 def _run(args: argparse.Namespace) -> int:
     # the SDK is imported when the command runs, not when it is registered
-    from sandbox.decision.rollout import reprocess_prompt
-    from sandbox.decision.steps import infer, prepare_features
+    from sandbox.decision.steps import infer, prepare_features, reprocess_prompt
 
-    options = {name: getattr(args, name) for name in _OPTIONS}
+    names = "llm workers max_cost_usd mode escalate model batch_size progress".split()
+    options = {name: getattr(args, name) for name in names}  # what infer and reprocess take
     if args.reprocess == "prompt":
         prepare_features(args.date)
         with stop_on_signals() as (stop, _seen):

@@ -1,8 +1,5 @@
-"""Build the ``anthropic.Anthropic`` client: the real API, or the same SDK over the fake.
-
-Both are the SDK's own client (retries, timeouts, error classes), with each thread's sends
-counted for the ledger (:func:`sends`); ``ANTHROPIC_API_KEY``/``ANTHROPIC_BASE_URL`` as usual.
-"""
+"""Build the ``anthropic.Anthropic`` client: the real API, or the same SDK over the fake, with
+each thread's sends counted for the ledger (:func:`sends`)."""
 
 from __future__ import annotations
 
@@ -14,8 +11,7 @@ import anthropic
 
 from sandbox.config import SandboxError, llm_choice, warehouse_path
 
-DEFAULT_MAX_RETRIES = 4
-"""Retries per request for 429, 529, 5xx and timeouts (the SDK's default is 2)."""
+DEFAULT_MAX_RETRIES = 4  # for 429, 529, 5xx and timeouts (the SDK's default is 2)
 REQUEST_TIMEOUT_S = 60.0
 
 _counts = threading.local()
@@ -36,8 +32,7 @@ def _answered(response) -> None:
 
 def mock_state_dir() -> Path:
     """Where the fake keeps its Message Batches: beside the warehouse file."""
-    wh = warehouse_path()
-    return wh.parent / f"{wh.stem}.mock-batches"
+    return warehouse_path().with_suffix(".mock-batches")
 
 
 def make_client(llm: str | None = None, *, max_retries: int | None = None) -> anthropic.Anthropic:

@@ -86,8 +86,8 @@ class DriftReport:
 
 
 def _shares(counts: dict[str, int], buckets: tuple[str, ...]) -> dict[str, float]:
-    total = sum(counts.values())
-    return {b: (counts.get(b, 0) / total if total else 0.0) for b in buckets}
+    total = sum(counts.values()) or 1
+    return {b: counts.get(b, 0) / total for b in buckets}
 
 
 def _window_shares(counts: dict, window: list[date], buckets: tuple[str, ...]) -> dict[str, float]:
@@ -126,12 +126,8 @@ def _histories(con, first: date, last: date) -> tuple[dict, dict]:
 
 def _verdict(report: DriftReport, types: dict, buckets: dict, window_rows: int) -> None:
     """Compare the date with its window (PSI of both mixes) and write the verdict."""
-    day, window, rows, limits = (
-        report.execution_date,
-        report.window_dates,
-        report.rows,
-        report.thresholds,
-    )
+    day, window, rows = report.execution_date, report.window_dates, report.rows
+    limits = report.thresholds
     report.type_mix = _shares(types[day], RECOMMENDATION_TYPES)
     report.window_type_mix = _window_shares(types, window, RECOMMENDATION_TYPES)
     report.confidence = _shares(buckets[day], CONFIDENCE_BUCKETS)

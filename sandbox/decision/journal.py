@@ -1,8 +1,6 @@
-"""The answer journal: every API response is on local disk before anything else happens to it.
-
-One JSON line per response (one ``O_APPEND`` write; fsync before each commit). Commits are
-idempotent and the next run commits what an earlier one left.
-"""
+"""The answer journal: every API response is on local disk before anything else happens to it:
+one JSON line (one ``O_APPEND`` write, fsync before each commit); the next run commits what an
+earlier one left."""
 
 from __future__ import annotations
 
@@ -27,8 +25,7 @@ class JournalError(SandboxError):
 
 def journal_dir() -> Path:
     """The journal folder of the warehouse: ``<warehouse dir>/<stem>.journal``."""
-    wh = warehouse_path()
-    return wh.parent / f"{wh.stem}.journal"
+    return warehouse_path().with_suffix(".journal")
 
 
 def _encode(value):

@@ -1,24 +1,66 @@
 """One outcome classifier for realtime and batch: an API answer becomes a result, a failure or a retry.
 
 ``failure``: an answer that cannot be published (``permanent`` when the API rejected the
-request); ``retry`` a transient error; ``fatal`` an error no retry fixes (the run stops).
+request; held back by the screen); ``retry`` a transient error; ``fatal`` one no retry fixes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 
 from sandbox.decision.prompt import InvalidAnswer, Recommendation, answer_text, parse_answer
-from sandbox.decision.screen import UNSAFE_CONTENT, screen
 
+# error types of a batch item that the same request would get again
 PERMANENT_BATCH_ERRORS = frozenset(
     {"invalid_request_error", "not_found_error", "permission_error", "authentication_error"}
 )
-"""Error types of a batch item that the same request would get again."""
+UNSAFE_CONTENT = "unsafe_content"  # the error_class of an answer the screen holds back
+
+_TLDS = "com|net|org|io|co|info|biz|xyz|ru|ly"
+
+RULES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
+    (
+        "markup",
+        ("<", "=", "javascript"),
+        re.compile(r"<\s*/?\s*[a-z!][^>]*>|\bon[a-z]+\s*=|javascript\s*:"),
+    ),
+    (
+        "instructions",
+        ("ignore", "disregard", "forget", "override", "system prompt", "you are now"),
+        re.compile(
+            r"\b(?:ignore|disregard|forget|override)\b.{0,40}?\b(?:instructions?|prompts?|rules)\b"
+            r"|\bsystem prompt\b|\byou are now\b",
+            re.S,
+        ),
+    ),
+    ("url", (), re.compile(rf"://|www\.|\.(?:{_TLDS})\b")),
+    (
+        "refund or credit",
+        (),
+        re.compile(r"refund|reimburs|compensat|money[- ]back|credit|chargeback"),
+    ),
+)
+"""The screen's rules on the lower-cased text: a name, words one of which must appear before
+the pattern is tried (a cheap first test), and the pattern."""
+
+
+def screen(*texts: str) -> str | None:
+    """Hold back text a reader's screen would act on: ``None`` when every text is clean, else
+    which rules it breaks (never the text itself)."""
+    lower = "\n".join(texts).lower()
+    names = [
+        name
+        for name, words, pattern in RULES
+        if (not words or any(word in lower for word in words)) and pattern.search(lower)
+    ]
+    if not names:
+        return None
+    return f"the answer holds {', '.join(names)}: held back from publishing (see raw_text)"
 
 
 @dataclass(frozen=True)
@@ -49,11 +91,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class Reply:
-    """The fields of a Messages API response that the engine reads, taken from its JSON body.
-
-    Cheaper than ``.parse()``-ing the SDK's ``Message`` for four fields; the SDK still sends,
-    retries and raises its typed errors. :func:`from_message` accepts either.
-    """
+    """The fields of a Messages API response the engine reads, from its JSON body: cheaper than
+    ``.parse()``-ing the SDK's ``Message`` (the SDK still sends, retries and raises)."""
 
     content: tuple[TextBlock, ...]
     stop_reason: str | None
@@ -112,11 +151,8 @@ def from_batch_result(result: Any) -> Outcome:
 
 
 def is_fatal(exc: BaseException) -> bool:
-    """True for errors no retry can fix (bad key, no permission, bad request, unknown model).
-
-    The SDK already retried 408, 409, 429, 5xx and connection errors; any other HTTP status
-    would fail every following request the same way, so the run stops at once.
-    """
+    """True for errors no retry can fix: the SDK already retried 408, 409, 429, 5xx and lost
+    connections, and any other status would fail every following request the same way."""
     return (
         isinstance(exc, anthropic.APIStatusError)
         and exc.status_code < 500

@@ -26,8 +26,7 @@ from sandbox.warehouse import step_lock
 
 BATCH_POLL_S = {"mock": 0.05, "anthropic": 30.0}
 BATCH_WAIT_S = {"mock": 120.0, "anthropic": 3600.0}
-DEFAULT_ESCALATION_SHARE = 0.3
-"""Share of rows the estimate expects to escalate before any history exists."""
+DEFAULT_ESCALATION_SHARE = 0.3  # rows the estimate expects to escalate before any history
 
 
 def _estimate(
@@ -41,7 +40,7 @@ def _estimate(
         ctx = dataclasses.replace(ctx, tokens=count_tokens(client, ctx.primary, sample.summary))
         used = ctx.input_tokens(sample)
         calls = [ctx.call(sample.user_id, ctx.primary, "estimate", "ok", input_tokens=used)]
-        journal.append({"calls": calls, "results": [], "failures": [], "held": []})
+        journal.append({"calls": calls})
         store.commit_when_free(calls=calls)
     except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
         raise SandboxError(
@@ -50,20 +49,16 @@ def _estimate(
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         # e.g. a gateway without the endpoint; a real problem shows on the first request
         note = f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
-    escalation = ctx.escalation
+    second = ctx.escalation
     # the share prices escalations only: without them, no warehouse visit to look it up
-    share = store.escalation_share(PROMPT_VERSION, DEFAULT_ESCALATION_SHARE) if escalation else 0.0
+    share = store.escalation_share(PROMPT_VERSION, DEFAULT_ESCALATION_SHARE) if second else 0.0
     estimate = estimate_cost(
-        ctx.book,
-        primary=ctx.primary.id,
-        escalation=escalation.id if escalation else None,
+        ctx.book, primary=ctx.primary.id, escalation=second and second.id,
         input_tokens=[ctx.input_tokens(r) for r in work.rows],
         expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
-        max_output_tokens=max(ctx.primary.max_tokens, escalation.max_tokens if escalation else 0),
-        batch=ctx.mode == "batch",
-        prefix_tokens=ctx.tokens.prefix_tokens,
-        escalation_share=share,
-    )
+        max_output_tokens=max(ctx.primary.max_tokens, second.max_tokens if second else 0),
+        batch=ctx.mode == "batch", prefix_tokens=ctx.tokens.prefix_tokens, escalation_share=share,
+    )  # fmt: skip
     return ctx, estimate, note
 
 
@@ -190,10 +185,7 @@ def run_llm_inference(
     stop: threading.Event | None = None,
 ) -> InferenceSummary:
     """Infer the date's pending rows: refuse a run expected over ``max_cost_usd``, then send.
-
-    ``escalate`` sends high-stakes answers to the capable model; ``batch_size`` caps the rows.
-    On ``stop`` (or Ctrl-C) no new request is sent, answers in flight are kept (``interrupted``).
-    """
+    On ``stop`` (or Ctrl-C) no new request is sent, answers in flight are kept (``interrupted``)."""
     started = time.perf_counter()
     stop = stop or threading.Event()
     ctx, summary = _start(execution_date, llm, mode, model, escalate, workers, batch_size)

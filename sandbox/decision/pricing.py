@@ -10,7 +10,7 @@ import copy
 import json
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,20 +31,17 @@ class ModelPrice:
     min_cacheable_prompt_tokens: int = 1024
     aliases: tuple[str, ...] = ()
     max_tokens: int = 300  # room for the answer, and any thinking
-    request: tuple[tuple[str, object], ...] = ()  # extra parameters, e.g. thinking settings
+    request: dict = field(default_factory=dict, hash=False)  # extra parameters, e.g. thinking
     status: str = "active"  # or legacy: still served, with a newer model to move to
 
     def request_options(self) -> dict:
         """The extra request parameters as a fresh dict (nested values copied)."""
-        return {name: copy.deepcopy(value) for name, value in self.request}
+        return copy.deepcopy(self.request)
 
     def cost(self, input_tokens: int, output_tokens: int, *, discount: float = 1.0) -> float:
         """USD for one request's tokens, times ``discount`` (0.5 for the Batches API)."""
-        return (
-            (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok)
-            / 1_000_000
-            * discount
-        )
+        usd = input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok
+        return usd / 1_000_000 * discount
 
 
 @dataclass(frozen=True)
@@ -90,17 +87,12 @@ def load_price_book(path: Path = MODELS_FILE) -> PriceBook:
                 min_cacheable_prompt_tokens=int(spec.get("min_cacheable_prompt_tokens", 1024)),
                 aliases=tuple(spec.get("aliases", ())),
                 max_tokens=int(spec.get("max_tokens", 300)),
-                request=tuple(sorted((spec.get("request") or {}).items())),
+                request=spec.get("request") or {},
                 status=str(spec.get("status", "active")),
             )
             for model_id, spec in raw["models"].items()
         }
-        book = PriceBook(
-            primary=raw["primary"],
-            escalation=raw["escalation"],
-            batch_discount=float(raw["batch_discount"]),
-            models=models,
-        )
+        book = PriceBook(raw["primary"], raw["escalation"], float(raw["batch_discount"]), models)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SandboxError(
             f"cannot read the price file {path} ({type(exc).__name__}: {exc}): restore it from git "
@@ -193,16 +185,12 @@ def estimate_cost(
         expected += escalation_share * book.cost(escalation, total_in, out_expected, batch=batch)
         worst += book.cost(escalation, total_in, out_max, batch=batch)
     return CostEstimate(
-        rows=rows,
-        primary=book.get(primary).id,
-        escalation=book.get(escalation).id if escalation else None,
-        batch=batch,
-        input_tokens=total_in,
-        expected_usd=expected,
-        worst_usd=worst,
+        rows=rows, primary=book.get(primary).id,
+        escalation=book.get(escalation).id if escalation else None, batch=batch,
+        input_tokens=total_in, expected_usd=expected, worst_usd=worst,
         escalation_share=escalation_share if escalation else 0.0,
         note=cache_note(book.get(primary), prefix_tokens),
-    )
+    )  # fmt: skip
 
 
 class Budget:

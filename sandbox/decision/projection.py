@@ -7,6 +7,7 @@ tier's limits. No prompt-cache discount is assumed (:func:`cache_report` says wh
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,14 +20,11 @@ from sandbox.decision.pricing import PriceBook, load_price_book
 from sandbox.decision.prompt import approx_count, count_tokens
 
 PLANS = ("cheap", "capable", "escalation")
-"""``cheap``: every row on the primary model (Haiku); ``capable``: every row on the
-escalation model (Sonnet); ``escalation``: the primary model for every row plus the
-capable one for the share of rows the sample escalated (what the engine does by default)."""
+"""Every row on the primary model; every row on the escalation model; the primary model plus
+the escalation model for the share of rows the sample escalated (the engine's default)."""
 
-BATCH_TYPICAL_HOURS = 1.0
-"""Anthropic: most Message Batches finish within an hour."""
-BATCH_MAX_HOURS = 24.0
-"""A Message Batch ends (its unfinished requests expire) 24 hours after creation."""
+BATCH_TYPICAL_HOURS = 1.0  # Anthropic: most Message Batches finish within an hour
+BATCH_MAX_HOURS = 24.0  # a batch's unfinished requests expire 24 hours after creation
 
 
 @dataclass(frozen=True)
@@ -40,15 +38,14 @@ class RateLimits:
 
 @dataclass(frozen=True)
 class Tier:
-    """An API tier: per-model-class limits (``"haiku"``, ...: a model id maps to the first
-    class it contains) and how many batch requests may wait at once."""
+    """An API tier: limits per model class (``"haiku"``, ...) and batch requests that may wait."""
 
     name: str
     limits: dict[str, RateLimits]
     batch_queue_requests: int
 
     def for_model(self, model_id: str) -> RateLimits:
-        """The limits that apply to ``model_id``; a clear error when the tier has none."""
+        """The limits of the first class whose name ``model_id`` contains."""
         for family, limits in self.limits.items():
             if family in model_id:
                 return limits
@@ -77,11 +74,8 @@ read your organisation's in the Claude Console and pass your own :class:`Tier`."
 
 @dataclass(frozen=True)
 class LedgerProfile:
-    """What one row costs in requests and tokens, measured from a sample run's ledger.
-
-    Token figures are means over billed answers; ``retry_share`` extra attempts per request are
-    not billed but use rate limit.
-    """
+    """What one row costs in requests and tokens (means over answered requests) in a sample's
+    ledger; ``retry_share``: extra attempts per request, not billed but rate-limited."""
 
     rows: int
     requests: int
@@ -135,11 +129,8 @@ def profile_ledger(calls: pd.DataFrame) -> LedgerProfile:
 
 @dataclass(frozen=True)
 class Projection:
-    """The projected cost and time of one plan and mode for ``users`` rows.
-
-    ``hours``: realtime, the slowest of the rate limits and the concurrency; batch, ``waves``
-    rounds of about an hour (``max_hours`` at 24 h each). ``bound`` names what sets it.
-    """
+    """The projected cost and time of one plan and mode for ``users`` rows; ``bound`` names
+    what sets ``hours`` (batch: ``waves`` rounds of about an hour, ``max_hours`` at 24 h each)."""
 
     users: int
     plan: str
@@ -155,18 +146,12 @@ class Projection:
 
     def as_row(self) -> dict:
         """A flat dict (one row of a projection table)."""
-        return {
-            "users": self.users,
-            "plan": self.plan,
-            "mode": self.mode,
-            "requests": round(sum(self.requests.values())),
-            "input_tokens": round(sum(self.input_tokens.values())),
-            "output_tokens": round(sum(self.output_tokens.values())),
-            "cost_usd": round(self.cost_usd, 2),
-            "hours": round(self.hours, 2),
-            "max_hours": round(self.max_hours, 2),
-            "bound": self.bound,
-        }
+        row = {name: getattr(self, name) for name in ("users", "plan", "mode")}
+        for name in ("requests", "input_tokens", "output_tokens"):
+            row[name] = round(sum(getattr(self, name).values()))
+        for name in ("cost_usd", "hours", "max_hours"):
+            row[name] = round(getattr(self, name), 2)
+        return {**row, "bound": self.bound}
 
 
 def _plan_models(
@@ -197,25 +182,20 @@ def project(
     workers: int = 10,
     latency_s: float = 2.0,
 ) -> Projection:
-    """Cost and time of ``plan`` in ``mode`` for ``users`` rows (see :class:`Projection`).
-
-    Realtime throughput is at most ``workers / latency_s`` requests per second and what the
-    tier's limits allow; SDK retries count against the request limit but are not billed.
-    """
+    """Cost and time of ``plan`` in ``mode`` for ``users`` rows: realtime at most ``workers /
+    latency_s`` requests per second and what the tier's limits allow (retries count, unbilled)."""
     if mode not in MODES:
         raise SandboxError(f"unknown mode {mode!r}: use realtime or batch")
     if users < 0 or workers < 1 or latency_s < 0:
         raise SandboxError("users must be >= 0, workers >= 1 and latency_s >= 0")
     discount = book.batch_discount if mode == "batch" else 1.0
-    requests: dict[str, float] = {}
-    tokens_in: dict[str, float] = {}
-    tokens_out: dict[str, float] = {}
+    requests, tokens_in, tokens_out = Counter(), Counter(), Counter()
     cost = 0.0
     for model, per_row, t_in, t_out in _plan_models(profile, book, plan):
         n = users * per_row
-        requests[model] = requests.get(model, 0.0) + n
-        tokens_in[model] = tokens_in.get(model, 0.0) + n * t_in
-        tokens_out[model] = tokens_out.get(model, 0.0) + n * t_out
+        requests[model] += n
+        tokens_in[model] += n * t_in
+        tokens_out[model] += n * t_out
         cost += book.get(model).cost(n * t_in, n * t_out, discount=discount)
     if mode == "batch":
         # the engine sends every row to the primary model first, then escalates in a second
@@ -256,11 +236,8 @@ def projection_table(
 def workers_to_saturate(
     profile: LedgerProfile, *, book: PriceBook, tier: Tier, latency_s: float, plan: str = "cheap"
 ) -> int:
-    """Concurrent requests that keep the tier's tightest limit busy (Little's law).
-
-    Throughput is capped by the tightest limit at ``r`` requests per second; keeping it
-    busy takes ``r x latency_s`` requests in flight. More workers only collect 429s.
-    """
+    """Concurrent requests that keep the tier's tightest limit busy (Little's law): at ``r``
+    requests per second, ``r x latency_s`` in flight. More workers only collect 429s."""
     rates, requests_per_row = [], 0.0
     for model, per_row, t_in, t_out in _plan_models(profile, book, plan):
         if per_row <= 0:
@@ -277,40 +254,27 @@ def workers_to_saturate(
 
 
 def cache_report(book: PriceBook, prefix_tokens: int | Mapping[str, int]) -> pd.DataFrame:
-    """Per model: the shared prompt prefix, the minimum it caches, and whether caching applies.
-
-    Only the prefix every request shares can be cached; below the minimum, a ``cache_control``
-    marker is silently ignored: no discount, no error.
-    """
+    """Per model: the shared prompt prefix, the minimum it caches, and whether caching applies
+    (below the minimum a ``cache_control`` marker is silently ignored: no discount, no error)."""
     rows = []
     for model in book.models.values():
         minimum = model.min_cacheable_prompt_tokens
         prefix = prefix_tokens if isinstance(prefix_tokens, int) else prefix_tokens[model.id]
-        applies = prefix >= minimum
-        rows.append(
-            {
-                "model": model.label,
-                "shared_prefix_tokens": prefix,
-                "min_cacheable_tokens": minimum,
-                "caching_applies": applies,
-                "why": (
-                    "prefix long enough; estimates still use list price"
-                    if applies
-                    else f"prefix is {minimum - prefix:,} tokens short of the minimum"
-                ),
-            }
-        )
+        why = "prefix long enough; estimates still use list price"
+        if prefix < minimum:
+            why = f"prefix is {minimum - prefix:,} tokens short of the minimum"
+        rows.append({"model": model.label, "shared_prefix_tokens": prefix,
+                     "min_cacheable_tokens": minimum, "caching_applies": prefix >= minimum,
+                     "why": why})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def shared_prefix_tokens(
     book: PriceBook | None = None, client: anthropic.Anthropic | None = None
 ) -> dict[str, int]:
-    """Per model id, the tokens every request shares (system prompt, schema, template).
+    """Per model id, the tokens every request shares (system prompt, schema, template), from
+    the (free) count endpoint; characters / 4 when it fails."""
 
-    Counted in each model's own tokenizer by the (free) count endpoint; characters / 4 when
-    the endpoint fails. ``client`` defaults to the one ``SANDBOX_LLM`` selects.
-    """
     client = client or make_client()
     counts = {}
     for model in (book or load_price_book()).models.values():

@@ -1,11 +1,11 @@
-"""Realtime inference: worker threads send Messages API calls, journal them, commit in groups.
-
-At most ``workers`` rows are in flight, each with its worst case reserved first. On a stop,
-a fatal error, a spent budget or an unwritable journal, it keeps what is in flight.
+"""Realtime inference: worker threads send Messages API calls and journal each answer; a writer
+thread commits them to DuckDB in groups. At most ``workers`` rows are in flight, each with its
+worst case reserved first; a stop, a fatal error, a spent budget or a failed journal keeps them.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -13,8 +13,9 @@ import anthropic
 from tqdm.auto import tqdm
 
 from sandbox.config import SandboxError
+from sandbox.decision import store
 from sandbox.decision.clients import sends
-from sandbox.decision.journal import Journal
+from sandbox.decision.journal import Journal, JournalError
 from sandbox.decision.outcome import (
     Outcome,
     Reply,
@@ -28,20 +29,115 @@ from sandbox.decision.prompt import HIGH_STAKES, build_params
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow
 from sandbox.decision.summary import InferenceSummary
-from sandbox.decision.writer import Writer
+from sandbox.warehouse import WarehouseBusy
 
-Fatal = tuple[anthropic.APIStatusError, str]
-"""An error that stops the run, and the model it came from."""
+MAX_ROWS_PER_COMMIT = 1000
+# a commit waits for more entries until this long after the previous one began: each costs
+# ~20 ms, much of it fixed, and every entry is journaled first, so waiting costs no safety
+COMMIT_INTERVAL_S = 1.0
+
+
+class Writer:
+    """The group commit: each commit takes every entry since the previous one (at most one a
+    second); while another process holds the warehouse it retries until
+    ``store.COMMIT_GIVE_UP_S`` (``stalled`` meanwhile, ``error`` once it gave up).
+    """
+
+    def __init__(self, summary: InferenceSummary, journal: Journal):
+        self.summary = summary
+        self.journal = journal
+        self.journal_error: JournalError | None = None
+        # SimpleQueue: put and get in C, without Queue's Python-level conditions (every answer
+        # passes through here once)
+        self.queue: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.stalled = False
+        self.uncommitted = 0
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sandbox-infer-writer", daemon=True)
+        self._thread.start()
+
+    def record(self, *, calls=(), results=(), failures=(), held=()) -> None:
+        """Journal one response's rows (unless the journal failed), then queue them."""
+        entry = {"calls": calls, "results": results, "failures": failures, "held": held}
+        if self.journal_error is None:
+            try:
+                self.journal.append(entry)
+            except JournalError as exc:
+                self.journal_error = exc
+        self.queue.put(entry)
+
+    def close(self) -> None:
+        """Commit everything queued (waiting while the warehouse is busy), stop the thread."""
+        self.queue.put(None)
+        self._closing.set()
+        self._thread.join()
+
+    def _take(self, batch: list, block: bool) -> bool:
+        """Move queued entries into ``batch``; False once the closing marker was taken."""
+
+        try:
+            item = self.queue.get() if block else self.queue.get_nowait()
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= MAX_ROWS_PER_COMMIT:
+                    return True
+                item = self.queue.get_nowait()
+        except queue.Empty:
+            return True
+        return False
+
+    def _run(self) -> None:
+        open_ = True
+        batch: list[dict] = []
+        busy_since: float | None = None
+        last_commit = -COMMIT_INTERVAL_S
+        while open_ or batch:
+            if open_:
+                open_ = self._take(batch, block=not batch)
+            wait_s = last_commit + COMMIT_INTERVAL_S - time.monotonic()
+            if open_ and batch and len(batch) < MAX_ROWS_PER_COMMIT and wait_s > 0:
+                # sleep, then take what arrived: an entry does not wake the writer (that
+                # would cost every answer a thread switch); close() does
+                self._closing.wait(wait_s)
+                open_ = self._take(batch, block=False)
+            if not batch:
+                continue
+            if self.error is not None:
+                self.uncommitted += len(batch)
+                batch = []
+                continue
+            rows = {
+                key: [r for e in batch for r in e[key]] for key in ("results", "failures", "calls")
+            }
+            self.journal.sync()
+            last_commit = time.monotonic()
+            try:
+                store.commit(**rows)
+            except WarehouseBusy as exc:
+                now = time.monotonic()
+                busy_since = busy_since or now
+                self.stalled = True
+                if now - busy_since >= store.COMMIT_GIVE_UP_S:
+                    self.error = exc
+                time.sleep(0.2)
+                continue
+            except BaseException as exc:  # keep draining so no worker ever blocks
+                self.error = exc
+                continue
+            busy_since, self.stalled = None, False
+            self.summary.count(**rows)
+            batch = []
+
+
+Fatal = tuple[anthropic.APIStatusError, str]  # an error that stops the run, and its model
 
 
 def _ask(
     client: anthropic.Anthropic, ctx: RunContext, row: InputRow, model: ModelPrice, purpose: str
 ) -> tuple[Outcome, dict]:
-    """Send one request (the SDK retries transient errors); classify the answer; its ledger row.
-
-    A send given up on (a timeout, a dropped connection) may still have been billed: its input
-    is estimated, its output bounded by ``max_tokens``, and the row says it is an upper bound.
-    """
+    """Send one request (the SDK retries); classify the answer; its ledger row. A send given up
+    on (a timeout) may still be billed: the row then holds an upper bound of its usage."""
     params = build_params(model, row.user_id, row.summary)
     started = time.perf_counter()
     mark = sends()
@@ -76,10 +172,7 @@ def infer_row(
     client: anthropic.Anthropic, ctx: RunContext, row: InputRow, writer: Writer
 ) -> tuple[float, Fatal | None]:
     """Primary request, then the escalation of a high-stakes answer; journals each response.
-
-    A failed escalation keeps the (paid) primary answer: ``escalation_failed``. Never raises;
-    returns the row's cost and the error that stops the run, if one did.
-    """
+    Never raises: the row's cost, and the error that stops the run if one did."""
     calls: list[dict] = []
     held: dict | None = None
     fatal: Fatal | None = None
@@ -128,11 +221,8 @@ def infer_row(
 
 
 class _Feed:
-    """Hands pending rows to the workers, reserving each row's worst case in the budget first.
-
-    A row that does not fit waits while others are in flight (one may settle lower); with
-    nothing in flight the budget is spent and the run halts.
-    """
+    """Hands pending rows to the workers, reserving each row's worst case in the budget first;
+    a row that does not fit waits while others are in flight (one may settle lower)."""
 
     def __init__(self, rows, ctx: RunContext, budget: Budget, writer: Writer, stop, workers: int):
         self._rows = iter(rows)

@@ -15,8 +15,7 @@ from sandbox.decision.prompt import PROMPT_VERSION, Recommendation, approx_count
 from sandbox.decision.store import InputRow, utcnow
 from sandbox.ids import new_id
 
-MAX_RAW_TEXT = 4000
-"""Characters of a rejected answer kept in ``decision.inference_failures.raw_text``."""
+MAX_RAW_TEXT = 4000  # characters of a rejected answer kept in inference_failures.raw_text
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class RunContext:
         return self.tokens.tokens(row.summary)
 
     def worst_cost(self, row: InputRow, model: ModelPrice) -> float:
-        """The most one request for ``row`` can cost (output at the model's ``max_tokens``)."""
+        """The most one request for ``row`` can cost (output at ``max_tokens``)."""
         return self.cost(model, self.input_tokens(row), model.max_tokens)
 
     def row_worst(self, row: InputRow) -> float:
@@ -80,11 +79,8 @@ class RunContext:
         self, user_id: str, model: ModelPrice, purpose: str, error_class: str, message: str,
         raw_text: str | None = None, *, input_sha: str | None = None, permanent: bool = False,
     ) -> dict:  # fmt: skip
-        """A ``decision.inference_failures`` row (the dead letter, with the raw answer).
-
-        ``permanent``: the API rejected the request itself; it is not sent again until the
-        row's input (``input_sha``), the prompt or the model changes.
-        """
+        """A ``decision.inference_failures`` row; ``permanent``: the API rejected the request,
+        which is not sent again until the input (``input_sha``), prompt or model changes."""
         return {
             "failure_id": new_id(),
             "execution_date": self.as_of,
@@ -115,10 +111,7 @@ class RunContext:
         input_tokens: int, output_tokens: int, cost_usd: float, escalation_status: str | None = None,
     ) -> dict:  # fmt: skip
         """A ``decision.recommendations_staging`` row; tokens and cost cover all its requests.
-
-        ``escalation_status``: ``None``, ``escalated``, ``escalation_failed`` (primary kept) or
-        ``not_sent`` (the run stopped first).
-        """
+        ``escalation_status``: None, escalated, escalation_failed (primary kept) or not_sent."""
         return {
             "execution_date": self.as_of,
             "user_id": row.user_id,

@@ -49,11 +49,8 @@ class PendingWork:
 
 
 def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: str) -> PendingWork:
-    """Inputs of the date with no staged row and not waiting in an open Message Batch.
-
-    Rows whose request the API rejected as invalid (an open permanent failure for the same
-    input, prompt and model) are held back.
-    """
+    """Inputs of the date with no staged row and not waiting in an open Message Batch, less
+    those the API rejected as invalid for the same input, prompt and model."""
     with connect() as con:
         ensure_tables(con)
         inputs, staged, _, waiting = _counts(con, as_of)
@@ -79,14 +76,13 @@ def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: 
         params: list = [as_of, list(held)]
         if limit is not None:
             sql += " limit ?"
-            params.append(max(0, int(limit)))
+            params.append(int(limit))
         rows = [InputRow(*r) for r in con.execute(sql, params).fetchall()]
         reasons = _resend_reasons(con, as_of, prompt_version, rows)
     return PendingWork(rows, inputs, staged, waiting, held, reasons)
 
 
 def _held_back(con, as_of: date, prompt_version: str, model: str) -> dict:
-    """Users whose request the API rejected for this input, prompt and model, with its message."""
     return dict(
         con.execute(
             f"""
@@ -121,20 +117,17 @@ def _resend_reasons(con, as_of: date, prompt_version: str, rows: list) -> Counte
         [as_of, prompt_version, [r.user_id for r in rows]],
     ).fetchall()
     for status, error_class, n in last:
-        if status == "ok":
-            why = "answered before, but the input changed or the row was not kept"
-        elif status == "invalid":
-            why = f"the last answer was invalid ({error_class})"
-        elif status == "unsafe":
-            why = "the last answer was held back by the screen (unsafe_content)"
-        else:
-            why = f"the last request ended in a transient error ({error_class or status})"
+        why = {
+            "ok": "answered before, but the input changed or the row was not kept",
+            "invalid": f"the last answer was invalid ({error_class})",
+            "unsafe": "the last answer was held back by the screen (unsafe_content)",
+        }.get(status, f"the last request ended in a transient error ({error_class or status})")
         reasons[why] += int(n)
+
     return reasons
 
 
 def _query(sql: str, params: list | tuple = ()) -> list[tuple]:
-    """The rows of one statement on the decision tables."""
     with connect() as con:
         return con.execute(sql, params).fetchall()
 
@@ -213,8 +206,7 @@ def commit(
             raise
 
 
-COMMIT_GIVE_UP_S = 600.0
-"""How long a commit keeps retrying while another process holds the warehouse."""
+COMMIT_GIVE_UP_S = 600.0  # how long a commit retries while another process holds the warehouse
 
 
 def commit_when_free(**rows) -> None:
@@ -240,11 +232,8 @@ class Recovered:
 
 
 def ingest_journal() -> Recovered:
-    """Commit every entry an earlier run left in the journal, then remove it (idempotent).
-
-    A ``held`` primary answer (its escalation never came back) is staged as ``not_sent`` unless
-    the row's final answer exists: a paid answer is never bought again.
-    """
+    """Commit every entry an earlier run left in the journal, then remove it (idempotent); a
+    ``held`` primary answer is staged as ``not_sent`` unless the row's final answer exists."""
     files = journal.pending_files()
     if not files:
         return Recovered()
@@ -266,15 +255,13 @@ def ingest_journal() -> Recovered:
 def open_batches(as_of: date) -> dict[str, list[dict]]:
     """Message Batches of the date not ingested yet (``creating`` = an intent), oldest first."""
     with connect() as con:
-        cur = con.execute(
+        rows = con.sql(
             f"select * from {BATCH_JOBS} where execution_date = ? "
             "and status in ('creating', 'in_progress') order by submitted_at, batch_id, user_id",
-            [as_of],
-        )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            params=[as_of],
+        ).to_arrow_table()
     batches: dict[str, list[dict]] = {}
-    for row in rows:
+    for row in rows.to_pylist():
         batches.setdefault(row["batch_id"], []).append(row)
     return batches
 
@@ -289,7 +276,6 @@ _COUNTS = f"""
 
 
 def _counts(con, as_of: date) -> list[int]:
-    """Inputs, staged rows, open failures and rows in open batches of the date."""
     return [int(n) for n in con.execute(_COUNTS, [as_of]).fetchone()]
 
 
@@ -312,11 +298,10 @@ def known_batch_ids() -> set[str]:
     return {r[0] for r in _query(f"select distinct batch_id from {BATCH_JOBS}")}
 
 
-def escalation_share(prompt_version: str, default: float, min_rows: int = 20) -> float:
-    """Share of staged rows of this prompt (any date) escalated; ``default`` with little history."""
+def escalation_share(prompt_version: str, default: float) -> float:
+    """Share of staged rows of this prompt (any date) escalated; ``default`` below 20 rows."""
     [(share, rows)] = _query(
-        f"select avg(case when escalated then 1.0 else 0.0 end), count(*) from {STAGING} "
-        "where prompt_version = ?",
+        f"select avg(escalated::int), count(*) from {STAGING} where prompt_version = ?",
         [prompt_version],
     )
-    return float(share) if rows >= min_rows else default
+    return float(share) if rows >= 20 else default

@@ -5,17 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-SIMULATED_COST = "simulated: offline fake at list prices"
-"""Said next to every cost an offline (``mock``) run prints: no money was spent."""
+SIMULATED_COST = "simulated: offline fake at list prices"  # said next to every offline cost
 
 
 @dataclass
 class InferenceSummary:
-    """Counts, tokens, cost and time of one run (a plain dataclass: easy to log or XCom).
-
-    ``status``: ``ok``, ``partial``, ``budget``, ``waiting``, ``pending`` or ``interrupted``;
-    ``exit_code`` 0, 3, or 130/143; ``failures_by_class`` counts dead-letter rows by class.
-    """
+    """Counts, tokens, cost and time of one run (a plain dataclass: easy to log or XCom);
+    ``status``: ``ok``, ``partial``, ``budget``, ``waiting``, ``pending`` or ``interrupted``."""
 
     execution_date: date
     llm: str

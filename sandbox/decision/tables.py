@@ -16,8 +16,7 @@ FAILURES = "decision.inference_failures"
 CALLS = "decision.llm_calls"
 BATCH_JOBS = "decision.batch_jobs"
 PUBLISHED = "marts.user_recommendations"
-SUPERSEDED = "decision.recommendations_superseded"
-"""Answers a prompt rollout replaced (staging's columns plus ``superseded_at``)."""
+SUPERSEDED = "decision.recommendations_superseded"  # answers a prompt rollout replaced
 
 DDL: dict[str, str] = {
     "decision.inference_inputs": """
@@ -148,13 +147,12 @@ MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "decision.llm_calls": (("usage_upper_bound", "boolean"),),
 }
 """Columns added after a table first shipped: added in place to warehouses made before."""
-
 _migrated: set[tuple[str, str]] = set()
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
-    """Create the named tables (all when none are named) if missing, and add newer columns
-    (checked once per table and warehouse file in a process)."""
+    """Create the named tables (default all) if missing, and add newer columns (once per table
+    and warehouse file in a process)."""
     for name in names or DDL:
         con.execute(f"create schema if not exists {name.split('.')[0]}")
         con.execute(DDL[name])

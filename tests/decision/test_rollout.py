@@ -11,7 +11,8 @@ from sandbox.config import SHIPPED_AS_OF_DATE as DAY
 from sandbox.config import SandboxError
 from sandbox.decision import infer
 from sandbox.decision.prompt import PROMPT_VERSION
-from sandbox.decision.rollout import SUPERSEDED, reprocess_prompt
+from sandbox.decision.steps import reprocess_prompt
+from sandbox.decision.tables import SUPERSEDED
 from sandbox.warehouse import connect
 
 OLD = "000000000old"

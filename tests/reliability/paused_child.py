@@ -98,11 +98,11 @@ def install(point: str, control: Path) -> _Pause:
         build_module.invoke = invoke
         return pause
 
-    from sandbox.decision import fake, steps, store, writer
+    from sandbox.decision import fake, realtime, steps, store
 
     # Small group commits, so "the N-th commit" exists however fast or slow the machine is:
     # a run's answers would otherwise all land in one commit when the commit thread is late.
-    writer.MAX_ROWS_PER_COMMIT = SMALL_COMMIT_ROWS
+    realtime.MAX_ROWS_PER_COMMIT = SMALL_COMMIT_ROWS
     real_commit, real_write, real_connect = store.commit, steps.write_results, store.connect
     real_handle = fake.FakeMessagesAPI.handle
     local = threading.local()

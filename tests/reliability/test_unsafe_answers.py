@@ -13,8 +13,8 @@ import pytest
 
 from sandbox.cli import main
 from sandbox.decision.fake import Faults
+from sandbox.decision.outcome import screen
 from sandbox.decision.prompt import opaque_user_id
-from sandbox.decision.screen import screen
 from tests.decision.conftest import DAY, create_mart
 from tests.reliability.harness import rows, scalar
 

@@ -64,9 +64,10 @@ def check_workers(profile, workers_for) -> str:
         raise Blank("define `workers_for(profile, book, tier, latency_s)` above.")
     book, rng = load_price_book(), random.Random()
     cases = []
-    for k in range(5):
-        limits = RateLimits(rng.choice([50, 1_000, 4_000]), rng.choice([50_000, 400_000, 4e6]),
-                            rng.choice([10_000, 80_000, 8e5]))  # fmt: skip
+    for k in range(5):  # the first tier binds on input tokens, so requests/min alone cannot pass
+        limits = RateLimits(4_000, 50_000, 8e5) if k == 0 else RateLimits(
+            rng.choice([50, 1_000, 4_000]), rng.choice([50_000, 400_000, 4e6]),
+            rng.choice([10_000, 80_000, 8e5]))  # fmt: skip
         tier = Tier(f"hidden {k}", {"haiku": limits, "sonnet": limits}, 100_000)
         cases.append((profile, book, tier, rng.choice([0.5, 1.0, 2.0, 3.5])))
     got = call_each(workers_for, cases, "workers_for", _PROJECTION)

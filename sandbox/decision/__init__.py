@@ -14,19 +14,15 @@ _EXPORTS = {
     "sandbox.decision.pipeline": ["run_llm_inference"],
     "sandbox.decision.pricing": ["load_price_book"],
     "sandbox.decision.prompt": [
-        "HIGH_STAKES",
         "OUTPUT_SCHEMA",
         "PROMPT_VERSION",
-        "RECOMMENDATION_TYPES",
         "SYSTEM_PROMPT",
         "InvalidAnswer",
-        "Recommendation",
         "build_params",
         "parse_answer",
         "validate_answer",
     ],
     "sandbox.decision.steps": ["infer", "prepare_features", "write_results"],
-    "sandbox.decision.summary": ["InferenceSummary"],
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_HOME)

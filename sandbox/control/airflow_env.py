@@ -28,7 +28,7 @@ from sandbox.config import (
 DAGS_FOLDER = ROOT / "dags"
 SQLITE_BUSY_TIMEOUT_S = 20
 """Four times SQLite's default, well under the REST client's 60 s: a request that cannot get
-the lock in time ends as a 500 "Database error" the client retries (``rest.api``), not as a
+the lock in time ends as a 500 "Database error" the client retries (``ui.api``), not as a
 client-side timeout (with 60 s the api-server once stopped answering for over a minute)."""
 # Airflow imports this dict ([database] sql_alchemy_connect_args and _async) and passes it to
 # sqlite3.connect and aiosqlite.connect in every one of its processes.

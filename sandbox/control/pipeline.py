@@ -266,27 +266,6 @@ def _stop_on_signals(received: list[int]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _close_unfinished(as_of: date) -> None:
-    """Mark the runs of ``as_of`` left running by an interruption (and their unfinished tasks)
-    failed, so the UI does not show them running forever."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, State, TaskInstanceState
-
-    with create_session() as session:
-        runs = session.query(DagRun).filter(
-            DagRun.dag_id.in_([DBT_DAG, AI_DAG]),
-            DagRun.logical_date == logical_date(as_of),
-            DagRun.state == DagRunState.RUNNING,
-        )
-        for run in runs:
-            for ti in run.get_task_instances(session=session):
-                if ti.state not in State.finished:
-                    ti.state = TaskInstanceState.FAILED
-                    ti.end_date = datetime.now(UTC)
-            run.set_state(DagRunState.FAILED)
-
-
 def _interrupted_message(signum: int, as_of: date, reports: list[RunReport]) -> str:
     """One line: what stopped the run and what was kept."""
     from sandbox.warehouse import connect
@@ -360,7 +339,7 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
                 STOP.set()
             if STOP.is_set():
                 signum = received[0] if received else signal.SIGTERM  # via the task's on_kill
-                _close_unfinished(as_of)
+                runs.close_unfinished("sandbox run", when)
                 raise Interrupted(signum, _interrupted_message(signum, as_of, reports))
             reports.append(_report(as_of, dbt_run, ai_run, log))
             if on_report is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import ROOT, SandboxError
-from sandbox.control import rest, supervise, ui
+from sandbox.control import supervise, ui
 from tests.control.conftest import airflow_home_fixture, migrated_home_fixture  # noqa: F401
 
 
@@ -127,7 +127,7 @@ class _Airflow(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(name="scripted_airflow")
 def scripted_airflow_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setattr(rest, "API_RETRY_DELAYS_S", (0.01, 0.01, 0.01))
+    monkeypatch.setattr(ui, "API_RETRY_DELAYS_S", (0.01, 0.01, 0.01))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Airflow)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -49,15 +49,14 @@ def record(processes: dict[str, subprocess.Popen], watchdog: int | None) -> None
 
 
 def _recorded() -> dict:
-    try:
+    with contextlib.suppress(OSError, ValueError):
         return json.loads(pid_file().read_text())
-    except (OSError, ValueError):
-        return {}
+    return {}
 
 
 def members(sessions: set[int], since: float = 0.0) -> list[int]:
-    """PIDs of the processes in the given sessions (each component leads its own, and its
-    workers and tasks stay in it), started at ``since`` or later."""
+    """PIDs of the processes in ``sessions`` (each component leads its own, where its workers
+    and tasks stay), started at ``since`` or later."""
     import psutil
 
     found = []
@@ -73,8 +72,6 @@ def _group_alive(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
     return True
 
 

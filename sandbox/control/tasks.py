@@ -148,8 +148,8 @@ def dbt_run(ds: str) -> dict:
             line["failing tests"] = "; ".join(r.get("node") or "?" for r in records)
             raise
         fields = ("as_of_date", "target", "models", "data_tests", "unit_tests", "elapsed_s", "rows")
-        summary = {f: jsonable(getattr(result, f)) for f in fields if hasattr(result, f)}
-        line.update(models=summary.get("models"), data_tests=summary.get("data_tests"))
+        summary = {f: jsonable(getattr(result, f)) for f in fields}
+        line.update(models=summary["models"], data_tests=summary["data_tests"])
     return summary
 
 
@@ -167,16 +167,13 @@ def merge_summaries(first: dict | None, then: dict) -> dict:
     status, failures and pending rows stand (it retried the first's failures)."""
     if not first:
         return then
-    merged = dict(then)
-    for key in ("done", "requests", "escalated", "input_tokens", "output_tokens", "cost_usd"):
-        merged[key] = (first.get(key) or 0) + (then.get(key) or 0)
-    merged["skipped"] = first.get("skipped") or 0
-    merged["inputs"] = first.get("inputs") or then.get("inputs") or 0
-    merged["batch_ids"] = list(
-        dict.fromkeys([*first.get("batch_ids", []), *then.get("batch_ids", [])])
-    )
-    merged["notes"] = [*first.get("notes", []), *then.get("notes", [])]
-    return merged
+    added = ("done", "requests", "escalated", "input_tokens", "output_tokens", "cost_usd")
+    batch_ids = first.get("batch_ids", []) + then.get("batch_ids", [])
+    return {**then, **{key: (first.get(key) or 0) + (then.get(key) or 0) for key in added},
+            "skipped": first.get("skipped") or 0,
+            "inputs": first.get("inputs") or then.get("inputs") or 0,
+            "batch_ids": list(dict.fromkeys(batch_ids)),
+            "notes": first.get("notes", []) + then.get("notes", [])}  # fmt: skip
 
 
 _LINE_FIELDS = (

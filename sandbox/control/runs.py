@@ -59,10 +59,9 @@ class RunNotRecorded(SandboxError):
 
 def pull(ti, task_id: str, key: str = "return_value") -> Any:
     """A task's XCom (its return value by default); None where XCom is unreachable."""
-    try:
+    with contextlib.suppress(Exception):  # outside a task runner (a DAG-level callback)
         return ti.xcom_pull(task_ids=task_id, key=key)
-    except Exception:  # outside a task runner (e.g. a DAG-level callback) XCom is unreachable
-        return None
+    return None
 
 
 def ensure_table(con) -> None:
@@ -266,7 +265,6 @@ def record_pipeline_run(context, *, succeeded: bool, written: int | None = None)
         flush=True,
     )
     return status
-
 
 
 def close_unfinished(who: str, logical_date: datetime | None = None) -> list[str]:

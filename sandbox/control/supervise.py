@@ -75,11 +75,11 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def stop_group(pgid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
+def stop_group(pgid: int) -> None:
     """SIGTERM a process group, wait for all of it, then SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + STOP_TIMEOUT_S
     while _group_alive(pgid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pgid, os.WNOHANG)  # reap our own child, so its group can empty

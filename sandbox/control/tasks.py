@@ -305,7 +305,7 @@ def write_results(ds: str) -> int:
     return written
 
 
-def check_drift(ds: str, run_id: str | None = None) -> dict:
+def check_drift(ds: str, run_id: str) -> dict:
     """The drift watch on the answers of ``ds``: its verdict goes to the log, XCom and the run's
     row; on ``drift`` the task fails (no retries), the answers and ``status`` stay."""
     from sandbox.decision.drift import check_drift as watch
@@ -316,8 +316,7 @@ def check_drift(ds: str, run_id: str | None = None) -> dict:
         record = jsonable(report.as_record())
         print(f"drift watch: {report.status}: {report.message}", flush=True)
         push(DRIFT_XCOM_KEY, record)  # before the row: see record_pipeline_run
-        if run_id is not None:
-            record_drift(run_id, record)
+        record_drift(run_id, record)
         if report.drifted:
             raise SandboxError(f"drift watch: {report.message}")
     return record

@@ -137,9 +137,9 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
 
     env, logs = _prepare(port, scheduler)
     processes: dict[str, subprocess.Popen] = {}
-    # Ctrl-C and SIGTERM raise KeyboardInterrupt: the ``finally`` below stops all in order
-    previous = {sig: signal.signal(sig, signal.default_int_handler)
-                for sig in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:  # both raise KeyboardInterrupt: the ``finally`` below stops all in order
+        signal.signal(sig, signal.default_int_handler)
     url, parent = f"http://{HOST}:{port}", os.getppid()
     watchdog = supervise.start_watchdog()
     try:
@@ -164,15 +164,13 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for sig in previous:  # a second Ctrl-C or SIGTERM must not cut the stop short
+        for sig in signals:  # a second Ctrl-C or SIGTERM must not cut the stop short
             signal.signal(sig, signal.SIG_IGN)
         print(f"\nstopping {', '.join(n for n in supervise.STOP_ORDER if n in processes)} "
               "(in that order)...", flush=True)  # fmt: skip
         supervise.stop_recorded()
         with contextlib.suppress(ProcessLookupError):
             os.kill(watchdog, signal.SIGTERM)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         print("every Airflow component has stopped.", flush=True)
 
 

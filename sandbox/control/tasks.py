@@ -98,20 +98,18 @@ def task_summary(task_id: str, ds: str) -> Iterator[dict]:
 @contextlib.contextmanager
 def _failure_policy() -> Iterator[None]:
     """The error goes to XCom first; a SandboxError other than WarehouseBusy is not retried."""
+    from sandbox.warehouse import WarehouseBusy
+
     try:
         yield
-    except SandboxError as exc:
-        from sandbox.warehouse import WarehouseBusy
-
-        push(ERROR_XCOM_KEY, str(exc))
-        if isinstance(exc, WarehouseBusy):
+    except Exception as exc:
+        expected = isinstance(exc, SandboxError)
+        push(ERROR_XCOM_KEY, str(exc) if expected else f"{type(exc).__name__}: {exc}")
+        if not expected or isinstance(exc, WarehouseBusy):
             raise
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(str(exc)) from exc
-    except Exception as exc:
-        push(ERROR_XCOM_KEY, f"{type(exc).__name__}: {exc}")
-        raise
 
 
 @contextlib.contextmanager

@@ -26,13 +26,11 @@ from sandbox.config import (
 )
 
 DAGS_FOLDER = ROOT / "dags"
-SQLITE_BUSY_TIMEOUT_S = 20
-"""Four times SQLite's default, well under the REST client's 60 s: a request that cannot get
-the lock in time ends as a 500 "Database error" the client retries (``rest.api``), not as a
-client-side timeout (with 60 s the api-server once stopped answering for over a minute)."""
-# Airflow imports this dict ([database] sql_alchemy_connect_args and _async) and passes it to
-# sqlite3.connect and aiosqlite.connect in every one of its processes.
-SQLITE_CONNECT_ARGS = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+# Airflow passes this dict ([database] sql_alchemy_connect_args and _async) to sqlite3 and
+# aiosqlite in each of its processes. 20 s, four times SQLite's default, is well under the REST
+# client's 60 s: a request that cannot get the lock in time ends as a 500 "Database error" that
+# ui.api retries, not as a client-side timeout (with 60 s the api-server once hung for minutes).
+SQLITE_CONNECT_ARGS = {"timeout": 20}
 
 
 def log_dir() -> Path:
@@ -88,19 +86,16 @@ def configure() -> Path:
                 f"the sandbox uses {home}: restart the kernel (or process) and call the sandbox "
                 "before importing airflow yourself"
             )
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "logs").mkdir(exist_ok=True)
+    (home / "logs").mkdir(parents=True, exist_ok=True)
     os.environ.update(airflow_environ(home))
     return home
 
 
-def migrate_home(home: Path, log: Path | None = None) -> Path:
+def migrate_home(home: Path) -> Path:
     """Give ``home`` a migrated metadata DB in WAL mode, when it has none: a copy of the cached
-    :func:`template_db`, else ``airflow db migrate`` (output in ``log``, else the home's logs)."""
-    db = home / "airflow.db"
+    :func:`template_db`, else ``airflow db migrate`` (its output in ``logs/db-migrate.log``)."""
+    db, log = home / "airflow.db", home / "logs" / "db-migrate.log"
     if not db.exists() or db.stat().st_size == 0:
-        home.mkdir(parents=True, exist_ok=True)
-        log = log or home / "logs" / "db-migrate.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **airflow_environ(home)}
         template = template_db(env)
@@ -126,16 +121,12 @@ def migrate_home(home: Path, log: Path | None = None) -> Path:
     return db
 
 
-def template_db(env: dict[str, str] | None = None) -> Path | None:
+def template_db(env: dict[str, str]) -> Path | None:
     """The cached template of a new home's metadata DB, per Airflow version and per set of
     ``AIRFLOW__*`` settings not naming the home (a pool size changes the DB); None: no cache."""
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import version
 
-    env = os.environ if env is None else env
-    try:
-        airflow_version = version("apache-airflow-core")
-    except PackageNotFoundError:
-        return None
+    airflow_version = version("apache-airflow-core")
     per_home = set(airflow_environ(Path("/")))
     settings = sorted(
         (k, v) for k, v in env.items() if k.startswith("AIRFLOW__") and k not in per_home

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,45 +108,37 @@ class RunReport:
 
     def render(self) -> str:
         """The task table, then the gate's verdict or the results, for a terminal."""
-        header = ("date", "dag", "task", "state", "tries")
-        rows = [header] + [
+        rows = [("date", "dag", "task", "state", "tries")] + [
             (str(t.execution_date), t.dag_id, t.task_id, t.state, str(t.tries)) for t in self.tasks
         ]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-        ]
+        widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+        lines = ["  ".join(map(str.ljust, row, widths)).rstrip() for row in rows]
+        day, r, b, inference = self.execution_date, self.results, self.build, self.inference or {}
         if (gate := self.gate_message()) is not None:
             lines.append(gate)
             if self.state(AI_DAG, INFER_TASK) in (None, "upstream_failed", "skipped"):
                 lines.append("no LLM request was made for this date.")
-        for task_id, message in self.errors.items():
-            # the gate message above says why dbt_run failed, the drift line below the watch's
-            if task_id not in (DBT_TASK, DRIFT_TASK) or not self.drift:
-                lines.append(f"{task_id} failed: {message.splitlines()[0]}")
-        if self.build and self.build.get("rows"):
-            b = self.build
-            lines.append(
-                f"data plane {self.execution_date}: {b.get('models')} models and "
-                f"{b.get('data_tests')} data tests passed; "
-                + ", ".join(f"{name} {count:,}" for name, count in b["rows"].items())
-            )
-        if self.results:
+        # the gate message above says why dbt_run failed, the drift line below the watch's
+        lines += [f"{task_id} failed: {message.splitlines()[0]}"
+                  for task_id, message in self.errors.items()
+                  if task_id not in (DBT_TASK, DRIFT_TASK) or not self.drift]  # fmt: skip
+        if b and b.get("rows"):
+            counts = ", ".join(f"{name} {count:,}" for name, count in b["rows"].items())
+            lines.append(f"data plane {day}: {b.get('models')} models and "
+                         f"{b.get('data_tests')} data tests passed; {counts}")  # fmt: skip
+        if r:
             from sandbox.decision.summary import SIMULATED_COST
 
-            r = self.results
-            offline = (self.inference or {}).get("llm") == "mock"
             lines.append(
-                f"results {self.execution_date}: {r['status']}: {r['rows_written']} recommendations"
-                f" published, {r['failures']} failed, {r.get('rows_pending') or 0} pending,"
+                f"results {day}: {r['status']}: {r['rows_written']} recommendations published,"
+                f" {r['failures']} failed, {r.get('rows_pending') or 0} pending,"
                 f" {r['llm_requests']} LLM requests, cost ${r['cost_usd']:.4f}"
-                + (f" ({SIMULATED_COST})" if offline else "")
+                + (f" ({SIMULATED_COST})" if inference.get("llm") == "mock" else "")
                 + (f" ({r['detail']})" if r.get("detail") else "")
             )
             if self.drift:
-                lines.append(f"drift watch {self.execution_date}: {self.drift.upper()}: "
-                             f"{r.get('drift_detail') or ''}".rstrip())  # fmt: skip
-        inference = self.inference or {}
+                detail = r.get("drift_detail") or ""
+                lines.append(f"drift watch {day}: {self.drift.upper()}: {detail}".rstrip())
         if inference.get("status", "ok") != "ok":
             lines.append(f"inference status: {inference['status']}")
             lines.extend(f"  note: {note}" for note in inference.get("notes", [])[-2:])
@@ -157,7 +149,7 @@ def task_frame(reports: Iterable[RunReport]):
     """All task states of ``reports`` as one pandas DataFrame."""
     import pandas as pd
 
-    columns = list(TaskState.__dataclass_fields__)
+    columns = [f.name for f in fields(TaskState)]
     return pd.DataFrame([asdict(t) for r in reports for t in r.tasks], columns=columns)
 
 
@@ -211,17 +203,9 @@ def _xcom(run_id: str, dag_id: str, task_id: str, key: str) -> Any:
 def _task_states(as_of: date, dag_run) -> list[TaskState]:
     order = {t: i for i, t in enumerate((DBT_TASK, *AI_TASKS))}
     tis = sorted(dag_run.get_task_instances(), key=lambda ti: order.get(ti.task_id, 99))
-    return [
-        TaskState(
-            as_of,
-            ti.dag_id,
-            ti.task_id,
-            str(getattr(ti.state, "value", ti.state) or "none"),
-            int(ti.try_number or 0),
-            None if ti.duration is None else round(float(ti.duration), 3),
-        )
-        for ti in tis
-    ]
+    return [TaskState(as_of, ti.dag_id, ti.task_id, str(ti.state or "none"), ti.try_number or 0,
+                      None if ti.duration is None else round(ti.duration, 3))
+            for ti in tis]  # fmt: skip
 
 
 def _report(as_of: date, dbt_run, ai_run, log: Path) -> RunReport:
@@ -266,27 +250,6 @@ def _stop_on_signals(received: list[int]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _close_unfinished(as_of: date) -> None:
-    """Mark the runs of ``as_of`` left running by an interruption (and their unfinished tasks)
-    failed, so the UI does not show them running forever."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, State, TaskInstanceState
-
-    with create_session() as session:
-        runs = session.query(DagRun).filter(
-            DagRun.dag_id.in_([DBT_DAG, AI_DAG]),
-            DagRun.logical_date == logical_date(as_of),
-            DagRun.state == DagRunState.RUNNING,
-        )
-        for run in runs:
-            for ti in run.get_task_instances(session=session):
-                if ti.state not in State.finished:
-                    ti.state = TaskInstanceState.FAILED
-                    ti.end_date = datetime.now(UTC)
-            run.set_state(DagRunState.FAILED)
-
-
 def _interrupted_message(signum: int, as_of: date, reports: list[RunReport]) -> str:
     """One line: what stopped the run and what was kept."""
     from sandbox.warehouse import connect
@@ -318,9 +281,7 @@ def run_pipeline(
     Ctrl-C raises :class:`Interrupted`, what stops every run a :class:`SandboxError`."""
     from sandbox.warehouse import ensure_writable, step_lock
 
-    as_ofs = (
-        [parse_date(dates)] if isinstance(dates, date | str) else [parse_date(d) for d in dates]
-    )
+    as_ofs = [parse_date(d) for d in ([dates] if isinstance(dates, date | str) else dates)]
     if llm is not None:
         config.llm_choice(llm)
     config.max_cost_usd(max_cost_usd), config.infer_mode(mode)  # a bad value fails before a run
@@ -360,7 +321,7 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
                 STOP.set()
             if STOP.is_set():
                 signum = received[0] if received else signal.SIGTERM  # via the task's on_kill
-                _close_unfinished(as_of)
+                runs.close_unfinished("sandbox run", when)
                 raise Interrupted(signum, _interrupted_message(signum, as_of, reports))
             reports.append(_report(as_of, dbt_run, ai_run, log))
             if on_report is not None:

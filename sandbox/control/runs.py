@@ -7,11 +7,14 @@ never from one attempt's XCom; writing waits for the warehouse (:data:`WAIT_S`).
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sandbox.config import SandboxError, parse_date
+from sandbox.control.airflow_env import attempt_log
 from sandbox.control.names import (
+    AI_DAG,
     BATCH_TASK,
     DBT_DAG,
     DBT_TASK,
@@ -56,10 +59,9 @@ class RunNotRecorded(SandboxError):
 
 def pull(ti, task_id: str, key: str = "return_value") -> Any:
     """A task's XCom (its return value by default); None where XCom is unreachable."""
-    try:
+    with contextlib.suppress(Exception):  # outside a task runner (a DAG-level callback)
         return ti.xcom_pull(task_ids=task_id, key=key)
-    except Exception:  # outside a task runner (e.g. a DAG-level callback) XCom is unreachable
-        return None
+    return None
 
 
 def ensure_table(con) -> None:
@@ -264,3 +266,40 @@ def record_pipeline_run(context, *, succeeded: bool, written: int | None = None)
     )
     return status
 
+
+def close_unfinished(who: str, logical_date: datetime | None = None) -> list[str]:
+    """Close the DAG runs ``who`` left running (of ``logical_date``, else all): each cut task is
+    marked failed with a line in its log, each failed AI run gets its row unless it has one."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, State, TaskInstanceState
+
+    lines, stopped = [], []
+    event = f"{who} stopped: this task was cut short and is marked failed"
+    with create_session() as session:
+        query = session.query(DagRun).filter(DagRun.state == DagRunState.RUNNING)
+        if logical_date is not None:
+            query = query.filter(DagRun.logical_date == logical_date)
+        for run in query:
+            tis = run.get_task_instances(session=session)
+            cut = [ti for ti in tis if ti.state not in State.finished]
+            for ti in cut:  # a line in its log, where the UI shows it
+                ti.state, ti.end_date = TaskInstanceState.FAILED, datetime.now(UTC)
+                log = attempt_log(ti.dag_id, ti.run_id, ti.task_id, max(1, ti.try_number or 1))
+                log.parent.mkdir(parents=True, exist_ok=True)
+                line = {"timestamp": ti.end_date.isoformat(), "level": "error", "event": event}
+                with log.open("a") as out:
+                    out.write(json.dumps(line) + "\n")
+            ended = "failed" if cut or any(ti.state == "failed" for ti in tis) else "success"
+            run.set_state(DagRunState(ended))
+            why = "(the scheduler stopped before it did)"
+            lines.append(f"marked {run.dag_id} {run.run_id} {ended} {why}")
+            if run.dag_id == AI_DAG and ended == "failed":
+                stopped.append((run.run_id, run.logical_date.date(), run.start_date))
+    for run_id, as_of, started in stopped:
+        if read(run_id) is None:  # no failure callback wrote it
+            row = {"execution_date": as_of, "dag_run_id": run_id, "status": "failed",
+                   "rows_written": 0, "failures": 0, "rows_pending": 0,
+                   "detail": f"stopped by {who}'s Ctrl-C / SIGTERM"}  # fmt: skip
+            write(row, since=started)
+    return lines

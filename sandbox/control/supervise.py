@@ -13,18 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from sandbox.config import SandboxError
-from sandbox.control import airflow_env
-from sandbox.control.names import AI_DAG
+from sandbox.control import airflow_env, runs
 
 STOP_ORDER = ("scheduler", "dag-processor", "triggerer", "log-server", "api-server")
 STOP_TIMEOUT_S = 60.0
 WATCH_EVERY_S = 0.5
-CUT = "make airflow stopped: this task was cut short and is marked failed"
 
 
 def pid_file() -> Path:
@@ -43,25 +39,24 @@ def _started_at(pid: int) -> float | None:
         return None
 
 
-def record(processes: dict[str, subprocess.Popen], url: str, watchdog: int | None) -> None:
+def record(processes: dict[str, subprocess.Popen], watchdog: int | None) -> None:
     """Write the pid file: the supervisor, the watchdog and each component (PID, start time)."""
     entries = {name: [p.pid, _started_at(p.pid)] for name, p in processes.items()}
     me = [os.getpid(), _started_at(os.getpid())]
     guard = [watchdog, _started_at(watchdog)] if watchdog else None
-    data = {"url": url, "supervisor": me, "watchdog": guard, "components": entries}
+    data = {"supervisor": me, "watchdog": guard, "components": entries}
     pid_file().write_text(json.dumps(data, indent=1))
 
 
 def _recorded() -> dict:
-    try:
+    with contextlib.suppress(OSError, ValueError):
         return json.loads(pid_file().read_text())
-    except (OSError, ValueError):
-        return {}
+    return {}
 
 
 def members(sessions: set[int], since: float = 0.0) -> list[int]:
-    """PIDs of the processes in the given sessions (each component leads its own, and its
-    workers and tasks stay in it), started at ``since`` or later."""
+    """PIDs of the processes in ``sessions`` (each component leads its own, where its workers
+    and tasks stay), started at ``since`` or later."""
     import psutil
 
     found = []
@@ -77,16 +72,14 @@ def _group_alive(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
     return True
 
 
-def stop_group(pgid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
+def stop_group(pgid: int) -> None:
     """SIGTERM a process group, wait for all of it, then SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + STOP_TIMEOUT_S
     while _group_alive(pgid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pgid, os.WNOHANG)  # reap our own child, so its group can empty
@@ -95,52 +88,6 @@ def stop_group(pgid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
         os.killpg(pgid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pgid, 0)
-
-
-def close_unfinished(url: str) -> list[str]:
-    """Through the REST API: mark every run still running failed, with a line in the log of
-    each task it cuts short, and give each such AI run its ``ops.pipeline_runs`` row."""
-    from sandbox.control.rest import api, api_token
-
-    token = api_token(url)
-    lines = []
-    runs = api(url, "/api/v2/dags/~/dagRuns?state=running&limit=100", token)["dag_runs"]
-    for run in runs:
-        dag_id, run_id = run["dag_id"], run["dag_run_id"]
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
-        tis = api(url, f"{path}/taskInstances?limit=100", token)["task_instances"]
-        cut = [ti for ti in tis if ti["state"] not in ("success", "skipped", "failed",
-                                                       "upstream_failed", "removed")]  # fmt: skip
-        for ti in cut:  # a line in its log, where the UI shows it
-            attempt = max(1, int(ti.get("try_number") or 1))
-            log = airflow_env.attempt_log(dag_id, run_id, ti["task_id"], attempt)
-            event = {"timestamp": datetime.now(UTC).isoformat(), "level": "error", "event": CUT}
-            with contextlib.suppress(OSError):
-                log.parent.mkdir(parents=True, exist_ok=True)
-                with log.open("a") as out:
-                    out.write(json.dumps(event) + "\n")
-        # every task ended: the scheduler stopped before it closed the run, so close it
-        ended = "failed" if cut or any(ti["state"] == "failed" for ti in tis) else "success"
-        api(url, path, token, {"state": ended}, method="PATCH")
-        lines.append(f"marked {dag_id} {run_id} {ended} (the scheduler stopped before it did)")
-        if dag_id == AI_DAG and ended == "failed":
-            _record_stopped(run)
-    return lines
-
-
-def _record_stopped(run: dict) -> None:
-    """Give a stopped AI run its ``ops.pipeline_runs`` row, unless a callback wrote one."""
-    from sandbox.control import runs
-
-    if runs.read(run["dag_run_id"]) is not None:
-        return
-    started = run.get("start_date")
-    runs.write(
-        {"execution_date": datetime.fromisoformat(run["logical_date"]).date(),
-         "dag_run_id": run["dag_run_id"], "status": "failed", "rows_written": 0, "failures": 0,
-         "rows_pending": 0, "detail": "stopped by make airflow's Ctrl-C / SIGTERM"},
-        since=datetime.fromisoformat(started) if started else None,
-    )  # fmt: skip
 
 
 def stop_recorded(say=print, intro: str | None = None) -> list[int]:
@@ -158,10 +105,10 @@ def stop_recorded(say=print, intro: str | None = None) -> list[int]:
             pid = components.get(name, (None,))[0]
             if pid is not None and members({pid}, since):
                 stop_group(pid)
-            if name == "scheduler" and pid is not None and data.get("url"):
+            if name == "scheduler" and pid is not None:
                 # what the scheduler left unfinished is closed before the api-server stops
                 with contextlib.suppress(Exception):
-                    for line in close_unfinished(data["url"]):
+                    for line in runs.close_unfinished("make airflow"):
                         say(line)
         for pid in members(sessions, since):
             with contextlib.suppress(ProcessLookupError):
@@ -206,7 +153,7 @@ def watch(pid: int) -> int:
 
 
 if __name__ == "__main__":
+    airflow_env.configure()  # closing unfinished runs reads Airflow's metadata DB
     if sys.argv[1:2] == ["--watch"]:
-        airflow_env.configure()
         sys.exit(watch(int(sys.argv[2])))
     print(f"stopped: {stop_leftovers()}")

@@ -98,20 +98,18 @@ def task_summary(task_id: str, ds: str) -> Iterator[dict]:
 @contextlib.contextmanager
 def _failure_policy() -> Iterator[None]:
     """The error goes to XCom first; a SandboxError other than WarehouseBusy is not retried."""
+    from sandbox.warehouse import WarehouseBusy
+
     try:
         yield
-    except SandboxError as exc:
-        from sandbox.warehouse import WarehouseBusy
-
-        push(ERROR_XCOM_KEY, str(exc))
-        if isinstance(exc, WarehouseBusy):
+    except Exception as exc:
+        expected = isinstance(exc, SandboxError)
+        push(ERROR_XCOM_KEY, str(exc) if expected else f"{type(exc).__name__}: {exc}")
+        if not expected or isinstance(exc, WarehouseBusy):
             raise
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(str(exc)) from exc
-    except Exception as exc:
-        push(ERROR_XCOM_KEY, f"{type(exc).__name__}: {exc}")
-        raise
 
 
 @contextlib.contextmanager
@@ -148,8 +146,8 @@ def dbt_run(ds: str) -> dict:
             line["failing tests"] = "; ".join(r.get("node") or "?" for r in records)
             raise
         fields = ("as_of_date", "target", "models", "data_tests", "unit_tests", "elapsed_s", "rows")
-        summary = {f: jsonable(getattr(result, f)) for f in fields if hasattr(result, f)}
-        line.update(models=summary.get("models"), data_tests=summary.get("data_tests"))
+        summary = {f: jsonable(getattr(result, f)) for f in fields}
+        line.update(models=summary["models"], data_tests=summary["data_tests"])
     return summary
 
 
@@ -167,16 +165,13 @@ def merge_summaries(first: dict | None, then: dict) -> dict:
     status, failures and pending rows stand (it retried the first's failures)."""
     if not first:
         return then
-    merged = dict(then)
-    for key in ("done", "requests", "escalated", "input_tokens", "output_tokens", "cost_usd"):
-        merged[key] = (first.get(key) or 0) + (then.get(key) or 0)
-    merged["skipped"] = first.get("skipped") or 0
-    merged["inputs"] = first.get("inputs") or then.get("inputs") or 0
-    merged["batch_ids"] = list(
-        dict.fromkeys([*first.get("batch_ids", []), *then.get("batch_ids", [])])
-    )
-    merged["notes"] = [*first.get("notes", []), *then.get("notes", [])]
-    return merged
+    added = ("done", "requests", "escalated", "input_tokens", "output_tokens", "cost_usd")
+    batch_ids = first.get("batch_ids", []) + then.get("batch_ids", [])
+    return {**then, **{key: (first.get(key) or 0) + (then.get(key) or 0) for key in added},
+            "skipped": first.get("skipped") or 0,
+            "inputs": first.get("inputs") or then.get("inputs") or 0,
+            "batch_ids": list(dict.fromkeys(batch_ids)),
+            "notes": first.get("notes", []) + then.get("notes", [])}  # fmt: skip
 
 
 _LINE_FIELDS = (
@@ -308,7 +303,7 @@ def write_results(ds: str) -> int:
     return written
 
 
-def check_drift(ds: str, run_id: str | None = None) -> dict:
+def check_drift(ds: str, run_id: str) -> dict:
     """The drift watch on the answers of ``ds``: its verdict goes to the log, XCom and the run's
     row; on ``drift`` the task fails (no retries), the answers and ``status`` stay."""
     from sandbox.decision.drift import check_drift as watch
@@ -319,8 +314,7 @@ def check_drift(ds: str, run_id: str | None = None) -> dict:
         record = jsonable(report.as_record())
         print(f"drift watch: {report.status}: {report.message}", flush=True)
         push(DRIFT_XCOM_KEY, record)  # before the row: see record_pipeline_run
-        if run_id is not None:
-            record_drift(run_id, record)
+        record_drift(run_id, record)
         if report.drifted:
             raise SandboxError(f"drift watch: {report.message}")
     return record

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -23,12 +24,13 @@ from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, parse_date
 from sandbox.control import airflow_env
 from sandbox.control.names import AI_DAG, DAG_IDS
 from sandbox.control.pipeline import logical_date
-from sandbox.control.rest import USER, api, api_token, password_file, read_password
 
 HOST = "127.0.0.1"
 AIRFLOW = [sys.executable, "-m", "airflow"]
 STARTUP_TIMEOUT_S = 300
 QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
+USER = "admin"
+API_RETRY_DELAYS_S = (1, 2, 4, 8, 16)  # a busy metadata DB: see api()
 
 
 def loopback() -> str:
@@ -135,9 +137,9 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
 
     env, logs = _prepare(port, scheduler)
     processes: dict[str, subprocess.Popen] = {}
-    # Ctrl-C and SIGTERM raise KeyboardInterrupt: the ``finally`` below stops all in order
-    previous = {sig: signal.signal(sig, signal.default_int_handler)
-                for sig in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:  # both raise KeyboardInterrupt: the ``finally`` below stops all in order
+        signal.signal(sig, signal.default_int_handler)
     url, parent = f"http://{HOST}:{port}", os.getppid()
     watchdog = supervise.start_watchdog()
     try:
@@ -148,7 +150,7 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
                     command, env=env, stdout=out, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )  # fmt: skip
-            supervise.record(processes, url, watchdog)
+            supervise.record(processes, watchdog)
         print(f"starting {', '.join(processes)} on {url} (logs: {logs})", flush=True)
         _wait_healthy(url, processes, scheduler, logs)
         print(ready_message(url, scheduler), flush=True)
@@ -162,15 +164,13 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for sig in previous:  # a second Ctrl-C or SIGTERM must not cut the stop short
+        for sig in signals:  # a second Ctrl-C or SIGTERM must not cut the stop short
             signal.signal(sig, signal.SIG_IGN)
         print(f"\nstopping {', '.join(n for n in supervise.STOP_ORDER if n in processes)} "
               "(in that order)...", flush=True)  # fmt: skip
         supervise.stop_recorded()
         with contextlib.suppress(ProcessLookupError):
             os.kill(watchdog, signal.SIGTERM)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         print("every Airflow component has stopped.", flush=True)
 
 
@@ -222,6 +222,55 @@ def trigger(as_of, port: int) -> list[tuple[str, str]]:
     token, body = api_token(url), {"logical_date": _utc(parse_date(as_of))}
     return [(dag_id, api(url, f"/api/v2/dags/{dag_id}/dagRuns", token, body)["dag_run_id"])
             for dag_id in DAG_IDS]  # fmt: skip
+
+
+def password_file() -> Path:
+    """Where SimpleAuthManager writes the generated passwords (JSON: user -> password)."""
+    return airflow_env.airflow_home() / "simple_auth_manager_passwords.json.generated"
+
+
+def read_password() -> str | None:
+    """The generated password of ``admin``, once the server has written it."""
+    try:
+        return json.loads(password_file().read_text() or "{}").get(USER)
+    except (OSError, ValueError):
+        return None
+
+
+def api_token(url: str) -> str:
+    """A JWT for the REST API from SimpleAuthManager's ``/auth/token``."""
+    password = read_password()
+    if password is None:
+        raise SandboxError(f"no generated password in {password_file()}: is Airflow running?")
+    body = json.dumps({"username": USER, "password": password}).encode()
+    request = urllib.request.Request(
+        f"{url}/auth/token", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["access_token"]
+    except OSError as exc:
+        why = f"Airflow at {url} does not answer ({exc}): start it with make airflow"
+        raise SandboxError(why) from exc
+
+
+def api(url: str, path: str, token: str, body: dict | None = None) -> dict:
+    """One authenticated REST call (GET, or POST with a JSON ``body``); the decoded answer.
+    A 500 "Database error" (SQLite busy, rolled back) or a 503 is retried after 1 to 16 s."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    request = urllib.request.Request(f"{url}{path}", data=data, headers=headers)
+    delays = iter(API_RETRY_DELAYS_S)
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            busy = exc.code == 503 or (exc.code == 500 and '"Database error"' in detail)
+            if not busy or (delay := next(delays, None)) is None:
+                raise SandboxError(f"Airflow answered {exc.code} to {path}: {detail}") from None
+        time.sleep(delay)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,4 +89,4 @@ def test_without_a_writable_cache_no_template_is_used(
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setattr(config, "CACHE_ROOT", blocker / "cache")
-    assert airflow_env.template_db() is None
+    assert airflow_env.template_db({}) is None

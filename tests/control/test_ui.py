@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import ROOT, SandboxError
-from sandbox.control import rest, supervise, ui
+from sandbox.control import supervise, ui
 from tests.control.conftest import airflow_home_fixture, migrated_home_fixture  # noqa: F401
 
 
@@ -62,7 +62,9 @@ def test_make_airflow_points_every_component_at_one_port_and_local_executor(
     assert "--trigger 2026-11-01 --port 8781" in full
 
 
-def test_stopping_reaches_every_process_a_component_started(tmp_path: Path) -> None:
+def test_stopping_reaches_every_process_a_component_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
     import time
 
@@ -73,7 +75,8 @@ def test_stopping_reaches_every_process_a_component_started(tmp_path: Path) -> N
         time.sleep(0.05)
     child = int(pids.read_text())
 
-    supervise.stop_group(procs["component"].pid, timeout_s=2)
+    monkeypatch.setattr(supervise, "STOP_TIMEOUT_S", 2)
+    supervise.stop_group(procs["component"].pid)
 
     assert procs["component"].poll() is not None
     with pytest.raises(ProcessLookupError):
@@ -127,7 +130,7 @@ class _Airflow(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(name="scripted_airflow")
 def scripted_airflow_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setattr(rest, "API_RETRY_DELAYS_S", (0.01, 0.01, 0.01))
+    monkeypatch.setattr(ui, "API_RETRY_DELAYS_S", (0.01, 0.01, 0.01))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Airflow)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -7,16 +7,10 @@ from __future__ import annotations
 import pytest
 
 from sandbox.config import SandboxError
-from sandbox.decision import (
-    HIGH_STAKES,
-    infer,
-    prepare_features,
-    run_llm_inference,
-    write_results,
-)
+from sandbox.decision import infer, prepare_features, run_llm_inference, write_results
 from sandbox.decision.fake import Faults
 from sandbox.decision.pricing import load_price_book
-from sandbox.decision.prompt import opaque_user_id
+from sandbox.decision.prompt import HIGH_STAKES, opaque_user_id
 from sandbox.warehouse import connect
 from tests.decision.conftest import (  # noqa: F401 (pytest fixtures)
     DAY,
@@ -95,7 +89,9 @@ def test_every_row_is_done_and_high_stakes_answers_are_escalated(mart, requests_
     )
     assert summary.cost_usd == pytest.approx(sum(v[3] for v in staged.values()))
     assert "40 done" in summary.render()
-    assert f"cost ${summary.cost_usd:.4f} (simulated: offline fake at list prices" in summary.render()
+    assert (
+        f"cost ${summary.cost_usd:.4f} (simulated: offline fake at list prices" in summary.render()
+    )
 
 
 def test_only_an_offline_cost_is_labelled_simulated() -> None:

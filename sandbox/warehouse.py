@@ -43,11 +43,8 @@ def _busy(holder: str, path: Path) -> WarehouseBusy:
 
 @contextmanager
 def step_lock(step: str) -> Iterator[None]:
-    """Hold the warehouse for one whole step (a build, an inference run, a pipeline run).
-
-    An advisory lock on ``<warehouse>.lock``: a second writer process gets :class:`WarehouseBusy`
-    at once; re-entrant within a process, released by the OS when the holder dies.
-    """
+    """Hold the warehouse for one whole step (a build, an inference run, a pipeline run): an
+    advisory lock on ``<warehouse>.lock``, re-entrant, released by the OS when the holder dies."""
     path = warehouse_path()
     with _step_guard:
         if not _step_state["depth"]:
@@ -136,11 +133,8 @@ def _attach(path: Path, read_only: bool) -> tuple[duckdb.DuckDBPyConnection, _At
 
 
 def _alias(path: Path) -> str:
-    """The catalog name: the file's stem, as ``duckdb.connect(path)`` names it.
-
-    dbt compiles fully qualified names, so re-running its SQL needs the same name; another file
-    with the same stem attached at the same time gets a numbered name.
-    """
+    """The file's stem, as ``duckdb.connect(path)`` names the catalog (dbt's compiled SQL names
+    it); another file with the same stem attached at the same time gets a numbered name."""
     taken = {e.alias.lower() for e in _attached.values()} | {"memory", "system", "temp", "main"}
     stem = path.stem
     if stem and stem.lower() not in taken and '"' not in stem:
@@ -164,11 +158,8 @@ def _release(key: str, entry: _Attached, cursor: duckdb.DuckDBPyConnection) -> N
 def connect(
     read_only: bool = False, path: Path | None = None, wait_s: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse for one short piece of work and close it afterwards.
-
-    In a step (:func:`step_lock`) and for reads a busy file is waited for up to ``wait_s``;
-    otherwise a writer gets :class:`WarehouseBusy` at once, naming the holder's PID.
-    """
+    """Open the warehouse for one short piece of work; in a step (:func:`step_lock`) and for
+    reads a busy file is waited for up to ``wait_s``, else a writer gets :class:`WarehouseBusy`."""
     path = path or warehouse_path()
     if read_only and not path.exists():
         raise SandboxError(

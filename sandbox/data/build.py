@@ -85,11 +85,8 @@ class BuildResult:
 def build(
     as_of: date | str, *, target: str = "duckdb", unit_tests: bool = False, progress: bool = False
 ) -> BuildResult:
-    """Build and test the data plane for ``as_of`` with ``dbt build``, then publish the marts.
-
-    Write-audit-publish: only when every check on the candidates passed are they published
-    together. Raises :class:`GateFailed` when anything fails: nothing is published.
-    """
+    """``dbt build`` for ``as_of``, then publish the candidate marts together (write-audit-publish);
+    :class:`GateFailed` when any check fails, and nothing is published."""
     as_of = parse_date(as_of)
     if target not in TARGETS:
         raise SandboxError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")

@@ -60,11 +60,8 @@ def dbt_args(
 
 
 def invoke(args: list[str], callbacks: list | None = None, manifest=None, *, parse_only=False):
-    """Run one dbt command in this process (with ``manifest``: skip dbt's parse).
-
-    profiles.yml and the sources read the warehouse and the raw folder from the environment:
-    both are exported as absolute paths for the call (a parse gets the placeholder warehouse).
-    """
+    """Run one dbt command in this process (with ``manifest``: skip dbt's parse); profiles.yml
+    and the sources read the warehouse and raw folder from the environment, set for the call."""
     from dbt.cli.main import dbtRunner
 
     path = warehouse_path()
@@ -82,11 +79,8 @@ def invoke(args: list[str], callbacks: list | None = None, manifest=None, *, par
 
 
 def _release_duckdb() -> None:
-    """Close the DuckDB database dbt-duckdb keeps open after a run.
-
-    dbt-duckdb caches one database per process, which would keep the file's write lock (a
-    notebook that built once would lock the CLI out): the lock lasts exactly one step.
-    """
+    """Close the database dbt-duckdb caches per process: it would keep the file's write lock (a
+    notebook that built once would lock the CLI out)."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
 
     with manager._LOCK:
@@ -99,11 +93,8 @@ _manifests: dict[tuple, object] = {}  # this process's parses, most recently use
 
 
 def parsed_manifest(target: str = "duckdb"):
-    """dbt's parse of the project, once per process for each state of what it was parsed from.
-
-    That state is the project's files, the target, the raw folder and format, and the warehouse
-    file's name; ``None`` when the project does not parse (the build then reports why).
-    """
+    """dbt's parse of the project, once per process per state of its inputs (see
+    :func:`_manifest_key`); ``None`` when the project does not parse (the build reports why)."""
     key = _manifest_key(target)
     manifest = _manifests.pop(key, None) or _parse(target)
     if manifest is not None:
@@ -114,11 +105,8 @@ def parsed_manifest(target: str = "duckdb"):
 
 
 def _parse(target: str):
-    """Parse the project with dbt, starting from the parse dbt saved last time, if any.
-
-    dbt checks that saved parse itself and parses only what changed; it is copied into a
-    private folder for each parse, so two processes never share a file.
-    """
+    """Parse the project, starting from dbt's saved parse (dbt re-parses only what changed),
+    copied into a private folder so two processes never share a file."""
     saved = _saved_parse(target)
     with tempfile.TemporaryDirectory(prefix="dbt-parse-") as scratch:
         mine = Path(scratch) / "partial_parse.msgpack"

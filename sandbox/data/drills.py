@@ -212,11 +212,8 @@ def _copy_project(to: Path) -> Path:
 
 @contextmanager
 def broken_inputs(name: str) -> Iterator[tuple[Path, Path]]:
-    """Point ``SANDBOX_RAW_DIR``/``SANDBOX_DBT_PROJECT_DIR`` at broken copies for the block.
-
-    Yields ``(raw folder, dbt project)``: the project is a scratch copy when the drill
-    changes a model, and the shipped project (whose saved parse dbt reuses) otherwise.
-    """
+    """Point ``SANDBOX_RAW_DIR``/``SANDBOX_DBT_PROJECT_DIR`` at broken copies; yields both
+    (the project is copied only when the drill changes a model: dbt reuses the shipped parse)."""
     if name not in DRILLS:
         raise SandboxError(f"unknown drill {name!r}: pick one of {', '.join(DRILLS)}")
     drill = DRILLS[name]
@@ -239,9 +236,8 @@ WINDOW_BUG = (
 
 @contextmanager
 def window_off_by_one() -> Iterator[Path]:
-    """Point ``SANDBOX_DBT_PROJECT_DIR`` at a copy of the project with :data:`WINDOW_BUG` in it:
-    no data test sees it on the shipped data; the unit test ``test_seven_day_window_boundaries``
-    does."""
+    """Point ``SANDBOX_DBT_PROJECT_DIR`` at a project copy with :data:`WINDOW_BUG`, which no data
+    test sees on the shipped data; the unit test ``test_seven_day_window_boundaries`` does."""
     with tempfile.TemporaryDirectory(prefix="logic-bug-") as scratch:
         project = _copy_project(Path(scratch) / "dbt_project")
         _edit_model(project, *WINDOW_BUG)

@@ -61,8 +61,7 @@ class GateFailure:
 
 
 class GateFailed(SandboxError):
-    """The quality gate failed: nothing was published (``published`` says what the marts hold).
-    ``failures`` lists what failed, ``skipped`` the downstream nodes dbt did not run."""
+    """The quality gate failed: nothing was published (``published``: what the marts hold)."""
 
     def __init__(
         self, as_of: date, failures: list[GateFailure], skipped: list[str], published: str
@@ -173,11 +172,8 @@ def _clean(message: str) -> str:
 
 
 def unit_test_diff(message: str) -> str | None:
-    """dbt's unit-test diff table (daff's) as one readable line, or None when it is not one.
-
-    E.g. ``user_id u1: event_count_7d expected 2, got 3``; ``+++`` is an unexpected row,
-    ``---`` a missing one.
-    """
+    """dbt's unit-test diff table (daff's) as one readable line (None: not one), e.g.
+    ``user_id u1: event_count_7d expected 2, got 3``; ``+++``/``---``: an unexpected/missing row."""
     lines = [line for line in _ANSI.sub("", message).replace("\r", "").splitlines() if line.strip()]
     header = next((i for i, line in enumerate(lines) if line.lstrip().startswith("@@")), None)
     if header is None:
@@ -197,8 +193,7 @@ def unit_test_diff(message: str) -> str | None:
 
 
 def _detail(node, failure: GateFailure, fmt: str) -> str | None:
-    """What a failing check saw, in words (DuckDB target; None when there is nothing to add):
-    the first ``problem`` of a check that returns one, or where the unreadable timestamps are."""
+    """What a failing check saw: its first ``problem``, or where unreadable timestamps are."""
     timestamp = failure.column in ("signed_up_at", "event_at")
     if failure.test == "not_null" and timestamp and failure.raw_file:
         # a NULL in a staged timestamp is a raw value staging could not read

@@ -93,9 +93,8 @@ def inputs_sha(folder: Path) -> str:
 
 
 def _mart_rows(folder: Path, sha: str) -> tuple[list[dict], bool]:
-    """The golden mart rows (dates as ISO text) and whether they came from the cache; a build
-    runs dbt over the golden raw files in a warehouse kept in the cache (one per dbt project
-    folder), so the next build reuses dbt's partial parse."""
+    """The golden mart rows (dates as ISO text) and whether they were cached; the build's warehouse
+    is kept in the cache (one per dbt project folder) so the next build reuses dbt's parse."""
     from sandbox.data import build
     from sandbox.warehouse import connect
 
@@ -153,11 +152,8 @@ def add_golden_case(
     segment: str,
     case: str,
 ) -> None:
-    """Append one labelled user to the golden files in ``folder``.
-
-    ``events`` lists ``(days_ago, event_type)`` before :data:`GOLDEN_AS_OF` (``None``: an event
-    the tracker could not classify); the user signs up ``signed_up_days_ago`` days before it.
-    """
+    """Append one labelled user to the golden files in ``folder``; ``events`` lists
+    ``(days_ago, event_type)`` before :data:`GOLDEN_AS_OF` (``None``: an unclassified event)."""
     folder = Path(folder)
     if any(row["user_id"] == user_id for row in read_labels(folder)):
         raise SandboxError(f"{user_id} is already in {folder / 'labels.csv'}: pick a new id")

@@ -63,12 +63,10 @@ class CaseResult:
 
     @property
     def agrees(self) -> bool:
-        """True when the answer is valid and one of the acceptable types."""
         return self.status == "ok" and self.answer_type in self.acceptable
 
     @property
     def outcome(self) -> str:
-        """The answer's type, or ``invalid`` when there is no valid answer."""
         return self.answer_type if self.status == "ok" and self.answer_type else INVALID
 
 
@@ -202,8 +200,7 @@ def ask(client: anthropic.Anthropic, model: ModelPrice, case: GoldenCase) -> Cas
 def _estimate(
     client: anthropic.Anthropic, chosen: ModelPrice, golden: GoldenSet
 ) -> tuple[TokenCount, CostEstimate, list[str]]:
-    """The golden set's token counts and cost estimate, from the count endpoint (characters / 4,
-    and a note why, when it fails)."""
+    """Token counts and cost estimate from the count endpoint (characters / 4 when it fails)."""
     notes = []
     try:
         tokens = count_tokens(client, chosen, golden.cases[0].summary)
@@ -235,10 +232,8 @@ def run_eval(
     max_cost_usd: float | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> EvalRun:
-    """Evaluate the golden set once and return the :class:`EvalRun` (nothing is written).
-
-    ``announce`` receives the cost estimate before any request is sent.
-    """
+    """Evaluate the golden set once (nothing is written); ``announce`` gets the cost estimate
+    before any request is sent."""
     llm, book = llm_choice(llm), load_price_book()
     chosen = book.get(model or book.primary)
     client = make_client(llm)  # a missing key fails here, before dbt runs

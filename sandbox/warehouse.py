@@ -27,8 +27,7 @@ class WarehouseBusy(SandboxError):
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 
-WAIT_S = 30.0
-"""How long a connection waits for its turn inside a step (or to read) before giving up."""
+WAIT_S = 30.0  # how long a connection in a step (or a reader) waits for its turn
 
 _step_guard = threading.Lock()
 _step_state: dict = {"depth": 0, "fd": None}
@@ -100,8 +99,7 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
-_IN_USE = ("lock", "unique file handle conflict")
-"""DuckDB errors that mean "someone else has the file": wait for a turn, as for a lock."""
+_IN_USE = ("lock", "unique file handle conflict")  # DuckDB's "someone else has the file"
 
 
 def _attach(path: Path, read_only: bool) -> tuple[duckdb.DuckDBPyConnection, _Attached] | None:
@@ -176,9 +174,12 @@ def connect(
             message = str(exc).lower()
             if not any(word in message for word in _IN_USE):
                 raise
+            pid = _LOCK_PID.search(str(exc))
+            holder = f"PID {pid.group(1)}" if pid else "another process"
             if "unique file handle" in message:
                 # this process opened the file with duckdb.connect (a notebook, dbt): share
                 # that database through DuckDB's own instance cache, as before attaching
+                holder = "another connection of this process"
                 try:
                     shared = duckdb.connect(str(path), read_only=read_only)
                 except duckdb.Error:  # opened with other settings (dbt's), or held: wait
@@ -187,11 +188,6 @@ def connect(
                     with shared:
                         yield shared
                     return
-            holder = _LOCK_PID.search(str(exc))
-            holder = f"PID {holder.group(1)}" if holder else (
-                "another connection of this process" if "unique file handle" in message
-                else "another process"
-            )  # fmt: skip
         else:
             if opened is not None:
                 break

@@ -26,9 +26,8 @@ from sandbox.config import (
 )
 from sandbox.data.raw import raw_format
 
+# models read the as-of date only when they run: one fixed date keeps the parse the same
 PARSE_AS_OF = date(2000, 1, 1)
-"""The as-of date dbt parses with: models read the date only when they run, so one fixed
-value keeps the parse (and dbt's check of its saved parse) the same for every date."""
 WAREHOUSE_PLACEHOLDER = "/sandbox-warehouse-placeholder"
 """The folder the profile names while dbt parses (dbt hashes the profile's connection values
 into its saved parse; a parse opens no connection). The file name stays: it is the catalog."""
@@ -128,8 +127,7 @@ def _parse(target: str):
 
 
 def _parsed_from(target: str) -> list[str]:
-    """What a parse depends on besides the project's files: project, target, raw format,
-    warehouse name (the catalog) and dbt's version."""
+    """What a parse depends on besides the project's files (the file's stem is dbt's catalog)."""
     from dbt.version import __version__ as dbt_version
 
     return [str(dbt_project_dir()), target, raw_format(raw_dir()), warehouse_path().stem, dbt_version]

@@ -83,10 +83,8 @@ def generate(
     as_of: date = SHIPPED_AS_OF_DATE,
     fmt: str = "auto",
 ) -> GeneratedFiles:
-    """Write ``users`` and ``events`` files for ``users`` users over ``days`` days to ``out``.
-
-    ``fmt`` is ``csv``, ``parquet`` or ``auto`` (CSV up to 10,000 users, Parquet above).
-    """
+    """Write ``users`` and ``events`` files for ``users`` users over ``days`` days to ``out``;
+    ``fmt`` is ``csv``, ``parquet`` or ``auto`` (CSV up to 10,000 users, Parquet above)."""
     if users < 1:
         raise SandboxError(f"--users must be at least 1 (got {users})")
     if days < 8:

@@ -53,8 +53,7 @@ def _drop(con, relation: str, keep: str) -> None:
 
 
 def publish(as_of: date, candidates: list[str]) -> dict[str, int]:
-    """Publish the audited ``candidates`` (``marts_candidate.*``) for ``as_of``, all at once:
-    one transaction; returns the rows per mart."""
+    """Publish the audited ``candidates`` for ``as_of`` in one transaction; rows per mart."""
     rows: dict[str, int] = {}
     with connect() as con:
         con.begin()

@@ -179,8 +179,7 @@ def infer_row(
 
     def staged(answer, model, status) -> dict:
         return ctx.result(
-            row, answer, model, escalated=status == "escalated",
-            input_tokens=sum(c["input_tokens"] for c in calls),
+            row, answer, model, input_tokens=sum(c["input_tokens"] for c in calls),
             output_tokens=sum(c["output_tokens"] for c in calls),
             cost_usd=sum(c["cost_usd"] for c in calls), escalation_status=status,
         )  # fmt: skip

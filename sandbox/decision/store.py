@@ -101,8 +101,6 @@ def _held_back(con, as_of: date, prompt_version: str, model: str) -> dict:
 def _resend_reasons(con, as_of: date, prompt_version: str, rows: list) -> Counter:
     """Why rows about to be sent were sent before (the last status of their primary request)."""
     reasons: Counter = Counter()
-    if not rows:
-        return reasons
     last = con.execute(
         f"""
         select status, error_class, count(*) from (
@@ -123,7 +121,6 @@ def _resend_reasons(con, as_of: date, prompt_version: str, rows: list) -> Counte
             "unsafe": "the last answer was held back by the screen (unsafe_content)",
         }.get(status, f"the last request ended in a transient error ({error_class or status})")
         reasons[why] += int(n)
-
     return reasons
 
 

@@ -27,11 +27,8 @@ from sandbox.decision.store import InputRow, utcnow
 from sandbox.decision.summary import InferenceSummary
 from sandbox.ids import random_hex
 
-MAX_REQUESTS_PER_BATCH = 50_000
-"""Requests per Message Batch (the API allows 100,000 or 256 MB, whichever comes first)."""
-
-RECONCILE_WINDOW = timedelta(minutes=10)
-"""How far before an intent a listed batch may have been created (clock skew) and be a candidate."""
+MAX_REQUESTS_PER_BATCH = 50_000  # the API allows 100,000 or 256 MB, whichever comes first
+RECONCILE_WINDOW = timedelta(minutes=10)  # clock skew: a listed batch may predate its intent
 
 _SAFE_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _RETRY_LATER = (

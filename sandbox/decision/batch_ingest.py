@@ -18,8 +18,7 @@ from sandbox.decision.store import InputRow
 if TYPE_CHECKING:
     from sandbox.decision.batch import BatchRun
 
-Carried = tuple[int, int, float, str]
-"""Input tokens, output tokens and USD a row already spent, and its primary answer (JSON)."""
+Carried = tuple[int, int, float, str]  # tokens in, out and USD already spent; primary answer JSON
 
 
 @dataclass

@@ -176,8 +176,6 @@ def commit(
 ) -> None:
     """Write outcomes in one transaction, skipping rows already stored (safe to repeat);
     ``ingested_batch`` marks a batch ingested, ``batch_updates`` names an intent."""
-    if not (results or failures or calls or batch_jobs or ingested_batch or batch_updates):
-        return
     with connect() as con:
         con.begin()
         try:
@@ -218,22 +216,13 @@ def commit_when_free(**rows) -> None:
             time.sleep(0.2)
 
 
-@dataclass(frozen=True)
-class Recovered:
-    """What :func:`ingest_journal` committed from an earlier run's journal."""
-
-    entries: int = 0
-    calls: int = 0
-    results: int = 0
-    failures: int = 0
-
-
-def ingest_journal() -> Recovered:
+def ingest_journal() -> tuple[int, int, int, int]:
     """Commit every entry an earlier run left in the journal, then remove it (idempotent); a
-    ``held`` primary answer is staged as ``not_sent`` unless the row's final answer exists."""
+    ``held`` primary answer is staged as ``not_sent`` unless the row's final answer exists.
+    Returns what it committed: entries, ledger rows, results and failures."""
     files = journal.pending_files()
     if not files:
-        return Recovered()
+        return 0, 0, 0, 0
     entries = list(journal.read(files))
     calls, failures, results, held = (
         [row for entry in entries for row in entry[key]]
@@ -246,7 +235,7 @@ def ingest_journal() -> Recovered:
         ensure_tables(con)  # the journal may outlive the warehouse file
     commit_when_free(results=results, failures=failures, calls=calls)
     journal.forget(files)
-    return Recovered(len(entries), len(calls), len(results), len(failures))
+    return len(entries), len(calls), len(results), len(failures)
 
 
 def open_batches(as_of: date) -> dict[str, list[dict]]:

@@ -6,6 +6,7 @@ every run, create the tables. A commit is one transaction of Arrow inserts (neve
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -204,16 +205,22 @@ def commit(
 COMMIT_GIVE_UP_S = 600.0  # how long a commit retries while another process holds the warehouse
 
 
-def commit_when_free(**rows) -> None:
-    """:func:`commit`, retried while a reader holds the warehouse, for up to ``COMMIT_GIVE_UP_S``."""
+def commit_when_free(busy: threading.Event | None = None, **rows) -> None:
+    """:func:`commit`, retried while a reader holds the warehouse, for up to ``COMMIT_GIVE_UP_S``
+    (``busy`` is set meanwhile, and cleared once the commit went through)."""
     deadline = time.monotonic() + COMMIT_GIVE_UP_S
     while True:
         try:
-            return commit(**rows)
+            commit(**rows)
+            break
         except WarehouseBusy:
             if time.monotonic() >= deadline:
                 raise
+            if busy is not None:
+                busy.set()
             time.sleep(0.2)
+    if busy is not None:
+        busy.clear()
 
 
 def ingest_journal() -> tuple[int, int, int, int]:

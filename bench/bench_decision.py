@@ -269,7 +269,7 @@ def result_rows(n: int) -> list[dict]:
     return [
         ctx.result(
             InputRow(f"u{i:07d}", "summary", f"{i:016x}"), answer, ctx.primary,
-            escalated=False, input_tokens=480, output_tokens=60, cost_usd=0.0008,
+            input_tokens=480, output_tokens=60, cost_usd=0.0008,
         )
         for i in range(n)
     ]  # fmt: skip

@@ -27,11 +27,8 @@ from sandbox.decision.store import InputRow, utcnow
 from sandbox.decision.summary import InferenceSummary
 from sandbox.ids import random_hex
 
-MAX_REQUESTS_PER_BATCH = 50_000
-"""Requests per Message Batch (the API allows 100,000 or 256 MB, whichever comes first)."""
-
-RECONCILE_WINDOW = timedelta(minutes=10)
-"""How far before an intent a listed batch may have been created (clock skew) and be a candidate."""
+MAX_REQUESTS_PER_BATCH = 50_000  # the API allows 100,000 or 256 MB, whichever comes first
+RECONCILE_WINDOW = timedelta(minutes=10)  # clock skew: a listed batch may predate its intent
 
 _SAFE_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _RETRY_LATER = (
@@ -114,21 +111,8 @@ class BatchRun:
     def _create(
         self, rows: list[InputRow], purpose: str, carried: dict[str, Carried], reserved: float
     ) -> list[dict]:
-        """:meth:`_create_once`, releasing ``reserved`` (the rows' worst case) if nothing was created."""
-        jobs: list[dict] = []
-        try:
-            jobs = self._create_once(rows, purpose, carried)
-        finally:
-            if jobs:
-                self.reserved[jobs[0]["batch_id"]] = reserved
-            else:  # failed, or the outcome is still unknown (the next run looks again)
-                self.budget.settle(reserved, 0.0)
-        return jobs
-
-    def _create_once(
-        self, rows: list[InputRow], purpose: str, carried: dict[str, Carried]
-    ) -> list[dict]:
-        """Store the intent, create one Message Batch, name the intent; its ``batch_jobs`` rows."""
+        """Store the intent, create one Message Batch, name the intent; its ``batch_jobs`` rows.
+        ``reserved`` (the rows' worst case) is released unless the batch was created."""
         ctx = self.ctx
         model = ctx.primary if purpose == "primary" else ctx.escalation
         nonce = random_hex(12)
@@ -148,12 +132,15 @@ class BatchRun:
                 "carried_cost_usd": cost, "submitted_at": now, "input_sha": row.input_sha,
                 "primary_answer": answer,
             })  # fmt: skip
-        store.commit_when_free(batch_jobs=jobs)  # the intent is stored before the create
+        batch_id = None  # failed, or the outcome is still unknown (the next run looks again)
         try:
+            store.commit_when_free(batch_jobs=jobs)  # the intent is stored before the create
             # no SDK retries: a retried create whose response was lost is a second batch
             batch = self.client.with_options(max_retries=0).messages.batches.create(
                 requests=requests
             )
+            store.commit_when_free(batch_updates=[(intent, batch.id, "in_progress")])
+            batch_id = batch.id
         except anthropic.APIStatusError as exc:
             if is_fatal(exc):
                 store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
@@ -163,9 +150,11 @@ class BatchRun:
             batch_id = self._reconcile(intent, jobs, reason=api_reason(exc))
         except anthropic.APIConnectionError as exc:
             batch_id = self._reconcile(intent, jobs, reason=api_reason(exc))
-        else:
-            batch_id = batch.id
-            store.commit_when_free(batch_updates=[(intent, batch_id, "in_progress")])
+        finally:
+            if batch_id is None:
+                self.budget.settle(reserved, 0.0)
+            else:
+                self.reserved[batch_id] = reserved
         if batch_id is None and intent in self.waiting:
             return []
         if batch_id is None:

@@ -18,8 +18,7 @@ from sandbox.decision.store import InputRow
 if TYPE_CHECKING:
     from sandbox.decision.batch import BatchRun
 
-Carried = tuple[int, int, float, str]
-"""Input tokens, output tokens and USD a row already spent, and its primary answer (JSON)."""
+Carried = tuple[int, int, float, str]  # tokens in, out and USD already spent; primary answer JSON
 
 
 @dataclass
@@ -115,8 +114,7 @@ def _take(
         got.escalate.append((row, (*total, primary_json)))
         return
     got.results.append(ctx.result(
-        row, answer, model, escalated=purpose == "escalation",
-        input_tokens=total[0], output_tokens=total[1], cost_usd=total[2],
+        row, answer, model, input_tokens=total[0], output_tokens=total[1], cost_usd=total[2],
         escalation_status="escalated" if purpose == "escalation" else None,
     ))  # fmt: skip
 
@@ -173,7 +171,7 @@ def keep_primary(run: BatchRun, primary_json: str, row: InputRow, total: tuple) 
     """A failed escalation keeps the primary answer it carries (never bought again)."""
     kept = json.loads(primary_json)
     return run.ctx.result(
-        row, validate_answer(kept["answer"]), run.ctx.book.get(kept["model"]), escalated=False,
+        row, validate_answer(kept["answer"]), run.ctx.book.get(kept["model"]),
         input_tokens=total[0], output_tokens=total[1], cost_usd=total[2],
         escalation_status="escalation_failed",
     )  # fmt: skip

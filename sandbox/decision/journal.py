@@ -54,7 +54,6 @@ class Journal:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._dirty = False
-        self._closed = False
 
     def append(self, entry: dict) -> None:
         """Write one entry (one ``write`` call); raises :class:`JournalError`."""
@@ -86,16 +85,14 @@ class Journal:
                 pass  # the write itself succeeded: a process kill still loses nothing
 
     def close(self, *, all_committed: bool) -> None:
-        """Close the file; with everything committed, delete it (once)."""
+        """Close the file; with everything committed, delete it (once: a second close is a no-op)."""
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
             if all_committed and self.path is not None:
                 forget([self.path])
+            self.path = None
 
 
 def pending_files() -> list[Path]:

@@ -19,7 +19,7 @@ from sandbox.decision.pricing import Budget, CostEstimate, estimate_cost, load_p
 from sandbox.decision.prompt import EXPECTED_OUTPUT_TOKENS, PROMPT_VERSION, count_tokens
 from sandbox.decision.realtime import run_realtime
 from sandbox.decision.records import RunContext
-from sandbox.decision.store import PendingWork, Recovered
+from sandbox.decision.store import PendingWork
 from sandbox.decision.summary import InferenceSummary
 from sandbox.ids import random_hex
 from sandbox.warehouse import step_lock
@@ -84,15 +84,15 @@ def _start(
     return ctx, summary
 
 
-def note_recovered(summary: InferenceSummary, recovered: Recovered) -> None:
+def note_recovered(summary: InferenceSummary, recovered: tuple[int, int, int, int]) -> None:
     """Say what an earlier run left in the journal and this one committed first."""
-    if recovered.entries:
-        summary.recovered += recovered.calls
+    entries, calls, results, failures = recovered
+    if entries:
+        summary.recovered += calls
         summary.notes.insert(
             0,
-            f"committed {recovered.entries:,} journal entries an earlier run left "
-            f"({recovered.calls:,} ledger rows, {recovered.results:,} results, "
-            f"{recovered.failures:,} failures): those requests are not sent again",
+            f"committed {entries:,} journal entries an earlier run left ({calls:,} ledger rows, "
+            f"{results:,} results, {failures:,} failures): those requests are not sent again",
         )
 
 

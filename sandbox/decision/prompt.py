@@ -96,13 +96,11 @@ class Recommendation(BaseModel):
         return value
 
 
-OUTPUT_SCHEMA: dict[str, Any] = transform_schema(Recommendation)
-"""The JSON schema sent as ``output_config.format`` (ranges moved into descriptions)."""
+OUTPUT_SCHEMA: dict[str, Any] = transform_schema(Recommendation)  # ranges move into descriptions
 
 
 _MATERIAL = {"system": SYSTEM_PROMPT, "user": USER_TEMPLATE, "schema": OUTPUT_SCHEMA}
 PROMPT_VERSION = hashlib.sha256(json.dumps(_MATERIAL, sort_keys=True).encode()).hexdigest()[:12]
-"""Short hash of the system prompt, the user template and the schema."""
 
 
 class InvalidAnswer(Exception):

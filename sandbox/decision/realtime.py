@@ -29,7 +29,6 @@ from sandbox.decision.prompt import HIGH_STAKES, build_params
 from sandbox.decision.records import RunContext
 from sandbox.decision.store import InputRow
 from sandbox.decision.summary import InferenceSummary
-from sandbox.warehouse import WarehouseBusy
 
 MAX_ROWS_PER_COMMIT = 1000
 # a commit waits for more entries until this long after the previous one began: each costs
@@ -39,9 +38,7 @@ COMMIT_INTERVAL_S = 1.0
 
 class Writer:
     """The group commit: each commit takes every entry since the previous one (at most one a
-    second); while another process holds the warehouse it retries until
-    ``store.COMMIT_GIVE_UP_S`` (``stalled`` meanwhile, ``error`` once it gave up).
-    """
+    second), retried while the warehouse is busy (``stalled`` meanwhile, ``error`` if given up)."""
 
     def __init__(self, summary: InferenceSummary, journal: Journal):
         self.summary = summary
@@ -51,7 +48,7 @@ class Writer:
         # passes through here once)
         self.queue: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
         self.error: BaseException | None = None
-        self.stalled = False
+        self.stalled = threading.Event()
         self.uncommitted = 0
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sandbox-infer-writer", daemon=True)
@@ -75,7 +72,6 @@ class Writer:
 
     def _take(self, batch: list, block: bool) -> bool:
         """Move queued entries into ``batch``; False once the closing marker was taken."""
-
         try:
             item = self.queue.get() if block else self.queue.get_nowait()
             while item is not None:
@@ -90,7 +86,6 @@ class Writer:
     def _run(self) -> None:
         open_ = True
         batch: list[dict] = []
-        busy_since: float | None = None
         last_commit = -COMMIT_INTERVAL_S
         while open_ or batch:
             if open_:
@@ -113,19 +108,10 @@ class Writer:
             self.journal.sync()
             last_commit = time.monotonic()
             try:
-                store.commit(**rows)
-            except WarehouseBusy as exc:
-                now = time.monotonic()
-                busy_since = busy_since or now
-                self.stalled = True
-                if now - busy_since >= store.COMMIT_GIVE_UP_S:
-                    self.error = exc
-                time.sleep(0.2)
-                continue
+                store.commit_when_free(busy=self.stalled, **rows)
             except BaseException as exc:  # keep draining so no worker ever blocks
                 self.error = exc
                 continue
-            busy_since, self.stalled = None, False
             self.summary.count(**rows)
             batch = []
 
@@ -179,8 +165,7 @@ def infer_row(
 
     def staged(answer, model, status) -> dict:
         return ctx.result(
-            row, answer, model, escalated=status == "escalated",
-            input_tokens=sum(c["input_tokens"] for c in calls),
+            row, answer, model, input_tokens=sum(c["input_tokens"] for c in calls),
             output_tokens=sum(c["output_tokens"] for c in calls),
             cost_usd=sum(c["cost_usd"] for c in calls), escalation_status=status,
         )  # fmt: skip
@@ -254,7 +239,7 @@ class _Feed:
                     self.halted = True
                 if self.halted:
                     return None
-                if writer.stalled:  # the warehouse is busy: wait before sending more
+                if writer.stalled.is_set():  # the warehouse is busy: wait before sending more
                     self._cond.wait(0.1)
                     continue
                 row, self._held = self._held or next(self._rows, None), None

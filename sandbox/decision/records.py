@@ -107,7 +107,7 @@ class RunContext:
         )  # fmt: skip
 
     def result(
-        self, row: InputRow, answer: Recommendation, model: ModelPrice, *, escalated: bool,
+        self, row: InputRow, answer: Recommendation, model: ModelPrice, *,
         input_tokens: int, output_tokens: int, cost_usd: float, escalation_status: str | None = None,
     ) -> dict:  # fmt: skip
         """A ``decision.recommendations_staging`` row; tokens and cost cover all its requests.
@@ -119,7 +119,7 @@ class RunContext:
             "model": model.id,
             "prompt_version": PROMPT_VERSION,
             "mode": self.mode,
-            "escalated": escalated,
+            "escalated": escalation_status == "escalated",
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
             "cost_usd": cost_usd,

@@ -156,16 +156,6 @@ class ReprocessResult:
         )
 
 
-def _stale_where(model: str | None, escalate: bool) -> tuple[str, list]:
-    """The SQL condition (and its parameters after the date) of a row answered under another
-    prompt_version or by a model the current settings no longer use."""
-    book = load_price_book()
-    models = [book.get(model or book.primary).id, *([book.escalation] if escalate else [])]
-    marks = ", ".join("?" for _ in models)
-    where = f"execution_date = ? and (prompt_version <> ? or model not in ({marks}))"
-    return where, [PROMPT_VERSION, *models]
-
-
 def reprocess_prompt(
     execution_date: date | str,
     *,
@@ -182,7 +172,11 @@ def reprocess_prompt(
             "--reprocess prompt runs in realtime mode only (a batch still processing would race "
             "with putting back the rows it did not answer): drop --mode batch"
         )
-    where, params = _stale_where(model, escalate)
+    # stale: answered under another prompt_version, or by a model the settings no longer use
+    book = load_price_book()
+    models = [book.get(model or book.primary).id, *([book.escalation] if escalate else [])]
+    where = f"execution_date = ? and (prompt_version <> ? or model not in ({', '.join('?' * len(models))}))"
+    params = [PROMPT_VERSION, *models]
     with step_lock("sandbox infer --reprocess prompt"):
         with connect() as con:
             ensure_tables(con, STAGING, SUPERSEDED)

@@ -6,6 +6,7 @@ every run, create the tables. A commit is one transaction of Arrow inserts (neve
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -101,8 +102,6 @@ def _held_back(con, as_of: date, prompt_version: str, model: str) -> dict:
 def _resend_reasons(con, as_of: date, prompt_version: str, rows: list) -> Counter:
     """Why rows about to be sent were sent before (the last status of their primary request)."""
     reasons: Counter = Counter()
-    if not rows:
-        return reasons
     last = con.execute(
         f"""
         select status, error_class, count(*) from (
@@ -123,7 +122,6 @@ def _resend_reasons(con, as_of: date, prompt_version: str, rows: list) -> Counte
             "unsafe": "the last answer was held back by the screen (unsafe_content)",
         }.get(status, f"the last request ended in a transient error ({error_class or status})")
         reasons[why] += int(n)
-
     return reasons
 
 
@@ -179,8 +177,6 @@ def commit(
 ) -> None:
     """Write outcomes in one transaction, skipping rows already stored (safe to repeat);
     ``ingested_batch`` marks a batch ingested, ``batch_updates`` names an intent."""
-    if not (results or failures or calls or batch_jobs or ingested_batch or batch_updates):
-        return
     with connect() as con:
         con.begin()
         try:
@@ -209,34 +205,31 @@ def commit(
 COMMIT_GIVE_UP_S = 600.0  # how long a commit retries while another process holds the warehouse
 
 
-def commit_when_free(**rows) -> None:
-    """:func:`commit`, retried while a reader holds the warehouse, for up to ``COMMIT_GIVE_UP_S``."""
+def commit_when_free(busy: threading.Event | None = None, **rows) -> None:
+    """:func:`commit`, retried while a reader holds the warehouse, for up to ``COMMIT_GIVE_UP_S``
+    (``busy`` is set meanwhile, and cleared once the commit went through)."""
     deadline = time.monotonic() + COMMIT_GIVE_UP_S
     while True:
         try:
-            return commit(**rows)
+            commit(**rows)
+            break
         except WarehouseBusy:
             if time.monotonic() >= deadline:
                 raise
+            if busy is not None:
+                busy.set()
             time.sleep(0.2)
+    if busy is not None:
+        busy.clear()
 
 
-@dataclass(frozen=True)
-class Recovered:
-    """What :func:`ingest_journal` committed from an earlier run's journal."""
-
-    entries: int = 0
-    calls: int = 0
-    results: int = 0
-    failures: int = 0
-
-
-def ingest_journal() -> Recovered:
+def ingest_journal() -> tuple[int, int, int, int]:
     """Commit every entry an earlier run left in the journal, then remove it (idempotent); a
-    ``held`` primary answer is staged as ``not_sent`` unless the row's final answer exists."""
+    ``held`` primary answer is staged as ``not_sent`` unless the row's final answer exists.
+    Returns what it committed: entries, ledger rows, results and failures."""
     files = journal.pending_files()
     if not files:
-        return Recovered()
+        return 0, 0, 0, 0
     entries = list(journal.read(files))
     calls, failures, results, held = (
         [row for entry in entries for row in entry[key]]
@@ -249,7 +242,7 @@ def ingest_journal() -> Recovered:
         ensure_tables(con)  # the journal may outlive the warehouse file
     commit_when_free(results=results, failures=failures, calls=calls)
     journal.forget(files)
-    return Recovered(len(entries), len(calls), len(results), len(failures))
+    return len(entries), len(calls), len(results), len(failures)
 
 
 def open_batches(as_of: date) -> dict[str, list[dict]]:

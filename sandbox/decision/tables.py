@@ -6,6 +6,8 @@ every table is keyed by ``execution_date`` (the public contract's name) and ``us
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 from sandbox.config import warehouse_path
@@ -49,7 +51,7 @@ DDL: dict[str, str] = {
             input_sha varchar not null,
             run_id varchar not null,
             created_at timestamp not null,
-            escalation_status varchar,
+            escalation_status varchar,  -- added
             primary key (execution_date, user_id)
         )""",
     SUPERSEDED: f"""
@@ -68,10 +70,10 @@ DDL: dict[str, str] = {
             raw_text varchar,
             run_id varchar not null,
             failed_at timestamp not null,
-            failure_id varchar,
-            input_sha varchar,
-            permanent boolean,
-            resolved_at timestamp
+            failure_id varchar,  -- added
+            input_sha varchar,  -- added
+            permanent boolean,  -- added
+            resolved_at timestamp  -- added
         )""",
     "decision.llm_calls": """
         create table if not exists decision.llm_calls (
@@ -93,7 +95,7 @@ DDL: dict[str, str] = {
             request_id varchar,
             prompt_version varchar not null,
             called_at timestamp not null,
-            usage_upper_bound boolean
+            usage_upper_bound boolean  -- added
         )""",
     "decision.batch_jobs": """
         create table if not exists decision.batch_jobs (
@@ -112,8 +114,8 @@ DDL: dict[str, str] = {
             submitted_at timestamp not null,
             ended_at timestamp,
             ingested_at timestamp,
-            input_sha varchar,
-            primary_answer varchar,
+            input_sha varchar,  -- added
+            primary_answer varchar,  -- added
             primary key (batch_id, user_id)
         )""",
     "marts.user_recommendations": """
@@ -135,18 +137,6 @@ DDL: dict[str, str] = {
         )""",
 }
 
-MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "decision.recommendations_staging": (("escalation_status", "varchar"),),
-    "decision.inference_failures": (
-        ("failure_id", "varchar"),
-        ("input_sha", "varchar"),
-        ("permanent", "boolean"),
-        ("resolved_at", "timestamp"),
-    ),
-    "decision.batch_jobs": (("input_sha", "varchar"), ("primary_answer", "varchar")),
-    "decision.llm_calls": (("usage_upper_bound", "boolean"),),
-}
-"""Columns added after a table first shipped: added in place to warehouses made before."""
 _migrated: set[tuple[str, str]] = set()
 
 
@@ -157,7 +147,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
         con.execute(f"create schema if not exists {name.split('.')[0]}")
         con.execute(DDL[name])
         key = (str(warehouse_path()), name)
-        if name in MIGRATIONS and key not in _migrated:
-            for column, kind in MIGRATIONS[name]:
+        if key not in _migrated:  # columns marked "added" came after the table first shipped
+            for column, kind in re.findall(r"(\w+) (\w+),?  -- added", DDL[name]):
                 con.execute(f"alter table {name} add column if not exists {column} {kind}")
             _migrated.add(key)

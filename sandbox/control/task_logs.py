@@ -94,18 +94,6 @@ class TaskLogs:
         stack.enter_context(captured_output(path))
         self.open = (stack, path, start)
 
-    @hookimpl
-    def on_task_instance_success(self, previous_state, task_instance) -> None:
-        self.close()
-
-    @hookimpl
-    def on_task_instance_failed(self, previous_state, task_instance, error) -> None:
-        self.close()
-
-    @hookimpl
-    def on_task_instance_skipped(self, previous_state, task_instance) -> None:
-        self.close()
-
     def close(self) -> None:
         """End the running attempt's capture; copy its lines to the run's log."""
         if self.open is None:
@@ -116,6 +104,12 @@ class TaskLogs:
         with path.open(encoding="utf-8", errors="replace") as written:
             written.seek(start)
             log_file(self.run_log).write(written.read())
+
+    @hookimpl
+    def on_task_instance_success(self) -> None:  # pluggy passes only the arguments named
+        self.close()
+
+    on_task_instance_failed = on_task_instance_skipped = on_task_instance_success
 
 
 @contextlib.contextmanager

@@ -1,8 +1,4 @@
-"""The names of the control plane, once: DAG and task ids, XCom keys, exit codes per status.
-
-The DAG files, the task callables, ``sandbox run`` and the UI launcher import them from
-here, so a renamed task or a new status changes one line.
-"""
+"""The control plane's names, once (a renamed task changes one line): DAG, task and XCom ids."""
 
 from __future__ import annotations
 

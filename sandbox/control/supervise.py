@@ -89,8 +89,7 @@ def stop_group(pgid: int) -> None:
 def stop_recorded(say=print, intro: str | None = None) -> list[int]:
     """Stop the components the pid file records that still run, in :data:`STOP_ORDER` (then
     SIGKILL any straggler), and remove the file; ``intro`` is said first. Returns their PIDs."""
-    data = _recorded()
-    components = data.get("components") or {}
+    components = _recorded().get("components") or {}
     since = min((started or 0 for _, started in components.values()), default=0.0)
     sessions = {pid for pid, _ in components.values()}
     left = members(sessions, since)

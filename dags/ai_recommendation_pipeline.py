@@ -39,16 +39,8 @@ from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
 
-from sandbox.config import seconds_setting
-from sandbox.control.names import (
-    AI_DAG,
-    BATCH_TASK,
-    DBT_DAG,
-    DBT_TASK,
-    LLM_CHOICES,
-    MODES,
-    SENSOR_TASK,
-)
+from sandbox.config import LLM_CHOICES, MODES, seconds_setting
+from sandbox.control.names import AI_DAG, BATCH_TASK, DBT_DAG, DBT_TASK, SENSOR_TASK
 
 RETRY_DELAY = timedelta(seconds=seconds_setting("SANDBOX_RETRY_DELAY_S", 300))
 SENSOR_TIMEOUT_S = seconds_setting("SANDBOX_SENSOR_TIMEOUT_S", 3600)

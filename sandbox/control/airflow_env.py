@@ -39,8 +39,7 @@ def log_dir() -> Path:
 
 
 def attempt_log(dag_id: str, run_id: str, task_id: str, attempt: int) -> Path:
-    """Where Airflow's log reader looks for one attempt of a task (its default
-    ``[logging] log_filename_template``; the DAGs have no mapped task)."""
+    """Where Airflow's default ``log_filename_template`` puts one attempt of a task."""
     parts = (f"dag_id={dag_id}", f"run_id={run_id}", f"task_id={task_id}")
     return log_dir().joinpath(*parts, f"attempt={attempt}.log")
 

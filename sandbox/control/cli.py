@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError, parse_date
-from sandbox.control.names import AI_DAG, DBT_DAG, LLM_CHOICES, MODES
+from sandbox.config import LLM_CHOICES, MODES, SHIPPED_AS_OF_DATE, SandboxError, parse_date
+from sandbox.control.names import AI_DAG, DBT_DAG
 
 
 def register(subparsers) -> None:
@@ -50,7 +50,7 @@ def dates_from(args: argparse.Namespace) -> list:
     if bool(args.start) != bool(args.end):
         raise SandboxError("--start and --end go together: give both (or use --date)")
     if args.start:
-        return date_range(parse_date(args.start), parse_date(args.end))
+        return date_range(args.start, args.end)
     return [parse_date(args.date) if args.date else SHIPPED_AS_OF_DATE]
 
 

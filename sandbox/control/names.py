@@ -1,13 +1,6 @@
-"""The names of the control plane, once: DAG and task ids, statuses (modes, LLM choices: config).
-
-The DAG files, the task callables, ``sandbox run`` and the UI launcher import them from
-here, so a renamed task or a new status changes one line.
-"""
+"""The control plane's names, once (a renamed task changes one line): DAG, task and XCom ids."""
 
 from __future__ import annotations
-
-from sandbox.config import LLM_CHOICES as LLM_CHOICES
-from sandbox.config import MODES as MODES
 
 DBT_DAG = "dbt_production"
 AI_DAG = "ai_recommendation_pipeline"

@@ -67,22 +67,18 @@ def members(sessions: set[int], since: float = 0.0) -> list[int]:
     return [pid for pid in found if pid != os.getpid()]
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def stop_group(pgid: int) -> None:
     """SIGTERM a process group, wait for all of it, then SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    while _group_alive(pgid) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pgid, os.WNOHANG)  # reap our own child, so its group can empty
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            break
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
@@ -93,8 +89,7 @@ def stop_group(pgid: int) -> None:
 def stop_recorded(say=print, intro: str | None = None) -> list[int]:
     """Stop the components the pid file records that still run, in :data:`STOP_ORDER` (then
     SIGKILL any straggler), and remove the file; ``intro`` is said first. Returns their PIDs."""
-    data = _recorded()
-    components = data.get("components") or {}
+    components = _recorded().get("components") or {}
     since = min((started or 0 for _, started in components.values()), default=0.0)
     sessions = {pid for pid, _ in components.values()}
     left = members(sessions, since)

@@ -36,20 +36,6 @@ def log_file(path: Path, *, truncate: bool = False) -> TextIO:
 
 
 @contextlib.contextmanager
-def _fds_to(file: TextIO) -> Iterator[None]:
-    """Point file descriptors 1 and 2 at ``file`` (C code and child processes write there)."""
-    saved = [(fd, os.dup(fd)) for fd in (1, 2)]
-    try:
-        for fd, _ in saved:
-            os.dup2(file.fileno(), fd)
-        yield
-    finally:
-        for fd, copy in saved:
-            os.dup2(copy, fd)
-            os.close(copy)
-
-
-@contextlib.contextmanager
 def captured_output(path: Path, *, truncate: bool = False) -> Iterator[Path]:
     """Send all output of the ``with`` block to ``path`` instead of the terminal or cell."""
     file = log_file(path, truncate=truncate)
@@ -67,10 +53,16 @@ def captured_output(path: Path, *, truncate: bool = False) -> Iterator[Path]:
         with contextlib.suppress(AttributeError):  # a read-only ``stream`` property
             old, handler.stream = handler.stream, file
             previous.append((handler, old))
+    saved = [(fd, os.dup(fd)) for fd in (1, 2)]  # C code and child processes write there
     try:
-        with _fds_to(file), contextlib.redirect_stdout(file), contextlib.redirect_stderr(file):
+        for fd, _ in saved:
+            os.dup2(file.fileno(), fd)
+        with contextlib.redirect_stdout(file), contextlib.redirect_stderr(file):
             yield path
     finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
         file.flush()
         for handler, stream in reversed(previous):  # a handler of two loggers: its first stream
             handler.stream = stream
@@ -94,18 +86,6 @@ class TaskLogs:
         stack.enter_context(captured_output(path))
         self.open = (stack, path, start)
 
-    @hookimpl
-    def on_task_instance_success(self, previous_state, task_instance) -> None:
-        self.close()
-
-    @hookimpl
-    def on_task_instance_failed(self, previous_state, task_instance, error) -> None:
-        self.close()
-
-    @hookimpl
-    def on_task_instance_skipped(self, previous_state, task_instance) -> None:
-        self.close()
-
     def close(self) -> None:
         """End the running attempt's capture; copy its lines to the run's log."""
         if self.open is None:
@@ -116,6 +96,12 @@ class TaskLogs:
         with path.open(encoding="utf-8", errors="replace") as written:
             written.seek(start)
             log_file(self.run_log).write(written.read())
+
+    @hookimpl
+    def on_task_instance_success(self) -> None:  # pluggy passes only the arguments named
+        self.close()
+
+    on_task_instance_failed = on_task_instance_skipped = on_task_instance_success
 
 
 @contextlib.contextmanager

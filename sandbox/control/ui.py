@@ -242,23 +242,16 @@ def api_token(url: str) -> str:
     password = read_password()
     if password is None:
         raise SandboxError(f"no generated password in {password_file()}: is Airflow running?")
-    body = json.dumps({"username": USER, "password": password}).encode()
-    request = urllib.request.Request(
-        f"{url}/auth/token", data=body, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["access_token"]
-    except OSError as exc:
-        why = f"Airflow at {url} does not answer ({exc}): start it with make airflow"
-        raise SandboxError(why) from exc
+    return api(url, "/auth/token", None, {"username": USER, "password": password})["access_token"]
 
 
-def api(url: str, path: str, token: str, body: dict | None = None) -> dict:
-    """One authenticated REST call (GET, or POST with a JSON ``body``); the decoded answer.
-    A 500 "Database error" (SQLite busy, rolled back) or a 503 is retried after 1 to 16 s."""
+def api(url: str, path: str, token: str | None, body: dict | None = None) -> dict:
+    """One REST call (GET, or POST with a JSON ``body``); the decoded answer. A 500
+    "Database error" (SQLite busy, rolled back) or a 503 is retried after 1 to 16 s."""
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(f"{url}{path}", data=data, headers=headers)
     delays = iter(API_RETRY_DELAYS_S)
     while True:
@@ -270,6 +263,9 @@ def api(url: str, path: str, token: str, body: dict | None = None) -> dict:
             busy = exc.code == 503 or (exc.code == 500 and '"Database error"' in detail)
             if not busy or (delay := next(delays, None)) is None:
                 raise SandboxError(f"Airflow answered {exc.code} to {path}: {detail}") from None
+        except OSError as exc:
+            why = f"Airflow at {url} does not answer ({exc}): start it with make airflow"
+            raise SandboxError(why) from exc
         time.sleep(delay)
 
 

@@ -169,3 +169,17 @@ def test_other_errors_and_a_db_that_stays_busy_fail_with_airflows_answer(
     with pytest.raises(SandboxError, match="Airflow answered 500"):
         ui.api(scripted_airflow, "/api/v2/dags/d/dagRuns", "t", {})
     assert len(_Airflow.seen) == 1
+
+
+def test_the_token_comes_from_auth_token_and_a_silent_airflow_is_a_clear_error(
+    airflow_home: Path, scripted_airflow: str
+) -> None:
+    ui.password_file().write_text(json.dumps({"admin": "s3cret"}))
+    _Airflow.script = [(201, {"access_token": "jwt"})]
+    assert ui.api_token(scripted_airflow) == "jwt"
+    assert _Airflow.seen == [{"username": "admin", "password": "s3cret"}]
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with pytest.raises(SandboxError, match="does not answer .*start it with make airflow"):
+        ui.api_token(url)

@@ -65,7 +65,7 @@ pipeline: setup ## set up, then run the whole pipeline (both Airflow DAGs) for t
 	$(BIN)/sandbox run --date $(AS_OF)
 
 lint: setup ## ruff over the package, tests, DAGs and notebooks
-	$(BIN)/ruff check sandbox tests dags notebooks bench
+	$(BIN)/ruff check sandbox tests dags notebooks bench instructor
 
 check: lint ## the edit loop: lint, then the quick tests (a few minutes; no slow, learner or browser test)
 	$(BIN)/pytest -n $(CHECK_WORKERS) --dist loadfile --no-loadscope-reorder \
@@ -80,13 +80,13 @@ notebooks: setup ## re-execute every notebook as a learner would, store its outp
 		$(BIN)/jupyter nbconvert --to notebook --execute \
 			--inplace --ExecutePreprocessor.timeout=900 "$$nb" || exit 1; \
 	done
-	$(BIN)/python -m sandbox.course.store notebooks/[0-9]*.ipynb
+	$(BIN)/python instructor/tools.py clean notebooks/[0-9]*.ipynb
 
 grade: setup ## run every exercise check of GRADE_NOTEBOOKS again; scores in GRADE_OUT/grades.{json,csv}
-	$(BIN)/sandbox course grade $(GRADE_NOTEBOOKS) --out $(GRADE_OUT)
+	$(BIN)/python instructor/tools.py grade $(GRADE_NOTEBOOKS) --out $(GRADE_OUT)
 
 student: setup ## write the student copy of the notebooks into student/ (outputs cleared)
-	$(BIN)/sandbox course student --out student
+	$(BIN)/python instructor/tools.py student --out student
 
 docs: setup ## build, then write dbt's static docs site (open the printed path)
 	$(BIN)/sandbox build --date $(AS_OF)

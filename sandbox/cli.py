@@ -188,10 +188,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_eval_command(sub)
 
     from sandbox.control import cli as control
-    from sandbox.course import cli as course
     from sandbox.decision import cli as decision
 
-    for module in (decision, control, course):
+    for module in (decision, control):
         module.register(sub)
     return parser
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sandbox.cli import main
-from sandbox.course.store import PREDICT, student_notebook
+from instructor.tools import PREDICT, main, student_notebook
 from tests.course.conftest import solution
 
 pytestmark = pytest.mark.slow  # a Jupyter kernel per notebook
@@ -51,7 +50,7 @@ def test_grade_scores_each_exercise_and_never_fails(
     top = {True: right["top_sql"], False: None, "wrong": "select 'churn_risk'"}
     path = _notebook(tmp_path / name, planes[answered[0]], top[answered[1]])
     out = tmp_path / "grades"
-    assert main(["course", "grade", str(path), "--out", str(out)]) == 0
+    assert main(["grade", str(path), "--out", str(out)]) == 0
     report = json.loads((out / "grades.json").read_text())
     got = {e["exercise"]: (e["score"], e["status"]) for e in report["exercises"]}
     assert got == expected
@@ -63,14 +62,14 @@ def test_grade_scores_each_exercise_and_never_fails(
 
 
 def test_grade_names_a_missing_notebook(tmp_path: Path, capsys) -> None:
-    assert main(["course", "grade", str(tmp_path / "nope.ipynb")]) == 2
+    assert main(["grade", str(tmp_path / "nope.ipynb")]) == 2
     assert "no notebook" in capsys.readouterr().err
 
 
 def test_student_copy_clears_outputs_and_asks_for_predictions(tmp_path: Path) -> None:
     from sandbox.config import ROOT
 
-    assert main(["course", "student", "--out", str(tmp_path / "student")]) == 0
+    assert main(["student", "--out", str(tmp_path / "student")]) == 0
     for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         nb = json.loads(source.read_text())
         copy = json.loads((tmp_path / "student" / source.name).read_text())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from instructor.tools import WIDGET_VIEW, clean
 from sandbox import course
 from sandbox.config import environment
-from sandbox.course.store import WIDGET_VIEW, clean
 from tests.conftest import AS_OF
 
 
@@ -69,6 +69,6 @@ def test_stored_notebooks_hold_no_widget_views_ansi_or_local_paths() -> None:
 
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         text = path.read_text()
-        assert WIDGET_VIEW not in text, f"{path.name}: run python -m sandbox.course.store"
+        assert WIDGET_VIEW not in text, f"{path.name}: run python instructor/tools.py clean"
         assert "\\u001b[" not in text and str(ROOT) not in text, path.name
         assert "iopub.execute_input" not in text, f"{path.name}: execution timestamps"

@@ -17,7 +17,6 @@ from sandbox.data.raw import RAW_COLUMNS, csv_problem, raw_format, unreadable_ti
 from sandbox.warehouse import connect
 
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
-STAGING_OF = {table: model for model, table in RAW_TABLE_OF.items()}
 # the raw column behind each staged column staging renames (the others keep their name)
 RENAMED = {
     ("staging.stg_users", "user_id"): "id",
@@ -100,10 +99,10 @@ def check_raw_files(as_of: date, target: str) -> None:
     if raw_format(folder) != "csv":
         return
     failures = [
-        GateFailure(f"source.raw.{table}", "model", STAGING_OF[table], None, None, None, problem,
+        GateFailure(f"source.raw.{table}", "model", model, None, None, None, problem,
                     raw_file=str(folder / f"{table}.csv"))  # fmt: skip
-        for table, columns in RAW_COLUMNS.items()
-        if (problem := csv_problem(folder / f"{table}.csv", columns))
+        for model, table in RAW_TABLE_OF.items()
+        if (problem := csv_problem(folder / f"{table}.csv", RAW_COLUMNS[table]))
     ]
     if failures:
         raise GateFailed(as_of, failures, [], published_now(target))

@@ -101,12 +101,9 @@ def build(
 @contextlib.contextmanager
 def _progress_bar(as_of: date, shown: bool) -> Iterator[list]:
     """dbt callbacks that advance a tqdm bar, one step per node (none when not ``shown``)."""
-    if not shown:
-        yield []
-        return
     from tqdm.auto import tqdm
 
-    with tqdm(desc=f"dbt build {as_of}", unit="node", leave=False) as bar:
+    with tqdm(desc=f"dbt build {as_of}", unit="node", leave=False, disable=not shown) as bar:
 
         def advance(event) -> None:
             if event.info.name == "LogStartLine" and bar.total is None:
@@ -114,7 +111,7 @@ def _progress_bar(as_of: date, shown: bool) -> Iterator[list]:
             elif event.info.name == "NodeFinished":
                 bar.update(1)
 
-        yield [advance]
+        yield [advance] if shown else []
 
 
 def _publish(as_of: date, target: str, results: list, elapsed: float) -> BuildResult:
@@ -123,13 +120,11 @@ def _publish(as_of: date, target: str, results: list, elapsed: float) -> BuildRe
     models = [r.node for r in results if kind(r.node) == "model"]
     candidates = sorted(f"{n.schema}.{n.name}" for n in models if n.schema == CANDIDATE_SCHEMA)
     started = time.perf_counter()
-    rows = (publish if target == "duckdb" else publish_spark)(as_of, candidates)
+    (publish if target == "duckdb" else publish_spark)(as_of, candidates)
     publish_s = time.perf_counter() - started
     built = {relation(n) for n in models}
-    ordered = sorted(built, key=lambda r: (LAYERS.index(r.split(".")[0]), r))
-    rows |= _row_counts([r for r in ordered if r not in rows], target)
+    rows = _row_counts(sorted(built, key=lambda r: (LAYERS.index(r.split(".")[0]), r)), target)
     where = warehouse_path() if target == "duckdb" else spark_warehouse_dir()
-    rows = {r: rows[r] for r in ordered}
     kinds = Counter(n.kind for n in nodes)
     counts = kinds["model"], kinds["data test"], kinds["unit test"]
     return BuildResult(as_of, target, where, nodes, elapsed, rows, publish_s, *counts)

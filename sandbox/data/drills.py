@@ -225,8 +225,7 @@ def broken_inputs(name: str) -> Iterator[tuple[Path, Path]]:
 @contextmanager
 def window_off_by_one() -> Iterator[Path]:
     """Point ``SANDBOX_DBT_PROJECT_DIR`` at a project copy whose 7-day window also counts events
-    *at* the as-of instant: no data test sees this bug on the shipped data; the unit test
-    ``test_seven_day_window_boundaries`` does."""
+    *at* the as-of instant: no data test sees it; ``test_seven_day_window_boundaries`` does."""
     with tempfile.TemporaryDirectory(prefix="logic-bug-") as scratch:
         project = _copy_project(Path(scratch) / "dbt_project")
         window = "models/intermediate/int_user_engagement_rolling.sql"

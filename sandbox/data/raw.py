@@ -16,13 +16,12 @@ from sandbox.config import SandboxError
 RAW_COLUMNS = {
     "users": ("id", "plan_tier", "signed_up_at", "country"),
     "events": ("id", "user_id", "event_type", "created_at", "properties"),
-}
-"""The columns each raw table must have (the sources of ``models/staging/_sources.yml``)."""
+}  # the columns each raw table must have (the sources of models/staging/_sources.yml)
+# DuckDB's read_csv options for a raw file: RFC 4180, as the export writes it
 CSV_DIALECT = (
     "header=true, auto_detect=false, delim=',', quote='\"', escape='\"', comment='', skip=0, "
     "strict_mode=true, encoding='utf-8', max_line_size=33554432"
 )
-"""DuckDB's ``read_csv`` options for a raw file: RFC 4180, as the export writes it."""
 _SNIFFED = CSV_DIALECT.replace("auto_detect=false", "auto_detect=true")  # a checked file's names
 CSV_FIX = (
     "write it as UTF-8 CSV with a header line, one comma-separated row per line, and values "
@@ -33,20 +32,17 @@ CSV_FIX = (
 def raw_format(folder: Path) -> str:
     """``parquet`` or ``csv``: which raw files ``folder`` holds, with a clear error if neither
     (about the path, never the data: the gate only judges files it could open)."""
+    problem = None
     if not folder.exists():
+        problem = "does not exist"
+    elif not folder.is_dir():
+        problem = "is a file, not a folder"
+    elif not os.access(folder, os.R_OK | os.X_OK):
+        problem = "cannot be read by this user (fix its permissions)"
+    if problem:
         raise SandboxError(
-            f"the raw data folder {folder} does not exist: point SANDBOX_RAW_DIR at the folder "
-            "holding users.csv and events.csv (or write one with `sandbox generate --out DIR`)."
-        )
-    if not folder.is_dir():
-        raise SandboxError(
-            f"the raw data path {folder} is a file, not a folder: point SANDBOX_RAW_DIR at the "
-            "folder holding users.csv and events.csv."
-        )
-    if not os.access(folder, os.R_OK | os.X_OK):
-        raise SandboxError(
-            f"the raw data folder {folder} cannot be read by this user: fix its permissions "
-            "or point SANDBOX_RAW_DIR elsewhere."
+            f"the raw data path {folder} {problem}: point SANDBOX_RAW_DIR at the folder holding "
+            "users.csv and events.csv (or write one with `sandbox generate --out DIR`)."
         )
     for fmt in ("parquet", "csv"):
         if (folder / f"users.{fmt}").is_file() and (folder / f"events.{fmt}").is_file():
@@ -107,8 +103,6 @@ def _header(path: Path, columns: tuple[str, ...]) -> list[str] | str:
         return f"line 1 (the header) of {path.name} is not valid CSV: {CSV_FIX}"
     missing = [c for c in columns if c not in names]
     twice = [c for c in columns if names.count(c) > 1]
-    if not "".join(names).strip():
-        return f"{path.name} has no header line: line 1 must name the columns; {CSV_FIX}"
     if len(names) == 1:
         return (
             f"line 1 (the header) of {path.name} holds a single field: the file is not "
@@ -154,21 +148,20 @@ def unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
     try:
         with duckdb.connect() as con:
             con.execute("set TimeZone = 'UTC'")
-            found = con.execute(
+            count, first = con.execute(
                 f"select count(*), list(n order by n)[1:3] from ("
                 f'select row_number() over () as n, "{column}" as v from {reader}) '
                 "where v is not null and try_cast(v as timestamptz) is null",
                 [str(path)],
             ).fetchone()
     except duckdb.Error:
-        found = (0, [])
-    count, first = found[0], found[1] or []
+        count, first = 0, []
     if not count:
         return f"column {column} of {path.name} has empty values"
-    where = ", ".join(str(n) for n in first)
+    values = f"{count} values that are" if count > 1 else "1 value that is"
+    rows = f"row{'s' if len(first) > 1 else ''} {', '.join(map(str, first))}"
     return (
-        f"column {column} of {path.name} holds {count} value{'s' if count != 1 else ''} that "
-        f"{'are' if count != 1 else 'is'} not a timestamp or name an unknown time zone "
-        f"(data row{'s' if len(first) != 1 else ''} {where}); write ISO 8601, e.g. "
-        "2026-10-31 23:58:01, with an optional Z, +02:00 or zone name such as Europe/Berlin"
+        f"column {column} of {path.name} holds {values} not a timestamp or name an unknown time "
+        f"zone (data {rows}); write ISO 8601, e.g. 2026-10-31 23:58:01, with an optional Z, "
+        "+02:00 or zone name such as Europe/Berlin"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sandbox.config import SandboxError, parse_date, warehouse_path
 from sandbox.data.dbt_runner import dbt_args, invoke, parsed_manifest, target_dir
-from sandbox.data.gate import check_raw_files, gate_failed, kind, relation
+from sandbox.data.gate import check_raw_files, check_results, kind, relation
 from sandbox.data.publish import CANDIDATE_SCHEMA, publish, publish_spark
 from sandbox.data.spark import prepare_spark, spark_warehouse_dir
 from sandbox.warehouse import connect, ensure_writable, step_lock
@@ -91,11 +91,8 @@ def build(
     if outcome.result is None or not hasattr(outcome.result, "results"):
         reason = " ".join(str(outcome.exception or "dbt stopped before running any node").split())
         raise SandboxError(f"dbt could not start the build for {as_of}: {reason}")
-    results = outcome.result.results
-    failed = gate_failed(as_of, results, target)
-    if failed is not None:
-        raise failed
-    return _publish(as_of, target, results, elapsed)
+    check_results(as_of, outcome.result.results, target)
+    return _publish(as_of, target, outcome.result.results, elapsed)
 
 
 @contextlib.contextmanager

@@ -108,11 +108,11 @@ def check_raw_files(as_of: date, target: str) -> None:
         raise GateFailed(as_of, failures, [], published_now(target))
 
 
-def gate_failed(as_of: date, results: list, target: str) -> GateFailed | None:
-    """The :class:`GateFailed` for a build's run results, or ``None`` when nothing failed."""
+def check_results(as_of: date, results: list, target: str) -> None:
+    """Raise :class:`GateFailed` when a node of a build's run results failed."""
     failed = [r for r in results if str(r.status) in FAILED]
     if not failed:
-        return None
+        return
     relations = {r.node.unique_id: relation(r.node) for r in results if kind(r.node) == "model"}
     folder = raw_dir()
     fmt = raw_format(folder)
@@ -129,7 +129,7 @@ def gate_failed(as_of: date, results: list, target: str) -> GateFailed | None:
             failure = replace(failure, detail=_detail(result.node, failure, fmt))
         failures.append(failure)
     skipped = [r.node.name for r in results if str(r.status) == "skipped"]
-    return GateFailed(as_of, failures, skipped, published_now(target))
+    raise GateFailed(as_of, failures, skipped, published_now(target))
 
 
 def kind(node) -> str:

@@ -14,8 +14,7 @@ from sandbox.warehouse import connect
 CANDIDATE_SCHEMA = "marts_candidate"
 PUBLISHED_SCHEMA = "marts"
 DATE_COLUMN = "as_of_date"
-CORE_MARTS = ("marts.fct_user_features_for_ai", "marts.dim_users")
-"""The marts the course publishes (a model added under models/marts/ is published too)."""
+CORE_MARTS = ("marts.fct_user_features_for_ai", "marts.dim_users")  # those a gate message names
 
 
 class PublishFailed(SandboxError):

@@ -21,12 +21,7 @@ def _generate(args: argparse.Namespace) -> int:
     from sandbox.data import generate
 
     files = generate(
-        users=args.users,
-        days=args.days,
-        seed=args.seed,
-        out=args.out,
-        as_of=parse_date(args.as_of),
-        fmt=args.format,
+        args.users, args.days, args.seed, args.out, parse_date(args.as_of), args.format
     )
     print(
         f"wrote {files.users:,} users and {files.events:,} events (as of {files.as_of}):\n"
@@ -40,12 +35,8 @@ def _generate(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from sandbox.data import build
 
-    result = build(
-        parse_date(args.date),
-        target=args.target,
-        unit_tests=args.unit_tests,
-        progress=sys.stderr.isatty(),
-    )
+    as_of, progress = parse_date(args.date), sys.stderr.isatty()
+    result = build(as_of, target=args.target, unit_tests=args.unit_tests, progress=progress)
     print(result.render())
     return 0
 

@@ -52,11 +52,11 @@ def copy_into_place(source: Path, target: Path) -> None:
         raise
 
 
-def sweep_parts(folder: Path, older_than_s: float = 3600) -> None:
-    """Remove the ``.*.part`` files a process killed while writing left in ``folder``."""
+def sweep_parts(folder: Path) -> None:
+    """Remove the ``.*.part`` files (an hour old) a process killed while writing left in ``folder``."""
     for part in folder.glob(".*.part"):
         with contextlib.suppress(OSError):
-            if time.time() - part.stat().st_mtime > older_than_s:
+            if time.time() - part.stat().st_mtime > 3600:
                 part.unlink()
 
 

@@ -211,14 +211,11 @@ def ensure_writable() -> None:
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """True when ``schema.table`` exists in the warehouse."""
-    schema, table = name.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_catalog = current_database() and table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
+    sql = (
+        "select count(*) from information_schema.tables where table_catalog = "
+        "current_database() and table_schema || '.' || table_name = ?"
     )
+    return bool(con.execute(sql, [name]).fetchone()[0])
 
 
 def checksum(con: duckdb.DuckDBPyConnection, table: str) -> str:

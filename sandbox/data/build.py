@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from sandbox.config import SandboxError, parse_date, warehouse_path
 from sandbox.data.dbt_runner import dbt_args, invoke, parsed_manifest, target_dir
-from sandbox.data.gate import check_raw_files, gate_failed, kind, relation
+from sandbox.data.gate import check_raw_files, check_results, kind, relation
 from sandbox.data.publish import CANDIDATE_SCHEMA, publish, publish_spark
 from sandbox.data.spark import prepare_spark, spark_warehouse_dir
 from sandbox.warehouse import connect, ensure_writable, step_lock
@@ -22,43 +23,27 @@ TARGETS = ("duckdb", "spark")
 
 @dataclass(frozen=True)
 class NodeOutcome:
-    """One node of a dbt build and how it ended."""
+    """One node of a successful dbt build."""
 
     name: str
     kind: str
-    status: str
     seconds: float
-    failing_rows: int | None = None
 
 
 @dataclass
 class BuildResult:
     """A successful build: what ran, how long it took and what the warehouse now holds."""
 
-    as_of: date
+    as_of_date: date
     target: str
     warehouse: Path
     nodes: list[NodeOutcome]
     elapsed_s: float
     rows: dict[str, int]
     publish_s: float  # publishing the audited candidates, after dbt (not in ``elapsed_s``)
-
-    @property
-    def as_of_date(self) -> date:
-        """The same date, under the key of the control plane's summary of a build."""
-        return self.as_of
-
-    @property
-    def models(self) -> int:
-        return sum(n.kind == "model" for n in self.nodes)
-
-    @property
-    def data_tests(self) -> int:
-        return sum(n.kind == "data test" for n in self.nodes)
-
-    @property
-    def unit_tests(self) -> int:
-        return sum(n.kind == "unit test" for n in self.nodes)
+    models: int
+    data_tests: int
+    unit_tests: int
 
     @property
     def sql_s(self) -> float:
@@ -74,8 +59,8 @@ class BuildResult:
     def render(self) -> str:
         """A short summary for the terminal."""
         summary = (
-            f"dbt build for {self.as_of} on {self.target}: {self.checks()} passed in "
-            f"{self.elapsed_s:.1f} s; marts published for {self.as_of} in {self.publish_s:.2f} s"
+            f"dbt build for {self.as_of_date} on {self.target}: {self.checks()} passed in "
+            f"{self.elapsed_s:.1f} s; marts published for {self.as_of_date} in {self.publish_s:.2f} s"
         )
         rows = [f"  {name:<45} {count:>12,} rows" for name, count in self.rows.items()]
         return "\n".join([summary, *rows, f"warehouse: {self.warehouse}"])
@@ -106,22 +91,16 @@ def build(
     if outcome.result is None or not hasattr(outcome.result, "results"):
         reason = " ".join(str(outcome.exception or "dbt stopped before running any node").split())
         raise SandboxError(f"dbt could not start the build for {as_of}: {reason}")
-    results = outcome.result.results
-    failed = gate_failed(as_of, results, target)
-    if failed is not None:
-        raise failed
-    return _publish(as_of, target, results, elapsed)
+    check_results(as_of, outcome.result.results, target)
+    return _publish(as_of, target, outcome.result.results, elapsed)
 
 
 @contextlib.contextmanager
 def _progress_bar(as_of: date, shown: bool) -> Iterator[list]:
     """dbt callbacks that advance a tqdm bar, one step per node (none when not ``shown``)."""
-    if not shown:
-        yield []
-        return
     from tqdm.auto import tqdm
 
-    with tqdm(desc=f"dbt build {as_of}", unit="node", leave=False) as bar:
+    with tqdm(desc=f"dbt build {as_of}", unit="node", leave=False, disable=not shown) as bar:
 
         def advance(event) -> None:
             if event.info.name == "LogStartLine" and bar.total is None:
@@ -129,26 +108,23 @@ def _progress_bar(as_of: date, shown: bool) -> Iterator[list]:
             elif event.info.name == "NodeFinished":
                 bar.update(1)
 
-        yield [advance]
+        yield [advance] if shown else []
 
 
 def _publish(as_of: date, target: str, results: list, elapsed: float) -> BuildResult:
     """Publish the audited candidates and describe the build (row counts per relation)."""
-    nodes = [
-        NodeOutcome(r.node.name, kind(r.node), str(r.status), r.execution_time, r.failures)
-        for r in results
-    ]
+    nodes = [NodeOutcome(r.node.name, kind(r.node), r.execution_time) for r in results]
     models = [r.node for r in results if kind(r.node) == "model"]
     candidates = sorted(f"{n.schema}.{n.name}" for n in models if n.schema == CANDIDATE_SCHEMA)
     started = time.perf_counter()
-    rows = (publish if target == "duckdb" else publish_spark)(as_of, candidates)
+    (publish if target == "duckdb" else publish_spark)(as_of, candidates)
     publish_s = time.perf_counter() - started
     built = {relation(n) for n in models}
-    ordered = sorted(built, key=lambda r: (LAYERS.index(r.split(".")[0]), r))
-    rows |= _row_counts([r for r in ordered if r not in rows], target)
+    rows = _row_counts(sorted(built, key=lambda r: (LAYERS.index(r.split(".")[0]), r)), target)
     where = warehouse_path() if target == "duckdb" else spark_warehouse_dir()
-    rows = {r: rows[r] for r in ordered}
-    return BuildResult(as_of, target, where, nodes, elapsed, rows, publish_s)
+    kinds = Counter(n.kind for n in nodes)
+    counts = kinds["model"], kinds["data test"], kinds["unit test"]
+    return BuildResult(as_of, target, where, nodes, elapsed, rows, publish_s, *counts)
 
 
 def _row_counts(relations: list[str], target: str) -> dict[str, int]:

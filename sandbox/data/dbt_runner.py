@@ -28,9 +28,9 @@ from sandbox.data.raw import raw_format
 
 # models read the as-of date only when they run: one fixed date keeps the parse the same
 PARSE_AS_OF = date(2000, 1, 1)
+# the folder the profile names while dbt parses (dbt hashes the profile's connection values into
+# its saved parse; a parse opens no connection); the file name stays: it is the catalog
 WAREHOUSE_PLACEHOLDER = "/sandbox-warehouse-placeholder"
-"""The folder the profile names while dbt parses (dbt hashes the profile's connection values
-into its saved parse; a parse opens no connection). The file name stays: it is the catalog."""
 MANIFESTS_KEPT = 4
 PARSES_KEPT = 16
 

@@ -32,7 +32,6 @@ FIRST_USER = '"u000001"'  # of the shipped raw files (data/seed), which every dr
 class Drill:
     """One way to break the input, and what the gate is expected to say about it."""
 
-    name: str
     title: str
     expect: str  # the failing check ("unique", "model", ...) or "handled"
     where: str | None = None  # "model.column" the failure must name
@@ -77,112 +76,109 @@ def _edit_model(project: Path, relative: str, old: str, new: str) -> None:
 
 
 DRILLS: dict[str, Drill] = {
-    d.name: d
-    for d in [
-        Drill(
-            "null_key", "A user with no id", "not_null", "staging.stg_users.user_id",
-            "Keys are tested at the earliest layer; everything downstream is skipped.",
-            users=_first_row(FIRST_USER, ""),
-        ),
-        Drill(
-            "duplicate_key", "The same user twice", "unique", "staging.stg_users.user_id",
-            "A duplicate would double a user's recommendations (and their cost).",
-            users=lambda ls: [*ls, ls[1]],
-        ),
-        Drill(
-            "unknown_plan_tier", "An unknown plan tier ('platinum')", "accepted_values",
-            "staging.stg_users.plan_tier",
-            "The prompt's tiers are a closed list; a new tier needs a decision, not a guess.",
-            users=_first_row(',"', ',"platinum_'),
-        ),
-        Drill(
-            "orphan_event", "An event for a user who does not exist", "relationships",
-            "staging.stg_user_events.user_id", "Orphans mean a broken export or join upstream.",
-            event='"u_ghost","login",2026-10-30 10:00:00,"{}"',
-        ),
-        Drill(
-            "runaway_summary", "A model change that makes summaries over 500 characters",
-            "model", "marts.fct_user_features_for_ai",
-            "The contract's check constraint stops the swap: the published mart keeps its rows.",
-            mart=("'User has been on the ', plan_tier",
-                  "case when days_since_signup > 400 then repeat('Valued long-time customer. ', 20) "
-                  "else '' end, 'User has been on the ', plan_tier"),
-        ),
-        Drill(
-            "unknown_event_type", "An event type nobody has seen", "accepted_values",
-            "staging.stg_user_events.event_type",
-            event=f'{FIRST_USER},"teleport",2026-10-30 10:00:00,"{{}}"',
-        ),
-        Drill(
-            "unparseable_timestamp", "A timestamp that is not a timestamp", "not_null",
-            "staging.stg_user_events.event_at",
-            "Staging casts with try_cast, so a bad value becomes NULL and the not_null test counts it.",
-            event=f'{FIRST_USER},"login",yesterday-ish,"{{}}"',
-        ),
-        Drill(
-            "event_before_signup", "An event years before the user signed up",
-            "assert_no_events_before_signup",
-            event=f'{FIRST_USER},"login",2001-01-01 00:00:00,"{{}}"',
-        ),
-        Drill(
-            "empty_users_file", "A users file with only its header", "has_rows",
-            "staging.stg_users", users=lambda ls: ls[:1],
-        ),
-        Drill(
-            "missing_column", "The users file lost its plan_tier column", "model", "staging.stg_users",
-            users=lambda ls: [",".join(x.split(",")[:1] + x.split(",")[2:]) for x in ls],
-        ),
-        Drill(
-            "wrong_delimiter", "The users file uses ';' instead of ','", "model", "staging.stg_users",
-            users=lambda ls: [x.replace(",", ";") for x in ls],
-        ),
-        Drill(
-            "wrong_encoding", "The users file is Latin-1, not UTF-8", "model", "staging.stg_users",
-            users=_first_row('"NL"', '"Zürich"'), encoding="latin-1",
-        ),
-        Drill(
-            "future_event", "An event dated next year", "handled", None,
-            "Handled: models only see events before the as-of date, so it changes nothing today.",
-            event=f'{FIRST_USER},"login",2027-06-01 00:00:00,"{{}}"',
-        ),
-        Drill(
-            "stale_export", "The export stalled: the last three days of events never arrived",
-            "fresh_as_of", "staging.stg_user_events.event_at",
-            "Freshness is measured against the as-of date: the latest event must be at most "
-            "1 day (var freshness_max_lag_days) before it.",
-            events_before="2026-10-29",
-        ),
-        Drill(
-            "half_day_export", "Half a day delivered: the last day's events stop at noon",
-            "volume_as_of", "staging.stg_user_events.event_at",
-            "Fresh, but incomplete: the last day holds under 0.6 (var volume_min_ratio) of the "
-            "trailing 7-day daily average.",
-            events_before="2026-10-31 12:00:00",
-        ),
-        Drill(
-            "empty_date", "An empty day: no event at all on the day before the as-of date",
-            "volume_as_of", "staging.stg_user_events.event_at",
-            "The last day's volume is 0 against a daily average of ~208 (and it is stale too).",
-            events_before="2026-10-31",  # the shipped events end at the as-of date
-        ),
-        Drill(
-            "before_any_data", "A date before any data (1900-01-01)",
-            "fresh_as_of", "staging.stg_user_events.event_at",
-            "No event before the date: without this check it would publish two empty marts.",
-            as_of=date(1900, 1, 1),
-        ),
-        Drill(
-            "mart_test_failure", "A model change that upper-cases plan_tier in the feature mart",
-            "accepted_values", "marts.fct_user_features_for_ai.plan_tier",
-            "A mart-level data test: it runs on the candidate, so the bad rows are never published.",
-            mart=("users.plan_tier,\n", "upper(users.plan_tier) as plan_tier,\n"),
-        ),
-        Drill(
-            "huge_properties", "A 1 MB properties blob", "handled", None,
-            "Handled: properties are kept as text and never reach the prompt or the summary.",
-            event=f'{FIRST_USER},"login",2026-10-01 00:00:00,"{{""x"": ""' + "A" * 1_000_000 + '""}"',
-        ),
-    ]
+    "null_key": Drill(
+        "A user with no id", "not_null", "staging.stg_users.user_id",
+        "Keys are tested at the earliest layer; everything downstream is skipped.",
+        users=_first_row(FIRST_USER, ""),
+    ),
+    "duplicate_key": Drill(
+        "The same user twice", "unique", "staging.stg_users.user_id",
+        "A duplicate would double a user's recommendations (and their cost).",
+        users=lambda ls: [*ls, ls[1]],
+    ),
+    "unknown_plan_tier": Drill(
+        "An unknown plan tier ('platinum')", "accepted_values",
+        "staging.stg_users.plan_tier",
+        "The prompt's tiers are a closed list; a new tier needs a decision, not a guess.",
+        users=_first_row(',"', ',"platinum_'),
+    ),
+    "orphan_event": Drill(
+        "An event for a user who does not exist", "relationships",
+        "staging.stg_user_events.user_id", "Orphans mean a broken export or join upstream.",
+        event='"u_ghost","login",2026-10-30 10:00:00,"{}"',
+    ),
+    "runaway_summary": Drill(
+        "A model change that makes summaries over 500 characters",
+        "model", "marts.fct_user_features_for_ai",
+        "The contract's check constraint stops the swap: the published mart keeps its rows.",
+        mart=("'User has been on the ', plan_tier",
+              "case when days_since_signup > 400 then repeat('Valued long-time customer. ', 20) "
+              "else '' end, 'User has been on the ', plan_tier"),
+    ),
+    "unknown_event_type": Drill(
+        "An event type nobody has seen", "accepted_values",
+        "staging.stg_user_events.event_type",
+        event=f'{FIRST_USER},"teleport",2026-10-30 10:00:00,"{{}}"',
+    ),
+    "unparseable_timestamp": Drill(
+        "A timestamp that is not a timestamp", "not_null",
+        "staging.stg_user_events.event_at",
+        "Staging casts with try_cast, so a bad value becomes NULL and the not_null test counts it.",
+        event=f'{FIRST_USER},"login",yesterday-ish,"{{}}"',
+    ),
+    "event_before_signup": Drill(
+        "An event years before the user signed up",
+        "assert_no_events_before_signup",
+        event=f'{FIRST_USER},"login",2001-01-01 00:00:00,"{{}}"',
+    ),
+    "empty_users_file": Drill(
+        "A users file with only its header", "has_rows",
+        "staging.stg_users", users=lambda ls: ls[:1],
+    ),
+    "missing_column": Drill(
+        "The users file lost its plan_tier column", "model", "staging.stg_users",
+        users=lambda ls: [",".join(x.split(",")[:1] + x.split(",")[2:]) for x in ls],
+    ),
+    "wrong_delimiter": Drill(
+        "The users file uses ';' instead of ','", "model", "staging.stg_users",
+        users=lambda ls: [x.replace(",", ";") for x in ls],
+    ),
+    "wrong_encoding": Drill(
+        "The users file is Latin-1, not UTF-8", "model", "staging.stg_users",
+        users=_first_row('"NL"', '"Zürich"'), encoding="latin-1",
+    ),
+    "future_event": Drill(
+        "An event dated next year", "handled", None,
+        "Handled: models only see events before the as-of date, so it changes nothing today.",
+        event=f'{FIRST_USER},"login",2027-06-01 00:00:00,"{{}}"',
+    ),
+    "stale_export": Drill(
+        "The export stalled: the last three days of events never arrived",
+        "fresh_as_of", "staging.stg_user_events.event_at",
+        "Freshness is measured against the as-of date: the latest event must be at most "
+        "1 day (var freshness_max_lag_days) before it.",
+        events_before="2026-10-29",
+    ),
+    "half_day_export": Drill(
+        "Half a day delivered: the last day's events stop at noon",
+        "volume_as_of", "staging.stg_user_events.event_at",
+        "Fresh, but incomplete: the last day holds under 0.6 (var volume_min_ratio) of the "
+        "trailing 7-day daily average.",
+        events_before="2026-10-31 12:00:00",
+    ),
+    "empty_date": Drill(
+        "An empty day: no event at all on the day before the as-of date",
+        "volume_as_of", "staging.stg_user_events.event_at",
+        "The last day's volume is 0 against a daily average of ~208 (and it is stale too).",
+        events_before="2026-10-31",  # the shipped events end at the as-of date
+    ),
+    "before_any_data": Drill(
+        "A date before any data (1900-01-01)",
+        "fresh_as_of", "staging.stg_user_events.event_at",
+        "No event before the date: without this check it would publish two empty marts.",
+        as_of=date(1900, 1, 1),
+    ),
+    "mart_test_failure": Drill(
+        "A model change that upper-cases plan_tier in the feature mart",
+        "accepted_values", "marts.fct_user_features_for_ai.plan_tier",
+        "A mart-level data test: it runs on the candidate, so the bad rows are never published.",
+        mart=("users.plan_tier,\n", "upper(users.plan_tier) as plan_tier,\n"),
+    ),
+    "huge_properties": Drill(
+        "A 1 MB properties blob", "handled", None,
+        "Handled: properties are kept as text and never reach the prompt or the summary.",
+        event=f'{FIRST_USER},"login",2026-10-01 00:00:00,"{{""x"": ""' + "A" * 1_000_000 + '""}"',
+    ),
 }  # fmt: skip
 
 
@@ -226,21 +222,15 @@ def broken_inputs(name: str) -> Iterator[tuple[Path, Path]]:
             yield raw, project
 
 
-WINDOW_BUG = (
-    "models/intermediate/int_user_engagement_rolling.sql",
-    "where event_at < {{ as_of_date() }}",
-    "where event_at <= {{ as_of_date() }}",
-)
-"""A logic bug for the unit tests: the 7-day window also counts events *at* the as-of instant."""
-
-
 @contextmanager
 def window_off_by_one() -> Iterator[Path]:
-    """Point ``SANDBOX_DBT_PROJECT_DIR`` at a project copy with :data:`WINDOW_BUG`, which no data
-    test sees on the shipped data; the unit test ``test_seven_day_window_boundaries`` does."""
+    """Point ``SANDBOX_DBT_PROJECT_DIR`` at a project copy whose 7-day window also counts events
+    *at* the as-of instant: no data test sees it; ``test_seven_day_window_boundaries`` does."""
     with tempfile.TemporaryDirectory(prefix="logic-bug-") as scratch:
         project = _copy_project(Path(scratch) / "dbt_project")
-        _edit_model(project, *WINDOW_BUG)
+        window = "models/intermediate/int_user_engagement_rolling.sql"
+        bug = ("where event_at < {{ as_of_date() }}", "where event_at <= {{ as_of_date() }}")
+        _edit_model(project, window, *bug)
         with environment({"SANDBOX_DBT_PROJECT_DIR": str(project)}):
             yield project
 

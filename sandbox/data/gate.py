@@ -17,7 +17,6 @@ from sandbox.data.raw import RAW_COLUMNS, csv_problem, raw_format, unreadable_ti
 from sandbox.warehouse import connect
 
 RAW_TABLE_OF = {"staging.stg_users": "users", "staging.stg_user_events": "events"}
-STAGING_OF = {table: model for model, table in RAW_TABLE_OF.items()}
 # the raw column behind each staged column staging renames (the others keep their name)
 RENAMED = {
     ("staging.stg_users", "user_id"): "id",
@@ -100,20 +99,20 @@ def check_raw_files(as_of: date, target: str) -> None:
     if raw_format(folder) != "csv":
         return
     failures = [
-        GateFailure(f"source.raw.{table}", "model", STAGING_OF[table], None, None, None, problem,
+        GateFailure(f"source.raw.{table}", "model", model, None, None, None, problem,
                     raw_file=str(folder / f"{table}.csv"))  # fmt: skip
-        for table, columns in RAW_COLUMNS.items()
-        if (problem := csv_problem(folder / f"{table}.csv", columns))
+        for model, table in RAW_TABLE_OF.items()
+        if (problem := csv_problem(folder / f"{table}.csv", RAW_COLUMNS[table]))
     ]
     if failures:
         raise GateFailed(as_of, failures, [], published_now(target))
 
 
-def gate_failed(as_of: date, results: list, target: str) -> GateFailed | None:
-    """The :class:`GateFailed` for a build's run results, or ``None`` when nothing failed."""
+def check_results(as_of: date, results: list, target: str) -> None:
+    """Raise :class:`GateFailed` when a node of a build's run results failed."""
     failed = [r for r in results if str(r.status) in FAILED]
     if not failed:
-        return None
+        return
     relations = {r.node.unique_id: relation(r.node) for r in results if kind(r.node) == "model"}
     folder = raw_dir()
     fmt = raw_format(folder)
@@ -130,7 +129,7 @@ def gate_failed(as_of: date, results: list, target: str) -> GateFailed | None:
             failure = replace(failure, detail=_detail(result.node, failure, fmt))
         failures.append(failure)
     skipped = [r.node.name for r in results if str(r.status) == "skipped"]
-    return GateFailed(as_of, failures, skipped, published_now(target))
+    raise GateFailed(as_of, failures, skipped, published_now(target))
 
 
 def kind(node) -> str:

@@ -7,6 +7,7 @@ The shipped files in ``data/seed`` come from ``generate(users=500, days=60, seed
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,19 +19,17 @@ import pyarrow.parquet as pq
 
 from sandbox.config import SHIPPED_AS_OF_DATE, SandboxError
 
-PLAN_TIERS = ("free", "starter", "pro", "enterprise")
-PLAN_WEIGHTS = (0.55, 0.25, 0.15, 0.05)
-EVENT_TYPES = (
-    "login",
-    "view_dashboard",
-    "create_report",
-    "share_report",
-    "invite_teammate",
-    "export_csv",
-    "api_call",
-    "view_billing",
-)
-EVENT_WEIGHTS = (0.30, 0.25, 0.12, 0.07, 0.04, 0.08, 0.10, 0.04)
+PLAN_TIERS = {"free": 0.55, "starter": 0.25, "pro": 0.15, "enterprise": 0.05}  # tier: share
+EVENT_TYPES = {  # event type: share of the events
+    "login": 0.30,
+    "view_dashboard": 0.25,
+    "create_report": 0.12,
+    "share_report": 0.07,
+    "invite_teammate": 0.04,
+    "export_csv": 0.08,
+    "api_call": 0.10,
+    "view_billing": 0.04,
+}
 COUNTRIES = ("US", "GB", "DE", "FR", "IN", "BR", "JP", "CA", "AU", "NL")
 SOURCES = ("web", "ios", "android", "api")
 # Each user's behaviour segment shapes their events over the days before the as-of date
@@ -60,9 +59,9 @@ class GeneratedFiles:
     as_of: date
 
 
-def _choice(rng: np.random.Generator, n: int, weights: tuple[float, ...]) -> np.ndarray:
+def _choice(rng: np.random.Generator, n: int, weights: Iterable[float]) -> np.ndarray:
     """Indices 0..len(weights)-1 drawn with the given weights (int8, vectorised)."""
-    cumulative = np.cumsum(weights)
+    cumulative = np.cumsum(list(weights))
     cumulative /= cumulative[-1]
     return np.searchsorted(cumulative, rng.random(n), side="right").astype(np.int8)
 
@@ -115,7 +114,7 @@ def _users(rng: np.random.Generator, user_ids: list[str], as_of_s: int, window_s
         rng.integers(86_400, window_s, n),
         rng.integers(window_s, 3 * 365 * 86_400, n),
     )
-    plan = _choice(rng, n, PLAN_WEIGHTS)
+    plan = _choice(rng, n, PLAN_TIERS.values())
     country = _choice(rng, n, (1.0,) * len(COUNTRIES))
     segment = _choice(rng, n, SEGMENT_WEIGHTS)
     table = pa.table(
@@ -155,7 +154,7 @@ def _event_times(rng, segment, signup_age_s, as_of_s: int, window_s: int):
 def _events(rng, owner: np.ndarray, created_at: np.ndarray, user_ids: list[str]) -> pa.Table:
     """The events table: a type (a few missing), and a small JSON ``properties`` each."""
     n_events = owner.size
-    event_type = _choice(rng, n_events, EVENT_WEIGHTS)
+    event_type = _choice(rng, n_events, EVENT_TYPES.values())
     null_type = rng.random(n_events) < NULL_EVENT_TYPE_SHARE
     source = _choice(rng, n_events, (0.6, 0.15, 0.15, 0.1))
     duration_bucket = rng.integers(0, 16, n_events)

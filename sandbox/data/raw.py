@@ -16,13 +16,12 @@ from sandbox.config import SandboxError
 RAW_COLUMNS = {
     "users": ("id", "plan_tier", "signed_up_at", "country"),
     "events": ("id", "user_id", "event_type", "created_at", "properties"),
-}
-"""The columns each raw table must have (the sources of ``models/staging/_sources.yml``)."""
+}  # the columns each raw table must have (the sources of models/staging/_sources.yml)
+# DuckDB's read_csv options for a raw file: RFC 4180, as the export writes it
 CSV_DIALECT = (
     "header=true, auto_detect=false, delim=',', quote='\"', escape='\"', comment='', skip=0, "
     "strict_mode=true, encoding='utf-8', max_line_size=33554432"
 )
-"""DuckDB's ``read_csv`` options for a raw file: RFC 4180, as the export writes it."""
 _SNIFFED = CSV_DIALECT.replace("auto_detect=false", "auto_detect=true")  # a checked file's names
 CSV_FIX = (
     "write it as UTF-8 CSV with a header line, one comma-separated row per line, and values "
@@ -33,20 +32,17 @@ CSV_FIX = (
 def raw_format(folder: Path) -> str:
     """``parquet`` or ``csv``: which raw files ``folder`` holds, with a clear error if neither
     (about the path, never the data: the gate only judges files it could open)."""
+    problem = None
     if not folder.exists():
+        problem = "does not exist"
+    elif not folder.is_dir():
+        problem = "is a file, not a folder"
+    elif not os.access(folder, os.R_OK | os.X_OK):
+        problem = "cannot be read by this user (fix its permissions)"
+    if problem:
         raise SandboxError(
-            f"the raw data folder {folder} does not exist: point SANDBOX_RAW_DIR at the folder "
-            "holding users.csv and events.csv (or write one with `sandbox generate --out DIR`)."
-        )
-    if not folder.is_dir():
-        raise SandboxError(
-            f"the raw data path {folder} is a file, not a folder: point SANDBOX_RAW_DIR at the "
-            "folder holding users.csv and events.csv."
-        )
-    if not os.access(folder, os.R_OK | os.X_OK):
-        raise SandboxError(
-            f"the raw data folder {folder} cannot be read by this user: fix its permissions "
-            "or point SANDBOX_RAW_DIR elsewhere."
+            f"the raw data path {folder} {problem}: point SANDBOX_RAW_DIR at the folder holding "
+            "users.csv and events.csv (or write one with `sandbox generate --out DIR`)."
         )
     for fmt in ("parquet", "csv"):
         if (folder / f"users.{fmt}").is_file() and (folder / f"events.{fmt}").is_file():
@@ -66,119 +62,81 @@ def csv_problem(path: Path, columns: tuple[str, ...]) -> str | None:
     names = _header(path, columns)
     if isinstance(names, str):
         return names
-    read = [name if name in columns else f"column_{n + 1}" for n, name in enumerate(names)]
-    struct = "{" + ", ".join(f"'{name}': 'VARCHAR'" for name in read) + "}"
-    counts = ", ".join(f'count("{name}")' for name in read)
+    struct = ", ".join(f"'c{n}': 'VARCHAR'" for n in range(len(names)))
+    counts = ", ".join(f"count(c{n})" for n in range(len(names)))  # every value is decoded
     try:
         with duckdb.connect() as con:
             con.execute(
-                f"select {counts} from read_csv(?, columns={struct}, {CSV_DIALECT})", [str(path)]
+                f"select {counts} from read_csv(?, columns={{{struct}}}, {CSV_DIALECT})",
+                [str(path)],
             )
+            return None
     except duckdb.Error as exc:
-        return _read_problem(path, str(exc), names)
-    return None
+        error = str(exc).lower()
+    if "not utf-8" in error:
+        return _not_utf8(path, names)
+    line = re.search(r"csv error on line: (\d+)", error)  # DuckDB counts the header as line 1
+    fields = re.search(r"expected number of columns: (\d+) found: (\d+)", error)
+    if fields:
+        cause = (
+            f"expected {fields.group(1)} fields, found {fields.group(2)} (a field is missing, "
+            "or an unquoted comma splits a value)"
+        )
+    elif "unterminated quote" in error:
+        cause = "a quoted value is never closed"
+    elif "maximum line size" in error:
+        cause = "a row is longer than 32 MB"
+    else:
+        cause = "it cannot be read as CSV"
+    return f"{f'line {line.group(1)} of ' if line else ''}{path.name}: {cause}; {CSV_FIX}"
 
 
 def _header(path: Path, columns: tuple[str, ...]) -> list[str] | str:
-    """The header's column names, or what is wrong with the first line."""
+    """The header's column names, or what is wrong with line 1."""
     with path.open("rb") as fh:
         first = fh.readline(1 << 20)
-    bom = 3 if first.startswith(b"\xef\xbb\xbf") else 0
     try:
-        text = first[bom:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return _encoding_message(path, 1, bom + exc.start, None)
-    if not text.strip():
-        return f"{path.name} has no header line: line 1 must name the columns; {CSV_FIX}"
-    try:
-        names = next(csv.reader([text.rstrip("\r\n")]))
+        names = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]), [])
+    except UnicodeDecodeError:
+        return _not_utf8(path, [])
     except csv.Error:
         return f"line 1 (the header) of {path.name} is not valid CSV: {CSV_FIX}"
-    expected = ", ".join(columns)
     missing = [c for c in columns if c not in names]
     twice = [c for c in columns if names.count(c) > 1]
     if len(names) == 1:
         return (
             f"line 1 (the header) of {path.name} holds a single field: the file is not "
-            f"comma-separated; it needs the columns {expected}, separated by commas"
+            f"comma-separated; it needs the columns {', '.join(columns)}, separated by commas"
         )
     if twice:
         return f"the header (line 1) of {path.name} names column {', '.join(twice)} twice: name each once"
     if missing:
         return (
             f"the header (line 1) of {path.name} lacks column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}: it needs {expected} (in any order; other columns are ignored)"
+            f"{', '.join(missing)}: it needs {', '.join(columns)} (in any order; other columns are ignored)"
         )
     return names
 
 
-def _read_problem(path: Path, error: str, names: list[str]) -> str:
-    """DuckDB's read error in our words: its numbers are kept, its quote of the row is not."""
-    if "Invalid unicode" in error or "not utf-8" in error:
-        line, offset, column = _first_bad_byte(path, names)
-        return _encoding_message(path, line, offset, column)
-    found = re.search(r"CSV Error on Line: (\d+)", error)
-    line = _physical_line(path, int(found.group(1))) if found else None
-    where = f"line {line} of {path.name}" if line else path.name
-    counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", error)
-    if counts:
-        return (
-            f"{where}: expected {counts.group(1)} fields, found {counts.group(2)} (a field is "
-            f"missing, or an unquoted comma splits a value); {CSV_FIX}"
-        )
-    if "unterminated quote" in error.lower():
-        return f"{where}: a quoted value is never closed; {CSV_FIX}"
-    if "maximum line size" in error.lower():
-        return f"{where}: a row is longer than 32 MB; {CSV_FIX}"
-    return f"{where} cannot be read as CSV; {CSV_FIX}"
-
-
-def _encoding_message(path: Path, line: int, offset: int, column: str | None) -> str:
-    field = f", column {column}" if column else ""
-    return (
-        f"line {line} of {path.name}{field}: byte offset {offset} is not UTF-8 (the file is "
-        "in another encoding, e.g. Latin-1 or Windows-1252); re-export it as UTF-8, or convert "
-        f"it: iconv -f latin1 -t utf-8 {path.name}"
-    )
-
-
-def _first_bad_byte(path: Path, names: list[str]) -> tuple[int, int, str | None]:
-    """(line, byte offset, column) of the first byte that is not UTF-8."""
-    number, offset = 0, 0
+def _not_utf8(path: Path, names: list[str]) -> str:
+    """Where the first byte that is not UTF-8 is: its line, column (a header name) and offset."""
+    offset = 0
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return number, offset + exc.start, _column_at(line[: exc.start], names)
+                field = re.sub(rb'"[^"]*"?', b"", line[: exc.start]).count(
+                    b","
+                )  # quoted: no commas
+                column = f", column {names[field]}" if field < len(names) else ""
+                return (
+                    f"line {number} of {path.name}{column}: byte offset {offset + exc.start} is "
+                    "not UTF-8 (the file is in another encoding, e.g. Latin-1 or Windows-1252); "
+                    f"re-export it as UTF-8, or convert it: iconv -f latin1 -t utf-8 {path.name}"
+                )
             offset += len(line)
-    return number, offset, None
-
-
-def _column_at(before: bytes, names: list[str]) -> str | None:
-    """The header name of the field ``before`` (a line up to a byte) ends in."""
-    field, quoted = 0, False
-    for byte in before:
-        if byte == ord('"'):
-            quoted = not quoted
-        elif byte == ord(",") and not quoted:
-            field += 1
-    return names[field] if field < len(names) else None
-
-
-def _physical_line(path: Path, record: int) -> int:
-    """The line a CSV record starts on (DuckDB counts records; a quoted value may hold line breaks)."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
-        previous = 0
-        try:
-            for number, _ in enumerate(reader, start=1):
-                if number == record:
-                    return previous + 1
-                previous = reader.line_num
-        except csv.Error:
-            pass
-    return record
+    return f"{path.name} is not UTF-8; re-export it as UTF-8"
 
 
 def unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
@@ -190,21 +148,20 @@ def unreadable_timestamps(path: Path, column: str, fmt: str) -> str:
     try:
         with duckdb.connect() as con:
             con.execute("set TimeZone = 'UTC'")
-            found = con.execute(
+            count, first = con.execute(
                 f"select count(*), list(n order by n)[1:3] from ("
                 f'select row_number() over () as n, "{column}" as v from {reader}) '
                 "where v is not null and try_cast(v as timestamptz) is null",
                 [str(path)],
             ).fetchone()
     except duckdb.Error:
-        found = (0, [])
-    count, first = found[0], found[1] or []
+        count, first = 0, []
     if not count:
         return f"column {column} of {path.name} has empty values"
-    where = ", ".join(str(n) for n in first)
+    values = f"{count} values that are" if count > 1 else "1 value that is"
+    rows = f"row{'s' if len(first) > 1 else ''} {', '.join(map(str, first))}"
     return (
-        f"column {column} of {path.name} holds {count} value{'s' if count != 1 else ''} that "
-        f"{'are' if count != 1 else 'is'} not a timestamp or name an unknown time zone "
-        f"(data row{'s' if len(first) != 1 else ''} {where}); write ISO 8601, e.g. "
-        "2026-10-31 23:58:01, with an optional Z, +02:00 or zone name such as Europe/Berlin"
+        f"column {column} of {path.name} holds {values} not a timestamp or name an unknown time "
+        f"zone (data {rows}); write ISO 8601, e.g. 2026-10-31 23:58:01, with an optional Z, "
+        "+02:00 or zone name such as Europe/Berlin"
     )

@@ -35,11 +35,8 @@ def java_major() -> int | None:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    found = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if not found:
-        return None
-    major = int(found.group(1))
-    return int(found.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+    found = re.search(r'version "(?:1\.)?(\d+)', out.stderr + out.stdout)  # "1.8.0" is Java 8
+    return int(found.group(1)) if found else None
 
 
 def prepare_spark() -> None:

@@ -6,6 +6,7 @@ file, line and fix, never the row's text (raw text is user-controlled).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -75,7 +76,7 @@ def csv_problem(path: Path, columns: tuple[str, ...]) -> str | None:
         error = str(exc).lower()
     if "not utf-8" in error:
         return _not_utf8(path, names)
-    line = re.search(r"csv error on line: (\d+)", error)  # DuckDB counts the header as line 1
+    record = re.search(r"csv error on line: (\d+)", error)  # DuckDB counts records, header = 1
     fields = re.search(r"expected number of columns: (\d+) found: (\d+)", error)
     if fields:
         cause = (
@@ -88,7 +89,8 @@ def csv_problem(path: Path, columns: tuple[str, ...]) -> str | None:
         cause = "a row is longer than 32 MB"
     else:
         cause = "it cannot be read as CSV"
-    return f"{f'line {line.group(1)} of ' if line else ''}{path.name}: {cause}; {CSV_FIX}"
+    where = f"line {_physical_line(path, int(record.group(1)))} of " if record else ""
+    return f"{where}{path.name}: {cause}; {CSV_FIX}"
 
 
 def _header(path: Path, columns: tuple[str, ...]) -> list[str] | str:
@@ -126,9 +128,8 @@ def _not_utf8(path: Path, names: list[str]) -> str:
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                field = re.sub(rb'"[^"]*"?', b"", line[: exc.start]).count(
-                    b","
-                )  # quoted: no commas
+                quoted = re.compile(rb'"[^"]*"?')  # a comma inside quotes splits no field
+                field = quoted.sub(b"", line[: exc.start]).count(b",")
                 column = f", column {names[field]}" if field < len(names) else ""
                 return (
                     f"line {number} of {path.name}{column}: byte offset {offset + exc.start} is "
@@ -137,6 +138,18 @@ def _not_utf8(path: Path, names: list[str]) -> str:
                 )
             offset += len(line)
     return f"{path.name} is not UTF-8; re-export it as UTF-8"
+
+
+def _physical_line(path: Path, record: int) -> int:
+    """The line a CSV record starts on (a quoted value may hold line breaks)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        reader, previous = csv.reader(fh), 0
+        with contextlib.suppress(csv.Error):
+            for number, _ in enumerate(reader, start=1):
+                if number == record:
+                    return previous + 1
+                previous = reader.line_num
+    return record
 
 
 def unreadable_timestamps(path: Path, column: str, fmt: str) -> str:

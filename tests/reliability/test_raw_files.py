@@ -64,6 +64,14 @@ def _mart() -> list[tuple]:
         return con.execute(f"select * from {MART} order by user_id").fetchall()
 
 
+def _quoted_line_break_then_a_short_row(raw: Path) -> None:
+    """Line 3's country spans two lines ("F", "R"), so data row 6 starts on line 8."""
+    lines = _lines(raw / "users.csv")
+    lines[2:3] = [lines[2][:-2], 'R"']
+    lines[7] = lines[7].rsplit(",", 1)[0]
+    _write(raw / "users.csv", lines)
+
+
 MALFORMED: dict[str, tuple[Callable[[Path], None], str, list[str]]] = {
     "a hostile events row missing a field": (
         _hostile_event_missing_a_field,
@@ -74,6 +82,11 @@ MALFORMED: dict[str, tuple[Callable[[Path], None], str, list[str]]] = {
         lambda raw: _set_line(raw / "users.csv", 7, _lines(raw / "users.csv")[6].rsplit(",", 1)[0]),
         "stg_users",
         ["line 7 of users.csv", "expected 4 fields, found 3"],
+    ),
+    "a short row after a quoted line break": (
+        _quoted_line_break_then_a_short_row,
+        "stg_users",
+        ["line 8 of users.csv", "expected 4 fields, found 3"],
     ),
     "a users row with an extra field": (
         lambda raw: _set_line(raw / "users.csv", 9, _lines(raw / "users.csv")[8] + ',"x"'),

@@ -62,13 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="at most this many pending rows",
     )
     cmd.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    cmd.add_argument(
-        "--reprocess",
-        choices=("prompt",),
-        default=None,
-        help="prompt: re-ask the date's rows answered under another prompt_version or model "
-        "(cost estimated first, budgeted); by default a row is never paid for twice",
-    )
     cmd.set_defaults(func=_run)
 
 
@@ -115,16 +108,10 @@ def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
 
 def _run(args: argparse.Namespace) -> int:
     # the SDK is imported when the command runs, not when it is registered
-    from sandbox.decision.steps import infer, prepare_features, reprocess_prompt
+    from sandbox.decision.steps import infer
 
     names = "llm workers max_cost_usd mode escalate model batch_size progress".split()
-    options = {name: getattr(args, name) for name in names}  # what infer and reprocess take
-    if args.reprocess == "prompt":
-        prepare_features(args.date)
-        with stop_on_signals() as (stop, _seen):
-            result = reprocess_prompt(args.date, stop=stop, **options)
-        print(result.render())
-        return result.exit_code
+    options = {name: getattr(args, name) for name in names}
     with stop_on_signals() as (stop, seen):
         summary = infer(args.date, stop=stop, **options)
     if summary.status == "interrupted" and seen.get("signal"):

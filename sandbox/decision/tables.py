@@ -18,7 +18,6 @@ FAILURES = "decision.inference_failures"
 CALLS = "decision.llm_calls"
 BATCH_JOBS = "decision.batch_jobs"
 PUBLISHED = "marts.user_recommendations"
-SUPERSEDED = "decision.recommendations_superseded"  # answers a prompt rollout replaced
 
 DDL: dict[str, str] = {
     "decision.inference_inputs": """
@@ -54,9 +53,6 @@ DDL: dict[str, str] = {
             escalation_status varchar,  -- added
             primary key (execution_date, user_id)
         )""",
-    SUPERSEDED: f"""
-        create table if not exists {SUPERSEDED} as
-        select *, cast(null as timestamp) as superseded_at from {STAGING} limit 0""",
     "decision.inference_failures": """
         create table if not exists decision.inference_failures (
             execution_date date not null,

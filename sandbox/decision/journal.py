@@ -15,7 +15,6 @@ from pathlib import Path
 from sandbox.config import SandboxError, warehouse_path
 from sandbox.ids import new_id
 
-_write = os.write  # one name to replace in the full-disk drill
 _TIME_KEYS = ("called_at", "failed_at", "created_at")  # the timestamps of journaled rows
 
 
@@ -66,7 +65,7 @@ class Journal:
                     self.path = self.folder / f"seg-{time.time_ns()}-{os.getpid()}.jsonl"
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 while line:  # one write, unless the disk takes only part of it
-                    line = line[_write(self._fd, line) :]
+                    line = line[os.write(self._fd, line) :]
             except OSError as exc:
                 raise JournalError(
                     f"cannot write the answer journal in {self.folder} ({exc.strerror or exc}): "

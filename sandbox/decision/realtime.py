@@ -282,11 +282,6 @@ class _Feed:
                     self.workers_done.set()
 
 
-def _wait(workers_done: threading.Event, timeout: float) -> bool:
-    """Wait up to ``timeout`` for the workers to finish (the calling thread's only wait)."""
-    return workers_done.wait(timeout)
-
-
 def run_realtime(
     ctx: RunContext, client: anthropic.Anthropic, rows: list[InputRow], *, summary: InferenceSummary,
     workers: int, budget: Budget, progress: bool, journal: Journal, stop: threading.Event,
@@ -334,18 +329,18 @@ def run_realtime(
 def _watch(feed: _Feed, stop: threading.Event, bar: tqdm, budget: Budget) -> str | None:
     """The calling thread: show progress until the workers end, a stop or a ^C; why it stopped."""
     shown, interrupted = 0, None
-    while True:
-        try:
-            finished = _wait(feed.workers_done, 0.5)
-        except KeyboardInterrupt:
-            # stop handing out rows; the rows in flight finish and are kept (a second ^C
-            # while they finish raises out: the journal holds their answers)
-            return interrupted or "KeyboardInterrupt"
-        if stop.is_set() and not interrupted:
-            interrupted = "stop"
-            feed.halt()
-        bar.update(feed.finished - shown)
-        shown = feed.finished
-        bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
-        if finished:
-            return interrupted
+    try:
+        while True:
+            finished = feed.workers_done.wait(0.5)
+            if stop.is_set() and not interrupted:
+                interrupted = "stop"
+                feed.halt()
+            bar.update(feed.finished - shown)
+            shown = feed.finished
+            bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
+            if finished:
+                return interrupted
+    except KeyboardInterrupt:
+        # stop handing out rows; the rows in flight finish and are kept (a second ^C
+        # while they finish raises out: the journal holds their answers)
+        return interrupted or "KeyboardInterrupt"

@@ -400,19 +400,32 @@ def test_a_stop_event_ends_the_run_interrupted_keeping_what_came_back(mart, monk
 
 
 def test_a_keyboard_interrupt_keeps_the_rows_in_flight(mart, monkeypatch) -> None:
-    from sandbox.decision import realtime
+    import signal
+    import threading
+
+    import anthropic
+    import httpx2
+
+    from sandbox.decision.clients import mock_state_dir
+    from sandbox.decision.fake import FakeMessagesAPI
 
     prepare_features(DAY)
     monkeypatch.setenv("SANDBOX_MOCK_LATENCY_MS", "50")
-    real_wait = realtime._wait
+    fake, answered = FakeMessagesAPI.from_env(state_dir=mock_state_dir()), []
 
-    def wait(workers_done, timeout):  # ^C while the calling thread waits for the workers
-        if not workers_done.is_set():
-            real_wait(workers_done, 0.01)
-            raise KeyboardInterrupt
-        return True
+    def handle(request):  # a real ^C while the calling thread waits for the workers
+        response = fake.handle(request)
+        if request.url.path.endswith("/v1/messages"):
+            answered.append(request)
+            if len(answered) == 5:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        return response
 
-    monkeypatch.setattr(realtime, "_wait", wait)
+    client = anthropic.Anthropic(
+        api_key="mock-key-offline",
+        http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(handle)),
+    )
+    monkeypatch.setattr("sandbox.decision.pipeline.make_client", lambda *a, **k: client)
     summary = run(workers=4, escalate=False)
     assert summary.status == "interrupted" and summary.interrupted_by == "KeyboardInterrupt"
     staged = scalar(f"select count(*) from {STAGING}")

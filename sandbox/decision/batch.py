@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import anthropic
 from tqdm.auto import tqdm
 
-from sandbox.config import SandboxError, batch_create_grace_s
+from sandbox.config import SandboxError, seconds_setting
 from sandbox.decision import store
 from sandbox.decision.batch_ingest import Carried, ingest
 from sandbox.decision.outcome import api_reason, explain_fatal, is_fatal
@@ -176,7 +176,8 @@ class BatchRun:
         lost = f"the Message Batch create ended without an answer ({reason})"
         ours = {job["custom_id"] for job in jobs}
         submitted = jobs[0]["submitted_at"].replace(tzinfo=UTC)
-        grace_end = submitted + timedelta(seconds=batch_create_grace_s())
+        grace_s = seconds_setting("SANDBOX_BATCH_CREATE_GRACE_S", 120.0)
+        grace_end = submitted + timedelta(seconds=grace_s)
         rejected: set[str] = set()
         while True:
             unproven = False
@@ -198,7 +199,7 @@ class BatchRun:
             if not unproven and datetime.now(UTC) >= grace_end:
                 store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
                 self.summary.notes.append(
-                    f"{lost} and, for {batch_create_grace_s():g} s, the API listed no batch made by it"
+                    f"{lost} and, for {grace_s:g} s, the API listed no batch made by it"
                     f"{f' ({len(rejected)} listed were not ours)' if rejected else ''}: nothing "
                     "was created, the rows stay pending"
                 )

@@ -11,7 +11,6 @@ import importlib
 _EXPORTS = {
     "sandbox.decision.clients": ["make_client"],
     "sandbox.decision.drift": ["check_drift", "load_thresholds"],
-    "sandbox.decision.pipeline": ["run_llm_inference"],
     "sandbox.decision.pricing": ["load_price_book"],
     "sandbox.decision.prompt": [
         "OUTPUT_SCHEMA",
@@ -22,7 +21,7 @@ _EXPORTS = {
         "parse_answer",
         "validate_answer",
     ],
-    "sandbox.decision.steps": ["infer", "prepare_features", "write_results"],
+    "sandbox.decision.steps": ["infer", "prepare_features", "run_llm_inference", "write_results"],
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_HOME)

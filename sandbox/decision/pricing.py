@@ -64,13 +64,6 @@ class PriceBook:
             f"{MODELS_FILE} with its input/output price per million tokens, or pick a known one"
         )
 
-    def cost(
-        self, model: str, input_tokens: int, output_tokens: int, *, batch: bool = False
-    ) -> float:
-        """USD for one request to ``model`` (at the batch discount when ``batch``)."""
-        discount = self.batch_discount if batch else 1.0
-        return self.get(model).cost(input_tokens, output_tokens, discount=discount)
-
 
 @lru_cache(maxsize=4)
 def load_price_book(path: Path = MODELS_FILE) -> PriceBook:
@@ -110,9 +103,8 @@ def approx_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class TokenCount:
-    """A request's input tokens: the shared prefix plus the summary at a per-character rate;
-    ``counted`` when from the count endpoint, else the characters / 4 guess (too low for newer
-    tokenizers)."""
+    """A request's input tokens: the shared prefix plus the summary at a per-character rate
+    (``counted`` by the count endpoint, else the characters / 4 guess, low for newer tokenizers)."""
 
     prefix_tokens: int
     tokens_per_char: float = 0.25
@@ -178,18 +170,18 @@ def estimate_cost(
 ) -> CostEstimate:
     """Price a run from per-row input token counts (see :class:`CostEstimate`)."""
     rows, total_in = len(input_tokens), sum(input_tokens)
-    out_expected, out_max = expected_output_tokens * rows, max_output_tokens * rows
-    expected = book.cost(primary, total_in, out_expected, batch=batch)
-    worst = book.cost(primary, total_in, out_max, batch=batch)
-    if escalation:
-        expected += escalation_share * book.cost(escalation, total_in, out_expected, batch=batch)
-        worst += book.cost(escalation, total_in, out_max, batch=batch)
+    discount = book.batch_discount if batch else 1.0
+    first, second = book.get(primary), escalation and book.get(escalation)
+    expected = first.cost(total_in, expected_output_tokens * rows, discount=discount)
+    worst = first.cost(total_in, max_output_tokens * rows, discount=discount)
+    if second:
+        share = escalation_share
+        expected += share * second.cost(total_in, expected_output_tokens * rows, discount=discount)
+        worst += second.cost(total_in, max_output_tokens * rows, discount=discount)
     return CostEstimate(
-        rows=rows, primary=book.get(primary).id,
-        escalation=book.get(escalation).id if escalation else None, batch=batch,
+        rows=rows, primary=first.id, escalation=second.id if second else None, batch=batch,
         input_tokens=total_in, expected_usd=expected, worst_usd=worst,
-        escalation_share=escalation_share if escalation else 0.0,
-        note=cache_note(book.get(primary), prefix_tokens),
+        escalation_share=escalation_share if second else 0.0, note=cache_note(first, prefix_tokens),
     )  # fmt: skip
 
 

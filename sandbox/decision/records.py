@@ -34,7 +34,8 @@ class RunContext:
 
     def cost(self, model: ModelPrice, input_tokens: int, output_tokens: int) -> float:
         """USD for one request in this run's mode (batch discount in batch mode)."""
-        return self.book.cost(model.id, input_tokens, output_tokens, batch=self.mode == "batch")
+        discount = self.book.batch_discount if self.mode == "batch" else 1.0
+        return model.cost(input_tokens, output_tokens, discount=discount)
 
     def input_tokens(self, row: InputRow) -> int:
         return self.tokens.tokens(row.summary)

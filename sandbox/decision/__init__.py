@@ -1,6 +1,4 @@
 """The decision plane: frozen feature rows in, validated recommendations out.
-
-``prepare_features``, ``run_llm_inference``, ``write_results`` and ``infer`` (the three).
 Names load on first use, so ``sandbox --help`` skips the SDK import.
 """
 

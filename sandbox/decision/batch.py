@@ -1,5 +1,4 @@
 """Batch inference through the Message Batches API: half price, resumable, never paid twice.
-
 A create's intent is stored first (``decision.batch_jobs``), then the batch is created once,
 without retries; after a lost answer, a listed batch is adopted only when its results prove it.
 """
@@ -62,8 +61,6 @@ class BatchRun:
     reserved: dict[str, float] = field(default_factory=dict)
     proven: dict[str, list] = field(default_factory=dict)
 
-    # -- the open batches of the date ----------------------------------------------------
-
     def resume(self) -> None:
         """Collect every Message Batch of the date still open in ``decision.batch_jobs``."""
         for batch_id, jobs in store.open_batches(self.ctx.as_of).items():
@@ -74,8 +71,6 @@ class BatchRun:
                 batch_id, jobs = adopted, [{**j, "batch_id": adopted} for j in jobs]
             self.summary.batch_ids.append(batch_id)
             self._collect(batch_id, jobs)
-
-    # -- creating ------------------------------------------------------------------------
 
     def submit(self, rows: list[InputRow]) -> None:
         """Send ``rows`` as new primary batches (as many as the budget admits) and collect them."""
@@ -141,14 +136,12 @@ class BatchRun:
             )
             store.commit_when_free(batch_updates=[(intent, batch.id, "in_progress")])
             batch_id = batch.id
-        except anthropic.APIStatusError as exc:
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             if is_fatal(exc):
                 store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
                 raise SandboxError(
                     f"could not create the Message Batch: {explain_fatal(exc, model.id)}"
                 ) from exc
-            batch_id = self._reconcile(intent, jobs, reason=api_reason(exc))
-        except anthropic.APIConnectionError as exc:
             batch_id = self._reconcile(intent, jobs, reason=api_reason(exc))
         finally:
             if batch_id is None:
@@ -165,14 +158,10 @@ class BatchRun:
         self.summary.batch_ids.append(batch_id)
         return [{**job, "batch_id": batch_id, "status": "in_progress"} for job in jobs]
 
-    # -- a create whose answer was lost -------------------------------------------------
-
     def _reconcile(self, intent: str, jobs: list[dict], reason: str) -> str | None:
-        """The create's outcome is unknown: adopt the batch it made once its results prove it.
-
-        Every ``custom_id`` starts with the intent's nonce. Lists every ``poll_s`` until a batch
-        is proven; ``None`` once none showed for ``SANDBOX_BATCH_CREATE_GRACE_S`` or time is up.
-        """
+        """The create's outcome is unknown: adopt the batch it made once its results (every
+        ``custom_id`` starts with the intent's nonce) prove it; ``None`` once none showed for
+        ``SANDBOX_BATCH_CREATE_GRACE_S``, or time is up."""
         lost = f"the Message Batch create ended without an answer ({reason})"
         ours = {job["custom_id"] for job in jobs}
         submitted = jobs[0]["submitted_at"].replace(tzinfo=UTC)
@@ -251,8 +240,6 @@ class BatchRun:
         self.proven[batch_id] = items
         return "ours"
 
-    # -- collecting ----------------------------------------------------------------------
-
     def _poll(self, batch_id: str, bar: tqdm) -> tuple[str, object]:
         """Poll until the batch ends: ``("ended", batch)``, ``("waiting", None)`` or ``("gone", None)``."""
         started = time.monotonic()
@@ -284,7 +271,6 @@ class BatchRun:
         """Wait for one stored batch, then ingest it (which may start an escalation batch)."""
         desc = f"batch {self.ctx.as_of} {jobs[0]['purpose']}"
         bar = tqdm(total=len(jobs), desc=desc, unit="row", disable=not self.progress)
-
         try:
             state, batch = self._poll(batch_id, bar)
             if state == "waiting":

@@ -1,7 +1,5 @@
-"""Model ids, list prices, token counts and the cost arithmetic behind estimates and the budget.
-
-Every price comes from ``models.json`` next to this module. Costs are list prices (times
-``batch_discount`` for the Message Batches API); no prompt-cache discount is assumed.
+"""Model ids, list prices (``models.json``), token counts and the cost arithmetic behind
+estimates and the budget; no prompt-cache discount is assumed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""The prompt, the answer schema, ``prompt_version``, the request and the answer's validation.
-
-Structured outputs constrain the answer's shape but not its ranges or lengths, so every
-answer is checked here; a failure is an :class:`InvalidAnswer` (a failure row).
+"""The prompt, the answer schema, ``prompt_version``, the request and the answer's validation
+(structured outputs constrain the shape but not ranges or lengths, so every answer is checked).
 """
 
 from __future__ import annotations

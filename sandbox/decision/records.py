@@ -1,7 +1,5 @@
-"""The rows one inference run writes: a result, a failure (the dead letter) and a ledger row.
-
-Every row carries ``execution_date``, ``user_id``, ``run_id``, the model and
-``prompt_version``, so a bad answer traces back to one input row and one prompt.
+"""The rows one inference run writes: a result, a failure (the dead letter) and a ledger row;
+each carries the model and ``prompt_version``, so a bad answer traces back to one prompt.
 """
 
 from __future__ import annotations

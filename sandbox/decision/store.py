@@ -1,7 +1,5 @@
 """Reads and writes of the decision tables: pending rows, commits, the journal, open batches.
-
-Each function opens the warehouse briefly; ``ingest_journal`` and ``load_pending``, which begin
-every run, create the tables. A commit is one transaction of Arrow inserts (never row by row).
+Each function opens the warehouse briefly; a commit is one transaction of Arrow inserts.
 """
 
 from __future__ import annotations
@@ -73,12 +71,9 @@ def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: 
                                 and b.status in ('creating', 'in_progress'))
               and not list_contains(?, i.user_id)
             order by i.user_id
+            limit ?
         """
-        params: list = [as_of, list(held)]
-        if limit is not None:
-            sql += " limit ?"
-            params.append(int(limit))
-        rows = [InputRow(*r) for r in con.execute(sql, params).fetchall()]
+        rows = [InputRow(*r) for r in con.execute(sql, [as_of, list(held), limit]).fetchall()]
         reasons = _resend_reasons(con, as_of, prompt_version, rows)
     return PendingWork(rows, inputs, staged, waiting, held, reasons)
 

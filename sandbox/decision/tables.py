@@ -1,7 +1,5 @@
-"""The decision plane's tables: their DDL, and the columns added since they first shipped.
-
-Only this module creates or migrates ``decision.*`` and ``marts.user_recommendations``;
-every table is keyed by ``execution_date`` (the public contract's name) and ``user_id``.
+"""The decision plane's tables, keyed by ``execution_date`` and ``user_id``: their DDL and the
+columns added since they first shipped (only this module creates or migrates them).
 """
 
 from __future__ import annotations

@@ -27,13 +27,8 @@ def journal_dir() -> Path:
     return warehouse_path().with_suffix(".journal")
 
 
-def _encode(value):
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    raise TypeError(f"cannot journal {type(value).__name__}")
-
-
-_ENCODER = json.JSONEncoder(default=_encode, separators=(",", ":"))  # built once, not per entry
+# built once, not per entry; the only values JSON lacks are dates and timestamps (as ISO text)
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 
 
 def _decode(row: dict) -> dict:

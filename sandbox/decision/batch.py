@@ -270,8 +270,7 @@ class BatchRun:
     def _collect(self, batch_id: str, jobs: list[dict]) -> None:
         """Wait for one stored batch, then ingest it (which may start an escalation batch)."""
         desc = f"batch {self.ctx.as_of} {jobs[0]['purpose']}"
-        bar = tqdm(total=len(jobs), desc=desc, unit="row", disable=not self.progress)
-        try:
+        with tqdm(total=len(jobs), desc=desc, unit="row", disable=not self.progress) as bar:
             state, batch = self._poll(batch_id, bar)
             if state == "waiting":
                 self.waiting.append(batch_id)
@@ -279,8 +278,6 @@ class BatchRun:
             escalation = ingest(self, batch_id, batch, jobs)
             bar.set_postfix_str(f"{batch_id} ended", refresh=False)
             bar.update(len(jobs))
-        finally:
-            bar.close()
         if escalation:
             self._collect(escalation[0]["batch_id"], escalation)
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sandbox.config import LLM_CHOICES, MODES
+from sandbox.config import LLM_CHOICES, MODES, SandboxError
+from sandbox.decision.pricing import Budget
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,16 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _dollars(text: str) -> float:
-    """A positive, finite number of dollars (``nan``, ``inf``, 0 and negatives are refused)."""
+    """A positive, finite number of dollars, refused as the budget refuses it."""
     try:
-        value = float(text)
+        return Budget(float(text)).limit_usd
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of dollars") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: the budget must be a positive number of dollars, e.g. 0.50"
-        )
-    return value
+    except SandboxError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @contextmanager

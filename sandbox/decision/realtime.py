@@ -96,23 +96,19 @@ class Writer:
                 # would cost every answer a thread switch); close() does
                 self._closing.wait(wait_s)
                 open_ = self._take(batch, block=False)
-            if not batch:
-                continue
+            if batch and self.error is None:
+                rows = {
+                    k: [r for e in batch for r in e[k]] for k in ("results", "failures", "calls")
+                }
+                self.journal.sync()
+                last_commit = time.monotonic()
+                try:
+                    store.commit_when_free(busy=self.stalled, **rows)
+                    self.summary.count(**rows)
+                except BaseException as exc:  # keep draining so no worker ever blocks
+                    self.error = exc
             if self.error is not None:
                 self.uncommitted += len(batch)
-                batch = []
-                continue
-            rows = {
-                key: [r for e in batch for r in e[key]] for key in ("results", "failures", "calls")
-            }
-            self.journal.sync()
-            last_commit = time.monotonic()
-            try:
-                store.commit_when_free(busy=self.stalled, **rows)
-            except BaseException as exc:  # keep draining so no worker ever blocks
-                self.error = exc
-                continue
-            self.summary.count(**rows)
             batch = []
 
 

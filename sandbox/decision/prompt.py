@@ -75,16 +75,9 @@ class Recommendation(BaseModel):
 
     recommendation_type: RecommendationType
     recommendation_text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-    confidence_score: Annotated[float, Field(ge=0.0, le=1.0)]
+    # strict: a number, integer or not (1 and 0 are fine); never a bool or a numeric string
+    confidence_score: Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
     reasoning: Annotated[str, Field(min_length=1, max_length=MAX_REASONING_CHARS)]
-
-    @field_validator("confidence_score", mode="before")
-    @classmethod
-    def _a_number(cls, value: Any) -> Any:
-        # a number, integer or not (1 and 0 are fine); never a bool or a numeric string
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError("confidence_score must be a number from 0 to 1")
-        return float(value)
 
     @field_validator("reasoning")
     @classmethod

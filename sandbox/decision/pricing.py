@@ -4,7 +4,6 @@ estimates and the budget; no prompt-cache discount is assumed.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import threading
@@ -31,10 +30,6 @@ class ModelPrice:
     max_tokens: int = 300  # room for the answer, and any thinking
     request: dict = field(default_factory=dict, hash=False)  # extra parameters, e.g. thinking
     status: str = "active"  # or legacy: still served, with a newer model to move to
-
-    def request_options(self) -> dict:
-        """The extra request parameters as a fresh dict (nested values copied)."""
-        return copy.deepcopy(self.request)
 
     def cost(self, input_tokens: int, output_tokens: int, *, discount: float = 1.0) -> float:
         """USD for one request's tokens, times ``discount`` (0.5 for the Batches API)."""

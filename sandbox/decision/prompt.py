@@ -111,20 +111,17 @@ def opaque_user_id(user_id: str) -> str:
 def build_params(model: ModelPrice, user_id: str, summary: str) -> dict[str, Any]:
     """The Messages API parameters for one user (structured output when the model has it);
     ``max_tokens`` and model options (e.g. ``thinking`` off) come from ``models.json``."""
-    options = model.request_options()
     params: dict[str, Any] = {
         "model": model.id,
         "max_tokens": model.max_tokens,
         "system": SYSTEM_PROMPT,
         "messages": [{"role": "user", "content": USER_TEMPLATE.format(summary=summary)}],
         "metadata": {"user_id": opaque_user_id(user_id)},
+        **model.request,  # shared, never changed: the SDK copies what it sends
     }
-    output_config = dict(options.pop("output_config", None) or {})
     if model.structured_outputs:
-        output_config["format"] = {"type": "json_schema", "schema": OUTPUT_SCHEMA}
-    if output_config:
-        params["output_config"] = output_config
-    params.update(options)
+        schema = {"type": "json_schema", "schema": OUTPUT_SCHEMA}
+        params["output_config"] = {**model.request.get("output_config", {}), "format": schema}
     return params
 
 

@@ -46,7 +46,7 @@ def test_the_former_primary_stays_legacy_so_old_rows_keep_their_prices() -> None
     book = load_price_book()
     assert book.get("claude-haiku-4-5").status == "legacy"
     assert book.get(HAIKU_5_5).status == "active"
-    assert book.get(HAIKU_5_5).request_options() == {"thinking": {"type": "disabled"}}
+    assert book.get(HAIKU_5_5).request == {"thinking": {"type": "disabled"}}
     assert [book.get(m).min_cacheable_prompt_tokens for m in (HAIKU, HAIKU_5_5, SONNET)] == [
         4096,
         4096,

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import date, datetime
 from pathlib import Path
 
@@ -73,10 +74,8 @@ class Journal:
         with self._lock:
             fd, dirty, self._dirty = self._fd, self._dirty, False
         if fd is not None and dirty:
-            try:
+            with suppress(OSError):  # the write itself succeeded: a process kill loses nothing
                 os.fsync(fd)
-            except OSError:
-                pass  # the write itself succeeded: a process kill still loses nothing
 
     def close(self, *, all_committed: bool) -> None:
         """Close the file; with everything committed, delete it (once: a second close is a no-op)."""
@@ -115,7 +114,5 @@ def forget(files: list[Path]) -> None:
     for path in files:
         path.unlink(missing_ok=True)
     if files:
-        try:
+        with suppress(OSError):  # not empty: another run's journal is still there
             files[0].parent.rmdir()
-        except OSError:
-            pass  # not empty: another run's journal is still there

@@ -109,8 +109,7 @@ def opaque_user_id(user_id: str) -> str:
 
 
 def build_params(model: ModelPrice, user_id: str, summary: str) -> dict[str, Any]:
-    """The Messages API parameters for one user (structured output when the model has it);
-    ``max_tokens`` and model options (e.g. ``thinking`` off) come from ``models.json``."""
+    """The Messages API parameters for one user; model options come from ``models.json``."""
     params: dict[str, Any] = {
         "model": model.id,
         "max_tokens": model.max_tokens,

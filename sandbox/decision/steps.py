@@ -105,9 +105,8 @@ def _in_one_transaction(con, as_of: date, table: str, statements: list[tuple[str
 
 @step_lock("sandbox infer")
 def prepare_features(execution_date: date | str) -> int:
-    """Freeze ``marts.fct_user_features_for_ai`` into ``decision.inference_inputs`` for the date
-    (idempotent); a staged answer whose input changed or whose user left is dropped, so the next
-    run redoes exactly those rows. Returns the number of frozen rows."""
+    """Freeze the date's mart rows into ``decision.inference_inputs`` (idempotent), dropping
+    staged answers whose input changed or whose user left; the number of frozen rows."""
     as_of = parse_date(execution_date)
     with connect() as con:
         _check_source(con, as_of)
@@ -122,8 +121,7 @@ def prepare_features(execution_date: date | str) -> int:
 
 @step_lock("sandbox infer")
 def write_results(execution_date: date | str) -> int:
-    """Make the date's ``marts.user_recommendations`` rows equal its staged rows (insert, update,
-    delete; idempotent). Returns the date's row count."""
+    """Make the date's published rows equal its staged rows (idempotent); their count."""
 
     as_of = parse_date(execution_date)
     with connect() as con:
@@ -135,8 +133,7 @@ def write_results(execution_date: date | str) -> int:
 def _estimate(
     ctx: RunContext, client: anthropic.Anthropic, work: PendingWork, journal: Journal
 ) -> tuple[RunContext, CostEstimate, str | None]:
-    """Count the shared prefix once with ``count_tokens`` and price every pending row; the
-    context (with the model's own counts), the estimate, and a note when counting failed."""
+    """Count tokens once (``count_tokens``), price every pending row: context, estimate, note."""
     sample = work.rows[0]
     note = None
     try:

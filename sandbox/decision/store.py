@@ -201,8 +201,7 @@ COMMIT_GIVE_UP_S = 600.0  # how long a commit retries while another process hold
 
 
 def commit_when_free(busy: threading.Event | None = None, **rows) -> None:
-    """:func:`commit`, retried while a reader holds the warehouse, for up to ``COMMIT_GIVE_UP_S``
-    (``busy`` is set meanwhile, and cleared once the commit went through)."""
+    """:func:`commit`, retried for ``COMMIT_GIVE_UP_S`` while busy (``busy`` set meanwhile)."""
     deadline = time.monotonic() + COMMIT_GIVE_UP_S
     while True:
         try:
@@ -219,9 +218,9 @@ def commit_when_free(busy: threading.Event | None = None, **rows) -> None:
 
 
 def ingest_journal() -> tuple[int, int, int, int]:
-    """Commit every entry an earlier run left in the journal, then remove it (idempotent); a
-    ``held`` primary answer is staged as ``not_sent`` unless the row's final answer exists.
-    Returns what it committed: entries, ledger rows, results and failures."""
+    """Commit what an earlier run left in the journal, then remove it (idempotent; a ``held``
+    primary answer is staged as ``not_sent`` unless the row has its final answer); the counts
+    of entries, ledger rows, results and failures committed."""
     files = journal.pending_files()
     if not files:
         return 0, 0, 0, 0

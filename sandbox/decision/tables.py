@@ -135,8 +135,7 @@ _migrated: set[tuple[str, str]] = set()
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
-    """Create the named tables (default all) if missing, and add newer columns (once per table
-    and warehouse file in a process)."""
+    """Create the named tables (default all) and add newer columns (once per table and file)."""
     for name in names or DDL:
         con.execute(f"create schema if not exists {name.split('.')[0]}")
         con.execute(DDL[name])

@@ -189,13 +189,3 @@ def seconds_setting(name: str, default: float) -> float:
             f"more (default {default:g}), or unset it"
         )
     return value
-
-
-def batch_create_grace_s() -> float:
-    """Seconds before a batch create with no answer counts as never made (default 120)."""
-    return seconds_setting("SANDBOX_BATCH_CREATE_GRACE_S", 120.0)
-
-
-def batch_first_wait_s() -> float:
-    """Seconds a batch run polls a new Message Batch before leaving it to the sensor."""
-    return seconds_setting("SANDBOX_BATCH_FIRST_WAIT_S", 0.0)

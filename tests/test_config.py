@@ -96,9 +96,9 @@ def test_a_given_value_wins_over_the_variable(monkeypatch) -> None:
         ("SANDBOX_MAX_COST_USD", "-1", "max_cost_usd", "must be 0 or more"),
         ("SANDBOX_MAX_COST_USD", "nan", "max_cost_usd", "must be 0 or more"),
         ("SANDBOX_INFER_MODE", "stream", "infer_mode", "realtime or batch.*SANDBOX_INFER_MODE"),
-        ("SANDBOX_BATCH_FIRST_WAIT_S", "soon", "batch_first_wait_s", "SANDBOX_BATCH_FIRST_WAIT_S='soon' is not a number of seconds"),
-        ("SANDBOX_BATCH_FIRST_WAIT_S", "-5", "batch_first_wait_s", "SANDBOX_BATCH_FIRST_WAIT_S='-5'.*set it to 0 or more"),
-        ("SANDBOX_BATCH_CREATE_GRACE_S", "inf", "batch_create_grace_s", "SANDBOX_BATCH_CREATE_GRACE_S='inf'.*default 120"),
+        ("SANDBOX_BATCH_FIRST_WAIT_S", "soon", "seconds_setting", "SANDBOX_BATCH_FIRST_WAIT_S='soon' is not a number of seconds"),
+        ("SANDBOX_BATCH_FIRST_WAIT_S", "-5", "seconds_setting", "SANDBOX_BATCH_FIRST_WAIT_S='-5'.*set it to 0 or more"),
+        ("SANDBOX_BATCH_CREATE_GRACE_S", "inf", "seconds_setting", "SANDBOX_BATCH_CREATE_GRACE_S='inf'.*default 120"),
     ],
 )
 def test_a_wrong_value_is_refused_with_the_fix(
@@ -107,5 +107,6 @@ def test_a_wrong_value_is_refused_with_the_fix(
     from sandbox import config
 
     monkeypatch.setenv(name, value)
+    call = getattr(config, function)
     with pytest.raises(SandboxError, match=message):
-        getattr(config, function)()
+        call(name, 120.0) if function == "seconds_setting" else call()

@@ -233,8 +233,9 @@ def run_llm_inference(
     with quiet_http(), task_summary(INFER_TASK, ds) as line, _failure_policy(), _stop_on_kill():
         ceiling, mode = config.max_cost_usd(max_cost_usd), config.infer_mode(mode)
         if mode == "batch":
+            wait_s = config.seconds_setting("SANDBOX_BATCH_FIRST_WAIT_S", 0.0)
             summary = _infer(ds, params, mode=mode, batch_size=batch_size, max_cost_usd=ceiling,
-                             wait_s=config.batch_first_wait_s())  # fmt: skip
+                             wait_s=wait_s)  # fmt: skip
             return _check(summary, line)
         first = None
         probing = batch_size is None or batch_size > PROBE_ROWS

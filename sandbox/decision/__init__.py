@@ -1,6 +1,4 @@
 """The decision plane: frozen feature rows in, validated recommendations out.
-
-``prepare_features``, ``run_llm_inference``, ``write_results`` and ``infer`` (the three).
 Names load on first use, so ``sandbox --help`` skips the SDK import.
 """
 
@@ -11,7 +9,6 @@ import importlib
 _EXPORTS = {
     "sandbox.decision.clients": ["make_client"],
     "sandbox.decision.drift": ["check_drift", "load_thresholds"],
-    "sandbox.decision.pipeline": ["run_llm_inference"],
     "sandbox.decision.pricing": ["load_price_book"],
     "sandbox.decision.prompt": [
         "OUTPUT_SCHEMA",
@@ -22,7 +19,7 @@ _EXPORTS = {
         "parse_answer",
         "validate_answer",
     ],
-    "sandbox.decision.steps": ["infer", "prepare_features", "write_results"],
+    "sandbox.decision.steps": ["infer", "prepare_features", "run_llm_inference", "write_results"],
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_HOME)

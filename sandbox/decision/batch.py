@@ -1,5 +1,4 @@
 """Batch inference through the Message Batches API: half price, resumable, never paid twice.
-
 A create's intent is stored first (``decision.batch_jobs``), then the batch is created once,
 without retries; after a lost answer, a listed batch is adopted only when its results prove it.
 """
@@ -16,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import anthropic
 from tqdm.auto import tqdm
 
-from sandbox.config import SandboxError, batch_create_grace_s
+from sandbox.config import SandboxError, seconds_setting
 from sandbox.decision import store
 from sandbox.decision.batch_ingest import Carried, ingest
 from sandbox.decision.outcome import api_reason, explain_fatal, is_fatal
@@ -62,8 +61,6 @@ class BatchRun:
     reserved: dict[str, float] = field(default_factory=dict)
     proven: dict[str, list] = field(default_factory=dict)
 
-    # -- the open batches of the date ----------------------------------------------------
-
     def resume(self) -> None:
         """Collect every Message Batch of the date still open in ``decision.batch_jobs``."""
         for batch_id, jobs in store.open_batches(self.ctx.as_of).items():
@@ -74,8 +71,6 @@ class BatchRun:
                 batch_id, jobs = adopted, [{**j, "batch_id": adopted} for j in jobs]
             self.summary.batch_ids.append(batch_id)
             self._collect(batch_id, jobs)
-
-    # -- creating ------------------------------------------------------------------------
 
     def submit(self, rows: list[InputRow]) -> None:
         """Send ``rows`` as new primary batches (as many as the budget admits) and collect them."""
@@ -141,14 +136,12 @@ class BatchRun:
             )
             store.commit_when_free(batch_updates=[(intent, batch.id, "in_progress")])
             batch_id = batch.id
-        except anthropic.APIStatusError as exc:
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             if is_fatal(exc):
                 store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
                 raise SandboxError(
                     f"could not create the Message Batch: {explain_fatal(exc, model.id)}"
                 ) from exc
-            batch_id = self._reconcile(intent, jobs, reason=api_reason(exc))
-        except anthropic.APIConnectionError as exc:
             batch_id = self._reconcile(intent, jobs, reason=api_reason(exc))
         finally:
             if batch_id is None:
@@ -165,18 +158,15 @@ class BatchRun:
         self.summary.batch_ids.append(batch_id)
         return [{**job, "batch_id": batch_id, "status": "in_progress"} for job in jobs]
 
-    # -- a create whose answer was lost -------------------------------------------------
-
     def _reconcile(self, intent: str, jobs: list[dict], reason: str) -> str | None:
-        """The create's outcome is unknown: adopt the batch it made once its results prove it.
-
-        Every ``custom_id`` starts with the intent's nonce. Lists every ``poll_s`` until a batch
-        is proven; ``None`` once none showed for ``SANDBOX_BATCH_CREATE_GRACE_S`` or time is up.
-        """
+        """The create's outcome is unknown: adopt the batch it made once its results (every
+        ``custom_id`` starts with the intent's nonce) prove it; ``None`` once none showed for
+        ``SANDBOX_BATCH_CREATE_GRACE_S``, or time is up."""
         lost = f"the Message Batch create ended without an answer ({reason})"
         ours = {job["custom_id"] for job in jobs}
         submitted = jobs[0]["submitted_at"].replace(tzinfo=UTC)
-        grace_end = submitted + timedelta(seconds=batch_create_grace_s())
+        grace_s = seconds_setting("SANDBOX_BATCH_CREATE_GRACE_S", 120.0)
+        grace_end = submitted + timedelta(seconds=grace_s)
         rejected: set[str] = set()
         while True:
             unproven = False
@@ -198,7 +188,7 @@ class BatchRun:
             if not unproven and datetime.now(UTC) >= grace_end:
                 store.commit_when_free(batch_updates=[(intent, intent, "not_created")])
                 self.summary.notes.append(
-                    f"{lost} and, for {batch_create_grace_s():g} s, the API listed no batch made by it"
+                    f"{lost} and, for {grace_s:g} s, the API listed no batch made by it"
                     f"{f' ({len(rejected)} listed were not ours)' if rejected else ''}: nothing "
                     "was created, the rows stay pending"
                 )
@@ -250,8 +240,6 @@ class BatchRun:
         self.proven[batch_id] = items
         return "ours"
 
-    # -- collecting ----------------------------------------------------------------------
-
     def _poll(self, batch_id: str, bar: tqdm) -> tuple[str, object]:
         """Poll until the batch ends: ``("ended", batch)``, ``("waiting", None)`` or ``("gone", None)``."""
         started = time.monotonic()
@@ -282,9 +270,7 @@ class BatchRun:
     def _collect(self, batch_id: str, jobs: list[dict]) -> None:
         """Wait for one stored batch, then ingest it (which may start an escalation batch)."""
         desc = f"batch {self.ctx.as_of} {jobs[0]['purpose']}"
-        bar = tqdm(total=len(jobs), desc=desc, unit="row", disable=not self.progress)
-
-        try:
+        with tqdm(total=len(jobs), desc=desc, unit="row", disable=not self.progress) as bar:
             state, batch = self._poll(batch_id, bar)
             if state == "waiting":
                 self.waiting.append(batch_id)
@@ -292,8 +278,6 @@ class BatchRun:
             escalation = ingest(self, batch_id, batch, jobs)
             bar.set_postfix_str(f"{batch_id} ended", refresh=False)
             bar.update(len(jobs))
-        finally:
-            bar.close()
         if escalation:
             self._collect(escalation[0]["batch_id"], escalation)
 

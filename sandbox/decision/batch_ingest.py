@@ -87,10 +87,11 @@ def _take(
         job.get("input_sha") not in (None, row.input_sha) or job["prompt_version"] != PROMPT_VERSION
     )
     status = "stale" if changed else outcome.status
-    call = ctx.call(user, model, purpose, status, error_class=outcome.error_class, **usage)
     # one ledger row per batch item, whichever run ingests it (idempotent)
-    key = f"{got.batch_id}/{item.custom_id}".encode()
-    call["call_id"] = hashlib.sha256(key).hexdigest()[:32]
+    call_id = hashlib.sha256(f"{got.batch_id}/{item.custom_id}".encode()).hexdigest()[:32]
+    call = ctx.call(
+        user, model, purpose, status, error_class=outcome.error_class, call_id=call_id, **usage
+    )
     got.calls.append(call)
     if changed:  # the input or prompt changed since: the answer is not this row's
         got.stale += 1

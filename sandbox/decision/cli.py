@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sandbox.config import LLM_CHOICES, MODES
+from sandbox.config import LLM_CHOICES, MODES, SandboxError
+from sandbox.decision.pricing import Budget
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,27 +62,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="at most this many pending rows",
     )
     cmd.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    cmd.add_argument(
-        "--reprocess",
-        choices=("prompt",),
-        default=None,
-        help="prompt: re-ask the date's rows answered under another prompt_version or model "
-        "(cost estimated first, budgeted); by default a row is never paid for twice",
-    )
     cmd.set_defaults(func=_run)
 
 
 def _dollars(text: str) -> float:
-    """A positive, finite number of dollars (``nan``, ``inf``, 0 and negatives are refused)."""
+    """A positive, finite number of dollars, refused as the budget refuses it."""
     try:
-        value = float(text)
+        return Budget(float(text)).limit_usd
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of dollars") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: the budget must be a positive number of dollars, e.g. 0.50"
-        )
-    return value
+    except SandboxError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @contextmanager
@@ -115,16 +105,10 @@ def stop_on_signals() -> Iterator[tuple[threading.Event, dict]]:
 
 def _run(args: argparse.Namespace) -> int:
     # the SDK is imported when the command runs, not when it is registered
-    from sandbox.decision.steps import infer, prepare_features, reprocess_prompt
+    from sandbox.decision.steps import infer
 
     names = "llm workers max_cost_usd mode escalate model batch_size progress".split()
-    options = {name: getattr(args, name) for name in names}  # what infer and reprocess take
-    if args.reprocess == "prompt":
-        prepare_features(args.date)
-        with stop_on_signals() as (stop, _seen):
-            result = reprocess_prompt(args.date, stop=stop, **options)
-        print(result.render())
-        return result.exit_code
+    options = {name: getattr(args, name) for name in names}
     with stop_on_signals() as (stop, seen):
         summary = infer(args.date, stop=stop, **options)
     if summary.status == "interrupted" and seen.get("signal"):

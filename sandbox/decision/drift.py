@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from collections import Counter, defaultdict
@@ -79,10 +80,7 @@ class DriftReport:
 
     def as_record(self) -> dict[str, Any]:
         """Plain values for a table row or a log line (dates as ISO text)."""
-        record = asdict(self)
-        record["execution_date"] = self.execution_date.isoformat()
-        record["window_dates"] = [d.isoformat() for d in self.window_dates]
-        return record
+        return json.loads(json.dumps(asdict(self), default=str))
 
 
 def _shares(counts: dict[str, int], buckets: tuple[str, ...]) -> dict[str, float]:

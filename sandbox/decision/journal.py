@@ -9,13 +9,13 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import date, datetime
 from pathlib import Path
 
 from sandbox.config import SandboxError, warehouse_path
 from sandbox.ids import new_id
 
-_write = os.write  # one name to replace in the full-disk drill
 _TIME_KEYS = ("called_at", "failed_at", "created_at")  # the timestamps of journaled rows
 
 
@@ -28,13 +28,8 @@ def journal_dir() -> Path:
     return warehouse_path().with_suffix(".journal")
 
 
-def _encode(value):
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    raise TypeError(f"cannot journal {type(value).__name__}")
-
-
-_ENCODER = json.JSONEncoder(default=_encode, separators=(",", ":"))  # built once, not per entry
+# built once, not per entry; the only values JSON lacks are dates and timestamps (as ISO text)
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 
 
 def _decode(row: dict) -> dict:
@@ -66,7 +61,7 @@ class Journal:
                     self.path = self.folder / f"seg-{time.time_ns()}-{os.getpid()}.jsonl"
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 while line:  # one write, unless the disk takes only part of it
-                    line = line[_write(self._fd, line) :]
+                    line = line[os.write(self._fd, line) :]
             except OSError as exc:
                 raise JournalError(
                     f"cannot write the answer journal in {self.folder} ({exc.strerror or exc}): "
@@ -79,10 +74,8 @@ class Journal:
         with self._lock:
             fd, dirty, self._dirty = self._fd, self._dirty, False
         if fd is not None and dirty:
-            try:
+            with suppress(OSError):  # the write itself succeeded: a process kill loses nothing
                 os.fsync(fd)
-            except OSError:
-                pass  # the write itself succeeded: a process kill still loses nothing
 
     def close(self, *, all_committed: bool) -> None:
         """Close the file; with everything committed, delete it (once: a second close is a no-op)."""
@@ -121,7 +114,5 @@ def forget(files: list[Path]) -> None:
     for path in files:
         path.unlink(missing_ok=True)
     if files:
-        try:
+        with suppress(OSError):  # not empty: another run's journal is still there
             files[0].parent.rmdir()
-        except OSError:
-            pass  # not empty: another run's journal is still there

@@ -1,7 +1,6 @@
-"""One outcome classifier for realtime and batch: an API answer becomes a result, a failure or a retry.
-
-``failure``: an answer that cannot be published (``permanent`` when the API rejected the
-request; held back by the screen); ``retry`` a transient error; ``fatal`` one no retry fixes.
+"""One outcome classifier for realtime and batch: an API answer becomes a result, a failure
+(cannot be published; ``permanent`` when the API rejected the request), a ``retry`` (a
+transient error) or ``fatal`` (no retry fixes it).
 """
 
 from __future__ import annotations
@@ -24,6 +23,8 @@ UNSAFE_CONTENT = "unsafe_content"  # the error_class of an answer the screen hol
 
 _TLDS = "com|net|org|io|co|info|biz|xyz|ru|ly"
 
+# the screen's rules on the lower-cased text: a name, words one of which must appear before the
+# pattern is tried (a cheap first test), and the pattern
 RULES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     (
         "markup",
@@ -46,8 +47,6 @@ RULES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
         re.compile(r"refund|reimburs|compensat|money[- ]back|credit|chargeback"),
     ),
 )
-"""The screen's rules on the lower-cased text: a name, words one of which must appear before
-the pattern is tried (a cheap first test), and the pattern."""
 
 
 def screen(*texts: str) -> str | None:

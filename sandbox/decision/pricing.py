@@ -1,12 +1,9 @@
-"""Model ids, list prices, token counts and the cost arithmetic behind estimates and the budget.
-
-Every price comes from ``models.json`` next to this module. Costs are list prices (times
-``batch_discount`` for the Message Batches API); no prompt-cache discount is assumed.
+"""Model ids, list prices (``models.json``), token counts and the cost arithmetic behind
+estimates and the budget; no prompt-cache discount is assumed.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import threading
@@ -34,10 +31,6 @@ class ModelPrice:
     request: dict = field(default_factory=dict, hash=False)  # extra parameters, e.g. thinking
     status: str = "active"  # or legacy: still served, with a newer model to move to
 
-    def request_options(self) -> dict:
-        """The extra request parameters as a fresh dict (nested values copied)."""
-        return copy.deepcopy(self.request)
-
     def cost(self, input_tokens: int, output_tokens: int, *, discount: float = 1.0) -> float:
         """USD for one request's tokens, times ``discount`` (0.5 for the Batches API)."""
         usd = input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok
@@ -63,13 +56,6 @@ class PriceBook:
             f"model {name!r} has no price in {MODELS_FILE.name} (known: {known}): add it to "
             f"{MODELS_FILE} with its input/output price per million tokens, or pick a known one"
         )
-
-    def cost(
-        self, model: str, input_tokens: int, output_tokens: int, *, batch: bool = False
-    ) -> float:
-        """USD for one request to ``model`` (at the batch discount when ``batch``)."""
-        discount = self.batch_discount if batch else 1.0
-        return self.get(model).cost(input_tokens, output_tokens, discount=discount)
 
 
 @lru_cache(maxsize=4)
@@ -110,9 +96,8 @@ def approx_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class TokenCount:
-    """A request's input tokens: the shared prefix plus the summary at a per-character rate;
-    ``counted`` when from the count endpoint, else the characters / 4 guess (too low for newer
-    tokenizers)."""
+    """A request's input tokens: the shared prefix plus the summary at a per-character rate
+    (``counted`` by the count endpoint, else the characters / 4 guess, low for newer tokenizers)."""
 
     prefix_tokens: int
     tokens_per_char: float = 0.25
@@ -178,18 +163,18 @@ def estimate_cost(
 ) -> CostEstimate:
     """Price a run from per-row input token counts (see :class:`CostEstimate`)."""
     rows, total_in = len(input_tokens), sum(input_tokens)
-    out_expected, out_max = expected_output_tokens * rows, max_output_tokens * rows
-    expected = book.cost(primary, total_in, out_expected, batch=batch)
-    worst = book.cost(primary, total_in, out_max, batch=batch)
-    if escalation:
-        expected += escalation_share * book.cost(escalation, total_in, out_expected, batch=batch)
-        worst += book.cost(escalation, total_in, out_max, batch=batch)
+    discount = book.batch_discount if batch else 1.0
+    first, second = book.get(primary), escalation and book.get(escalation)
+    expected = first.cost(total_in, expected_output_tokens * rows, discount=discount)
+    worst = first.cost(total_in, max_output_tokens * rows, discount=discount)
+    if second:
+        share = escalation_share
+        expected += share * second.cost(total_in, expected_output_tokens * rows, discount=discount)
+        worst += second.cost(total_in, max_output_tokens * rows, discount=discount)
     return CostEstimate(
-        rows=rows, primary=book.get(primary).id,
-        escalation=book.get(escalation).id if escalation else None, batch=batch,
+        rows=rows, primary=first.id, escalation=second.id if second else None, batch=batch,
         input_tokens=total_in, expected_usd=expected, worst_usd=worst,
-        escalation_share=escalation_share if escalation else 0.0,
-        note=cache_note(book.get(primary), prefix_tokens),
+        escalation_share=escalation_share if second else 0.0, note=cache_note(first, prefix_tokens),
     )  # fmt: skip
 
 

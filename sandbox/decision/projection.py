@@ -1,5 +1,4 @@
-"""Project the cost and the time of inference at scale from the ledger of a sample run.
-
+"""Project the cost and the time of inference at scale from the ledger of a sample run:
 :func:`profile_ledger` condenses a sample's ledger, :func:`project` prices a plan under a
 tier's limits. No prompt-cache discount is assumed (:func:`cache_report` says why).
 """
@@ -19,9 +18,9 @@ from sandbox.decision.clients import make_client
 from sandbox.decision.pricing import PriceBook, load_price_book
 from sandbox.decision.prompt import approx_count, count_tokens
 
+# every row on the primary model; every row on the escalation model; the primary model plus
+# the escalation model for the share of rows the sample escalated (the engine's default)
 PLANS = ("cheap", "capable", "escalation")
-"""Every row on the primary model; every row on the escalation model; the primary model plus
-the escalation model for the share of rows the sample escalated (the engine's default)."""
 
 BATCH_TYPICAL_HOURS = 1.0  # Anthropic: most Message Batches finish within an hour
 BATCH_MAX_HOURS = 24.0  # a batch's unfinished requests expire 24 hours after creation
@@ -59,6 +58,8 @@ def _tier(name: str, haiku: tuple, sonnet: tuple, queue: int) -> Tier:
     return Tier(name, {"haiku": RateLimits(*haiku), "sonnet": RateLimits(*sonnet)}, queue)
 
 
+# illustrative limits (Anthropic's Tier 1-4 table of early 2026; tiers have been revised since):
+# read your organisation's in the Claude Console and pass your own Tier
 TIERS: dict[str, Tier] = {
     tier.name: tier
     for tier in (
@@ -68,8 +69,6 @@ TIERS: dict[str, Tier] = {
         _tier("tier 4", (4_000, 4_000_000, 800_000), (4_000, 2_000_000, 400_000), 500_000),
     )
 }
-"""Illustrative limits (Anthropic's Tier 1-4 table of early 2026; tiers have been revised since):
-read your organisation's in the Claude Console and pass your own :class:`Tier`."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,5 @@
-"""The prompt, the answer schema, ``prompt_version``, the request and the answer's validation.
-
-Structured outputs constrain the answer's shape but not its ranges or lengths, so every
-answer is checked here; a failure is an :class:`InvalidAnswer` (a failure row).
+"""The prompt, the answer schema, ``prompt_version``, the request and the answer's validation
+(structured outputs constrain the shape but not ranges or lengths, so every answer is checked).
 """
 
 from __future__ import annotations
@@ -77,16 +75,9 @@ class Recommendation(BaseModel):
 
     recommendation_type: RecommendationType
     recommendation_text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-    confidence_score: Annotated[float, Field(ge=0.0, le=1.0)]
+    # strict: a number, integer or not (1 and 0 are fine); never a bool or a numeric string
+    confidence_score: Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
     reasoning: Annotated[str, Field(min_length=1, max_length=MAX_REASONING_CHARS)]
-
-    @field_validator("confidence_score", mode="before")
-    @classmethod
-    def _a_number(cls, value: Any) -> Any:
-        # a number, integer or not (1 and 0 are fine); never a bool or a numeric string
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError("confidence_score must be a number from 0 to 1")
-        return float(value)
 
     @field_validator("reasoning")
     @classmethod
@@ -118,22 +109,18 @@ def opaque_user_id(user_id: str) -> str:
 
 
 def build_params(model: ModelPrice, user_id: str, summary: str) -> dict[str, Any]:
-    """The Messages API parameters for one user (structured output when the model has it);
-    ``max_tokens`` and model options (e.g. ``thinking`` off) come from ``models.json``."""
-    options = model.request_options()
+    """The Messages API parameters for one user; model options come from ``models.json``."""
     params: dict[str, Any] = {
         "model": model.id,
         "max_tokens": model.max_tokens,
         "system": SYSTEM_PROMPT,
         "messages": [{"role": "user", "content": USER_TEMPLATE.format(summary=summary)}],
         "metadata": {"user_id": opaque_user_id(user_id)},
+        **model.request,  # shared, never changed: the SDK copies what it sends
     }
-    output_config = dict(options.pop("output_config", None) or {})
     if model.structured_outputs:
-        output_config["format"] = {"type": "json_schema", "schema": OUTPUT_SCHEMA}
-    if output_config:
-        params["output_config"] = output_config
-    params.update(options)
+        schema = {"type": "json_schema", "schema": OUTPUT_SCHEMA}
+        params["output_config"] = {**model.request.get("output_config", {}), "format": schema}
     return params
 
 

@@ -96,23 +96,19 @@ class Writer:
                 # would cost every answer a thread switch); close() does
                 self._closing.wait(wait_s)
                 open_ = self._take(batch, block=False)
-            if not batch:
-                continue
+            if batch and self.error is None:
+                rows = {
+                    k: [r for e in batch for r in e[k]] for k in ("results", "failures", "calls")
+                }
+                self.journal.sync()
+                last_commit = time.monotonic()
+                try:
+                    store.commit_when_free(busy=self.stalled, **rows)
+                    self.summary.count(**rows)
+                except BaseException as exc:  # keep draining so no worker ever blocks
+                    self.error = exc
             if self.error is not None:
                 self.uncommitted += len(batch)
-                batch = []
-                continue
-            rows = {
-                key: [r for e in batch for r in e[key]] for key in ("results", "failures", "calls")
-            }
-            self.journal.sync()
-            last_commit = time.monotonic()
-            try:
-                store.commit_when_free(busy=self.stalled, **rows)
-            except BaseException as exc:  # keep draining so no worker ever blocks
-                self.error = exc
-                continue
-            self.summary.count(**rows)
             batch = []
 
 
@@ -209,7 +205,7 @@ class _Feed:
     """Hands pending rows to the workers, reserving each row's worst case in the budget first;
     a row that does not fit waits while others are in flight (one may settle lower)."""
 
-    def __init__(self, rows, ctx: RunContext, budget: Budget, writer: Writer, stop, workers: int):
+    def __init__(self, rows, ctx: RunContext, budget: Budget, writer: Writer, stop):
         self._rows = iter(rows)
         self._ctx = ctx
         self._budget = budget
@@ -217,8 +213,6 @@ class _Feed:
         self._stop = stop
         self._cond = threading.Condition()
         self._held: InputRow | None = None
-        self.workers = workers
-        self.workers_done = threading.Event()  # set when the last worker ends
         self.in_flight = 0
         self.finished = 0
         self.halted = False
@@ -267,24 +261,9 @@ class _Feed:
 
     def work(self, client) -> None:
         """One worker: take a row, infer it (journaled, never raises), settle it; until told to stop."""
-        try:
-            while (taken := self.take()) is not None:
-                row, reserved = taken
-                cost, fatal = 0.0, None
-                try:
-                    cost, fatal = infer_row(client, self._ctx, row, self._writer)
-                finally:
-                    self.done(reserved, cost, fatal)
-        finally:
-            with self._cond:
-                self.workers -= 1
-                if not self.workers:
-                    self.workers_done.set()
-
-
-def _wait(workers_done: threading.Event, timeout: float) -> bool:
-    """Wait up to ``timeout`` for the workers to finish (the calling thread's only wait)."""
-    return workers_done.wait(timeout)
+        while (taken := self.take()) is not None:
+            row, reserved = taken
+            self.done(reserved, *infer_row(client, self._ctx, row, self._writer))
 
 
 def run_realtime(
@@ -294,16 +273,16 @@ def run_realtime(
     """Infer ``rows`` (see the module docstring), counting into ``summary``; why it stopped early."""
     interrupted = None
     writer = Writer(summary, journal)
-    feed = _Feed(rows, ctx, budget, writer, stop, min(workers, len(rows)))
+    feed = _Feed(rows, ctx, budget, writer, stop)
     threads = [
         threading.Thread(target=feed.work, args=(client,), name=f"sandbox-infer_{i}", daemon=True)
-        for i in range(feed.workers)
+        for i in range(min(workers, len(rows)))
     ]
     bar = tqdm(total=len(rows), desc=f"infer {ctx.as_of}", unit="row", disable=not progress)
     try:
         for thread in threads:
             thread.start()
-        interrupted = _watch(feed, stop, bar, budget)
+        interrupted = _watch(feed, threads, stop, bar, budget)
     finally:
         feed.halt()
         for thread in threads:
@@ -331,21 +310,22 @@ def run_realtime(
     return interrupted
 
 
-def _watch(feed: _Feed, stop: threading.Event, bar: tqdm, budget: Budget) -> str | None:
+def _watch(
+    feed: _Feed, threads: list[threading.Thread], stop: threading.Event, bar: tqdm, budget: Budget
+) -> str | None:
     """The calling thread: show progress until the workers end, a stop or a ^C; why it stopped."""
     shown, interrupted = 0, None
-    while True:
-        try:
-            finished = _wait(feed.workers_done, 0.5)
-        except KeyboardInterrupt:
-            # stop handing out rows; the rows in flight finish and are kept (a second ^C
-            # while they finish raises out: the journal holds their answers)
-            return interrupted or "KeyboardInterrupt"
-        if stop.is_set() and not interrupted:
-            interrupted = "stop"
-            feed.halt()
-        bar.update(feed.finished - shown)
-        shown = feed.finished
-        bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
-        if finished:
-            return interrupted
+    try:
+        while alive := [thread for thread in threads if thread.is_alive()]:
+            alive[0].join(0.5)
+            if stop.is_set() and not interrupted:
+                interrupted = "stop"
+                feed.halt()
+            bar.update(feed.finished - shown)
+            shown = feed.finished
+            bar.set_postfix_str(f"${budget.spent_usd:.4f}", refresh=False)
+        return interrupted
+    except KeyboardInterrupt:
+        # stop handing out rows; the rows in flight finish and are kept (a second ^C
+        # while they finish raises out: the journal holds their answers)
+        return interrupted or "KeyboardInterrupt"

@@ -1,7 +1,5 @@
-"""The rows one inference run writes: a result, a failure (the dead letter) and a ledger row.
-
-Every row carries ``execution_date``, ``user_id``, ``run_id``, the model and
-``prompt_version``, so a bad answer traces back to one input row and one prompt.
+"""The rows one inference run writes: a result, a failure (the dead letter) and a ledger row;
+each carries the model and ``prompt_version``, so a bad answer traces back to one prompt.
 """
 
 from __future__ import annotations
@@ -34,7 +32,8 @@ class RunContext:
 
     def cost(self, model: ModelPrice, input_tokens: int, output_tokens: int) -> float:
         """USD for one request in this run's mode (batch discount in batch mode)."""
-        return self.book.cost(model.id, input_tokens, output_tokens, batch=self.mode == "batch")
+        discount = self.book.batch_discount if self.mode == "batch" else 1.0
+        return model.cost(input_tokens, output_tokens, discount=discount)
 
     def input_tokens(self, row: InputRow) -> int:
         return self.tokens.tokens(row.summary)

@@ -1,7 +1,5 @@
 """Reads and writes of the decision tables: pending rows, commits, the journal, open batches.
-
-Each function opens the warehouse briefly; ``ingest_journal`` and ``load_pending``, which begin
-every run, create the tables. A commit is one transaction of Arrow inserts (never row by row).
+Each function opens the warehouse briefly; a commit is one transaction of Arrow inserts.
 """
 
 from __future__ import annotations
@@ -73,12 +71,9 @@ def load_pending(as_of: date, limit: int | None, *, prompt_version: str, model: 
                                 and b.status in ('creating', 'in_progress'))
               and not list_contains(?, i.user_id)
             order by i.user_id
+            limit ?
         """
-        params: list = [as_of, list(held)]
-        if limit is not None:
-            sql += " limit ?"
-            params.append(int(limit))
-        rows = [InputRow(*r) for r in con.execute(sql, params).fetchall()]
+        rows = [InputRow(*r) for r in con.execute(sql, [as_of, list(held), limit]).fetchall()]
         reasons = _resend_reasons(con, as_of, prompt_version, rows)
     return PendingWork(rows, inputs, staged, waiting, held, reasons)
 
@@ -206,8 +201,7 @@ COMMIT_GIVE_UP_S = 600.0  # how long a commit retries while another process hold
 
 
 def commit_when_free(busy: threading.Event | None = None, **rows) -> None:
-    """:func:`commit`, retried while a reader holds the warehouse, for up to ``COMMIT_GIVE_UP_S``
-    (``busy`` is set meanwhile, and cleared once the commit went through)."""
+    """:func:`commit`, retried for ``COMMIT_GIVE_UP_S`` while busy (``busy`` set meanwhile)."""
     deadline = time.monotonic() + COMMIT_GIVE_UP_S
     while True:
         try:
@@ -224,9 +218,9 @@ def commit_when_free(busy: threading.Event | None = None, **rows) -> None:
 
 
 def ingest_journal() -> tuple[int, int, int, int]:
-    """Commit every entry an earlier run left in the journal, then remove it (idempotent); a
-    ``held`` primary answer is staged as ``not_sent`` unless the row's final answer exists.
-    Returns what it committed: entries, ledger rows, results and failures."""
+    """Commit what an earlier run left in the journal, then remove it (idempotent; a ``held``
+    primary answer is staged as ``not_sent`` unless the row has its final answer); the counts
+    of entries, ledger rows, results and failures committed."""
     files = journal.pending_files()
     if not files:
         return 0, 0, 0, 0

@@ -1,7 +1,5 @@
-"""The decision plane's tables: their DDL, and the columns added since they first shipped.
-
-Only this module creates or migrates ``decision.*`` and ``marts.user_recommendations``;
-every table is keyed by ``execution_date`` (the public contract's name) and ``user_id``.
+"""The decision plane's tables, keyed by ``execution_date`` and ``user_id``: their DDL and the
+columns added since they first shipped (only this module creates or migrates them).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ FAILURES = "decision.inference_failures"
 CALLS = "decision.llm_calls"
 BATCH_JOBS = "decision.batch_jobs"
 PUBLISHED = "marts.user_recommendations"
-SUPERSEDED = "decision.recommendations_superseded"  # answers a prompt rollout replaced
 
 DDL: dict[str, str] = {
     "decision.inference_inputs": """
@@ -54,9 +51,6 @@ DDL: dict[str, str] = {
             escalation_status varchar,  -- added
             primary key (execution_date, user_id)
         )""",
-    SUPERSEDED: f"""
-        create table if not exists {SUPERSEDED} as
-        select *, cast(null as timestamp) as superseded_at from {STAGING} limit 0""",
     "decision.inference_failures": """
         create table if not exists decision.inference_failures (
             execution_date date not null,
@@ -141,8 +135,7 @@ _migrated: set[tuple[str, str]] = set()
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
-    """Create the named tables (default all) if missing, and add newer columns (once per table
-    and warehouse file in a process)."""
+    """Create the named tables (default all) and add newer columns (once per table and file)."""
     for name in names or DDL:
         con.execute(f"create schema if not exists {name.split('.')[0]}")
         con.execute(DDL[name])

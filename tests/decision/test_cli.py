@@ -90,7 +90,7 @@ def test_main_cli_runs_infer(mart, capsys) -> None:
 
 def test_choices_match_the_engine() -> None:
     from sandbox.config import llm_choice
-    from sandbox.decision.pipeline import MODES
+    from sandbox.decision.steps import MODES
 
     assert [llm_choice(llm) for llm in cli.LLM_CHOICES] == list(cli.LLM_CHOICES)
     assert cli.MODES == MODES

@@ -267,7 +267,7 @@ def test_a_run_over_budget_is_refused_before_sending(mart, requests_log) -> None
 def test_the_budget_stops_submitting_and_reports_what_is_left(mart, monkeypatch) -> None:
     prepare_features(DAY)
     # above the expected cost (so not refused up front), below the worst case of every row
-    monkeypatch.setattr("sandbox.decision.pipeline.DEFAULT_ESCALATION_SHARE", 0.0)
+    monkeypatch.setattr("sandbox.decision.steps.DEFAULT_ESCALATION_SHARE", 0.0)
     summary = run(max_cost_usd=0.05, escalate=True, workers=4)
     assert summary.status == "budget" and summary.exit_code == 3
     assert summary.pending_left > 0 and summary.done + summary.pending_left == 40
@@ -349,7 +349,7 @@ def test_a_failed_escalation_keeps_the_primary_answer_and_never_buys_it_again(
     from sandbox.decision.clients import make_client
 
     monkeypatch.setattr(
-        "sandbox.decision.pipeline.make_client", lambda *a, **k: _client_failing_escalations()
+        "sandbox.decision.steps.make_client", lambda *a, **k: _client_failing_escalations()
     )
     prepare_features(DAY)
     summary = run()
@@ -364,7 +364,7 @@ def test_a_failed_escalation_keeps_the_primary_answer_and_never_buys_it_again(
         assert kept[user][:3] == (book.primary, False, "escalation_failed")
     assert scalar("select count(*) from decision.llm_calls where purpose = 'escalation' "
                   "and status = 'error'") == len(high)  # fmt: skip
-    monkeypatch.setattr("sandbox.decision.pipeline.make_client", make_client)
+    monkeypatch.setattr("sandbox.decision.steps.make_client", make_client)
     sent = len(requests_log.messages())
     again = run()
     assert (again.done, again.requests) == (0, 0)
@@ -400,19 +400,32 @@ def test_a_stop_event_ends_the_run_interrupted_keeping_what_came_back(mart, monk
 
 
 def test_a_keyboard_interrupt_keeps_the_rows_in_flight(mart, monkeypatch) -> None:
-    from sandbox.decision import realtime
+    import signal
+    import threading
+
+    import anthropic
+    import httpx2
+
+    from sandbox.decision.clients import mock_state_dir
+    from sandbox.decision.fake import FakeMessagesAPI
 
     prepare_features(DAY)
     monkeypatch.setenv("SANDBOX_MOCK_LATENCY_MS", "50")
-    real_wait = realtime._wait
+    fake, answered = FakeMessagesAPI.from_env(state_dir=mock_state_dir()), []
 
-    def wait(workers_done, timeout):  # ^C while the calling thread waits for the workers
-        if not workers_done.is_set():
-            real_wait(workers_done, 0.01)
-            raise KeyboardInterrupt
-        return True
+    def handle(request):  # a real ^C while the calling thread waits for the workers
+        response = fake.handle(request)
+        if request.url.path.endswith("/v1/messages"):
+            answered.append(request)
+            if len(answered) == 5:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        return response
 
-    monkeypatch.setattr(realtime, "_wait", wait)
+    client = anthropic.Anthropic(
+        api_key="mock-key-offline",
+        http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(handle)),
+    )
+    monkeypatch.setattr("sandbox.decision.steps.make_client", lambda *a, **k: client)
     summary = run(workers=4, escalate=False)
     assert summary.status == "interrupted" and summary.interrupted_by == "KeyboardInterrupt"
     staged = scalar(f"select count(*) from {STAGING}")

@@ -404,7 +404,7 @@ def test_the_runtime_imports_the_fake_only_in_mock_mode() -> None:
 
     code = (
         "import sys, os\n"
-        "import sandbox, sandbox.cli, sandbox.decision, sandbox.decision.pipeline\n"
+        "import sandbox, sandbox.cli, sandbox.decision, sandbox.decision.steps\n"
         "from sandbox.decision.clients import make_client\n"
         "os.environ['ANTHROPIC_API_KEY'] = 'sk-test'\n"
         "make_client('anthropic')\n"

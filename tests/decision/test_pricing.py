@@ -31,20 +31,22 @@ def test_the_price_file_names_the_default_tiers() -> None:
 
 def test_list_prices_per_million_tokens() -> None:
     book = load_price_book()
-    assert book.cost(HAIKU_5_5, 1_000_000, 0) == pytest.approx(0.10)
-    assert book.cost(HAIKU_5_5, 0, 1_000_000) == pytest.approx(0.50)
-    assert book.cost(HAIKU_5_5, 600, 150, batch=True) == pytest.approx((60e-6 + 75e-6) / 2)
-    assert book.cost(HAIKU, 1_000_000, 0) == pytest.approx(1.0)
-    assert book.cost(HAIKU, 0, 1_000_000) == pytest.approx(5.0)
-    assert book.cost(SONNET, 1_000_000, 1_000_000) == pytest.approx(12.0)
-    assert book.cost(HAIKU, 400, 100) == pytest.approx(400e-6 + 500e-6)
+    assert book.get(HAIKU_5_5).cost(1_000_000, 0) == pytest.approx(0.10)
+    assert book.get(HAIKU_5_5).cost(0, 1_000_000) == pytest.approx(0.50)
+    assert book.get(HAIKU_5_5).cost(600, 150, discount=book.batch_discount) == pytest.approx(
+        (60e-6 + 75e-6) / 2
+    )
+    assert book.get(HAIKU).cost(1_000_000, 0) == pytest.approx(1.0)
+    assert book.get(HAIKU).cost(0, 1_000_000) == pytest.approx(5.0)
+    assert book.get(SONNET).cost(1_000_000, 1_000_000) == pytest.approx(12.0)
+    assert book.get(HAIKU).cost(400, 100) == pytest.approx(400e-6 + 500e-6)
 
 
 def test_the_former_primary_stays_legacy_so_old_rows_keep_their_prices() -> None:
     book = load_price_book()
     assert book.get("claude-haiku-4-5").status == "legacy"
     assert book.get(HAIKU_5_5).status == "active"
-    assert book.get(HAIKU_5_5).request_options() == {"thinking": {"type": "disabled"}}
+    assert book.get(HAIKU_5_5).request == {"thinking": {"type": "disabled"}}
     assert [book.get(m).min_cacheable_prompt_tokens for m in (HAIKU, HAIKU_5_5, SONNET)] == [
         4096,
         4096,
@@ -61,8 +63,8 @@ def test_a_token_count_is_a_prefix_plus_a_rate_per_character() -> None:
 
 def test_batch_price_is_half() -> None:
     book = load_price_book()
-    assert book.cost(SONNET, 2000, 300, batch=True) == pytest.approx(
-        book.cost(SONNET, 2000, 300) / 2
+    assert book.get(SONNET).cost(2000, 300, discount=book.batch_discount) == pytest.approx(
+        book.get(SONNET).cost(2000, 300) / 2
     )
 
 

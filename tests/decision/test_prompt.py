@@ -132,7 +132,7 @@ def test_every_configured_model_request_is_accepted_by_the_fake(model_id: str) -
     model = load_price_book().get(model_id)
     params = build_params(model, "u42", SUMMARY)
     assert params["max_tokens"] == model.max_tokens
-    for name, value in model.request_options().items():
+    for name, value in model.request.items():
         if name == "output_config":
             assert value.items() <= params["output_config"].items()
         else:

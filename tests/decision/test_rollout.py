@@ -1,4 +1,4 @@
-"""``sandbox infer --reprocess prompt``: re-ask rows answered under an older prompt or model."""
+"""Rolling out a new prompt by hand (docs/decision-plane.md): delete the stale staged rows, infer."""
 
 from __future__ import annotations
 
@@ -6,26 +6,28 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.cli import main
 from sandbox.config import SHIPPED_AS_OF_DATE as DAY
 from sandbox.config import SandboxError
 from sandbox.decision import infer
 from sandbox.decision.prompt import PROMPT_VERSION
-from sandbox.decision.steps import reprocess_prompt
-from sandbox.decision.tables import SUPERSEDED
 from sandbox.warehouse import connect
 
 OLD = "000000000old"
+# the statement docs/decision-plane.md shows
+DELETE_STALE = (
+    "delete from decision.recommendations_staging where execution_date = ? and prompt_version <> ?"
+)
 
 
-def _age(where: str = "true") -> int:
-    """Pretend some of the date's rows were answered under an older prompt."""
+def _age(where: str = "true") -> set[str]:
+    """Pretend some of the date's rows were answered under an older prompt; their users."""
     with connect() as con:
         for table in ("decision.recommendations_staging", "marts.user_recommendations"):
             con.execute(f"update {table} set prompt_version = ? where {where}", [OLD])
-        return con.execute(
-            "select count(*) from decision.recommendations_staging where prompt_version = ?", [OLD]
-        ).fetchone()[0]
+        found = con.execute(
+            "select user_id from decision.recommendations_staging where prompt_version = ?", [OLD]
+        ).fetchall()
+    return {user for (user,) in found}
 
 
 def _versions(table: str) -> dict[str, int]:
@@ -58,50 +60,34 @@ def test_default_run_stays_pay_once(answered: Path) -> None:
     assert _versions("marts.user_recommendations") == {OLD: 500}
 
 
-def test_reprocess_re_asks_only_the_old_rows(answered: Path) -> None:
+def test_deleting_stale_rows_re_asks_exactly_those(answered: Path) -> None:
     aged = _age(
         "user_id in (select user_id from decision.recommendations_staging order by user_id limit 120)"
     )
-    assert aged == 120
-    result = reprocess_prompt(DAY, llm="mock", progress=False)
-    assert result.stale == 120 and result.kept_old == 0 and result.exit_code == 0
-    assert result.summary.done == 120
+    assert len(aged) == 120
+    with connect() as con:
+        con.execute(DELETE_STALE, [DAY, PROMPT_VERSION])
+    summary = infer(DAY, llm="mock", progress=False)
+    assert summary.exit_code == 0 and summary.done == 120 and summary.skipped == 380
     assert 120 <= _requests(answered) <= 240  # one request per row, plus escalations
+    with connect(read_only=True) as con:  # the run paid for the deleted rows and nothing else
+        paid = con.execute(
+            "select user_id, sum(cost_usd) from decision.llm_calls "
+            "where run_id = ? and purpose <> 'estimate' group by 1",
+            [summary.run_id],
+        ).fetchall()
+    assert {user for user, _ in paid} == aged
+    assert sum(cost for _, cost in paid) == pytest.approx(summary.cost_usd, abs=1e-6)
     assert _versions("decision.recommendations_staging") == {PROMPT_VERSION: 500}
     assert _versions("marts.user_recommendations") == {PROMPT_VERSION: 500}
-    assert _versions(SUPERSEDED) == {OLD: 120}  # the old answers are kept
-    again = reprocess_prompt(DAY, llm="mock", progress=False)
-    assert again.stale == 0 and again.summary.done == 0  # nothing left to roll out
+    again = infer(DAY, llm="mock", progress=False)
+    assert again.done == 0 and again.requests == 0  # nothing left to roll out
 
 
-def test_budget_refusal_keeps_every_old_answer(answered: Path) -> None:
+def test_a_refused_budget_sends_nothing(answered: Path) -> None:
     _age()
+    with connect() as con:
+        con.execute(DELETE_STALE, [DAY, PROMPT_VERSION])
     with pytest.raises(SandboxError, match="exceeds --max-cost-usd"):
-        reprocess_prompt(DAY, llm="mock", progress=False, max_cost_usd=0.0001)
+        infer(DAY, llm="mock", progress=False, max_cost_usd=0.0001)
     assert _requests(answered) == 0
-    assert _versions("decision.recommendations_staging") == {OLD: 500}
-    assert _versions("marts.user_recommendations") == {OLD: 500}
-
-
-def test_rows_not_re_asked_keep_their_old_answer(answered: Path) -> None:
-    _age()
-    result = reprocess_prompt(DAY, llm="mock", progress=False, batch_size=50)
-    assert result.stale == 500 and result.kept_old == 450 and result.exit_code == 3
-    assert _versions("marts.user_recommendations") == {PROMPT_VERSION: 50, OLD: 450}
-    rest = reprocess_prompt(DAY, llm="mock", progress=False)
-    assert rest.stale == 450 and rest.kept_old == 0
-    assert _versions("marts.user_recommendations") == {PROMPT_VERSION: 500}
-
-
-def test_a_model_no_longer_configured_is_stale(answered: Path) -> None:
-    assert reprocess_prompt(DAY, llm="mock", progress=False).stale == 0
-    cheap = reprocess_prompt(DAY, llm="mock", progress=False, escalate=False)
-    assert cheap.stale > 0  # the escalated answers came from Sonnet
-
-
-def test_cli_flag_and_batch_refusal(answered: Path, capsys) -> None:
-    _age("user_id = 'u000001'")
-    assert main(["infer", "--date", str(DAY), "--reprocess", "prompt", "--no-progress"]) == 0
-    assert "1 re-asked under" in capsys.readouterr().out
-    assert main(["infer", "--date", str(DAY), "--reprocess", "prompt", "--mode", "batch"]) == 2
-    assert "realtime mode only" in capsys.readouterr().err

@@ -46,7 +46,7 @@ def real_spend(log: Requests, users: list[dict], entries: list[dict] | None = No
         uid, text = summary[e["user"]]
         params = build_params(book.get(e["model"]), uid, text)
         usage = fake.message(params, e["user"])["usage"]
-        total += book.cost(e["model"], usage["input_tokens"], usage["output_tokens"])
+        total += book.get(e["model"]).cost(usage["input_tokens"], usage["output_tokens"])
     return total
 
 

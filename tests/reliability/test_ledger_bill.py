@@ -94,4 +94,4 @@ def test_a_timeout_on_an_answer_the_server_billed_is_bounded_never_undercounted(
         billed = 2 * billed_out[opaque_user_id(user["user_id"])]
         assert attempts == 2 and upper is True
         assert tokens_out >= billed and tokens_out <= 2 * model.max_tokens
-        assert cost >= book.cost(model.id, billed_in, billed)
+        assert cost >= model.cost(billed_in, billed)

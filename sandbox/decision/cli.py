@@ -72,7 +72,7 @@ def _dollars(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of dollars") from None
     except SandboxError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-cost-usd ")) from None
 
 
 @contextmanager

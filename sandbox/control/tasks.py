@@ -279,8 +279,7 @@ def _batch_totals(summary: dict) -> dict:
         summary = {**summary, "requests": int(requests), "cost_usd": round(float(cost), 8)}
     inputs, skipped = summary.get("inputs") or 0, summary.get("skipped") or 0
     not_staged = (summary.get("pending_left") or 0) + (summary.get("failed") or 0)
-    summary = {**summary, "done": max(0, inputs - skipped - not_staged)}
-    summary.update(failed=not_staged, pending_left=0)
+    summary.update(done=max(0, inputs - skipped - not_staged), failed=not_staged, pending_left=0)
     if not_staged and summary.get("status") == "ok":
         summary["status"] = "partial"
     return summary

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -224,28 +224,7 @@ def _report(as_of: date, dbt_run, ai_run, log: Path) -> RunReport:
     )
 
 
-@contextlib.contextmanager
-def _stop_on_signals(received: list[int]) -> Iterator[None]:
-    """SIGTERM and SIGINT set ``tasks.STOP`` (no new LLM request or task) and are kept in
-    ``received``; a second one stops at once (KeyboardInterrupt)."""
-    from sandbox.control.tasks import STOP
-
-    def handle(signum, frame) -> None:
-        received.append(signum)
-        STOP.set()
-        if len(received) > 1:
-            raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _interrupted_message(signum: int, as_of: date, reports: list[RunReport]) -> str:
-    """One line: what stopped the run and what was kept."""
     from sandbox.warehouse import connect
 
     kept = 0
@@ -303,7 +282,17 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
     STOP.clear()
     reports: list[RunReport] = []
     received: list[int] = []
-    with _stop_on_signals(received), task_logs(log):
+
+    def stop(signum, frame) -> None:  # no new LLM request or task after it; a second: at once
+        received.append(signum)
+        STOP.set()
+        if len(received) > 1:
+            raise KeyboardInterrupt
+
+    with contextlib.ExitStack() as stack:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # SIGTERM and Ctrl-C, until the block ends
+            stack.callback(signal.signal, sig, signal.signal(sig, stop))
+        stack.enter_context(task_logs(log))  # after them: it puts ours back after each task
         for as_of in as_ofs:
             when = logical_date(as_of)
             try:

@@ -293,8 +293,7 @@ def write_results(ds: str) -> int:
     with _failure_policy(), task_summary(WRITE_TASK, ds) as line:
         line["published"] = written = int(write_results(parse_date(ds)))
         push(WRITTEN_XCOM_KEY, written)
-        context = current_context()
-        if context is not None:
+        if (context := current_context()) is not None:
             status, detail = run_outcome(final_summary(context["ti"]), written)
             if status != "success":
                 raise SandboxError(f"run ended {status}: {detail}; {written} rows published")

@@ -197,8 +197,9 @@ def _run_status(context, summary: dict, written) -> tuple[str, str]:
 
 def gate_failures_of(context) -> str:
     """The failing dbt tests of the date's ``dbt_production.dbt_run`` (its XCom), or ""."""
-    ti, when = context["ti"], [context["logical_date"]]
-    with contextlib.suppress(Exception):
+    ti = context["ti"]
+    with contextlib.suppress(Exception):  # no logical date, no dbt run: no tests to name
+        when = [context["logical_date"]]
         for run_id in ti.get_task_states(dag_id=DBT_DAG, task_ids=[DBT_TASK], logical_dates=when):
             if records := ti.xcom_pull(
                 dag_id=DBT_DAG, task_ids=DBT_TASK, key=GATE_XCOM_KEY, run_id=run_id

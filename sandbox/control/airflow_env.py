@@ -73,8 +73,7 @@ def waits(poke_s: int, timeout_s: int, retry_s: int) -> dict[str, str]:
 
 
 def configure() -> Path:
-    """Point this process (and its children) at the sandbox's Airflow; return the home.
-    Refused when ``airflow`` was already imported with another home (it cannot be re-pointed)."""
+    """Point this process (and its children) at the sandbox's Airflow; return the home."""
     home = airflow_home()
     if "airflow.configuration" in sys.modules:
         from airflow.configuration import AIRFLOW_HOME
@@ -163,4 +162,3 @@ def _keep_template(db: Path, template: Path) -> None:
     except (OSError, sqlite3.Error):
         part.unlink(missing_ok=True)
     sweep_parts(template.parent)
-

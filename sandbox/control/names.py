@@ -15,8 +15,8 @@ WRITE_TASK = "write_results"
 DRIFT_TASK = "check_drift"
 AI_TASKS = (SENSOR_TASK, PREPARE_TASK, INFER_TASK, BATCH_TASK, WRITE_TASK, DRIFT_TASK)
 
+# ``sandbox run``'s exit status per ``ops.pipeline_runs.status`` (the worst date wins)
 EXIT_CODES = {"success": 0, "partial": 3, "budget": 3, "gate_blocked": 1, "failed": 1}
-"""``sandbox run``'s exit status per ``ops.pipeline_runs.status`` (the worst date wins)."""
 
 GATE_XCOM_KEY = "gate_failures"
 ERROR_XCOM_KEY = "error"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -65,11 +65,9 @@ class RunReport:
     @property
     def status(self) -> str:
         """The status ``ops.pipeline_runs`` recorded, else one from the task states."""
-        if self.results and self.results.get("status"):
+        if (self.results or {}).get("status"):
             return str(self.results["status"])
-        if self.gate_blocked:
-            return "gate_blocked"
-        return "success" if self.ok else "failed"
+        return "gate_blocked" if self.gate_blocked else "success" if self.ok else "failed"
 
     @property
     def drift(self) -> str | None:
@@ -183,21 +181,20 @@ def _load_dags(dags_folder: Path) -> dict[str, Any]:
             f"{Path(f).name}: {e.strip().splitlines()[-1]}" for f, e in bag.import_errors.items()
         )
         raise SandboxError(f"the DAG files do not import ({problems}): fix them, then run again")
-    missing = {DBT_DAG, AI_DAG} - set(bag.dags)
-    if missing:
+    if missing := {DBT_DAG, AI_DAG} - set(bag.dags):
         raise SandboxError(f"DAG(s) {', '.join(sorted(missing))} not found in {dags_folder}")
     return bag.dags
 
 
-def _xcom(run_id: str, dag_id: str, task_id: str, key: str) -> Any:
+def _xcom(dag_run, task_id: str, key: str = "return_value") -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(run_id=run_id, key=key, dag_ids=dag_id, task_ids=task_id)
-        ).first()
-        return None if row is None else row.value
+        query = XComModel.get_many(
+            run_id=dag_run.run_id, key=key, dag_ids=dag_run.dag_id, task_ids=task_id
+        )
+        return next((row.value for row in session.scalars(query)), None)
 
 
 def _task_states(as_of: date, dag_run) -> list[TaskState]:
@@ -211,47 +208,23 @@ def _task_states(as_of: date, dag_run) -> list[TaskState]:
 def _report(as_of: date, dbt_run, ai_run, log: Path) -> RunReport:
     tasks = _task_states(as_of, dbt_run) + _task_states(as_of, ai_run)
     errors = {}
-    for t in tasks:
-        if t.state == "failed":
-            run = dbt_run if t.dag_id == DBT_DAG else ai_run
-            message = _xcom(run.run_id, t.dag_id, t.task_id, ERROR_XCOM_KEY)
-            if message is None and t.task_id == SENSOR_TASK:
-                message = f"timed out waiting for {DBT_DAG}.{DBT_TASK} to succeed for {as_of}"
-            errors[t.task_id] = message or f"see the task log in {log}"
+    for t in (t for t in tasks if t.state == "failed"):
+        message = _xcom(dbt_run if t.dag_id == DBT_DAG else ai_run, t.task_id, ERROR_XCOM_KEY)
+        if message is None and t.task_id == SENSOR_TASK:
+            message = f"timed out waiting for {DBT_DAG}.{DBT_TASK} to succeed for {as_of}"
+        errors[t.task_id] = message or f"see the task log in {log}"
     return RunReport(
-        execution_date=as_of,
-        tasks=tasks,
-        gate_failures=_xcom(dbt_run.run_id, DBT_DAG, DBT_TASK, GATE_XCOM_KEY) or [],
+        as_of,
+        tasks,
+        gate_failures=_xcom(dbt_run, DBT_TASK, GATE_XCOM_KEY) or [],
         errors=errors,
-        inference=_xcom(ai_run.run_id, AI_DAG, BATCH_TASK, "return_value")
-        or _xcom(ai_run.run_id, AI_DAG, INFER_TASK, "return_value"),
-        build=_xcom(dbt_run.run_id, DBT_DAG, DBT_TASK, "return_value"),
+        inference=_xcom(ai_run, BATCH_TASK) or _xcom(ai_run, INFER_TASK),
+        build=_xcom(dbt_run, DBT_TASK),
         results=runs.read(ai_run.run_id),
     )
 
 
-@contextlib.contextmanager
-def _stop_on_signals(received: list[int]) -> Iterator[None]:
-    """SIGTERM and SIGINT set ``tasks.STOP`` (no new LLM request or task) and are kept in
-    ``received``; a second one stops at once (KeyboardInterrupt)."""
-    from sandbox.control.tasks import STOP
-
-    def handle(signum, frame) -> None:
-        received.append(signum)
-        STOP.set()
-        if len(received) > 1:
-            raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _interrupted_message(signum: int, as_of: date, reports: list[RunReport]) -> str:
-    """One line: what stopped the run and what was kept."""
     from sandbox.warehouse import connect
 
     kept = 0
@@ -303,12 +276,23 @@ def _run_dates(as_ofs: list[date], conf: dict, on_report) -> list[RunReport]:
     waits = airflow_env.waits(poke_s=1, timeout_s=5, retry_s=5)  # dbt_run has already ended
     import airflow.sdk  # noqa: F401  (configures logging before the capture, quietly)
 
-    with environment(waits), captured_output(log, truncate=True):
+    log.unlink(missing_ok=True)  # this run's output only
+    with environment(waits), captured_output(log):
         dags = _load_dags(airflow_env.DAGS_FOLDER)
     STOP.clear()
     reports: list[RunReport] = []
     received: list[int] = []
-    with _stop_on_signals(received), task_logs(log):
+
+    def stop(signum, frame) -> None:  # no new LLM request or task after it; a second: at once
+        received.append(signum)
+        STOP.set()
+        if len(received) > 1:
+            raise KeyboardInterrupt
+
+    with contextlib.ExitStack() as stack:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # SIGTERM and Ctrl-C, until the block ends
+            stack.callback(signal.signal, sig, signal.signal(sig, stop))
+        stack.enter_context(task_logs(log))  # after them: it puts ours back after each task
         for as_of in as_ofs:
             when = logical_date(as_of)
             try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -39,17 +40,14 @@ DDL = """
         llm_requests bigint not null,
         cost_usd double not null,
         recorded_at timestamp not null,
+        rows_done bigint,  -- added
+        rows_pending bigint,  -- added
+        detail varchar,  -- added
+        drift_status varchar,  -- added
+        drift_detail varchar,  -- added
+        rows_resumed bigint,  -- added
         primary key (execution_date, dag_run_id)
     )"""
-# added in place, so a warehouse made before they existed gets them too
-ADDED_COLUMNS = (
-    ("rows_done", "bigint"),
-    ("rows_pending", "bigint"),
-    ("detail", "varchar"),
-    ("drift_status", "varchar"),
-    ("drift_detail", "varchar"),
-    ("rows_resumed", "bigint"),
-)
 WAIT_S = 120.0  # how long writing a row waits for another process to free the warehouse
 
 
@@ -65,10 +63,10 @@ def pull(ti, task_id: str, key: str = "return_value") -> Any:
 
 
 def ensure_table(con) -> None:
-    """Create ``ops.pipeline_runs`` with every column (see :data:`ADDED_COLUMNS`)."""
+    """Create ``ops.pipeline_runs``; add the columns marked "added" to a table made before them."""
     con.execute("create schema if not exists ops")
     con.execute(DDL)
-    for column, kind in ADDED_COLUMNS:
+    for column, kind in re.findall(r"(\w+) (\w+),  -- added", DDL):
         con.execute(f"alter table {TABLE} add column if not exists {column} {kind}")
 
 
@@ -149,15 +147,13 @@ def final_summary(ti) -> dict:
 def run_outcome(summary: dict, written: int | None) -> tuple[str, str]:
     """``(status, detail)`` of a run whose tasks all ran: ``success`` only when inference
     finished every row and something was published."""
-    status = summary.get("status") or "ok"
+    status, left = summary.get("status") or "ok", summary.get("pending_left", 0)
     if status == "partial":
         return "partial", f"{summary.get('failed', 0)} rows failed (decision.inference_failures)"
     if status == "budget":
-        return "budget", (
-            f"the budget stopped the run with {summary.get('pending_left', 0)} rows left pending"
-        )
+        return "budget", f"the budget stopped the run with {left} rows left pending"
     if status == "pending":
-        return "partial", f"{summary.get('pending_left', 0)} rows left pending (batch_size)"
+        return "partial", f"{left} rows left pending (batch_size)"
     if status != "ok":
         return "failed", f"inference ended {status}"
     if not written:
@@ -202,15 +198,12 @@ def _run_status(context, summary: dict, written) -> tuple[str, str]:
 def gate_failures_of(context) -> str:
     """The failing dbt tests of the date's ``dbt_production.dbt_run`` (its XCom), or ""."""
     ti = context["ti"]
-    with contextlib.suppress(Exception):
-        found = ti.get_task_states(
-            dag_id=DBT_DAG, task_ids=[DBT_TASK], logical_dates=[context["logical_date"]]
-        )
-        for run_id in found:
-            records = ti.xcom_pull(
+    with contextlib.suppress(Exception):  # no logical date, no dbt run: no tests to name
+        when = [context["logical_date"]]
+        for run_id in ti.get_task_states(dag_id=DBT_DAG, task_ids=[DBT_TASK], logical_dates=when):
+            if records := ti.xcom_pull(
                 dag_id=DBT_DAG, task_ids=DBT_TASK, key=GATE_XCOM_KEY, run_id=run_id
-            )
-            if records:
+            ):
                 return describe_gate(records)
     return ""
 
@@ -290,7 +283,7 @@ def close_unfinished(who: str, logical_date: datetime | None = None) -> list[str
                 line = {"timestamp": ti.end_date.isoformat(), "level": "error", "event": event}
                 with log.open("a") as out:
                     out.write(json.dumps(line) + "\n")
-            ended = "failed" if cut or any(ti.state == "failed" for ti in tis) else "success"
+            ended = "failed" if any(ti.state == "failed" for ti in tis) else "success"
             run.set_state(DagRunState(ended))
             why = "(the scheduler stopped before it did)"
             lines.append(f"marked {run.dag_id} {run.run_id} {ended} {why}")

@@ -39,11 +39,10 @@ def _started_at(pid: int) -> float | None:
         return None
 
 
-def record(processes: dict[str, subprocess.Popen], watchdog: int | None) -> None:
+def record(processes: dict[str, subprocess.Popen], watchdog: int) -> None:
     """Write the pid file: the supervisor, the watchdog and each component (PID, start time)."""
     entries = {name: [p.pid, _started_at(p.pid)] for name, p in processes.items()}
-    me = [os.getpid(), _started_at(os.getpid())]
-    guard = [watchdog, _started_at(watchdog)] if watchdog else None
+    me, guard = [os.getpid(), _started_at(os.getpid())], [watchdog, _started_at(watchdog)]
     data = {"supervisor": me, "watchdog": guard, "components": entries}
     pid_file().write_text(json.dumps(data, indent=1))
 

@@ -22,23 +22,20 @@ from sandbox.control.airflow_env import attempt_log
 _OPEN: dict[Path, TextIO] = {}
 
 
-def log_file(path: Path, *, truncate: bool = False) -> TextIO:
-    """The process-wide handle of ``path`` (append mode), optionally emptied first."""
+def log_file(path: Path) -> TextIO:
+    """The process-wide handle of ``path`` (append mode; a new one once the file is removed)."""
     path = path.resolve()
     file = _OPEN.get(path)
     if file is None or file.closed or not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         file = _OPEN[path] = path.open("a", encoding="utf-8", errors="replace", buffering=1)
-    if truncate:
-        file.seek(0)
-        file.truncate()
     return file
 
 
 @contextlib.contextmanager
-def captured_output(path: Path, *, truncate: bool = False) -> Iterator[Path]:
+def captured_output(path: Path) -> Iterator[Path]:
     """Send all output of the ``with`` block to ``path`` instead of the terminal or cell."""
-    file = log_file(path, truncate=truncate)
+    file = log_file(path)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -74,24 +71,17 @@ class TaskLogs:
     def __init__(self, run_log: Path) -> None:
         self.run_log = run_log
         self.sigterm = signal.getsignal(signal.SIGTERM)
-        self.open: tuple[contextlib.ExitStack, Path, int] | None = None
+        self.capture = contextlib.ExitStack()  # the running attempt's, if any
 
     @hookimpl
     def on_task_instance_running(self, previous_state, task_instance) -> None:
-        self.close()
+        self.capture.close()
         ti = task_instance
         path = attempt_log(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)
-        start = path.stat().st_size if path.exists() else 0
-        stack = contextlib.ExitStack()
-        stack.enter_context(captured_output(path))
-        self.open = (stack, path, start)
+        self.capture.callback(self._copy, path, path.stat().st_size if path.exists() else 0)
+        self.capture.enter_context(captured_output(path))  # ends first, then _copy runs
 
-    def close(self) -> None:
-        """End the running attempt's capture; copy its lines to the run's log."""
-        if self.open is None:
-            return
-        (stack, path, start), self.open = self.open, None
-        stack.close()
+    def _copy(self, path: Path, start: int) -> None:
         signal.signal(signal.SIGTERM, self.sigterm)  # the task runner installs its own
         with path.open(encoding="utf-8", errors="replace") as written:
             written.seek(start)
@@ -99,7 +89,7 @@ class TaskLogs:
 
     @hookimpl
     def on_task_instance_success(self) -> None:  # pluggy passes only the arguments named
-        self.close()
+        self.capture.close()
 
     on_task_instance_failed = on_task_instance_skipped = on_task_instance_success
 
@@ -115,5 +105,5 @@ def task_logs(run_log: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        listener.close()
+        listener.capture.close()
         manager.pm.unregister(listener)

@@ -280,8 +280,7 @@ def _batch_totals(summary: dict) -> dict:
         summary = {**summary, "requests": int(requests), "cost_usd": round(float(cost), 8)}
     inputs, skipped = summary.get("inputs") or 0, summary.get("skipped") or 0
     not_staged = (summary.get("pending_left") or 0) + (summary.get("failed") or 0)
-    summary = {**summary, "done": max(0, inputs - skipped - not_staged)}
-    summary.update(failed=not_staged, pending_left=0)
+    summary.update(done=max(0, inputs - skipped - not_staged), failed=not_staged, pending_left=0)
     if not_staged and summary.get("status") == "ok":
         summary["status"] = "partial"
     return summary
@@ -295,8 +294,7 @@ def write_results(ds: str) -> int:
     with _failure_policy(), task_summary(WRITE_TASK, ds) as line:
         line["published"] = written = int(write_results(parse_date(ds)))
         push(WRITTEN_XCOM_KEY, written)
-        context = current_context()
-        if context is not None:
+        if (context := current_context()) is not None:
             status, detail = run_outcome(final_summary(context["ti"]), written)
             if status != "success":
                 raise SandboxError(f"run ended {status}: {detail}; {written} rows published")

@@ -107,27 +107,14 @@ def _prepare(port: int, scheduler: bool) -> tuple[dict, Path]:
     return env, logs
 
 
-def _exited(processes: dict[str, subprocess.Popen]) -> str | None:
-    """The name of a component that has exited, if any."""
-    return next((name for name, proc in processes.items() if proc.poll() is not None), None)
-
-
-def _wait_healthy(url: str, processes: dict, scheduler: bool, logs: Path) -> None:
-    """Wait until the API server reports every started component healthy."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+def _healthy(url: str, scheduler: bool) -> bool:
+    """True once the API server reports every started component healthy."""
     wanted = ("scheduler", "dag_processor", "triggerer") if scheduler else ()
-    while True:
-        with contextlib.suppress(OSError, ValueError):
-            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
-                report = json.loads(response.read())
-            if all((report.get(c) or {}).get("status") == "healthy" for c in wanted):
-                return
-        if gone := _exited(processes):
-            code = processes[gone].returncode
-            raise SandboxError(f"Airflow's {gone} exited ({code}): see {logs / gone}.log")
-        if time.monotonic() > deadline:
-            raise SandboxError(f"Airflow did not become healthy in time: see {logs}")
-        time.sleep(0.5)
+    with contextlib.suppress(OSError, ValueError):
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
+            report = json.loads(response.read())
+        return all((report.get(c) or {}).get("status") == "healthy" for c in wanted)
+    return False
 
 
 def serve(port: int = 8080, scheduler: bool = False) -> int:
@@ -152,15 +139,20 @@ def serve(port: int = 8080, scheduler: bool = False) -> int:
                 )  # fmt: skip
             supervise.record(processes, watchdog)
         print(f"starting {', '.join(processes)} on {url} (logs: {logs})", flush=True)
-        _wait_healthy(url, processes, scheduler, logs)
-        print(ready_message(url, scheduler), flush=True)
-        if scheduler:
-            print("\n".join(first_view(port)), flush=True)
-        while (gone := _exited(processes)) is None:
+        deadline, ready = time.monotonic() + STARTUP_TIMEOUT_S, False
+        # one loop from start to stop: the ready message once all is healthy, then watch
+        while not (gone := [name for name, p in processes.items() if p.poll() is not None]):
+            if not ready and (ready := _healthy(url, scheduler)):
+                print(ready_message(url, scheduler), flush=True)
+                if scheduler:
+                    print("\n".join(first_view(port)), flush=True)
+            if not ready and time.monotonic() > deadline:
+                raise SandboxError(f"Airflow did not become healthy in time: see {logs}")
             if os.getppid() != parent:  # make was killed: stop as for SIGTERM
                 raise KeyboardInterrupt
             time.sleep(0.5)
-        raise SandboxError(f"Airflow's {gone} exited: see {logs / gone}.log")
+        code = processes[gone[0]].returncode
+        raise SandboxError(f"Airflow's {gone[0]} exited ({code}): see {logs / gone[0]}.log")
     except KeyboardInterrupt:
         return 0
     finally:

@@ -581,7 +581,7 @@ def test_captured_output_takes_prints_logging_and_file_descriptors(
     handler = logging.StreamHandler(sys.stderr)
     logger.addHandler(handler)
     try:
-        with captured_output(log, truncate=True):
+        with captured_output(log):
             print("from print")
             logger.warning("from logging")
             os.write(1, b"from fd 1\n")
@@ -607,7 +607,7 @@ def test_capture_survives_a_handler_whose_stream_was_closed(
     logger = logging.getLogger("sandbox.test_closed_stream")
     logger.addHandler(handler)
     try:
-        with captured_output(tmp_path / "run.log", truncate=True):
+        with captured_output(tmp_path / "run.log"):
             logger.warning("into the log file")
         assert "into the log file" in (tmp_path / "run.log").read_text()
         assert handler.stream is closed

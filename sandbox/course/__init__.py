@@ -3,8 +3,12 @@
 A check turns a learner's answer into a verdict with a hint, never the answer.
 """
 
-from sandbox.course.build_dag import check_pipeline_task
-from sandbox.course.build_dbt import check_dbt_model, check_new_golden_case, check_new_model
+from sandbox.course.build import (
+    check_dbt_model,
+    check_new_golden_case,
+    check_new_model,
+    check_pipeline_task,
+)
 from sandbox.course.hidden import (
     check_escalation_cost,
     check_fading_users,

@@ -35,9 +35,8 @@ def notebook_home(notebook: str) -> Path:
 
 def setup(notebook: str) -> Path:
     """Give this notebook its own, fresh warehouse and Airflow home; print what it uses; return it.
-
-    The folder is emptied unless Airflow is already loaded in this kernel (it cannot be
-    re-pointed). Offline unless ``SANDBOX_LLM=anthropic`` was set before the kernel started."""
+    The folder is emptied unless Airflow is already loaded in this kernel (it cannot be re-pointed).
+    Offline unless ``SANDBOX_LLM=anthropic`` was set before the kernel started."""
     home = notebook_home(notebook)
     fresh = "airflow.configuration" not in sys.modules
     if fresh and home.exists():

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from sandbox.config import DBT_PROJECT_DIR, SHIPPED_AS_OF_DATE, SandboxError, warehouse_path
-from sandbox.course.recall import has_table
+from sandbox.course.notebook import has_table
 from sandbox.course.verdicts import Blank, Miss, blank, digest, exercise, scratch_copy, text
 
 LESSON_MODELS = {"fct_users_per_plan"}  # models the lessons create: not the learner's own

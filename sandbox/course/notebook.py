@@ -33,6 +33,14 @@ def notebook_home(notebook: str) -> Path:
     return notebook_base() / notebook
 
 
+def has_table(name: str) -> bool:
+    """True when this notebook's warehouse holds table ``schema.name``."""
+    from sandbox.warehouse import connect, table_exists
+
+    with connect(read_only=True) as con:
+        return table_exists(con, name)
+
+
 def setup(notebook: str) -> Path:
     """Give this notebook its own, fresh warehouse and Airflow home; print what it uses; return it.
     The folder is emptied unless Airflow is already loaded in this kernel (it cannot be re-pointed).

@@ -20,8 +20,7 @@ _BASE: Path | None = None
 def notebook_base() -> Path:
     """The folder that holds every notebook's own state (see :func:`notebook_home`)."""
     global _BASE
-    scratch = os.environ.get(SCRATCH_ENV)
-    if scratch:
+    if scratch := os.environ.get(SCRATCH_ENV):
         return Path(scratch).expanduser().resolve()
     if _BASE is None:  # remembered before setup() points SANDBOX_WAREHOUSE at the notebook's own
         _BASE = warehouse_path().parent / "notebooks"

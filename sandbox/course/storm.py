@@ -23,7 +23,6 @@ _STATUS_KIND = {
     529: "529 overloaded",
     500: "500 server error",
     504: "timeout",
-    "timeout": "timeout",
 }
 
 

@@ -130,12 +130,6 @@ def blank(answer) -> bool:
     return answer is None
 
 
-def require(answer, hint: str) -> None:
-    """Raise :class:`Blank` with ``hint`` when ``answer`` is blank."""
-    if blank(answer):
-        raise Blank(hint)
-
-
 def text(answer) -> str:
     """A name-like answer, compared without case, quotes or surrounding blanks."""
     return str(scalar(answer)).strip().strip("'\"`").strip().lower()
@@ -291,7 +285,8 @@ def check_rerun_requests(execution_date, answer) -> str:
 
     from sandbox.warehouse import query_df
 
-    require(answer, "set `requests_per_run` to the two numbers, first run first.")
+    if blank(answer):
+        raise Blank("set `requests_per_run` to the two numbers, first run first.")
     found = query_df("select llm_requests from ops.pipeline_runs where execution_date = ? and "
                      "status = 'success' order by recorded_at", [str(execution_date)],
                      ).llm_requests.tolist() if has_table("ops.pipeline_runs") else []  # fmt: skip

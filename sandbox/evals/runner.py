@@ -1,9 +1,8 @@
 """Run the golden set through the decision plane's own prompt, client and validation; score it;
-keep it in ``ops.eval_runs`` and ``ops.eval_cases`` (one row per run, one per golden case).
-
-One request per case, primary model only, the cost estimated first (``--max-cost-usd`` holds up
-front and per request). An answer *agrees* when its type is one of the case's acceptable types
-(an invalid answer never does); recall of ``T`` counts the cases that prefer ``T``."""
+keep it in ``ops.eval_runs`` and ``ops.eval_cases``. One request per case, primary model only, the
+cost estimated first (``--max-cost-usd`` holds up front and per request). An answer *agrees* when
+its type is one of the case's acceptable types (an invalid answer never does); recall of ``T``
+counts the cases that prefer ``T``."""
 
 from __future__ import annotations
 

@@ -3,8 +3,12 @@
 A check turns a learner's answer into a verdict with a hint, never the answer.
 """
 
-from sandbox.course.build_dag import check_pipeline_task
-from sandbox.course.build_dbt import check_dbt_model, check_new_golden_case, check_new_model
+from sandbox.course.build import (
+    check_dbt_model,
+    check_new_golden_case,
+    check_new_model,
+    check_pipeline_task,
+)
 from sandbox.course.hidden import (
     check_escalation_cost,
     check_fading_users,
@@ -15,7 +19,10 @@ from sandbox.course.hidden import (
     recording_client,
 )
 from sandbox.course.notebook import AS_OF, SCRATCH_ENV, cost_note, notebook_home, setup, simulated
-from sandbox.course.recall import (
+from sandbox.course.scale import build_phases, check_batch_cost, check_workers
+from sandbox.course.storm import LOCAL_API_KEY, fault_storm, local_messages_api, plot_storm
+from sandbox.course.verdicts import (
+    MAX_ATTEMPTS,
     RERUN_DATE,
     check_custom_break,
     check_gate_explanation,
@@ -23,9 +30,6 @@ from sandbox.course.recall import (
     check_rerun_requests,
     check_trace,
 )
-from sandbox.course.scale import build_phases, check_batch_cost, check_workers
-from sandbox.course.storm import LOCAL_API_KEY, fault_storm, local_messages_api, plot_storm
-from sandbox.course.verdicts import MAX_ATTEMPTS
 
 # every notebook's exercise checks, in order (each check's ``.exercise`` is its id)
 EXERCISES = {

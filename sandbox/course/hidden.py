@@ -12,11 +12,11 @@ from types import SimpleNamespace
 from sandbox.course.verdicts import (
     Blank,
     Miss,
+    blank,
     call_each,
     digest,
     exercise,
     number,
-    require,
     same_money,
 )
 
@@ -66,7 +66,8 @@ def _recommendations(rng: random.Random, top: str) -> list[tuple]:
 @exercise("00.2")
 def check_top_recommendation(top_sql: str | None) -> str:
     """Exercise 00.2: a query for the most frequent recommendation type of 2026-11-01."""
-    require(top_sql, "write your query in `top_sql` above, then run this cell again.")
+    if blank(top_sql):
+        raise Blank("write your query in `top_sql` above, then run this cell again.")
     rng = random.Random()
     for top in rng.sample(TYPES, 3):  # three different winners: no constant passes
         got = run_hidden(str(top_sql), RECOMMENDATIONS, _recommendations(rng, top))
@@ -92,7 +93,8 @@ def _features(rng: random.Random) -> list[tuple]:
 @exercise("01.1")
 def check_fading_users(answer_sql: str | None) -> str:
     """Exercise 01.1: users active in the last 30 days but not in the last 7, on hidden rows."""
-    require(answer_sql, "write your query in `answer_sql` above, then run this cell again.")
+    if blank(answer_sql):
+        raise Blank("write your query in `answer_sql` above, then run this cell again.")
     rng = random.Random()
     for _ in range(3):
         rows = _features(rng)
@@ -194,7 +196,8 @@ def _ledger(rng: random.Random) -> list[tuple]:
 @exercise("03.2")
 def check_escalation_cost(escalation_sql: str | None) -> str:
     """Exercise 03.2: a query for what the escalations of 2026-11-01 cost, on a hidden ledger."""
-    require(escalation_sql, "write your query in `escalation_sql` above.")
+    if blank(escalation_sql):
+        raise Blank("write your query in `escalation_sql` above.")
     rng = random.Random()
     for _ in range(3):
         rows = _ledger(rng)

@@ -20,8 +20,7 @@ _BASE: Path | None = None
 def notebook_base() -> Path:
     """The folder that holds every notebook's own state (see :func:`notebook_home`)."""
     global _BASE
-    scratch = os.environ.get(SCRATCH_ENV)
-    if scratch:
+    if scratch := os.environ.get(SCRATCH_ENV):
         return Path(scratch).expanduser().resolve()
     if _BASE is None:  # remembered before setup() points SANDBOX_WAREHOUSE at the notebook's own
         _BASE = warehouse_path().parent / "notebooks"
@@ -33,11 +32,18 @@ def notebook_home(notebook: str) -> Path:
     return notebook_base() / notebook
 
 
+def has_table(name: str) -> bool:
+    """True when this notebook's warehouse holds table ``schema.name``."""
+    from sandbox.warehouse import connect, table_exists
+
+    with connect(read_only=True) as con:
+        return table_exists(con, name)
+
+
 def setup(notebook: str) -> Path:
     """Give this notebook its own, fresh warehouse and Airflow home; print what it uses; return it.
-
-    The folder is emptied unless Airflow is already loaded in this kernel (it cannot be
-    re-pointed). Offline unless ``SANDBOX_LLM=anthropic`` was set before the kernel started."""
+    The folder is emptied unless Airflow is already loaded in this kernel (it cannot be re-pointed).
+    Offline unless ``SANDBOX_LLM=anthropic`` was set before the kernel started."""
     home = notebook_home(notebook)
     fresh = "airflow.configuration" not in sys.modules
     if fresh and home.exists():

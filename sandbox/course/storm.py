@@ -23,7 +23,6 @@ _STATUS_KIND = {
     529: "529 overloaded",
     500: "500 server error",
     504: "timeout",
-    "timeout": "timeout",
 }
 
 
@@ -42,10 +41,8 @@ class Storm:
 def fault_storm(
     day: str, *, faults: str, latency_ms: int = 0, workers: int = 10, rows: int | None = None
 ) -> Storm:
-    """Run the engine for ``day`` under ``SANDBOX_MOCK_FAULTS=faults`` and count the wire.
-
-    The day's earlier answers, failures and ledger rows are deleted first, so every storm starts
-    from the same pending rows; ``rows`` sends only the first so many."""
+    """Run the engine for ``day`` under ``SANDBOX_MOCK_FAULTS=faults`` and count the wire; the day's
+    earlier answers, failures and ledger rows go first, so every storm starts from the same rows."""
     import json
     import tempfile
 

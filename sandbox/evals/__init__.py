@@ -3,8 +3,7 @@ prompt and validation, and the change gate (``check_gate``) with its reviewed ba
 
 from sandbox.evals.baseline import GateVerdict, check_gate, check_prompt_evaluated, write_baseline
 from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, add_golden_case, load_golden
-from sandbox.evals.runner import CaseResult, EvalRun, Scores, run_eval, score
-from sandbox.evals.store import record_eval
+from sandbox.evals.runner import CaseResult, EvalRun, Scores, record_eval, run_eval, score
 
 __all__ = [
     "GOLDEN_DIR", "CaseResult", "EvalRun", "GateVerdict", "GoldenCase", "GoldenSet", "Scores",

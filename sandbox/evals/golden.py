@@ -153,9 +153,7 @@ def add_golden_case(
     case: str,
 ) -> None:
     """Append one labelled user to the golden files in ``folder``.
-
-    ``events`` lists ``(days_ago, event_type)`` before :data:`GOLDEN_AS_OF` (``None``: an
-    unclassified event)."""
+    ``events``: ``(days_ago, event_type)`` before :data:`GOLDEN_AS_OF` (``None``: unclassified)."""
     folder = Path(folder)
     if any(row["user_id"] == user_id for row in read_labels(folder)):
         raise SandboxError(f"{user_id} is already in {folder / 'labels.csv'}: pick a new id")

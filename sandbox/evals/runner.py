@@ -1,19 +1,21 @@
-"""Run the golden set through the decision plane's own prompt, client and validation; score it.
-
-One request per case, primary model only, the cost estimated first (``--max-cost-usd`` holds up
-front and per request). An answer *agrees* when its type is one of the case's acceptable types
-(an invalid answer never does); recall of ``T`` counts the cases that prefer ``T``."""
+"""Run the golden set through the decision plane's own prompt, client and validation; score it;
+keep it in ``ops.eval_runs`` and ``ops.eval_cases``. One request per case, primary model only, the
+cost estimated first (``--max-cost-usd`` holds up front and per request). An answer *agrees* when
+its type is one of the case's acceptable types (an invalid answer never does); recall of ``T``
+counts the cases that prefer ``T``."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import anthropic
+import pandas as pd
 
 from sandbox.config import SandboxError, llm_choice
 from sandbox.decision.clients import make_client
@@ -39,6 +41,7 @@ from sandbox.decision.prompt import (
 from sandbox.decision.summary import SIMULATED_COST
 from sandbox.evals.golden import GOLDEN_DIR, GoldenCase, GoldenSet, load_golden
 from sandbox.ids import random_hex
+from sandbox.warehouse import connect
 
 INVALID = "invalid"
 COLUMNS = (*RECOMMENDATION_TYPES, INVALID)  # of the confusion table: every answer
@@ -92,7 +95,7 @@ def _agreeing(results: list[CaseResult]) -> float | None:
 
 
 def score(results: list[CaseResult]) -> Scores:
-    """Compute :class:`Scores` from the case results (see the module docstring)."""
+    """The run's :class:`Scores` (see the module docstring)."""
     n = len(results) or 1  # no results: every ratio is 0
     tokens_in = sum(r.input_tokens for r in results)
     tokens_out = sum(r.output_tokens for r in results)
@@ -158,11 +161,11 @@ class EvalRun:
             f"{SIMULATED_COST if self.llm == 'mock' else 'list price'})",
             "",
             f"{'type':<{width}} precision recall",
+            *(f"{k:<{width}} {_pct(s.precision[k]):>9} {_pct(s.recall[k]):>6}" for k in s.recall),
+            "",
+            "confusion (rows: preferred label, columns: answer)",
+            " " * width + "".join(f"{c:>{width}}" for c in COLUMNS),
         ]
-        for kind in RECOMMENDATION_TYPES:
-            lines.append(f"{kind:<{width}} {_pct(s.precision[kind]):>9} {_pct(s.recall[kind]):>6}")
-        lines += ["", "confusion (rows: preferred label, columns: answer)"]
-        lines.append(" " * width + "".join(f"{c:>{width}}" for c in COLUMNS))
         for kind, row in s.confusion.items():
             lines.append(f"{kind:<{width}}" + "".join(f"{row[c]:>{width}}" for c in COLUMNS))
         if self.skipped:
@@ -201,15 +204,12 @@ def _estimate(
     client: anthropic.Anthropic, chosen: ModelPrice, golden: GoldenSet
 ) -> tuple[TokenCount, CostEstimate, list[str]]:
     """Token counts and cost estimate from the count endpoint (characters / 4 when it fails)."""
-    notes = []
     try:
-        tokens = count_tokens(client, chosen, golden.cases[0].summary)
+        tokens, notes = count_tokens(client, chosen, golden.cases[0].summary), []
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         _stop_if_fatal(exc, chosen.id)
         tokens = approx_count()
-        notes.append(
-            f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"
-        )
+        notes = [f"count_tokens failed ({type(exc).__name__}): tokens estimated as characters / 4"]
     estimate = estimate_cost(
         load_price_book(),
         primary=chosen.id,
@@ -275,3 +275,76 @@ def run_eval(
         skipped=len(answers) - len(results),
         notes=notes,
     )
+
+
+# every evaluation is kept, so a change in agreement traces back to the cases that moved
+DDL = """
+        create schema if not exists ops;
+        create table if not exists ops.eval_runs (
+            eval_run_id varchar not null primary key,
+            evaluated_at timestamp not null,
+            llm varchar not null,
+            model varchar not null,
+            prompt_version varchar not null,
+            golden_inputs_sha varchar not null,
+            summaries_sha varchar not null,
+            cases bigint not null,
+            skipped bigint not null,
+            agreement double not null,
+            invalid_rate double not null,
+            input_tokens bigint not null,
+            output_tokens bigint not null,
+            tokens_per_row double not null,
+            cost_usd double not null,
+            cost_per_row_usd double not null,
+            precision_json varchar not null,
+            recall_json varchar not null,
+            confusion_json varchar not null,
+            elapsed_s double not null,
+            accepted boolean not null
+        );
+        create table if not exists ops.eval_cases (
+            eval_run_id varchar not null,
+            user_id varchar not null,
+            case_name varchar not null,
+            segment varchar not null,
+            acceptable varchar not null,
+            answer_type varchar,
+            confidence_score double,
+            status varchar not null,
+            error_class varchar,
+            agrees boolean not null,
+            input_tokens bigint not null,
+            output_tokens bigint not null,
+            cost_usd double not null,
+            user_summary_for_llm varchar not null,
+            primary key (eval_run_id, user_id)
+        )"""
+
+
+def record_eval(run: EvalRun, *, accepted: bool = False) -> None:
+    """Write one evaluation and its cases (one transaction)."""
+    row = asdict(run.scores)
+    for name in ("precision", "recall", "confusion"):
+        row[f"{name}_json"] = json.dumps(row.pop(name))
+    same = ("eval_run_id", "evaluated_at", "llm", "model", "prompt_version", "skipped", "elapsed_s")
+    row.update(
+        {name: getattr(run, name) for name in same},
+        golden_inputs_sha=run.golden.inputs_sha,
+        summaries_sha=run.golden.summaries_sha,
+        accepted=accepted,
+    )
+    cases = pd.DataFrame(run.results, columns=[f.name for f in fields(CaseResult)]).rename(
+        columns={"case": "case_name", "summary": "user_summary_for_llm"}
+    )
+    cases["acceptable"] = cases["acceptable"].map("|".join)
+    cases["agrees"] = [r.agrees for r in run.results]
+    cases["eval_run_id"] = run.eval_run_id
+    with connect() as con:
+        con.execute(DDL)
+        con.execute("begin")
+        con.register("run_row", pd.DataFrame([row]))
+        con.register("case_rows", cases)
+        con.execute("insert into ops.eval_runs by name select * from run_row")
+        con.execute("insert into ops.eval_cases by name select * from case_rows")
+        con.execute("commit")

@@ -129,7 +129,7 @@ def test_00_planes_pass_right_and_refuse_wrong_blank_and_shortcuts() -> None:
     assert "not a plane" in repr(course.check_planes({k: "dbt" for k in answers}))
     # the shortcut: the answers shipped in clear next to the check
     assert not hasattr(course, "PLANE_OF")
-    assert not course.check_planes(course.recall.PLANE_DIGESTS)
+    assert not course.check_planes(course.verdicts.PLANE_DIGESTS)
 
 
 def test_00_top_type_query_runs_on_hidden_data() -> None:

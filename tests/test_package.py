@@ -9,7 +9,7 @@ from sandbox.config import ROOT
 
 PACKAGE = ROOT / "sandbox"
 FAKE = PACKAGE / "decision" / "fake"
-RUNTIME_LINES = 9_700  # lower it as the package shrinks; the goal is 9,000 (the fake excluded)
+RUNTIME_LINES = 9_100  # lower it as the package shrinks; the goal is 9,000 (the fake excluded)
 
 
 def _modules() -> dict[str, Path]:

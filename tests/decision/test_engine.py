@@ -400,32 +400,20 @@ def test_a_stop_event_ends_the_run_interrupted_keeping_what_came_back(mart, monk
 
 
 def test_a_keyboard_interrupt_keeps_the_rows_in_flight(mart, monkeypatch) -> None:
-    import signal
-    import threading
+    from tqdm.auto import tqdm
 
-    import anthropic
-    import httpx2
-
-    from sandbox.decision.clients import mock_state_dir
-    from sandbox.decision.fake import FakeMessagesAPI
+    from sandbox.decision import realtime
 
     prepare_features(DAY)
-    monkeypatch.setenv("SANDBOX_MOCK_LATENCY_MS", "50")
-    fake, answered = FakeMessagesAPI.from_env(state_dir=mock_state_dir()), []
+    monkeypatch.setenv("SANDBOX_MOCK_LATENCY_MS", "200")  # 40 rows take seconds, not 0.5 s
 
-    def handle(request):  # a real ^C while the calling thread waits for the workers
-        response = fake.handle(request)
-        if request.url.path.endswith("/v1/messages"):
-            answered.append(request)
-            if len(answered) == 5:
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-        return response
+    class CtrlC(tqdm):  # ^C in the calling thread once rows finish, as a notebook's interrupt
+        def update(self, n=1):
+            if n:
+                raise KeyboardInterrupt
+            return super().update(n)
 
-    client = anthropic.Anthropic(
-        api_key="mock-key-offline",
-        http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(handle)),
-    )
-    monkeypatch.setattr("sandbox.decision.steps.make_client", lambda *a, **k: client)
+    monkeypatch.setattr(realtime, "tqdm", CtrlC)
     summary = run(workers=4, escalate=False)
     assert summary.status == "interrupted" and summary.interrupted_by == "KeyboardInterrupt"
     staged = scalar(f"select count(*) from {STAGING}")
@@ -443,9 +431,10 @@ def test_a_keyboard_interrupt_while_workers_start_is_not_masked(mart, monkeypatc
     real_start, starts = threading.Thread.start, []
 
     def start(thread) -> None:  # ^C after the writer and one worker started, before the rest
-        starts.append(thread.name)
-        if len(starts) == 3:
-            raise KeyboardInterrupt
+        if thread.name.startswith("sandbox-"):  # not tqdm's monitor, which the first bar starts
+            starts.append(thread.name)
+            if len(starts) == 3:
+                raise KeyboardInterrupt
         real_start(thread)
 
     monkeypatch.setattr(realtime.threading.Thread, "start", start)
